@@ -1,0 +1,152 @@
+"""The ``fedrec`` command: data, train-central, simulate, evaluate, serve, demo, bench."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from fedrec.cli.options import ConfigOpt, ScenarioOpt, overrides_from, setup_logging
+from fedrec.shared.errors import FedRecError
+
+app = typer.Typer(
+    help="Federated, privacy-preserving recommendations (Flower + Opacus + FastAPI).",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+console = Console()
+
+
+@app.command()
+def data(
+    config: ConfigOpt = None,
+    scenario: ScenarioOpt = None,
+) -> None:
+    """Load the data set, check it, and print what it holds and how it splits."""
+    from fedrec.shared.config import resolve_config
+    from fedrec.shared.data import load_split
+
+    cfg = resolve_config({}, overrides_from(config, scenario))
+    ds, split = load_split(cfg.data)
+    n = len(ds.interactions)
+    table = Table(title=f"{ds.name}")
+    table.add_column("what")
+    table.add_column("value", justify="right")
+    rows = {
+        "users": ds.n_users,
+        "items": ds.n_items,
+        "interactions": n,
+        "density": f"{n / (ds.n_users * ds.n_items):.4%}",
+        "train interactions": len(split.train),
+        "users with a test item": int((split.test_items >= 0).sum()),
+        "users with a validation item": int((split.valid_items >= 0).sum()),
+        "example item text": ds.items.texts[0][:60],
+    }
+    for k, v in rows.items():
+        table.add_row(k, str(v))
+    console.print(table)
+
+
+@app.command("train-central")
+def train_central_cmd(
+    config: ConfigOpt = None,
+    scenario: ScenarioOpt = None,
+    epochs: Annotated[
+        int, typer.Option(help="Maximum epochs (early stopping on validation).")
+    ] = 40,
+    learning_rate: Annotated[float, typer.Option(help="Adam learning rate.")] = 0.005,
+) -> None:
+    """Train the centralized reference MF model and write a servable checkpoint."""
+    from fedrec.simulations.central import run_central
+
+    setup_logging()
+    overrides = overrides_from(config, scenario)
+    overrides.setdefault("run-name", "central")
+    result = run_central(overrides, epochs=epochs, learning_rate=learning_rate)
+    console.print_json(json.dumps(result["test"]))
+    console.print(f"checkpoint: {result['run_dir']}")
+
+
+@app.command()
+def simulate(
+    config: ConfigOpt = None,
+    scenario: ScenarioOpt = None,
+    num_supernodes: Annotated[
+        int | None, typer.Option(help="Simulated clients (default: one per user).")
+    ] = None,
+    verbose: Annotated[bool, typer.Option(help="Show Flower's and Ray's logs too.")] = False,
+) -> None:
+    """Run a federation on Flower's simulation engine; a checkpoint is written each round."""
+    from fedrec.simulations.runner import simulate as run
+
+    setup_logging(verbose)
+    run_dir = run(overrides_from(config, scenario), num_supernodes=num_supernodes, verbose=verbose)
+    console.print(f"run directory: {run_dir}")
+
+
+@app.command()
+def evaluate(
+    model_path: Annotated[
+        Path, typer.Argument(help="A run directory (or checkpoint) to evaluate.")
+    ],
+    personalize_epochs: Annotated[int, typer.Option(help="On-device fit of private factors.")] = 5,
+) -> None:
+    """Evaluate a run on the test split (full ranking and 99 sampled negatives)."""
+    from fedrec.simulations.evaluate import evaluate_run
+
+    setup_logging()
+    console.print_json(json.dumps(evaluate_run(model_path, personalize_epochs=personalize_epochs)))
+
+
+@app.command()
+def serve(
+    model_path: Annotated[Path, typer.Option(help="Run dir, checkpoint dir or output dir.")] = Path(
+        "runs"
+    ),
+    host: Annotated[str, typer.Option()] = "127.0.0.1",
+    port: Annotated[int, typer.Option()] = 8000,
+) -> None:
+    """Serve the newest model over HTTP (FastAPI): /health, /v1/model, recommendations."""
+    from fedrec.server.api.main import serve as run_server
+    from fedrec.server.api.settings import Settings
+
+    setup_logging()
+    run_server(Settings(model_path=str(model_path), host=host, port=port))
+
+
+@app.command()
+def demo(
+    config: ConfigOpt = None,
+    scenario: ScenarioOpt = None,
+    port: Annotated[int, typer.Option(help="Port for the demo HTTP server.")] = 8765,
+) -> None:
+    """The main job: federate on ML-100K with DP, checkpoint, serve, and query over HTTP."""
+    from fedrec.cli.demo import run_demo
+
+    setup_logging()
+    run_demo(overrides_from(config, scenario), port=port, console=console)
+
+
+def _register_bench() -> None:
+    from fedrec.cli.bench import bench_app
+
+    app.add_typer(
+        bench_app, name="bench", help="Measure quality and speed; write docs/benchmarks/."
+    )
+
+
+_register_bench()
+
+
+def main() -> None:
+    """Entry point: domain errors become one clear line and exit code 2, not a traceback."""
+    try:
+        app()
+    except FedRecError as err:
+        console.print(f"[bold red]error:[/] {err}")
+        sys.exit(2)

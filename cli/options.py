@@ -1,0 +1,45 @@
+"""Options and helpers shared by the CLI commands."""
+
+from __future__ import annotations
+
+import logging
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.logging import RichHandler
+
+ConfigOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--config", "-c", help="Setting KEY=VALUE (keys of [tool.flwr.app.config]); repeatable."
+    ),
+]
+ScenarioOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--scenario", "-s", help="A scenario in simulations/scenarios (name or .toml path)."
+    ),
+]
+
+
+def setup_logging(verbose: bool = False) -> None:
+    """Concise progress logs from fedrec; Flower and Ray only when verbose."""
+    handler = RichHandler(
+        console=Console(stderr=True), show_path=False, markup=False, show_time=True
+    )
+    logging.basicConfig(level=logging.INFO, handlers=[handler], format="%(message)s", force=True)
+    quiet = logging.INFO if verbose else logging.WARNING
+    for name in ("flwr", "ray", "opacus", "httpx", "uvicorn.access"):
+        logging.getLogger(name).setLevel(quiet)
+
+
+def overrides_from(config: list[str] | None, scenario: str | None) -> dict[str, Any]:
+    """Scenario file first, then ``-c KEY=VALUE`` pairs (values parsed as TOML when they can be)."""
+    from fedrec.simulations.scenarios import load_scenario, parse_override
+
+    out: dict[str, Any] = load_scenario(scenario) if scenario else {}
+    for item in config or []:
+        key, value = parse_override(item)
+        out[key] = value
+    return out

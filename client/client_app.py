@@ -1,0 +1,111 @@
+"""Flower ClientApp: parse the message, call :mod:`fedrec.client.task`, reply.
+
+The reply carries only the shared parameters (item factors and biases, after local DP-SGD)
+and a few scalars. Private user factors and the privacy ledger stay in the client's state.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from flwr.app import ArrayRecord, Context, Message, MetricRecord, RecordDict
+from flwr.clientapp import ClientApp
+
+from fedrec.client.state import ClientStateStore
+from fedrec.client.task import (
+    client_seed,
+    load_client_data,
+    local_evaluate,
+    local_train,
+    state_dir,
+)
+from fedrec.shared.config import FedRecConfig, resolve_config
+from fedrec.shared.device import resolve_device
+from fedrec.shared.errors import PrivacyBudgetExceeded
+from fedrec.shared.serialization import arrays_to_numpy, numpy_to_arrays
+
+logger = logging.getLogger(__name__)
+
+
+def _node(context: Context) -> tuple[int, int, str | None]:
+    cfg = context.node_config
+    try:
+        pid, num = int(cfg["partition-id"]), int(cfg["num-partitions"])
+    except KeyError as missing:
+        raise ValueError(
+            f"node config lacks {missing}; start the SuperNode with "
+            "--node-config 'partition-id=N num-partitions=M'"
+        ) from None
+    state = cfg.get("state-dir")
+    return pid, num, str(state) if state else None
+
+
+def build_client_app(overrides: dict[str, Any] | None = None) -> ClientApp:
+    """A ClientApp whose settings are the run config with ``overrides`` on top."""
+    app = ClientApp()
+
+    def _setup(msg: Message, context: Context) -> tuple[FedRecConfig, Any, ClientStateStore, int]:
+        cfg = resolve_config(context.run_config, overrides)
+        pid, num, node_state = _node(context)
+        data = load_client_data(cfg, pid, num)
+        store = ClientStateStore(state_dir(cfg, pid, node_state))
+        return cfg, data, store, pid
+
+    @app.train()
+    def train(msg: Message, context: Context) -> Message:
+        t0 = time.perf_counter()
+        cfg, data, store, pid = _setup(msg, context)
+        server_round = int(msg.content["config"]["server-round"])
+        shared = arrays_to_numpy(msg.content["arrays"])
+        state = store.load()
+        budget = float(msg.content["config"].get("epsilon-budget", 0.0))
+        if cfg.privacy.dp_enabled and budget > 0 and state and state.epsilon >= budget:
+            raise PrivacyBudgetExceeded(
+                f"client {pid} has spent epsilon={state.epsilon:.2f} of its budget {budget:.2f}"
+            )
+        updated, result = local_train(
+            cfg,
+            data,
+            shared,
+            store,
+            server_round=server_round,
+            seed=client_seed(cfg, pid),
+            device=resolve_device(str(context.node_config.get("device", "auto"))),
+        )
+        metrics = {
+            "weight": 1.0,  # unweighted mean: example counts would leak dataset sizes
+            "train-loss": result.loss,
+            "steps": float(result.steps),
+            "epsilon": float(result.epsilon if result.epsilon is not None else -1.0),
+            "seconds": time.perf_counter() - t0,
+        }
+        content = RecordDict(
+            {"arrays": numpy_to_arrays(updated), "metrics": MetricRecord(metrics)}
+        )
+        return Message(content=content, reply_to=msg)
+
+    @app.evaluate()
+    def evaluate(msg: Message, context: Context) -> Message:
+        cfg, data, store, pid = _setup(msg, context)
+        config = msg.content["config"]
+        metrics = local_evaluate(
+            cfg,
+            data,
+            arrays_to_numpy(msg.content["arrays"]),
+            store,
+            k=int(config.get("k", 10)),
+            personalize_epochs=int(config.get("personalize-epochs", 0)),
+            seed=client_seed(cfg, pid),
+        )
+        # Coverage is a property of all users' lists together; a per-client value averages
+        # to nonsense, so the server does not get it.
+        metrics = {key: v for key, v in metrics.items() if not key.startswith("coverage")}
+        metrics["weight"] = metrics.get("n_users", 0.0)
+        return Message(content=RecordDict({"metrics": MetricRecord(metrics)}), reply_to=msg)
+
+    return app
+
+
+app = build_client_app()

@@ -1,0 +1,193 @@
+"""The client's work, in plain Python: its data view, local training and local evaluation.
+
+``client_app.py`` only parses messages and calls these functions, as in Flower's app
+template. A client owns one user (cross-device) or a block of users (cross-silo); the
+users' factors are private and live in :mod:`fedrec.client.state`.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from fedrec.client.state import ClientState, ClientStateStore
+from fedrec.shared.config import FedRecConfig
+from fedrec.shared.data import load_split, partition_users
+from fedrec.shared.evaluation import UserEval, evaluate_user, sample_negatives, summarize
+from fedrec.shared.models.mf import MatrixFactorization, init_user_factors
+from fedrec.shared.training import LocalResult, finetune_users, train_local
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ClientData:
+    """One client's slice of the data: its users and their interactions only."""
+
+    users: np.ndarray  # global user indices owned by this client
+    train_users: np.ndarray  # local user index (0..len(users)-1) per training row
+    train_items: np.ndarray  # item index per training row
+    exclude: list[np.ndarray]  # per local user: items never to rank (train + valid)
+    seen: list[np.ndarray]  # per local user: every item they touched (for negatives)
+    test_items: np.ndarray  # per local user, -1 when none
+    n_items: int
+
+
+def load_client_data(cfg: FedRecConfig, partition_id: int, num_partitions: int) -> ClientData:
+    """This partition's users and data (the split is loaded once per process)."""
+    _, split = load_split(cfg.data)
+    users = partition_users(split.n_users, num_partitions=num_partitions, seed=cfg.data.seed)[
+        partition_id
+    ]
+    mask = np.isin(split.train.users, users)
+    local_of = {int(u): k for k, u in enumerate(users)}
+    train_users = np.array([local_of[int(u)] for u in split.train.users[mask]], dtype=np.int64)
+    train_items = split.train.items[mask].astype(np.int64)
+    exclude, seen = [], []
+    for k, u in enumerate(users):
+        own = np.unique(train_items[train_users == k])
+        valid, test = int(split.valid_items[u]), int(split.test_items[u])
+        extra = [i for i in (valid,) if i >= 0]
+        exclude.append(np.union1d(own, np.array(extra, dtype=np.int64)))
+        seen.append(np.union1d(exclude[-1], np.array([t for t in (test,) if t >= 0], dtype=np.int64)))
+    return ClientData(
+        users=users,
+        train_users=train_users,
+        train_items=train_items,
+        exclude=exclude,
+        seen=seen,
+        test_items=split.test_items[users].astype(np.int64),
+        n_items=split.n_items,
+    )
+
+
+def client_seed(cfg: FedRecConfig, partition_id: int) -> int:
+    """A per-client seed derived from the run seed (distinct for every partition)."""
+    return cfg.data.seed * 100_003 + partition_id
+
+
+def state_dir(cfg: FedRecConfig, partition_id: int, node_state_dir: str | None) -> Path:
+    """Where this client keeps its private state."""
+    if node_state_dir:
+        return Path(node_state_dir)
+    return Path(cfg.output.output_dir) / cfg.output.run_name / "clients" / f"partition-{partition_id}"
+
+
+def build_model(
+    cfg: FedRecConfig,
+    data: ClientData,
+    shared: dict[str, np.ndarray],
+    state: ClientState | None,
+    *,
+    seed: int,
+) -> MatrixFactorization:
+    """The local MF model: global shared tensors + this client's private user factors."""
+    model = MatrixFactorization(len(data.users), data.n_items, cfg.train.embedding_dim)
+    model.set_shared(shared)
+    if state is not None:
+        model.set_users(state.user_factors)
+    else:
+        model.set_users(init_user_factors(len(data.users), cfg.train.embedding_dim, seed=seed))
+    return model
+
+
+def local_train(
+    cfg: FedRecConfig,
+    data: ClientData,
+    shared: dict[str, np.ndarray],
+    store: ClientStateStore,
+    *,
+    server_round: int,
+    seed: int,
+    device: torch.device,
+) -> tuple[dict[str, np.ndarray], LocalResult]:
+    """One round of local training; saves the private state and returns the shared update."""
+    state = store.load()
+    model = build_model(cfg, data, shared, state, seed=seed)
+    result = train_local(
+        model,
+        data.train_users,
+        data.train_items,
+        train=cfg.train,
+        privacy=cfg.privacy,
+        accountant_history=state.accountant_history if state else None,
+        seed=seed * 1_000_003 + server_round,
+        device=device,
+    )
+    rounds = (state.rounds_trained if state else []) + [server_round]
+    store.save(
+        ClientState(
+            user_factors=model.get_users(),
+            accountant_history=result.accountant_history,
+            rounds_trained=rounds,
+            epsilon=result.epsilon or 0.0,
+        )
+    )
+    return model.get_shared(), result
+
+
+def local_user_evals(
+    cfg: FedRecConfig,
+    data: ClientData,
+    shared: dict[str, np.ndarray],
+    state: ClientState | None,
+    *,
+    k: int,
+    personalize_epochs: int,
+    seed: int,
+) -> list[UserEval]:
+    """Rank each local user's held-out item with the private factor over the full catalogue.
+
+    The private factor is first fit a few epochs on the user's own training items with the
+    item side frozen (on-device personalisation). That fit is a throw-away copy: it never
+    feeds the DP training of shared parameters.
+    """
+    model = build_model(cfg, data, shared, state, seed=seed)
+    finetune_users(
+        model,
+        data.train_users,
+        data.train_items,
+        train=cfg.train,
+        epochs=personalize_epochs,
+        seed=seed,
+    )
+    with torch.no_grad():
+        scores = model.score_all(torch.arange(len(data.users))).numpy()
+    evals = []
+    for j, user in enumerate(data.users):
+        target = int(data.test_items[j])
+        if target < 0:
+            continue
+        negatives = sample_negatives(
+            data.n_items, data.seen[j], n=99, seed=cfg.data.seed, user=int(user)
+        )
+        evals.append(
+            evaluate_user(scores[j], target=target, exclude=data.exclude[j], negatives=negatives, k=k)
+        )
+    return evals
+
+
+def local_evaluate(
+    cfg: FedRecConfig,
+    data: ClientData,
+    shared: dict[str, np.ndarray],
+    store: ClientStateStore,
+    *,
+    k: int,
+    personalize_epochs: int,
+    seed: int,
+) -> dict[str, float]:
+    """This client's metrics, averaged over its users (see :func:`local_user_evals`).
+
+    The averages sent back are not covered by the DP guarantee (see docs/privacy.md).
+    """
+    evals = local_user_evals(
+        cfg, data, shared, store.load(), k=k, personalize_epochs=personalize_epochs, seed=seed
+    )
+    if not evals:
+        return {"n_users": 0.0}
+    return summarize(evals, k=k, n_items=data.n_items)

@@ -1,0 +1,5 @@
+"""``python -m fedrec`` is the ``fedrec`` command."""
+
+from fedrec.cli.main import main
+
+main()

@@ -1,0 +1,146 @@
+"""Flower ServerApp: rounds of FedAvg over shared item parameters, a checkpoint per round.
+
+The round loop is written out here (rather than ``Strategy.start``) because fedrec needs
+two things the stock loop lacks: a versioned checkpoint after every round, and resuming a
+run from its last checkpoint. Sampling, message construction and aggregation stay with the
+Flower strategy (:class:`fedrec.server.strategy.FedRecStrategy`).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+from flwr.app import ArrayRecord, ConfigRecord, Context
+from flwr.serverapp import Grid, ServerApp
+
+from fedrec.server.strategy import FedRecStrategy
+from fedrec.shared.checkpoint import latest_round, load_checkpoint, save_catalog, save_checkpoint
+from fedrec.shared.config import FedRecConfig, resolve_config
+from fedrec.shared.data import load_dataset
+from fedrec.shared.errors import ConfigError
+from fedrec.shared.models.mf import init_shared
+from fedrec.shared.privacy import report_for
+from fedrec.shared.serialization import arrays_to_numpy, numpy_to_arrays
+
+logger = logging.getLogger(__name__)
+
+EVAL_K = 10
+ROUND_TIMEOUT_S = 3600.0
+
+
+def _start_state(
+    cfg: FedRecConfig, run_dir: Path, n_items: int
+) -> tuple[int, ArrayRecord, list[dict[str, Any]], float]:
+    """Round to start at, global arrays, history and epsilon so far (fresh or resumed)."""
+    last = latest_round(run_dir)
+    if last is None:
+        shared = init_shared(n_items, cfg.train.embedding_dim, seed=cfg.data.seed)
+        return 1, numpy_to_arrays(shared), [], 0.0
+    if not cfg.output.resume:
+        raise ConfigError(
+            f"{run_dir} already holds checkpoints up to round {last}; set resume=true to "
+            "continue it, or choose another run-name"
+        )
+    ckpt = load_checkpoint(run_dir, round=last)
+    saved = ckpt.manifest.get("config", {})
+    for key in ("dataset", "data-path", "embedding-dim", "seed", "implicit-threshold"):
+        if key in saved and saved[key] != cfg.to_run_config()[key]:
+            raise ConfigError(
+                f"cannot resume {run_dir}: {key} was {saved[key]!r}, now "
+                f"{cfg.to_run_config()[key]!r}; use another run-name for new settings"
+            )
+    privacy = ckpt.manifest.get("privacy") or {}
+    eps = float(privacy.get("epsilon") or 0.0)
+    logger.info("resuming %s from round %d", run_dir, last)
+    return last + 1, numpy_to_arrays(ckpt.tensors), list(ckpt.manifest.get("history", [])), eps
+
+
+def _progress_line(row: dict[str, Any], num_rounds: int) -> str:
+    parts = [
+        f"round {row['round']}/{num_rounds}",
+        f"clients {int(row.get('clients-ok', 0))} ok"
+        f"/{int(row.get('clients-failed', 0))} failed/{int(row.get('clients-rejected', 0))} rejected",
+    ]
+    if "train-loss" in row:
+        parts.append(f"loss {row['train-loss']:.4f}")
+    if "epsilon" in row:
+        parts.append(f"eps {row['epsilon']:.2f}")
+    if f"eval/ndcg@{EVAL_K}_full" in row:
+        parts.append(
+            f"HR@{EVAL_K} {row[f'eval/hr@{EVAL_K}_full']:.4f} NDCG@{EVAL_K} "
+            f"{row[f'eval/ndcg@{EVAL_K}_full']:.4f} ({int(row.get('eval/n_users', 0))} users)"
+        )
+    parts.append(f"{row['seconds']:.1f}s")
+    return " | ".join(parts)
+
+
+def run_federation(grid: Grid, cfg: FedRecConfig) -> Path:
+    """Run (or resume) the federation described by ``cfg``; returns the run directory."""
+    dataset = load_dataset(cfg.data)  # the server uses the public item catalogue only
+    run_dir = Path(cfg.output.output_dir) / cfg.output.run_name
+    save_catalog(run_dir, dataset.items)
+    start, arrays, history, eps_max = _start_state(cfg, run_dir, dataset.n_items)
+    fed = cfg.federation
+    if start > fed.num_rounds:
+        logger.info("%s is complete (%d rounds); nothing to train", run_dir, fed.num_rounds)
+        return run_dir
+    strategy = FedRecStrategy(
+        fraction_train=fed.fraction_train,
+        fraction_evaluate=fed.fraction_evaluate,
+        min_train_nodes=fed.min_train_nodes,
+        server_learning_rate=fed.server_learning_rate,
+    )
+    for rnd in range(start, fed.num_rounds + 1):
+        t0 = time.perf_counter()
+        replies = grid.send_and_receive(
+            strategy.configure_train(rnd, arrays, ConfigRecord({}), grid), timeout=ROUND_TIMEOUT_S
+        )
+        new_arrays, train_metrics = strategy.aggregate_train(rnd, replies)
+        if new_arrays is not None:
+            arrays = new_arrays
+        row: dict[str, Any] = {"round": rnd, **dict(train_metrics or {})}
+        eps_max = max(eps_max, float(row.get("epsilon-max", 0.0)))
+        if cfg.privacy.dp_enabled:
+            row["epsilon"] = eps_max
+
+        final = rnd == fed.num_rounds
+        strategy.fraction_evaluate = 1.0 if final and fed.final_evaluate_all else fed.fraction_evaluate
+        eval_config = ConfigRecord({"k": EVAL_K, "personalize-epochs": fed.personalize_epochs})
+        if strategy.fraction_evaluate > 0:
+            eval_replies = grid.send_and_receive(
+                strategy.configure_evaluate(rnd, arrays, eval_config, grid), timeout=ROUND_TIMEOUT_S
+            )
+            eval_metrics = strategy.aggregate_evaluate(rnd, eval_replies)
+            row.update({f"eval/{k}": float(v) for k, v in dict(eval_metrics or {}).items()})  # type: ignore[arg-type]
+        row["seconds"] = time.perf_counter() - t0
+        history.append(row)
+        save_checkpoint(
+            run_dir,
+            round=rnd,
+            tensors=arrays_to_numpy(arrays),
+            run_name=cfg.output.run_name,
+            kind="federated",
+            config=cfg.to_run_config(),
+            metrics=row,
+            history=history,
+            privacy=report_for(cfg.privacy, eps_max if cfg.privacy.dp_enabled else None),
+        )
+        logger.info(_progress_line(row, fed.num_rounds))
+    return run_dir
+
+
+def build_server_app(overrides: dict[str, Any] | None = None) -> ServerApp:
+    """A ServerApp whose settings are the run config with ``overrides`` on top."""
+    app = ServerApp()
+
+    @app.main()
+    def main(grid: Grid, context: Context) -> None:
+        run_federation(grid, resolve_config(context.run_config, overrides))
+
+    return app
+
+
+app = build_server_app()

@@ -1,0 +1,222 @@
+"""All run settings in one typed place.
+
+Flower passes settings as a flat mapping with hyphenated keys (``[tool.flwr.app.config]``
+in ``pyproject.toml``, overridable with ``flwr run . --run-config``). :func:`from_run_config`
+parses that mapping once into frozen dataclasses that validate themselves; everything else
+in fedrec takes the dataclasses. A test keeps the defaults here equal to ``pyproject.toml``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+from fedrec.shared.errors import ConfigError
+
+DATASETS = ("ml-100k", "ml-1m", "ml-latest", "generic")
+
+
+def _check(condition: bool, message: str) -> None:
+    if not condition:
+        raise ConfigError(message)
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Which data, how it is split, and the implicit-feedback view."""
+
+    dataset: str = "ml-100k"
+    data_path: str = ""  # empty: the embedded ML-100K; else a folder or a ratings file
+    implicit_threshold: float = 0.0  # keep ratings >= threshold as positives; 0 keeps all
+    seed: int = 42
+
+    def __post_init__(self) -> None:
+        _check(
+            self.dataset in DATASETS,
+            f"dataset must be one of {', '.join(DATASETS)}, got {self.dataset!r}",
+        )
+        _check(self.implicit_threshold >= 0, "implicit-threshold must be >= 0")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """The MF model and the local optimisation every trainer (central or client) uses."""
+
+    embedding_dim: int = 32
+    local_epochs: int = 1
+    batch_size: int = 32
+    learning_rate: float = 0.05
+    num_negatives: int = 4
+
+    def __post_init__(self) -> None:
+        _check(1 <= self.embedding_dim <= 4096, "embedding-dim must be in [1, 4096]")
+        _check(self.local_epochs >= 1, "local-epochs must be >= 1")
+        _check(self.batch_size >= 1, "batch-size must be >= 1")
+        _check(self.learning_rate > 0, "learning-rate must be > 0")
+        _check(self.num_negatives >= 1, "num-negatives must be >= 1")
+
+
+@dataclass(frozen=True)
+class PrivacyConfig:
+    """Record-level DP-SGD (Opacus) on the client.
+
+    Unit of privacy: one interaction (user, item, rating) of one user. Every parameter
+    trained on the client's records -- the private user factor, the shared item factors
+    and biases -- is trained by the same DP-SGD optimizer, so the per-sample sensitivity
+    argument holds. Negatives are drawn uniformly from the whole catalogue, never from
+    the complement of the user's items, so no sample depends on other records.
+    """
+
+    dp_enabled: bool = True
+    noise_multiplier: float = 0.8
+    max_grad_norm: float = 1.0
+    target_delta: float = 1e-5
+
+    def __post_init__(self) -> None:
+        _check(self.noise_multiplier >= 0, "noise-multiplier must be >= 0")
+        _check(self.max_grad_norm > 0, "max-grad-norm must be > 0")
+        _check(0 < self.target_delta < 1, "target-delta must be in (0, 1)")
+        _check(
+            not self.dp_enabled or self.noise_multiplier > 0,
+            "dp-enabled needs noise-multiplier > 0 (set dp-enabled=false to train without DP)",
+        )
+
+
+@dataclass(frozen=True)
+class FederationConfig:
+    """Rounds, client sampling and server-side aggregation."""
+
+    num_rounds: int = 20
+    fraction_train: float = 0.1
+    fraction_evaluate: float = 0.2
+    min_train_nodes: int = 2
+    final_evaluate_all: bool = True
+    personalize_epochs: int = 5  # on-device fit of the private factor before ranking
+    server_learning_rate: float = 1.0
+
+    def __post_init__(self) -> None:
+        _check(self.num_rounds >= 1, "num-rounds must be >= 1")
+        _check(0 < self.fraction_train <= 1, "fraction-train must be in (0, 1]")
+        _check(0 <= self.fraction_evaluate <= 1, "fraction-evaluate must be in [0, 1]")
+        _check(self.min_train_nodes >= 1, "min-train-nodes must be >= 1")
+        _check(self.server_learning_rate > 0, "server-learning-rate must be > 0")
+        _check(self.personalize_epochs >= 0, "personalize-epochs must be >= 0")
+
+
+@dataclass(frozen=True)
+class OutputConfig:
+    """Where checkpoints and client state go, and whether to resume."""
+
+    output_dir: str = "runs"
+    run_name: str = "ml100k-default"
+    resume: bool = True
+
+    def __post_init__(self) -> None:
+        _check(bool(self.run_name.strip()), "run-name must not be empty")
+        _check("/" not in self.run_name, "run-name must not contain '/'")
+
+
+@dataclass(frozen=True)
+class FedRecConfig:
+    """Every setting of a run."""
+
+    data: DataConfig = field(default_factory=DataConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    privacy: PrivacyConfig = field(default_factory=PrivacyConfig)
+    federation: FederationConfig = field(default_factory=FederationConfig)
+    output: OutputConfig = field(default_factory=OutputConfig)
+
+    def to_run_config(self) -> dict[str, Any]:
+        """The flat hyphenated mapping Flower uses (inverse of :func:`from_run_config`)."""
+        flat: dict[str, Any] = {}
+        for section in fields(self):
+            part = getattr(self, section.name)
+            for f in fields(part):
+                flat[f.name.replace("_", "-")] = getattr(part, f.name)
+        return flat
+
+    def replace(self, **overrides: Any) -> FedRecConfig:
+        """A copy with some flat hyphenated (or underscored) keys changed."""
+        flat = self.to_run_config()
+        for key, value in overrides.items():
+            flat[key.replace("_", "-")] = value
+        return from_run_config(flat)
+
+
+def _coerce(value: Any, target: type, key: str) -> Any:
+    if target is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("true", "false", "1", "0"):
+            return value.lower() in ("true", "1")
+        if isinstance(value, int) and value in (0, 1):
+            return bool(value)
+        raise ConfigError(f"{key} must be true or false, got {value!r}")
+    if target is int:
+        if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+            raise ConfigError(f"{key} must be an integer, got {value!r}")
+        try:
+            return int(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{key} must be an integer, got {value!r}") from None
+    if target is float:
+        if isinstance(value, bool):
+            raise ConfigError(f"{key} must be a number, got {value!r}")
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{key} must be a number, got {value!r}") from None
+    return str(value)
+
+
+_TYPES = {"int": int, "float": float, "bool": bool, "str": str}
+
+
+def from_run_config(run_config: Mapping[str, Any]) -> FedRecConfig:
+    """Parse Flower's flat run config; unknown keys are an error (they are usually typos)."""
+    remaining = dict(run_config)
+    sections: dict[str, Any] = {}
+    for section in fields(FedRecConfig):
+        cls = section.default_factory  # type: ignore[misc]
+        kwargs: dict[str, Any] = {}
+        for f in fields(cls):
+            key = f.name.replace("_", "-")
+            if key in remaining:
+                kwargs[f.name] = _coerce(remaining.pop(key), _TYPES[str(f.type)], key)
+        sections[section.name] = cls(**kwargs)
+    if remaining:
+        known = sorted(FedRecConfig().to_run_config())
+        raise ConfigError(
+            f"unknown config key(s) {sorted(remaining)}; known keys: {', '.join(known)}"
+        )
+    return FedRecConfig(**sections)
+
+
+def resolve_config(
+    run_config: Mapping[str, Any] | None, overrides: Mapping[str, Any] | None = None
+) -> FedRecConfig:
+    """Defaults, then Flower's run config, then programmatic overrides (last wins)."""
+    flat = FedRecConfig().to_run_config()
+    flat.update(run_config or {})
+    flat.update({k.replace("_", "-"): v for k, v in (overrides or {}).items()})
+    return from_run_config(flat)
+
+
+def default_config() -> FedRecConfig:
+    """The defaults (equal to ``[tool.flwr.app.config]`` in ``pyproject.toml``)."""
+    return FedRecConfig()
+
+
+__all__ = [
+    "DATASETS",
+    "DataConfig",
+    "FederationConfig",
+    "FedRecConfig",
+    "OutputConfig",
+    "PrivacyConfig",
+    "TrainConfig",
+    "default_config",
+    "from_run_config",
+    "resolve_config",
+]

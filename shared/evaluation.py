@@ -1,0 +1,431 @@
+"""Leave-one-out evaluation: rank each user's held-out item, then summarise.
+
+Two protocols, reported side by side:
+
+* **Full ranking** (:func:`full_rank`): the held-out item is ranked against every item the
+  user has not trained on. This is the honest number.
+* **Sampled** (:func:`sample_negatives`, :func:`sampled_rank`): the held-out item is ranked
+  against 99 items the user never interacted with, as much of the literature does (NCF and
+  followers). Sampled metrics are inflated and may even order models differently from full
+  ranking; they are kept only for comparison with published numbers.
+
+Ties are always broken pessimistically: every other candidate scoring the same as the held-out
+item counts as ranked ahead of it, so a constant model ranks it last, never first. NaN scores
+never help either: a NaN target ranks last and a NaN candidate counts as ahead of the target
+(:func:`top_k` lists NaN-scored items last).
+
+The per-user step, :func:`evaluate_user`, needs nothing but the user's own scores, so a
+federated client runs it on its private data and sends only :func:`summarize`'s aggregates;
+the server combines those with :func:`aggregate_client_metrics`. :func:`evaluate_model` runs
+the same per-user step centrally over a whole :class:`~fedrec.shared.data.dataset.Split`.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+from fedrec.shared.data.dataset import Split
+from fedrec.shared.metrics import (
+    catalogue_coverage,
+    hit_rate_at_k,
+    mrr_at_k,
+    ndcg_at_k,
+)
+
+logger = logging.getLogger(__name__)
+
+ScoreFn = Callable[[np.ndarray], np.ndarray]
+"""Maps a batch of user indices ``[batch]`` to a score matrix ``[batch, n_items]``."""
+
+_SUMMED_KEYS = ("n_users", "n_clients")
+
+
+# ---------------------------------------------------------------- validation helpers
+
+
+def _check_scores(scores: np.ndarray) -> np.ndarray:
+    array = np.asarray(scores)
+    if array.ndim != 1 or array.size == 0:
+        raise ValueError(f"scores must be a non-empty 1-D [n_items] array, got {array.shape}")
+    return array
+
+
+def _check_item(item: int, n_items: int, name: str) -> int:
+    if isinstance(item, bool) or not isinstance(item, int | np.integer):
+        raise ValueError(f"{name} must be an integer item index, got {item!r}")
+    if not 0 <= item < n_items:
+        raise ValueError(f"{name} must be an item index in [0, {n_items}), got {item}")
+    return int(item)
+
+
+def _as_items(items: np.ndarray | Sequence[int], n_items: int, name: str) -> np.ndarray:
+    array = np.asarray(items)
+    if array.size == 0:
+        return np.zeros(0, dtype=np.int64)
+    if array.ndim != 1 or not np.issubdtype(array.dtype, np.integer):
+        raise ValueError(
+            f"{name} must be a 1-D array of integer item indices, "
+            f"got shape {array.shape} dtype {array.dtype}"
+        )
+    if array.min() < 0 or array.max() >= n_items:
+        raise ValueError(
+            f"{name} must hold item indices in [0, {n_items}), "
+            f"got values in [{array.min()}, {array.max()}] (drop -1 placeholders first)"
+        )
+    return array.astype(np.int64, copy=False)
+
+
+def _check_k(k: int) -> None:
+    if isinstance(k, bool) or not isinstance(k, int | np.integer) or k < 1:
+        raise ValueError(f"k must be an integer >= 1, got {k!r}")
+
+
+# ---------------------------------------------------------------- core (no validation)
+
+
+def _candidate_mask(n_items: int, exclude: np.ndarray, target: int) -> np.ndarray:
+    mask = np.ones(n_items, dtype=bool)
+    mask[exclude] = False
+    mask[target] = True
+    return mask
+
+
+def _rank_against(scores: np.ndarray, target: int, others: np.ndarray) -> int:
+    """Pessimistic rank of ``target`` among ``others`` (scores of the other candidates).
+
+    ``not (other < target)`` counts higher scores, ties, and NaN on either side as ahead.
+    """
+    return int(np.count_nonzero(~(others < scores[target])))
+
+
+def _full_rank(scores: np.ndarray, target: int, mask: np.ndarray) -> int:
+    # The target is in the mask and never below itself, so it counts once: subtract it.
+    return _rank_against(scores, target, scores[mask]) - 1
+
+
+def _top_k(scores: np.ndarray, mask: np.ndarray, k: int) -> np.ndarray:
+    candidates = np.flatnonzero(mask)  # ascending, so index order breaks ties
+    values = scores[candidates].astype(np.float64, copy=True)
+    values[np.isnan(values)] = -np.inf
+    if candidates.size > k:
+        kth = np.argpartition(-values, k - 1)[:k]
+        threshold = values[kth].min()
+        above = np.flatnonzero(values > threshold)
+        at = np.flatnonzero(values == threshold)[: k - above.size]
+        keep = np.concatenate((above, at))
+        candidates, values = candidates[keep], values[keep]
+    order = np.lexsort((candidates, -values))
+    return candidates[order]
+
+
+# ---------------------------------------------------------------- public per-user API
+
+
+def full_rank(scores: np.ndarray, target: int, exclude: np.ndarray | Sequence[int]) -> int:
+    """0-based rank of ``target`` among every item not in ``exclude``.
+
+    Args:
+        scores: ``[n_items]`` model scores of one user, higher = better.
+        target: the held-out item index.
+        exclude: items that are not candidates: the user's training items and, when
+            evaluating the test item, the validation item. ``target`` is never excluded,
+            even if listed.
+
+    Returns:
+        ``#(candidates scoring above target) + #(other candidates scoring equal)``, so a
+        constant model gets ``n_candidates - 1``.
+    """
+    scores = _check_scores(scores)
+    n_items = scores.shape[0]
+    target = _check_item(target, n_items, "target")
+    exclude = _as_items(exclude, n_items, "exclude")
+    return _full_rank(scores, target, _candidate_mask(n_items, exclude, target))
+
+
+def sample_negatives(
+    n_items: int,
+    exclude: np.ndarray | Sequence[int],
+    *,
+    n: int = 99,
+    seed: int,
+    user: int,
+) -> np.ndarray:
+    """Draw ``n`` distinct items the user never interacted with, the same for every model.
+
+    Args:
+        n_items: catalogue size.
+        exclude: every item the user interacted with (train, validation and test items).
+        n: how many negatives; if fewer items are left, all of them are returned.
+        seed: run seed; with ``user`` it seeds ``np.random.default_rng([seed, user])``, so
+            the draw depends on nothing else (not the model, the batch, or other users).
+        user: the user's global index (a federated client must pass the same index the
+            central evaluator uses to get the same negatives).
+
+    Returns:
+        Sorted int64 item indices, disjoint from ``exclude``.
+    """
+    if n < 0:
+        raise ValueError(f"n (number of negatives) must be >= 0, got {n}")
+    if seed < 0 or user < 0:
+        raise ValueError(f"seed and user must be >= 0 to seed the generator, got {seed}, {user}")
+    if n_items < 1:
+        raise ValueError(f"n_items must be >= 1, got {n_items}")
+    exclude = _as_items(exclude, n_items, "exclude")
+    allowed = np.ones(n_items, dtype=bool)
+    allowed[exclude] = False
+    pool = np.flatnonzero(allowed)
+    if pool.size <= n:
+        return pool
+    rng = np.random.default_rng([seed, user])
+    return np.sort(rng.choice(pool, size=n, replace=False))
+
+
+def sampled_rank(scores: np.ndarray, target: int, negatives: np.ndarray | Sequence[int]) -> int:
+    """0-based rank of ``target`` among ``negatives`` (ties pessimistic, as :func:`full_rank`).
+
+    Args:
+        scores: ``[n_items]`` model scores of one user.
+        target: the held-out item index.
+        negatives: distinct item indices not containing ``target``
+            (see :func:`sample_negatives`).
+    """
+    scores = _check_scores(scores)
+    n_items = scores.shape[0]
+    target = _check_item(target, n_items, "target")
+    negatives = _check_negatives(negatives, n_items, target)
+    return _rank_against(scores, target, scores[negatives])
+
+
+def _check_negatives(
+    negatives: np.ndarray | Sequence[int], n_items: int, target: int
+) -> np.ndarray:
+    array = _as_items(negatives, n_items, "negatives")
+    if np.unique(array).size != array.size:
+        raise ValueError("negatives must be distinct items; a duplicate would count twice")
+    if (array == target).any():
+        raise ValueError(
+            f"negatives contain the target item {target}; draw them with sample_negatives "
+            "excluding every item the user interacted with"
+        )
+    return array
+
+
+def top_k(scores: np.ndarray, exclude: np.ndarray | Sequence[int], k: int) -> np.ndarray:
+    """Return the ``k`` best-scoring items not in ``exclude``, best first.
+
+    Ties are ordered by item index (lower first) and NaN scores sort last, so the list is
+    deterministic. Returns fewer than ``k`` items when fewer candidates exist.
+    """
+    scores = _check_scores(scores)
+    _check_k(k)
+    n_items = scores.shape[0]
+    allowed = np.ones(n_items, dtype=bool)
+    allowed[_as_items(exclude, n_items, "exclude")] = False
+    return _top_k(scores, allowed, k)
+
+
+@dataclass(frozen=True, eq=False)
+class UserEval:
+    """One user's evaluation: ranks under both protocols and the recommended list.
+
+    ``top_k`` is read-only. Instances compare by identity (the array has no scalar ``==``).
+    """
+
+    rank_full: int
+    rank_sampled: int
+    top_k: np.ndarray
+
+
+def evaluate_user(
+    scores: np.ndarray,
+    *,
+    target: int,
+    exclude: np.ndarray | Sequence[int],
+    negatives: np.ndarray | Sequence[int],
+    k: int = 10,
+) -> UserEval:
+    """Evaluate one user from their private scores; what a federated client runs locally.
+
+    Args:
+        scores: ``[n_items]`` model scores for this user.
+        target: the held-out item (test or validation).
+        exclude: non-candidates for full ranking and top-k: the user's training items plus
+            the other held-out item (validation when evaluating test, and vice versa).
+        negatives: the user's sampled negatives (:func:`sample_negatives`).
+        k: length of the recommended list.
+    """
+    scores = _check_scores(scores)
+    _check_k(k)
+    n_items = scores.shape[0]
+    target = _check_item(target, n_items, "target")
+    exclude = _as_items(exclude, n_items, "exclude")
+    negatives = _check_negatives(negatives, n_items, target)
+    mask = _candidate_mask(n_items, exclude, target)
+    recommended = _top_k(scores, mask, k)
+    recommended.setflags(write=False)
+    return UserEval(
+        rank_full=_full_rank(scores, target, mask),
+        rank_sampled=_rank_against(scores, target, scores[negatives]),
+        top_k=recommended,
+    )
+
+
+# ---------------------------------------------------------------- aggregation
+
+
+def summarize(evals: Sequence[UserEval], *, k: int, n_items: int) -> dict[str, float]:
+    """Average per-user evaluations into the reported metrics.
+
+    Returns keys ``hr@{k}_full``, ``ndcg@{k}_full``, ``mrr@{k}_full``, ``hr@{k}_sampled``,
+    ``ndcg@{k}_sampled``, ``coverage@{k}`` and ``n_users``. With no users the rate metrics
+    are NaN and coverage is 0. Coverage uses the first ``k`` items of each list.
+    """
+    _check_k(k)
+    ranks_full = np.array([e.rank_full for e in evals], dtype=np.int64)
+    ranks_sampled = np.array([e.rank_sampled for e in evals], dtype=np.int64)
+
+    def mean(values: np.ndarray) -> float:
+        return float(values.mean()) if values.size else float("nan")
+
+    lists = [np.asarray(e.top_k[:k], dtype=np.int64) for e in evals]
+    recommended = np.concatenate(lists) if lists else np.zeros(0, dtype=np.int64)
+    return {
+        f"hr@{k}_full": mean(hit_rate_at_k(ranks_full, k)),
+        f"ndcg@{k}_full": mean(ndcg_at_k(ranks_full, k)),
+        f"mrr@{k}_full": mean(mrr_at_k(ranks_full, k)),
+        f"hr@{k}_sampled": mean(hit_rate_at_k(ranks_sampled, k)),
+        f"ndcg@{k}_sampled": mean(ndcg_at_k(ranks_sampled, k)),
+        f"coverage@{k}": catalogue_coverage(recommended, n_items),
+        "n_users": float(len(evals)),
+    }
+
+
+def aggregate_client_metrics(records: Sequence[Mapping[str, float]]) -> dict[str, float]:
+    """Combine per-client :func:`summarize` outputs on the server, weighting by ``n_users``.
+
+    Every record must carry the same keys, including ``n_users``; a record may carry
+    ``n_clients`` (an already aggregated group), otherwise it counts as one client. Records
+    with ``n_users == 0`` carry no information and are skipped (their NaNs included).
+
+    Caveat: ``coverage@k`` comes back as the weighted mean of per-client coverages, which
+    is *not* catalogue coverage (coverage does not add up across clients). Use the central
+    :func:`evaluate_model` for catalogue coverage.
+
+    Returns:
+        The metric keys as weighted means, plus ``n_users`` and ``n_clients`` totals.
+    """
+    if not records:
+        return {"n_users": 0.0, "n_clients": 0.0}
+    keys = set(records[0])
+    if "n_users" not in keys:
+        raise ValueError("every client record needs 'n_users' (from summarize) to weight it")
+    for index, record in enumerate(records):
+        if set(record) != keys:
+            raise ValueError(
+                f"client record {index} has keys {sorted(record)} but record 0 has "
+                f"{sorted(keys)}; every client must report the same metrics"
+            )
+    weights = np.array([float(r["n_users"]) for r in records])
+    if (weights < 0).any() or not np.isfinite(weights).all():
+        raise ValueError(f"n_users must be finite and >= 0, got {weights.tolist()}")
+    n_clients = sum(float(r.get("n_clients", 1.0)) for r in records)
+    total = float(weights.sum())
+    used = weights > 0
+    result: dict[str, float] = {}
+    for key in sorted(keys - set(_SUMMED_KEYS)):
+        values = np.array([float(r[key]) for r in records])
+        result[key] = (
+            float(np.dot(weights[used], values[used]) / total) if total > 0 else float("nan")
+        )
+    result["n_users"] = total
+    result["n_clients"] = float(n_clients)
+    return result
+
+
+# ---------------------------------------------------------------- central evaluator
+
+
+def evaluate_model(
+    score_fn: ScoreFn,
+    split: Split,
+    *,
+    k: int = 10,
+    target: Literal["test", "valid"] = "test",
+    seed: int = 42,
+    users: np.ndarray | None = None,
+    batch_size: int = 256,
+) -> dict[str, float]:
+    """Evaluate a model on every user of ``split`` (or ``users``) with a held-out item.
+
+    Args:
+        score_fn: maps a batch of user indices to a ``[batch, n_items]`` score matrix.
+        split: the leave-last-out split; users whose ``target`` item is ``-1`` are skipped.
+        k: list length of every ``@k`` metric.
+        target: ``"test"`` ranks the test item with train and validation items excluded;
+            ``"valid"`` ranks the validation item with train *and test* items excluded (so
+            the future item neither competes nor leaks).
+        seed: seed of the sampled negatives (:func:`sample_negatives`), drawn from items
+            outside train ∪ validation ∪ test, identical for both targets and every model.
+        users: optional subset of user indices; default all users.
+        batch_size: users scored per ``score_fn`` call.
+
+    Returns:
+        :func:`summarize`'s dictionary.
+    """
+    if target not in ("test", "valid"):
+        raise ValueError(f"target must be 'test' or 'valid', got {target!r}")
+    _check_k(k)
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    held_out = split.test_items if target == "test" else split.valid_items
+    other = split.valid_items if target == "test" else split.test_items
+    if users is None:
+        users = np.arange(split.n_users)
+    users = np.asarray(users, dtype=np.int64)
+    if users.size and (users.min() < 0 or users.max() >= split.n_users):
+        raise ValueError(f"users must be indices in [0, {split.n_users})")
+    users = users[held_out[users] >= 0]
+
+    started = time.perf_counter()
+    train_items = split.train_items_by_user()
+    evals: list[UserEval] = []
+    n_nan = 0
+    for start in range(0, users.size, batch_size):
+        batch = users[start : start + batch_size]
+        scores = np.asarray(score_fn(batch))
+        if scores.shape != (batch.size, split.n_items):
+            raise ValueError(
+                f"score_fn returned shape {scores.shape} for {batch.size} users; "
+                f"expected ({batch.size}, {split.n_items})"
+            )
+        if np.issubdtype(scores.dtype, np.floating):
+            n_nan += int(np.isnan(scores).any(axis=1).sum())
+        for row, user in zip(scores, batch, strict=True):
+            # Full ranking drops train items and the other held-out item; the negatives
+            # avoid everything the user ever interacted with, so both targets share them.
+            exclude = train_items[user]
+            if other[user] >= 0:
+                exclude = np.append(exclude, other[user])
+            interacted = np.append(exclude, held_out[user])
+            negatives = sample_negatives(split.n_items, interacted, seed=seed, user=int(user))
+            evals.append(
+                evaluate_user(
+                    row, target=int(held_out[user]), exclude=exclude, negatives=negatives, k=k
+                )
+            )
+    if n_nan:
+        logger.warning(
+            "%d of %d users got NaN scores; they count as ranked worst (is training diverging?)",
+            n_nan,
+            users.size,
+        )
+    metrics = summarize(evals, k=k, n_items=split.n_items)
+    logger.debug(
+        "evaluated %d users on %s in %.2fs", len(evals), target, time.perf_counter() - started
+    )
+    return metrics

@@ -1,0 +1,129 @@
+"""Rank-based recommendation metrics for leave-one-out evaluation.
+
+A *rank* is the 0-based position of a user's held-out item among the candidates the model
+ranked it against (0 = recommended first). Every per-user metric here is vectorised over an
+array of ranks and returns the per-user values; the caller averages them, so sums,
+weighted means and confidence intervals stay possible.
+
+>>> ranks = np.array([0, 1, 12])
+>>> hit_rate_at_k(ranks, 10)
+array([1., 1., 0.])
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+import numpy as np
+
+logger = logging.getLogger(__name__)
+
+
+def _check_k(k: int) -> None:
+    if isinstance(k, bool) or not isinstance(k, int | np.integer) or k < 1:
+        raise ValueError(f"k must be an integer >= 1, got {k!r}")
+
+
+def _as_ranks(ranks: np.ndarray | Sequence[int]) -> np.ndarray:
+    array = np.asarray(ranks)
+    if array.size == 0:
+        return array.astype(np.int64)
+    if not np.issubdtype(array.dtype, np.integer):
+        raise ValueError(
+            f"ranks must be integers (0-based positions of the held-out item), "
+            f"got dtype {array.dtype}"
+        )
+    if (array < 0).any():
+        raise ValueError(
+            f"ranks must be >= 0 (0 = the held-out item came first), got min {array.min()}"
+        )
+    return array
+
+
+def hit_rate_at_k(ranks: np.ndarray | Sequence[int], k: int) -> np.ndarray:
+    """Per-user hit rate: 1.0 where the held-out item is in the top ``k``, else 0.0.
+
+    Args:
+        ranks: 0-based ranks of each user's held-out item, any shape.
+        k: list length, ``>= 1``.
+
+    Returns:
+        A float64 array of the same shape as ``ranks``.
+    """
+    _check_k(k)
+    return (_as_ranks(ranks) < k).astype(np.float64)
+
+
+def ndcg_at_k(ranks: np.ndarray | Sequence[int], k: int) -> np.ndarray:
+    """Per-user NDCG with one relevant item: ``1 / log2(rank + 2)`` if ``rank < k``, else 0.
+
+    With a single relevant item the ideal DCG is 1, so this is already normalised.
+    """
+    _check_k(k)
+    array = _as_ranks(ranks)
+    gains = 1.0 / np.log2(array.astype(np.float64) + 2.0)
+    return np.where(array < k, gains, 0.0)
+
+
+def mrr_at_k(ranks: np.ndarray | Sequence[int], k: int) -> np.ndarray:
+    """Per-user reciprocal rank: ``1 / (rank + 1)`` if ``rank < k``, else 0."""
+    _check_k(k)
+    array = _as_ranks(ranks)
+    return np.where(array < k, 1.0 / (array.astype(np.float64) + 1.0), 0.0)
+
+
+def recall_at_k(top_k: np.ndarray, relevant: Sequence[np.ndarray]) -> np.ndarray:
+    """Per-user recall with several held-out items: ``|top_k[u] ∩ relevant[u]| / |relevant[u]|``.
+
+    Args:
+        top_k: ``[n_users, k]`` recommended item indices; negative entries are padding
+            (a user with fewer than ``k`` candidates) and never count as hits.
+        relevant: one array of held-out item indices per user (duplicates count once).
+
+    Returns:
+        A float64 array ``[n_users]``. Users with no relevant item get NaN (recall is
+        undefined for them), so average with ``np.nanmean`` or drop them first.
+    """
+    lists = np.asarray(top_k)
+    if lists.ndim != 2:
+        raise ValueError(f"top_k must be a 2-D [n_users, k] array, got shape {lists.shape}")
+    if len(relevant) != lists.shape[0]:
+        raise ValueError(
+            f"relevant has {len(relevant)} entries but top_k has {lists.shape[0]} rows; "
+            "pass one array of held-out items per user"
+        )
+    recall = np.full(lists.shape[0], np.nan, dtype=np.float64)
+    for user, (row, items) in enumerate(zip(lists, relevant, strict=True)):
+        wanted = np.unique(np.asarray(items))
+        if wanted.size == 0:
+            continue
+        recommended = row[row >= 0]
+        recall[user] = np.isin(wanted, recommended).sum() / wanted.size
+    return recall
+
+
+def catalogue_coverage(top_k: np.ndarray, n_items: int) -> float:
+    """Share of the catalogue that appears in at least one top-k list.
+
+    Args:
+        top_k: recommended item indices of any shape (usually ``[n_users, k]``); negative
+            entries are padding and ignored.
+        n_items: catalogue size, ``>= 1``.
+
+    Returns:
+        ``#distinct recommended items / n_items``, in ``[0, 1]``.
+    """
+    if n_items < 1:
+        raise ValueError(f"n_items must be >= 1, got {n_items}")
+    items = np.asarray(top_k).ravel()
+    if items.size == 0:
+        return 0.0
+    if not np.issubdtype(items.dtype, np.integer):
+        raise ValueError(f"top_k must hold integer item indices, got dtype {items.dtype}")
+    items = items[items >= 0]
+    if items.size and items.max() >= n_items:
+        raise ValueError(
+            f"top_k holds item {items.max()} but the catalogue has only {n_items} items"
+        )
+    return float(np.unique(items).size / n_items)

@@ -1,0 +1,177 @@
+"""BPR training of the MF model: the local step every client runs, with or without DP-SGD.
+
+Negatives are drawn uniformly from the whole catalogue (not from the items the user did
+*not* touch): a sample then depends on its own record and public randomness only, which
+is what record-level DP-SGD's per-sample sensitivity needs. An occasional "negative" that
+is really a positive is the price, and is standard in uniform negative sampling.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch.utils.data import DataLoader, TensorDataset
+
+from fedrec.shared.config import PrivacyConfig, TrainConfig
+from fedrec.shared.models.mf import MatrixFactorization
+from fedrec.shared.privacy import HistoryEntry, history_of, make_accountant
+
+logger = logging.getLogger(__name__)
+
+
+def bpr_loss(scores: torch.Tensor) -> torch.Tensor:
+    """Per-sample BPR loss for scores ``[B, 1 + n_neg]`` (column 0 is the positive)."""
+    return -F.logsigmoid(scores[:, :1] - scores[:, 1:]).mean(dim=1)
+
+
+@dataclass(frozen=True)
+class LocalResult:
+    """What one local training run produced."""
+
+    loss: float
+    steps: int
+    num_examples: int
+    sample_rate: float
+    accountant_history: list[HistoryEntry]
+    epsilon: float | None
+
+
+def _batches_with_negatives(
+    users: torch.Tensor, pos: torch.Tensor, n_items: int, num_negatives: int, gen: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor]:
+    neg = torch.randint(n_items, (pos.shape[0], num_negatives), generator=gen, device="cpu")
+    return users, torch.cat([pos[:, None], neg.to(pos.device)], dim=1)
+
+
+def train_local(
+    model: MatrixFactorization,
+    users: np.ndarray,
+    items: np.ndarray,
+    *,
+    train: TrainConfig,
+    privacy: PrivacyConfig,
+    accountant_history: Sequence[Sequence[float]] | None = None,
+    seed: int = 0,
+    device: torch.device | None = None,
+) -> LocalResult:
+    """Train ``model`` in place on ``(users[k], items[k])`` positive pairs with BPR + SGD.
+
+    With ``privacy.dp_enabled`` the model is wrapped by an Opacus PrivacyEngine (Poisson
+    sampling, per-sample clipping to ``max_grad_norm``, Gaussian noise) and every trainable
+    parameter -- user factors included -- goes through the DP optimizer. The accountant is
+    restored from ``accountant_history`` so the returned epsilon covers all steps so far.
+    """
+    device = device or torch.device("cpu")
+    model.to(device)
+    n = int(len(items))
+    if n == 0:
+        raise ValueError("a client with no training interactions cannot train")
+    gen = torch.Generator().manual_seed(int(seed))
+    data = TensorDataset(
+        torch.as_tensor(users, dtype=torch.long), torch.as_tensor(items, dtype=torch.long)
+    )
+    loader = DataLoader(data, batch_size=train.batch_size, shuffle=True, generator=gen)
+    optimizer = torch.optim.SGD(model.parameters(), lr=train.learning_rate)
+    n_items = model.item.num_embeddings
+
+    accountant = None
+    module: torch.nn.Module = model
+    if privacy.dp_enabled:
+        from opacus import PrivacyEngine
+
+        with warnings.catch_warnings():
+            # secure_mode=False is Opacus' simulation setting; the warning is logged once below.
+            warnings.simplefilter("ignore")
+            engine = PrivacyEngine(accountant="rdp", secure_mode=False)
+        engine.accountant = make_accountant(accountant_history)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            module, optimizer, loader = engine.make_private(
+                module=model,
+                optimizer=optimizer,
+                data_loader=loader,
+                noise_multiplier=privacy.noise_multiplier,
+                max_grad_norm=privacy.max_grad_norm,
+                poisson_sampling=True,
+                noise_generator=torch.Generator(device=device).manual_seed(int(seed) + 1),
+            )
+        accountant = engine.accountant
+
+    module.train()
+    total, steps = 0.0, 0
+    for _ in range(train.local_epochs):
+        for u, pos in loader:
+            u, batch_items = _batches_with_negatives(u, pos, n_items, train.num_negatives, gen)
+            optimizer.zero_grad(set_to_none=True)
+            # An empty Poisson batch is still a step (noise added, accountant stepped):
+            # skipping it would misstate the sampling the accountant assumes.
+            per_sample = bpr_loss(module(u.to(device), batch_items.to(device)))
+            loss = per_sample.sum() / max(int(u.shape[0]), 1)
+            with warnings.catch_warnings():
+                # Opacus' hooks fire on outputs only (embedding inputs are indices): harmless.
+                warnings.simplefilter("ignore", UserWarning)
+                loss.backward()
+            optimizer.step()
+            total += float(loss.detach()) * u.shape[0]
+            steps += 1
+    if privacy.dp_enabled and hasattr(module, "_close"):
+        module._close()  # remove Opacus hooks; the plain model keeps the trained weights
+
+    sample_rate = min(1.0, train.batch_size / n)
+    if accountant is None:
+        return LocalResult(total / max(n * train.local_epochs, 1), steps, n, sample_rate, [], None)
+    history = history_of(accountant)
+    eps = float(accountant.get_epsilon(delta=privacy.target_delta)) if history else 0.0
+    return LocalResult(
+        loss=total / max(n * train.local_epochs, 1),
+        steps=steps,
+        num_examples=n,
+        sample_rate=sample_rate,
+        accountant_history=history,
+        epsilon=eps,
+    )
+
+
+def finetune_users(
+    model: MatrixFactorization,
+    users: np.ndarray,
+    items: np.ndarray,
+    *,
+    train: TrainConfig,
+    epochs: int,
+    seed: int = 0,
+) -> None:
+    """Fit only the user factors with the item side frozen (no DP).
+
+    Used for on-device personalisation before ranking. Its result must never feed later
+    shared-parameter training: it is fit on all of the client's records without noise.
+    """
+    if epochs <= 0 or len(items) == 0:
+        return
+    gen = torch.Generator().manual_seed(int(seed))
+    u_all = torch.as_tensor(users, dtype=torch.long)
+    i_all = torch.as_tensor(items, dtype=torch.long)
+    opt = torch.optim.SGD([model.user.weight], lr=train.learning_rate)
+    n_items = model.item.num_embeddings
+    model.item.weight.requires_grad_(False)
+    model.item_bias.weight.requires_grad_(False)
+    try:
+        for _ in range(epochs):
+            perm = torch.randperm(len(i_all), generator=gen)
+            for start in range(0, len(perm), train.batch_size):
+                idx = perm[start : start + train.batch_size]
+                u, batch_items = _batches_with_negatives(
+                    u_all[idx], i_all[idx], n_items, train.num_negatives, gen
+                )
+                opt.zero_grad(set_to_none=True)
+                bpr_loss(model(u, batch_items)).mean().backward()
+                opt.step()
+    finally:
+        model.item.weight.requires_grad_(True)
+        model.item_bias.weight.requires_grad_(True)

@@ -1,0 +1,70 @@
+"""Evaluate a run's checkpoint on the test split, with catalogue coverage.
+
+- ``central`` runs keep their user factors in the checkpoint.
+- ``federated`` runs keep them on the clients; in a *simulation* those client states are on
+  this disk, so the evaluation visits each partition exactly as its client would
+  (same data view, same on-device fit, same seeded negatives) and pools the per-user
+  results. This is a simulation-only convenience; a real deployment gets only the
+  aggregated metrics the clients report.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from fedrec.client.state import ClientStateStore
+from fedrec.client.task import client_seed, load_client_data, local_user_evals, state_dir
+from fedrec.shared.central import score_fn_of
+from fedrec.shared.checkpoint import load_checkpoint
+from fedrec.shared.config import from_run_config
+from fedrec.shared.data import load_split
+from fedrec.shared.errors import CheckpointError
+from fedrec.shared.evaluation import evaluate_model, summarize
+from fedrec.shared.models.mf import MatrixFactorization
+
+FEDERATION_FILE = "federation.json"
+
+
+def write_federation_info(run_dir: Path, num_partitions: int) -> None:
+    """Record how many clients a simulated run used (needed to re-create partitions)."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / FEDERATION_FILE).write_text(json.dumps({"num-partitions": num_partitions}))
+
+
+def evaluate_run(path: Path, *, personalize_epochs: int = 5, k: int = 10) -> dict[str, Any]:
+    """Test-split metrics of the newest checkpoint under ``path``."""
+    ckpt = load_checkpoint(Path(path))
+    cfg = from_run_config(ckpt.manifest["config"])
+    _, split = load_split(cfg.data)
+    shared = {name: ckpt.tensors[name] for name in ("item_factors", "item_bias")}
+    if ckpt.manifest["kind"] == "central":
+        model = MatrixFactorization(split.n_users, split.n_items, cfg.train.embedding_dim)
+        model.set_shared(shared)
+        model.set_users(ckpt.tensors["user_factors"])
+        metrics = evaluate_model(score_fn_of(model, model.item.weight.device), split, k=k, seed=cfg.data.seed)
+    else:
+        run_dir = ckpt.path.parent.parent
+        info = run_dir / FEDERATION_FILE
+        if not info.exists():
+            raise CheckpointError(
+                f"{run_dir} has no {FEDERATION_FILE}: only simulated federations keep the "
+                "client states needed for this evaluation"
+            )
+        num = int(json.loads(info.read_text())["num-partitions"])
+        evals = []
+        for pid in range(num):
+            data = load_client_data(cfg, pid, num)
+            state = ClientStateStore(state_dir(cfg, pid, None)).load()
+            evals += local_user_evals(
+                cfg, data, shared, state, k=k, personalize_epochs=personalize_epochs, seed=client_seed(cfg, pid)
+            )
+        metrics = summarize(evals, k=k, n_items=split.n_items)
+    return {
+        "model_version": ckpt.model_version,
+        "kind": ckpt.manifest["kind"],
+        "round": ckpt.round,
+        "privacy": ckpt.manifest.get("privacy"),
+        "metrics": metrics,
+    }

@@ -1,0 +1,112 @@
+"""Aggregation: server learning rate, unweighted mean, and rejection of bad updates."""
+
+from collections.abc import Iterable
+
+import numpy as np
+import pytest
+from flwr.app import ArrayRecord, ConfigRecord, Message, MetricRecord, RecordDict
+
+from flwr.supercore.task_identity import TaskIdentity
+
+from fedrec.server.strategy import FedRecStrategy
+from fedrec.shared.serialization import arrays_to_numpy, numpy_to_arrays
+
+
+@pytest.fixture(autouse=True)
+def _task_identity() -> Iterable[None]:
+    """Messages are built outside a running Flower task here; give them an identity."""
+    saved = (TaskIdentity._task_id, TaskIdentity._run_id, TaskIdentity._node_id)
+    TaskIdentity.task_id, TaskIdentity.run_id, TaskIdentity.node_id = 1, 1, 0
+    yield
+    TaskIdentity._task_id, TaskIdentity._run_id, TaskIdentity._node_id = saved
+
+
+class _Grid:
+    """Just enough of a Grid for configure_train: node ids, no network."""
+
+    def __init__(self, n: int) -> None:
+        self.nodes = list(range(1, n + 1))
+
+    def get_node_ids(self) -> Iterable[int]:
+        return self.nodes
+
+
+def _reply(to: Message, q: np.ndarray, b: np.ndarray) -> Message:
+    content = RecordDict(
+        {
+            "arrays": numpy_to_arrays({"item_factors": q, "item_bias": b}),
+            "metrics": MetricRecord({"weight": 1.0, "train-loss": 0.5, "epsilon": 1.0}),
+        }
+    )
+    return Message(content=content, reply_to=to)
+
+
+def _round(strategy: FedRecStrategy, replies_fn):  # type: ignore[no-untyped-def]
+    q0 = np.zeros((4, 2), np.float32)
+    b0 = np.zeros(4, np.float32)
+    msgs = list(
+        strategy.configure_train(
+            1, numpy_to_arrays({"item_factors": q0, "item_bias": b0}), ConfigRecord({}), _Grid(3)
+        )
+    )
+    replies = []
+    for i, msg in enumerate(msgs):
+        replies.append(replies_fn(i, msg))
+    return strategy.aggregate_train(1, replies)
+
+
+def _strategy(server_lr: float = 1.0) -> FedRecStrategy:
+    return FedRecStrategy(
+        fraction_train=1.0, fraction_evaluate=0.0, min_train_nodes=3, server_learning_rate=server_lr
+    )
+
+
+@pytest.mark.parametrize("server_lr", [1.0, 3.0])
+def test_mean_of_updates_times_server_lr(server_lr: float) -> None:
+    deltas = [1.0, 2.0, 6.0]
+
+    def reply(i: int, msg: Message) -> Message:
+        return _reply(msg, np.full((4, 2), deltas[i], np.float32), np.full(4, deltas[i], np.float32))
+
+    arrays, metrics = _round(_strategy(server_lr), reply)
+    got = arrays_to_numpy(arrays)
+    assert np.allclose(got["item_factors"], server_lr * 3.0)
+    assert metrics["clients-ok"] == 3
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_non_finite_update_is_rejected_not_averaged(bad: float) -> None:
+    def reply(i: int, msg: Message) -> Message:
+        q = np.ones((4, 2), np.float32)
+        if i == 0:
+            q[2, 1] = bad
+        return _reply(msg, q, np.zeros(4, np.float32))
+
+    arrays, metrics = _round(_strategy(), reply)
+    got = arrays_to_numpy(arrays)
+    assert np.all(np.isfinite(got["item_factors"]))
+    assert np.allclose(got["item_factors"], 1.0)
+    assert metrics["clients-rejected"] == 1 and metrics["clients-ok"] == 2
+
+
+def test_misshaped_update_is_rejected() -> None:
+    def reply(i: int, msg: Message) -> Message:
+        q = np.ones((5 if i == 1 else 4, 2), np.float32)
+        return _reply(msg, q, np.zeros(4, np.float32))
+
+    _, metrics = _round(_strategy(), reply)
+    assert metrics["clients-rejected"] == 1
+
+
+def test_all_rejected_keeps_the_model() -> None:
+    def reply(i: int, msg: Message) -> Message:
+        return _reply(msg, np.full((4, 2), np.nan, np.float32), np.zeros(4, np.float32))
+
+    arrays, metrics = _round(_strategy(), reply)
+    assert arrays is None and metrics["clients-ok"] == 0
+
+
+def test_arrayrecord_round_trip() -> None:
+    t = {"a": np.arange(6, dtype=np.float32).reshape(2, 3)}
+    assert isinstance(numpy_to_arrays(t), ArrayRecord)
+    assert np.array_equal(arrays_to_numpy(numpy_to_arrays(t))["a"], t["a"])

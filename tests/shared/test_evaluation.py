@@ -1,0 +1,428 @@
+import logging
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from fedrec.shared.data.dataset import Interactions, Split
+from fedrec.shared.evaluation import (
+    UserEval,
+    aggregate_client_metrics,
+    evaluate_model,
+    evaluate_user,
+    full_rank,
+    sample_negatives,
+    sampled_rank,
+    summarize,
+    top_k,
+)
+
+# ---------------------------------------------------------------- helpers
+
+
+def make_split(
+    train: list[tuple[int, int]], valid: list[int], test: list[int], n_items: int
+) -> Split:
+    users = np.array([u for u, _ in train], dtype=np.int64)
+    items = np.array([i for _, i in train], dtype=np.int64)
+    return Split(
+        train=Interactions(
+            users=users,
+            items=items,
+            ratings=np.ones(len(train), dtype=np.float32),
+            timestamps=np.zeros(len(train), dtype=np.int64),
+        ),
+        valid_items=np.array(valid, dtype=np.int64),
+        test_items=np.array(test, dtype=np.int64),
+        n_users=len(valid),
+        n_items=n_items,
+    )
+
+
+N_BLOCKS = 8  # checkerboard: user u (< 8) likes exactly the items i with i % 8 == u
+N_ITEMS = 40
+
+
+def checkerboard_split() -> Split:
+    """Users 0..7 like items u, u+8, ..., u+32: the first three train, u+24 valid, u+32 test.
+
+    User 8 has a single training item and no held-out items (-1): it must be skipped.
+    """
+    train = [(u, u + 8 * j) for u in range(N_BLOCKS) for j in range(3)] + [(8, 0)]
+    valid = [u + 24 for u in range(N_BLOCKS)] + [-1]
+    test = [u + 32 for u in range(N_BLOCKS)] + [-1]
+    return make_split(train, valid, test, N_ITEMS)
+
+
+def oracle_scores(users: np.ndarray) -> np.ndarray:
+    """1 on the user's own checkerboard column, 0 elsewhere."""
+    items = np.arange(N_ITEMS)
+    return (items[None, :] % N_BLOCKS == np.asarray(users)[:, None] % N_BLOCKS).astype(float)
+
+
+def brute_rank(scores: np.ndarray, target: int, candidates: list[int]) -> int:
+    """Sort candidates by score, ties with the target placed ahead of it; find the target."""
+    pool = sorted(set(candidates) | {target})
+    order = sorted(pool, key=lambda i: (-scores[i], i == target))
+    return order.index(target)
+
+
+scores_st = st.lists(st.integers(min_value=-3, max_value=3), min_size=1, max_size=25).map(
+    lambda xs: np.array(xs, dtype=np.float64)  # few distinct values -> many ties
+)
+
+# ---------------------------------------------------------------- full_rank
+
+
+def test_full_rank_hand_computed() -> None:
+    # Prepare: 5 items, target 2 (score 0.5). Item 0 (0.9) is a training item, excluded.
+    # Candidates {1: 0.3, 2: 0.5, 3: 0.5, 4: 0.1}: nothing above 0.5, item 3 ties -> the
+    # pessimistic rank is 1. HR@1 = 0, HR@2 = 1, NDCG@2 = 1/log2(3) = 0.631, MRR = 1/2.
+    scores = np.array([0.9, 0.3, 0.5, 0.5, 0.1])
+
+    # Execute / Assert
+    assert full_rank(scores, 2, np.array([0])) == 1
+    # Without the exclusion item 0 is ahead too: rank 2, NDCG@5 = 1/log2(4) = 0.5.
+    assert full_rank(scores, 2, np.array([], dtype=np.int64)) == 2
+    # Excluding the tying item 3 as well leaves the target first.
+    assert full_rank(scores, 2, np.array([0, 3])) == 0
+
+
+def test_constant_scores_rank_last_not_first() -> None:
+    scores = np.zeros(10)
+    assert full_rank(scores, 4, np.array([0, 1])) == 7  # 8 candidates -> rank 7
+    assert sampled_rank(scores, 4, np.array([5, 6, 7])) == 3
+
+
+def test_excluded_higher_item_does_not_push_target_down() -> None:
+    scores = np.array([100.0, 1.0, 2.0, 0.0])
+    assert full_rank(scores, 2, np.array([0])) == 0
+    assert full_rank(scores, 2, np.array([], dtype=np.int64)) == 1
+
+
+def test_target_is_never_excluded() -> None:
+    scores = np.array([0.0, 1.0, 2.0])
+    assert full_rank(scores, 1, np.array([1, 2])) == 0
+
+
+def test_nan_scores_are_pessimistic() -> None:
+    # NaN target ranks last; a NaN candidate counts as ahead of the target.
+    assert full_rank(np.array([np.nan, 1.0, 2.0]), 0, np.array([], dtype=np.int64)) == 2
+    assert full_rank(np.array([5.0, np.nan, 2.0]), 0, np.array([], dtype=np.int64)) == 1
+    # top_k lists NaN-scored items last.
+    np.testing.assert_array_equal(top_k(np.array([np.nan, 1.0, 2.0]), [], 3), [2, 1, 0])
+
+
+@pytest.mark.parametrize(
+    ("target", "exclude", "message"),
+    [(5, [], "target"), (-1, [], "target"), (0, [7], "exclude"), (0, [-1], "exclude")],
+)
+def test_full_rank_rejects_bad_indices(target: int, exclude: list[int], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        full_rank(np.zeros(5), target, np.array(exclude, dtype=np.int64))
+
+
+@given(data=st.data(), scores=scores_st)
+def test_full_rank_matches_brute_force(data: st.DataObject, scores: np.ndarray) -> None:
+    n = scores.size
+    target = data.draw(st.integers(0, n - 1))
+    exclude = data.draw(st.lists(st.integers(0, n - 1), max_size=n))  # may include target
+    candidates = [i for i in range(n) if i not in exclude]
+
+    got = full_rank(scores, target, np.array(exclude, dtype=np.int64))
+
+    assert got == brute_rank(scores, target, candidates)
+
+
+# ---------------------------------------------------------------- sampled protocol
+
+
+def test_sample_negatives_properties() -> None:
+    exclude = np.arange(0, 200, 2)  # the user touched every even item of 500
+
+    a = sample_negatives(500, exclude, seed=42, user=7)
+    again = sample_negatives(500, exclude, seed=42, user=7)
+    other_user = sample_negatives(500, exclude, seed=42, user=8)
+    other_seed = sample_negatives(500, exclude, seed=43, user=7)
+
+    assert a.size == 99 and np.unique(a).size == 99
+    assert not np.isin(a, exclude).any()
+    np.testing.assert_array_equal(a, again)
+    assert not np.array_equal(a, other_user)
+    assert not np.array_equal(a, other_seed)
+
+
+def test_sample_negatives_uses_all_when_too_few() -> None:
+    got = sample_negatives(10, np.array([0, 1, 2, 3, 4, 5]), seed=0, user=0)
+    np.testing.assert_array_equal(got, [6, 7, 8, 9])
+
+
+def test_sample_negatives_validates() -> None:
+    with pytest.raises(ValueError, match="n "):
+        sample_negatives(10, [], n=-1, seed=0, user=0)
+    with pytest.raises(ValueError, match="seed and user"):
+        sample_negatives(10, [], seed=-1, user=0)
+
+
+@given(
+    n_items=st.integers(1, 60),
+    n=st.integers(0, 30),
+    seed=st.integers(0, 2**32),
+    user=st.integers(0, 10_000),
+    data=st.data(),
+)
+def test_sample_negatives_distinct_and_disjoint(
+    n_items: int, n: int, seed: int, user: int, data: st.DataObject
+) -> None:
+    exclude = np.array(data.draw(st.lists(st.integers(0, n_items - 1))), dtype=np.int64)
+
+    got = sample_negatives(n_items, exclude, n=n, seed=seed, user=user)
+
+    free = n_items - np.unique(exclude).size
+    assert got.size == min(n, free)
+    assert np.unique(got).size == got.size
+    assert not np.isin(got, exclude).any()
+
+
+def test_sampled_rank_hand_computed() -> None:
+    # Target 0 scores 0.5; negatives 1 (0.9, ahead), 2 (0.5, tie -> ahead), 3 (0.1) -> rank 2.
+    scores = np.array([0.5, 0.9, 0.5, 0.1, 99.0])
+    assert sampled_rank(scores, 0, np.array([1, 2, 3])) == 2
+
+
+def test_sampled_rank_rejects_target_or_duplicates_in_negatives() -> None:
+    with pytest.raises(ValueError, match="contain the target"):
+        sampled_rank(np.zeros(4), 0, np.array([0, 1]))
+    with pytest.raises(ValueError, match="distinct"):
+        sampled_rank(np.zeros(4), 0, np.array([1, 1]))
+
+
+@given(data=st.data(), scores=scores_st.filter(lambda s: s.size >= 2))
+def test_sampled_rank_matches_brute_force(data: st.DataObject, scores: np.ndarray) -> None:
+    n = scores.size
+    target = data.draw(st.integers(0, n - 1))
+    others = [i for i in range(n) if i != target]
+    negatives = data.draw(st.lists(st.sampled_from(others), unique=True))
+
+    got = sampled_rank(scores, target, np.array(negatives, dtype=np.int64))
+
+    assert got == brute_rank(scores, target, negatives)
+
+
+# ---------------------------------------------------------------- top_k
+
+
+def test_top_k_hand_computed() -> None:
+    # Item 0 is excluded although best; ties 2 and 3 ordered by index.
+    scores = np.array([9.0, 1.0, 5.0, 5.0, 7.0])
+    np.testing.assert_array_equal(top_k(scores, np.array([0]), 3), [4, 2, 3])
+    np.testing.assert_array_equal(top_k(scores, np.array([0, 4]), 10), [2, 3, 1])
+
+
+def test_top_k_ties_at_the_cut_follow_item_index_on_large_inputs() -> None:
+    # argpartition alone picks arbitrary items among ties at the k-th score on large
+    # arrays; the lowest indices must win so lists are reproducible.
+    rng = np.random.default_rng(0)
+    scores = rng.integers(0, 3, size=2000).astype(np.float64)
+    exclude = rng.choice(2000, 300, replace=False)
+
+    got = top_k(scores, exclude, 25)
+
+    candidates = sorted(set(range(2000)) - set(exclude.tolist()))
+    assert got.tolist() == sorted(candidates, key=lambda i: (-scores[i], i))[:25]
+
+
+@given(data=st.data(), scores=scores_st, k=st.integers(1, 30))
+def test_top_k_matches_brute_force(data: st.DataObject, scores: np.ndarray, k: int) -> None:
+    n = scores.size
+    exclude = data.draw(st.lists(st.integers(0, n - 1), max_size=n))
+
+    got = top_k(scores, np.array(exclude, dtype=np.int64), k)
+
+    candidates = [i for i in range(n) if i not in exclude]
+    expected = sorted(candidates, key=lambda i: (-scores[i], i))[:k]
+    assert got.tolist() == expected
+    assert not set(got.tolist()) & set(exclude)
+
+
+# ---------------------------------------------------------------- evaluate_user / summarize
+
+
+def test_evaluate_user_consistent_with_parts() -> None:
+    rng = np.random.default_rng(0)
+    scores = rng.normal(size=50)
+    exclude = np.array([1, 2, 3])
+    negatives = sample_negatives(50, np.array([1, 2, 3, 10]), n=20, seed=1, user=3)
+
+    ev = evaluate_user(scores, target=10, exclude=exclude, negatives=negatives, k=5)
+
+    assert ev.rank_full == full_rank(scores, 10, exclude)
+    assert ev.rank_sampled == sampled_rank(scores, 10, negatives)
+    np.testing.assert_array_equal(ev.top_k, top_k(scores, exclude, 5))
+    assert not ev.top_k.flags.writeable
+
+
+def test_summarize_hand_computed() -> None:
+    # Two users, k = 2, 10 items. Full ranks 0 and 3: HR 1/2, NDCG (1 + 0)/2, MRR 1/2.
+    # Sampled ranks 1 and 0: HR 1, NDCG (1/log2(3) + 1)/2. Lists {0,1} and {1,2}: 3/10.
+    evals = [
+        UserEval(rank_full=0, rank_sampled=1, top_k=np.array([0, 1])),
+        UserEval(rank_full=3, rank_sampled=0, top_k=np.array([1, 2])),
+    ]
+
+    got = summarize(evals, k=2, n_items=10)
+
+    assert got == pytest.approx(
+        {
+            "hr@2_full": 0.5,
+            "ndcg@2_full": 0.5,
+            "mrr@2_full": 0.5,
+            "hr@2_sampled": 1.0,
+            "ndcg@2_sampled": (1 / np.log2(3) + 1) / 2,
+            "coverage@2": 0.3,
+            "n_users": 2.0,
+        }
+    )
+
+
+def test_summarize_empty() -> None:
+    got = summarize([], k=10, n_items=5)
+    assert got["n_users"] == 0.0 and got["coverage@10"] == 0.0
+    assert np.isnan(got["hr@10_full"])
+
+
+# ---------------------------------------------------------------- aggregate_client_metrics
+
+
+def test_aggregate_weights_by_users() -> None:
+    # (0.5 * 1 + 0.2 * 3) / 4 = 0.275; the empty client (NaN, 0 users) is ignored.
+    records = [
+        {"hr@10_full": 0.5, "n_users": 1.0},
+        {"hr@10_full": 0.2, "n_users": 3.0},
+        {"hr@10_full": float("nan"), "n_users": 0.0},
+    ]
+
+    got = aggregate_client_metrics(records)
+
+    assert got == pytest.approx({"hr@10_full": 0.275, "n_users": 4.0, "n_clients": 3.0})
+
+
+def test_aggregate_is_consistent_with_summarize() -> None:
+    evals = [UserEval(r, r, np.array([r])) for r in [0, 3, 12, 1, 7]]
+    whole = summarize(evals, k=10, n_items=20)
+    parts = [summarize(evals[:2], k=10, n_items=20), summarize(evals[2:], k=10, n_items=20)]
+
+    got = aggregate_client_metrics(parts)
+
+    for key in ("hr@10_full", "ndcg@10_full", "mrr@10_full", "hr@10_sampled"):
+        assert got[key] == pytest.approx(whole[key])
+    assert got["n_users"] == 5.0 and got["n_clients"] == 2.0
+
+
+def test_aggregate_nested_and_errors() -> None:
+    nested = aggregate_client_metrics([{"m": 1.0, "n_users": 2.0, "n_clients": 2.0}] * 2)
+    assert nested["n_clients"] == 4.0
+    assert aggregate_client_metrics([]) == {"n_users": 0.0, "n_clients": 0.0}
+    with pytest.raises(ValueError, match="n_users"):
+        aggregate_client_metrics([{"m": 1.0}])
+    with pytest.raises(ValueError, match="same metrics"):
+        aggregate_client_metrics([{"m": 1.0, "n_users": 1.0}, {"x": 1.0, "n_users": 1.0}])
+
+
+# ---------------------------------------------------------------- evaluate_model
+
+
+@pytest.mark.parametrize("target", ["test", "valid"])
+def test_oracle_on_checkerboard_is_perfect(target: str) -> None:
+    # The oracle scores the user's whole column 1. Only the held-out target is left in it
+    # once train items and the *other* held-out item are excluded, so its rank is 0.
+    split = checkerboard_split()
+
+    got = evaluate_model(oracle_scores, split, k=10, target=target)  # type: ignore[arg-type]
+
+    assert got["n_users"] == 8.0  # user 8 (no held-out item) skipped
+    for key in ("hr@10_full", "ndcg@10_full", "mrr@10_full", "hr@10_sampled", "ndcg@10_sampled"):
+        assert got[key] == 1.0, key
+
+
+def test_reversed_oracle_on_checkerboard_scores_zero() -> None:
+    # Reversed, the target is the only -1 among 36 candidates: rank 35, and 35 negatives
+    # (all the user never touched, fewer than 99) all beat it.
+    split = checkerboard_split()
+
+    got = evaluate_model(lambda u: -oracle_scores(u), split, k=10)
+
+    for key in ("hr@10_full", "ndcg@10_full", "mrr@10_full", "hr@10_sampled", "ndcg@10_sampled"):
+        assert got[key] == 0.0, key
+
+
+def test_constant_model_is_not_rewarded() -> None:
+    split = checkerboard_split()
+    got = evaluate_model(lambda u: np.zeros((len(u), N_ITEMS)), split, k=10)
+    assert got["hr@10_full"] == 0.0 and got["hr@10_sampled"] == 0.0
+
+
+def test_valid_target_excludes_test_item() -> None:
+    # User 0 trains on item 0, validates on 1, tests on 2. A model loving item 2 (the
+    # future) must not push the validation item down; for test, the valid item is out.
+    split = make_split([(0, 0)], valid=[1], test=[2], n_items=20)
+    scores = np.zeros(20)
+    scores[[0, 2]] = 10.0
+    scores[1] = 5.0
+
+    valid = evaluate_model(lambda u: scores[None, :], split, k=1, target="valid")
+    test = evaluate_model(lambda u: scores[None, :], split, k=1, target="test")
+
+    assert valid["hr@1_full"] == 1.0 and valid["hr@1_sampled"] == 1.0
+    assert test["hr@1_full"] == 1.0
+
+
+def test_evaluate_model_matches_evaluate_user_loop() -> None:
+    # Prepare: random split and scores; reference built from the per-user API directly.
+    rng = np.random.default_rng(3)
+    n_users, n_items = 30, 120
+    train = [(u, int(i)) for u in range(n_users) for i in rng.choice(n_items, 8, replace=False)]
+    valid = [int(rng.integers(n_items)) if u % 5 else -1 for u in range(n_users)]
+    test = [int(rng.integers(n_items)) if u % 5 else -1 for u in range(n_users)]
+    split = make_split(train, valid, test, n_items)
+    table = rng.normal(size=(n_users, n_items))
+    by_user = split.train_items_by_user()
+    evals = []
+    for u in range(n_users):
+        if test[u] < 0:
+            continue
+        exclude = np.append(by_user[u], valid[u])
+        negatives = sample_negatives(n_items, np.append(exclude, test[u]), n=99, seed=42, user=u)
+        evals.append(evaluate_user(table[u], target=test[u], exclude=exclude, negatives=negatives))
+
+    # Execute with two batch sizes.
+    small = evaluate_model(lambda u: table[u], split, batch_size=1)
+    large = evaluate_model(lambda u: table[u], split, batch_size=1000)
+
+    # Assert
+    assert small == large == summarize(evals, k=10, n_items=n_items)
+
+
+def test_evaluate_model_user_subset() -> None:
+    split = checkerboard_split()
+    got = evaluate_model(oracle_scores, split, users=np.array([0, 3, 8]))
+    assert got["n_users"] == 2.0
+
+
+def test_evaluate_model_validates() -> None:
+    split = checkerboard_split()
+    with pytest.raises(ValueError, match="expected"):
+        evaluate_model(lambda u: np.zeros((len(u), 3)), split)
+    with pytest.raises(ValueError, match="target"):
+        evaluate_model(oracle_scores, split, target="train")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="users"):
+        evaluate_model(oracle_scores, split, users=np.array([99]))
+
+
+def test_evaluate_model_warns_on_nan(caplog: pytest.LogCaptureFixture) -> None:
+    split = checkerboard_split()
+    with caplog.at_level(logging.WARNING):
+        got = evaluate_model(lambda u: np.full((len(u), N_ITEMS), np.nan), split)
+    assert got["hr@10_full"] == 0.0
+    assert "NaN" in caplog.text

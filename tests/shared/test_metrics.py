@@ -1,0 +1,132 @@
+import math
+from collections.abc import Callable
+
+import numpy as np
+import pytest
+from fedrec.shared.metrics import (
+    catalogue_coverage,
+    hit_rate_at_k,
+    mrr_at_k,
+    ndcg_at_k,
+    recall_at_k,
+)
+from hypothesis import given
+from hypothesis import strategies as st
+
+ranks_st = st.lists(st.integers(min_value=0, max_value=50), max_size=30)
+
+
+def test_hand_computed_ranks() -> None:
+    # Prepare: ranks 0, 1, 2, 9, 10 with k = 10.
+    ranks = np.array([0, 1, 2, 9, 10])
+
+    # Execute
+    hr = hit_rate_at_k(ranks, 10)
+    ndcg = ndcg_at_k(ranks, 10)
+    mrr = mrr_at_k(ranks, 10)
+
+    # Assert: hit for rank < 10; NDCG 1/log2(rank+2): 1, 1/log2(3)=0.6309, 1/log2(4)=0.5,
+    # 1/log2(11)=0.2891, and 0 past the cut-off; MRR 1, 1/2, 1/3, 1/10, 0.
+    np.testing.assert_array_equal(hr, [1, 1, 1, 1, 0])
+    np.testing.assert_allclose(ndcg, [1.0, 0.6309297535714575, 0.5, 0.2890648263178879, 0.0])
+    np.testing.assert_allclose(mrr, [1.0, 0.5, 1 / 3, 0.1, 0.0])
+
+
+def test_k_one_only_rank_zero_counts() -> None:
+    ranks = np.array([0, 1, 5])
+    np.testing.assert_array_equal(hit_rate_at_k(ranks, 1), [1, 0, 0])
+    np.testing.assert_array_equal(ndcg_at_k(ranks, 1), [1, 0, 0])
+
+
+def test_empty_ranks_give_empty_arrays() -> None:
+    assert hit_rate_at_k([], 10).shape == (0,)
+    assert ndcg_at_k(np.array([], dtype=np.int64), 10).shape == (0,)
+
+
+@pytest.mark.parametrize("fn", [hit_rate_at_k, ndcg_at_k, mrr_at_k])
+def test_invalid_inputs_raise(fn: Callable[..., np.ndarray]) -> None:
+    with pytest.raises(ValueError, match="k must be"):
+        fn(np.array([0]), 0)
+    with pytest.raises(ValueError, match=">= 0"):
+        fn(np.array([0, -1]), 5)
+    with pytest.raises(ValueError, match="integers"):
+        fn(np.array([0.5]), 5)
+
+
+@given(ranks=ranks_st, k=st.integers(min_value=1, max_value=40))
+def test_rank_metrics_match_brute_force(ranks: list[int], k: int) -> None:
+    expected_hr = [1.0 if r < k else 0.0 for r in ranks]
+    expected_ndcg = [1.0 / math.log2(r + 2) if r < k else 0.0 for r in ranks]
+    expected_mrr = [1.0 / (r + 1) if r < k else 0.0 for r in ranks]
+
+    np.testing.assert_array_equal(hit_rate_at_k(ranks, k), expected_hr)
+    np.testing.assert_allclose(ndcg_at_k(ranks, k), expected_ndcg, rtol=1e-12)
+    np.testing.assert_allclose(mrr_at_k(ranks, k), expected_mrr, rtol=1e-12)
+
+
+@given(ranks=ranks_st, k=st.integers(min_value=1, max_value=40))
+def test_metrics_ordered_and_bounded(ranks: list[int], k: int) -> None:
+    # NDCG and MRR never exceed HR and are in [0, 1]; MRR <= NDCG since 1/(r+1) <= 1/log2(r+2).
+    hr, ndcg, mrr = hit_rate_at_k(ranks, k), ndcg_at_k(ranks, k), mrr_at_k(ranks, k)
+    assert ((0 <= mrr) & (mrr <= ndcg + 1e-12) & (ndcg <= hr) & (hr <= 1)).all()
+
+
+def test_recall_hand_computed() -> None:
+    # User 0: relevant {1, 2, 3}, recommended {1, 3} -> 2/3. User 1: relevant {4}, not
+    # recommended -> 0. User 2: padding (-1) never counts; relevant {5} found -> 1.
+    top = np.array([[1, 3, 7], [0, 1, 2], [5, -1, -1]])
+    relevant = [np.array([1, 2, 3]), np.array([4]), np.array([5, 5])]
+
+    np.testing.assert_allclose(recall_at_k(top, relevant), [2 / 3, 0.0, 1.0])
+
+
+def test_recall_empty_relevant_is_nan_and_shapes_checked() -> None:
+    assert np.isnan(recall_at_k(np.array([[0, 1]]), [np.array([], dtype=np.int64)])[0])
+    with pytest.raises(ValueError, match="one array of held-out items per user"):
+        recall_at_k(np.array([[0, 1]]), [])
+    with pytest.raises(ValueError, match="2-D"):
+        recall_at_k(np.array([0, 1]), [np.array([0])])
+
+
+@given(
+    data=st.data(),
+    n_users=st.integers(min_value=1, max_value=6),
+    k=st.integers(min_value=1, max_value=5),
+)
+def test_recall_matches_brute_force(data: st.DataObject, n_users: int, k: int) -> None:
+    items = st.integers(min_value=-1, max_value=9)
+    rows = [data.draw(st.lists(items, min_size=k, max_size=k)) for _ in range(n_users)]
+    relevant = [
+        np.array(data.draw(st.lists(st.integers(0, 9), min_size=1, max_size=5)))
+        for _ in range(n_users)
+    ]
+
+    got = recall_at_k(np.array(rows), relevant)
+
+    for row, rel, value in zip(rows, relevant, got, strict=True):
+        wanted = set(rel.tolist())
+        assert value == pytest.approx(len(wanted & set(row)) / len(wanted))
+
+
+def test_coverage_hand_computed() -> None:
+    # Items {0, 1, 2, 4} of 8 appear -> 0.5; padding -1 ignored.
+    top = np.array([[0, 1], [1, 2], [4, -1]])
+    assert catalogue_coverage(top, 8) == 0.5
+    assert catalogue_coverage(np.zeros((0, 3), dtype=np.int64), 8) == 0.0
+
+
+def test_coverage_rejects_out_of_range() -> None:
+    with pytest.raises(ValueError, match="only 3 items"):
+        catalogue_coverage(np.array([[0, 3]]), 3)
+    with pytest.raises(ValueError, match="n_items"):
+        catalogue_coverage(np.array([[0]]), 0)
+
+
+@given(
+    rows=st.lists(st.lists(st.integers(-1, 19), min_size=3, max_size=3), max_size=10),
+    n_items=st.integers(min_value=20, max_value=30),
+)
+def test_coverage_matches_brute_force(rows: list[list[int]], n_items: int) -> None:
+    top = np.array(rows, dtype=np.int64).reshape(-1, 3)
+    expected = len({i for row in rows for i in row if i >= 0}) / n_items
+    assert catalogue_coverage(top, n_items) == pytest.approx(expected)
