@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sys
 from typing import Annotated, Any
 
 import typer
@@ -25,10 +26,16 @@ ScenarioOpt = Annotated[
 
 def setup_logging(verbose: bool = False) -> None:
     """Concise progress logs from fedrec; Flower and Ray only when verbose."""
-    handler = RichHandler(
-        console=Console(stderr=True), show_path=False, markup=False, show_time=True
-    )
-    logging.basicConfig(level=logging.INFO, handlers=[handler], format="%(message)s", force=True)
+    handler: logging.Handler
+    if sys.stderr.isatty():
+        handler = RichHandler(
+            console=Console(stderr=True), show_path=False, markup=False, show_time=True
+        )
+        handler.setFormatter(logging.Formatter("%(message)s"))
+    else:  # logs, CI: one unwrapped line per record
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S"))
+    logging.basicConfig(level=logging.INFO, handlers=[handler], force=True)
     quiet = logging.INFO if verbose else logging.WARNING
     for name in ("flwr", "ray", "opacus", "httpx", "uvicorn.access"):
         logging.getLogger(name).setLevel(quiet)

@@ -28,6 +28,12 @@ COVERS = (
     "is derived from it), federated-evaluation metrics, or public item metadata."
 )
 
+# RDP orders used to convert to (epsilon, delta). Any set of orders gives a valid bound;
+# Opacus' default grid adds ~100 fractional orders whose evaluation dominated a client's
+# round time. This grid is 3-4x cheaper and reports an epsilon at most a few percent larger
+# (more conservative) on the settings fedrec uses.
+RDP_ORDERS: tuple[float, ...] = (1.25, 1.5, 1.75, *map(float, range(2, 64)), 80.0, 128.0, 256.0)
+
 HistoryEntry = tuple[float, float, int]  # (noise_multiplier, sample_rate, steps)
 
 
@@ -50,7 +56,7 @@ def epsilon_of(history: Sequence[Sequence[float]], delta: float) -> float:
     """Epsilon spent by a history of DP-SGD steps at ``delta`` (0 for an empty history)."""
     if not history:
         return 0.0
-    return float(make_accountant(history).get_epsilon(delta=delta))
+    return float(make_accountant(history).get_epsilon(delta=delta, alphas=list(RDP_ORDERS)))
 
 
 @dataclass(frozen=True)
@@ -64,6 +70,7 @@ class PrivacyReport:
     noise_multiplier: float
     max_grad_norm: float
     covers: str
+    epsilon_scope: str = "maximum over all clients so far (a bound for every user's records)"
 
     def to_dict(self) -> dict[str, object]:
         """JSON-ready dict (used in manifests and the HTTP API)."""
@@ -75,6 +82,7 @@ class PrivacyReport:
             "noise_multiplier": self.noise_multiplier,
             "max_grad_norm": self.max_grad_norm,
             "covers": self.covers,
+            "epsilon_scope": self.epsilon_scope,
         }
 
 

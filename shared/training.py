@@ -20,7 +20,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from fedrec.shared.config import PrivacyConfig, TrainConfig
 from fedrec.shared.models.mf import MatrixFactorization
-from fedrec.shared.privacy import HistoryEntry, history_of, make_accountant
+from fedrec.shared.privacy import HistoryEntry, epsilon_of, history_of, make_accountant
 
 logger = logging.getLogger(__name__)
 
@@ -127,7 +127,7 @@ def train_local(
     if accountant is None:
         return LocalResult(total / max(n * train.local_epochs, 1), steps, n, sample_rate, [], None)
     history = history_of(accountant)
-    eps = float(accountant.get_epsilon(delta=privacy.target_delta)) if history else 0.0
+    eps = epsilon_of(history, privacy.target_delta)
     return LocalResult(
         loss=total / max(n * train.local_epochs, 1),
         steps=steps,

@@ -1,0 +1,57 @@
+"""The `fedrec` command as a user runs it (subprocess: real entry point, real exit codes)."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+
+def _fedrec(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "fedrec", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=cwd,
+    )
+
+
+def test_help_lists_the_commands() -> None:
+    out = _fedrec("--help")
+    assert out.returncode == 0
+    for command in ("data", "train-central", "simulate", "serve", "evaluate", "demo", "bench"):
+        assert command in out.stdout
+
+
+def test_data_command_on_a_generic_csv(tmp_path: Path) -> None:
+    ratings = tmp_path / "ratings.csv"
+    ratings.write_text("user,item,rating,timestamp\n1,10,5,1\n1,11,4,2\n1,12,3,3\n2,10,4,1\n")
+    out = _fedrec("data", "-c", "dataset=generic", "-c", f"data-path={ratings}")
+    assert out.returncode == 0, out.stderr
+    assert "interactions" in out.stdout and "4" in out.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["data", "-c", "num-round=3"], "unknown config key"),
+        (["data", "-c", "fraction-train=2"], "fraction-train"),
+        (["data", "-s", "no-such-scenario"], "no scenario"),
+        (["data", "-c", "dataset=generic", "-c", "data-path=/nonexistent/r.csv"], "/nonexistent"),
+    ],
+)
+def test_bad_input_is_one_clear_line_and_exit_2(args: list[str], needle: str) -> None:
+    out = _fedrec(*args)
+    assert out.returncode == 2
+    assert needle in (out.stdout + out.stderr)
+    assert "Traceback" not in out.stdout + out.stderr
+
+
+def test_malformed_ratings_file_names_file_and_line(tmp_path: Path) -> None:
+    ratings = tmp_path / "ratings.csv"
+    ratings.write_text("user,item,rating,timestamp\n1,10,5,1\n1,11,abc,2\n")
+    out = _fedrec("data", "-c", "dataset=generic", "-c", f"data-path={ratings}")
+    assert out.returncode == 2
+    text = " ".join((out.stdout + out.stderr).split())
+    assert "ratings.csv" in text and "line 3" in text

@@ -1,0 +1,45 @@
+"""The epsilon fedrec reports is Opacus' RDP accounting, never optimistic."""
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from opacus.accountants import RDPAccountant
+
+from fedrec.shared.config import PrivacyConfig
+from fedrec.shared.privacy import RDP_ORDERS, epsilon_of, make_accountant, report_for
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    sigma=st.floats(0.6, 4.0),
+    q=st.floats(0.01, 1.0),
+    steps=st.integers(1, 400),
+)
+def test_reported_epsilon_is_opacus_rdp_on_a_coarser_order_grid(
+    sigma: float, q: float, steps: int
+) -> None:
+    reference = RDPAccountant()
+    reference.history = [(sigma, q, steps)]
+    ours = epsilon_of([(sigma, q, steps)], 1e-5)
+    # Exactly Opacus' RDP accountant, evaluated on fedrec's order grid ...
+    assert ours == pytest.approx(reference.get_epsilon(delta=1e-5, alphas=list(RDP_ORDERS)))
+    # ... which stays close to Opacus' default grid (both are valid upper bounds).
+    default = reference.get_epsilon(delta=1e-5)
+    assert abs(ours - default) <= 0.15 * default + 1e-6
+
+
+def test_history_round_trip_and_composition() -> None:
+    one = epsilon_of([(1.0, 0.1, 50)], 1e-5)
+    two = epsilon_of([(1.0, 0.1, 50), (1.0, 0.1, 50)], 1e-5)
+    assert two > one
+    assert two == pytest.approx(epsilon_of([(1.0, 0.1, 100)], 1e-5))
+    assert make_accountant([(1.0, 0.1, 50)]).history == [(1.0, 0.1, 50)]
+    assert epsilon_of([], 1e-5) == 0.0
+
+
+def test_report_states_unit_and_coverage_or_makes_no_claim() -> None:
+    rep = report_for(PrivacyConfig(), 2.0)
+    assert rep is not None
+    assert rep["unit"] == "record" and rep["epsilon"] == 2.0 and rep["delta"] == 1e-5
+    assert "user factor" in str(rep["covers"])
+    assert report_for(PrivacyConfig(dp_enabled=False), None) is None
