@@ -26,7 +26,11 @@ class _BackgroundServer:
 
     def __init__(self, settings: Settings) -> None:
         config = uvicorn.Config(
-            create_app(settings), host=settings.host, port=settings.port, log_level="warning"
+            create_app(settings),
+            host=settings.host,
+            port=settings.port,
+            log_level="warning",
+            ws="none",  # no websockets here; skips importing a deprecated backend
         )
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
@@ -74,7 +78,8 @@ def run_demo(overrides: dict[str, Any], *, port: int, console: Console) -> None:
             liked = [str(http.get("/v1/items/0").json().get("id", "0"))]
         body = {"liked_item_ids": liked, "k": 10}
         resp = http.post("/v1/recommendations/cold-start", json=body).raise_for_status().json()
-        titles = [http.get(f"/v1/items/{i}").json().get("title", i) for i in liked]
+        title_of = {i: http.get(f"/v1/items/{i}").json().get("title", i) for i in liked}
+        titles = list(title_of.values())
         table = Table(title=f"POST /v1/recommendations/cold-start  (liked: {'; '.join(titles)})")
         for col in ("#", "item", "title", "score", "because you liked"):
             table.add_column(col)
@@ -84,7 +89,7 @@ def run_demo(overrides: dict[str, Any], *, port: int, console: Console) -> None:
                 item["id"],
                 item["title"],
                 f"{item['score']:.3f}",
-                str(item.get("because") or ""),
+                title_of.get(item.get("because") or "", ""),
             )
         console.print(table)
     console.print(

@@ -107,7 +107,9 @@ def run_federation(grid: Grid, cfg: FedRecConfig) -> Path:
             row["epsilon"] = eps_max
 
         final = rnd == fed.num_rounds
-        strategy.fraction_evaluate = 1.0 if final and fed.final_evaluate_all else fed.fraction_evaluate
+        strategy.fraction_evaluate = (
+            1.0 if final and fed.final_evaluate_all else fed.fraction_evaluate
+        )
         eval_config = ConfigRecord({"k": EVAL_K, "personalize-epochs": fed.personalize_epochs})
         if strategy.fraction_evaluate > 0:
             eval_replies = grid.send_and_receive(

@@ -82,7 +82,12 @@ class FedRecStrategy(FedAvg):
         failed = len(replies) - len(ok)
         for m in replies:
             if m.has_error():
-                logger.warning("round %d: node %s failed: %s", server_round, m.metadata.src_node_id, m.error.reason)
+                logger.warning(
+                    "round %d: node %s failed: %s",
+                    server_round,
+                    m.metadata.src_node_id,
+                    m.error.reason,
+                )
         updates, metric_rows = [], []
         for m in ok:
             update = arrays_to_numpy(m.content["arrays"])
@@ -99,12 +104,15 @@ class FedRecStrategy(FedAvg):
         if not updates or self._current is None:
             return None, MetricRecord(self.last_round_stats)
         new = {
-            name: ref + self.server_learning_rate * np.mean([u[name] - ref for u in updates], axis=0)
+            name: ref
+            + self.server_learning_rate * np.mean([u[name] - ref for u in updates], axis=0)
             for name, ref in self._current.items()
         }
         metrics = dict(self.last_round_stats)
         metrics.update(_summarise_train(metric_rows))
-        return numpy_to_arrays({k: v.astype(np.float32) for k, v in new.items()}), MetricRecord(metrics)
+        return numpy_to_arrays({k: v.astype(np.float32) for k, v in new.items()}), MetricRecord(
+            metrics
+        )
 
 
 def _summarise_train(rows: Sequence[dict[str, object]]) -> dict[str, float]:

@@ -1,4 +1,17 @@
-"""Versioned checkpoints: safetensors for tensors + a JSON manifest. (Interim minimal version.)"""
+"""Versioned checkpoints: safetensors for tensors + a JSON manifest, written atomically.
+
+Layout of a run directory::
+
+    <run_dir>/catalog.json                       items (public), written once per run
+    <run_dir>/checkpoints/round-00005/model.safetensors
+    <run_dir>/checkpoints/round-00005/manifest.json
+    <run_dir>/LATEST                             "round-00005", replaced last
+
+A checkpoint is written into a temporary folder and renamed into place; ``LATEST`` is
+replaced after that. A crash therefore leaves at worst an ignored temporary folder, never a
+``LATEST`` pointing at half a checkpoint. Loading verifies the SHA-256 of the tensors and
+of the catalogue against the manifest.
+"""
 
 from __future__ import annotations
 
@@ -73,7 +86,9 @@ def save_checkpoint(
     target = _round_dir(run_dir, round)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=".tmp-"))
-    save_file({k: np.ascontiguousarray(v) for k, v in tensors.items()}, str(tmp / "model.safetensors"))
+    save_file(
+        {k: np.ascontiguousarray(v) for k, v in tensors.items()}, str(tmp / "model.safetensors")
+    )
     manifest = {
         "format": FORMAT,
         "model_version": f"{run_name}@r{round}",
@@ -97,6 +112,9 @@ def save_checkpoint(
     (tmp / "manifest.json").write_text(json.dumps(manifest, indent=1))
     if target.exists():
         shutil.rmtree(target)
+    for f in tmp.iterdir():  # durable before it becomes visible
+        with open(f, "rb") as fh:
+            os.fsync(fh.fileno())
     os.rename(tmp, target)
     fd, latest_tmp = tempfile.mkstemp(dir=run_dir, prefix=".LATEST.")
     os.close(fd)
@@ -110,7 +128,25 @@ def latest_round(run_dir: Path) -> int | None:
     latest = Path(run_dir) / "LATEST"
     if not latest.exists():
         return None
-    return int(latest.read_text().strip().split("-")[1])
+    text = latest.read_text().strip()
+    try:
+        return int(text.removeprefix("round-"))
+    except ValueError:
+        raise CheckpointError(
+            f"{latest} holds {text!r}, not a round name like round-00005"
+        ) from None
+
+
+def list_rounds(run_dir: Path) -> list[int]:
+    """Rounds with a complete checkpoint (a manifest), oldest first."""
+    folder = Path(run_dir) / "checkpoints"
+    if not folder.exists():
+        return []
+    return sorted(
+        int(p.name.removeprefix("round-"))
+        for p in folder.glob("round-*")
+        if (p / "manifest.json").exists()
+    )
 
 
 @dataclass(frozen=True)
@@ -133,19 +169,73 @@ class Checkpoint:
         return str(self.manifest["model_version"])
 
 
+def _newest_run(output_dir: Path) -> Path | None:
+    """The run under ``output_dir`` whose latest checkpoint was created last."""
+    best: tuple[str, Path] | None = None
+    for run in sorted(p for p in output_dir.iterdir() if p.is_dir()):
+        rnd = latest_round(run)
+        if rnd is None:
+            continue
+        try:
+            created = json.loads((_round_dir(run, rnd) / "manifest.json").read_text())["created_at"]
+        except (OSError, ValueError, KeyError):
+            continue
+        if best is None or created > best[0]:
+            best = (created, run)
+    return best[1] if best else None
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise CheckpointError(f"{path} is missing; the checkpoint is incomplete") from None
+    except ValueError as err:
+        raise CheckpointError(f"{path} is not valid JSON ({err}); the file is damaged") from None
+    if not isinstance(data, dict):
+        raise CheckpointError(f"{path} does not hold a JSON object")
+    return data
+
+
+def _checked(path: Path, expected: str | None, what: str) -> None:
+    if not path.exists():
+        raise CheckpointError(f"{path} is missing; the checkpoint is incomplete")
+    if expected is not None and _sha256(path) != expected:
+        raise CheckpointError(
+            f"{path}: SHA-256 does not match the manifest; the {what} was changed or damaged "
+            "after it was written -- restore it or load an earlier round"
+        )
+
+
 def load_checkpoint(path: Path, *, round: int | None = None) -> Checkpoint:
-    """Load a run's latest (or given) checkpoint."""
+    """Load a checkpoint from a checkpoint dir, a run dir (LATEST or ``round``), or an
+    output dir holding several runs (the newest checkpoint across them)."""
     path = Path(path)
+    if not path.exists():
+        raise CheckpointError(f"{path} does not exist")
     if (path / "manifest.json").exists():
         ckpt_dir = path
     else:
-        rnd = round if round is not None else latest_round(path)
-        if rnd is None:
-            raise CheckpointError(f"no checkpoint under {path}")
-        ckpt_dir = _round_dir(path, rnd)
-    manifest = json.loads((ckpt_dir / "manifest.json").read_text())
-    tensors = load_file(str(ckpt_dir / "model.safetensors"))
-    cat = json.loads((ckpt_dir.parent.parent / "catalog.json").read_text())["items"]
+        run_dir = path
+        if latest_round(path) is None and round is None:
+            newest = _newest_run(path) if path.is_dir() else None
+            if newest is None:
+                raise CheckpointError(f"no checkpoint under {path}")
+            run_dir = newest
+        rnd = round if round is not None else latest_round(run_dir)
+        assert rnd is not None
+        ckpt_dir = _round_dir(run_dir, rnd)
+        if not ckpt_dir.exists():
+            raise CheckpointError(f"{run_dir} has no checkpoint for round {rnd}")
+    manifest = _read_json(ckpt_dir / "manifest.json")
+    if manifest.get("format") != FORMAT:
+        raise CheckpointError(f"{ckpt_dir}: unknown checkpoint format {manifest.get('format')!r}")
+    tensor_path = ckpt_dir / manifest["tensors"]["file"]
+    _checked(tensor_path, manifest["tensors"].get("sha256"), "model file")
+    catalog_path = ckpt_dir.parent.parent / "catalog.json"
+    _checked(catalog_path, manifest.get("catalog_sha256"), "item catalogue")
+    tensors = load_file(str(tensor_path))
+    cat = _read_json(catalog_path)["items"]
     catalog = ItemCatalog(
         raw_ids=[c["id"] for c in cat],
         titles=[c["title"] for c in cat],

@@ -1,0 +1,59 @@
+"""The FastAPI application: the model is loaded in ``lifespan``, never at import."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import uvicorn
+from fastapi import FastAPI
+
+from fedrec import __version__
+from fedrec.server.api.routes import health, items, model, recommendations
+from fedrec.server.api.settings import Settings
+from fedrec.server.recommend import Recommender
+from fedrec.shared.checkpoint import load_checkpoint
+from fedrec.shared.errors import CheckpointError
+
+logger = logging.getLogger(__name__)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """The app; with no checkpoint it still starts and model routes answer 503."""
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.checkpoint = None
+        app.state.recommender = None
+        try:
+            ckpt = load_checkpoint(Path(settings.model_path))
+        except CheckpointError as err:
+            logger.warning("serving without a model: %s", err)
+        else:
+            app.state.checkpoint = ckpt
+            app.state.recommender = Recommender.from_checkpoint(ckpt)
+            logger.info("serving %s from %s", ckpt.model_version, ckpt.path)
+        yield
+
+    app = FastAPI(
+        title="fedrec",
+        version=__version__,
+        summary="Recommendations from a federated, differentially private model.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.checkpoint = None
+    app.state.recommender = None
+    for module in (health, model, items, recommendations):
+        app.include_router(module.router)
+    return app
+
+
+def serve(settings: Settings) -> None:
+    """Run the service with uvicorn until interrupted."""
+    uvicorn.run(
+        create_app(settings), host=settings.host, port=settings.port, log_level="info", ws="none"
+    )

@@ -1,0 +1,18 @@
+"""Liveness."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+
+from fedrec.server.api.schemas import HealthPublic
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/health", summary="Is the service up, and which model does it serve?")
+def health(request: Request) -> HealthPublic:
+    """``ok`` with the model version, or ``no-model`` when no checkpoint was found."""
+    ckpt = request.app.state.checkpoint
+    if ckpt is None:
+        return HealthPublic(status="no-model")
+    return HealthPublic(status="ok", model_version=ckpt.model_version)

@@ -1,0 +1,28 @@
+"""The served model and its privacy guarantee."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from fedrec.server.api.deps import CheckpointDep
+from fedrec.server.api.schemas import ModelPublic
+
+router = APIRouter(prefix="/v1", tags=["model"])
+
+
+@router.get("/model", summary="Version, metrics and privacy guarantee of the served model")
+def model_info(ckpt: CheckpointDep) -> ModelPublic:
+    """What is served: version, round, training metrics and the (ε, δ) with its unit."""
+    m = ckpt.manifest
+    return ModelPublic(
+        model_version=ckpt.model_version,
+        run_name=m["run_name"],
+        round=ckpt.round,
+        kind=m["kind"],
+        created_at=m["created_at"],
+        n_items=m["n_items"],
+        embedding_dim=m["embedding_dim"],
+        metrics=m.get("metrics", {}),
+        history=m.get("history", []),
+        privacy=m.get("privacy"),
+    )

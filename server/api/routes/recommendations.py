@@ -1,0 +1,32 @@
+"""Recommendations for new (cold-start) users."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, HTTPException
+
+from fedrec.server.api.deps import CheckpointDep, RecommenderDep, SettingsDep
+from fedrec.server.api.schemas import ColdStartRequest, RecommendationsPublic, ScoredItemPublic
+from fedrec.server.recommend import UnknownItems
+
+router = APIRouter(prefix="/v1/recommendations", tags=["recommendations"])
+
+
+@router.post("/cold-start", summary="Recommend for a new user given a few liked items")
+def cold_start(
+    body: ColdStartRequest, rec: RecommenderDep, ckpt: CheckpointDep, settings: SettingsDep
+) -> RecommendationsPublic:
+    """Top-k items for a user known only by the items they like (those are excluded)."""
+    k = body.k or min(settings.default_k, settings.max_k)
+    if k > settings.max_k:
+        raise HTTPException(status_code=422, detail=f"k must be at most {settings.max_k}")
+    if len(body.liked_item_ids) > settings.max_liked_items:
+        raise HTTPException(
+            status_code=422, detail=f"at most {settings.max_liked_items} liked items per request"
+        )
+    try:
+        items = rec.cold_start(body.liked_item_ids, k, exclude=body.exclude_item_ids)
+    except UnknownItems as err:
+        raise HTTPException(status_code=404, detail=str(err)) from None
+    return RecommendationsPublic(
+        model_version=ckpt.model_version, items=[ScoredItemPublic(**vars(i)) for i in items]
+    )

@@ -1,0 +1,19 @@
+"""HTTP service settings, from ``FEDREC_*`` environment variables, read once at start-up."""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Where the model is and how the service answers."""
+
+    model_config = SettingsConfigDict(env_prefix="FEDREC_", protected_namespaces=())
+
+    model_path: str = Field("runs", description="Run dir, checkpoint dir, or output dir.")
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=1, le=65535)
+    max_k: int = Field(100, ge=1)
+    default_k: int = Field(10, ge=1)
+    max_liked_items: int = Field(100, ge=1)
