@@ -29,7 +29,7 @@ def quality(
         int, typer.Option(help="Max epochs of the centralized reference.")
     ] = 40,
 ) -> None:
-    """Popularity vs centralized MF vs federated MF without and with DP (HR/NDCG@10, both protocols)."""
+    """Popularity vs centralized MF vs federated MF without/with DP, both protocols."""
     from fedrec.simulations.bench import run_quality_benchmark
 
     setup_logging()

@@ -68,7 +68,8 @@ def run_demo(overrides: dict[str, Any], *, port: int, console: Console) -> None:
         privacy = model.get("privacy")
         if privacy:
             console.print(
-                f"  privacy: ({privacy['epsilon']:.2f}, {privacy['delta']:g})-DP per {privacy['unit']} "
+                f"  privacy: ({privacy['epsilon']:.2f}, {privacy['delta']:g})-DP "
+                f"per {privacy['unit']} "
                 f"({privacy['mechanism']})"
             )
         else:

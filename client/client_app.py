@@ -10,7 +10,7 @@ import logging
 import time
 from typing import Any
 
-from flwr.app import ArrayRecord, Context, Message, MetricRecord, RecordDict
+from flwr.app import Context, Message, MetricRecord, RecordDict
 from flwr.clientapp import ClientApp
 
 from fedrec.client.state import ClientStateStore
@@ -81,9 +81,7 @@ def build_client_app(overrides: dict[str, Any] | None = None) -> ClientApp:
             "epsilon": float(result.epsilon if result.epsilon is not None else -1.0),
             "seconds": time.perf_counter() - t0,
         }
-        content = RecordDict(
-            {"arrays": numpy_to_arrays(updated), "metrics": MetricRecord(metrics)}
-        )
+        content = RecordDict({"arrays": numpy_to_arrays(updated), "metrics": MetricRecord(metrics)})
         return Message(content=content, reply_to=msg)
 
     @app.evaluate()

@@ -53,7 +53,9 @@ def load_client_data(cfg: FedRecConfig, partition_id: int, num_partitions: int) 
         valid, test = int(split.valid_items[u]), int(split.test_items[u])
         extra = [i for i in (valid,) if i >= 0]
         exclude.append(np.union1d(own, np.array(extra, dtype=np.int64)))
-        seen.append(np.union1d(exclude[-1], np.array([t for t in (test,) if t >= 0], dtype=np.int64)))
+        seen.append(
+            np.union1d(exclude[-1], np.array([t for t in (test,) if t >= 0], dtype=np.int64))
+        )
     return ClientData(
         users=users,
         train_users=train_users,
@@ -74,7 +76,9 @@ def state_dir(cfg: FedRecConfig, partition_id: int, node_state_dir: str | None) 
     """Where this client keeps its private state."""
     if node_state_dir:
         return Path(node_state_dir)
-    return Path(cfg.output.output_dir) / cfg.output.run_name / "clients" / f"partition-{partition_id}"
+    return (
+        Path(cfg.output.output_dir) / cfg.output.run_name / "clients" / f"partition-{partition_id}"
+    )
 
 
 def build_model(
@@ -166,7 +170,9 @@ def local_user_evals(
             data.n_items, data.seen[j], n=99, seed=cfg.data.seed, user=int(user)
         )
         evals.append(
-            evaluate_user(scores[j], target=target, exclude=data.exclude[j], negatives=negatives, k=k)
+            evaluate_user(
+                scores[j], target=target, exclude=data.exclude[j], negatives=negatives, k=k
+            )
         )
     return evals
 

@@ -62,7 +62,8 @@ def _progress_line(row: dict[str, Any], num_rounds: int) -> str:
     parts = [
         f"round {row['round']}/{num_rounds}",
         f"clients {int(row.get('clients-ok', 0))} ok"
-        f"/{int(row.get('clients-failed', 0))} failed/{int(row.get('clients-rejected', 0))} rejected",
+        f"/{int(row.get('clients-failed', 0))} failed"
+        f"/{int(row.get('clients-rejected', 0))} rejected",
     ]
     if "train-loss" in row:
         parts.append(f"loss {row['train-loss']:.4f}")

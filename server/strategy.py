@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Sequence
+from typing import Any
 
 import numpy as np
 from flwr.app import ArrayRecord, ConfigRecord, Message, MetricRecord, RecordDict
@@ -52,7 +53,7 @@ class FedRecStrategy(FedAvg):
         )
         self.server_learning_rate = server_learning_rate
         self._current: dict[str, np.ndarray] | None = None
-        self.last_round_stats: dict[str, float] = {}
+        self.last_round_stats: dict[str, Any] = {}
 
     def configure_train(
         self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid
@@ -88,7 +89,8 @@ class FedRecStrategy(FedAvg):
                     m.metadata.src_node_id,
                     m.error.reason,
                 )
-        updates, metric_rows = [], []
+        updates: list[dict[str, np.ndarray]] = []
+        metric_rows: list[dict[str, Any]] = []
         for m in ok:
             update = arrays_to_numpy(m.content["arrays"])
             if self._valid_update(update, m.metadata.src_node_id):
@@ -108,16 +110,16 @@ class FedRecStrategy(FedAvg):
             + self.server_learning_rate * np.mean([u[name] - ref for u in updates], axis=0)
             for name, ref in self._current.items()
         }
-        metrics = dict(self.last_round_stats)
+        metrics: dict[str, Any] = dict(self.last_round_stats)
         metrics.update(_summarise_train(metric_rows))
         return numpy_to_arrays({k: v.astype(np.float32) for k, v in new.items()}), MetricRecord(
             metrics
         )
 
 
-def _summarise_train(rows: Sequence[dict[str, object]]) -> dict[str, float]:
+def _summarise_train(rows: Sequence[dict[str, Any]]) -> dict[str, float]:
     def col(key: str) -> list[float]:
-        return [float(r[key]) for r in rows if key in r]  # type: ignore[arg-type]
+        return [float(r[key]) for r in rows if key in r]
 
     out: dict[str, float] = {}
     if col("train-loss"):

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 
 import numpy as np
+
 from fedrec.shared.data.dataset import Split
 from fedrec.shared.evaluation import ScoreFn
 

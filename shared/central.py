@@ -34,7 +34,9 @@ class CentralResult:
     seconds: float = 0.0
 
 
-def score_fn_of(model: MatrixFactorization, device: torch.device) -> Callable[[np.ndarray], np.ndarray]:
+def score_fn_of(
+    model: MatrixFactorization, device: torch.device
+) -> Callable[[np.ndarray], np.ndarray]:
     """A ``users -> [B, n_items]`` score function for :func:`evaluate_model`."""
 
     def score(users: np.ndarray) -> np.ndarray:
@@ -83,7 +85,11 @@ def train_central(
             total += float(loss) * len(idx)
         model.eval()
         val = evaluate_model(score_fn_of(model, device), split, k=10, target="valid", seed=seed)
-        row = {"epoch": float(epoch), "train-loss": total / len(items), **{f"valid/{k}": v for k, v in val.items()}}
+        row = {
+            "epoch": float(epoch),
+            "train-loss": total / len(items),
+            **{f"valid/{k}": v for k, v in val.items()},
+        }
         history.append(row)
         if on_epoch is not None:
             on_epoch(row)
@@ -97,4 +103,6 @@ def train_central(
                 break
     if best_state is not None:
         model.load_state_dict(best_state)
-    return CentralResult(model=model, best_epoch=best_epoch, history=history, seconds=time.perf_counter() - t0)
+    return CentralResult(
+        model=model, best_epoch=best_epoch, history=history, seconds=time.perf_counter() - t0
+    )

@@ -208,8 +208,11 @@ def _checked(path: Path, expected: str | None, what: str) -> None:
 
 
 def load_checkpoint(path: Path, *, round: int | None = None) -> Checkpoint:
-    """Load a checkpoint from a checkpoint dir, a run dir (LATEST or ``round``), or an
-    output dir holding several runs (the newest checkpoint across them)."""
+    """Load a checkpoint from a checkpoint, run or output directory.
+
+    A checkpoint dir is loaded as is; a run dir gives its LATEST (or ``round``); an output
+    dir holding several runs gives the newest checkpoint across them.
+    """
     path = Path(path)
     if not path.exists():
         raise CheckpointError(f"{path} does not exist")

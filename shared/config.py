@@ -178,7 +178,7 @@ def from_run_config(run_config: Mapping[str, Any]) -> FedRecConfig:
     remaining = dict(run_config)
     sections: dict[str, Any] = {}
     for section in fields(FedRecConfig):
-        cls = section.default_factory  # type: ignore[misc]
+        cls: Any = section.default_factory
         kwargs: dict[str, Any] = {}
         for f in fields(cls):
             key = f.name.replace("_", "-")

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
+
 from fedrec.shared.data.dataset import Split
 from fedrec.shared.metrics import (
     catalogue_coverage,

@@ -120,8 +120,9 @@ def train_local(
             optimizer.step()
             total += float(loss.detach()) * u.shape[0]
             steps += 1
-    if privacy.dp_enabled and hasattr(module, "_close"):
-        module._close()  # remove Opacus hooks; the plain model keeps the trained weights
+    close = getattr(module, "_close", None)
+    if privacy.dp_enabled and callable(close):
+        close()  # remove Opacus hooks; the plain model keeps the trained weights
 
     sample_rate = min(1.0, train.batch_size / n)
     if accountant is None:

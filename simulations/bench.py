@@ -97,7 +97,9 @@ def run_quality_benchmark(
 
     arms["popularity"] = _measure(
         "popularity",
-        lambda: {"metrics": evaluate_model(popularity_score_fn(split), split, k=K, seed=cfg.data.seed)},
+        lambda: {
+            "metrics": evaluate_model(popularity_score_fn(split), split, k=K, seed=cfg.data.seed)
+        },
     )
 
     def central() -> dict[str, Any]:
@@ -150,11 +152,13 @@ def markdown_table(result: dict[str, Any]) -> str:
         f"({result['machine']['cpus']} CPUs, {result['machine']['platform']}).",
         f"Split: {result['split']}. K = {K}. Federated: {s['num-rounds']} rounds, "
         f"fraction-train {s['fraction-train']}, local-epochs {s['local-epochs']}, "
-        f"lr {s['learning-rate']}, server-lr {s['server-learning-rate']}, dim {s['embedding-dim']}, "
+        f"lr {s['learning-rate']}, server-lr {s['server-learning-rate']}, "
+        f"dim {s['embedding-dim']}, "
         f"personalize-epochs {s['personalize-epochs']}; DP arm: noise-multiplier "
         f"{s['noise-multiplier']}, max-grad-norm {s['max-grad-norm']}.",
         "",
-        "| model | HR@10 full | NDCG@10 full | HR@10 sampled (99 neg) | NDCG@10 sampled | coverage@10 "
+        "| model | HR@10 full | NDCG@10 full | HR@10 sampled (99 neg) | NDCG@10 sampled "
+        "| coverage@10 "
         "| privacy | wall s | peak RSS MiB |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
@@ -164,7 +168,8 @@ def markdown_table(result: dict[str, Any]) -> str:
         priv = f"ε={p['epsilon']:.2f}, δ={p['delta']:g} per {p['unit']}" if p else "none"
         lines.append(
             f"| {name} | {m[f'hr@{K}_full']:.4f} | {m[f'ndcg@{K}_full']:.4f} | "
-            f"{m[f'hr@{K}_sampled']:.4f} | {m[f'ndcg@{K}_sampled']:.4f} | {m[f'coverage@{K}']:.3f} | "
+            f"{m[f'hr@{K}_sampled']:.4f} | {m[f'ndcg@{K}_sampled']:.4f} | "
+            f"{m[f'coverage@{K}']:.3f} | "
             f"{priv} | {arm['wall_s']:.0f} | {arm['peak_rss_mib']:.0f} |"
         )
     ratio = result.get("federated_over_central_ndcg@10_full")

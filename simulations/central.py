@@ -46,7 +46,9 @@ def run_central(
         device=dev,
         on_epoch=log_epoch,
     )
-    test = evaluate_model(score_fn_of(result.model, dev), split, k=10, target="test", seed=cfg.data.seed)
+    test = evaluate_model(
+        score_fn_of(result.model, dev), split, k=10, target="test", seed=cfg.data.seed
+    )
     run_dir = Path(cfg.output.output_dir) / cfg.output.run_name
     save_catalog(run_dir, dataset.items)
     tensors = result.model.get_shared()
@@ -63,4 +65,9 @@ def run_central(
         privacy=None,
     )
     logger.info("test: %s", {k: round(v, 4) for k, v in test.items()})
-    return {"test": test, "run_dir": str(run_dir), "best_epoch": result.best_epoch, "seconds": result.seconds}
+    return {
+        "test": test,
+        "run_dir": str(run_dir),
+        "best_epoch": result.best_epoch,
+        "seconds": result.seconds,
+    }

@@ -43,7 +43,9 @@ def evaluate_run(path: Path, *, personalize_epochs: int = 5, k: int = 10) -> dic
         model = MatrixFactorization(split.n_users, split.n_items, cfg.train.embedding_dim)
         model.set_shared(shared)
         model.set_users(ckpt.tensors["user_factors"])
-        metrics = evaluate_model(score_fn_of(model, model.item.weight.device), split, k=k, seed=cfg.data.seed)
+        metrics = evaluate_model(
+            score_fn_of(model, model.item.weight.device), split, k=k, seed=cfg.data.seed
+        )
     else:
         run_dir = ckpt.path.parent.parent
         info = run_dir / FEDERATION_FILE
@@ -58,7 +60,13 @@ def evaluate_run(path: Path, *, personalize_epochs: int = 5, k: int = 10) -> dic
             data = load_client_data(cfg, pid, num)
             state = ClientStateStore(state_dir(cfg, pid, None)).load()
             evals += local_user_evals(
-                cfg, data, shared, state, k=k, personalize_epochs=personalize_epochs, seed=client_seed(cfg, pid)
+                cfg,
+                data,
+                shared,
+                state,
+                k=k,
+                personalize_epochs=personalize_epochs,
+                seed=client_seed(cfg, pid),
             )
         metrics = summarize(evals, k=k, n_items=split.n_items)
     return {

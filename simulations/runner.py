@@ -22,7 +22,9 @@ from fedrec.simulations.evaluate import write_federation_info
 logger = logging.getLogger(__name__)
 
 
-def backend_config(*, num_cpus_per_client: float = 1.0, gpu_fraction: float | None = None) -> dict[str, Any]:
+def backend_config(
+    *, num_cpus_per_client: float = 1.0, gpu_fraction: float | None = None
+) -> dict[str, Any]:
     """Ray resources: one actor per CPU core by default; GPU fractions when CUDA exists."""
     if gpu_fraction is None:
         gpu_fraction = 0.25 if torch.cuda.is_available() else 0.0

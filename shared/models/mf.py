@@ -46,9 +46,10 @@ class MatrixFactorization(nn.Module):
         """The shared tensors as float32 numpy arrays (copies)."""
         return {
             "item_factors": self.item.weight.detach().cpu().numpy().astype(np.float32, copy=True),
-            "item_bias": self.item_bias.weight.detach().cpu().numpy()[:, 0].astype(
-                np.float32, copy=True
-            ),
+            "item_bias": self.item_bias.weight.detach()
+            .cpu()
+            .numpy()[:, 0]
+            .astype(np.float32, copy=True),
         }
 
     @torch.no_grad()
@@ -79,7 +80,9 @@ class MatrixFactorization(nn.Module):
         self.user.weight.copy_(t.to(self.user.weight.device))
 
 
-def init_shared(n_items: int, dim: int, *, seed: int, init_std: float = 0.1) -> dict[str, np.ndarray]:
+def init_shared(
+    n_items: int, dim: int, *, seed: int, init_std: float = 0.1
+) -> dict[str, np.ndarray]:
     """Seeded initial shared tensors (the server's round-0 model)."""
     rng = np.random.default_rng(seed)
     return {

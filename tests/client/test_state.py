@@ -19,4 +19,7 @@ def test_state_round_trip(tmp_path) -> None:  # type: ignore[no-untyped-def]
     assert got.accountant_history == [(0.8, 0.25, 4)]
     assert got.rounds_trained == [1, 3] and got.epsilon == 2.5
     # No temp files are left behind by the atomic writes.
-    assert sorted(p.name for p in (tmp_path / "c0").iterdir()) == ["state.json", "state.safetensors"]
+    assert sorted(p.name for p in (tmp_path / "c0").iterdir()) == [
+        "state.json",
+        "state.safetensors",
+    ]

@@ -27,7 +27,8 @@ def _write_tiny_dataset(folder: Path) -> Path:
     ratings.write_text("\n".join(lines) + "\n")
     items_csv = folder / "items.csv"
     items_csv.write_text(
-        "item,title,genres\n" + "".join(f"{i},Item {i} ({1990 + i}),Drama|Comedy\n" for i in range(N_ITEMS))
+        "item,title,genres\n"
+        + "".join(f"{i},Item {i} ({1990 + i}),Drama|Comedy\n" for i in range(N_ITEMS))
     )
     return ratings
 
@@ -86,5 +87,7 @@ def test_simulation_trains_checkpoints_and_resumes(tmp_path: Path) -> None:
 
 
 def test_simulation_without_dp_makes_no_privacy_claim(tmp_path: Path) -> None:
-    run_dir = simulate(_settings(tmp_path, **{"dp-enabled": False, "num-rounds": 1}), num_supernodes=4)
+    run_dir = simulate(
+        _settings(tmp_path, **{"dp-enabled": False, "num-rounds": 1}), num_supernodes=4
+    )
     assert load_checkpoint(run_dir).manifest["privacy"] is None

@@ -5,7 +5,6 @@ from collections.abc import Iterable
 import numpy as np
 import pytest
 from flwr.app import ArrayRecord, ConfigRecord, Message, MetricRecord, RecordDict
-
 from flwr.supercore.task_identity import TaskIdentity
 
 from fedrec.server.strategy import FedRecStrategy
@@ -66,7 +65,9 @@ def test_mean_of_updates_times_server_lr(server_lr: float) -> None:
     deltas = [1.0, 2.0, 6.0]
 
     def reply(i: int, msg: Message) -> Message:
-        return _reply(msg, np.full((4, 2), deltas[i], np.float32), np.full(4, deltas[i], np.float32))
+        return _reply(
+            msg, np.full((4, 2), deltas[i], np.float32), np.full(4, deltas[i], np.float32)
+        )
 
     arrays, metrics = _round(_strategy(server_lr), reply)
     got = arrays_to_numpy(arrays)

@@ -1,5 +1,6 @@
 import numpy as np
 import pytest
+
 from fedrec.shared.baselines import popularity_score_fn, popularity_scores, random_score_fn
 from fedrec.shared.data.dataset import Interactions, Split
 from fedrec.shared.evaluation import evaluate_model, top_k

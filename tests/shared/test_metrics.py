@@ -3,6 +3,9 @@ from collections.abc import Callable
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
 from fedrec.shared.metrics import (
     catalogue_coverage,
     hit_rate_at_k,
@@ -10,8 +13,6 @@ from fedrec.shared.metrics import (
     ndcg_at_k,
     recall_at_k,
 )
-from hypothesis import given
-from hypothesis import strategies as st
 
 ranks_st = st.lists(st.integers(min_value=0, max_value=50), max_size=30)
 

@@ -23,9 +23,10 @@ def test_reported_epsilon_is_opacus_rdp_on_a_coarser_order_grid(
     ours = epsilon_of([(sigma, q, steps)], 1e-5)
     # Exactly Opacus' RDP accountant, evaluated on fedrec's order grid ...
     assert ours == pytest.approx(reference.get_epsilon(delta=1e-5, alphas=list(RDP_ORDERS)))
-    # ... which stays close to Opacus' default grid (both are valid upper bounds).
+    # ... which is never much looser than Opacus' default grid. (It can be tighter at small
+    # epsilon, where its extra large orders help; every order gives a valid upper bound.)
     default = reference.get_epsilon(delta=1e-5)
-    assert abs(ours - default) <= 0.15 * default + 1e-6
+    assert ours <= 1.15 * default + 1e-6
 
 
 def test_history_round_trip_and_composition() -> None:

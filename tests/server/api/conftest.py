@@ -57,7 +57,11 @@ def _serve(model_path: Path) -> Iterator[httpx.Client]:
     settings = Settings(model_path=str(model_path), port=_free_port(), max_k=5)
     server = uvicorn.Server(
         uvicorn.Config(
-            create_app(settings), host="127.0.0.1", port=settings.port, log_level="warning", ws="none"
+            create_app(settings),
+            host="127.0.0.1",
+            port=settings.port,
+            log_level="warning",
+            ws="none",
         )
     )
     thread = threading.Thread(target=server.run, daemon=True)

@@ -33,7 +33,9 @@ def test_cold_start_excludes_liked_and_uses_bias(client: httpx.Client) -> None:
 
 def test_cold_start_exclusions(client: httpx.Client) -> None:
     body = {"liked_item_ids": ["10"], "k": 5, "exclude_item_ids": ["12"]}
-    ids = [i["id"] for i in client.post("/v1/recommendations/cold-start", json=body).json()["items"]]
+    ids = [
+        i["id"] for i in client.post("/v1/recommendations/cold-start", json=body).json()["items"]
+    ]
     assert "12" not in ids and "10" not in ids and len(ids) == 4
 
 
@@ -48,7 +50,11 @@ def test_bad_requests_get_useful_4xx(client: httpx.Client) -> None:
     assert r.status_code == 422
     assert client.get("/v1/items/999/similar").status_code == 404
     assert client.get("/v1/items/10/similar", params={"k": 0}).status_code == 422
-    assert client.get("/v1/items/11").json() == {"id": "11", "title": "Movie 1", "genres": ["Drama"]}
+    assert client.get("/v1/items/11").json() == {
+        "id": "11",
+        "title": "Movie 1",
+        "genres": ["Drama"],
+    }
 
 
 def test_without_a_model_health_says_so_and_routes_503(empty_client: httpx.Client) -> None:
