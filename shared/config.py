@@ -44,7 +44,7 @@ class TrainConfig:
     """The MF model and the local optimisation every trainer (central or client) uses."""
 
     embedding_dim: int = 32
-    local_epochs: int = 1
+    local_epochs: int = 2
     batch_size: int = 32
     learning_rate: float = 0.05
     num_negatives: int = 4
@@ -69,14 +69,18 @@ class PrivacyConfig:
     """
 
     dp_enabled: bool = True
-    noise_multiplier: float = 0.8
+    noise_multiplier: float = 1.0
     max_grad_norm: float = 1.0
     target_delta: float = 1e-5
+    # Poisson sampling rate of records per DP step (the expected batch is rate * n_records).
+    # One rate for every client makes epsilon independent of how many records a user has.
+    dp_sample_rate: float = 0.1
 
     def __post_init__(self) -> None:
         _check(self.noise_multiplier >= 0, "noise-multiplier must be >= 0")
         _check(self.max_grad_norm > 0, "max-grad-norm must be > 0")
         _check(0 < self.target_delta < 1, "target-delta must be in (0, 1)")
+        _check(0 < self.dp_sample_rate <= 1, "dp-sample-rate must be in (0, 1]")
         _check(
             not self.dp_enabled or self.noise_multiplier > 0,
             "dp-enabled needs noise-multiplier > 0 (set dp-enabled=false to train without DP)",
@@ -89,11 +93,13 @@ class FederationConfig:
 
     num_rounds: int = 20
     fraction_train: float = 0.1
-    fraction_evaluate: float = 0.2
+    fraction_evaluate: float = 0.1
     min_train_nodes: int = 2
     final_evaluate_all: bool = True
     personalize_epochs: int = 5  # on-device fit of the private factor before ranking
-    server_learning_rate: float = 1.0
+    # Each item row is moved by the few clients that saw it, then averaged over all K
+    # sampled clients; a server learning rate >> 1 undoes that dilution (1.0 is FedAvg).
+    server_learning_rate: float = 50.0
 
     def __post_init__(self) -> None:
         _check(self.num_rounds >= 1, "num-rounds must be >= 1")

@@ -76,7 +76,10 @@ def train_local(
     data = TensorDataset(
         torch.as_tensor(users, dtype=torch.long), torch.as_tensor(items, dtype=torch.long)
     )
-    loader = DataLoader(data, batch_size=train.batch_size, shuffle=True, generator=gen)
+    # Under DP the batch is set by the sampling rate (Opacus then Poisson-samples each record
+    # with probability 1/len(loader) ~ dp_sample_rate); without DP by batch-size.
+    batch = max(1, round(privacy.dp_sample_rate * n)) if privacy.dp_enabled else train.batch_size
+    loader = DataLoader(data, batch_size=batch, shuffle=True, generator=gen)
     optimizer = torch.optim.SGD(model.parameters(), lr=train.learning_rate)
     n_items = model.item.num_embeddings
 
@@ -124,7 +127,7 @@ def train_local(
     if privacy.dp_enabled and callable(close):
         close()  # remove Opacus hooks; the plain model keeps the trained weights
 
-    sample_rate = min(1.0, train.batch_size / n)
+    sample_rate = 1.0 / len(loader)
     if accountant is None:
         return LocalResult(total / max(n * train.local_epochs, 1), steps, n, sample_rate, [], None)
     history = history_of(accountant)

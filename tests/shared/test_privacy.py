@@ -11,7 +11,7 @@ from fedrec.shared.privacy import RDP_ORDERS, epsilon_of, make_accountant, repor
 
 @settings(max_examples=25, deadline=None)
 @given(
-    sigma=st.floats(0.6, 4.0),
+    sigma=st.floats(0.8, 4.0),
     q=st.floats(0.01, 1.0),
     steps=st.integers(1, 400),
 )

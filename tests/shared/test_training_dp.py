@@ -26,10 +26,11 @@ def test_dp_step_accounts_and_touches_every_row() -> None:
     before = model.get_shared()["item_factors"]
     users, items = _data()
     res = train_local(
-        model, users, items, train=TrainConfig(batch_size=8), privacy=PrivacyConfig(), seed=1
+        model, users, items, train=TrainConfig(), privacy=PrivacyConfig(dp_sample_rate=0.2), seed=1
     )
-    # Poisson sampling at q = 8/40 for one epoch of 5 expected steps.
-    assert res.accountant_history == [(0.8, 0.2, 5)]
+    # Poisson sampling at q = 0.2 (expected batch 8 of 40) for one epoch of 5 steps.
+    assert res.accountant_history == [(1.0, 0.2, 5)]
+    assert res.sample_rate == pytest.approx(0.2)
     assert res.epsilon == pytest.approx(epsilon_of(res.accountant_history, 1e-5))
     assert res.epsilon > 0
     # Noise lands on every row, not only on the 10 items this user touched: the update
@@ -57,18 +58,19 @@ def test_without_dp_only_touched_and_sampled_rows_move() -> None:
 
 def test_accountant_history_carries_over_rounds() -> None:
     users, items = _data()
-    cfg = TrainConfig(batch_size=8)
-    first = train_local(_model(), users, items, train=cfg, privacy=PrivacyConfig(), seed=1)
+    cfg = TrainConfig()
+    dp = PrivacyConfig(dp_sample_rate=0.2)
+    first = train_local(_model(), users, items, train=cfg, privacy=dp, seed=1)
     second = train_local(
         _model(),
         users,
         items,
         train=cfg,
-        privacy=PrivacyConfig(),
+        privacy=dp,
         accountant_history=first.accountant_history,
         seed=2,
     )
-    assert second.accountant_history == [(0.8, 0.2, 10)]
+    assert second.accountant_history == [(1.0, 0.2, 10)]
     assert second.epsilon > first.epsilon
 
 
@@ -85,11 +87,11 @@ def test_user_factor_is_trained_under_dp_too() -> None:
         model,
         users,
         items,
-        train=TrainConfig(batch_size=8, learning_rate=1.0),
-        privacy=PrivacyConfig(noise_multiplier=1e-6, max_grad_norm=1e-3),
+        train=TrainConfig(learning_rate=1.0),
+        privacy=PrivacyConfig(noise_multiplier=1e-6, max_grad_norm=1e-3, dp_sample_rate=1.0),
         seed=3,
     )
-    # Poisson sampling: one expected step, noise ~0; the step is at most lr * clip.
+    # Sample rate 1: one step over all 8 records, noise ~0; the step is at most lr * clip.
     assert np.linalg.norm(model.get_users() - u0) <= 1.0 * 1e-3 * 1.01 * 2
 
 
@@ -102,3 +104,16 @@ def test_dp_fails_loudly_without_data() -> None:
             train=TrainConfig(),
             privacy=PrivacyConfig(),
         )
+
+
+def test_epsilon_does_not_depend_on_how_many_records_a_user_has() -> None:
+    """One sampling rate for all clients: a user with 20 records spends what one with 200 does."""
+    eps = []
+    for n in (20, 200):
+        users, items = _data(n)
+        res = train_local(
+            _model(), users, items, train=TrainConfig(), privacy=PrivacyConfig(), seed=0
+        )
+        assert res.accountant_history == [(1.0, 0.1, 10)]
+        eps.append(res.epsilon)
+    assert eps[0] == pytest.approx(eps[1])
