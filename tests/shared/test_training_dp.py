@@ -26,7 +26,12 @@ def test_dp_step_accounts_and_touches_every_row() -> None:
     before = model.get_shared()["item_factors"]
     users, items = _data()
     res = train_local(
-        model, users, items, train=TrainConfig(), privacy=PrivacyConfig(dp_sample_rate=0.2), seed=1
+        model,
+        users,
+        items,
+        train=TrainConfig(local_epochs=1),
+        privacy=PrivacyConfig(dp_sample_rate=0.2),
+        seed=1,
     )
     # Poisson sampling at q = 0.2 (expected batch 8 of 40) for one epoch of 5 steps.
     assert res.accountant_history == [(1.0, 0.2, 5)]
@@ -58,7 +63,7 @@ def test_without_dp_only_touched_and_sampled_rows_move() -> None:
 
 def test_accountant_history_carries_over_rounds() -> None:
     users, items = _data()
-    cfg = TrainConfig()
+    cfg = TrainConfig(local_epochs=1)
     dp = PrivacyConfig(dp_sample_rate=0.2)
     first = train_local(_model(), users, items, train=cfg, privacy=dp, seed=1)
     second = train_local(
@@ -112,7 +117,12 @@ def test_epsilon_does_not_depend_on_how_many_records_a_user_has() -> None:
     for n in (20, 200):
         users, items = _data(n)
         res = train_local(
-            _model(), users, items, train=TrainConfig(), privacy=PrivacyConfig(), seed=0
+            _model(),
+            users,
+            items,
+            train=TrainConfig(local_epochs=1),
+            privacy=PrivacyConfig(),
+            seed=0,
         )
         assert res.accountant_history == [(1.0, 0.1, 10)]
         eps.append(res.epsilon)
