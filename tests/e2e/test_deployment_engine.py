@@ -1,0 +1,129 @@
+"""The deployment engine: a real SuperLink, real SuperNodes (one per partition), `flwr run`.
+
+Everything runs on 127.0.0.1 with free ports, --insecure (local test only), and is killed
+at the end whatever happens.
+"""
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from fedrec.shared.checkpoint import load_checkpoint
+
+pytestmark = pytest.mark.slow
+
+ROOT = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+N_NODES = 2
+
+
+def _port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _wait_port(port: int, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.2)
+    raise TimeoutError(f"nothing listens on 127.0.0.1:{port}")
+
+
+@pytest.fixture
+def processes() -> Iterator[list[subprocess.Popen[bytes]]]:
+    started: list[subprocess.Popen[bytes]] = []
+    yield started
+    for proc in started:
+        proc.kill()
+    for proc in started:
+        proc.wait(timeout=30)
+
+
+def test_superlink_supernodes_flwr_run(tmp_path: Path, processes: list) -> None:  # type: ignore[type-arg]
+    rng = np.random.default_rng(0)
+    rows = ["user,item,rating,timestamp"]
+    for u in range(4):
+        for t, i in enumerate(rng.choice(20, 10, replace=False)):
+            rows.append(f"{u},{i},{int(rng.integers(1, 6))},{1000 + t}")
+    data = tmp_path / "ratings.csv"
+    data.write_text("\n".join(rows) + "\n")
+    env = {
+        **os.environ,
+        "FLWR_HOME": str(tmp_path / "flwr-home"),
+        "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
+        "FLWR_DISABLE_RUNTIME_DEPENDENCY_INSTALLATION": "1",
+    }
+    # Flower 1.42 serves the Fleet, Control and runtime APIs over one HTTP port.
+    link = _port()
+    logs = tmp_path / "logs"
+    logs.mkdir()
+
+    def start(name: str, *args: str) -> None:
+        log = open(logs / f"{name}.log", "wb")  # noqa: SIM115 (closed with the process)
+        processes.append(
+            subprocess.Popen([str(BIN / args[0]), *args[1:]], env=env, stdout=log, stderr=log)
+        )
+
+    start(
+        "superlink",
+        "flower-superlink",
+        "--insecure",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(link),
+    )
+    _wait_port(link)
+    for k in range(N_NODES):
+        start(
+            f"supernode-{k}",
+            "flower-supernode",
+            "--insecure",
+            "--superlink",
+            f"127.0.0.1:{link}",
+            "--port",
+            str(_port()),
+            "--node-config",
+            f"partition-id={k} num-partitions={N_NODES} state-dir='{tmp_path / f'state-{k}'}'",
+        )
+    (tmp_path / "flwr-home").mkdir(exist_ok=True)
+    (tmp_path / "flwr-home" / "config.toml").write_text(
+        f'[superlink]\ndefault = "test"\n\n[superlink.test]\naddress = "127.0.0.1:{link}"\n'
+        "insecure = true\n"
+    )
+    runs = tmp_path / "runs"
+    run_config = (
+        f"num-rounds=2 dataset='generic' data-path='{data}' output-dir='{runs}' "
+        "run-name='deployed' fraction-train=1.0 min-train-nodes=2 embedding-dim=8 "
+        "personalize-epochs=1"
+    )
+    out = subprocess.run(
+        [str(BIN / "flwr"), "run", ".", "test", "--stream", "--run-config", run_config],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    diag = out.stdout[-2000:] + out.stderr[-2000:]
+    for log in sorted(logs.iterdir()):
+        diag += f"\n--- {log.name}\n" + log.read_text(errors="replace")[-1500:]
+    assert out.returncode == 0, diag
+    ckpt = load_checkpoint(runs / "deployed")
+    assert ckpt.round == 2, diag
+    assert ckpt.manifest["history"][-1]["clients-ok"] == N_NODES
+    assert ckpt.manifest["history"][-1]["eval/n_users"] == 4
+    # Each SuperNode kept its private state in its own state-dir, on its side.
+    for k in range(N_NODES):
+        assert (tmp_path / f"state-{k}" / "state.json").exists(), diag
