@@ -79,13 +79,21 @@ def simulate(
     num_supernodes: Annotated[
         int | None, typer.Option(help="Simulated clients (default: one per user).")
     ] = None,
+    ray_address: Annotated[
+        str | None, typer.Option(help="Join a running Ray cluster (e.g. 'auto').")
+    ] = None,
     verbose: Annotated[bool, typer.Option(help="Show Flower's and Ray's logs too.")] = False,
 ) -> None:
     """Run a federation on Flower's simulation engine; a checkpoint is written each round."""
     from fedrec.simulations.runner import simulate as run
 
     setup_logging(verbose)
-    run_dir = run(overrides_from(config, scenario), num_supernodes=num_supernodes, verbose=verbose)
+    run_dir = run(
+        overrides_from(config, scenario),
+        num_supernodes=num_supernodes,
+        ray_address=ray_address,
+        verbose=verbose,
+    )
     console.print(f"run directory: {run_dir}")
 
 

@@ -23,14 +23,26 @@ logger = logging.getLogger(__name__)
 
 
 def backend_config(
-    *, num_cpus_per_client: float = 1.0, gpu_fraction: float | None = None
+    *,
+    num_cpus_per_client: float = 1.0,
+    gpu_fraction: float | None = None,
+    ray_address: str | None = None,
 ) -> dict[str, Any]:
-    """Ray resources: one actor per CPU core by default; GPU fractions when CUDA exists."""
+    """Ray resources: one actor per CPU core by default; GPU fractions when CUDA exists.
+
+    ``ray_address`` (e.g. ``"auto"``) joins an existing Ray cluster instead of starting a
+    local one; the cluster's own resources are used then.
+    """
     if gpu_fraction is None:
         gpu_fraction = 0.25 if torch.cuda.is_available() else 0.0
+    init_args: dict[str, Any] = {"include_dashboard": False}
+    if ray_address:
+        init_args["address"] = ray_address
+    else:
+        init_args["num_cpus"] = os.cpu_count() or 1
     return {
         "client_resources": {"num_cpus": num_cpus_per_client, "num_gpus": gpu_fraction},
-        "init_args": {"num_cpus": os.cpu_count() or 1, "include_dashboard": False},
+        "init_args": init_args,
     }
 
 
@@ -40,6 +52,7 @@ def simulate(
     num_supernodes: int | None = None,
     num_cpus_per_client: float = 1.0,
     gpu_fraction: float | None = None,
+    ray_address: str | None = None,
     verbose: bool = False,
 ) -> Path:
     """Run the federation; ``num_supernodes`` defaults to one client per user.
@@ -72,7 +85,9 @@ def simulate(
         client_app=build_client_app(overrides),
         num_supernodes=n,
         backend_config=backend_config(  # type: ignore[arg-type]
-            num_cpus_per_client=num_cpus_per_client, gpu_fraction=gpu_fraction
+            num_cpus_per_client=num_cpus_per_client,
+            gpu_fraction=gpu_fraction,
+            ray_address=ray_address,
         ),
         verbose_logging=verbose,
     )
