@@ -4,23 +4,20 @@ Everything runs on 127.0.0.1 with free ports, --insecure (local test only), and 
 at the end whatever happens.
 """
 
-import os
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from fedrec.shared.checkpoint import load_checkpoint
 
+from .helpers import BIN, flwr_env, flwr_run, write_tiny_ratings
+
 pytestmark = pytest.mark.slow
 
-ROOT = Path(__file__).resolve().parents[2]
-BIN = Path(sys.executable).parent
 N_NODES = 2
 
 
@@ -51,19 +48,8 @@ def processes() -> Iterator[list[subprocess.Popen[bytes]]]:
 
 
 def test_superlink_supernodes_flwr_run(tmp_path: Path, processes: list) -> None:  # type: ignore[type-arg]
-    rng = np.random.default_rng(0)
-    rows = ["user,item,rating,timestamp"]
-    for u in range(4):
-        for t, i in enumerate(rng.choice(20, 10, replace=False)):
-            rows.append(f"{u},{i},{int(rng.integers(1, 6))},{1000 + t}")
-    data = tmp_path / "ratings.csv"
-    data.write_text("\n".join(rows) + "\n")
-    env = {
-        **os.environ,
-        "FLWR_HOME": str(tmp_path / "flwr-home"),
-        "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
-        "FLWR_DISABLE_RUNTIME_DEPENDENCY_INSTALLATION": "1",
-    }
+    data = write_tiny_ratings(tmp_path / "ratings.csv", n_users=4, n_items=20, per_user=10)
+    env = flwr_env(tmp_path / "flwr-home")
     # Flower 1.42 serves the Fleet, Control and runtime APIs over one HTTP port.
     link = _port()
     logs = tmp_path / "logs"
@@ -108,14 +94,7 @@ def test_superlink_supernodes_flwr_run(tmp_path: Path, processes: list) -> None:
         "run-name='deployed' fraction-train=1.0 min-train-nodes=2 embedding-dim=8 "
         "personalize-epochs=1"
     )
-    out = subprocess.run(
-        [str(BIN / "flwr"), "run", ".", "test", "--stream", "--run-config", run_config],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=240,
-    )
+    out = flwr_run("test", run_config, env)
     diag = out.stdout[-2000:] + out.stderr[-2000:]
     for log in sorted(logs.iterdir()):
         diag += f"\n--- {log.name}\n" + log.read_text(errors="replace")[-1500:]

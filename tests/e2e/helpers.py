@@ -1,0 +1,50 @@
+"""Shared pieces of the end-to-end tests: tiny data sets and Flower CLI invocations."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+
+
+def write_tiny_ratings(path: Path, *, n_users: int, n_items: int, per_user: int) -> Path:
+    """A seeded ``user,item,rating,timestamp`` CSV where every user has a test item."""
+    rng = np.random.default_rng(0)
+    rows = ["user,item,rating,timestamp"]
+    for u in range(n_users):
+        for t, i in enumerate(rng.choice(n_items, per_user, replace=False)):
+            rows.append(f"{u},{i},{int(rng.integers(1, 6))},{1000 + t}")
+    path.write_text("\n".join(rows) + "\n")
+    return path
+
+
+def flwr_env(flwr_home: Path) -> dict[str, str]:
+    """Environment for Flower's CLI and daemons: this venv, a private FLWR_HOME.
+
+    Runtime dependency installation is off: Flower would otherwise `uv sync` the app's
+    dependencies into a fresh environment per run (and fetch a CUDA torch).
+    """
+    return {
+        **os.environ,
+        "FLWR_HOME": str(flwr_home),
+        "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
+        "FLWR_DISABLE_RUNTIME_DEPENDENCY_INSTALLATION": "1",
+    }
+
+
+def flwr_run(
+    connection: str, run_config: str, env: dict[str, str]
+) -> subprocess.CompletedProcess[str]:
+    """``flwr run . CONNECTION --stream --run-config ...`` from the repository root."""
+    return subprocess.run(
+        [str(BIN / "flwr"), "run", ".", connection, "--stream", "--run-config", run_config],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
