@@ -23,7 +23,6 @@ from fedrec.client.task import (
 )
 from fedrec.shared.config import FedRecConfig, resolve_config
 from fedrec.shared.device import resolve_device
-from fedrec.shared.errors import PrivacyBudgetExceeded
 from fedrec.shared.serialization import arrays_to_numpy, numpy_to_arrays
 
 logger = logging.getLogger(__name__)
@@ -62,12 +61,6 @@ def build_client_app(overrides: dict[str, Any] | None = None) -> ClientApp:
         cfg, data, store, pid = _setup(msg, context)
         server_round = int(msg.content["config"]["server-round"])
         shared = arrays_to_numpy(msg.content["arrays"])
-        state = store.load()
-        budget = float(msg.content["config"].get("epsilon-budget", 0.0))
-        if cfg.privacy.dp_enabled and budget > 0 and state and state.epsilon >= budget:
-            raise PrivacyBudgetExceeded(
-                f"client {pid} has spent epsilon={state.epsilon:.2f} of its budget {budget:.2f}"
-            )
         updated, result = local_train(
             cfg,
             data,
