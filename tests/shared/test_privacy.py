@@ -44,3 +44,13 @@ def test_report_states_unit_and_coverage_or_makes_no_claim() -> None:
     assert rep["unit"] == "record" and rep["epsilon"] == 2.0 and rep["delta"] == 1e-5
     assert "user factor" in str(rep["covers"])
     assert report_for(PrivacyConfig(dp_enabled=False), None) is None
+
+
+def test_mixed_history_matches_opacus_accountant() -> None:
+    # Clients change sample rate when their data changes, and resumed runs append entries:
+    # the cached per-step composition must still equal Opacus' accountant on the same orders.
+    history = [(1.0, 0.1, 40), (1.3, 0.05, 7), (1.0, 0.1, 3)]
+    reference = RDPAccountant()
+    reference.history = list(history)
+    expected = reference.get_epsilon(delta=1e-6, alphas=list(RDP_ORDERS))
+    assert epsilon_of(history, 1e-6) == pytest.approx(expected, rel=1e-9)
