@@ -3,41 +3,103 @@
 Nothing here is ever sent to the server. It lives in a directory of the node (on an edge
 device: ``state-dir`` in the node config; in simulation: under the run directory, one
 folder per partition) so it survives restarts of both the client and the server.
-Writes are atomic (temp file + ``os.replace``): a crash never leaves half a state.
+
+Layout of a state directory::
+
+    state.safetensors   the commit point: the current user factors and, after a training
+                        round, the factors from *before* that round, plus both states'
+                        metadata (JSON in the safetensors header); replaced atomically
+    state.json          a readable copy of the current metadata, written after it
+
+One file holds everything, replaced with ``os.replace``: a killed client (or a killed
+simulation, whose clients die with it) leaves either the old or the new state, never new
+factors next to old metadata. ``state.json`` is for people and tools; loading trusts the
+tensor file (states written before it carried metadata are still read from ``state.json``).
+
+Why the state before the latest round is kept: the server checkpoints after each round. If
+it dies after the clients trained round ``r`` but before checkpoint ``r`` was written, the
+restarted server runs round ``r`` again. Training it again on top of the already-updated
+factors would count round ``r`` twice; :meth:`ClientStateStore.start_round` instead rolls
+the factors back to where round ``r`` started (see docs/architecture.md, "Resume").
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
-from safetensors.numpy import load_file, save_file
+from safetensors import safe_open
+from safetensors.numpy import save_file
 
+from fedrec.shared.errors import FedRecError
 from fedrec.shared.privacy import HistoryEntry
+
+logger = logging.getLogger(__name__)
 
 _TENSORS = "state.safetensors"
 _META = "state.json"
+_FORMAT = "fedrec-client-state/2"
+_PREVIOUS = "previous."  # prefix of the snapshot's tensor names in the tensor file
+
+
+class ClientStateError(FedRecError):
+    """A client's saved state cannot be used for the round the server asks for."""
 
 
 @dataclass
 class ClientState:
-    """Private per-client state kept between rounds."""
+    """Private per-client state kept between rounds.
+
+    ``discarded_rounds`` lists training rounds whose result was thrown away because the
+    server never checkpointed them (it restarted and ran the round again); their DP steps
+    stay in ``accountant_history`` and ``epsilon`` (see :meth:`ClientStateStore.start_round`).
+    """
 
     user_factors: np.ndarray  # float32 [n_local_users, dim]
     accountant_history: list[HistoryEntry] = field(default_factory=list)
     rounds_trained: list[int] = field(default_factory=list)
     epsilon: float = 0.0
+    discarded_rounds: list[int] = field(default_factory=list)
+
+    @property
+    def last_round(self) -> int | None:
+        """The latest round this state has trained, or ``None``."""
+        return self.rounds_trained[-1] if self.rounds_trained else None
 
 
-def _atomic_write(path: Path, write: object) -> None:
+def _meta(state: ClientState) -> dict[str, Any]:
+    return {
+        "accountant_history": [list(h) for h in state.accountant_history],
+        "rounds_trained": list(state.rounds_trained),
+        "epsilon": state.epsilon,
+        "discarded_rounds": list(state.discarded_rounds),
+    }
+
+
+def _state(factors: np.ndarray, meta: dict[str, Any]) -> ClientState:
+    return ClientState(
+        user_factors=factors,
+        accountant_history=[tuple(h) for h in meta["accountant_history"]],  # type: ignore[misc]
+        rounds_trained=[int(r) for r in meta["rounds_trained"]],
+        epsilon=float(meta["epsilon"]),
+        discarded_rounds=[int(r) for r in meta.get("discarded_rounds", [])],
+    )
+
+
+def _atomic_write(path: Path, write: Callable[[str], object]) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
     try:
-        write(tmp)  # type: ignore[operator]
+        write(tmp)
+        with open(tmp, "rb") as fh:  # durable before it becomes visible
+            os.fsync(fh.fileno())
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
@@ -50,30 +112,99 @@ class ClientStateStore:
     def __init__(self, directory: Path) -> None:
         self.directory = Path(directory)
 
+    def _read(self) -> tuple[ClientState, ClientState | None] | None:
+        """(current, state before the latest round) from disk; ``None`` if never saved."""
+        tensor_path = self.directory / _TENSORS
+        if not tensor_path.exists():
+            return None
+        with safe_open(str(tensor_path), framework="numpy") as f:
+            header = f.metadata() or {}
+            tensors = {name: f.get_tensor(name) for name in f.keys()}  # noqa: SIM118
+        if header.get("format") != _FORMAT:  # written before the metadata moved in here
+            meta_path = self.directory / _META
+            if not meta_path.exists():  # killed between the two writes of its first save
+                return None
+            return _state(tensors["user_factors"], json.loads(meta_path.read_text())), None
+        current = _state(tensors["user_factors"], json.loads(header["state"]))
+        previous = None
+        if "previous" in header:
+            previous = _state(tensors[_PREVIOUS + "user_factors"], json.loads(header["previous"]))
+        return current, previous
+
     def load(self) -> ClientState | None:
         """The saved state, or ``None`` for a client that has never trained."""
-        meta_path = self.directory / _META
-        if not meta_path.exists():
-            return None
-        meta = json.loads(meta_path.read_text())
-        tensors = load_file(str(self.directory / _TENSORS))
-        return ClientState(
-            user_factors=tensors["user_factors"],
-            accountant_history=[tuple(h) for h in meta["accountant_history"]],  # type: ignore[misc]
-            rounds_trained=list(meta["rounds_trained"]),
-            epsilon=float(meta["epsilon"]),
-        )
+        read = self._read()
+        return read[0] if read else None
 
-    def save(self, state: ClientState) -> None:
-        """Persist ``state`` (tensors first, then the JSON that marks it complete)."""
+    def load_previous(self) -> ClientState | None:
+        """The state as it was before the latest training round, when one was kept."""
+        read = self._read()
+        return read[1] if read else None
+
+    def save(self, state: ClientState, *, previous: ClientState | None = None) -> None:
+        """Persist ``state`` and, if given, ``previous`` (the state before its latest round).
+
+        Both go into one tensor file replaced atomically; ``state.json`` follows.
+        """
         self.directory.mkdir(parents=True, exist_ok=True)
-        _atomic_write(
-            self.directory / _TENSORS,
-            lambda p: save_file({"user_factors": np.ascontiguousarray(state.user_factors)}, p),
+        tensors = {"user_factors": np.ascontiguousarray(state.user_factors, dtype=np.float32)}
+        header = {"format": _FORMAT, "state": json.dumps(_meta(state))}
+        mirror = _meta(state)
+        if previous is not None:
+            tensors[_PREVIOUS + "user_factors"] = np.ascontiguousarray(
+                previous.user_factors, dtype=np.float32
+            )
+            header["previous"] = json.dumps(_meta(previous))
+            mirror["previous_rounds_trained"] = list(previous.rounds_trained)
+        _atomic_write(self.directory / _TENSORS, lambda p: save_file(tensors, p, metadata=header))
+        _atomic_write(self.directory / _META, lambda p: Path(p).write_text(json.dumps(mirror)))
+
+    def start_round(self, server_round: int) -> ClientState | None:
+        """The state that training round ``server_round`` must start from.
+
+        Normally the saved state. If that state has already trained ``server_round`` (or a
+        later round), the server lost that round -- it died before checkpointing it and now
+        runs it again -- and the state from before the lost round is returned instead:
+        its user factors and ``rounds_trained``, so the re-run starts exactly where the lost
+        run started.
+
+        Privacy accounting is *not* rolled back: the lost run's update may already have
+        reached the server (and whoever watches it), so its DP steps stay spent. The
+        returned state keeps the newer ``accountant_history`` and ``epsilon`` and lists the
+        thrown-away rounds in ``discarded_rounds``.
+        """
+        read = self._read()
+        if read is None:
+            return None
+        current, previous = read
+        last = current.last_round
+        if last is None or last < server_round:
+            return current
+        n_prev = len(previous.rounds_trained) if previous is not None else 0
+        if (
+            previous is None
+            or (previous.last_round is not None and previous.last_round >= server_round)
+            or current.rounds_trained[:n_prev] != previous.rounds_trained
+        ):
+            raise ClientStateError(
+                f"{self.directory}: the server asks for round {server_round}, but this client's "
+                f"state has already trained rounds {current.rounds_trained} and keeps no "
+                f"state from before round {server_round}; the state does not belong to this "
+                "run's checkpoints (point the client at its own state-dir, or start a new "
+                "run-name)"
+            )
+        discarded = current.rounds_trained[n_prev:]
+        logger.warning(
+            "%s: round(s) %s were trained but never checkpointed by the server; training "
+            "round %d again from the state before them (their privacy cost stays spent)",
+            self.directory,
+            discarded,
+            server_round,
         )
-        meta = {
-            "accountant_history": [list(h) for h in state.accountant_history],
-            "rounds_trained": state.rounds_trained,
-            "epsilon": state.epsilon,
-        }
-        _atomic_write(self.directory / _META, lambda p: Path(p).write_text(json.dumps(meta)))
+        return ClientState(
+            user_factors=previous.user_factors,
+            accountant_history=list(current.accountant_history),
+            rounds_trained=list(previous.rounds_trained),
+            epsilon=current.epsilon,
+            discarded_rounds=current.discarded_rounds + discarded,
+        )

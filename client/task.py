@@ -109,27 +109,39 @@ def local_train(
     seed: int,
     device: torch.device,
 ) -> tuple[dict[str, np.ndarray], LocalResult]:
-    """One round of local training; saves the private state and returns the shared update."""
-    state = store.load()
-    model = build_model(cfg, data, shared, state, seed=seed)
+    """One round of local training; saves the private state and returns the shared update.
+
+    A round the server asks for again (it restarted before checkpointing it) starts from the
+    state from before that round, not on top of it: see :meth:`ClientStateStore.start_round`.
+    The state this round started from is saved next to the new one for that purpose.
+    """
+    start = store.start_round(server_round)
+    if start is None:
+        start = ClientState(
+            user_factors=init_user_factors(len(data.users), cfg.train.embedding_dim, seed=seed)
+        )
+    model = build_model(cfg, data, shared, start, seed=seed)
     result = train_local(
         model,
         data.train_users,
         data.train_items,
         train=cfg.train,
         privacy=cfg.privacy,
-        accountant_history=state.accountant_history if state else None,
+        # A discarded round's DP steps stay in here: start_round never rolls accounting back.
+        accountant_history=start.accountant_history,
         seed=seed * 1_000_003 + server_round,
         device=device,
+        learning_rate=cfg.train.lr_at(server_round),
     )
-    rounds = (state.rounds_trained if state else []) + [server_round]
     store.save(
         ClientState(
             user_factors=model.get_users(),
             accountant_history=result.accountant_history,
-            rounds_trained=rounds,
+            rounds_trained=start.rounds_trained + [server_round],
             epsilon=result.epsilon or 0.0,
-        )
+            discarded_rounds=start.discarded_rounds,
+        ),
+        previous=start,
     )
     return model.get_shared(), result
 

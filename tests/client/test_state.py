@@ -1,6 +1,14 @@
-import numpy as np
+import json
 
-from fedrec.client.state import ClientState, ClientStateStore
+import numpy as np
+import pytest
+import torch
+from safetensors.numpy import save_file
+
+from fedrec.client.state import ClientState, ClientStateError, ClientStateStore
+from fedrec.client.task import ClientData, local_train
+from fedrec.shared.config import FedRecConfig, resolve_config
+from fedrec.shared.models.mf import init_shared
 
 
 def test_state_round_trip(tmp_path) -> None:  # type: ignore[no-untyped-def]
@@ -23,3 +31,182 @@ def test_state_round_trip(tmp_path) -> None:  # type: ignore[no-untyped-def]
         "state.json",
         "state.safetensors",
     ]
+
+
+# --------------------------------------------------------------------- resume: lost rounds
+
+
+def _state(rounds: list[int], *, fill: float, history: int = 0) -> ClientState:
+    """A synthetic state: factors filled with ``fill``, ``history`` DP rounds of 10 steps."""
+    return ClientState(
+        user_factors=np.full((2, 4), fill, dtype=np.float32),
+        accountant_history=[(1.0, 0.1, 10 * history)] if history else [],
+        rounds_trained=rounds,
+        epsilon=0.5 * history,
+    )
+
+
+def test_previous_state_is_kept_in_the_same_atomic_file(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    store = ClientStateStore(tmp_path / "c0")
+    before, after = _state([1, 2], fill=2.0, history=2), _state([1, 2, 3], fill=3.0, history=3)
+    store.save(after, previous=before)
+    got, prev = store.load(), store.load_previous()
+    assert got is not None and prev is not None
+    assert got.rounds_trained == [1, 2, 3] and np.all(got.user_factors == 3.0)
+    assert prev.rounds_trained == [1, 2] and np.all(prev.user_factors == 2.0)
+    assert prev.accountant_history == [(1.0, 0.1, 20)]
+    # Still two files: the snapshot travels inside the one tensor file that is replaced.
+    assert sorted(p.name for p in (tmp_path / "c0").iterdir()) == [
+        "state.json",
+        "state.safetensors",
+    ]
+    mirror = json.loads((tmp_path / "c0" / "state.json").read_text())
+    assert mirror["rounds_trained"] == [1, 2, 3] and mirror["previous_rounds_trained"] == [1, 2]
+    assert mirror["discarded_rounds"] == []
+
+
+def test_start_round_is_the_saved_state_for_a_new_round(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    store = ClientStateStore(tmp_path / "c0")
+    assert store.start_round(1) is None
+    store.save(_state([1, 2], fill=2.0, history=2), previous=_state([1], fill=1.0, history=1))
+    start = store.start_round(3)
+    assert start is not None
+    assert start.rounds_trained == [1, 2] and np.all(start.user_factors == 2.0)
+    assert start.discarded_rounds == []
+    # A client not sampled for a while simply continues from its latest round.
+    start = store.start_round(7)
+    assert start is not None and start.rounds_trained == [1, 2]
+
+
+def test_a_round_asked_for_again_starts_from_the_state_before_it(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    store = ClientStateStore(tmp_path / "c0")
+    # Trained round 3, but the server died before checkpointing it and now asks again.
+    store.save(_state([1, 2, 3], fill=3.0, history=3), previous=_state([1, 2], fill=2.0, history=2))
+    start = store.start_round(3)
+    assert start is not None
+    assert np.all(start.user_factors == 2.0) and start.rounds_trained == [1, 2]
+    # The lost run's DP steps stay spent: its update may have reached the server.
+    assert start.accountant_history == [(1.0, 0.1, 30)] and start.epsilon == 1.5
+    assert start.discarded_rounds == [3]
+    # Deciding is read-only: asking again (a crash before training finished) gives the same.
+    again = store.start_round(3)
+    assert again is not None and again.discarded_rounds == [3]
+    assert np.array_equal(again.user_factors, start.user_factors)
+
+
+def test_a_round_lost_twice_is_rolled_back_twice(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    store = ClientStateStore(tmp_path / "c0")
+    store.save(_state([1, 2, 3], fill=3.0, history=3), previous=_state([1, 2], fill=2.0, history=2))
+    start = store.start_round(3)
+    assert start is not None
+    # The re-run trains round 3 (saving where it started) and the server dies again.
+    retrained = ClientState(
+        user_factors=np.full((2, 4), 3.5, dtype=np.float32),
+        accountant_history=[(1.0, 0.1, 40)],
+        rounds_trained=start.rounds_trained + [3],
+        epsilon=2.0,
+        discarded_rounds=start.discarded_rounds,
+    )
+    store.save(retrained, previous=start)
+    third = store.start_round(3)
+    assert third is not None
+    assert np.all(third.user_factors == 2.0) and third.rounds_trained == [1, 2]
+    assert third.accountant_history == [(1.0, 0.1, 40)] and third.epsilon == 2.0
+    assert third.discarded_rounds == [3, 3]
+
+
+def test_a_lost_first_round_rolls_back_to_the_initial_factors(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    store = ClientStateStore(tmp_path / "c0")
+    store.save(_state([1], fill=1.0, history=1), previous=_state([], fill=0.0))
+    start = store.start_round(1)
+    assert start is not None
+    assert start.rounds_trained == [] and np.all(start.user_factors == 0.0)
+    assert start.discarded_rounds == [1] and start.epsilon == 0.5
+
+
+@pytest.mark.parametrize(
+    "previous",
+    [None, _state([1, 2, 3], fill=3.0, history=3), _state([1, 5], fill=5.0, history=2)],
+    ids=["no-snapshot", "snapshot-too-new", "snapshot-not-a-prefix"],
+)
+def test_a_state_that_cannot_be_rolled_back_is_refused(tmp_path, previous) -> None:  # type: ignore[no-untyped-def]
+    store = ClientStateStore(tmp_path / "c0")
+    store.save(_state([1, 2, 3, 4], fill=4.0, history=4), previous=previous)
+    with pytest.raises(ClientStateError, match="asks for round 3"):
+        store.start_round(3)
+
+
+def test_a_state_written_before_snapshots_is_still_read(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    folder = tmp_path / "c0"
+    folder.mkdir()
+    save_file(
+        {"user_factors": np.ones((1, 3), dtype=np.float32)}, str(folder / "state.safetensors")
+    )
+    (folder / "state.json").write_text(
+        json.dumps({"accountant_history": [[1.0, 0.1, 5]], "rounds_trained": [1], "epsilon": 0.3})
+    )
+    store = ClientStateStore(folder)
+    got = store.load()
+    assert got is not None and got.rounds_trained == [1] and got.discarded_rounds == []
+    assert store.load_previous() is None
+    start = store.start_round(2)
+    assert start is not None and start.rounds_trained == [1]
+    with pytest.raises(ClientStateError):
+        store.start_round(1)
+
+
+# ------------------------------------------------------ through local_train (real DP-SGD)
+
+
+def _tiny_client() -> tuple[FedRecConfig, ClientData, dict[str, np.ndarray]]:
+    cfg = resolve_config({}, {"embedding-dim": 4, "local-epochs": 1, "dp-sample-rate": 0.25})
+    rng = np.random.default_rng(0)
+    n_items = 12
+    train_users = np.repeat(np.arange(2), 6)
+    train_items = np.concatenate([rng.choice(n_items, 6, replace=False) for _ in range(2)])
+    data = ClientData(
+        users=np.array([3, 5]),
+        train_users=train_users,
+        train_items=train_items,
+        exclude=[train_items[train_users == k] for k in range(2)],
+        seen=[train_items[train_users == k] for k in range(2)],
+        test_items=np.array([-1, -1]),
+        n_items=n_items,
+    )
+    return cfg, data, init_shared(n_items, 4, seed=1)
+
+
+def _steps(state: ClientState) -> int:
+    return sum(int(n) for _, _, n in state.accountant_history)
+
+
+def test_local_train_of_a_lost_round_repeats_it_from_where_it_started(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    cfg, data, shared = _tiny_client()
+    cpu = torch.device("cpu")
+
+    def train(store: ClientStateStore, rnd: int) -> dict[str, np.ndarray]:
+        return local_train(cfg, data, shared, store, server_round=rnd, seed=7, device=cpu)[0]
+
+    clean = ClientStateStore(tmp_path / "clean")
+    for rnd in (1, 2, 3):
+        clean_update = train(clean, rnd)
+    crashed = ClientStateStore(tmp_path / "crashed")
+    for rnd in (1, 2, 3, 3):  # the server lost round 3 and runs it again
+        update = train(crashed, rnd)
+
+    want, got = clean.load(), crashed.load()
+    assert want is not None and got is not None
+    assert got.rounds_trained == [1, 2, 3] and got.discarded_rounds == [3]
+    # The re-run started from the round-2 factors: same private state, same shared update.
+    assert np.array_equal(got.user_factors, want.user_factors)
+    for name, value in clean_update.items():
+        assert np.array_equal(update[name], value)
+    # ...but the discarded run's DP steps are still accounted for (conservative epsilon).
+    assert _steps(got) == 4 * _steps(want) // 3 and got.epsilon > want.epsilon > 0
+    # Where round 3 started from is kept for the next loss.
+    prev = crashed.load_previous()
+    assert prev is not None and prev.rounds_trained == [1, 2]
+    # Round 4 goes on normally.
+    train(crashed, 4)
+    after = crashed.load()
+    assert after is not None and after.rounds_trained == [1, 2, 3, 4]
