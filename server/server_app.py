@@ -16,6 +16,7 @@ from typing import Any
 from flwr.app import ArrayRecord, ConfigRecord, Context
 from flwr.serverapp import Grid, ServerApp
 
+from fedrec.server.aggregation import make_server_optimizer
 from fedrec.server.strategy import FedRecStrategy
 from fedrec.shared.checkpoint import latest_round, load_checkpoint, save_catalog, save_checkpoint
 from fedrec.shared.config import FedRecConfig, resolve_config
@@ -28,17 +29,16 @@ from fedrec.shared.serialization import arrays_to_numpy, numpy_to_arrays
 logger = logging.getLogger(__name__)
 
 EVAL_K = 10
-ROUND_TIMEOUT_S = 3600.0
 
 
 def _start_state(
     cfg: FedRecConfig, run_dir: Path, n_items: int
-) -> tuple[int, ArrayRecord, list[dict[str, Any]], float]:
-    """Round to start at, global arrays, history and epsilon so far (fresh or resumed)."""
+) -> tuple[int, ArrayRecord, list[dict[str, Any]], float, dict[str, Any]]:
+    """Round to start at, global arrays, history, epsilon and server optimizer state."""
     last = latest_round(run_dir)
     if last is None:
         shared = init_shared(n_items, cfg.train.embedding_dim, seed=cfg.data.seed)
-        return 1, numpy_to_arrays(shared), [], 0.0
+        return 1, numpy_to_arrays(shared), [], 0.0, {}
     if not cfg.output.resume:
         raise ConfigError(
             f"{run_dir} already holds checkpoints up to round {last}; set resume=true to "
@@ -46,7 +46,7 @@ def _start_state(
         )
     ckpt = load_checkpoint(run_dir, round=last)
     saved = ckpt.manifest.get("config", {})
-    for key in ("dataset", "data-path", "embedding-dim", "seed", "implicit-threshold"):
+    for key in ("dataset", "data-path", "embedding-dim", "seed", "implicit-threshold", "strategy"):
         if key in saved and saved[key] != cfg.to_run_config()[key]:
             raise ConfigError(
                 f"cannot resume {run_dir}: {key} was {saved[key]!r}, now "
@@ -55,7 +55,8 @@ def _start_state(
     privacy = ckpt.manifest.get("privacy") or {}
     eps = float(privacy.get("epsilon") or 0.0)
     logger.info("resuming %s from round %d", run_dir, last)
-    return last + 1, numpy_to_arrays(ckpt.tensors), list(ckpt.manifest.get("history", [])), eps
+    history = list(ckpt.manifest.get("history", []))
+    return last + 1, numpy_to_arrays(ckpt.tensors), history, eps, dict(ckpt.server_state)
 
 
 def _progress_line(row: dict[str, Any], num_rounds: int) -> str:
@@ -65,6 +66,8 @@ def _progress_line(row: dict[str, Any], num_rounds: int) -> str:
         f"/{int(row.get('clients-failed', 0))} failed"
         f"/{int(row.get('clients-rejected', 0))} rejected",
     ]
+    if row.get("clients-timed-out"):
+        parts[-1] += f"/{int(row['clients-timed-out'])} timed out"
     if "train-loss" in row:
         parts.append(f"loss {row['train-loss']:.4f}")
     if "epsilon" in row:
@@ -83,21 +86,34 @@ def run_federation(grid: Grid, cfg: FedRecConfig) -> Path:
     dataset = load_dataset(cfg.data)  # the server uses the public item catalogue only
     run_dir = Path(cfg.output.output_dir) / cfg.output.run_name
     save_catalog(run_dir, dataset.items)
-    start, arrays, history, eps_max = _start_state(cfg, run_dir, dataset.n_items)
+    start, arrays, history, eps_max, server_state = _start_state(cfg, run_dir, dataset.n_items)
     fed = cfg.federation
     if start > fed.num_rounds:
         logger.info("%s is complete (%d rounds); nothing to train", run_dir, fed.num_rounds)
         return run_dir
+    optimizer = make_server_optimizer(
+        fed.strategy,
+        lr=fed.server_learning_rate,
+        momentum=fed.server_momentum,
+        beta2=fed.server_beta2,
+        tau=fed.server_tau,
+    )
+    optimizer.load_state_dict(server_state)
     strategy = FedRecStrategy(
         fraction_train=fed.fraction_train,
         fraction_evaluate=fed.fraction_evaluate,
         min_train_nodes=fed.min_train_nodes,
-        server_learning_rate=fed.server_learning_rate,
+        min_available_nodes=fed.min_available_nodes,
+        optimizer=optimizer,
+        aggregation=fed.aggregation,
+        trim_fraction=fed.trim_fraction,
+        update_norm_factor=fed.update_norm_factor,
+        accept_failures=fed.accept_failures,
     )
     for rnd in range(start, fed.num_rounds + 1):
         t0 = time.perf_counter()
         replies = grid.send_and_receive(
-            strategy.configure_train(rnd, arrays, ConfigRecord({}), grid), timeout=ROUND_TIMEOUT_S
+            strategy.configure_train(rnd, arrays, ConfigRecord({}), grid), timeout=fed.round_timeout
         )
         new_arrays, train_metrics = strategy.aggregate_train(rnd, replies)
         if new_arrays is not None:
@@ -114,7 +130,8 @@ def run_federation(grid: Grid, cfg: FedRecConfig) -> Path:
         eval_config = ConfigRecord({"k": EVAL_K, "personalize-epochs": fed.personalize_epochs})
         if strategy.fraction_evaluate > 0:
             eval_replies = grid.send_and_receive(
-                strategy.configure_evaluate(rnd, arrays, eval_config, grid), timeout=ROUND_TIMEOUT_S
+                strategy.configure_evaluate(rnd, arrays, eval_config, grid),
+                timeout=fed.round_timeout,
             )
             eval_metrics = strategy.aggregate_evaluate(rnd, eval_replies)
             row.update({f"eval/{k}": float(v) for k, v in dict(eval_metrics or {}).items()})  # type: ignore[arg-type]
@@ -130,6 +147,7 @@ def run_federation(grid: Grid, cfg: FedRecConfig) -> Path:
             metrics=row,
             history=history,
             privacy=report_for(cfg.privacy, eps_max if cfg.privacy.dp_enabled else None),
+            server_state=optimizer.state_dict(),
         )
         logger.info(_progress_line(row, fed.num_rounds))
     return run_dir

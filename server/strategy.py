@@ -1,14 +1,18 @@
-"""FedAvg over the shared item parameters, with a server learning rate and update checks.
+"""The federation's strategy: Flower's FedAvg sampling, fedrec's aggregation of item params.
 
-The aggregate is ``global + server_lr * mean_k(client_k - global)`` (an unweighted mean:
-weighting by example counts would make the server depend on -- and leak -- dataset sizes).
-With ``server_lr = 1`` this is plain FedAvg. Replies whose arrays are non-finite or have the
-wrong shapes are rejected and logged, never averaged in.
+Sampling and message construction are Flower's (:class:`flwr.serverapp.strategy.FedAvg`).
+Aggregation is replaced: replies whose arrays are non-finite or mis-shaped are rejected,
+updates whose norm is far above the round's median are rejected, the rest are combined
+(mean, trimmed mean or median; unweighted, since weighting by example counts would make the
+server depend on -- and leak -- dataset sizes) and applied by a server optimizer (FedAvg,
+FedAvgM, FedAdam, FedYogi; see :mod:`fedrec.server.aggregation`). Every rejection is logged
+and counted in the round's metrics, never averaged in.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -17,6 +21,12 @@ from flwr.app import ArrayRecord, ConfigRecord, Message, MetricRecord, RecordDic
 from flwr.serverapp import Grid
 from flwr.serverapp.strategy import FedAvg
 
+from fedrec.server.aggregation import (
+    ServerOptimizer,
+    ServerSGD,
+    combine,
+    screen_updates,
+)
 from fedrec.shared.evaluation import aggregate_client_metrics
 from fedrec.shared.serialization import arrays_to_numpy, numpy_to_arrays
 
@@ -32,7 +42,7 @@ def _aggregate_eval(records: list[RecordDict], weight_key: str) -> MetricRecord:
 
 
 class FedRecStrategy(FedAvg):
-    """FedAvg for MF: shared item factors only, server learning rate, finite-update check."""
+    """Shared item parameters only; screened, combined, then applied by a server optimizer."""
 
     def __init__(
         self,
@@ -40,19 +50,30 @@ class FedRecStrategy(FedAvg):
         fraction_train: float,
         fraction_evaluate: float,
         min_train_nodes: int,
+        min_available_nodes: int = 0,
         server_learning_rate: float = 1.0,
+        optimizer: ServerOptimizer | None = None,
+        aggregation: str = "mean",
+        trim_fraction: float = 0.1,
+        update_norm_factor: float = 0.0,
+        accept_failures: bool = True,
     ) -> None:
         super().__init__(
             fraction_train=fraction_train,
             fraction_evaluate=fraction_evaluate,
             min_train_nodes=min_train_nodes,
             min_evaluate_nodes=1,
-            min_available_nodes=min_train_nodes,
+            min_available_nodes=max(min_train_nodes, min_available_nodes),
             weighted_by_key="weight",
             evaluate_metrics_aggr_fn=_aggregate_eval,
         )
-        self.server_learning_rate = server_learning_rate
+        self.optimizer = optimizer or ServerSGD(server_learning_rate)
+        self.aggregation = aggregation
+        self.trim_fraction = trim_fraction
+        self.update_norm_factor = update_norm_factor
+        self.accept_failures = accept_failures
         self._current: dict[str, np.ndarray] | None = None
+        self._sent = 0
         self.last_round_stats: dict[str, Any] = {}
 
     def configure_train(
@@ -60,7 +81,28 @@ class FedRecStrategy(FedAvg):
     ) -> Iterable[Message]:
         """Remember the global model the clients start from, then sample as FedAvg does."""
         self._current = arrays_to_numpy(arrays)
-        return super().configure_train(server_round, arrays, config, grid)
+        self._wait_for_nodes(grid)
+        messages = list(super().configure_train(server_round, arrays, config, grid))
+        self._sent = len(messages)
+        return messages
+
+    def configure_evaluate(
+        self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid
+    ) -> Iterable[Message]:
+        """Sample as FedAvg does, once enough clients are connected."""
+        self._wait_for_nodes(grid)
+        return super().configure_evaluate(server_round, arrays, config, grid)
+
+    def _wait_for_nodes(self, grid: Grid, poll_s: float = 0.05) -> None:
+        # FedAvg sizes its sample from the nodes connected *before* it waits for
+        # min_available_nodes, so round 1 of a simulation could sample a fraction of the
+        # first few nodes to register. Waiting first makes fraction-train mean what it says.
+        waited = 0.0
+        while len(list(grid.get_node_ids())) < self.min_available_nodes:
+            if waited == 0.0:
+                logger.info("waiting for %d clients to connect", self.min_available_nodes)
+            time.sleep(poll_s)
+            waited += poll_s
 
     def _valid_update(self, update: dict[str, np.ndarray], node: int) -> bool:
         assert self._current is not None
@@ -77,7 +119,7 @@ class FedRecStrategy(FedAvg):
     def aggregate_train(
         self, server_round: int, replies: Iterable[Message]
     ) -> tuple[ArrayRecord | None, MetricRecord | None]:
-        """Server-lr FedAvg over valid updates; training metrics summarised, not averaged."""
+        """Screen, combine and apply the valid updates; training metrics summarised."""
         replies = list(replies)
         ok = [m for m in replies if not m.has_error()]
         failed = len(replies) - len(ok)
@@ -87,34 +129,61 @@ class FedRecStrategy(FedAvg):
                     "round %d: node %s failed: %s",
                     server_round,
                     m.metadata.src_node_id,
-                    m.error.reason,
+                    _short_reason(m.error.reason or ""),
                 )
         updates: list[dict[str, np.ndarray]] = []
         metric_rows: list[dict[str, Any]] = []
+        nodes: list[int] = []
         for m in ok:
             update = arrays_to_numpy(m.content["arrays"])
             if self._valid_update(update, m.metadata.src_node_id):
                 updates.append(update)
                 metric_rows.append(dict(m.content["metrics"]))
-        rejected = len(ok) - len(updates)
+                nodes.append(m.metadata.src_node_id)
+        malformed = len(ok) - len(updates)
+        current = self._current
+        deltas = [{k: u[k] - ref for k, ref in (current or {}).items()} for u in updates]
+        keep, norms = screen_updates(deltas, self.update_norm_factor)
+        for i in sorted(set(range(len(deltas))) - set(keep)):
+            logger.warning(
+                "round %d: rejected update from node %s: norm %.3g > %.1f x median %.3g",
+                server_round,
+                nodes[i],
+                norms[i],
+                self.update_norm_factor,
+                float(np.median(norms)),
+            )
         self.last_round_stats = {
-            "clients-sampled": float(len(replies)),
-            "clients-ok": float(len(updates)),
+            "clients-sampled": float(max(self._sent, len(replies))),
+            "clients-timed-out": float(max(self._sent - len(replies), 0)),
+            "clients-ok": float(len(keep)),
             "clients-failed": float(failed),
-            "clients-rejected": float(rejected),
+            "clients-rejected": float(malformed + len(deltas) - len(keep)),
         }
-        if not updates or self._current is None:
+        if norms:
+            self.last_round_stats["update-norm-median"] = float(np.median(norms))
+            self.last_round_stats["update-norm-max"] = float(np.max(norms))
+        if failed and not self.accept_failures:
+            logger.warning(
+                "round %d: %d client(s) failed and accept-failures is false: round discarded",
+                server_round,
+                failed,
+            )
             return None, MetricRecord(self.last_round_stats)
-        new = {
-            name: ref
-            + self.server_learning_rate * np.mean([u[name] - ref for u in updates], axis=0)
-            for name, ref in self._current.items()
-        }
+        if not keep or current is None:
+            return None, MetricRecord(self.last_round_stats)
+        delta = combine([deltas[i] for i in keep], self.aggregation, self.trim_fraction)
+        new = self.optimizer.step(current, delta)
         metrics: dict[str, Any] = dict(self.last_round_stats)
-        metrics.update(_summarise_train(metric_rows))
-        return numpy_to_arrays({k: v.astype(np.float32) for k, v in new.items()}), MetricRecord(
-            metrics
-        )
+        metrics.update(_summarise_train([metric_rows[i] for i in keep]))
+        return numpy_to_arrays(new), MetricRecord(metrics)
+
+
+def _short_reason(reason: str, limit: int = 300) -> str:
+    """The last line of a (possibly multi-page, Ray-wrapped) client traceback."""
+    lines = [line.strip() for line in reason.strip().splitlines() if line.strip()]
+    last = lines[-1] if lines else reason
+    return last if len(last) <= limit else last[: limit - 3] + "..."
 
 
 def _summarise_train(rows: Sequence[dict[str, Any]]) -> dict[str, float]:

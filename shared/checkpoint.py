@@ -5,6 +5,7 @@ Layout of a run directory::
     <run_dir>/catalog.json                       items (public), written once per run
     <run_dir>/checkpoints/round-00005/model.safetensors
     <run_dir>/checkpoints/round-00005/manifest.json
+    <run_dir>/checkpoints/round-00005/server_state.safetensors   optimizer moments, if any
     <run_dir>/LATEST                             "round-00005", replaced last
 
 A checkpoint is written into a temporary folder and renamed into place; ``LATEST`` is
@@ -21,7 +22,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -81,8 +82,13 @@ def save_checkpoint(
     metrics: Mapping[str, Any],
     history: Sequence[Mapping[str, Any]],
     privacy: Mapping[str, Any] | None,
+    server_state: Mapping[str, np.ndarray] | None = None,
 ) -> Path:
-    """Write a checkpoint atomically, then point LATEST at it."""
+    """Write a checkpoint atomically, then point LATEST at it.
+
+    ``server_state`` holds what the server needs to continue exactly (e.g. FedAdam's
+    moments); it is stored beside the model, hashed, and never served.
+    """
     target = _round_dir(run_dir, round)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=".tmp-"))
@@ -109,6 +115,15 @@ def save_checkpoint(
         "n_items": int(tensors["item_factors"].shape[0]),
         "embedding_dim": int(tensors["item_factors"].shape[1]),
     }
+    if server_state:
+        save_file(
+            {k: np.ascontiguousarray(v) for k, v in server_state.items()},
+            str(tmp / "server_state.safetensors"),
+        )
+        manifest["server_state"] = {
+            "file": "server_state.safetensors",
+            "sha256": _sha256(tmp / "server_state.safetensors"),
+        }
     (tmp / "manifest.json").write_text(json.dumps(manifest, indent=1))
     if target.exists():
         shutil.rmtree(target)
@@ -157,6 +172,7 @@ class Checkpoint:
     manifest: dict[str, Any]
     tensors: dict[str, np.ndarray]
     catalog: ItemCatalog
+    server_state: dict[str, np.ndarray] = field(default_factory=dict)
 
     @property
     def round(self) -> int:
@@ -246,4 +262,15 @@ def load_checkpoint(path: Path, *, round: int | None = None) -> Checkpoint:
         texts=[c["text"] for c in cat],
         years=[c["year"] for c in cat],
     )
-    return Checkpoint(path=ckpt_dir, manifest=manifest, tensors=tensors, catalog=catalog)
+    server_state: dict[str, np.ndarray] = {}
+    if manifest.get("server_state"):
+        state_path = ckpt_dir / manifest["server_state"]["file"]
+        _checked(state_path, manifest["server_state"].get("sha256"), "server state file")
+        server_state = load_file(str(state_path))
+    return Checkpoint(
+        path=ckpt_dir,
+        manifest=manifest,
+        tensors=tensors,
+        catalog=catalog,
+        server_state=server_state,
+    )

@@ -48,6 +48,12 @@ class TrainConfig:
     batch_size: int = 32
     learning_rate: float = 0.01
     num_negatives: int = 4
+    # Client learning rate in round r is learning-rate * lr-decay ** (r - 1).
+    lr_decay: float = 1.0
+    # FedProx: pull the shared item parameters towards the round's global model with
+    # strength mu (0 = off). Applied as a separate step after each optimizer step, so it is
+    # data-independent post-processing and leaves the DP guarantee untouched.
+    proximal_mu: float = 0.0
 
     def __post_init__(self) -> None:
         _check(1 <= self.embedding_dim <= 4096, "embedding-dim must be in [1, 4096]")
@@ -55,6 +61,12 @@ class TrainConfig:
         _check(self.batch_size >= 1, "batch-size must be >= 1")
         _check(self.learning_rate > 0, "learning-rate must be > 0")
         _check(self.num_negatives >= 1, "num-negatives must be >= 1")
+        _check(0 < self.lr_decay <= 1, "lr-decay must be in (0, 1]")
+        _check(self.proximal_mu >= 0, "proximal-mu must be >= 0")
+
+    def lr_at(self, server_round: int) -> float:
+        """The client learning rate in ``server_round`` (1-based)."""
+        return self.learning_rate * self.lr_decay ** max(server_round - 1, 0)
 
 
 @dataclass(frozen=True)
@@ -98,19 +110,72 @@ class FederationConfig:
     fraction_train: float = 1.0
     fraction_evaluate: float = 0.1
     min_train_nodes: int = 2
+    # A round starts only once this many clients are connected (0: min-train-nodes). The
+    # simulation sets it to the number of simulated clients, so that round 1 does not sample
+    # from the few that happened to register first.
+    min_available_nodes: int = 0
     final_evaluate_all: bool = True
     personalize_epochs: int = 5  # on-device fit of the private factor before ranking
     # Each item row is moved by the few clients that saw it, then averaged over all K
     # sampled clients; a server learning rate >> 1 undoes that dilution (1.0 is FedAvg).
     server_learning_rate: float = 100.0
+    # Server optimizer: fedavg (SGD), fedavgm (momentum), fedadam, fedyogi.
+    strategy: str = "fedavg"
+    server_momentum: float = 0.9  # FedAvgM momentum; beta1 of FedAdam/FedYogi
+    server_beta2: float = 0.99
+    server_tau: float = 1e-3  # adaptivity floor of FedAdam/FedYogi
+    # How deltas are combined: mean, trimmed-mean (trim-fraction cut at each end), median.
+    aggregation: str = "mean"
+    trim_fraction: float = 0.1
+    # Reject updates whose norm exceeds this multiple of the round's median norm (0 = off).
+    update_norm_factor: float = 20.0
+    # A round waits this long for replies; late clients (stragglers) are left out.
+    round_timeout: float = 3600.0
+    # false: a round with any failed client is discarded (the global model stays as it was).
+    accept_failures: bool = True
 
     def __post_init__(self) -> None:
+        from fedrec.server.aggregation import AGGREGATIONS, STRATEGIES
+
         _check(self.num_rounds >= 1, "num-rounds must be >= 1")
         _check(0 < self.fraction_train <= 1, "fraction-train must be in (0, 1]")
         _check(0 <= self.fraction_evaluate <= 1, "fraction-evaluate must be in [0, 1]")
         _check(self.min_train_nodes >= 1, "min-train-nodes must be >= 1")
+        _check(self.min_available_nodes >= 0, "min-available-nodes must be >= 0")
         _check(self.server_learning_rate > 0, "server-learning-rate must be > 0")
         _check(self.personalize_epochs >= 0, "personalize-epochs must be >= 0")
+        _check(
+            self.strategy in STRATEGIES,
+            f"strategy must be one of {', '.join(STRATEGIES)}, got {self.strategy!r}",
+        )
+        _check(
+            self.aggregation in AGGREGATIONS,
+            f"aggregation must be one of {', '.join(AGGREGATIONS)}, got {self.aggregation!r}",
+        )
+        _check(0 <= self.server_momentum < 1, "server-momentum must be in [0, 1)")
+        _check(0 < self.server_beta2 < 1, "server-beta2 must be in (0, 1)")
+        _check(self.server_tau > 0, "server-tau must be > 0")
+        _check(0 <= self.trim_fraction < 0.5, "trim-fraction must be in [0, 0.5)")
+        _check(self.update_norm_factor >= 0, "update-norm-factor must be >= 0")
+        _check(self.round_timeout > 0, "round-timeout must be > 0")
+
+
+@dataclass(frozen=True)
+class FaultConfig:
+    """Simulated faults, to test that a federation survives them (all off by default).
+
+    Each sampled client fails its training with probability ``failure-rate`` and sleeps
+    ``straggler-seconds`` first with probability ``straggler-rate``; draws are seeded.
+    """
+
+    failure_rate: float = 0.0
+    straggler_rate: float = 0.0
+    straggler_seconds: float = 0.0
+
+    def __post_init__(self) -> None:
+        _check(0 <= self.failure_rate <= 1, "failure-rate must be in [0, 1]")
+        _check(0 <= self.straggler_rate <= 1, "straggler-rate must be in [0, 1]")
+        _check(self.straggler_seconds >= 0, "straggler-seconds must be >= 0")
 
 
 @dataclass(frozen=True)
@@ -134,6 +199,7 @@ class FedRecConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
     privacy: PrivacyConfig = field(default_factory=PrivacyConfig)
     federation: FederationConfig = field(default_factory=FederationConfig)
+    faults: FaultConfig = field(default_factory=FaultConfig)
     output: OutputConfig = field(default_factory=OutputConfig)
 
     def to_run_config(self) -> dict[str, Any]:
@@ -220,6 +286,7 @@ def default_config() -> FedRecConfig:
 __all__ = [
     "DATASETS",
     "DataConfig",
+    "FaultConfig",
     "FederationConfig",
     "FedRecConfig",
     "OutputConfig",

@@ -78,6 +78,9 @@ def simulate(
         cfg.federation.fraction_train,
         "on" if cfg.privacy.dp_enabled else "off",
     )
+    if not cfg.federation.min_available_nodes:
+        # Wait for every simulated client before round 1 samples (see FederationConfig).
+        overrides["min-available-nodes"] = n
     run_dir = Path(cfg.output.output_dir) / cfg.output.run_name
     write_federation_info(run_dir, n)
     run_simulation(

@@ -91,3 +91,36 @@ def test_simulation_without_dp_makes_no_privacy_claim(tmp_path: Path) -> None:
         _settings(tmp_path, **{"dp-enabled": False, "num-rounds": 1}), num_supernodes=4
     )
     assert load_checkpoint(run_dir).manifest["privacy"] is None
+
+
+def test_failing_clients_robust_aggregation_and_fedadam_resume(tmp_path: Path) -> None:
+    settings = _settings(
+        tmp_path,
+        **{
+            "dp-enabled": False,
+            "num-rounds": 2,
+            "fraction-train": 1.0,
+            "failure-rate": 0.4,
+            "strategy": "fedadam",
+            "server-learning-rate": 0.01,
+            "aggregation": "trimmed-mean",
+            "trim-fraction": 0.2,
+        },
+    )
+    run_dir = simulate(settings, num_supernodes=N_USERS)
+    history = load_checkpoint(run_dir).manifest["history"]
+    assert [row["round"] for row in history] == [1, 2]
+    # Some clients failed (seeded draws at rate 0.4 over 16 trainings), every round still
+    # completed, and the metrics say who took part.
+    assert sum(row["clients-failed"] for row in history) > 0
+    for row in history:
+        assert row["clients-sampled"] == N_USERS  # fraction 1.0 means every client
+        assert row["clients-ok"] + row["clients-failed"] + row["clients-rejected"] == N_USERS
+        assert row["clients-ok"] >= 1
+    # FedAdam's moments are checkpointed and carried into a resumed run.
+    first = load_checkpoint(run_dir).server_state
+    assert set(first) == {"m.item_factors", "m.item_bias", "v.item_factors", "v.item_bias"}
+    simulate({**settings, "num-rounds": 3}, num_supernodes=N_USERS)
+    resumed = load_checkpoint(run_dir)
+    assert resumed.round == 3
+    assert not np.array_equal(resumed.server_state["v.item_factors"], first["v.item_factors"])

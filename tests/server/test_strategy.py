@@ -4,7 +4,7 @@ from collections.abc import Iterable
 
 import numpy as np
 import pytest
-from flwr.app import ArrayRecord, ConfigRecord, Message, MetricRecord, RecordDict
+from flwr.app import ArrayRecord, ConfigRecord, Error, Message, MetricRecord, RecordDict
 from flwr.supercore.task_identity import TaskIdentity
 
 from fedrec.server.strategy import FedRecStrategy
@@ -111,3 +111,75 @@ def test_arrayrecord_round_trip() -> None:
     t = {"a": np.arange(6, dtype=np.float32).reshape(2, 3)}
     assert isinstance(numpy_to_arrays(t), ArrayRecord)
     assert np.array_equal(arrays_to_numpy(numpy_to_arrays(t))["a"], t["a"])
+
+
+def test_update_with_a_norm_far_above_the_others_is_rejected() -> None:
+    strategy = FedRecStrategy(
+        fraction_train=1.0, fraction_evaluate=0.0, min_train_nodes=3, update_norm_factor=10.0
+    )
+
+    def reply(i: int, msg: Message) -> Message:
+        value = 1e4 if i == 2 else 0.1 * (i + 1)
+        return _reply(msg, np.full((4, 2), value, np.float32), np.zeros(4, np.float32))
+
+    arrays, metrics = _round(strategy, reply)
+    assert metrics["clients-rejected"] == 1 and metrics["clients-ok"] == 2
+    assert np.allclose(arrays_to_numpy(arrays)["item_factors"], 0.15)
+
+
+def test_failed_clients_are_counted_and_the_round_goes_on() -> None:
+    def reply(i: int, msg: Message) -> Message:
+        if i == 0:
+            return Message(Error(code=0, reason="simulated failure"), reply_to=msg)
+        return _reply(msg, np.ones((4, 2), np.float32), np.zeros(4, np.float32))
+
+    arrays, metrics = _round(_strategy(), reply)
+    assert metrics["clients-failed"] == 1 and metrics["clients-ok"] == 2
+    assert np.allclose(arrays_to_numpy(arrays)["item_factors"], 1.0)
+    # With accept-failures off the round is discarded instead.
+    strict = FedRecStrategy(
+        fraction_train=1.0, fraction_evaluate=0.0, min_train_nodes=3, accept_failures=False
+    )
+    arrays, metrics = _round(strict, reply)
+    assert arrays is None and metrics["clients-failed"] == 1
+
+
+def test_missing_replies_count_as_timed_out() -> None:
+    strategy = _strategy()
+    q0 = np.zeros((4, 2), np.float32)
+    msgs = list(
+        strategy.configure_train(
+            1,
+            numpy_to_arrays({"item_factors": q0, "item_bias": np.zeros(4, np.float32)}),
+            ConfigRecord({}),
+            _Grid(3),
+        )
+    )
+    replies = [_reply(m, np.ones((4, 2), np.float32), np.zeros(4, np.float32)) for m in msgs[:2]]
+    _, metrics = strategy.aggregate_train(1, replies)
+    assert metrics["clients-sampled"] == 3 and metrics["clients-timed-out"] == 1
+
+
+class _GrowingGrid(_Grid):
+    """Nodes that register over time, as in a starting simulation."""
+
+    def __init__(self, counts: list[int]) -> None:
+        super().__init__(max(counts))
+        self.counts = counts
+
+    def get_node_ids(self) -> Iterable[int]:
+        n = self.counts.pop(0) if len(self.counts) > 1 else self.counts[0]
+        return self.nodes[:n]
+
+
+def test_sampling_waits_for_min_available_nodes_before_sizing_the_sample() -> None:
+    # Regression: FedAvg sized the sample from the 2 nodes connected first (fraction 1.0 of
+    # 2), so round 1 of a simulation trained 2 of 8 clients.
+    strategy = FedRecStrategy(
+        fraction_train=1.0, fraction_evaluate=1.0, min_train_nodes=2, min_available_nodes=8
+    )
+    arrays = numpy_to_arrays({"item_factors": np.zeros((4, 2), np.float32)})
+    train = list(strategy.configure_train(1, arrays, ConfigRecord({}), _GrowingGrid([2, 2, 8])))
+    assert len(train) == 8
+    evaluate = list(strategy.configure_evaluate(1, arrays, ConfigRecord({}), _GrowingGrid([3, 8])))
+    assert len(evaluate) == 8

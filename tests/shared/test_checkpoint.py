@@ -103,3 +103,28 @@ def test_output_dir_gives_the_newest_run(tmp_path: Path) -> None:
         (tmp_path / "new" / "checkpoints" / "round-00001" / "manifest.json").read_text()
     )
     assert manifest["format"] == "fedrec-checkpoint/1"
+
+
+def test_server_state_round_trip_and_tamper_check(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    save_catalog(run, CATALOG)
+    moments = {"m.item_factors": np.full((3, 2), 0.5, np.float32)}
+    save_checkpoint(
+        run,
+        round=1,
+        tensors={"item_factors": np.zeros((3, 2), np.float32), "item_bias": np.zeros(3)},
+        run_name="run",
+        kind="federated",
+        config={},
+        metrics={},
+        history=[],
+        privacy=None,
+        server_state=moments,
+    )
+    ckpt = load_checkpoint(run)
+    assert np.array_equal(ckpt.server_state["m.item_factors"], moments["m.item_factors"])
+    assert "m.item_factors" not in ckpt.tensors  # never served as part of the model
+    (ckpt.path / "server_state.safetensors").write_bytes(b"garbage")
+    with pytest.raises(CheckpointError, match="server state"):
+        load_checkpoint(run)
+    assert _save(tmp_path / "plain", 1) and load_checkpoint(tmp_path / "plain").server_state == {}

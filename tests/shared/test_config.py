@@ -33,6 +33,11 @@ def test_round_trip_and_overrides() -> None:
         ("dataset", "netflix", "dataset must be one of"),
         ("target-delta", 1.0, "target-delta"),
         ("run-name", "a/b", "run-name"),
+        ("strategy", "fedsgd", "strategy must be one of"),
+        ("aggregation", "mode", "aggregation must be one of"),
+        ("trim-fraction", 0.5, "trim-fraction"),
+        ("lr-decay", 0.0, "lr-decay"),
+        ("failure-rate", 1.5, "failure-rate"),
     ],
 )
 def test_bad_values_say_why(key: str, value: object, needle: str) -> None:

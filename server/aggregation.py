@@ -1,0 +1,172 @@
+"""How the server turns the clients' updates of one round into a new global model.
+
+Three steps, each a small function or class so that strategies are combinations of them:
+
+1. :func:`screen_updates` drops updates whose norm is far above the round's typical norm
+   (a crude but scale-free poisoning and bug guard; non-finite updates never get here).
+2. :func:`combine` averages the surviving deltas: plain mean (FedAvg), coordinate-wise
+   trimmed mean, or coordinate-wise median (robust aggregation).
+3. A :class:`ServerOptimizer` applies the combined delta as a pseudo-gradient: SGD with a
+   server learning rate (FedAvg), with momentum (FedAvgM), or Adam/Yogi (FedAdam/FedYogi,
+   Reddi et al. 2021, "Adaptive Federated Optimization").
+
+Flower ships FedAdam/FedYogi strategies too; fedrec keeps its own small optimizer because
+its state (moments) must go into every checkpoint so that a resumed run continues exactly
+where it stopped, and Flower's strategies keep it only in memory.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from typing import Protocol
+
+import numpy as np
+
+logger = logging.getLogger(__name__)
+
+Arrays = dict[str, np.ndarray]
+
+AGGREGATIONS = ("mean", "trimmed-mean", "median")
+STRATEGIES = ("fedavg", "fedavgm", "fedadam", "fedyogi")
+
+
+def update_norm(delta: Mapping[str, np.ndarray]) -> float:
+    """L2 norm of a whole update (all tensors together)."""
+    total = sum(float(np.sum(np.square(v, dtype=np.float64))) for v in delta.values())
+    return float(np.sqrt(total))
+
+
+def screen_updates(deltas: Sequence[Arrays], factor: float) -> tuple[list[int], list[float]]:
+    """Indices of deltas whose norm is at most ``factor`` x the median norm, and all norms.
+
+    ``factor <= 0`` keeps everything. With fewer than 3 updates there is no meaningful
+    "typical" norm, so nothing is screened.
+    """
+    norms = [update_norm(d) for d in deltas]
+    if factor <= 0 or len(deltas) < 3:
+        return list(range(len(deltas))), norms
+    bound = factor * float(np.median(norms))
+    return [i for i, n in enumerate(norms) if n <= bound], norms
+
+
+def combine(deltas: Sequence[Arrays], method: str, trim_fraction: float = 0.1) -> Arrays:
+    """Coordinate-wise mean, trimmed mean or median of the deltas (unweighted)."""
+    if not deltas:
+        raise ValueError("no updates to combine")
+    if method not in AGGREGATIONS:
+        raise ValueError(f"aggregation must be one of {AGGREGATIONS}, got {method!r}")
+    out: Arrays = {}
+    for name in deltas[0]:
+        stack = np.stack([d[name] for d in deltas]).astype(np.float64)
+        if method == "mean":
+            out[name] = stack.mean(axis=0)
+        elif method == "median":
+            out[name] = np.median(stack, axis=0)
+        else:
+            # Drop the k largest and k smallest values of every coordinate.
+            k = int(np.floor(trim_fraction * len(deltas)))
+            if 2 * k >= len(deltas):
+                k = (len(deltas) - 1) // 2
+            kept = np.sort(stack, axis=0)[k : len(deltas) - k]
+            out[name] = kept.mean(axis=0)
+    return out
+
+
+class ServerOptimizer(Protocol):
+    """Applies a combined delta (a pseudo-gradient pointing downhill) to the global model."""
+
+    def step(self, params: Arrays, delta: Arrays) -> Arrays:
+        """The new global parameters."""
+        ...
+
+    def state_dict(self) -> Arrays:
+        """Tensors needed to continue exactly after a restart (empty when stateless)."""
+        ...
+
+    def load_state_dict(self, state: Mapping[str, np.ndarray]) -> None:
+        """Restore what :meth:`state_dict` returned."""
+        ...
+
+
+class ServerSGD:
+    """``x + lr * delta``; with ``momentum > 0`` FedAvgM's heavy-ball momentum."""
+
+    def __init__(self, lr: float, momentum: float = 0.0) -> None:
+        self.lr, self.momentum = lr, momentum
+        self.velocity: Arrays = {}
+
+    def step(self, params: Arrays, delta: Arrays) -> Arrays:
+        """One server step."""
+        out: Arrays = {}
+        for name, x in params.items():
+            d = delta[name]
+            if self.momentum > 0:
+                v = self.momentum * self.velocity.get(name, np.zeros_like(d)) + d
+                self.velocity[name] = v
+                d = v
+            out[name] = (x + self.lr * d).astype(np.float32)
+        return out
+
+    def state_dict(self) -> Arrays:
+        """Momentum buffers (empty for plain FedAvg)."""
+        return {f"velocity.{k}": v.astype(np.float32) for k, v in self.velocity.items()}
+
+    def load_state_dict(self, state: Mapping[str, np.ndarray]) -> None:
+        """Restore momentum buffers."""
+        self.velocity = {
+            k.removeprefix("velocity."): np.asarray(v, np.float64)
+            for k, v in state.items()
+            if k.startswith("velocity.")
+        }
+
+
+class ServerAdaptive:
+    """FedAdam / FedYogi: per-coordinate adaptive server steps (Reddi et al. 2021)."""
+
+    def __init__(
+        self, lr: float, *, yogi: bool, beta1: float = 0.9, beta2: float = 0.99, tau: float = 1e-3
+    ) -> None:
+        self.lr, self.yogi, self.beta1, self.beta2, self.tau = lr, yogi, beta1, beta2, tau
+        self.m: Arrays = {}
+        self.v: Arrays = {}
+
+    def step(self, params: Arrays, delta: Arrays) -> Arrays:
+        """One server step (no bias correction, as in the paper)."""
+        out: Arrays = {}
+        for name, x in params.items():
+            d = delta[name].astype(np.float64)
+            m = self.beta1 * self.m.get(name, np.zeros_like(d)) + (1 - self.beta1) * d
+            v_prev = self.v.get(name, np.full_like(d, self.tau**2))
+            d2 = d * d
+            if self.yogi:
+                v = v_prev - (1 - self.beta2) * d2 * np.sign(v_prev - d2)
+            else:
+                v = self.beta2 * v_prev + (1 - self.beta2) * d2
+            self.m[name], self.v[name] = m, v
+            out[name] = (x + self.lr * m / (np.sqrt(v) + self.tau)).astype(np.float32)
+        return out
+
+    def state_dict(self) -> Arrays:
+        """First and second moments."""
+        state = {f"m.{k}": v for k, v in self.m.items()}
+        state.update({f"v.{k}": v for k, v in self.v.items()})
+        return {k: v.astype(np.float32) for k, v in state.items()}
+
+    def load_state_dict(self, state: Mapping[str, np.ndarray]) -> None:
+        """Restore the moments."""
+        self.m = {k[2:]: np.asarray(v, np.float64) for k, v in state.items() if k[:2] == "m."}
+        self.v = {k[2:]: np.asarray(v, np.float64) for k, v in state.items() if k[:2] == "v."}
+
+
+def make_server_optimizer(
+    strategy: str, *, lr: float, momentum: float, beta2: float, tau: float
+) -> ServerOptimizer:
+    """The server optimizer of a named strategy (see :data:`STRATEGIES`)."""
+    if strategy == "fedavg":
+        return ServerSGD(lr)
+    if strategy == "fedavgm":
+        return ServerSGD(lr, momentum=momentum)
+    if strategy in ("fedadam", "fedyogi"):
+        return ServerAdaptive(lr, yogi=strategy == "fedyogi", beta1=momentum, beta2=beta2, tau=tau)
+    raise ValueError(f"strategy must be one of {STRATEGIES}, got {strategy!r}")
