@@ -13,6 +13,7 @@ from typing import Any
 from flwr.app import Context, Message, MetricRecord, RecordDict
 from flwr.clientapp import ClientApp
 
+from fedrec.client.faults import inject_faults
 from fedrec.client.state import ClientStateStore
 from fedrec.client.task import (
     client_seed,
@@ -60,6 +61,7 @@ def build_client_app(overrides: dict[str, Any] | None = None) -> ClientApp:
         t0 = time.perf_counter()
         cfg, data, store, pid = _setup(msg, context)
         server_round = int(msg.content["config"]["server-round"])
+        inject_faults(cfg.faults, seed=cfg.data.seed, partition_id=pid, server_round=server_round)
         shared = arrays_to_numpy(msg.content["arrays"])
         updated, result = local_train(
             cfg,

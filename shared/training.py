@@ -59,8 +59,13 @@ def train_local(
     accountant_history: Sequence[Sequence[float]] | None = None,
     seed: int = 0,
     device: torch.device | None = None,
+    learning_rate: float | None = None,
 ) -> LocalResult:
     """Train ``model`` in place on ``(users[k], items[k])`` positive pairs with BPR + SGD.
+
+    ``learning_rate`` overrides ``train.learning_rate`` (the round's scheduled rate). With
+    ``train.proximal_mu > 0`` (FedProx) the shared item parameters are pulled towards their
+    values at the start of this call after every step.
 
     With ``privacy.dp_enabled`` the model is wrapped by an Opacus PrivacyEngine (Poisson
     sampling, per-sample clipping to ``max_grad_norm``, Gaussian noise) and every trainable
@@ -80,8 +85,11 @@ def train_local(
     # with probability 1/len(loader) ~ dp_sample_rate); without DP by batch-size.
     batch = max(1, round(privacy.dp_sample_rate * n)) if privacy.dp_enabled else train.batch_size
     loader = DataLoader(data, batch_size=batch, shuffle=True, generator=gen)
-    optimizer = torch.optim.SGD(model.parameters(), lr=train.learning_rate)
+    lr = float(learning_rate if learning_rate is not None else train.learning_rate)
+    optimizer = torch.optim.SGD(model.parameters(), lr=lr)
     n_items = model.item.num_embeddings
+    shared_params = (model.item.weight, model.item_bias.weight)
+    anchors = [p.detach().clone() for p in shared_params] if train.proximal_mu > 0 else []
 
     accountant = None
     module: torch.nn.Module = model
@@ -121,6 +129,13 @@ def train_local(
                 warnings.simplefilter("ignore", UserWarning)
                 loss.backward()
             optimizer.step()
+            if anchors:
+                # The gradient of mu/2 ||w - w_global||^2, as its own step: it depends on no
+                # record, so under DP it is post-processing (Opacus would drop a loss term
+                # that is not per-sample anyway).
+                with torch.no_grad():
+                    for param, anchor in zip(shared_params, anchors, strict=True):
+                        param.sub_(lr * train.proximal_mu * (param - anchor))
             total += float(loss.detach()) * u.shape[0]
             steps += 1
     close = getattr(module, "_close", None)

@@ -127,3 +127,44 @@ def test_epsilon_does_not_depend_on_how_many_records_a_user_has() -> None:
         assert res.accountant_history == [(1.0, 0.1, 10)]
         eps.append(res.epsilon)
     assert eps[0] == pytest.approx(eps[1])
+
+
+@pytest.mark.parametrize("dp", [False, True])
+def test_fedprox_keeps_shared_params_near_the_global_model(dp: bool) -> None:
+    users, items = _data()
+
+    def drift(mu: float) -> float:
+        model = _model()
+        before = model.get_shared()["item_factors"]
+        train_local(
+            model,
+            users,
+            items,
+            train=TrainConfig(local_epochs=3, learning_rate=0.1, proximal_mu=mu),
+            privacy=PrivacyConfig(dp_enabled=dp, dp_sample_rate=0.2),
+            seed=3,
+        )
+        return float(np.linalg.norm(model.get_shared()["item_factors"] - before))
+
+    assert drift(5.0) < 0.5 * drift(0.0)
+
+
+def test_learning_rate_schedule_decays_per_round() -> None:
+    train = TrainConfig(learning_rate=0.1, lr_decay=0.5)
+    assert [train.lr_at(r) for r in (1, 2, 3)] == pytest.approx([0.1, 0.05, 0.025])
+    model_a, model_b = _model(), _model()
+    users, items = _data()
+    for model, lr in ((model_a, 0.1), (model_b, 0.001)):
+        train_local(
+            model,
+            users,
+            items,
+            train=TrainConfig(),
+            privacy=PrivacyConfig(dp_enabled=False),
+            seed=1,
+            learning_rate=lr,
+        )
+    start = _model().get_shared()["item_factors"]
+    big = np.linalg.norm(model_a.get_shared()["item_factors"] - start)
+    small = np.linalg.norm(model_b.get_shared()["item_factors"] - start)
+    assert big > 10 * small

@@ -1,0 +1,27 @@
+"""Simulated faults are seeded, per client and round, and close to their rates."""
+
+import pytest
+
+from fedrec.client.faults import SimulatedClientFailure, inject_faults
+from fedrec.shared.config import FaultConfig
+
+
+def _fails(rate: float, pid: int, rnd: int) -> bool:
+    try:
+        inject_faults(FaultConfig(failure_rate=rate), seed=1, partition_id=pid, server_round=rnd)
+    except SimulatedClientFailure:
+        return True
+    return False
+
+
+def test_failures_follow_the_rate_and_are_reproducible() -> None:
+    draws = [_fails(0.3, pid, 1) for pid in range(2000)]
+    assert 0.26 < sum(draws) / len(draws) < 0.34
+    assert draws == [_fails(0.3, pid, 1) for pid in range(2000)]
+    assert not any(_fails(0.0, pid, 1) for pid in range(100))
+    assert all(_fails(1.0, pid, 2) for pid in range(100))
+
+
+def test_failure_message_names_client_and_round() -> None:
+    with pytest.raises(SimulatedClientFailure, match="partition 7 failed in round 3"):
+        inject_faults(FaultConfig(failure_rate=1.0), seed=0, partition_id=7, server_round=3)
