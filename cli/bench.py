@@ -42,3 +42,67 @@ def quality(
     )
     console.print((output_dir / f"{name}.md").read_text())
     console.print(f"wrote {output_dir / (name + '.json')} ({len(result['arms'])} arms)")
+
+
+def _ints(text: str) -> list[int]:
+    try:
+        return [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise typer.BadParameter(f"expected comma-separated integers, got {text!r}") from None
+
+
+@bench_app.command("federation")
+def federation(
+    config: ConfigOpt = None,
+    scenario: ScenarioOpt = None,
+    clients: Annotated[
+        str, typer.Option(help="Clients per round to measure (comma-separated).")
+    ] = "10,100,943",
+    items: Annotated[
+        str, typer.Option(help="Synthetic catalogue sizes to measure (comma-separated).")
+    ] = "1000,10000,100000",
+    catalogue_clients: Annotated[
+        int, typer.Option(help="Clients per round in the catalogue-size arms.")
+    ] = 10,
+    target_scenario: Annotated[
+        str | None,
+        typer.Option(help="Also time this scenario until it reaches --target x centralized."),
+    ] = None,
+    target: Annotated[float, typer.Option(help="Fraction of centralized NDCG@10.")] = 0.95,
+    quality_json: Annotated[
+        Path, typer.Option(help="Quality benchmark whose centralized NDCG@10 is the target.")
+    ] = Path("docs/benchmarks/quality.json"),
+    output_dir: Annotated[Path, typer.Option(help="Where JSON, table and plot go.")] = Path(
+        "docs/benchmarks"
+    ),
+    runs_dir: Annotated[Path, typer.Option(help="Where the benchmark's runs go.")] = Path(
+        "runs/bench"
+    ),
+) -> None:
+    """Flower overhead vs a plain loop, cost vs clients and catalogue size, time to target."""
+    import json
+
+    from fedrec.simulations.bench_federation import run_federation_benchmark
+
+    setup_logging()
+    central = None
+    if target_scenario:
+        if not quality_json.exists():
+            raise typer.BadParameter(
+                f"{quality_json} not found: run `fedrec bench quality` first (it measures the "
+                "centralized NDCG@10 the target is relative to)"
+            )
+        arms = json.loads(quality_json.read_text())["arms"]
+        central = float(arms["centralized MF"]["metrics"]["ndcg@10_full"])
+    run_federation_benchmark(
+        overrides=overrides_from(config, scenario),
+        output_dir=output_dir,
+        runs_dir=runs_dir.resolve(),
+        clients_per_round=_ints(clients),
+        catalogue_sizes=_ints(items),
+        catalogue_clients=catalogue_clients,
+        target_scenario=target_scenario,
+        central_ndcg=central,
+        target=target,
+    )
+    console.print((output_dir / "federation.md").read_text())

@@ -1,0 +1,328 @@
+"""Federation benchmark: framework overhead, cost growth, time to reach the centralized model.
+
+- **Overhead**: the wall time of a simulated Flower round divided by the wall time of the
+  same local training in a plain single-process loop (:mod:`fedrec.simulations.plain`)
+  over the same number of clients with the same settings, for several clients per round.
+  Round 1 includes the actors' start-up (imports, data loading); round 2 is steady state.
+- **Cost growth**: round time and peak memory versus clients per round (ML-100K) and
+  versus catalogue size (synthetic data, a fixed number of clients per round).
+- **Time to target**: a federation evaluated on every client after every round; the wall
+  time until its NDCG@10 (full ranking) reaches a fraction of the centralized model's.
+
+Results go to ``<output_dir>/federation.json``, a Markdown table and a PNG plot.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import platform
+import time
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from fedrec.shared.config import FedRecConfig, resolve_config
+from fedrec.shared.data import load_split
+from fedrec.shared.models.mf import init_shared
+from fedrec.simulations.bench import PeakMemory
+from fedrec.simulations.plain import PlainFederation, sample_partitions
+from fedrec.simulations.runner import simulate
+from fedrec.simulations.scenarios import load_scenario
+
+logger = logging.getLogger(__name__)
+
+K = 10
+
+
+def _fraction(n_clients: int, total: int) -> float:
+    # FedAvg samples int(total * fraction): nudge so that exactly n_clients come out.
+    return min(1.0, (n_clients + 0.5) / total)
+
+
+def _flower_rounds(settings: dict[str, Any], num_supernodes: int) -> dict[str, Any]:
+    """Two training-only rounds on Flower's simulation engine; per-round seconds + memory."""
+    t0 = time.perf_counter()
+    with PeakMemory() as mem:
+        run_dir = simulate(settings, num_supernodes=num_supernodes)
+    manifest = json.loads(
+        (run_dir / "checkpoints" / f"round-{2:05d}" / "manifest.json").read_text()
+    )
+    rows = manifest["history"]
+    return {
+        "round_s": [float(r["seconds"]) for r in rows],
+        "clients_ok": [int(r["clients-ok"]) for r in rows],
+        "wall_s": time.perf_counter() - t0,
+        "peak_rss_mib": mem.peak_bytes / 2**20,
+    }
+
+
+def _plain_round(cfg: FedRecConfig, n_clients: int, state_root: Path) -> dict[str, Any]:
+    """The same local training in one process (after one warm-up client)."""
+    _, split = load_split(cfg.data)
+    fed = PlainFederation(
+        cfg,
+        split.n_users,
+        init_shared(split.n_items, cfg.train.embedding_dim, seed=cfg.data.seed),
+        state_root,
+    )
+    parts = sample_partitions(split.n_users, n_clients / split.n_users, seed=cfg.data.seed, rnd=1)
+    fed.train_round(parts[:1], 0)  # imports, caches, allocator: not part of a round
+    with PeakMemory() as mem:
+        seconds = fed.train_round(parts, 1)
+    return {"round_s": seconds, "clients": len(parts), "peak_rss_mib": mem.peak_bytes / 2**20}
+
+
+def _round_settings(base: dict[str, Any], run_name: str, fraction: float) -> dict[str, Any]:
+    return {
+        **base,
+        "num-rounds": 2,
+        "fraction-train": fraction,
+        "fraction-evaluate": 0.0,
+        "final-evaluate-all": False,
+        "resume": False,
+        "run-name": run_name,
+    }
+
+
+def overhead_arm(base: dict[str, Any], n_clients: int, runs_dir: Path) -> dict[str, Any]:
+    """Flower vs plain loop for ``n_clients`` clients per round on the base data set."""
+    cfg = resolve_config({}, base)
+    _, split = load_split(cfg.data)
+    n = min(n_clients, split.n_users)
+    logger.info("overhead: %d clients per round", n)
+    flower = _flower_rounds(
+        _round_settings(base, f"bench-overhead-{n}", _fraction(n, split.n_users)), split.n_users
+    )
+    plain = _plain_round(cfg, n, runs_dir / f"bench-plain-{n}")
+    return {
+        "clients_per_round": n,
+        "flower": flower,
+        "plain": plain,
+        "overhead_round1": flower["round_s"][0] / plain["round_s"],
+        "overhead_round2": flower["round_s"][1] / plain["round_s"],
+    }
+
+
+def write_synthetic(folder: Path, *, n_users: int, n_items: int, per_user: int, seed: int) -> Path:
+    """A seeded generic ratings CSV with a Zipf-like item popularity (for catalogue growth)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    weights = 1.0 / np.arange(1, n_items + 1) ** 0.8
+    weights /= weights.sum()
+    rows = ["user,item,rating,timestamp"]
+    for u in range(n_users):
+        for t, i in enumerate(rng.choice(n_items, per_user, replace=False, p=weights)):
+            rows.append(f"{u},{i},{int(rng.integers(1, 6))},{1000 + t}")
+    path = folder / "ratings.csv"
+    path.write_text("\n".join(rows) + "\n")
+    return path
+
+
+def catalogue_arm(
+    base: dict[str, Any], n_items: int, n_clients: int, runs_dir: Path
+) -> dict[str, Any]:
+    """Round time and memory at ``n_clients`` per round on a synthetic ``n_items`` catalogue."""
+    n_users = 200
+    data = write_synthetic(
+        runs_dir / f"synthetic-{n_items}", n_users=n_users, n_items=n_items, per_user=40, seed=0
+    )
+    settings = {**base, "dataset": "generic", "data-path": str(data)}
+    logger.info("catalogue: %d items, %d clients per round", n_items, n_clients)
+    flower = _flower_rounds(
+        _round_settings(settings, f"bench-items-{n_items}", _fraction(n_clients, n_users)),
+        n_users,
+    )
+    plain = _plain_round(resolve_config({}, settings), n_clients, runs_dir / f"plain-{n_items}")
+    return {
+        "n_items": n_items,
+        "clients_per_round": n_clients,
+        "flower": flower,
+        "plain": plain,
+        "overhead_round2": flower["round_s"][1] / plain["round_s"],
+    }
+
+
+def time_to_target_arm(
+    scenario: str, base: dict[str, Any], central_ndcg: float, target: float
+) -> dict[str, Any]:
+    """Run ``scenario``, evaluating every client each round, and find when it hit the target."""
+    settings = {
+        **load_scenario(scenario),
+        **base,
+        "fraction-evaluate": 1.0,
+        "resume": False,
+        "run-name": f"bench-target-{scenario}",
+    }
+    t0 = time.perf_counter()
+    run_dir = simulate(settings)
+    wall = time.perf_counter() - t0
+    manifest_path = run_dir / "checkpoints"
+    latest = sorted(manifest_path.glob("round-*/manifest.json"))[-1]
+    rows = json.loads(latest.read_text())["history"]
+    elapsed, reached = 0.0, None
+    curve = []
+    for row in rows:
+        elapsed += float(row["seconds"])
+        ndcg = float(row.get(f"eval/ndcg@{K}_full", float("nan")))
+        curve.append({"round": row["round"], "elapsed_s": elapsed, "ndcg@10_full": ndcg})
+        if reached is None and ndcg >= target * central_ndcg:
+            reached = {"round": row["round"], "elapsed_s": elapsed}
+    return {
+        "scenario": scenario,
+        "settings": resolve_config({}, settings).to_run_config(),
+        "central_ndcg@10_full": central_ndcg,
+        "target_fraction": target,
+        "reached": reached,
+        "curve": curve,
+        "wall_s": wall,
+    }
+
+
+def run_federation_benchmark(
+    *,
+    overrides: dict[str, Any] | None,
+    output_dir: Path,
+    runs_dir: Path,
+    clients_per_round: Sequence[int] = (10, 100, 943),
+    catalogue_sizes: Sequence[int] = (1_000, 10_000, 100_000),
+    catalogue_clients: int = 10,
+    target_scenario: str | None = None,
+    central_ndcg: float | None = None,
+    target: float = 0.95,
+    name: str = "federation",
+) -> dict[str, Any]:
+    """Run the arms, write JSON + Markdown + plot; returns the result."""
+    base = {**(overrides or {}), "output-dir": str(runs_dir)}
+    cfg = resolve_config({}, base)
+    result: dict[str, Any] = {
+        "benchmark": name,
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "dataset": cfg.data.dataset,
+        "settings": cfg.to_run_config(),
+        "machine": {
+            "cpus": os.cpu_count(),
+            "platform": platform.platform(),
+            "python": platform.python_version(),
+        },
+        "overhead": [overhead_arm(base, n, runs_dir) for n in clients_per_round],
+        "catalogue": [catalogue_arm(base, n, catalogue_clients, runs_dir) for n in catalogue_sizes],
+    }
+    if target_scenario and central_ndcg:
+        result["time_to_target"] = time_to_target_arm(
+            target_scenario, {"output-dir": str(runs_dir)}, central_ndcg, target
+        )
+    output_dir.mkdir(parents=True, exist_ok=True)
+    (output_dir / f"{name}.json").write_text(json.dumps(result, indent=2, default=str))
+    plot(result, output_dir / f"{name}.png")
+    (output_dir / f"{name}.md").write_text(markdown_report(result, f"{name}.png"))
+    return result
+
+
+def plot(result: dict[str, Any], path: Path) -> None:
+    """Round time vs clients per round and vs catalogue size; peak memory beside."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
+    ov = result["overhead"]
+    x = [a["clients_per_round"] for a in ov]
+    ax = axes[0]
+    ax.plot(x, [a["flower"]["round_s"][0] for a in ov], "o--", label="Flower round 1 (start-up)")
+    ax.plot(x, [a["flower"]["round_s"][1] for a in ov], "o-", label="Flower round 2")
+    ax.plot(x, [a["plain"]["round_s"] for a in ov], "s-", label="plain loop")
+    ax.set(xscale="log", yscale="log", xlabel="clients per round", ylabel="round time (s)")
+    ax.set_title(f"{result['dataset']}: round time")
+    ax.legend()
+    cat = result["catalogue"]
+    xi = [a["n_items"] for a in cat]
+    ax = axes[1]
+    ax.plot(xi, [a["flower"]["round_s"][1] for a in cat], "o-", label="Flower round 2")
+    ax.plot(xi, [a["plain"]["round_s"] for a in cat], "s-", label="plain loop")
+    ax.set(xscale="log", yscale="log", xlabel="catalogue size (items)", ylabel="round time (s)")
+    ax.set_title(f"synthetic data, {cat[0]['clients_per_round'] if cat else 0} clients/round")
+    ax.legend()
+    ax = axes[2]
+    ax.plot(x, [a["flower"]["peak_rss_mib"] for a in ov], "o-", label="vs clients/round")
+    ax2 = ax.twiny()
+    ax2.plot(xi, [a["flower"]["peak_rss_mib"] for a in cat], "s-", color="C3")
+    ax2.set(xscale="log", xlabel="catalogue size (red)")
+    ax.set(xscale="log", xlabel="clients per round (blue)", ylabel="peak RSS, all processes (MiB)")
+    ax.set_title("peak memory (Flower run)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def markdown_report(result: dict[str, Any], png: str) -> str:
+    """The Markdown table written next to the JSON."""
+    s = result["settings"]
+    dp = (
+        f"DP-SGD on (noise {s['noise-multiplier']}, sample-rate {s['dp-sample-rate']})"
+        if s["dp-enabled"]
+        else "no DP"
+    )
+    lines = [
+        "# Federation benchmark",
+        "",
+        f"Written by `fedrec bench federation` on {result['date']} "
+        f"({result['machine']['cpus']} CPUs, {result['machine']['platform']}).",
+        f"Settings: {result['dataset']}, local-epochs {s['local-epochs']}, dim "
+        f"{s['embedding-dim']}, strategy {s['strategy']}, {dp}; training-only rounds "
+        "(no evaluation). Flower: simulation engine, Ray backend, one actor per core. "
+        "Plain loop: the same client and aggregation functions in one process.",
+        "",
+        "## Framework overhead (ML-100K)",
+        "",
+        "| clients/round | Flower round 1 s | Flower round 2 s | plain loop s "
+        "| overhead (round 2) | peak RSS MiB (Flower) |",
+        "|---|---|---|---|---|---|",
+    ]
+    for a in result["overhead"]:
+        f = a["flower"]
+        lines.append(
+            f"| {a['clients_per_round']} | {f['round_s'][0]:.1f} | {f['round_s'][1]:.1f} | "
+            f"{a['plain']['round_s']:.1f} | {a['overhead_round2']:.2f}x | "
+            f"{f['peak_rss_mib']:.0f} |"
+        )
+    lines += [
+        "",
+        "## Catalogue size (synthetic, 200 users x 40 interactions)",
+        "",
+        "| items | clients/round | Flower round 2 s | plain loop s | overhead "
+        "| peak RSS MiB (Flower) |",
+        "|---|---|---|---|---|---|",
+    ]
+    for a in result["catalogue"]:
+        f = a["flower"]
+        lines.append(
+            f"| {a['n_items']} | {a['clients_per_round']} | {f['round_s'][1]:.1f} | "
+            f"{a['plain']['round_s']:.1f} | {a['overhead_round2']:.2f}x | "
+            f"{f['peak_rss_mib']:.0f} |"
+        )
+    tt = result.get("time_to_target")
+    if tt:
+        lines += ["", "## Time to reach the centralized model", ""]
+        reached = tt["reached"]
+        goal = tt["target_fraction"] * tt["central_ndcg@10_full"]
+        if reached:
+            lines.append(
+                f"Scenario `{tt['scenario']}` reached {tt['target_fraction']:.2f} x centralized "
+                f"NDCG@10 ({goal:.4f}) at round {reached['round']}, after "
+                f"{reached['elapsed_s']:.0f} s of federation."
+            )
+        else:
+            best = max((c["ndcg@10_full"] for c in tt["curve"]), default=float("nan"))
+            lines.append(
+                f"Scenario `{tt['scenario']}` did **not** reach {tt['target_fraction']:.2f} x "
+                f"centralized NDCG@10 ({goal:.4f}) in {len(tt['curve'])} rounds; best "
+                f"{best:.4f}."
+            )
+    lines += ["", f"![round time and memory]({png})", ""]
+    return "\n".join(lines)
