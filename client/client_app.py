@@ -60,7 +60,13 @@ def build_client_app(overrides: dict[str, Any] | None = None) -> ClientApp:
     def train(msg: Message, context: Context) -> Message:
         t0 = time.perf_counter()
         cfg, data, store, pid = _setup(msg, context)
-        server_round = int(msg.content["config"]["server-round"])
+        config = msg.content["config"]
+        server_round = int(config["server-round"])
+        # Which server process asks, and the round it resumed from: lets a client that
+        # trained a round the server lost roll it back even if not sampled for its re-run.
+        # Absent from older servers' messages (then only a repeated round is rolled back).
+        resumed_from = config.get("resumed-from")
+        incarnation = config.get("server-incarnation")
         inject_faults(cfg.faults, seed=cfg.data.seed, partition_id=pid, server_round=server_round)
         shared = arrays_to_numpy(msg.content["arrays"])
         updated, result = local_train(
@@ -71,6 +77,8 @@ def build_client_app(overrides: dict[str, Any] | None = None) -> ClientApp:
             server_round=server_round,
             seed=client_seed(cfg, pid),
             device=resolve_device(str(context.node_config.get("device", "auto"))),
+            resumed_from=resumed_from if isinstance(resumed_from, int) else None,
+            incarnation=incarnation if isinstance(incarnation, str) else None,
         )
         metrics = {
             "weight": 1.0,  # unweighted mean: example counts would leak dataset sizes

@@ -20,7 +20,10 @@ Why the state before the latest round is kept: the server checkpoints after each
 it dies after the clients trained round ``r`` but before checkpoint ``r`` was written, the
 restarted server runs round ``r`` again. Training it again on top of the already-updated
 factors would count round ``r`` twice; :meth:`ClientStateStore.start_round` instead rolls
-the factors back to where round ``r`` started (see docs/architecture.md, "Resume").
+the factors back to where round ``r`` started (see docs/architecture.md, "Resume"). A client
+that trained the lost round but is not sampled when it is run again learns of the loss later:
+every state records which server incarnation (one server process) it trained its latest round
+for, and the server says which incarnation asks and which round it resumed from.
 """
 
 from __future__ import annotations
@@ -60,6 +63,8 @@ class ClientState:
     ``discarded_rounds`` lists training rounds whose result was thrown away because the
     server never checkpointed them (it restarted and ran the round again); their DP steps
     stay in ``accountant_history`` and ``epsilon`` (see :meth:`ClientStateStore.start_round`).
+    ``incarnation`` is the token of the server process ``last_round`` was trained for
+    (``None``: trained for a server that sent none, or never trained).
     """
 
     user_factors: np.ndarray  # float32 [n_local_users, dim]
@@ -67,6 +72,7 @@ class ClientState:
     rounds_trained: list[int] = field(default_factory=list)
     epsilon: float = 0.0
     discarded_rounds: list[int] = field(default_factory=list)
+    incarnation: str | None = None
 
     @property
     def last_round(self) -> int | None:
@@ -80,6 +86,7 @@ def _meta(state: ClientState) -> dict[str, Any]:
         "rounds_trained": list(state.rounds_trained),
         "epsilon": state.epsilon,
         "discarded_rounds": list(state.discarded_rounds),
+        "incarnation": state.incarnation,
     }
 
 
@@ -90,6 +97,7 @@ def _state(factors: np.ndarray, meta: dict[str, Any]) -> ClientState:
         rounds_trained=[int(r) for r in meta["rounds_trained"]],
         epsilon=float(meta["epsilon"]),
         discarded_rounds=[int(r) for r in meta.get("discarded_rounds", [])],
+        incarnation=meta.get("incarnation"),
     )
 
 
@@ -159,14 +167,29 @@ class ClientStateStore:
         _atomic_write(self.directory / _TENSORS, lambda p: save_file(tensors, p, metadata=header))
         _atomic_write(self.directory / _META, lambda p: Path(p).write_text(json.dumps(mirror)))
 
-    def start_round(self, server_round: int) -> ClientState | None:
+    def start_round(
+        self,
+        server_round: int,
+        *,
+        resumed_from: int | None = None,
+        incarnation: str | None = None,
+    ) -> ClientState | None:
         """The state that training round ``server_round`` must start from.
 
-        Normally the saved state. If that state has already trained ``server_round`` (or a
-        later round), the server lost that round -- it died before checkpointing it and now
-        runs it again -- and the state from before the lost round is returned instead:
-        its user factors and ``rounds_trained``, so the re-run starts exactly where the lost
-        run started.
+        Normally the saved state. It is rolled back to the state from before its latest
+        round ``L`` -- user factors, ``rounds_trained`` and ``incarnation`` -- when ``L``
+        belongs to a server run that died before checkpointing it:
+
+        - ``L >= server_round``: the server asks for a round this state has already
+          trained, so it lost that round and now runs it again;
+        - the server says it is incarnation ``incarnation`` and resumed from round
+          ``resumed_from`` (both given), ``L >= resumed_from`` and ``L`` was trained for
+          another incarnation: no checkpoint of ``L`` existed when this server started and
+          this server did not train it, so ``L`` was lost -- this client was simply not
+          sampled when it was run again (``fraction-train < 1``), or that re-run died too.
+
+        Without ``resumed_from`` and ``incarnation`` (older servers, direct callers) only
+        the first rule applies.
 
         Privacy accounting is *not* rolled back: the lost run's update may already have
         reached the server (and whoever watches it), so its DP steps stay spent. The
@@ -178,33 +201,59 @@ class ClientStateStore:
             return None
         current, previous = read
         last = current.last_round
-        if last is None or last < server_round:
+        if last is None:
+            return current
+        repeated = last >= server_round
+        if repeated:
+            limit = server_round  # the snapshot must come from before the repeated round
+        elif (
+            resumed_from is not None
+            and incarnation is not None
+            and last >= resumed_from
+            and current.incarnation != incarnation
+        ):
+            limit = resumed_from  # ... and from before the lost run
+        else:
             return current
         n_prev = len(previous.rounds_trained) if previous is not None else 0
         if (
             previous is None
-            or (previous.last_round is not None and previous.last_round >= server_round)
+            or (previous.last_round is not None and previous.last_round >= limit)
             or current.rounds_trained[:n_prev] != previous.rounds_trained
         ):
+            asked = f"the server asks for round {server_round}"
+            if not repeated:
+                asked += f" (resumed from round {resumed_from})"
             raise ClientStateError(
-                f"{self.directory}: the server asks for round {server_round}, but this client's "
-                f"state has already trained rounds {current.rounds_trained} and keeps no "
-                f"state from before round {server_round}; the state does not belong to this "
-                "run's checkpoints (point the client at its own state-dir, or start a new "
-                "run-name)"
+                f"{self.directory}: {asked}, but this client's state has already trained "
+                f"rounds {current.rounds_trained} and keeps no state from before round "
+                f"{limit}; the state does not belong to this run's checkpoints (point the "
+                "client at its own state-dir, or start a new run-name)"
             )
         discarded = current.rounds_trained[n_prev:]
-        logger.warning(
-            "%s: round(s) %s were trained but never checkpointed by the server; training "
-            "round %d again from the state before them (their privacy cost stays spent)",
-            self.directory,
-            discarded,
-            server_round,
-        )
+        if repeated:
+            logger.warning(
+                "%s: round(s) %s were trained but never checkpointed by the server; training "
+                "round %d again from the state before them (their privacy cost stays spent)",
+                self.directory,
+                discarded,
+                server_round,
+            )
+        else:
+            logger.warning(
+                "%s: round(s) %s were trained for a server run that died before checkpointing "
+                "them (this server resumed from round %d); training round %d from the state "
+                "before them (their privacy cost stays spent)",
+                self.directory,
+                discarded,
+                resumed_from,
+                server_round,
+            )
         return ClientState(
             user_factors=previous.user_factors,
             accountant_history=list(current.accountant_history),
             rounds_trained=list(previous.rounds_trained),
             epsilon=current.epsilon,
             discarded_rounds=current.discarded_rounds + discarded,
+            incarnation=previous.incarnation,
         )

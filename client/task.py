@@ -108,14 +108,19 @@ def local_train(
     server_round: int,
     seed: int,
     device: torch.device,
+    resumed_from: int | None = None,
+    incarnation: str | None = None,
 ) -> tuple[dict[str, np.ndarray], LocalResult]:
     """One round of local training; saves the private state and returns the shared update.
 
     A round the server asks for again (it restarted before checkpointing it) starts from the
-    state from before that round, not on top of it: see :meth:`ClientStateStore.start_round`.
-    The state this round started from is saved next to the new one for that purpose.
+    state from before that round, not on top of it, and so does any round after a latest
+    round that the server says was lost (``resumed_from`` and ``incarnation``, the round the
+    asking server process started at and its token): see
+    :meth:`ClientStateStore.start_round`. The state this round started from is saved next to
+    the new one, with the incarnation it is trained for, for that purpose.
     """
-    start = store.start_round(server_round)
+    start = store.start_round(server_round, resumed_from=resumed_from, incarnation=incarnation)
     if start is None:
         start = ClientState(
             user_factors=init_user_factors(len(data.users), cfg.train.embedding_dim, seed=seed)
@@ -140,6 +145,7 @@ def local_train(
             rounds_trained=start.rounds_trained + [server_round],
             epsilon=result.epsilon or 0.0,
             discarded_rounds=start.discarded_rounds,
+            incarnation=incarnation,
         ),
         previous=start,
     )

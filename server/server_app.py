@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -110,10 +111,14 @@ def run_federation(grid: Grid, cfg: FedRecConfig) -> Path:
         update_norm_factor=fed.update_norm_factor,
         accept_failures=fed.accept_failures,
     )
+    # Which server process asks and where it resumed: a client whose latest round is >= start
+    # and was trained for another process holds a lost round and rolls it back (client/state.py).
+    incarnation = uuid.uuid4().hex
     for rnd in range(start, fed.num_rounds + 1):
         t0 = time.perf_counter()
+        train_config = ConfigRecord({"resumed-from": start, "server-incarnation": incarnation})
         replies = grid.send_and_receive(
-            strategy.configure_train(rnd, arrays, ConfigRecord({}), grid), timeout=fed.round_timeout
+            strategy.configure_train(rnd, arrays, train_config, grid), timeout=fed.round_timeout
         )
         new_arrays, train_metrics = strategy.aggregate_train(rnd, replies)
         if new_arrays is not None:

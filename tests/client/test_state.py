@@ -36,13 +36,16 @@ def test_state_round_trip(tmp_path) -> None:  # type: ignore[no-untyped-def]
 # --------------------------------------------------------------------- resume: lost rounds
 
 
-def _state(rounds: list[int], *, fill: float, history: int = 0) -> ClientState:
+def _state(
+    rounds: list[int], *, fill: float, history: int = 0, incarnation: str | None = None
+) -> ClientState:
     """A synthetic state: factors filled with ``fill``, ``history`` DP rounds of 10 steps."""
     return ClientState(
         user_factors=np.full((2, 4), fill, dtype=np.float32),
         accountant_history=[(1.0, 0.1, 10 * history)] if history else [],
         rounds_trained=rounds,
         epsilon=0.5 * history,
+        incarnation=incarnation,
     )
 
 
@@ -155,6 +158,127 @@ def test_a_state_written_before_snapshots_is_still_read(tmp_path) -> None:  # ty
         store.start_round(1)
 
 
+# ------------------------------- resume: a lost round of a client not sampled for its re-run
+
+
+def _lost_round_3(store: ClientStateStore, *, incarnation: str | None = "A") -> None:
+    """Trained round 3 for server process ``incarnation``, which died before checkpoint 3."""
+    store.save(
+        _state([1, 2, 3], fill=3.0, history=3, incarnation=incarnation),
+        previous=_state([1, 2], fill=2.0, history=2, incarnation=incarnation),
+    )
+
+
+def test_the_server_incarnation_is_saved_with_the_state(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    store = ClientStateStore(tmp_path / "c0")
+    _lost_round_3(store)
+    got, prev = store.load(), store.load_previous()
+    assert got is not None and prev is not None
+    assert got.incarnation == "A" and prev.incarnation == "A"
+    assert json.loads((tmp_path / "c0" / "state.json").read_text())["incarnation"] == "A"
+
+
+@pytest.mark.parametrize("lost_for", ["A", None], ids=["other-incarnation", "older-server"])
+def test_a_lost_round_is_rolled_back_when_the_client_missed_its_re_run(  # type: ignore[no-untyped-def]
+    tmp_path, lost_for
+) -> None:
+    store = ClientStateStore(tmp_path / "c0")
+    _lost_round_3(store, incarnation=lost_for)
+    # Server process B resumed from checkpoint 2, ran round 3 without this client and now
+    # asks it for round 5: round 3 was trained for a server that never checkpointed it.
+    start = store.start_round(5, resumed_from=3, incarnation="B")
+    assert start is not None
+    assert np.all(start.user_factors == 2.0) and start.rounds_trained == [1, 2]
+    assert start.incarnation == lost_for  # the restored state's own latest round (2)
+    # Its DP steps stay spent.
+    assert start.accountant_history == [(1.0, 0.1, 30)] and start.epsilon == 1.5
+    assert start.discarded_rounds == [3]
+    # Read-only: asking again gives the same.
+    again = store.start_round(5, resumed_from=3, incarnation="B")
+    assert again is not None and again.rounds_trained == [1, 2] and again.discarded_rounds == [3]
+
+
+def test_a_round_of_this_server_incarnation_is_not_rolled_back(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    store = ClientStateStore(tmp_path / "c0")
+    _lost_round_3(store, incarnation="B")  # round 3 was trained for B itself: not lost
+    start = store.start_round(5, resumed_from=3, incarnation="B")
+    assert start is not None
+    assert np.all(start.user_factors == 3.0) and start.rounds_trained == [1, 2, 3]
+    assert start.discarded_rounds == [] and start.incarnation == "B"
+
+
+def test_rounds_before_the_resumed_round_are_checkpointed_and_kept(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    store = ClientStateStore(tmp_path / "c0")
+    _lost_round_3(store, incarnation="A")
+    # B resumed from checkpoint 3: A's round 3 was checkpointed, whoever trained it.
+    start = store.start_round(5, resumed_from=4, incarnation="B")
+    assert start is not None and start.rounds_trained == [1, 2, 3]
+    assert start.discarded_rounds == []
+
+
+@pytest.mark.parametrize(
+    "keys",
+    [{}, {"resumed_from": 3}, {"incarnation": "B"}],
+    ids=["none", "resumed-from-only", "incarnation-only"],
+)
+def test_without_the_server_keys_only_a_repeated_round_is_rolled_back(tmp_path, keys) -> None:  # type: ignore[no-untyped-def]
+    store = ClientStateStore(tmp_path / "c0")
+    _lost_round_3(store)
+    start = store.start_round(5, **keys)
+    assert start is not None and start.rounds_trained == [1, 2, 3]
+    assert start.discarded_rounds == [] and np.all(start.user_factors == 3.0)
+    repeated = store.start_round(3, **keys)
+    assert repeated is not None and repeated.rounds_trained == [1, 2]
+    assert repeated.discarded_rounds == [3]
+
+
+def test_a_server_that_crashes_twice_in_the_same_round(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    store = ClientStateStore(tmp_path / "c0")
+    _lost_round_3(store, incarnation="A")
+    # B resumed from checkpoint 2 and sampled this client for round 3 again: rolled back,
+    # trained round 3 for B (saving where it started) -- then B died in round 3 as well.
+    start = store.start_round(3, resumed_from=3, incarnation="B")
+    assert start is not None and start.discarded_rounds == [3]
+    store.save(
+        ClientState(
+            user_factors=np.full((2, 4), 3.5, dtype=np.float32),
+            accountant_history=[(1.0, 0.1, 40)],
+            rounds_trained=start.rounds_trained + [3],
+            epsilon=2.0,
+            discarded_rounds=start.discarded_rounds,
+            incarnation="B",
+        ),
+        previous=start,
+    )
+    # C resumed from checkpoint 2 too (same round, another token), ran round 3 without
+    # this client and asks it for round 4: B's round 3 is lost as well.
+    start = store.start_round(4, resumed_from=3, incarnation="C")
+    assert start is not None
+    assert np.all(start.user_factors == 2.0) and start.rounds_trained == [1, 2]
+    assert start.accountant_history == [(1.0, 0.1, 40)] and start.epsilon == 2.0
+    assert start.discarded_rounds == [3, 3]
+
+
+def test_a_client_missing_two_re_runs_of_the_same_round(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    store = ClientStateStore(tmp_path / "c0")
+    _lost_round_3(store, incarnation="A")
+    # B (resumed from 2) did not sample it and died in round 3; C asks it for round 4.
+    start = store.start_round(4, resumed_from=3, incarnation="C")
+    assert start is not None and start.rounds_trained == [1, 2]
+    assert start.discarded_rounds == [3]
+
+
+def test_a_lost_round_that_cannot_be_rolled_back_is_refused(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    store = ClientStateStore(tmp_path / "c0")
+    # The snapshot is itself from at or after the round the server resumed from.
+    store.save(
+        _state([1, 3, 4], fill=4.0, history=3, incarnation="A"),
+        previous=_state([1, 3], fill=3.0, history=2, incarnation="A"),
+    )
+    with pytest.raises(ClientStateError, match=r"asks for round 6 \(resumed from round 3\)"):
+        store.start_round(6, resumed_from=3, incarnation="B")
+
+
 # ------------------------------------------------------ through local_train (real DP-SGD)
 
 
@@ -210,3 +334,52 @@ def test_local_train_of_a_lost_round_repeats_it_from_where_it_started(tmp_path) 
     train(crashed, 4)
     after = crashed.load()
     assert after is not None and after.rounds_trained == [1, 2, 3, 4]
+
+
+def test_local_train_after_a_missed_re_run_continues_from_before_the_lost_round(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    cfg, data, shared = _tiny_client()
+    cpu = torch.device("cpu")
+
+    def train(store: ClientStateStore, rnd: int, resumed_from: int, incarnation: str):  # type: ignore[no-untyped-def]
+        return local_train(
+            cfg,
+            data,
+            shared,
+            store,
+            server_round=rnd,
+            seed=7,
+            device=cpu,
+            resumed_from=resumed_from,
+            incarnation=incarnation,
+        )[0]
+
+    # Server A trains rounds 1-2 and checkpoints them; this client is not sampled in round 3
+    # (clean), or trains round 3 before A dies in it (crashed). Server B resumes from 3, runs
+    # round 3 without this client and samples it in round 4.
+    clean = ClientStateStore(tmp_path / "clean")
+    crashed = ClientStateStore(tmp_path / "crashed")
+    for store in (clean, crashed):
+        train(store, 1, 1, "A")
+        train(store, 2, 1, "A")
+    train(crashed, 3, 1, "A")
+    clean_update = train(clean, 4, 3, "B")
+    update = train(crashed, 4, 3, "B")
+
+    want, got = clean.load(), crashed.load()
+    assert want is not None and got is not None
+    assert got.rounds_trained == want.rounds_trained == [1, 2, 4]
+    assert got.discarded_rounds == [3] and want.discarded_rounds == []
+    assert got.incarnation == "B"
+    # Round 4 started from the round-2 factors, as if round 3 had never been trained...
+    assert np.array_equal(got.user_factors, want.user_factors)
+    for name, value in clean_update.items():
+        assert np.array_equal(update[name], value)
+    # ...but the lost round's DP steps are still accounted for.
+    assert _steps(got) == 4 * _steps(want) // 3 and got.epsilon > want.epsilon > 0
+    prev = crashed.load_previous()
+    assert prev is not None and prev.rounds_trained == [1, 2] and prev.incarnation == "A"
+    # B's next round for this client goes on normally.
+    train(crashed, 6, 3, "B")
+    after = crashed.load()
+    assert after is not None and after.rounds_trained == [1, 2, 4, 6]
+    assert after.discarded_rounds == [3]

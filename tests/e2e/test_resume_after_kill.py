@@ -123,6 +123,9 @@ def test_killed_server_resumes_without_losing_or_repeating_a_round(tmp_path: Pat
     assert lost, "no client had trained the round that was lost"
     for k, s in at_kill.items():
         assert s.rounds_trained == list(range(1, KILL_IN_ROUND + (k in lost)))
+    # Each state names the server process it trained for (sent in every train message).
+    first_server = {s.incarnation for s in at_kill.values()}
+    assert len(first_server) == 1 and None not in first_server
 
     # ---- second run: the same command resumes from checkpoint 2
     t0 = time.monotonic()
@@ -159,6 +162,9 @@ def test_killed_server_resumes_without_losing_or_repeating_a_round(tmp_path: Pat
     # Every client trained each round once (the lost round 3 again, not on top of itself).
     done = _states(run_dir)
     assert sorted(done) == list(range(N_CLIENTS))
+    second_server = {s.incarnation for s in done.values()}
+    assert len(second_server) == 1 and None not in second_server
+    assert second_server != first_server, "the resumed server must be a new incarnation"
     for k, state in done.items():
         assert state.rounds_trained == list(range(1, ROUNDS + 1)), (k, state.rounds_trained)
         assert state.discarded_rounds == ([KILL_IN_ROUND] if k in lost else [])

@@ -1,0 +1,93 @@
+"""The round loop, driven through a fake Grid: what the train messages tell the clients."""
+
+from collections.abc import Iterable
+from pathlib import Path
+
+import numpy as np
+import pytest
+from flwr.app import Message, MetricRecord, RecordDict
+from flwr.supercore.task_identity import TaskIdentity
+
+from fedrec.server.server_app import run_federation
+from fedrec.shared.checkpoint import latest_round
+from fedrec.shared.config import resolve_config
+
+
+@pytest.fixture(autouse=True)
+def _task_identity() -> Iterable[None]:
+    """Messages are built outside a running Flower task here; give them an identity."""
+    saved = (TaskIdentity._task_id, TaskIdentity._run_id, TaskIdentity._node_id)
+    TaskIdentity.task_id, TaskIdentity.run_id, TaskIdentity.node_id = 1, 1, 0
+    yield
+    TaskIdentity._task_id, TaskIdentity._run_id, TaskIdentity._node_id = saved
+
+
+class _Grid:
+    """Node ids and an echoing send_and_receive: every client returns the model unchanged."""
+
+    def __init__(self, n: int) -> None:
+        self.nodes = list(range(1, n + 1))
+        self.sent: list[Message] = []
+
+    def get_node_ids(self) -> Iterable[int]:
+        return self.nodes
+
+    def send_and_receive(self, messages: Iterable[Message], timeout: float | None = None):  # type: ignore[no-untyped-def]
+        replies = []
+        for msg in messages:
+            self.sent.append(msg)
+            metrics = MetricRecord({"weight": 1.0, "train-loss": 0.5, "epsilon": -1.0})
+            content = RecordDict({"arrays": msg.content["arrays"], "metrics": metrics})
+            replies.append(Message(content=content, reply_to=msg))
+        return replies
+
+
+def _ratings(path: Path) -> Path:
+    rng = np.random.default_rng(0)
+    rows = ["user,item,rating,timestamp"]
+    for u in range(6):
+        for t, i in enumerate(rng.choice(20, 8, replace=False)):
+            rows.append(f"{u},{i},4,{1000 + t}")
+    path.write_text("\n".join(rows) + "\n")
+    return path
+
+
+def _train_configs(grid: _Grid) -> list[tuple[int, int, str]]:
+    out = []
+    for msg in grid.sent:
+        config = dict(msg.content["config"])
+        rnd, resumed, token = (
+            config[k] for k in ("server-round", "resumed-from", "server-incarnation")
+        )
+        assert isinstance(rnd, int) and isinstance(resumed, int) and isinstance(token, str)
+        out.append((rnd, resumed, token))
+    return out
+
+
+def test_train_messages_name_the_server_incarnation_and_its_resumed_round(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    settings = {
+        "dataset": "generic",
+        "data-path": str(_ratings(tmp_path / "ratings.csv")),
+        "embedding-dim": 4,
+        "fraction-train": 0.5,
+        "min-train-nodes": 1,
+        "fraction-evaluate": 0.0,
+        "final-evaluate-all": False,
+        "output-dir": str(tmp_path / "runs"),
+        "run-name": "r",
+    }
+    first = _Grid(4)
+    run_federation(first, resolve_config({}, {**settings, "num-rounds": 2}))
+    sent = _train_configs(first)
+    assert [r for r, _, _ in sent] == [1, 1, 2, 2]  # fraction-train 0.5 of 4 clients
+    assert {(resumed, token) for _, resumed, token in sent} == {(1, sent[0][2])}
+    assert len(sent[0][2]) == 32
+
+    # A new server process resumes from checkpoint 2: new token, resumed from round 3.
+    second = _Grid(4)
+    run_federation(second, resolve_config({}, {**settings, "num-rounds": 4}))
+    assert latest_round(tmp_path / "runs" / "r") == 4
+    resent = _train_configs(second)
+    assert [r for r, _, _ in resent] == [3, 3, 4, 4]
+    assert {(resumed, token) for _, resumed, token in resent} == {(3, resent[0][2])}
+    assert resent[0][2] != sent[0][2]
