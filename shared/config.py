@@ -48,6 +48,9 @@ class TrainConfig:
     batch_size: int = 32
     learning_rate: float = 0.01
     num_negatives: int = 4
+    # The client's local optimizer: sgd or adam (fresh moments every round; with DP, Opacus
+    # wraps either, and the noise is added before the optimizer sees the gradient).
+    client_optimizer: str = "sgd"
     # Client learning rate in round r is learning-rate * lr-decay ** (r - 1).
     lr_decay: float = 1.0
     # FedProx: pull the shared item parameters towards the round's global model with
@@ -62,6 +65,10 @@ class TrainConfig:
         _check(self.learning_rate > 0, "learning-rate must be > 0")
         _check(self.num_negatives >= 1, "num-negatives must be >= 1")
         _check(0 < self.lr_decay <= 1, "lr-decay must be in (0, 1]")
+        _check(
+            self.client_optimizer in ("sgd", "adam"),
+            f"client-optimizer must be sgd or adam, got {self.client_optimizer!r}",
+        )
         _check(self.proximal_mu >= 0, "proximal-mu must be >= 0")
 
     def lr_at(self, server_round: int) -> float:
@@ -87,12 +94,19 @@ class PrivacyConfig:
     # Poisson sampling rate of records per DP step (the expected batch is rate * n_records).
     # One rate for every client makes epsilon independent of how many records a user has.
     dp_sample_rate: float = 0.1
+    # How Opacus clips per sample: "ghost" (norms only; same clipped update, far less
+    # memory for large catalogues) or "hooks" (materialised per-sample gradients).
+    grad_sample_mode: str = "ghost"
 
     def __post_init__(self) -> None:
         _check(self.noise_multiplier >= 0, "noise-multiplier must be >= 0")
         _check(self.max_grad_norm > 0, "max-grad-norm must be > 0")
         _check(0 < self.target_delta < 1, "target-delta must be in (0, 1)")
         _check(0 < self.dp_sample_rate <= 1, "dp-sample-rate must be in (0, 1]")
+        _check(
+            self.grad_sample_mode in ("ghost", "hooks"),
+            f"grad-sample-mode must be ghost or hooks, got {self.grad_sample_mode!r}",
+        )
         _check(
             not self.dp_enabled or self.noise_multiplier > 0,
             "dp-enabled needs noise-multiplier > 0 (set dp-enabled=false to train without DP)",

@@ -12,6 +12,7 @@ import logging
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -28,6 +29,21 @@ logger = logging.getLogger(__name__)
 def bpr_loss(scores: torch.Tensor) -> torch.Tensor:
     """Per-sample BPR loss for scores ``[B, 1 + n_neg]`` (column 0 is the positive)."""
     return -F.logsigmoid(scores[:, :1] - scores[:, 1:]).mean(dim=1)
+
+
+class BPRCriterion(torch.nn.Module):
+    """:func:`bpr_loss` as a criterion with a ``reduction`` (what Opacus' ghost clipping wraps)."""
+
+    def __init__(self, reduction: str = "mean") -> None:
+        super().__init__()
+        self.reduction = reduction
+
+    def forward(self, scores: torch.Tensor, target: torch.Tensor | None = None) -> torch.Tensor:
+        """Per-sample (``reduction="none"``), mean or summed BPR loss; ``target`` is unused."""
+        per_sample = bpr_loss(scores)
+        if self.reduction == "none":
+            return per_sample
+        return per_sample.sum() if self.reduction == "sum" else per_sample.mean()
 
 
 @dataclass(frozen=True)
@@ -86,13 +102,18 @@ def train_local(
     batch = max(1, round(privacy.dp_sample_rate * n)) if privacy.dp_enabled else train.batch_size
     loader = DataLoader(data, batch_size=batch, shuffle=True, generator=gen)
     lr = float(learning_rate if learning_rate is not None else train.learning_rate)
-    optimizer = torch.optim.SGD(model.parameters(), lr=lr)
+    optimizer: torch.optim.Optimizer = (
+        torch.optim.Adam(model.parameters(), lr=lr)
+        if train.client_optimizer == "adam"
+        else torch.optim.SGD(model.parameters(), lr=lr)
+    )
     n_items = model.item.num_embeddings
     shared_params = (model.item.weight, model.item_bias.weight)
     anchors = [p.detach().clone() for p in shared_params] if train.proximal_mu > 0 else []
 
     accountant = None
     module: torch.nn.Module = model
+    criterion: Any = None  # Opacus' ghost-clipping loss wrapper, when used
     if privacy.dp_enabled:
         from opacus import PrivacyEngine
 
@@ -101,17 +122,25 @@ def train_local(
             warnings.simplefilter("ignore")
             engine = PrivacyEngine(accountant="rdp", secure_mode=False)
         engine.accountant = make_accountant(accountant_history)
+        private: dict[str, Any] = {
+            "module": model,
+            "optimizer": optimizer,
+            "data_loader": loader,
+            "noise_multiplier": privacy.noise_multiplier,
+            "max_grad_norm": privacy.max_grad_norm,
+            "poisson_sampling": True,
+            "noise_generator": torch.Generator(device=device).manual_seed(int(seed) + 1),
+        }
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            module, optimizer, loader = engine.make_private(
-                module=model,
-                optimizer=optimizer,
-                data_loader=loader,
-                noise_multiplier=privacy.noise_multiplier,
-                max_grad_norm=privacy.max_grad_norm,
-                poisson_sampling=True,
-                noise_generator=torch.Generator(device=device).manual_seed(int(seed) + 1),
-            )
+            if privacy.grad_sample_mode == "ghost":
+                # Ghost clipping: per-sample gradient *norms* without materialising per-sample
+                # gradients, which for an embedding table are [batch, n_items, dim] dense.
+                module, optimizer, criterion, loader = engine.make_private(
+                    **private, criterion=BPRCriterion(), grad_sample_mode="ghost"
+                )
+            else:
+                module, optimizer, loader = engine.make_private(**private)
         accountant = engine.accountant
 
     module.train()
@@ -122,12 +151,23 @@ def train_local(
             optimizer.zero_grad(set_to_none=True)
             # An empty Poisson batch is still a step (noise added, accountant stepped):
             # skipping it would misstate the sampling the accountant assumes.
-            per_sample = bpr_loss(module(u.to(device), batch_items.to(device)))
-            loss = per_sample.sum() / max(int(u.shape[0]), 1)
-            with warnings.catch_warnings():
-                # Opacus' hooks fire on outputs only (embedding inputs are indices): harmless.
-                warnings.simplefilter("ignore", UserWarning)
-                loss.backward()
+            if criterion is not None and u.shape[0] == 0:
+                # Ghost clipping cannot run an empty batch; its clipped sum is zero, so the
+                # DP step is noise alone.
+                for param in model.parameters():
+                    param.grad = torch.zeros_like(param)
+                loss_value = 0.0
+            else:
+                scores = module(u.to(device), batch_items.to(device))
+                if criterion is not None:
+                    loss = criterion(scores, scores.new_zeros(scores.shape[0]))
+                else:
+                    loss = bpr_loss(scores).sum() / max(int(u.shape[0]), 1)
+                with warnings.catch_warnings():
+                    # Opacus' hooks fire on outputs only (inputs are indices): harmless.
+                    warnings.simplefilter("ignore", UserWarning)
+                    loss.backward()
+                loss_value = float(loss.item())
             optimizer.step()
             if anchors:
                 # The gradient of mu/2 ||w - w_global||^2, as its own step: it depends on no
@@ -136,7 +176,7 @@ def train_local(
                 with torch.no_grad():
                     for param, anchor in zip(shared_params, anchors, strict=True):
                         param.sub_(lr * train.proximal_mu * (param - anchor))
-            total += float(loss.detach()) * u.shape[0]
+            total += loss_value * u.shape[0]
             steps += 1
     close = getattr(module, "_close", None)
     if privacy.dp_enabled and callable(close):

@@ -168,3 +168,47 @@ def test_learning_rate_schedule_decays_per_round() -> None:
     big = np.linalg.norm(model_a.get_shared()["item_factors"] - start)
     small = np.linalg.norm(model_b.get_shared()["item_factors"] - start)
     assert big > 10 * small
+
+
+def test_ghost_clipping_gives_the_same_update_as_per_sample_gradients() -> None:
+    # Same data, seeds and (negligible) noise: only the clipping implementation differs.
+    # A tight clip bound makes every per-sample gradient clipped, so a wrong per-sample norm
+    # (e.g. duplicates of an item within one sample not summed) would show here.
+    results = {}
+    for mode in ("hooks", "ghost"):
+        model = _model()
+        users, items = _data()
+        torch.manual_seed(5)
+        res = train_local(
+            model,
+            users,
+            items,
+            train=TrainConfig(local_epochs=2, learning_rate=0.5),
+            privacy=PrivacyConfig(
+                noise_multiplier=1e-6, max_grad_norm=0.01, dp_sample_rate=0.2, grad_sample_mode=mode
+            ),
+            seed=2,
+        )
+        results[mode] = (model.get_shared(), model.get_users(), res.accountant_history)
+    (shared_h, users_h, hist_h), (shared_g, users_g, hist_g) = results["hooks"], results["ghost"]
+    assert hist_h == hist_g
+    assert not np.allclose(shared_h["item_factors"], _model().get_shared()["item_factors"])
+    np.testing.assert_allclose(shared_g["item_factors"], shared_h["item_factors"], atol=1e-5)
+    np.testing.assert_allclose(shared_g["item_bias"], shared_h["item_bias"], atol=1e-5)
+    np.testing.assert_allclose(users_g, users_h, atol=1e-5)
+
+
+def test_ghost_clipping_survives_empty_poisson_batches() -> None:
+    # A 3-record client at q = 0.1 draws many empty batches: each is still a noised step.
+    model = _model()
+    before = model.get_shared()["item_factors"]
+    res = train_local(
+        model,
+        np.zeros(3, dtype=np.int64),
+        np.arange(3, dtype=np.int64),
+        train=TrainConfig(local_epochs=3),
+        privacy=PrivacyConfig(dp_sample_rate=0.1),
+        seed=4,
+    )
+    assert res.steps == res.accountant_history[0][2]
+    assert (np.abs(model.get_shared()["item_factors"] - before).sum(axis=1) > 0).all()
