@@ -64,14 +64,6 @@ def federation(
     catalogue_clients: Annotated[
         int, typer.Option(help="Clients per round in the catalogue-size arms.")
     ] = 10,
-    target_scenario: Annotated[
-        str | None,
-        typer.Option(help="Also time this scenario until it reaches --target x centralized."),
-    ] = None,
-    target: Annotated[float, typer.Option(help="Fraction of centralized NDCG@10.")] = 0.95,
-    quality_json: Annotated[
-        Path, typer.Option(help="Quality benchmark whose centralized NDCG@10 is the target.")
-    ] = Path("docs/benchmarks/quality.json"),
     output_dir: Annotated[Path, typer.Option(help="Where JSON, table and plot go.")] = Path(
         "docs/benchmarks"
     ),
@@ -79,21 +71,10 @@ def federation(
         "runs/bench"
     ),
 ) -> None:
-    """Flower overhead vs a plain loop, cost vs clients and catalogue size, time to target."""
-    import json
-
+    """Flower overhead vs a plain loop; round time and memory vs clients and catalogue size."""
     from fedrec.simulations.bench_federation import run_federation_benchmark
 
     setup_logging()
-    central = None
-    if target_scenario:
-        if not quality_json.exists():
-            raise typer.BadParameter(
-                f"{quality_json} not found: run `fedrec bench quality` first (it measures the "
-                "centralized NDCG@10 the target is relative to)"
-            )
-        arms = json.loads(quality_json.read_text())["arms"]
-        central = float(arms["centralized MF"]["metrics"]["ndcg@10_full"])
     run_federation_benchmark(
         overrides=overrides_from(config, scenario),
         output_dir=output_dir,
@@ -101,8 +82,5 @@ def federation(
         clients_per_round=_ints(clients),
         catalogue_sizes=_ints(items),
         catalogue_clients=catalogue_clients,
-        target_scenario=target_scenario,
-        central_ndcg=central,
-        target=target,
     )
     console.print((output_dir / "federation.md").read_text())

@@ -6,8 +6,9 @@
   Round 1 includes the actors' start-up (imports, data loading); round 2 is steady state.
 - **Cost growth**: round time and peak memory versus clients per round (ML-100K) and
   versus catalogue size (synthetic data, a fixed number of clients per round).
-- **Time to target**: a federation evaluated on every client after every round; the wall
-  time until its NDCG@10 (full ranking) reaches a fraction of the centralized model's.
+
+The time a full federation needs to reach 0.95x the centralized NDCG@10 is reported by the
+quality benchmark (:mod:`fedrec.simulations.bench`), which has both runs at hand.
 
 Results go to ``<output_dir>/federation.json``, a Markdown table and a PNG plot.
 """
@@ -32,7 +33,6 @@ from fedrec.shared.models.mf import init_shared
 from fedrec.simulations.bench import PeakMemory
 from fedrec.simulations.plain import PlainFederation, sample_partitions
 from fedrec.simulations.runner import simulate
-from fedrec.simulations.scenarios import load_scenario
 
 logger = logging.getLogger(__name__)
 
@@ -147,42 +147,6 @@ def catalogue_arm(
     }
 
 
-def time_to_target_arm(
-    scenario: str, base: dict[str, Any], central_ndcg: float, target: float
-) -> dict[str, Any]:
-    """Run ``scenario``, evaluating every client each round, and find when it hit the target."""
-    settings = {
-        **load_scenario(scenario),
-        **base,
-        "fraction-evaluate": 1.0,
-        "resume": False,
-        "run-name": f"bench-target-{scenario}",
-    }
-    t0 = time.perf_counter()
-    run_dir = simulate(settings)
-    wall = time.perf_counter() - t0
-    manifest_path = run_dir / "checkpoints"
-    latest = sorted(manifest_path.glob("round-*/manifest.json"))[-1]
-    rows = json.loads(latest.read_text())["history"]
-    elapsed, reached = 0.0, None
-    curve = []
-    for row in rows:
-        elapsed += float(row["seconds"])
-        ndcg = float(row.get(f"eval/ndcg@{K}_full", float("nan")))
-        curve.append({"round": row["round"], "elapsed_s": elapsed, "ndcg@10_full": ndcg})
-        if reached is None and ndcg >= target * central_ndcg:
-            reached = {"round": row["round"], "elapsed_s": elapsed}
-    return {
-        "scenario": scenario,
-        "settings": resolve_config({}, settings).to_run_config(),
-        "central_ndcg@10_full": central_ndcg,
-        "target_fraction": target,
-        "reached": reached,
-        "curve": curve,
-        "wall_s": wall,
-    }
-
-
 def run_federation_benchmark(
     *,
     overrides: dict[str, Any] | None,
@@ -191,9 +155,6 @@ def run_federation_benchmark(
     clients_per_round: Sequence[int] = (10, 100, 943),
     catalogue_sizes: Sequence[int] = (1_000, 10_000, 100_000),
     catalogue_clients: int = 10,
-    target_scenario: str | None = None,
-    central_ndcg: float | None = None,
-    target: float = 0.95,
     name: str = "federation",
 ) -> dict[str, Any]:
     """Run the arms, write JSON + Markdown + plot; returns the result."""
@@ -212,10 +173,6 @@ def run_federation_benchmark(
         "overhead": [overhead_arm(base, n, runs_dir) for n in clients_per_round],
         "catalogue": [catalogue_arm(base, n, catalogue_clients, runs_dir) for n in catalogue_sizes],
     }
-    if target_scenario and central_ndcg:
-        result["time_to_target"] = time_to_target_arm(
-            target_scenario, {"output-dir": str(runs_dir)}, central_ndcg, target
-        )
     output_dir.mkdir(parents=True, exist_ok=True)
     (output_dir / f"{name}.json").write_text(json.dumps(result, indent=2, default=str))
     plot(result, output_dir / f"{name}.png")
@@ -306,23 +263,5 @@ def markdown_report(result: dict[str, Any], png: str) -> str:
             f"{a['plain']['round_s']:.1f} | {a['overhead_round2']:.2f}x | "
             f"{f['peak_rss_mib']:.0f} |"
         )
-    tt = result.get("time_to_target")
-    if tt:
-        lines += ["", "## Time to reach the centralized model", ""]
-        reached = tt["reached"]
-        goal = tt["target_fraction"] * tt["central_ndcg@10_full"]
-        if reached:
-            lines.append(
-                f"Scenario `{tt['scenario']}` reached {tt['target_fraction']:.2f} x centralized "
-                f"NDCG@10 ({goal:.4f}) at round {reached['round']}, after "
-                f"{reached['elapsed_s']:.0f} s of federation."
-            )
-        else:
-            best = max((c["ndcg@10_full"] for c in tt["curve"]), default=float("nan"))
-            lines.append(
-                f"Scenario `{tt['scenario']}` did **not** reach {tt['target_fraction']:.2f} x "
-                f"centralized NDCG@10 ({goal:.4f}) in {len(tt['curve'])} rounds; best "
-                f"{best:.4f}."
-            )
     lines += ["", f"![round time and memory]({png})", ""]
     return "\n".join(lines)
