@@ -109,7 +109,11 @@ def overhead_arm(base: dict[str, Any], n_clients: int, runs_dir: Path) -> dict[s
 
 
 def write_synthetic(folder: Path, *, n_users: int, n_items: int, per_user: int, seed: int) -> Path:
-    """A seeded generic ratings CSV with a Zipf-like item popularity (for catalogue growth)."""
+    """A seeded generic ratings CSV with a Zipf-like item popularity (for catalogue growth).
+
+    An ``items.csv`` beside it lists all ``n_items`` items, so the catalogue (and the item
+    table every client trains and sends) has that size even where few items are rated.
+    """
     folder.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
     weights = 1.0 / np.arange(1, n_items + 1) ** 0.8
@@ -120,6 +124,8 @@ def write_synthetic(folder: Path, *, n_users: int, n_items: int, per_user: int, 
             rows.append(f"{u},{i},{int(rng.integers(1, 6))},{1000 + t}")
     path = folder / "ratings.csv"
     path.write_text("\n".join(rows) + "\n")
+    items = ["item,title,genres", *(f"{i},Item {i},Drama" for i in range(n_items))]
+    (folder / "items.csv").write_text("\n".join(items) + "\n")
     return path
 
 
