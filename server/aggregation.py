@@ -73,6 +73,23 @@ def combine(deltas: Sequence[Arrays], method: str, trim_fraction: float = 0.1) -
     return out
 
 
+def apply_updates(
+    current: Arrays,
+    deltas: Sequence[Arrays],
+    optimizer: ServerOptimizer,
+    *,
+    aggregation: str,
+    trim_fraction: float,
+    norm_factor: float,
+) -> tuple[Arrays | None, list[int], list[float]]:
+    """Screen, combine and apply ``deltas``: the new model (None if none kept), kept, norms."""
+    keep, norms = screen_updates(deltas, norm_factor)
+    if not keep:
+        return None, keep, norms
+    delta = combine([deltas[i] for i in keep], aggregation, trim_fraction)
+    return optimizer.step(current, delta), keep, norms
+
+
 class ServerOptimizer(Protocol):
     """Applies a combined delta (a pseudo-gradient pointing downhill) to the global model."""
 

@@ -21,12 +21,7 @@ from flwr.app import ArrayRecord, ConfigRecord, Message, MetricRecord, RecordDic
 from flwr.serverapp import Grid
 from flwr.serverapp.strategy import FedAvg
 
-from fedrec.server.aggregation import (
-    ServerOptimizer,
-    ServerSGD,
-    combine,
-    screen_updates,
-)
+from fedrec.server.aggregation import ServerOptimizer, ServerSGD, apply_updates, update_norm
 from fedrec.shared.evaluation import aggregate_client_metrics
 from fedrec.shared.serialization import arrays_to_numpy, numpy_to_arrays
 
@@ -97,12 +92,10 @@ class FedRecStrategy(FedAvg):
         # FedAvg sizes its sample from the nodes connected *before* it waits for
         # min_available_nodes, so round 1 of a simulation could sample a fraction of the
         # first few nodes to register. Waiting first makes fraction-train mean what it says.
-        waited = 0.0
+        if len(list(grid.get_node_ids())) < self.min_available_nodes:
+            logger.info("waiting for %d clients to connect", self.min_available_nodes)
         while len(list(grid.get_node_ids())) < self.min_available_nodes:
-            if waited == 0.0:
-                logger.info("waiting for %d clients to connect", self.min_available_nodes)
             time.sleep(poll_s)
-            waited += poll_s
 
     def _valid_update(self, update: dict[str, np.ndarray], node: int) -> bool:
         assert self._current is not None
@@ -143,40 +136,62 @@ class FedRecStrategy(FedAvg):
         malformed = len(ok) - len(updates)
         current = self._current
         deltas = [{k: u[k] - ref for k, ref in (current or {}).items()} for u in updates]
-        keep, norms = screen_updates(deltas, self.update_norm_factor)
-        for i in sorted(set(range(len(deltas))) - set(keep)):
-            logger.warning(
-                "round %d: rejected update from node %s: norm %.3g > %.1f x median %.3g",
-                server_round,
-                nodes[i],
-                norms[i],
-                self.update_norm_factor,
-                float(np.median(norms)),
-            )
-        self.last_round_stats = {
-            "clients-sampled": float(max(self._sent, len(replies))),
-            "clients-timed-out": float(max(self._sent - len(replies), 0)),
-            "clients-ok": float(len(keep)),
-            "clients-failed": float(failed),
-            "clients-rejected": float(malformed + len(deltas) - len(keep)),
-        }
-        if norms:
-            self.last_round_stats["update-norm-median"] = float(np.median(norms))
-            self.last_round_stats["update-norm-max"] = float(np.max(norms))
         if failed and not self.accept_failures:
             logger.warning(
                 "round %d: %d client(s) failed and accept-failures is false: round discarded",
                 server_round,
                 failed,
             )
+            norms = [update_norm(d) for d in deltas]
+            self.last_round_stats = self._stats(len(replies), failed, malformed, norms, None)
             return None, MetricRecord(self.last_round_stats)
-        if not keep or current is None:
+        new, keep, norms = None, list(range(len(deltas))), []
+        if current is not None and deltas:
+            new, keep, norms = apply_updates(
+                current,
+                deltas,
+                self.optimizer,
+                aggregation=self.aggregation,
+                trim_fraction=self.trim_fraction,
+                norm_factor=self.update_norm_factor,
+            )
+            for i in sorted(set(range(len(deltas))) - set(keep)):
+                logger.warning(
+                    "round %d: rejected update from node %s: norm %.3g > %.1f x median %.3g",
+                    server_round,
+                    nodes[i],
+                    norms[i],
+                    self.update_norm_factor,
+                    float(np.median(norms)),
+                )
+        self.last_round_stats = self._stats(len(replies), failed, malformed, norms, keep)
+        if new is None:
             return None, MetricRecord(self.last_round_stats)
-        delta = combine([deltas[i] for i in keep], self.aggregation, self.trim_fraction)
-        new = self.optimizer.step(current, delta)
         metrics: dict[str, Any] = dict(self.last_round_stats)
         metrics.update(_summarise_train([metric_rows[i] for i in keep]))
         return numpy_to_arrays(new), MetricRecord(metrics)
+
+    def _stats(
+        self,
+        n_replies: int,
+        failed: int,
+        malformed: int,
+        norms: Sequence[float],
+        keep: Sequence[int] | None,
+    ) -> dict[str, Any]:
+        # keep=None: the round was discarded before screening, nobody's update was used.
+        kept = 0 if keep is None else len(keep)
+        stats: dict[str, Any] = {
+            "clients-sampled": float(max(self._sent, n_replies)),
+            "clients-timed-out": float(max(self._sent - n_replies, 0)),
+            "clients-ok": float(kept),
+            "clients-failed": float(failed),
+            "clients-rejected": float(malformed + (len(norms) - kept if keep is not None else 0)),
+        }
+        if norms:
+            stats["update-norm-median"] = float(np.median(norms))
+            stats["update-norm-max"] = float(np.max(norms))
+        return stats
 
 
 def _short_reason(reason: str, limit: int = 300) -> str:

@@ -19,8 +19,7 @@ import torch
 
 from fedrec.client.state import ClientStateStore
 from fedrec.client.task import client_seed, load_client_data, local_train, local_user_evals
-from fedrec.server.aggregation import ServerOptimizer, combine, make_server_optimizer
-from fedrec.server.aggregation import screen_updates as screen
+from fedrec.server.aggregation import ServerOptimizer, apply_updates, make_server_optimizer
 from fedrec.shared.config import FedRecConfig
 from fedrec.shared.evaluation import summarize
 
@@ -66,11 +65,17 @@ class PlainFederation:
             )
             deltas.append({k: update[k] - v for k, v in self.shared.items()})
         fed = self.cfg.federation
-        keep, _ = screen(deltas, fed.update_norm_factor)
-        if keep:
-            delta = combine([deltas[i] for i in keep], fed.aggregation, fed.trim_fraction)
-            assert self.optimizer is not None
-            self.shared = self.optimizer.step(self.shared, delta)
+        assert self.optimizer is not None
+        new, _, _ = apply_updates(
+            self.shared,
+            deltas,
+            self.optimizer,
+            aggregation=fed.aggregation,
+            trim_fraction=fed.trim_fraction,
+            norm_factor=fed.update_norm_factor,
+        )
+        if new is not None:
+            self.shared = new
         return time.perf_counter() - t0
 
     def evaluate(self, *, k: int = 10) -> dict[str, float]:
