@@ -25,3 +25,20 @@ def test_failures_follow_the_rate_and_are_reproducible() -> None:
 def test_failure_message_names_client_and_round() -> None:
     with pytest.raises(SimulatedClientFailure, match="partition 7 failed in round 3"):
         inject_faults(FaultConfig(failure_rate=1.0), seed=0, partition_id=7, server_round=3)
+
+
+def test_stragglers_sleep_before_answering() -> None:
+    import time
+
+    faults = FaultConfig(straggler_rate=1.0, straggler_seconds=0.2)
+    t0 = time.perf_counter()
+    inject_faults(faults, seed=1, partition_id=0, server_round=1)
+    assert time.perf_counter() - t0 >= 0.2
+    t0 = time.perf_counter()
+    inject_faults(
+        FaultConfig(straggler_rate=0.0, straggler_seconds=5.0),
+        seed=1,
+        partition_id=0,
+        server_round=1,
+    )
+    assert time.perf_counter() - t0 < 1.0
