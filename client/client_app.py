@@ -10,7 +10,7 @@ import logging
 import time
 from typing import Any
 
-from flwr.app import Context, Message, MetricRecord, RecordDict
+from flwr.app import ArrayRecord, Context, Message, MetricRecord, RecordDict
 from flwr.clientapp import ClientApp
 
 from fedrec.client.faults import inject_faults
@@ -24,6 +24,7 @@ from fedrec.client.task import (
 )
 from fedrec.shared.config import FedRecConfig, resolve_config
 from fedrec.shared.device import resolve_device
+from fedrec.shared.errors import PrivacyBudgetExceeded
 from fedrec.shared.serialization import arrays_to_numpy, numpy_to_arrays
 
 logger = logging.getLogger(__name__)
@@ -69,17 +70,29 @@ def build_client_app(overrides: dict[str, Any] | None = None) -> ClientApp:
         incarnation = config.get("server-incarnation")
         inject_faults(cfg.faults, seed=cfg.data.seed, partition_id=pid, server_round=server_round)
         shared = arrays_to_numpy(msg.content["arrays"])
-        updated, result = local_train(
-            cfg,
-            data,
-            shared,
-            store,
-            server_round=server_round,
-            seed=client_seed(cfg, pid),
-            device=resolve_device(str(context.node_config.get("device", "auto"))),
-            resumed_from=resumed_from if isinstance(resumed_from, int) else None,
-            incarnation=incarnation if isinstance(incarnation, str) else None,
-        )
+        try:
+            updated, result = local_train(
+                cfg,
+                data,
+                shared,
+                store,
+                server_round=server_round,
+                seed=client_seed(cfg, pid),
+                device=resolve_device(str(context.node_config.get("device", "auto"))),
+                resumed_from=resumed_from if isinstance(resumed_from, int) else None,
+                incarnation=incarnation if isinstance(incarnation, str) else None,
+            )
+        except PrivacyBudgetExceeded as refusal:
+            # A refusal is an answer, not a failure: no update, and the reason.
+            logger.info("partition %d: %s", pid, refusal)
+            state = store.load()
+            refused = {
+                "weight": 1.0,
+                "budget-exhausted": 1.0,
+                "epsilon": float(state.epsilon if state else 0.0),
+            }
+            content = RecordDict({"arrays": ArrayRecord(), "metrics": MetricRecord(refused)})
+            return Message(content=content, reply_to=msg)
         metrics = {
             "weight": 1.0,  # unweighted mean: example counts would leak dataset sizes
             "train-loss": result.loss,

@@ -17,9 +17,11 @@ import torch
 from fedrec.client.state import ClientState, ClientStateStore
 from fedrec.shared.config import FedRecConfig
 from fedrec.shared.data import load_split, partition_users
+from fedrec.shared.errors import PrivacyBudgetExceeded
 from fedrec.shared.evaluation import UserEval, evaluate_user, sample_negatives, summarize
 from fedrec.shared.models.mf import MatrixFactorization, init_user_factors
-from fedrec.shared.training import LocalResult, finetune_users, train_local
+from fedrec.shared.privacy import epsilon_of
+from fedrec.shared.training import LocalResult, dp_plan, finetune_users, train_local
 
 logger = logging.getLogger(__name__)
 
@@ -125,6 +127,7 @@ def local_train(
         start = ClientState(
             user_factors=init_user_factors(len(data.users), cfg.train.embedding_dim, seed=seed)
         )
+    check_budget(cfg, start, n_records=len(data.train_items))
     model = build_model(cfg, data, shared, start, seed=seed)
     result = train_local(
         model,
@@ -150,6 +153,22 @@ def local_train(
         previous=start,
     )
     return model.get_shared(), result
+
+
+def check_budget(cfg: FedRecConfig, state: ClientState, *, n_records: int) -> None:
+    """Refuse (raise) before training a round that would take epsilon over the budget."""
+    budget = cfg.privacy.epsilon_budget
+    if not cfg.privacy.dp_enabled or budget <= 0 or n_records == 0:
+        return
+    history = list(state.accountant_history)
+    delta = cfg.privacy.target_delta
+    planned = epsilon_of([*history, dp_plan(n_records, cfg.train, cfg.privacy)], delta)
+    if planned > budget:
+        raise PrivacyBudgetExceeded(
+            f"privacy budget reached: epsilon spent {epsilon_of(history, delta):.3f}, another "
+            f"round would make it {planned:.3f} > epsilon-budget {budget:g} (delta {delta:g}, "
+            "per record); this client no longer trains"
+        )
 
 
 def local_user_evals(

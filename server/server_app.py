@@ -69,6 +69,8 @@ def _progress_line(row: dict[str, Any], num_rounds: int) -> str:
     ]
     if row.get("clients-timed-out"):
         parts[-1] += f"/{int(row['clients-timed-out'])} timed out"
+    if row.get("clients-out-of-budget"):
+        parts[-1] += f"/{int(row['clients-out-of-budget'])} out of ε budget"
     if "train-loss" in row:
         parts.append(f"loss {row['train-loss']:.4f}")
     if "epsilon" in row:

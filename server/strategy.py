@@ -69,6 +69,7 @@ class FedRecStrategy(FedAvg):
         self.accept_failures = accept_failures
         self._current: dict[str, np.ndarray] | None = None
         self._sent = 0
+        self._out_of_budget = 0
         self.last_round_stats: dict[str, Any] = {}
 
     def configure_train(
@@ -127,13 +128,18 @@ class FedRecStrategy(FedAvg):
         updates: list[dict[str, np.ndarray]] = []
         metric_rows: list[dict[str, Any]] = []
         nodes: list[int] = []
+        out_of_budget = 0
         for m in ok:
+            if m.content["metrics"].get("budget-exhausted"):
+                out_of_budget += 1  # the client refused: its privacy budget is spent
+                continue
             update = arrays_to_numpy(m.content["arrays"])
             if self._valid_update(update, m.metadata.src_node_id):
                 updates.append(update)
                 metric_rows.append(dict(m.content["metrics"]))
                 nodes.append(m.metadata.src_node_id)
-        malformed = len(ok) - len(updates)
+        malformed = len(ok) - len(updates) - out_of_budget
+        self._out_of_budget = out_of_budget
         current = self._current
         deltas = [{k: u[k] - ref for k, ref in (current or {}).items()} for u in updates]
         if failed and not self.accept_failures:
@@ -186,6 +192,7 @@ class FedRecStrategy(FedAvg):
             "clients-timed-out": float(max(self._sent - n_replies, 0)),
             "clients-ok": float(kept),
             "clients-failed": float(failed),
+            "clients-out-of-budget": float(self._out_of_budget),
             "clients-rejected": float(malformed + (len(norms) - kept if keep is not None else 0)),
         }
         if norms:

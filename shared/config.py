@@ -97,12 +97,16 @@ class PrivacyConfig:
     # How Opacus clips per sample: "ghost" (norms only; same clipped update, far less
     # memory for large catalogues) or "hooks" (materialised per-sample gradients).
     grad_sample_mode: str = "ghost"
+    # Each client refuses to train a round that would take its epsilon (at target-delta)
+    # above this budget, and says so; 0 means no budget.
+    epsilon_budget: float = 0.0
 
     def __post_init__(self) -> None:
         _check(self.noise_multiplier >= 0, "noise-multiplier must be >= 0")
         _check(self.max_grad_norm > 0, "max-grad-norm must be > 0")
         _check(0 < self.target_delta < 1, "target-delta must be in (0, 1)")
         _check(0 < self.dp_sample_rate <= 1, "dp-sample-rate must be in (0, 1]")
+        _check(self.epsilon_budget >= 0, "epsilon-budget must be >= 0 (0 = no budget)")
         _check(
             self.grad_sample_mode in ("ghost", "hooks"),
             f"grad-sample-mode must be ghost or hooks, got {self.grad_sample_mode!r}",

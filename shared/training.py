@@ -65,6 +65,17 @@ def _batches_with_negatives(
     return users, torch.cat([pos[:, None], neg.to(pos.device)], dim=1)
 
 
+def dp_plan(n_records: int, train: TrainConfig, privacy: PrivacyConfig) -> HistoryEntry:
+    """The ``(noise_multiplier, sample_rate, steps)`` :func:`train_local` runs under DP.
+
+    The expected Poisson batch is ``dp_sample_rate * n`` records; Opacus samples each record
+    with probability ``1 / n_batches`` for ``n_batches`` steps per epoch.
+    """
+    batch = max(1, round(privacy.dp_sample_rate * n_records))
+    n_batches = -(-n_records // batch)
+    return (privacy.noise_multiplier, 1.0 / n_batches, train.local_epochs * n_batches)
+
+
 def train_local(
     model: MatrixFactorization,
     users: np.ndarray,
@@ -100,6 +111,7 @@ def train_local(
     # Under DP the batch is set by the sampling rate (Opacus then Poisson-samples each record
     # with probability 1/len(loader) ~ dp_sample_rate); without DP by batch-size.
     batch = max(1, round(privacy.dp_sample_rate * n)) if privacy.dp_enabled else train.batch_size
+    # (dp_plan states the same arithmetic for budget checks before training.)
     loader = DataLoader(data, batch_size=batch, shuffle=True, generator=gen)
     lr = float(learning_rate if learning_rate is not None else train.learning_rate)
     optimizer: torch.optim.Optimizer = (

@@ -124,3 +124,19 @@ def test_failing_clients_robust_aggregation_and_fedadam_resume(tmp_path: Path) -
     resumed = load_checkpoint(run_dir)
     assert resumed.round == 3
     assert not np.array_equal(resumed.server_state["v.item_factors"], first["v.item_factors"])
+
+
+def test_clients_stop_at_their_privacy_budget(tmp_path: Path) -> None:
+    # ~10 training records per user, q = 0.1, 2 epochs: one round costs eps ~4.45 and two
+    # ~5.43 at sigma 1, delta 1e-5, so a budget of 5 allows exactly one round.
+    settings = _settings(
+        tmp_path, **{"num-rounds": 2, "fraction-train": 1.0, "epsilon-budget": 5.0}
+    )
+    run_dir = simulate(settings, num_supernodes=N_USERS)
+    ckpt = load_checkpoint(run_dir)
+    first, second = ckpt.manifest["history"]
+    assert first["clients-ok"] == N_USERS and first.get("clients-out-of-budget", 0) == 0
+    assert second["clients-out-of-budget"] == N_USERS and second["clients-ok"] == 0
+    assert ckpt.manifest["privacy"]["epsilon"] <= 5.0
+    for state in (run_dir / "clients").glob("partition-*/state.json"):
+        assert json.loads(state.read_text())["rounds_trained"] == [1]

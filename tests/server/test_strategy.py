@@ -183,3 +183,21 @@ def test_sampling_waits_for_min_available_nodes_before_sizing_the_sample() -> No
     assert len(train) == 8
     evaluate = list(strategy.configure_evaluate(1, arrays, ConfigRecord({}), _GrowingGrid([3, 8])))
     assert len(evaluate) == 8
+
+
+def test_clients_out_of_budget_are_counted_and_left_out() -> None:
+    def reply(i: int, msg: Message) -> Message:
+        if i == 0:
+            content = RecordDict(
+                {
+                    "arrays": ArrayRecord(),
+                    "metrics": MetricRecord({"weight": 1.0, "budget-exhausted": 1.0}),
+                }
+            )
+            return Message(content=content, reply_to=msg)
+        return _reply(msg, np.full((4, 2), 2.0, np.float32), np.zeros(4, np.float32))
+
+    arrays, metrics = _round(_strategy(), reply)
+    assert metrics["clients-out-of-budget"] == 1
+    assert metrics["clients-ok"] == 2 and metrics["clients-rejected"] == 0
+    assert np.allclose(arrays_to_numpy(arrays)["item_factors"], 2.0)

@@ -7,7 +7,7 @@ import torch
 from fedrec.shared.config import PrivacyConfig, TrainConfig
 from fedrec.shared.models.mf import MatrixFactorization
 from fedrec.shared.privacy import epsilon_of
-from fedrec.shared.training import train_local
+from fedrec.shared.training import dp_plan, train_local
 
 N_ITEMS = 50
 
@@ -212,3 +212,19 @@ def test_ghost_clipping_survives_empty_poisson_batches() -> None:
     )
     assert res.steps == res.accountant_history[0][2]
     assert (np.abs(model.get_shared()["item_factors"] - before).sum(axis=1) > 0).all()
+
+
+@pytest.mark.parametrize("n", [1, 3, 7, 10, 40, 99, 250])
+def test_dp_plan_is_what_training_runs(n: int) -> None:
+    train, privacy = TrainConfig(local_epochs=2), PrivacyConfig(dp_sample_rate=0.1)
+    model = MatrixFactorization(1, N_ITEMS, 4)
+    res = train_local(
+        model,
+        np.zeros(n, dtype=np.int64),
+        np.arange(n, dtype=np.int64) % N_ITEMS,
+        train=train,
+        privacy=privacy,
+        seed=0,
+    )
+    sigma, q, steps = dp_plan(n, train, privacy)
+    assert res.accountant_history == [(sigma, pytest.approx(q), steps)]
