@@ -28,11 +28,23 @@ def quality(
     central_epochs: Annotated[
         int, typer.Option(help="Max epochs of the centralized reference.")
     ] = 40,
+    render_only: Annotated[
+        bool, typer.Option(help="Only re-render the table and plot from the existing JSON.")
+    ] = False,
 ) -> None:
     """Popularity vs centralized MF vs federated MF without/with DP, both protocols."""
-    from fedrec.simulations.bench import run_quality_benchmark
+    from fedrec.simulations.bench import run_quality_benchmark, write_report
 
     setup_logging()
+    if render_only:
+        import json
+
+        source = output_dir / f"{name}.json"
+        if not source.exists():
+            raise typer.BadParameter(f"{source} not found: run the benchmark first")
+        write_report(json.loads(source.read_text()), output_dir, name)
+        console.print((output_dir / f"{name}.md").read_text())
+        return
     result = run_quality_benchmark(
         overrides=overrides_from(config, scenario),
         output_dir=output_dir,

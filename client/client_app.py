@@ -10,7 +10,7 @@ import logging
 import time
 from typing import Any
 
-from flwr.app import ArrayRecord, Context, Message, MetricRecord, RecordDict
+from flwr.app import ArrayRecord, ConfigRecord, Context, Message, MetricRecord, RecordDict
 from flwr.clientapp import ClientApp
 
 from fedrec.client.faults import inject_faults
@@ -28,6 +28,14 @@ from fedrec.shared.errors import PrivacyBudgetExceeded
 from fedrec.shared.serialization import arrays_to_numpy, numpy_to_arrays
 
 logger = logging.getLogger(__name__)
+
+
+def _config_int(config: ConfigRecord, key: str, default: int | None = None) -> int:
+    """An integer from the server's config record, or a clear error."""
+    value = config.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise ValueError(f"server config {key!r} must be an integer, got {value!r}")
+    return int(value)
 
 
 def _node(context: Context) -> tuple[int, int, str | None]:
@@ -61,8 +69,8 @@ def build_client_app(overrides: dict[str, Any] | None = None) -> ClientApp:
     def train(msg: Message, context: Context) -> Message:
         t0 = time.perf_counter()
         cfg, data, store, pid = _setup(msg, context)
-        config = msg.content["config"]
-        server_round = int(config["server-round"])
+        config = msg.content.config_records["config"]
+        server_round = _config_int(config, "server-round")
         # Which server process asks, and the round it resumed from: lets a client that
         # trained a round the server lost roll it back even if not sampled for its re-run.
         # Absent from older servers' messages (then only a repeated round is rolled back).
@@ -86,12 +94,14 @@ def build_client_app(overrides: dict[str, Any] | None = None) -> ClientApp:
             # A refusal is an answer, not a failure: no update, and the reason.
             logger.info("partition %d: %s", pid, refusal)
             state = store.load()
-            refused = {
-                "weight": 1.0,
-                "budget-exhausted": 1.0,
-                "epsilon": float(state.epsilon if state else 0.0),
-            }
-            content = RecordDict({"arrays": ArrayRecord(), "metrics": MetricRecord(refused)})
+            refused = MetricRecord(
+                {
+                    "weight": 1.0,
+                    "budget-exhausted": 1.0,
+                    "epsilon": float(state.epsilon if state else 0.0),
+                }
+            )
+            content = RecordDict({"arrays": ArrayRecord(), "metrics": refused})
             return Message(content=content, reply_to=msg)
         metrics = {
             "weight": 1.0,  # unweighted mean: example counts would leak dataset sizes
@@ -106,14 +116,14 @@ def build_client_app(overrides: dict[str, Any] | None = None) -> ClientApp:
     @app.evaluate()
     def evaluate(msg: Message, context: Context) -> Message:
         cfg, data, store, pid = _setup(msg, context)
-        config = msg.content["config"]
+        config = msg.content.config_records["config"]
         metrics = local_evaluate(
             cfg,
             data,
             arrays_to_numpy(msg.content["arrays"]),
             store,
-            k=int(config.get("k", 10)),
-            personalize_epochs=int(config.get("personalize-epochs", 0)),
+            k=_config_int(config, "k", 10),
+            personalize_epochs=_config_int(config, "personalize-epochs", 0),
             seed=client_seed(cfg, pid),
         )
         # Coverage is a property of all users' lists together; a per-client value averages

@@ -156,9 +156,14 @@ def run_quality_benchmark(
     }
     output_dir.mkdir(parents=True, exist_ok=True)
     (output_dir / f"{name}.json").write_text(json.dumps(result, indent=2, default=str))
+    write_report(result, output_dir, name)
+    return result
+
+
+def write_report(result: dict[str, Any], output_dir: Path, name: str) -> None:
+    """The Markdown table and plot of a quality result (also re-rendered from its JSON)."""
     plot_curves(result, output_dir / f"{name}.png")
     (output_dir / f"{name}.md").write_text(markdown_table(result) + f"\n![curves]({name}.png)\n")
-    return result
 
 
 def _curve(run_dir: Path) -> list[dict[str, float]]:
@@ -198,10 +203,12 @@ def plot_curves(result: dict[str, Any], path: Path) -> None:
     for name, arm in arms.items():
         if arm.get("curve"):
             xs = [p["elapsed_s"] / 60 for p in arm["curve"]]
-            ax.plot(xs, [p["ndcg@10_full"] for p in arm["curve"]], "o-", label=name)
-    for name, style in (("centralized MF", "k--"), ("popularity", "k:")):
-        ax.axhline(arms[name]["metrics"][f"ndcg@{K}_full"], linestyle=style[1:], color="k")
-        ax.annotate(name, (0, arms[name]["metrics"][f"ndcg@{K}_full"]), fontsize=8)
+            sampled = any(p["eval_users"] < arm["curve"][-1]["eval_users"] for p in arm["curve"])
+            label = f"{name}{' (some rounds: sampled clients only)' if sampled else ''}"
+            ax.plot(xs, [p["ndcg@10_full"] for p in arm["curve"]], "o-", label=label)
+    for name, style in (("centralized MF", "--"), ("popularity", ":")):
+        level = arms[name]["metrics"][f"ndcg@{K}_full"]
+        ax.axhline(level, linestyle=style, color="k", label=f"{name} (test, {level:.4f})")
     ax.set(
         xlabel="federation wall time (min)",
         ylabel="NDCG@10, full ranking (clients' evaluation)",
@@ -236,7 +243,8 @@ def markdown_table(result: dict[str, Any]) -> str:
         )
         lines.append(
             f"- {name} (scenario `{arm['scenario']}`): {s['num-rounds']} rounds, "
-            f"fraction-train {s['fraction-train']}, local-epochs {s['local-epochs']}, "
+            f"strategy {s['strategy']}, fraction-train {s['fraction-train']}, "
+            f"local-epochs {s['local-epochs']}, client-optimizer {s['client-optimizer']}, "
             f"lr {s['learning-rate']}, server-lr {s['server-learning-rate']}, "
             f"dim {s['embedding-dim']}, personalize-epochs {s['personalize-epochs']}, {dp}."
         )
