@@ -6,20 +6,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 from flwr.app import Message, MetricRecord, RecordDict
-from flwr.supercore.task_identity import TaskIdentity
 
 from fedrec.server.server_app import run_federation
 from fedrec.shared.checkpoint import latest_round
 from fedrec.shared.config import resolve_config
 
-
-@pytest.fixture(autouse=True)
-def _task_identity() -> Iterable[None]:
-    """Messages are built outside a running Flower task here; give them an identity."""
-    saved = (TaskIdentity._task_id, TaskIdentity._run_id, TaskIdentity._node_id)
-    TaskIdentity.task_id, TaskIdentity.run_id, TaskIdentity.node_id = 1, 1, 0
-    yield
-    TaskIdentity._task_id, TaskIdentity._run_id, TaskIdentity._node_id = saved
+pytestmark = pytest.mark.usefixtures("task_identity")  # see conftest.py
 
 
 class _Grid:

@@ -5,19 +5,11 @@ from collections.abc import Iterable
 import numpy as np
 import pytest
 from flwr.app import ArrayRecord, ConfigRecord, Error, Message, MetricRecord, RecordDict
-from flwr.supercore.task_identity import TaskIdentity
 
 from fedrec.server.strategy import FedRecStrategy
 from fedrec.shared.serialization import arrays_to_numpy, numpy_to_arrays
 
-
-@pytest.fixture(autouse=True)
-def _task_identity() -> Iterable[None]:
-    """Messages are built outside a running Flower task here; give them an identity."""
-    saved = (TaskIdentity._task_id, TaskIdentity._run_id, TaskIdentity._node_id)
-    TaskIdentity.task_id, TaskIdentity.run_id, TaskIdentity.node_id = 1, 1, 0
-    yield
-    TaskIdentity._task_id, TaskIdentity._run_id, TaskIdentity._node_id = saved
+pytestmark = pytest.mark.usefixtures("task_identity")  # see conftest.py
 
 
 class _Grid:
