@@ -7,6 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from fedrec.client.state import ClientStateStore
+from fedrec.client.task import load_client_data
 from fedrec.shared.config import resolve_config
 from fedrec.shared.data import load_split
 from fedrec.shared.models.mf import init_shared
@@ -52,3 +53,26 @@ def test_sample_is_seeded_distinct_and_sized(n: int, fraction: float, rnd: int) 
     assert parts == sample_partitions(n, fraction, seed=3, rnd=rnd)
     assert len(set(parts)) == len(parts) == max(1, int(n * fraction + 1e-9))
     assert all(0 <= p < n for p in parts)
+
+
+def test_clients_with_one_to_three_interactions_train_under_dp(tmp_path: Path) -> None:
+    # Users 0-2 have 1, 2 and 3 interactions (1 training record each); 3-5 have 8.
+    rows = ["user,item,rating,timestamp"]
+    counts = [1, 2, 3, 8, 8, 8]
+    for u, n in enumerate(counts):
+        rows += [f"{u},{(u * 5 + t) % 20},4,{t}" for t in range(n)]
+    data = tmp_path / "few.csv"
+    data.write_text("\n".join(rows) + "\n")
+    cfg = resolve_config({}, {"dataset": "generic", "data-path": str(data), "embedding-dim": 4})
+    _, split = load_split(cfg.data)
+    fed = PlainFederation(cfg, split.n_users, init_shared(split.n_items, 4, seed=0), tmp_path / "c")
+    fed.train_round(list(range(6)), 1)
+    assert np.all(np.isfinite(fed.shared["item_factors"]))
+    owner = {int(load_client_data(cfg, k, 6).users[0]): k for k in range(6)}
+    tiny = ClientStateStore(tmp_path / "c" / f"partition-{owner[0]}").load()
+    big = ClientStateStore(tmp_path / "c" / f"partition-{owner[3]}").load()
+    # One record: every DP step samples it with probability 1 (no amplification), and the
+    # ledger says so -- such users dominate the reported maximum epsilon.
+    assert tiny is not None and big is not None
+    assert tiny.accountant_history[0][1] == 1.0
+    assert tiny.epsilon > big.epsilon
