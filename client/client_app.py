@@ -38,6 +38,18 @@ def _config_int(config: ConfigRecord, key: str, default: int | None = None) -> i
     return int(value)
 
 
+def _committed(value: object) -> dict[str, tuple[int, int]] | None:
+    """``["token:first:last", ...]`` from the server as {token: (first, last)}."""
+    if not isinstance(value, list):
+        return None
+    spans: dict[str, tuple[int, int]] = {}
+    for entry in value:
+        parts = str(entry).split(":")
+        if len(parts) == 3 and parts[0] and parts[1].isdigit() and parts[2].isdigit():
+            spans[parts[0]] = (int(parts[1]), int(parts[2]))
+    return spans
+
+
 def _node(context: Context) -> tuple[int, int, str | None]:
     cfg = context.node_config
     try:
@@ -76,6 +88,7 @@ def build_client_app(overrides: dict[str, Any] | None = None) -> ClientApp:
         # Absent from older servers' messages (then only a repeated round is rolled back).
         resumed_from = config.get("resumed-from")
         incarnation = config.get("server-incarnation")
+        committed = _committed(config.get("committed-incarnations"))
         inject_faults(cfg.faults, seed=cfg.data.seed, partition_id=pid, server_round=server_round)
         shared = arrays_to_numpy(msg.content["arrays"])
         try:
@@ -89,6 +102,7 @@ def build_client_app(overrides: dict[str, Any] | None = None) -> ClientApp:
                 device=resolve_device(str(context.node_config.get("device", "auto"))),
                 resumed_from=resumed_from if isinstance(resumed_from, int) else None,
                 incarnation=incarnation if isinstance(incarnation, str) else None,
+                committed=committed,
             )
         except PrivacyBudgetExceeded as refusal:
             # A refusal is an answer, not a failure: no update, and the reason.

@@ -32,7 +32,7 @@ import json
 import logging
 import os
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -114,6 +114,11 @@ def _atomic_write(path: Path, write: Callable[[str], object]) -> None:
             os.unlink(tmp)
 
 
+def _was_committed(committed: Mapping[str, tuple[int, int]], token: str, rnd: int) -> bool:
+    span = committed.get(token)
+    return span is not None and span[0] <= rnd <= span[1]
+
+
 class ClientStateStore:
     """Loads and saves one client's :class:`ClientState` in ``directory``."""
 
@@ -173,6 +178,7 @@ class ClientStateStore:
         *,
         resumed_from: int | None = None,
         incarnation: str | None = None,
+        committed: Mapping[str, tuple[int, int]] | None = None,
     ) -> ClientState | None:
         """The state that training round ``server_round`` must start from.
 
@@ -187,6 +193,10 @@ class ClientStateStore:
           another incarnation: no checkpoint of ``L`` existed when this server started and
           this server did not train it, so ``L`` was lost -- this client was simply not
           sampled when it was run again (``fraction-train < 1``), or that re-run died too.
+
+        - ``committed`` (given by the server: for each earlier process, the first and last
+          round it checkpointed) says ``L``'s process never checkpointed ``L``: lost, even
+          if later processes resumed past it without sampling this client.
 
         Without ``resumed_from`` and ``incarnation`` (older servers, direct callers) only
         the first rule applies.
@@ -213,6 +223,14 @@ class ClientStateStore:
             and current.incarnation != incarnation
         ):
             limit = resumed_from  # ... and from before the lost run
+        elif (
+            committed is not None
+            and incarnation is not None
+            and current.incarnation is not None
+            and current.incarnation != incarnation
+            and not _was_committed(committed, current.incarnation, last)
+        ):
+            limit = last  # ... and from before the lost round
         else:
             return current
         n_prev = len(previous.rounds_trained) if previous is not None else 0

@@ -112,6 +112,7 @@ def local_train(
     device: torch.device,
     resumed_from: int | None = None,
     incarnation: str | None = None,
+    committed: dict[str, tuple[int, int]] | None = None,
 ) -> tuple[dict[str, np.ndarray], LocalResult]:
     """One round of local training; saves the private state and returns the shared update.
 
@@ -120,9 +121,13 @@ def local_train(
     round that the server says was lost (``resumed_from`` and ``incarnation``, the round the
     asking server process started at and its token): see
     :meth:`ClientStateStore.start_round`. The state this round started from is saved next to
-    the new one, with the incarnation it is trained for, for that purpose.
+    the new one, with the incarnation it is trained for, for that purpose. ``committed``
+    (token -> first and last round that server process checkpointed) catches a lost round
+    even after later restarts.
     """
-    start = store.start_round(server_round, resumed_from=resumed_from, incarnation=incarnation)
+    start = store.start_round(
+        server_round, resumed_from=resumed_from, incarnation=incarnation, committed=committed
+    )
     if start is None:
         start = ClientState(
             user_factors=init_user_factors(len(data.users), cfg.train.embedding_dim, seed=seed)

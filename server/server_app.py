@@ -60,6 +60,17 @@ def _start_state(
     return last + 1, numpy_to_arrays(ckpt.tensors), history, eps, dict(ckpt.server_state)
 
 
+def committed_incarnations(history: list[dict[str, Any]]) -> list[str]:
+    """``"token:first:last"`` for each server process that checkpointed rounds of this run."""
+    spans: dict[str, list[int]] = {}
+    for row in history:
+        token = row.get("server-incarnation")
+        if isinstance(token, str) and token:
+            span = spans.setdefault(token, [int(row["round"]), int(row["round"])])
+            span[0], span[1] = min(span[0], int(row["round"])), max(span[1], int(row["round"]))
+    return [f"{token}:{first}:{last}" for token, (first, last) in spans.items()]
+
+
 def _progress_line(row: dict[str, Any], num_rounds: int) -> str:
     parts = [
         f"round {row['round']}/{num_rounds}",
@@ -115,10 +126,19 @@ def run_federation(grid: Grid, cfg: FedRecConfig) -> Path:
     )
     # Which server process asks and where it resumed: a client whose latest round is >= start
     # and was trained for another process holds a lost round and rolls it back (client/state.py).
+    # The rounds each earlier process checkpointed close the remaining gap: a round trained
+    # for a process is lost exactly when that process did not checkpoint it.
     incarnation = uuid.uuid4().hex
+    committed = committed_incarnations(history)
     for rnd in range(start, fed.num_rounds + 1):
         t0 = time.perf_counter()
-        train_config = ConfigRecord({"resumed-from": start, "server-incarnation": incarnation})
+        train_config = ConfigRecord(
+            {
+                "resumed-from": start,
+                "server-incarnation": incarnation,
+                "committed-incarnations": committed or [""],
+            }
+        )
         replies = grid.send_and_receive(
             strategy.configure_train(rnd, arrays, train_config, grid), timeout=fed.round_timeout
         )
@@ -143,6 +163,7 @@ def run_federation(grid: Grid, cfg: FedRecConfig) -> Path:
             eval_metrics = strategy.aggregate_evaluate(rnd, eval_replies)
             row.update({f"eval/{k}": float(v) for k, v in dict(eval_metrics or {}).items()})  # type: ignore[arg-type]
         row["seconds"] = time.perf_counter() - t0
+        row["server-incarnation"] = incarnation
         history.append(row)
         save_checkpoint(
             run_dir,

@@ -383,3 +383,25 @@ def test_local_train_after_a_missed_re_run_continues_from_before_the_lost_round(
     after = crashed.load()
     assert after is not None and after.rounds_trained == [1, 2, 4, 6]
     assert after.discarded_rounds == [3]
+
+
+def test_a_lost_round_is_caught_after_a_second_restart_past_it(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    # A checkpointed 1-2 and died in 3 (this client trained 3 for A). B resumed from 3,
+    # checkpointed 3-4 without sampling it and died in 5. C resumed from 5 asks for round 6:
+    # resumed-from alone (5) cannot tell round 3 was lost; B's committed span can.
+    store = ClientStateStore(tmp_path / "c0")
+    _lost_round_3(store, incarnation="A")
+    committed = {"A": (1, 2), "B": (3, 4)}
+    start = store.start_round(6, resumed_from=5, incarnation="C", committed=committed)
+    assert start is not None and start.rounds_trained == [1, 2]
+    assert start.discarded_rounds == [3]
+    assert start.accountant_history == _state([1, 2, 3], fill=0.0, history=3).accountant_history
+
+
+def test_a_round_its_process_checkpointed_is_kept_after_restarts(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    store = ClientStateStore(tmp_path / "c0")
+    _lost_round_3(store, incarnation="A")
+    # This time A did checkpoint round 3 before dying.
+    committed = {"A": (1, 3), "B": (4, 5)}
+    start = store.start_round(7, resumed_from=6, incarnation="C", committed=committed)
+    assert start is not None and start.rounds_trained == [1, 2, 3] and not start.discarded_rounds

@@ -83,3 +83,19 @@ def test_train_messages_name_the_server_incarnation_and_its_resumed_round(tmp_pa
     assert [r for r, _, _ in resent] == [3, 3, 4, 4]
     assert {(resumed, token) for _, resumed, token in resent} == {(3, resent[0][2])}
     assert resent[0][2] != sent[0][2]
+    # ... and tells clients which rounds the first process checkpointed.
+    committed = list(dict(second.sent[0].content["config"])["committed-incarnations"])  # type: ignore[call-overload]
+    assert committed == [f"{sent[0][2]}:1:2"]
+
+
+def test_committed_incarnations_span_the_rounds_each_process_checkpointed() -> None:
+    from fedrec.server.server_app import committed_incarnations
+
+    history = [
+        {"round": 1, "server-incarnation": "a"},
+        {"round": 2, "server-incarnation": "a"},
+        {"round": 3, "server-incarnation": "b"},
+        {"round": 4},  # written before tokens were recorded: no claim
+    ]
+    assert committed_incarnations(history) == ["a:1:2", "b:3:3"]
+    assert committed_incarnations([]) == []
