@@ -19,9 +19,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from fedrec.shared.config import FederationConfig
 
 logger = logging.getLogger(__name__)
 
@@ -174,6 +177,17 @@ class ServerAdaptive:
         """Restore the moments."""
         self.m = {k[2:]: np.asarray(v, np.float64) for k, v in state.items() if k[:2] == "m."}
         self.v = {k[2:]: np.asarray(v, np.float64) for k, v in state.items() if k[:2] == "v."}
+
+
+def server_optimizer_for(fed: FederationConfig) -> ServerOptimizer:
+    """The server optimizer a federation's settings ask for."""
+    return make_server_optimizer(
+        fed.strategy,
+        lr=fed.server_learning_rate,
+        momentum=fed.server_momentum,
+        beta2=fed.server_beta2,
+        tau=fed.server_tau,
+    )
 
 
 def make_server_optimizer(

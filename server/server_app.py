@@ -17,7 +17,7 @@ from typing import Any
 from flwr.app import ArrayRecord, ConfigRecord, Context
 from flwr.serverapp import Grid, ServerApp
 
-from fedrec.server.aggregation import make_server_optimizer
+from fedrec.server.aggregation import server_optimizer_for
 from fedrec.server.strategy import FedRecStrategy
 from fedrec.shared.checkpoint import latest_round, load_checkpoint, save_catalog, save_checkpoint
 from fedrec.shared.config import FedRecConfig, resolve_config
@@ -105,13 +105,7 @@ def run_federation(grid: Grid, cfg: FedRecConfig) -> Path:
     if start > fed.num_rounds:
         logger.info("%s is complete (%d rounds); nothing to train", run_dir, fed.num_rounds)
         return run_dir
-    optimizer = make_server_optimizer(
-        fed.strategy,
-        lr=fed.server_learning_rate,
-        momentum=fed.server_momentum,
-        beta2=fed.server_beta2,
-        tau=fed.server_tau,
-    )
+    optimizer = server_optimizer_for(fed)
     optimizer.load_state_dict(server_state)
     strategy = FedRecStrategy(
         fraction_train=fed.fraction_train,

@@ -19,7 +19,7 @@ import torch
 
 from fedrec.client.state import ClientStateStore
 from fedrec.client.task import client_seed, load_client_data, local_train, local_user_evals
-from fedrec.server.aggregation import ServerOptimizer, apply_updates, make_server_optimizer
+from fedrec.server.aggregation import ServerOptimizer, apply_updates, server_optimizer_for
 from fedrec.shared.config import FedRecConfig
 from fedrec.shared.evaluation import summarize
 
@@ -36,14 +36,7 @@ class PlainFederation:
     optimizer: ServerOptimizer | None = None
 
     def __post_init__(self) -> None:
-        fed = self.cfg.federation
-        self.optimizer = self.optimizer or make_server_optimizer(
-            fed.strategy,
-            lr=fed.server_learning_rate,
-            momentum=fed.server_momentum,
-            beta2=fed.server_beta2,
-            tau=fed.server_tau,
-        )
+        self.optimizer = self.optimizer or server_optimizer_for(self.cfg.federation)
 
     def _store(self, pid: int) -> ClientStateStore:
         return ClientStateStore(self.state_root / f"partition-{pid}")
