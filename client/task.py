@@ -8,17 +8,20 @@ users' factors are private and live in :mod:`fedrec.client.state`.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from fedrec.client.ledger import UserRound, check_user_budget, spend
 from fedrec.client.state import ClientState, ClientStateStore
 from fedrec.shared.config import FedRecConfig
 from fedrec.shared.data import load_split, partition_users
 from fedrec.shared.errors import PrivacyBudgetExceeded
 from fedrec.shared.evaluation import UserEval, evaluate_user, sample_negatives, summarize
+from fedrec.shared.models.factory import make_model
 from fedrec.shared.models.mf import MatrixFactorization, init_user_factors
 from fedrec.shared.privacy import epsilon_of
 from fedrec.shared.training import LocalResult, dp_plan, finetune_users, train_local
@@ -37,11 +40,12 @@ class ClientData:
     seen: list[np.ndarray]  # per local user: every item they touched (for negatives)
     test_items: np.ndarray  # per local user, -1 when none
     n_items: int
+    item_texts: Sequence[str] = ()  # the public catalogue's texts (for the text towers)
 
 
 def load_client_data(cfg: FedRecConfig, partition_id: int, num_partitions: int) -> ClientData:
     """This partition's users and data (the split is loaded once per process)."""
-    _, split = load_split(cfg.data)
+    dataset, split = load_split(cfg.data)
     users = partition_users(split.n_users, num_partitions=num_partitions, seed=cfg.data.seed)[
         partition_id
     ]
@@ -66,6 +70,7 @@ def load_client_data(cfg: FedRecConfig, partition_id: int, num_partitions: int) 
         seen=seen,
         test_items=split.test_items[users].astype(np.int64),
         n_items=split.n_items,
+        item_texts=dataset.items.texts,
     )
 
 
@@ -91,8 +96,19 @@ def build_model(
     *,
     seed: int,
 ) -> MatrixFactorization:
-    """The local MF model: global shared tensors + this client's private user factors."""
-    model = MatrixFactorization(len(data.users), data.n_items, cfg.train.embedding_dim)
+    """The local model: global shared tensors + this client's private user factors.
+
+    The item texts are public catalogue data, the same on every client.
+    """
+    if cfg.text.text_tower == "off":
+        model = MatrixFactorization(len(data.users), data.n_items, cfg.train.embedding_dim)
+    elif len(data.item_texts) != data.n_items:
+        raise ValueError(
+            f"text-tower={cfg.text.text_tower} needs the catalogue's {data.n_items} item "
+            f"texts, the client has {len(data.item_texts)}"
+        )
+    else:
+        model = make_model(cfg, len(data.users), data.item_texts)
     model.set_shared(shared)
     if state is not None:
         model.set_users(state.user_factors)
@@ -113,6 +129,7 @@ def local_train(
     resumed_from: int | None = None,
     incarnation: str | None = None,
     committed: dict[str, tuple[int, int]] | None = None,
+    user_round: UserRound | None = None,
 ) -> tuple[dict[str, np.ndarray], LocalResult]:
     """One round of local training; saves the private state and returns the shared update.
 
@@ -124,6 +141,10 @@ def local_train(
     the new one, with the incarnation it is trained for, for that purpose. ``committed``
     (token -> first and last round that server process checkpointed) catches a lost round
     even after later restarts.
+
+    ``user_round`` (user-level local or secagg noise): the round is refused if it would
+    take the user-level epsilon over its budget, and is written to the ledger with the
+    new state, before the caller noises and sends the update.
     """
     start = store.start_round(
         server_round, resumed_from=resumed_from, incarnation=incarnation, committed=committed
@@ -133,6 +154,8 @@ def local_train(
             user_factors=init_user_factors(len(data.users), cfg.train.embedding_dim, seed=seed)
         )
     check_budget(cfg, start, n_records=len(data.train_items))
+    if user_round is not None:
+        check_user_budget(start, user_round)
     model = build_model(cfg, data, shared, start, seed=seed)
     result = train_local(
         model,
@@ -146,17 +169,18 @@ def local_train(
         device=device,
         learning_rate=cfg.train.lr_at(server_round),
     )
-    store.save(
-        ClientState(
-            user_factors=model.get_users(),
-            accountant_history=result.accountant_history,
-            rounds_trained=start.rounds_trained + [server_round],
-            epsilon=result.epsilon or 0.0,
-            discarded_rounds=start.discarded_rounds,
-            incarnation=incarnation,
-        ),
-        previous=start,
+    trained = ClientState(
+        user_factors=model.get_users(),
+        accountant_history=result.accountant_history,
+        rounds_trained=start.rounds_trained + [server_round],
+        epsilon=result.epsilon or 0.0,
+        discarded_rounds=start.discarded_rounds,
+        incarnation=incarnation,
+        user_ledger=start.user_ledger,
+        user_epsilon=start.user_epsilon,
+        user_delta=start.user_delta,
     )
+    store.save(spend(trained, user_round) if user_round else trained, previous=start)
     return model.get_shared(), result
 
 

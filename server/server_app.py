@@ -18,12 +18,14 @@ from flwr.app import ArrayRecord, ConfigRecord, Context
 from flwr.serverapp import Grid, ServerApp
 
 from fedrec.server.aggregation import server_optimizer_for
+from fedrec.server.secagg import secure_sum
 from fedrec.server.strategy import FedRecStrategy
+from fedrec.server.user_dp import CentralNoise, UserLevelAccountant
 from fedrec.shared.checkpoint import latest_round, load_checkpoint, save_catalog, save_checkpoint
 from fedrec.shared.config import FedRecConfig, resolve_config
 from fedrec.shared.data import load_dataset
 from fedrec.shared.errors import ConfigError
-from fedrec.shared.models.mf import init_shared
+from fedrec.shared.models.factory import init_global, item_text_embeddings
 from fedrec.shared.privacy import report_for
 from fedrec.shared.serialization import arrays_to_numpy, numpy_to_arrays
 
@@ -38,7 +40,7 @@ def _start_state(
     """Round to start at, global arrays, history, epsilon and server optimizer state."""
     last = latest_round(run_dir)
     if last is None:
-        shared = init_shared(n_items, cfg.train.embedding_dim, seed=cfg.data.seed)
+        shared = init_global(cfg, n_items)
         return 1, numpy_to_arrays(shared), [], 0.0, {}
     if not cfg.output.resume:
         raise ConfigError(
@@ -47,7 +49,15 @@ def _start_state(
         )
     ckpt = load_checkpoint(run_dir, round=last)
     saved = ckpt.manifest.get("config", {})
-    for key in ("dataset", "data-path", "embedding-dim", "seed", "implicit-threshold", "strategy"):
+    for key in (
+        "dataset",
+        "data-path",
+        "embedding-dim",
+        "seed",
+        "implicit-threshold",
+        "strategy",
+        "text-tower",
+    ):
         if key in saved and saved[key] != cfg.to_run_config()[key]:
             raise ConfigError(
                 f"cannot resume {run_dir}: {key} was {saved[key]!r}, now "
@@ -86,6 +96,8 @@ def _progress_line(row: dict[str, Any], num_rounds: int) -> str:
         parts.append(f"loss {row['train-loss']:.4f}")
     if "epsilon" in row:
         parts.append(f"eps {row['epsilon']:.2f}")
+    if "user-epsilon" in row:
+        parts.append(f"user eps {row['user-epsilon']:.2f}")
     if f"eval/ndcg@{EVAL_K}_full" in row:
         parts.append(
             f"HR@{EVAL_K} {row[f'eval/hr@{EVAL_K}_full']:.4f} NDCG@{EVAL_K} "
@@ -98,6 +110,10 @@ def _progress_line(row: dict[str, Any], num_rounds: int) -> str:
 def run_federation(grid: Grid, cfg: FedRecConfig) -> Path:
     """Run (or resume) the federation described by ``cfg``; returns the run directory."""
     dataset = load_dataset(cfg.data)  # the server uses the public item catalogue only
+    if cfg.text.text_tower != "off":
+        # Encode the catalogue once before any client needs it (simulated clients on this
+        # machine then read the cache instead of each running the encoder).
+        item_text_embeddings(cfg, dataset.items.texts)
     run_dir = Path(cfg.output.output_dir) / cfg.output.run_name
     save_catalog(run_dir, dataset.items)
     start, arrays, history, eps_max, server_state = _start_state(cfg, run_dir, dataset.n_items)
@@ -117,7 +133,12 @@ def run_federation(grid: Grid, cfg: FedRecConfig) -> Path:
         trim_fraction=fed.trim_fraction,
         update_norm_factor=fed.update_norm_factor,
         accept_failures=fed.accept_failures,
+        central_noise=CentralNoise(cfg.privacy.user_clip, cfg.privacy.user_noise_multiplier)
+        if cfg.privacy.user_dp == "central"
+        else None,
     )
+    # The run's user-level (epsilon, delta), continued from the checkpoints on resume.
+    user = UserLevelAccountant.for_run(cfg.privacy, run_dir)
     # Which server process asks and where it resumed: a client whose latest round is >= start
     # and was trained for another process holds a lost round and rolls it back (client/state.py).
     # The rounds each earlier process checkpointed close the remaining gap: a round trained
@@ -131,18 +152,37 @@ def run_federation(grid: Grid, cfg: FedRecConfig) -> Path:
                 "resumed-from": start,
                 "server-incarnation": incarnation,
                 "committed-incarnations": committed or [""],
+                # user-dp and the run's user-level delta, for the clients' ledgers
+                **(user.train_config(strategy.wait_for_clients(grid)) if user.enabled else {}),
             }
         )
-        replies = grid.send_and_receive(
-            strategy.configure_train(rnd, arrays, train_config, grid), timeout=fed.round_timeout
-        )
-        new_arrays, train_metrics = strategy.aggregate_train(rnd, replies)
+        messages = strategy.configure_train(rnd, arrays, train_config, grid)
+        if cfg.privacy.user_dp == "secagg":
+            # Flower's SecAgg+ over the sampled clients: the server learns the sum only.
+            secure = secure_sum(
+                grid,
+                list(messages),
+                server_round=rnd,
+                privacy=cfg.privacy,
+                timeout=fed.round_timeout,
+            )
+            new_arrays, train_metrics = strategy.aggregate_secure(rnd, secure)
+        else:
+            replies = grid.send_and_receive(messages, timeout=fed.round_timeout)
+            new_arrays, train_metrics = strategy.aggregate_train(rnd, replies)
         if new_arrays is not None:
             arrays = new_arrays
         row: dict[str, Any] = {"round": rnd, **dict(train_metrics or {})}
         eps_max = max(eps_max, float(row.get("epsilon-max", 0.0)))
         if cfg.privacy.dp_enabled:
             row["epsilon"] = eps_max
+        user.record_round(
+            sampled=int(row.get("clients-sampled", 0)), available=strategy.last_available
+        )
+        user.observe_clients(row.get("user-epsilon-max"))
+        user_privacy = user.report()
+        if user_privacy is not None:
+            row["user-epsilon"] = user_privacy["epsilon"]
 
         final = rnd == fed.num_rounds
         strategy.fraction_evaluate = (
@@ -170,6 +210,7 @@ def run_federation(grid: Grid, cfg: FedRecConfig) -> Path:
             history=history,
             privacy=report_for(cfg.privacy, eps_max if cfg.privacy.dp_enabled else None),
             server_state=optimizer.state_dict(),
+            user_privacy=user_privacy,
         )
         logger.info(_progress_line(row, fed.num_rounds))
     return run_dir

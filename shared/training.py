@@ -32,15 +32,21 @@ def bpr_loss(scores: torch.Tensor) -> torch.Tensor:
 
 
 class BPRCriterion(torch.nn.Module):
-    """:func:`bpr_loss` as a criterion with a ``reduction`` (what Opacus' ghost clipping wraps)."""
+    """A model's per-sample loss as a criterion with a ``reduction``.
 
-    def __init__(self, reduction: str = "mean") -> None:
+    Opacus' ghost clipping wraps a ``criterion(output, target)``; the model's
+    ``per_sample_loss`` (plain BPR for MF, BPR + text alignment for the hybrid) says how to
+    read its own output. Without a model, the output is taken as BPR scores.
+    """
+
+    def __init__(self, reduction: str = "mean", model: MatrixFactorization | None = None) -> None:
         super().__init__()
         self.reduction = reduction
+        self._per_sample = model.per_sample_loss if model is not None else bpr_loss
 
     def forward(self, scores: torch.Tensor, target: torch.Tensor | None = None) -> torch.Tensor:
-        """Per-sample (``reduction="none"``), mean or summed BPR loss; ``target`` is unused."""
-        per_sample = bpr_loss(scores)
+        """Per-sample (``reduction="none"``), mean or summed loss; ``target`` is unused."""
+        per_sample = self._per_sample(scores)
         if self.reduction == "none":
             return per_sample
         return per_sample.sum() if self.reduction == "sum" else per_sample.mean()
@@ -114,13 +120,16 @@ def train_local(
     # (dp_plan states the same arithmetic for budget checks before training.)
     loader = DataLoader(data, batch_size=batch, shuffle=True, generator=gen)
     lr = float(learning_rate if learning_rate is not None else train.learning_rate)
+    trainable = [p for p in model.parameters() if p.requires_grad]
     optimizer: torch.optim.Optimizer = (
-        torch.optim.Adam(model.parameters(), lr=lr)
+        torch.optim.Adam(trainable, lr=lr)
         if train.client_optimizer == "adam"
-        else torch.optim.SGD(model.parameters(), lr=lr)
+        else torch.optim.SGD(trainable, lr=lr)
     )
     n_items = model.item.num_embeddings
-    shared_params = (model.item.weight, model.item_bias.weight)
+    shared_params = model.shared_parameters()
+    if hasattr(model, "dropout_generator"):
+        model.dropout_generator = torch.Generator().manual_seed(int(seed) + 2)
     anchors = [p.detach().clone() for p in shared_params] if train.proximal_mu > 0 else []
 
     accountant = None
@@ -149,7 +158,7 @@ def train_local(
                 # Ghost clipping: per-sample gradient *norms* without materialising per-sample
                 # gradients, which for an embedding table are [batch, n_items, dim] dense.
                 module, optimizer, criterion, loader = engine.make_private(
-                    **private, criterion=BPRCriterion(), grad_sample_mode="ghost"
+                    **private, criterion=BPRCriterion(model=model), grad_sample_mode="ghost"
                 )
             else:
                 module, optimizer, loader = engine.make_private(**private)
@@ -166,7 +175,7 @@ def train_local(
             if criterion is not None and u.shape[0] == 0:
                 # Ghost clipping cannot run an empty batch; its clipped sum is zero, so the
                 # DP step is noise alone.
-                for param in model.parameters():
+                for param in trainable:
                     param.grad = torch.zeros_like(param)
                 loss_value = 0.0
             else:
@@ -174,7 +183,7 @@ def train_local(
                 if criterion is not None:
                     loss = criterion(scores, scores.new_zeros(scores.shape[0]))
                 else:
-                    loss = bpr_loss(scores).sum() / max(int(u.shape[0]), 1)
+                    loss = model.per_sample_loss(scores).sum() / max(int(u.shape[0]), 1)
                 with warnings.catch_warnings():
                     # Opacus' hooks fire on outputs only (inputs are indices): harmless.
                     warnings.simplefilter("ignore", UserWarning)
@@ -230,8 +239,11 @@ def finetune_users(
     i_all = torch.as_tensor(items, dtype=torch.long)
     opt = torch.optim.SGD([model.user.weight], lr=train.learning_rate)
     n_items = model.item.num_embeddings
-    model.item.weight.requires_grad_(False)
-    model.item_bias.weight.requires_grad_(False)
+    frozen = [p for p in model.parameters() if p.requires_grad and p is not model.user.weight]
+    for p in frozen:
+        p.requires_grad_(False)
+    was_training = model.training
+    model.eval()  # no item-factor dropout: rank and fit with the items as they will be scored
     try:
         for _ in range(epochs):
             perm = torch.randperm(len(i_all), generator=gen)
@@ -241,8 +253,9 @@ def finetune_users(
                     u_all[idx], i_all[idx], n_items, train.num_negatives, gen
                 )
                 opt.zero_grad(set_to_none=True)
-                bpr_loss(model(u, batch_items)).mean().backward()
+                bpr_loss(model.score(u, batch_items)).mean().backward()
                 opt.step()
     finally:
-        model.item.weight.requires_grad_(True)
-        model.item_bias.weight.requires_grad_(True)
+        for p in frozen:
+            p.requires_grad_(True)
+        model.train(was_training)

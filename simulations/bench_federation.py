@@ -29,7 +29,7 @@ import numpy as np
 
 from fedrec.shared.config import FedRecConfig, resolve_config
 from fedrec.shared.data import load_split
-from fedrec.shared.models.mf import init_shared
+from fedrec.shared.models.factory import init_global
 from fedrec.simulations.bench import PeakMemory
 from fedrec.simulations.plain import PlainFederation, sample_partitions
 from fedrec.simulations.runner import simulate
@@ -67,7 +67,7 @@ def _plain_round(cfg: FedRecConfig, n_clients: int, state_root: Path) -> dict[st
     fed = PlainFederation(
         cfg,
         split.n_users,
-        init_shared(split.n_items, cfg.train.embedding_dim, seed=cfg.data.seed),
+        init_global(cfg, split.n_items),
         state_root,
     )
     parts = sample_partitions(split.n_users, n_clients / split.n_users, seed=cfg.data.seed, rnd=1)

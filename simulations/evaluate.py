@@ -38,8 +38,9 @@ def evaluate_run(path: Path, *, personalize_epochs: int = 5, k: int = 10) -> dic
     ckpt = load_checkpoint(Path(path))
     cfg = from_run_config(ckpt.manifest["config"])
     _, split = load_split(cfg.data)
-    shared = {name: ckpt.tensors[name] for name in ("item_factors", "item_bias")}
+    shared = {name: t for name, t in ckpt.tensors.items() if name != "user_factors"}
     if ckpt.manifest["kind"] == "central":
+        shared = {name: shared[name] for name in ("item_factors", "item_bias")}
         model = MatrixFactorization(split.n_users, split.n_items, cfg.train.embedding_dim)
         model.set_shared(shared)
         model.set_users(ckpt.tensors["user_factors"])

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 SHARED_KEYS = ("item_factors", "item_bias")
@@ -28,17 +29,35 @@ class MatrixFactorization(nn.Module):
         nn.init.normal_(self.item.weight, std=init_std)
         nn.init.zeros_(self.item_bias.weight)
 
-    def forward(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+    def score(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
         """Scores ``[B, m]`` of ``users [B]`` for ``items [B, m]``."""
         p = self.user(users)  # [B, d]
         q = self.item(items)  # [B, m, d]
         b = self.item_bias(items).squeeze(-1)  # [B, m]
         return torch.einsum("bd,bmd->bm", p, q) + b
 
+    def forward(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+        """What the training loss reads: here the scores of :meth:`score`."""
+        return self.score(users, items)
+
+    def per_sample_loss(self, output: torch.Tensor) -> torch.Tensor:
+        """The per-sample training loss of a :meth:`forward` output (column 0: positive)."""
+        return -F.logsigmoid(output[:, :1] - output[:, 1:]).mean(dim=1)
+
+    def shared_parameters(self) -> list[torch.Tensor]:
+        """The parameters a federation aggregates (everything but the user factors)."""
+        return [self.item.weight, self.item_bias.weight]
+
+    @torch.no_grad()
+    def item_table(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Every item's vector ``[n, d]`` and bias ``[n]`` as used for ranking."""
+        return self.item.weight, self.item_bias.weight[:, 0]
+
     @torch.no_grad()
     def score_all(self, users: torch.Tensor) -> torch.Tensor:
         """Scores ``[B, n_items]`` of ``users [B]`` for every item."""
-        return self.user(users) @ self.item.weight.T + self.item_bias.weight.T
+        vectors, bias = self.item_table()
+        return self.user(users) @ vectors.T + bias[None, :]
 
     # -- shared parameters <-> numpy -------------------------------------------------
 

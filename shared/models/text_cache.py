@@ -1,0 +1,76 @@
+"""Frozen-encoder embeddings of a list of texts, computed once and cached on disk.
+
+With the encoder frozen (the CPU default) an item's text embedding never changes, so every
+client and the server read the same ``[n, 384]`` table instead of running the transformer
+in every round. The file name is a hash of the model, the token limit and the texts, so a
+changed catalogue can never be served stale vectors; files are written atomically, so
+simulated clients starting together never read a half-written one.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import logging
+import os
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from fedrec.shared.models.encoder import MODEL_NAME, TEXT_DIM, TextEncoder
+
+logger = logging.getLogger(__name__)
+
+
+def cache_key(texts: Sequence[str], max_length: int) -> str:
+    """A hex digest identifying (model, token limit, texts)."""
+    digest = hashlib.sha256(f"{MODEL_NAME}\0{max_length}\0".encode())
+    for text in texts:
+        digest.update(text.encode())
+        digest.update(b"\0")
+    return digest.hexdigest()[:24]
+
+
+def _atomic_save(path: Path, array: np.ndarray) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            np.save(handle, array)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def text_embeddings(
+    texts: Sequence[str],
+    cache_dir: Path | str,
+    *,
+    max_length: int = 64,
+    device: torch.device | None = None,
+) -> np.ndarray:
+    """``[len(texts), 384]`` unit-norm embeddings, from ``cache_dir`` when already computed."""
+    path = Path(cache_dir) / f"text-emb-{cache_key(texts, max_length)}.npy"
+    return _load_or_encode(str(path), tuple(texts), max_length, str(device or "cpu"))
+
+
+@functools.lru_cache(maxsize=4)
+def _load_or_encode(path: str, texts: tuple[str, ...], max_length: int, device: str) -> np.ndarray:
+    file = Path(path)
+    if file.is_file():
+        try:
+            array = np.load(file)
+            if array.shape == (len(texts), TEXT_DIM):
+                return array  # type: ignore[no-any-return]
+            logger.warning("ignoring %s: shape %s, expected %s", file, array.shape, len(texts))
+        except (OSError, ValueError) as err:
+            logger.warning("ignoring unreadable embedding cache %s (%s)", file, err)
+    logger.info("encoding %d texts with %s (cached at %s)", len(texts), MODEL_NAME, file)
+    encoder = TextEncoder(max_length=max_length, device=torch.device(device))
+    array = encoder.encode(list(texts))
+    _atomic_save(file, array)
+    return array
