@@ -1,19 +1,52 @@
-"""The serving model: plain numpy over the global item factors (no user factors here).
+"""The serving model: numpy over the global item model, plus the text towers when trained.
 
-The server never holds a user's private factor. A new user is represented by the items
-they say they like: their vector is the mean of those items' factors, which is the
-MF-only cold start. Similar items are nearest neighbours by cosine similarity.
+The server never holds a user's private factor. A new user is placed in the factor space
+from what they tell us: items they like, free text, or both.
+
+- MF only: the user vector is the mean of the liked items' factors (the MF-only cold start).
+- Hybrid (``text-tower`` heads/lora): item vectors are ``q_i + W_i e_i`` (a new item, added
+  from its text, has ``q = 0``); liked items contribute the mean of their vectors and of
+  the user head applied to their texts; free text contributes the user head applied to
+  its embedding. Sources given together are averaged.
+
+Each recommendation says what drove it: the liked item whose vector agrees most with it,
+or the word of the user's text whose vector does, whichever scores higher.
 """
 
 from __future__ import annotations
 
+import re
+import threading
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 import numpy as np
+import torch
 
 from fedrec.shared.checkpoint import Checkpoint
+from fedrec.shared.data.catalog import item_text
 from fedrec.shared.data.dataset import ItemCatalog
+from fedrec.shared.models.encoder import TextEncoder, add_lora, lora_state
+from fedrec.shared.models.hybrid import (
+    HEAD_KEYS,
+    ITEM_HEAD_B,
+    ITEM_HEAD_W,
+    LORA_PREFIX,
+    USER_HEAD_B,
+    USER_HEAD_W,
+)
+from fedrec.shared.models.text_cache import text_embeddings
+
+# Words too common to explain anything.
+_STOP = frozenset(
+    "a an and are as at be but by for from i i'm in into is it its like love me my of on or "
+    "really so some that the their them these this to very was we with you enjoy movies "
+    "movie films film watch watching".split()
+)
+_WORD = re.compile(r"[A-Za-z][A-Za-z'\-]+")
+MAX_EXPLAIN_WORDS = 16
 
 
 class UnknownItems(KeyError):
@@ -25,6 +58,10 @@ class UnknownItems(KeyError):
 
     def __str__(self) -> str:
         return str(self.args[0])
+
+
+class NoTextTower(ValueError):
+    """The served model was trained without text towers (text-tower = off)."""
 
 
 @dataclass(frozen=True)
@@ -39,30 +76,156 @@ class ScoredItem:
     because: str | None = None
 
 
-class Recommender:
-    """Item factors ``Q [n, d]``, biases ``b [n]`` and the catalogue, ready to answer."""
+@dataclass(frozen=True)
+class ColdStartResult:
+    """Recommendations plus any warnings about the request (e.g. truncated text)."""
+
+    items: list[ScoredItem]
+    warnings: list[str] = field(default_factory=list)
+
+
+class TextTowers:
+    """The trained heads and the encoder(s), as numpy maps text -> factor space."""
 
     def __init__(
-        self, item_factors: np.ndarray, item_bias: np.ndarray, catalog: ItemCatalog
+        self,
+        tensors: dict[str, np.ndarray],
+        *,
+        max_length: int = 256,
+        item_max_length: int = 64,
+        lora: tuple[int, int] | None = None,
+        device: torch.device | None = None,
     ) -> None:
-        if item_factors.shape[0] != len(catalog) or item_bias.shape != (len(catalog),):
+        self.item_w, self.item_b = tensors[ITEM_HEAD_W], tensors[ITEM_HEAD_B]
+        self.user_w, self.user_b = tensors[USER_HEAD_W], tensors[USER_HEAD_B]
+        self.dim = int(self.user_w.shape[0])
+        self.item_encoder = TextEncoder(max_length=item_max_length, device=device)
+        self.user_encoder = self.item_encoder
+        if lora is not None:
+            # The user tower was trained through LoRA adapters: a second, adapted copy.
+            self.user_encoder = TextEncoder(max_length=max_length)
+            add_lora(self.user_encoder, rank=lora[0], top_layers=lora[1])
+            with torch.no_grad():
+                for name, p in lora_state(self.user_encoder).items():
+                    p.copy_(torch.as_tensor(tensors[LORA_PREFIX + name]))
+            if device is not None:
+                self.user_encoder.to(device)
+        self.max_length = max_length
+
+    def item_part(self, emb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Text parts ``([n, d], [n])`` of item vectors and biases."""
+        h = emb @ self.item_w.T + self.item_b
+        return h[:, : self.dim], h[:, self.dim]
+
+    def user_part(self, emb: np.ndarray) -> np.ndarray:
+        """User-space vectors ``[n, d]`` of text embeddings."""
+        return emb @ self.user_w.T + self.user_b  # type: ignore[no-any-return]
+
+    def encode_user(self, texts: Sequence[str]) -> tuple[np.ndarray, list[bool]]:
+        """User-side embeddings (through the adapters, if any) and which texts were cut."""
+        saved = self.user_encoder.max_length
+        self.user_encoder.max_length = self.max_length
+        try:
+            truncated = self.user_encoder.tokenize(list(texts)).truncated
+            return self.user_encoder.encode(list(texts)), truncated
+        finally:
+            self.user_encoder.max_length = saved
+
+    def encode_items(self, texts: Sequence[str]) -> np.ndarray:
+        """Frozen item-side embeddings."""
+        return self.item_encoder.encode(list(texts))
+
+
+def words_of(text: str) -> list[str]:
+    """Distinct content words of ``text`` in order (at most :data:`MAX_EXPLAIN_WORDS`)."""
+    seen: list[str] = []
+    for word in _WORD.findall(text):
+        low = word.lower()
+        if low not in _STOP and low not in (w.lower() for w in seen):
+            seen.append(word)
+    return seen[:MAX_EXPLAIN_WORDS]
+
+
+class Recommender:
+    """Item vectors ``[n, d]``, biases ``[n]``, the catalogue, and the text towers if any."""
+
+    def __init__(
+        self,
+        item_factors: np.ndarray,
+        item_bias: np.ndarray,
+        catalog: ItemCatalog,
+        *,
+        towers: TextTowers | None = None,
+        item_text_emb: np.ndarray | None = None,
+    ) -> None:
+        n = len(catalog)
+        if item_factors.shape[0] != n or item_bias.shape != (n,):
             raise ValueError("item factors, biases and catalogue disagree on the number of items")
-        self.q = item_factors.astype(np.float32)
-        self.b = item_bias.astype(np.float32)
-        self.catalog = catalog
-        self.index_of = {raw: i for i, raw in enumerate(catalog.raw_ids)}
-        norms = np.linalg.norm(self.q, axis=1, keepdims=True)
-        self._unit = self.q / np.maximum(norms, 1e-12)
+        if towers is not None and (item_text_emb is None or item_text_emb.shape[0] != n):
+            raise ValueError("the text towers need one text embedding per catalogue item")
+        self.towers = towers
+        self.ids = list(catalog.raw_ids)
+        self.titles = list(catalog.titles)
+        self.genres = [list(g) for g in catalog.genres]
+        self.texts = list(catalog.texts)
+        self.index_of = {raw: i for i, raw in enumerate(self.ids)}
+        self._lock = threading.Lock()
+        q = item_factors.astype(np.float32)
+        b = item_bias.astype(np.float32)
+        self.emb = np.zeros((n, 0), np.float32)
+        if towers is not None and item_text_emb is not None:
+            self.emb = item_text_emb.astype(np.float32)
+            tq, tb = towers.item_part(self.emb)
+            q, b = q + tq, b + tb
+        self.q, self.b = q, b
+        self._unit = self._normalise(self.q)
+
+    @staticmethod
+    def _normalise(q: np.ndarray) -> np.ndarray:
+        return q / np.maximum(np.linalg.norm(q, axis=1, keepdims=True), 1e-12)  # type: ignore[no-any-return]
 
     @classmethod
-    def from_checkpoint(cls, ckpt: Checkpoint) -> Recommender:
-        """Build from a loaded checkpoint."""
-        return cls(ckpt.tensors["item_factors"], ckpt.tensors["item_bias"], ckpt.catalog)
+    def from_checkpoint(
+        cls, ckpt: Checkpoint, *, cache_dir: Path | None = None, device: torch.device | None = None
+    ) -> Recommender:
+        """Build from a loaded checkpoint (text towers when the checkpoint has them)."""
+        tensors = ckpt.tensors
+        if not all(k in tensors for k in HEAD_KEYS):
+            return cls(tensors["item_factors"], tensors["item_bias"], ckpt.catalog)
+        config: dict[str, Any] = ckpt.manifest.get("config", {})
+        item_len = int(config.get("text-max-length", 64))
+        lora = None
+        if any(k.startswith(LORA_PREFIX) for k in tensors):
+            lora = (int(config.get("lora-rank", 8)), int(config.get("lora-layers", 2)))
+        towers = TextTowers(tensors, item_max_length=item_len, lora=lora, device=device)
+        cache = cache_dir or Path(
+            config.get("text-cache-dir") or Path.home() / ".cache" / "fedrec" / "text-embeddings"
+        )
+        emb = text_embeddings(ckpt.catalog.texts, cache, max_length=item_len, device=device)
+        return cls(
+            tensors["item_factors"],
+            tensors["item_bias"],
+            ckpt.catalog,
+            towers=towers,
+            item_text_emb=emb,
+        )
+
+    # -- look-ups ----------------------------------------------------------------------
 
     @property
     def n_items(self) -> int:
-        """Number of items in the catalogue."""
-        return len(self.catalog)
+        """Number of items in the catalogue (added items included)."""
+        return len(self.ids)
+
+    @property
+    def has_text(self) -> bool:
+        """Whether text input (free text, new items) is understood."""
+        return self.towers is not None
+
+    @property
+    def known_genres(self) -> list[str]:
+        """Every genre in the catalogue, sorted."""
+        return sorted({g for gs in self.genres for g in gs})
 
     def indices(self, ids: Sequence[str]) -> np.ndarray:
         """Catalogue indices of raw ids; :class:`UnknownItems` lists every unknown one."""
@@ -74,10 +237,10 @@ class Recommender:
     def item(self, index: int, score: float = 0.0, because: str | None = None) -> ScoredItem:
         """The catalogue entry of ``index`` as a :class:`ScoredItem`."""
         return ScoredItem(
-            id=self.catalog.raw_ids[index],
+            id=self.ids[index],
             index=int(index),
-            title=self.catalog.titles[index],
-            genres=list(self.catalog.genres[index]),
+            title=self.titles[index],
+            genres=list(self.genres[index]),
             score=float(score),
             because=because,
         )
@@ -92,26 +255,121 @@ class Recommender:
         return top[np.lexsort((top, -scores[top]))]
 
     def similar_items(self, item_id: str, k: int) -> list[ScoredItem]:
-        """The ``k`` items whose factors are most cosine-similar to ``item_id``'s."""
+        """The ``k`` items whose vectors are most cosine-similar to ``item_id``'s."""
         idx = int(self.indices([item_id])[0])
         sims = self._unit @ self._unit[idx]
         top = self._top(sims, np.array([idx]), k)
         return [self.item(i, sims[i]) for i in top]
 
-    def cold_start(
-        self, liked_item_ids: Sequence[str], k: int, exclude: Sequence[str] = ()
-    ) -> list[ScoredItem]:
-        """Top ``k`` for a new user who likes ``liked_item_ids`` (which are never returned).
+    # -- cold start --------------------------------------------------------------------
 
-        ``because`` names the liked item whose factor agrees most with each recommendation.
+    def liked_vector(self, liked: np.ndarray) -> np.ndarray:
+        """The user vector of liked item indices (see the module docstring)."""
+        vec = self.q[liked].mean(axis=0)
+        if self.towers is not None:
+            vec = 0.5 * (vec + self.towers.user_part(self.emb[liked]).mean(axis=0))
+        return vec  # type: ignore[no-any-return]
+
+    def text_vector(self, text: str) -> tuple[np.ndarray, bool]:
+        """The user vector of free text, and whether the text was truncated."""
+        if self.towers is None:
+            raise NoTextTower(
+                "this model was trained without text towers (text-tower = off): describe the "
+                "user with liked_item_ids instead"
+            )
+        emb, truncated = self.towers.encode_user([text])
+        return self.towers.user_part(emb)[0], truncated[0]
+
+    def user_scores(
+        self, liked: np.ndarray, text: str | None = None
+    ) -> tuple[np.ndarray, np.ndarray, list[str]]:
+        """Scores of every item for a new user, the user vector, and warnings."""
+        parts, warnings = [], []
+        if liked.size:
+            parts.append(self.liked_vector(liked))
+        if text is not None and text.strip():
+            vec, truncated = self.text_vector(text)
+            parts.append(vec)
+            if truncated and self.towers is not None:
+                warnings.append(
+                    f"text was longer than {self.towers.max_length} tokens and was truncated"
+                )
+        if not parts:
+            raise ValueError("give liked item ids, text, or both")
+        user = np.mean(parts, axis=0)
+        q, b = self.q, self.b
+        return q @ user + b, user, warnings
+
+    def cold_start(
+        self,
+        liked_item_ids: Sequence[str] = (),
+        k: int = 10,
+        exclude: Sequence[str] = (),
+        *,
+        text: str | None = None,
+        genres: Sequence[str] = (),
+    ) -> ColdStartResult:
+        """Top ``k`` for a new user who likes ``liked_item_ids`` and/or describes themselves.
+
+        Liked and ``exclude`` items are never returned; with ``genres`` only items having one
+        of them are.
         """
-        liked = self.indices(list(liked_item_ids))
+        liked = self.indices(list(liked_item_ids)) if liked_item_ids else np.zeros(0, np.int64)
         excluded = np.union1d(liked, self.indices(list(exclude)) if exclude else liked)
-        user = self.q[liked].mean(axis=0)
-        scores = self.q @ user + self.b
-        top = self._top(scores, excluded, k)
-        affinity = self.q[top] @ self.q[liked].T  # [k, n_liked]
-        return [
-            self.item(i, scores[i], because=self.catalog.raw_ids[liked[int(np.argmax(row))]])
-            for i, row in zip(top, affinity, strict=True)
-        ]
+        with self._lock:
+            scores, _, warnings = self.user_scores(liked, text)
+            if genres:
+                wanted = {g.lower() for g in genres}
+                allowed = np.array([bool(wanted & {x.lower() for x in gs}) for gs in self.genres])
+                excluded = np.union1d(excluded, np.flatnonzero(~allowed))
+            top = self._top(scores, excluded, k)
+            reasons = self._explain(top, liked, text)
+            items = [self.item(i, scores[i], because=r) for i, r in zip(top, reasons, strict=True)]
+        return ColdStartResult(items=items, warnings=warnings)
+
+    def _explain(self, top: np.ndarray, liked: np.ndarray, text: str | None) -> list[str | None]:
+        """Per recommended item: the liked item id or ``"text: <word>"`` that agrees most."""
+        best: list[tuple[float, str | None]] = [(-np.inf, None)] * len(top)
+        if liked.size:
+            affinity = self.q[top] @ self.q[liked].T  # [k, n_liked]
+            best = [(float(row.max()), self.ids[liked[int(np.argmax(row))]]) for row in affinity]
+        words = words_of(text) if text and self.towers is not None else []
+        if words and self.towers is not None:
+            emb, _ = self.towers.encode_user(words)
+            vectors = self.towers.user_part(emb)  # [w, d]
+            affinity = self.q[top] @ vectors.T  # [k, w]
+            for j, row in enumerate(affinity):
+                if float(row.max()) > best[j][0] or best[j][1] is None:
+                    best[j] = (float(row.max()), f"text: {words[int(np.argmax(row))]}")
+        return [b for _, b in best]
+
+    # -- new items ---------------------------------------------------------------------
+
+    def add_item(
+        self, item_id: str, title: str, genres: Sequence[str] = (), description: str = ""
+    ) -> ScoredItem:
+        """Add an item known only by its text; it is recommendable at once.
+
+        Its vector is the item head applied to its text (no trained factor yet).
+        """
+        if self.towers is None:
+            raise NoTextTower(
+                "this model was trained without text towers (text-tower = off): new items "
+                "cannot be placed from text"
+            )
+        with self._lock:
+            if item_id in self.index_of:
+                raise ValueError(f"item id {item_id!r} is already in the catalogue")
+            text = item_text(title, list(genres), extra=description)
+            emb = self.towers.encode_items([text])
+            tq, tb = self.towers.item_part(emb)
+            self.q = np.vstack([self.q, tq.astype(np.float32)])
+            self.b = np.concatenate([self.b, tb.astype(np.float32)])
+            self.emb = np.vstack([self.emb, emb])
+            self._unit = self._normalise(self.q)
+            self.ids.append(item_id)
+            self.titles.append(title)
+            self.genres.append(list(genres))
+            self.texts.append(text)
+            self.index_of[item_id] = len(self.ids) - 1
+            return self.item(len(self.ids) - 1, float(tb[0]))

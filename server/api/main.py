@@ -11,10 +11,12 @@ import uvicorn
 from fastapi import FastAPI
 
 from fedrec import __version__
-from fedrec.server.api.routes import health, items, model, recommendations
+from fedrec.server.api.routes import admin, health, items, model, recommendations
+from fedrec.server.api.routes.admin import replay_added_items
 from fedrec.server.api.settings import Settings
 from fedrec.server.recommend import Recommender
 from fedrec.shared.checkpoint import load_checkpoint
+from fedrec.shared.device import resolve_device
 from fedrec.shared.errors import CheckpointError
 
 logger = logging.getLogger(__name__)
@@ -34,8 +36,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             logger.warning("serving without a model: %s", err)
         else:
             app.state.checkpoint = ckpt
-            app.state.recommender = Recommender.from_checkpoint(ckpt)
-            logger.info("serving %s from %s", ckpt.model_version, ckpt.path)
+            rec = Recommender.from_checkpoint(ckpt, device=resolve_device(settings.device))
+            if rec.towers is not None:
+                rec.towers.max_length = settings.max_text_tokens
+            added = replay_added_items(rec, ckpt)
+            app.state.recommender = rec
+            logger.info(
+                "serving %s from %s (%s; %d admin-added items)",
+                ckpt.model_version,
+                ckpt.path,
+                "text towers" if rec.has_text else "MF only",
+                added,
+            )
         yield
 
     app = FastAPI(
@@ -47,7 +59,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.checkpoint = None
     app.state.recommender = None
-    for module in (health, model, items, recommendations):
+    for module in (health, model, items, recommendations, admin):
         app.include_router(module.router)
     return app
 

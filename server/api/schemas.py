@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 
 
 class ItemPublic(BaseModel):
@@ -20,7 +20,11 @@ class ScoredItemPublic(ItemPublic):
 
     score: float
     because: str | None = Field(
-        None, description="The liked item id whose factor agrees most with this one."
+        None,
+        description=(
+            "What drove this item: the liked item id whose vector agrees most with it, or "
+            "'text: <word>' for the word of the user's text that does."
+        ),
     )
 
 
@@ -46,21 +50,57 @@ class ModelPublic(BaseModel):
     privacy: dict[str, Any] | None = Field(
         description="Unit, epsilon, delta, mechanism and coverage; null when trained without DP"
     )
+    user_privacy: dict[str, Any] | None = Field(
+        None,
+        description=(
+            "The user-level guarantee (unit 'user'): placement (central, local, secagg), "
+            "epsilon, delta, accountant, mechanism and coverage; null when user-level DP is "
+            "off. 'privacy' is the record-level one (unit 'record')."
+        ),
+    )
+
+
+MAX_TEXT_CHARS = 10_000
 
 
 class ColdStartRequest(BaseModel):
-    """A new user described by a few items they like."""
+    """A new user described by items they like, by free text, or both (not neither)."""
 
-    liked_item_ids: list[str] = Field(min_length=1, examples=[["50", "172", "181"]])
+    liked_item_ids: list[str] = Field(default_factory=list, examples=[["50", "172", "181"]])
+    text: str | None = Field(
+        None,
+        max_length=MAX_TEXT_CHARS,
+        description="Free-text interests; cut to the encoder's token limit with a warning.",
+        examples=["space opera, witty robots and old-school adventure"],
+    )
     k: int | None = Field(None, ge=1, description="How many items (default 10, at most max_k)")
     exclude_item_ids: list[str] = Field(default_factory=list)
+    genres: list[str] = Field(
+        default_factory=list, description="Only recommend items of one of these genres."
+    )
+
+    @model_validator(mode="after")
+    def _needs_input(self) -> ColdStartRequest:
+        if not self.liked_item_ids and not (self.text and self.text.strip()):
+            raise ValueError("give liked_item_ids, a non-empty text, or both")
+        return self
 
 
 class RecommendationsPublic(BaseModel):
-    """Recommended items, best first."""
+    """Recommended items, best first, and warnings about the request (e.g. truncation)."""
 
     model_version: str
     items: list[ScoredItemPublic]
+    warnings: list[str] = Field(default_factory=list)
+
+
+class NewItemRequest(BaseModel):
+    """A new item, known only by its text."""
+
+    id: str = Field(min_length=1, max_length=200, pattern=r"^\S(.*\S)?$")
+    title: str = Field(min_length=1, max_length=500)
+    genres: list[str] = Field(default_factory=list, max_length=50)
+    description: str = Field("", max_length=MAX_TEXT_CHARS)
 
 
 class SimilarPublic(BaseModel):

@@ -17,3 +17,10 @@ class Settings(BaseSettings):
     max_k: int = Field(100, ge=1)
     default_k: int = Field(10, ge=1)
     max_liked_items: int = Field(100, ge=1)
+    max_text_tokens: int = Field(
+        256, ge=8, le=512, description="Free text is cut here (the encoder's limit is 512)."
+    )
+    admin_token: str = Field(
+        "", description="Token for admin routes (X-Admin-Token); empty disables them."
+    )
+    device: str = Field("auto", description="Where the encoder runs: auto, cpu, cuda[:N].")

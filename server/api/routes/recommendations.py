@@ -6,16 +6,20 @@ from fastapi import APIRouter, HTTPException
 
 from fedrec.server.api.deps import CheckpointDep, RecommenderDep, SettingsDep
 from fedrec.server.api.schemas import ColdStartRequest, RecommendationsPublic, ScoredItemPublic
-from fedrec.server.recommend import UnknownItems
+from fedrec.server.recommend import NoTextTower, UnknownItems
 
 router = APIRouter(prefix="/v1/recommendations", tags=["recommendations"])
 
 
-@router.post("/cold-start", summary="Recommend for a new user given a few liked items")
+@router.post("/cold-start", summary="Recommend for a new user given liked items and/or free text")
 def cold_start(
     body: ColdStartRequest, rec: RecommenderDep, ckpt: CheckpointDep, settings: SettingsDep
 ) -> RecommendationsPublic:
-    """Top-k items for a user known only by the items they like (those are excluded)."""
+    """Top-k items for a user known only by liked items and/or how they describe themselves.
+
+    Liked and excluded items are never returned; ``genres`` restricts the result to items
+    of those genres.
+    """
     k = body.k or min(settings.default_k, settings.max_k)
     if k > settings.max_k:
         raise HTTPException(status_code=422, detail=f"k must be at most {settings.max_k}")
@@ -23,10 +27,28 @@ def cold_start(
         raise HTTPException(
             status_code=422, detail=f"at most {settings.max_liked_items} liked items per request"
         )
+    if body.genres:
+        known = {g.lower() for g in rec.known_genres}
+        unknown = [g for g in body.genres if g.lower() not in known]
+        if unknown:
+            raise HTTPException(
+                status_code=422,
+                detail=f"unknown genre(s) {unknown}; known: {', '.join(rec.known_genres)}",
+            )
     try:
-        items = rec.cold_start(body.liked_item_ids, k, exclude=body.exclude_item_ids)
+        result = rec.cold_start(
+            body.liked_item_ids,
+            k,
+            exclude=body.exclude_item_ids,
+            text=body.text,
+            genres=body.genres,
+        )
     except UnknownItems as err:
         raise HTTPException(status_code=404, detail=str(err)) from None
+    except NoTextTower as err:
+        raise HTTPException(status_code=422, detail=str(err)) from None
     return RecommendationsPublic(
-        model_version=ckpt.model_version, items=[ScoredItemPublic(**vars(i)) for i in items]
+        model_version=ckpt.model_version,
+        items=[ScoredItemPublic(**vars(i)) for i in result.items],
+        warnings=result.warnings,
     )

@@ -47,14 +47,78 @@ def make_run(run_dir: Path) -> Path:
     return run_dir
 
 
+SPACE, LOVE, HEIST = 0, 1, 2
+TEXT_TITLES = [
+    "Rockets to Mars",
+    "Moonbase Odyssey",
+    "Love in Paris",
+    "Wedding Season",
+    "The Bank Job",
+    "Vault Thieves",
+]
+TEXT_GENRES = [["Sci-Fi"], ["Sci-Fi"], ["Romance"], ["Romance"], ["Crime"], ["Crime"]]
+TEXT_EXTRAS = [
+    "Astronauts fly a rocket through outer space to a distant planet.",
+    "A crew on the moon explores space and the stars.",
+    "Two people fall in love in a romantic city.",
+    "A romantic comedy about weddings and falling in love.",
+    "Robbers plan a heist to steal gold from a bank vault.",
+    "A gang of thieves cracks a safe in a daring robbery.",
+]
+
+
+def make_text_run(run_dir: Path, cache_dir: Path) -> Path:
+    """A hybrid checkpoint whose towers are identities over the real encoder's space.
+
+    With no item factors, an item's vector is its text embedding and a user's is their
+    text's embedding, so scores are cosine similarities: known answers from real text.
+    """
+    from fedrec.shared.data.catalog import item_text
+    from fedrec.shared.models.encoder import TEXT_DIM
+
+    texts = [
+        item_text(t, g, extra=x)
+        for t, g, x in zip(TEXT_TITLES, TEXT_GENRES, TEXT_EXTRAS, strict=True)
+    ]
+    catalog = ItemCatalog(
+        raw_ids=[str(100 + i) for i in range(6)],
+        titles=TEXT_TITLES,
+        genres=TEXT_GENRES,
+        texts=texts,
+        years=[None] * 6,
+    )
+    dim = TEXT_DIM
+    eye = np.eye(dim, dtype=np.float32)
+    save_catalog(run_dir, catalog)
+    save_checkpoint(
+        run_dir,
+        round=1,
+        tensors={
+            "item_factors": np.zeros((6, dim), np.float32),
+            "item_bias": np.zeros(6, np.float32),
+            "text.item_head.weight": np.vstack([eye, np.zeros((1, dim), np.float32)]),
+            "text.item_head.bias": np.zeros(dim + 1, np.float32),
+            "text.user_head.weight": eye,
+            "text.user_head.bias": np.zeros(dim, np.float32),
+        },
+        run_name="text",
+        kind="federated",
+        config={"text-tower": "heads", "text-max-length": 64, "text-cache-dir": str(cache_dir)},
+        metrics={},
+        history=[{"round": 1}],
+        privacy=None,
+    )
+    return run_dir
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
 
 
-def _serve(model_path: Path) -> Iterator[httpx.Client]:
-    settings = Settings(model_path=str(model_path), port=_free_port(), max_k=5)
+def _serve(model_path: Path, **extra: object) -> Iterator[httpx.Client]:
+    settings = Settings(model_path=str(model_path), port=_free_port(), max_k=5, **extra)
     server = uvicorn.Server(
         uvicorn.Config(
             create_app(settings),
@@ -84,3 +148,22 @@ def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[httpx.Client]:
 @pytest.fixture
 def empty_client(tmp_path: Path) -> Iterator[httpx.Client]:
     yield from _serve(tmp_path)
+
+
+ADMIN_TOKEN = "s3cret-token"
+
+
+@pytest.fixture(scope="module")
+def text_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("text")
+    return make_text_run(root / "runs" / "text", root / "cache")
+
+
+@pytest.fixture(scope="module")
+def text_client(text_run: Path) -> Iterator[httpx.Client]:
+    yield from _serve(text_run, admin_token=ADMIN_TOKEN, max_text_tokens=16)
+
+
+def serve(model_path: Path, **extra: object) -> Iterator[httpx.Client]:
+    """A server over ``model_path`` (for tests that restart it)."""
+    yield from _serve(model_path, **extra)
