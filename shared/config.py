@@ -15,6 +15,8 @@ from typing import Any
 from fedrec.shared.errors import ConfigError
 
 DATASETS = ("ml-100k", "ml-1m", "ml-latest", "generic")
+USER_DP_PLACEMENTS = ("off", "central", "local", "secagg")
+ACCOUNTANTS = ("rdp", "prv")
 
 
 def _check(condition: bool, message: str) -> None:
@@ -100,6 +102,26 @@ class PrivacyConfig:
     # Each client refuses to train a round that would take its epsilon (at target-delta)
     # above this budget, and says so; 0 means no budget.
     epsilon_budget: float = 0.0
+    # User-level DP (unit: one client's whole update in a round; see docs/privacy.md):
+    # off | central (the server clips each update and noises the sum) | local (each client
+    # clips and adds the full noise) | secagg (each client clips and adds its share of the
+    # noise; the updates are summed under Flower's SecAgg+, the server sees only the sum).
+    user_dp: str = "off"
+    user_clip: float = 1.0  # L2 bound of a client's update over all shared tensors together
+    user_noise_multiplier: float = 1.0  # noise std on the sum = multiplier * user-clip
+    user_delta: float = 0.0  # 0: 1 / N^1.1 for N clients (DP-FedAvg's choice; < 1/N)
+    # Accountant of the user-level guarantee: rdp (Opacus RDP) or prv (Opacus PRV, tighter;
+    # falls back to rdp, saying so, where it cannot be computed). Record-level DP-SGD keeps
+    # its RDP accountant.
+    accountant: str = "rdp"
+    # Each client refuses a round that would take its user-level epsilon against the server
+    # (local or secagg noise, its own ledger) above this; 0 means no budget.
+    user_epsilon_budget: float = 0.0
+    # SecAgg+: each client shares its keys with this fraction of the round's clients (1.0:
+    # all), and the sum is recovered only if this fraction of those shares survives; each
+    # client adds noise for the fewest survivors that still let the round complete.
+    secagg_num_shares: float = 1.0
+    secagg_reconstruction_threshold: float = 0.7
 
     def __post_init__(self) -> None:
         _check(self.noise_multiplier >= 0, "noise-multiplier must be >= 0")
@@ -114,6 +136,29 @@ class PrivacyConfig:
         _check(
             not self.dp_enabled or self.noise_multiplier > 0,
             "dp-enabled needs noise-multiplier > 0 (set dp-enabled=false to train without DP)",
+        )
+        _check(
+            self.user_dp in USER_DP_PLACEMENTS,
+            f"user-dp must be one of {', '.join(USER_DP_PLACEMENTS)}, got {self.user_dp!r}",
+        )
+        _check(self.user_clip > 0, "user-clip must be > 0")
+        _check(
+            self.user_dp == "off" or self.user_noise_multiplier > 0,
+            "user-dp needs user-noise-multiplier > 0 (set user-dp=off to train without it)",
+        )
+        _check(0 <= self.user_delta < 1, "user-delta must be in [0, 1) (0 = 1/N^1.1)")
+        _check(
+            self.accountant in ACCOUNTANTS,
+            f"accountant must be one of {', '.join(ACCOUNTANTS)}, got {self.accountant!r}",
+        )
+        _check(self.user_epsilon_budget >= 0, "user-epsilon-budget must be >= 0 (0 = none)")
+        _check(
+            self.secagg_num_shares > 0,
+            "secagg-num-shares must be > 0 (<= 1: a fraction of the round's clients)",
+        )
+        _check(
+            0 < self.secagg_reconstruction_threshold <= 1,
+            "secagg-reconstruction-threshold must be in (0, 1]",
         )
 
 
@@ -219,6 +264,17 @@ class FedRecConfig:
     federation: FederationConfig = field(default_factory=FederationConfig)
     faults: FaultConfig = field(default_factory=FaultConfig)
     output: OutputConfig = field(default_factory=OutputConfig)
+
+    def __post_init__(self) -> None:
+        # The noise of central and secagg user-level DP is calibrated to the sum of clipped
+        # updates: a trimmed mean or median of them has no such bound (and under SecAgg+ the
+        # server never sees single updates to rank).
+        _check(
+            self.privacy.user_dp not in ("central", "secagg")
+            or self.federation.aggregation == "mean",
+            f"user-dp={self.privacy.user_dp} needs aggregation=mean, got "
+            f"{self.federation.aggregation!r}",
+        )
 
     def to_run_config(self) -> dict[str, Any]:
         """The flat hyphenated mapping Flower uses (inverse of :func:`from_run_config`)."""

@@ -46,3 +46,7 @@ class CheckpointError(FedRecError):
 
 class PrivacyBudgetExceeded(FedRecError):
     """A client refuses to train because its privacy budget is spent."""
+
+
+class AccountingError(FedRecError):
+    """A privacy accountant cannot compute epsilon for the given parameters."""

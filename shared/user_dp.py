@@ -9,9 +9,12 @@ reveal which rows (items) the client touched.
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Mapping
 
 import numpy as np
+
+PLACEMENTS = ("central", "local", "secagg")
 
 
 def update_norm(delta: Mapping[str, np.ndarray]) -> float:
@@ -41,3 +44,41 @@ def gaussian_noise_like(
     return {
         k: (rng.standard_normal(np.shape(v)) * std).astype(np.float32) for k, v in delta.items()
     }
+
+
+def noise_std(
+    placement: str, noise_multiplier: float, clip: float, *, survivors: int | None = None
+) -> float:
+    """The std of the noise *one* party adds so that the sum carries at least N(0, (σC)²).
+
+    ``central``: the server adds it once to the sum; ``local``: each client adds all of it
+    to its own update; ``secagg``: each of at least ``survivors`` clients whose updates
+    reach the secure sum adds ``σC / sqrt(survivors)``, so the variances add up to at least
+    (σC)² however many of the others dropped out.
+    """
+    if placement not in PLACEMENTS:
+        raise ValueError(f"placement must be one of {PLACEMENTS}, got {placement!r}")
+    full = noise_multiplier * clip
+    if placement != "secagg":
+        return full
+    if survivors is None or survivors < 1:
+        raise ValueError(f"secagg noise needs the minimum number of survivors, got {survivors}")
+    return full / float(np.sqrt(survivors))
+
+
+def privatize(
+    delta: Mapping[str, np.ndarray], clip: float, std: float, rng: np.random.Generator
+) -> tuple[dict[str, np.ndarray], float]:
+    """``delta`` clipped to joint L2 norm ``clip`` plus dense N(0, std²) noise; and the scale."""
+    clipped, scale = clip_update(delta, clip)
+    noise = gaussian_noise_like(clipped, std, rng)
+    return {k: (clipped[k] + noise[k]).astype(np.float32) for k in clipped}, scale
+
+
+def noise_rng() -> np.random.Generator:
+    """A generator seeded from the operating system's entropy.
+
+    Never derive DP noise from the run's ``seed``: it is in every manifest, so anyone who
+    reads one could regenerate the noise and subtract it.
+    """
+    return np.random.default_rng(secrets.randbits(128))

@@ -1,0 +1,68 @@
+"""User-level DP primitives: the clip bound holds, the noise has the std each placement needs."""
+
+import numpy as np
+import pytest
+
+from fedrec.shared.user_dp import (
+    clip_update,
+    gaussian_noise_like,
+    noise_rng,
+    noise_std,
+    privatize,
+    update_norm,
+)
+
+
+def _update(rng: np.random.Generator, scale: float) -> dict[str, np.ndarray]:
+    return {
+        "item_factors": (rng.standard_normal((50, 8)) * scale).astype(np.float32),
+        "item_bias": (rng.standard_normal(50) * scale).astype(np.float32),
+    }
+
+
+@pytest.mark.parametrize("scale", [1e-3, 0.1, 10.0])
+def test_clip_bounds_the_joint_norm_of_all_tensors(scale: float) -> None:
+    update = _update(np.random.default_rng(0), scale)
+    clipped, factor = clip_update(update, 1.0)
+    assert update_norm(clipped) <= 1.0 + 1e-5
+    if update_norm(update) <= 1.0:  # small updates pass unchanged
+        assert factor == 1.0
+        np.testing.assert_array_equal(clipped["item_bias"], update["item_bias"])
+    else:  # large ones are scaled as a whole: direction kept, norm exactly the bound
+        assert update_norm(clipped) == pytest.approx(1.0, rel=1e-5)
+        np.testing.assert_allclose(clipped["item_factors"], update["item_factors"] * factor)
+
+
+def test_noise_std_per_placement() -> None:
+    assert noise_std("central", 1.5, 2.0) == pytest.approx(3.0)
+    assert noise_std("local", 1.5, 2.0) == pytest.approx(3.0)
+    # Each of at least t survivors adds variance (σC)²/t: the sum carries (σC)² at least.
+    assert noise_std("secagg", 1.5, 2.0, survivors=4) == pytest.approx(1.5)
+    with pytest.raises(ValueError, match="survivors"):
+        noise_std("secagg", 1.0, 1.0)
+    with pytest.raises(ValueError, match="placement"):
+        noise_std("off", 1.0, 1.0)
+
+
+def test_privatized_update_is_clipped_plus_noise_of_the_asked_std() -> None:
+    update = _update(np.random.default_rng(1), 10.0)  # norm >> clip
+    sent, scale = privatize(update, 1.0, 0.5, np.random.default_rng(2))
+    clipped, _ = clip_update(update, 1.0)
+    noise = np.concatenate([(sent[k] - clipped[k]).ravel() for k in update])
+    assert scale < 1.0
+    assert noise.std() == pytest.approx(0.5, rel=0.05)  # 450 coordinates
+    assert abs(noise.mean()) < 0.1
+    assert np.all(noise != 0)  # every coordinate of every tensor
+
+
+def test_noise_is_dense_even_for_a_zero_update() -> None:
+    zero = {"item_factors": np.zeros((1000, 4), np.float32)}
+    noise = gaussian_noise_like(zero, 2.0, np.random.default_rng(0))["item_factors"]
+    assert np.count_nonzero(noise) == noise.size
+    assert noise.std() == pytest.approx(2.0, rel=0.03)
+
+
+def test_noise_generator_is_not_reproducible_from_any_seed() -> None:
+    # Two generators from the OS's entropy differ; the run seed (public) plays no part.
+    a, b = noise_rng().standard_normal(8), noise_rng().standard_normal(8)
+    assert not np.array_equal(a, b)
