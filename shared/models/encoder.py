@@ -62,7 +62,8 @@ class TextEncoder(nn.Module):
         path = model_dir()
         hf_logging.disable_progress_bar()
         self.tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
-        self.backbone = AutoModel.from_pretrained(path, local_files_only=True)
+        # float32 whatever the stored dtype: scores must not depend on how weights shipped.
+        self.backbone = AutoModel.from_pretrained(path, local_files_only=True, dtype=torch.float32)
         self.backbone.eval()
         for p in self.backbone.parameters():
             p.requires_grad_(False)
