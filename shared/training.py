@@ -172,11 +172,13 @@ def train_local(
             optimizer.zero_grad(set_to_none=True)
             # An empty Poisson batch is still a step (noise added, accountant stepped):
             # skipping it would misstate the sampling the accountant assumes.
-            if criterion is not None and u.shape[0] == 0:
-                # Ghost clipping cannot run an empty batch; its clipped sum is zero, so the
-                # DP step is noise alone.
+            if privacy.dp_enabled and u.shape[0] == 0:
+                # Ghost clipping (and a transformer) cannot run an empty batch; its clipped
+                # sum is zero, so the DP step is noise alone.
                 for param in trainable:
                     param.grad = torch.zeros_like(param)
+                    if criterion is None:  # per-sample mode clips what grad_sample holds
+                        param.grad_sample = torch.zeros((0, *param.shape), device=param.device)
                 loss_value = 0.0
             else:
                 scores = module(u.to(device), batch_items.to(device))

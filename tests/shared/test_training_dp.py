@@ -198,7 +198,8 @@ def test_ghost_clipping_gives_the_same_update_as_per_sample_gradients() -> None:
     np.testing.assert_allclose(users_g, users_h, atol=1e-5)
 
 
-def test_ghost_clipping_survives_empty_poisson_batches() -> None:
+@pytest.mark.parametrize("mode", ["ghost", "hooks"])
+def test_empty_poisson_batches_are_noised_steps(mode: str) -> None:
     # A 3-record client at q = 0.1 draws many empty batches: each is still a noised step.
     model = _model()
     before = model.get_shared()["item_factors"]
@@ -207,7 +208,7 @@ def test_ghost_clipping_survives_empty_poisson_batches() -> None:
         np.zeros(3, dtype=np.int64),
         np.arange(3, dtype=np.int64),
         train=TrainConfig(local_epochs=3),
-        privacy=PrivacyConfig(dp_sample_rate=0.1),
+        privacy=PrivacyConfig(dp_sample_rate=0.1, grad_sample_mode=mode),
         seed=4,
     )
     assert res.steps == res.accountant_history[0][2]

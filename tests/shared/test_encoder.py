@@ -1,0 +1,92 @@
+"""The packaged all-MiniLM-L6-v2: real weights, offline, cached, LoRA-adaptable under DP."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from fedrec.shared.config import FedRecConfig
+from fedrec.shared.models import text_cache
+from fedrec.shared.models.encoder import TEXT_DIM, TextEncoder
+from fedrec.shared.models.factory import init_global, make_model
+from fedrec.shared.models.hybrid import LORA_PREFIX, HybridMF
+from fedrec.shared.training import train_local
+
+
+@pytest.fixture(scope="module")
+def encoder() -> TextEncoder:
+    return TextEncoder(max_length=16)
+
+
+def test_real_pretrained_embeddings_carry_meaning(encoder: TextEncoder) -> None:
+    e = encoder.encode(
+        ["astronauts fly a rocket to space", "a spaceship in orbit", "a romantic wedding"]
+    )
+    assert e.shape == (3, TEXT_DIM)
+    np.testing.assert_allclose(np.linalg.norm(e, axis=1), 1.0, rtol=1e-5)
+    assert e[0] @ e[1] > e[0] @ e[2] + 0.2  # random weights would not separate these
+
+
+def test_batching_and_order_do_not_change_vectors(encoder: TextEncoder) -> None:
+    texts = ["short", "a somewhat longer sentence about films", "mid length text"]
+    one_by_one = np.vstack([encoder.encode([t]) for t in texts])
+    np.testing.assert_allclose(encoder.encode(texts, batch_size=2), one_by_one, atol=1e-5)
+
+
+def test_truncation_is_flagged(encoder: TextEncoder) -> None:
+    tokens = encoder.tokenize(["tiny", "word " * 50])
+    assert tokens.truncated == [False, True]
+    assert tokens.input_ids.shape[1] == 16
+
+
+def test_embeddings_are_cached_by_content(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    texts = ["Heat (1995). Genres: Action, Crime.", "Babe (1995). Genres: Comedy."]
+    first = text_cache.text_embeddings(texts, tmp_path, max_length=32)
+    assert len(list(tmp_path.glob("text-emb-*.npy"))) == 1
+    text_cache._load_or_encode.cache_clear()
+
+    def no_encoder(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the cache should have been used")
+
+    monkeypatch.setattr(text_cache, "TextEncoder", no_encoder)
+    np.testing.assert_array_equal(text_cache.text_embeddings(texts, tmp_path, max_length=32), first)
+    # Other texts or another token limit are another entry, never a stale hit.
+    assert text_cache.cache_key(texts, 32) != text_cache.cache_key(texts[:1], 32)
+    assert text_cache.cache_key(texts, 32) != text_cache.cache_key(texts, 64)
+
+
+def test_lora_adapters_train_under_dp_and_start_identical(tmp_path: Path) -> None:
+    cfg = FedRecConfig().replace(
+        **{
+            "text-tower": "lora",
+            "text-cache-dir": str(tmp_path),
+            "embedding-dim": 4,
+            "lora-layers": 1,
+            "lora-rank": 2,
+            "grad-sample-mode": "hooks",
+        }
+    )
+    texts = [f"Film {i}. Genres: {'Action' if i % 2 else 'Comedy'}." for i in range(12)]
+    start = init_global(cfg, len(texts))
+    adapters = [k for k in start if k.startswith(LORA_PREFIX)]
+    assert len(adapters) == 4  # A and B of query and value in one layer
+    again = init_global(cfg, len(texts))
+    for key in adapters:
+        np.testing.assert_array_equal(start[key], again[key])
+    model = make_model(cfg, 1, texts)
+    assert isinstance(model, HybridMF) and model.user_encoder is not None
+    model.set_shared(start)
+    res = train_local(
+        model,
+        np.zeros(12, np.int64),
+        np.arange(12, dtype=np.int64),
+        train=cfg.train,
+        privacy=cfg.privacy,
+        seed=0,
+    )
+    after = model.get_shared()
+    assert res.epsilon is not None and res.epsilon > 0
+    for key in adapters:
+        assert np.abs(after[key] - start[key]).min() > 0, key  # noised everywhere
+    frozen = [p for n, p in model.user_encoder.named_parameters() if "lora_" not in n]
+    assert frozen and not any(p.requires_grad for p in frozen)

@@ -1,0 +1,129 @@
+"""The hybrid model: text towers over cached embeddings, trained under the same DP-SGD."""
+
+import numpy as np
+import pytest
+import torch
+
+from fedrec.shared.config import PrivacyConfig, TrainConfig
+from fedrec.shared.models.hybrid import HEAD_KEYS, HybridMF, init_text_shared
+from fedrec.shared.models.mf import init_shared
+from fedrec.shared.training import finetune_users, train_local
+
+N_ITEMS, DIM = 30, 4
+
+
+def _emb(seed: int = 0) -> np.ndarray:
+    e = np.random.default_rng(seed).standard_normal((N_ITEMS, 384)).astype(np.float32)
+    return e / np.linalg.norm(e, axis=1, keepdims=True)
+
+
+def _model(dropout: float = 0.0, seed: int = 0) -> HybridMF:
+    torch.manual_seed(seed)
+    model = HybridMF(2, N_ITEMS, DIM, _emb(), factor_dropout=dropout)
+    model.set_shared({**init_shared(N_ITEMS, DIM, seed=1), **init_text_shared(DIM, seed=1)})
+    return model
+
+
+def test_forward_is_scores_plus_per_sample_alignment() -> None:
+    model = _model().eval()
+    users = torch.tensor([0, 1, 1])
+    items = torch.tensor([[1, 2, 3], [4, 5, 6], [4, 7, 8]])
+    out = model(users, items)
+    assert out.shape == (3, 4)
+    vectors, bias = model.item_table()
+    expected = model.user(users) @ vectors.T + bias
+    torch.testing.assert_close(out[:, :3], expected.gather(1, items))
+    # Alignment of a sample: the user head on its positive item's text vs its user factor.
+    pred = model.user_head(model.item_text[items[:, 0]])
+    torch.testing.assert_close(out[:, 3], (pred - model.user(users)).pow(2).sum(-1))
+
+
+def test_each_sample_loss_depends_on_its_own_record_only() -> None:
+    # The per-sample sensitivity argument of record-level DP-SGD: changing one sample's
+    # record must not change another sample's loss or gradient.
+    model = _model()
+    users = torch.tensor([0, 0])
+    a = torch.tensor([[1, 9, 8], [2, 7, 6]])
+    b = torch.tensor([[1, 9, 8], [20, 21, 22]])
+    losses_a = model.per_sample_loss(model(users, a))
+    losses_b = model.per_sample_loss(model(users, b))
+    torch.testing.assert_close(losses_a[0], losses_b[0])
+    grads = []
+    for batch in (a, b):
+        model.zero_grad()
+        model.per_sample_loss(model(users[:1], batch[:1])).sum().backward()
+        grads.append(model.user_head.weight.grad.clone())  # type: ignore[union-attr]
+    torch.testing.assert_close(grads[0], grads[1])
+
+
+def test_factor_dropout_only_in_training_and_seeded() -> None:
+    model = _model(dropout=0.5)
+    users, items = torch.tensor([0]), torch.arange(N_ITEMS)[None, :]
+    outs = []
+    for _ in range(2):
+        model.dropout_generator = torch.Generator().manual_seed(3)
+        outs.append(model.train().score(users, items))
+    torch.testing.assert_close(outs[0], outs[1])
+    full = model.eval().score(users, items)
+    assert not torch.allclose(outs[0], full)
+
+
+@pytest.mark.parametrize("mode", ["ghost", "hooks"])
+def test_dp_training_noises_every_shared_tensor(mode: str) -> None:
+    model = _model(dropout=0.25)
+    before = model.get_shared()
+    res = train_local(
+        model,
+        np.zeros(20, np.int64),
+        np.arange(20, dtype=np.int64) % 5,
+        train=TrainConfig(local_epochs=1),
+        privacy=PrivacyConfig(grad_sample_mode=mode),
+        seed=0,
+    )
+    after = model.get_shared()
+    assert res.epsilon is not None and res.epsilon > 0
+    for key in ("item_factors", *HEAD_KEYS):
+        moved = np.abs(after[key] - before[key])
+        # Dense noise: every row (touched or not) and every head weight moves.
+        assert (moved.reshape(moved.shape[0], -1).sum(axis=1) > 0).all(), key
+
+
+def test_ghost_and_per_sample_clipping_agree_on_the_hybrid() -> None:
+    results = {}
+    for mode in ("hooks", "ghost"):
+        model = _model()
+        torch.manual_seed(5)
+        train_local(
+            model,
+            np.zeros(40, np.int64),
+            np.arange(40, dtype=np.int64) % 10,
+            train=TrainConfig(local_epochs=1, learning_rate=0.5),
+            privacy=PrivacyConfig(
+                noise_multiplier=1e-6, max_grad_norm=0.01, dp_sample_rate=0.2, grad_sample_mode=mode
+            ),
+            seed=2,
+        )
+        results[mode] = model.get_shared()
+    for key, value in results["hooks"].items():
+        np.testing.assert_allclose(results["ghost"][key], value, atol=1e-5, err_msg=key)
+
+
+def test_personalisation_fits_only_the_user_factor() -> None:
+    model = _model(dropout=0.5)
+    shared = model.get_shared()
+    users = model.get_users()
+    finetune_users(
+        model, np.zeros(10, np.int64), np.arange(10), train=TrainConfig(), epochs=2, seed=0
+    )
+    for key, value in model.get_shared().items():
+        np.testing.assert_array_equal(value, shared[key])
+    assert not np.allclose(model.get_users(), users)
+    assert all(p.requires_grad for p in model.parameters())
+
+
+def test_a_model_without_text_tensors_is_refused_clearly() -> None:
+    model = _model()
+    with pytest.raises(ValueError, match="text-tower"):
+        model.set_shared(init_shared(N_ITEMS, DIM, seed=1))
+    with pytest.raises(ValueError, match="item_text"):
+        HybridMF(1, N_ITEMS, DIM, np.zeros((N_ITEMS, 10), np.float32))
