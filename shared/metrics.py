@@ -127,3 +127,34 @@ def catalogue_coverage(top_k: np.ndarray, n_items: int) -> float:
             f"top_k holds item {items.max()} but the catalogue has only {n_items} items"
         )
     return float(np.unique(items).size / n_items)
+
+
+def ndcg_multi_at_k(top_k: np.ndarray, relevant: Sequence[np.ndarray]) -> np.ndarray:
+    """Per-user NDCG@k with several relevant items (binary gains).
+
+    ``DCG = sum over hits at position r of 1 / log2(r + 2)``; the ideal DCG puts
+    ``min(|relevant|, k)`` hits first. ``k`` is ``top_k.shape[1]``; negative entries are
+    padding. Users with no relevant item get NaN. With one relevant item this equals
+    :func:`ndcg_at_k` of its rank.
+    """
+    lists = np.asarray(top_k)
+    if lists.ndim != 2:
+        raise ValueError(f"top_k must be a 2-D [n_users, k] array, got shape {lists.shape}")
+    if len(relevant) != lists.shape[0]:
+        raise ValueError(f"relevant has {len(relevant)} entries, top_k {lists.shape[0]} rows")
+    k = lists.shape[1]
+    discounts = 1.0 / np.log2(np.arange(k, dtype=np.float64) + 2.0)
+    out = np.full(lists.shape[0], np.nan, dtype=np.float64)
+    for user, (row, items) in enumerate(zip(lists, relevant, strict=True)):
+        wanted = np.unique(np.asarray(items))
+        if wanted.size == 0:
+            continue
+        hits = np.isin(row, wanted) & (row >= 0)
+        out[user] = float(discounts[hits].sum() / discounts[: min(wanted.size, k)].sum())
+    return out
+
+
+def hit_multi_at_k(top_k: np.ndarray, relevant: Sequence[np.ndarray]) -> np.ndarray:
+    """Per-user hit rate with several relevant items: 1.0 if any is in the list (NaN: none)."""
+    recall = recall_at_k(top_k, relevant)
+    return np.where(np.isnan(recall), np.nan, (recall > 0).astype(np.float64))

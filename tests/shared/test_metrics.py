@@ -3,14 +3,16 @@ from collections.abc import Callable
 
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from fedrec.shared.metrics import (
     catalogue_coverage,
+    hit_multi_at_k,
     hit_rate_at_k,
     mrr_at_k,
     ndcg_at_k,
+    ndcg_multi_at_k,
     recall_at_k,
 )
 
@@ -131,3 +133,31 @@ def test_coverage_matches_brute_force(rows: list[list[int]], n_items: int) -> No
     top = np.array(rows, dtype=np.int64).reshape(-1, 3)
     expected = len({i for row in rows for i in row if i >= 0}) / n_items
     assert catalogue_coverage(top, n_items) == pytest.approx(expected)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(st.integers(0, 30), min_size=1, max_size=10, unique=True),
+    st.lists(st.integers(0, 30), min_size=1, max_size=15, unique=True),
+)
+def test_ndcg_multi_matches_its_definition(top: list[int], rel: list[int]) -> None:
+    got = ndcg_multi_at_k(np.array([top]), [np.array(rel)])[0]
+    dcg = sum(1 / np.log2(r + 2) for r, item in enumerate(top) if item in rel)
+    idcg = sum(1 / np.log2(r + 2) for r in range(min(len(rel), len(top))))
+    assert got == pytest.approx(dcg / idcg)
+    assert 0.0 <= got <= 1.0 + 1e-12
+    assert hit_multi_at_k(np.array([top]), [np.array(rel)])[0] == float(bool(set(top) & set(rel)))
+
+
+@given(st.integers(0, 9), st.integers(10, 40))
+def test_ndcg_multi_with_one_relevant_item_is_leave_one_out_ndcg(rank: int, n: int) -> None:
+    top = np.arange(10) + 100
+    target = int(top[rank])
+    got = ndcg_multi_at_k(top[None, :], [np.array([target])])[0]
+    assert got == pytest.approx(ndcg_at_k(np.array([rank]), 10)[0])
+
+
+def test_ndcg_multi_perfect_ranking_and_users_without_relevant_items() -> None:
+    top = np.array([[1, 2, 3], [4, 5, 6]])
+    out = ndcg_multi_at_k(top, [np.array([3, 2, 1, 9]), np.array([], dtype=np.int64)])
+    assert out[0] == pytest.approx(1.0) and np.isnan(out[1])

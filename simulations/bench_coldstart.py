@@ -1,0 +1,424 @@
+"""Cold-start benchmark: new users from liked items or text, new items from text alone.
+
+Protocol (ML-100K by default, everything seeded):
+
+- 10% of users and 10% of items are held out of training entirely. The rest (warm users on
+  warm items) is written as a plain ratings/items CSV pair and federated like any data set:
+  the same client code and aggregation as a Flower round, in the plain single-process loop
+  of :mod:`fedrec.simulations.plain` (Flower's own overhead is measured separately).
+- Two models are trained on it with identical settings: MF only (``text-tower = off``) and
+  the hybrid (``text-tower = heads``).
+- **User cold start**: for each held-out user, their rated warm items in time order; the
+  first 5 rated >= 4 are their "liked" items. Given the first 1, 3 or 5 of them, or a short
+  text built from the genres of those 5 (no item ids), rank the warm catalogue minus those
+  5; relevant = every other warm item the user rated. Compared with popularity (counts in
+  the training data) and the MF-only cold start (mean of the liked items' factors).
+- **Item cold start**: every warm user ranks the held-out items only, with their private
+  factor (fit on-device as in federated evaluation) against each new item's text-only
+  vector (added through the serving model's ``add_item``); relevant = the held-out items
+  they rated. Compared with random order and a content-only baseline (cosine between the
+  mean frozen embedding of the user's training items and each new item's embedding).
+- **Warm users**: the usual personalised leave-last-out NDCG@10 (full ranking), MF only
+  vs hybrid.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import platform
+import time
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from fedrec.client.state import ClientStateStore
+from fedrec.client.task import build_model, client_seed, load_client_data
+from fedrec.server.recommend import Recommender, TextTowers
+from fedrec.shared.config import FedRecConfig, resolve_config
+from fedrec.shared.data import load_dataset, load_split
+from fedrec.shared.data.dataset import Dataset
+from fedrec.shared.metrics import hit_multi_at_k, ndcg_multi_at_k
+from fedrec.shared.models.factory import init_global, item_text_embeddings
+from fedrec.shared.training import finetune_users
+from fedrec.simulations.plain import PlainFederation
+
+logger = logging.getLogger(__name__)
+
+K = 10
+GIVEN = (1, 3, 5)
+LIKED_RATING = 4.0
+
+# The federation both models are trained with (no DP: this benchmark is about the towers;
+# the DP cost is the privacy benchmark's subject). Same as the ml100k-nodp scenario.
+TRAIN_SETTINGS: dict[str, Any] = {
+    "dp-enabled": False,
+    "fraction-train": 1.0,
+    "local-epochs": 2,
+    "client-optimizer": "adam",
+    "learning-rate": 0.01,
+    "server-learning-rate": 100.0,
+}
+
+
+@dataclass(frozen=True)
+class ColdSplit:
+    """Full-data indices of the users and items held out of training."""
+
+    users: np.ndarray
+    items: np.ndarray
+
+
+def choose_cold(n_users: int, n_items: int, *, fraction: float, seed: int) -> ColdSplit:
+    """A seeded ``fraction`` of users and of items (at least one each)."""
+    rng = np.random.default_rng([seed, 11])
+    n_u = max(1, round(n_users * fraction))
+    n_i = max(1, round(n_items * fraction))
+    return ColdSplit(
+        users=np.sort(rng.choice(n_users, n_u, replace=False)),
+        items=np.sort(rng.choice(n_items, n_i, replace=False)),
+    )
+
+
+def write_warm_dataset(dataset: Dataset, cold: ColdSplit, folder: Path) -> Path:
+    """Warm users' ratings of warm items as ``ratings.csv`` + ``items.csv``; returns ratings."""
+    folder.mkdir(parents=True, exist_ok=True)
+    inter = dataset.interactions
+    keep = ~np.isin(inter.users, cold.users) & ~np.isin(inter.items, cold.items)
+    ratings = folder / "ratings.csv"
+    with ratings.open("w", newline="") as handle:
+        out = csv.writer(handle)
+        out.writerow(["user", "item", "rating", "timestamp"])
+        for u, i, r, t in zip(
+            inter.users[keep],
+            inter.items[keep],
+            inter.ratings[keep],
+            inter.timestamps[keep],
+            strict=True,
+        ):
+            out.writerow([dataset.user_raw_ids[u], dataset.items.raw_ids[i], f"{r:g}", int(t)])
+    warm_items = np.setdiff1d(np.arange(dataset.n_items), cold.items)
+    with (folder / "items.csv").open("w", newline="") as handle:
+        out = csv.writer(handle)
+        out.writerow(["item", "title", "genres"])
+        for i in warm_items:
+            out.writerow(
+                [
+                    dataset.items.raw_ids[i],
+                    dataset.items.titles[i],
+                    "|".join(dataset.items.genres[i]),
+                ]
+            )
+    return ratings
+
+
+def genre_text(genres: Sequence[Sequence[str]], top: int = 3) -> str:
+    """``"I enjoy Drama, Comedy and Romance movies."`` from the most frequent genres."""
+    counts = Counter(g for gs in genres for g in gs)
+    names = [g for g, _ in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:top]]
+    if not names:
+        return "I enjoy movies."
+    listed = names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
+    return f"I enjoy {listed} movies."
+
+
+def _train(cfg: FedRecConfig, rounds: int, state_root: Path, label: str) -> PlainFederation:
+    _, split = load_split(cfg.data)
+    fed = PlainFederation(cfg, split.n_users, init_global(cfg, split.n_items), state_root)
+    every = list(range(split.n_users))
+    for rnd in range(1, rounds + 1):
+        seconds = fed.train_round(every, rnd)
+        logger.info(
+            "%s: round %d/%d trained %d clients in %.1fs", label, rnd, rounds, len(every), seconds
+        )
+    return fed
+
+
+def _recommender(cfg: FedRecConfig, fed: PlainFederation, dataset: Dataset) -> Recommender:
+    """The serving model built from the federation's global tensors (as the API does)."""
+    if cfg.text.text_tower == "off":
+        return Recommender(fed.shared["item_factors"], fed.shared["item_bias"], dataset.items)
+    towers = TextTowers(fed.shared, item_max_length=cfg.text.text_max_length)
+    emb = item_text_embeddings(cfg, dataset.items.texts)
+    return Recommender(
+        fed.shared["item_factors"],
+        fed.shared["item_bias"],
+        dataset.items,
+        towers=towers,
+        item_text_emb=emb,
+    )
+
+
+def _top(scores: np.ndarray, exclude: np.ndarray, k: int = K) -> np.ndarray:
+    s = scores.astype(np.float64).copy()
+    s[exclude] = -np.inf
+    top = np.argpartition(-s, k - 1)[:k]
+    return top[np.argsort(-s[top], kind="stable")]
+
+
+def _summary(tops: list[np.ndarray], relevant: list[np.ndarray]) -> dict[str, float]:
+    lists = np.stack(tops)
+    return {
+        f"ndcg@{K}": float(np.nanmean(ndcg_multi_at_k(lists, relevant))),
+        f"hr@{K}": float(np.nanmean(hit_multi_at_k(lists, relevant))),
+        "n_users": len(relevant),
+    }
+
+
+def user_cold_start(
+    full: Dataset, warm: Dataset, cold: ColdSplit, rec_mf: Recommender, rec_hy: Recommender
+) -> dict[str, dict[str, float]]:
+    """NDCG/HR@10 of each method for held-out users (see the module docstring)."""
+    warm_index = {raw: i for i, raw in enumerate(warm.items.raw_ids)}
+    inter = full.interactions
+    pop = np.bincount(warm.interactions.items, minlength=warm.n_items).astype(np.float64)
+    tops: dict[str, list[np.ndarray]] = {}
+    relevant: list[np.ndarray] = []
+    skipped = 0
+
+    def add(name: str, scores: np.ndarray, exclude: np.ndarray) -> None:
+        tops.setdefault(name, []).append(_top(scores, exclude))
+
+    towers = rec_hy.towers
+    assert towers is not None
+    for u in cold.users:
+        rows = np.flatnonzero(inter.users == u)
+        rows = rows[np.argsort(inter.timestamps[rows], kind="stable")]
+        items = [warm_index.get(full.items.raw_ids[i]) for i in inter.items[rows]]
+        pairs = [(i, r) for i, r in zip(items, inter.ratings[rows], strict=True) if i is not None]
+        liked = [i for i, r in pairs if r >= LIKED_RATING][: max(GIVEN)]
+        rest = np.setdiff1d(np.array([i for i, _ in pairs], np.int64), liked)
+        if len(liked) < max(GIVEN) or rest.size == 0:
+            skipped += 1
+            continue
+        given5 = np.array(liked, np.int64)
+        relevant.append(rest)
+        add("popularity", pop, given5)
+        for n in GIVEN:
+            g = given5[:n]
+            add(
+                f"MF-only: mean of liked factors ({n} liked)",
+                rec_mf.q[g].mean(0) @ rec_mf.q.T + rec_mf.b,
+                given5,
+            )
+            hy_items = rec_hy.q[g].mean(0)
+            hy_text = towers.user_part(rec_hy.emb[g]).mean(0)
+            add(f"hybrid: item vectors only ({n} liked)", rec_hy.q @ hy_items + rec_hy.b, given5)
+            add(f"hybrid: user tower only ({n} liked)", rec_hy.q @ hy_text + rec_hy.b, given5)
+            scores, _, _ = rec_hy.user_scores(g)
+            add(f"hybrid, served ({n} liked)", scores, given5)
+        text = genre_text([warm.items.genres[i] for i in given5])
+        scores, _, _ = rec_hy.user_scores(np.zeros(0, np.int64), text)
+        add("hybrid, served (text only)", scores, given5)
+    logger.info(
+        "user cold start: %d users evaluated, %d skipped (< 5 liked)", len(relevant), skipped
+    )
+    out = {name: _summary(t, relevant) for name, t in tops.items()}
+    out["_skipped_users"] = {"n": float(skipped)}
+    return out
+
+
+def _user_factors(cfg: FedRecConfig, fed: PlainFederation) -> dict[int, np.ndarray]:
+    """Each warm user's personalised private factor, computed client by client."""
+    out: dict[int, np.ndarray] = {}
+    for pid in range(fed.num_partitions):
+        data = load_client_data(cfg, pid, fed.num_partitions)
+        state = ClientStateStore(fed.state_root / f"partition-{pid}").load()
+        model = build_model(cfg, data, fed.shared, state, seed=client_seed(cfg, pid))
+        finetune_users(
+            model,
+            data.train_users,
+            data.train_items,
+            train=cfg.train,
+            epochs=cfg.federation.personalize_epochs,
+            seed=client_seed(cfg, pid),
+        )
+        for j, user in enumerate(data.users):
+            out[int(user)] = model.user.weight[j].detach().numpy().copy()
+    return out
+
+
+def item_cold_start(
+    cfg: FedRecConfig,
+    full: Dataset,
+    warm: Dataset,
+    cold: ColdSplit,
+    fed_hy: PlainFederation,
+    rec_hy: Recommender,
+    *,
+    seed: int,
+) -> dict[str, dict[str, float]]:
+    """Ranking only the held-out items for warm users, by text alone vs baselines."""
+    n_before = rec_hy.n_items
+    for i in cold.items:
+        rec_hy.add_item(f"new-{full.items.raw_ids[i]}", full.items.titles[i], full.items.genres[i])
+    new_idx = np.arange(n_before, rec_hy.n_items)
+    q_new, b_new = rec_hy.q[new_idx], rec_hy.b[new_idx]
+    raw_new = rec_hy.emb[new_idx]
+    factors = _user_factors(cfg, fed_hy)
+    warm_user = {raw: u for u, raw in enumerate(warm.user_raw_ids)}
+    pos_of = {int(i): k for k, i in enumerate(cold.items)}
+    inter = full.interactions
+    rng = np.random.default_rng([seed, 5])
+    tops: dict[str, list[np.ndarray]] = {}
+    relevant: list[np.ndarray] = []
+    train_items = warm.interactions
+    warm_emb = item_text_embeddings(cfg, warm.items.texts)
+    full_user = {raw: u for u, raw in enumerate(full.user_raw_ids)}
+    for raw, wu in warm_user.items():
+        u = full_user[raw]
+        mask = (inter.users == u) & np.isin(inter.items, cold.items)
+        rel = np.array(sorted({pos_of[int(i)] for i in inter.items[mask]}), np.int64)
+        if rel.size == 0:
+            continue
+        relevant.append(rel)
+        none = np.zeros(0, np.int64)
+        tops.setdefault("hybrid: text-only item vectors", []).append(
+            _top(q_new @ factors[wu] + b_new, none)
+        )
+        profile = warm_emb[train_items.items[train_items.users == wu]].mean(0)
+        tops.setdefault("content only: frozen embeddings", []).append(_top(raw_new @ profile, none))
+        tops.setdefault("random", []).append(_top(rng.random(len(new_idx)), none))
+    logger.info("item cold start: %d warm users rated held-out items", len(relevant))
+    return {name: _summary(t, relevant) for name, t in tops.items()}
+
+
+def run_coldstart_benchmark(
+    *,
+    output_dir: Path,
+    runs_dir: Path,
+    rounds: int = 8,
+    fraction: float = 0.1,
+    overrides: dict[str, Any] | None = None,
+    name: str = "coldstart",
+) -> dict[str, Any]:
+    """Train MF-only and hybrid federations on the warm data and evaluate cold start."""
+    t_start = time.perf_counter()
+    stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
+    base_cfg = resolve_config({}, overrides or {})
+    full = load_dataset(base_cfg.data)
+    cold = choose_cold(full.n_users, full.n_items, fraction=fraction, seed=base_cfg.data.seed)
+    work = runs_dir / f"bench-coldstart-{stamp}"
+    ratings = write_warm_dataset(full, cold, work / "warm-data")
+    common = {
+        **TRAIN_SETTINGS,
+        **(overrides or {}),
+        "dataset": "generic",
+        "data-path": str(ratings),
+        "output-dir": str(runs_dir),
+    }
+    cfg_mf = resolve_config({}, {**common, "text-tower": "off", "run-name": f"{work.name}-mf"})
+    cfg_hy = resolve_config({}, {**common, "text-tower": "heads", "run-name": f"{work.name}-hy"})
+    warm, _ = load_split(cfg_hy.data)
+    timings: dict[str, float] = {}
+    t0 = time.perf_counter()
+    fed_mf = _train(cfg_mf, rounds, work / "clients-mf", "MF only")
+    timings["train MF only (s)"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    fed_hy = _train(cfg_hy, rounds, work / "clients-hybrid", "hybrid")
+    timings["train hybrid (s)"] = time.perf_counter() - t0
+    warm_mf, warm_hy = fed_mf.evaluate(k=K), fed_hy.evaluate(k=K)
+    rec_mf = _recommender(cfg_mf, fed_mf, warm)
+    rec_hy = _recommender(cfg_hy, fed_hy, warm)
+    users = user_cold_start(full, warm, cold, rec_mf, rec_hy)
+    items = item_cold_start(cfg_hy, full, warm, cold, fed_hy, rec_hy, seed=base_cfg.data.seed)
+    result = {
+        "benchmark": name,
+        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": {
+            "cpu_count": torch.get_num_threads(),
+            "platform": platform.platform(),
+            "torch": torch.__version__,
+            "device": "cpu",
+        },
+        "protocol": {
+            "dataset": base_cfg.data.dataset,
+            "held_out_fraction": fraction,
+            "cold_users": int(cold.users.size),
+            "cold_items": int(cold.items.size),
+            "rounds": rounds,
+            "train_settings": {**TRAIN_SETTINGS, **(overrides or {})},
+            "loop": "plain single-process federation (same client + aggregation code as Flower)",
+            "k": K,
+        },
+        "user_cold_start": users,
+        "item_cold_start": items,
+        "warm_users": {
+            "MF only": {k: warm_mf[k] for k in (f"ndcg@{K}_full", f"hr@{K}_full", "n_users")},
+            "hybrid": {k: warm_hy[k] for k in (f"ndcg@{K}_full", f"hr@{K}_full", "n_users")},
+        },
+        "timings": {**timings, "total (s)": time.perf_counter() - t_start},
+    }
+    write_coldstart_report(result, output_dir, name)
+    return result
+
+
+def write_coldstart_report(result: dict[str, Any], output_dir: Path, name: str) -> None:
+    """``<name>.json`` and ``<name>.md`` under ``output_dir``."""
+    output_dir.mkdir(parents=True, exist_ok=True)
+    (output_dir / f"{name}.json").write_text(json.dumps(result, indent=2) + "\n")
+    (output_dir / f"{name}.md").write_text(coldstart_markdown(result))
+
+
+def coldstart_markdown(result: dict[str, Any]) -> str:
+    """The report as Markdown tables (ratios against popularity / random)."""
+    p = result["protocol"]
+    lines = [
+        f"# Cold start ({p['dataset']})",
+        "",
+        f"Written by `fedrec bench cold-start` at {result['created_at']}. {p['cold_users']} users "
+        f"and {p['cold_items']} items ({p['held_out_fraction']:.0%}) held out of training; "
+        f"both models federated for {p['rounds']} rounds ({p['loop']}), settings "
+        f"`{json.dumps(p['train_settings'])}`. Metrics at k={p['k']}. See "
+        "simulations/bench_coldstart.py for the protocol.",
+        "",
+        "## New users",
+        "",
+        "| method | NDCG@10 | HR@10 | x popularity (NDCG) | users |",
+        "| --- | ---: | ---: | ---: | ---: |",
+    ]
+    users = result["user_cold_start"]
+    pop = users["popularity"][f"ndcg@{K}"]
+    for method, m in users.items():
+        if method.startswith("_"):
+            continue
+        lines.append(
+            f"| {method} | {m[f'ndcg@{K}']:.4f} | {m[f'hr@{K}']:.4f} | "
+            f"{m[f'ndcg@{K}'] / pop:.2f}x | {int(m['n_users'])} |"
+        )
+    items = result["item_cold_start"]
+    rnd = items["random"][f"ndcg@{K}"]
+    lines += [
+        "",
+        "## New items (ranked among the held-out items only)",
+        "",
+        "| method | NDCG@10 | HR@10 | x random (NDCG) | users |",
+        "| --- | ---: | ---: | ---: | ---: |",
+    ]
+    for method, m in items.items():
+        lines.append(
+            f"| {method} | {m[f'ndcg@{K}']:.4f} | {m[f'hr@{K}']:.4f} | "
+            f"{m[f'ndcg@{K}'] / rnd:.2f}x | {int(m['n_users'])} |"
+        )
+    lines += [
+        "",
+        "## Warm users (personalised, full ranking)",
+        "",
+        "| model | NDCG@10 | HR@10 | users |",
+        "| --- | ---: | ---: | ---: |",
+    ]
+    for model, m in result["warm_users"].items():
+        lines.append(
+            f"| {model} | {m[f'ndcg@{K}_full']:.4f} | {m[f'hr@{K}_full']:.4f} | "
+            f"{int(m['n_users'])} |"
+        )
+    lines += ["", "## Time", ""]
+    lines += [f"- {k}: {v:.1f}" for k, v in result["timings"].items()]
+    return "\n".join(lines) + "\n"

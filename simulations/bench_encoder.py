@@ -1,0 +1,213 @@
+"""Encoder and local-training cost: what the text towers and DP-SGD add to a client.
+
+1. Encoder latency, as the HTTP service sees it: one short text per call (p50/p99), and
+   batched calls (per-text cost), on the chosen device.
+2. One client's local training (1 local epoch, the client code path ``train_local``) on
+   real ML-100K users, for plain MF, hybrid heads, and heads + LoRA, each without and with
+   record-level DP-SGD (Opacus): seconds per client, milliseconds per step, and the DP
+   overhead (DP time / non-DP time). The mean over ``clients`` users times the number of
+   clients gives a round's compute on one device.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import platform
+import statistics
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from fedrec.shared.config import resolve_config
+from fedrec.shared.data import load_split
+from fedrec.shared.device import resolve_device
+from fedrec.shared.models.encoder import MODEL_NAME, TextEncoder
+from fedrec.shared.models.factory import init_global, make_model
+from fedrec.shared.training import train_local
+
+logger = logging.getLogger(__name__)
+
+ARMS = (
+    ("MF", "off", "ghost"),
+    ("hybrid heads", "heads", "ghost"),
+    ("heads + LoRA (ghost)", "lora", "ghost"),
+    ("heads + LoRA (hooks)", "lora", "hooks"),
+)
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _texts(n: int, seed: int) -> list[str]:
+    rng = np.random.default_rng(seed)
+    genres = ["action", "comedy", "drama", "sci-fi", "romance", "thriller", "horror", "war"]
+    out = []
+    for _ in range(n):
+        g = rng.choice(genres, size=3, replace=False)
+        out.append(f"I like {g[0]} and {g[1]} films, sometimes {g[2]}; recently space operas.")
+    return out
+
+
+def encoder_latency(device: torch.device, requests: int) -> dict[str, Any]:
+    """Milliseconds per single-text call (p50/p99) and per text in batches of 32 and 128."""
+    encoder = TextEncoder(max_length=256, device=device)
+    texts = _texts(requests + 256, seed=0)
+    for t in texts[:5]:
+        encoder.encode([t])  # warm-up: kernels, allocator
+    single = []
+    for t in texts[:requests]:
+        _sync(device)
+        t0 = time.perf_counter()
+        encoder.encode([t])
+        _sync(device)
+        single.append((time.perf_counter() - t0) * 1000)
+    out: dict[str, Any] = {
+        "batch 1: p50 ms": float(np.percentile(single, 50)),
+        "batch 1: p99 ms": float(np.percentile(single, 99)),
+    }
+    for size in (32, 128):
+        per_text = []
+        for rep in range(5):
+            batch = texts[rep * 16 : rep * 16 + size]
+            _sync(device)
+            t0 = time.perf_counter()
+            encoder.encode(batch, batch_size=size)
+            _sync(device)
+            per_text.append((time.perf_counter() - t0) * 1000 / len(batch))
+        out[f"batch {size}: ms per text (median of 5)"] = float(statistics.median(per_text))
+    return out
+
+
+def local_training_cost(device: torch.device, clients: int) -> list[dict[str, Any]]:
+    """Per-client local training time of each arm, without and with DP."""
+    base = resolve_config({}, {"local-epochs": 1})
+    dataset, split = load_split(base.data)
+    counts = np.bincount(split.train.users, minlength=split.n_users)
+    # Typical users: those around the median number of records, seeded.
+    order = np.argsort(np.abs(counts - np.median(counts)), kind="stable")
+    users = order[:clients]
+    rows = []
+    for label, tower, mode in ARMS:
+        for dp in (False, True):
+            cfg = base.replace(**{"text-tower": tower, "dp-enabled": dp, "grad-sample-mode": mode})
+            shared = init_global(cfg, split.n_items)
+            seconds, steps = [], 0
+            for k, u in enumerate(users):
+                model = make_model(cfg, 1, dataset.items.texts, device=device)
+                model.set_shared(shared)
+                items = split.train.items[split.train.users == u]
+                if k == 0:  # warm-up client: lazy imports, kernels
+                    train_local(
+                        model,
+                        np.zeros(len(items), np.int64),
+                        items,
+                        train=cfg.train,
+                        privacy=cfg.privacy,
+                        seed=0,
+                        device=device,
+                    )
+                    model = make_model(cfg, 1, dataset.items.texts, device=device)
+                    model.set_shared(shared)
+                _sync(device)
+                t0 = time.perf_counter()
+                result = train_local(
+                    model,
+                    np.zeros(len(items), np.int64),
+                    items,
+                    train=cfg.train,
+                    privacy=cfg.privacy,
+                    seed=int(u),
+                    device=device,
+                )
+                _sync(device)
+                seconds.append(time.perf_counter() - t0)
+                steps += result.steps
+            row = {
+                "model": label,
+                "dp": dp,
+                "grad_sample_mode": mode if dp else "-",
+                "s_per_client": float(np.mean(seconds)),
+                "ms_per_step": float(1000 * np.sum(seconds) / max(steps, 1)),
+                "clients": len(users),
+                "records_per_client": float(np.mean(counts[users])),
+            }
+            logger.info("%s dp=%s: %.3fs per client", label, dp, row["s_per_client"])
+            rows.append(row)
+    for row in rows:
+        if row["dp"]:
+            plain = next(r for r in rows if r["model"] == row["model"] and not r["dp"])
+            row["dp_overhead"] = row["s_per_client"] / plain["s_per_client"]
+    return rows
+
+
+def run_encoder_benchmark(
+    *,
+    output_dir: Path,
+    device: str = "auto",
+    name: str = "encoder",
+    requests: int = 200,
+    clients: int = 10,
+) -> dict[str, Any]:
+    """Measure and write ``<name>.json`` / ``<name>.md``."""
+    dev = resolve_device(device)
+    result: dict[str, Any] = {
+        "benchmark": name,
+        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": {
+            "device": str(dev),
+            "gpu": torch.cuda.get_device_name(dev) if dev.type == "cuda" else None,
+            "torch_threads": torch.get_num_threads(),
+            "platform": platform.platform(),
+            "torch": torch.__version__,
+        },
+        "encoder": MODEL_NAME,
+        "latency": encoder_latency(dev, requests),
+        "local_training": local_training_cost(dev, clients),
+    }
+    output_dir.mkdir(parents=True, exist_ok=True)
+    (output_dir / f"{name}.json").write_text(json.dumps(result, indent=2) + "\n")
+    (output_dir / f"{name}.md").write_text(encoder_markdown(result))
+    return result
+
+
+def encoder_markdown(result: dict[str, Any]) -> str:
+    """Two tables: latency, and local training cost per arm."""
+    m = result["machine"]
+    where = m["gpu"] or f"CPU ({m['torch_threads']} threads)"
+    lines = [
+        f"# Encoder and local training cost ({where})",
+        "",
+        f"Written by `fedrec bench encoder` at {result['created_at']} on {m['platform']}, "
+        f"torch {m['torch']}, encoder {result['encoder']}.",
+        "",
+        "| encoder latency | ms |",
+        "| --- | ---: |",
+    ]
+    lines += [f"| {k} | {v:.2f} |" for k, v in result["latency"].items()]
+    lines += [
+        "",
+        "One client's local training, 1 epoch, typical ML-100K users (records near the median):",
+        "",
+        "| model | DP | clipping | s per client | ms per step | DP overhead |",
+        "| --- | --- | --- | ---: | ---: | ---: |",
+    ]
+    for r in result["local_training"]:
+        overhead = f"{r['dp_overhead']:.2f}x" if "dp_overhead" in r else ""
+        lines.append(
+            f"| {r['model']} | {'yes' if r['dp'] else 'no'} | {r['grad_sample_mode']} | "
+            f"{r['s_per_client']:.3f} | {r['ms_per_step']:.1f} | {overhead} |"
+        )
+    n = result["local_training"][0]
+    lines += [
+        "",
+        f"Means over {n['clients']} clients with {n['records_per_client']:.0f} training records "
+        "on average. A round's compute on one device is about s per client x clients.",
+    ]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,100 @@
+"""Cold-start benchmark pieces: the held-out split, the warm data set, texts and report."""
+
+from pathlib import Path
+
+import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from fedrec.shared.config import DataConfig
+from fedrec.shared.data import load_dataset
+from fedrec.shared.data.catalog import item_text
+from fedrec.shared.data.dataset import Dataset, Interactions, ItemCatalog
+from fedrec.simulations.bench_coldstart import (
+    ColdSplit,
+    choose_cold,
+    coldstart_markdown,
+    genre_text,
+    write_warm_dataset,
+)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(10, 2000), st.integers(10, 2000), st.floats(0.01, 0.5), st.integers(0, 99))
+def test_held_out_sets_are_seeded_sized_and_in_range(
+    n_users: int, n_items: int, fraction: float, seed: int
+) -> None:
+    a = choose_cold(n_users, n_items, fraction=fraction, seed=seed)
+    b = choose_cold(n_users, n_items, fraction=fraction, seed=seed)
+    np.testing.assert_array_equal(a.users, b.users)
+    assert a.users.size == max(1, round(n_users * fraction)) == np.unique(a.users).size
+    assert a.items.size == max(1, round(n_items * fraction)) == np.unique(a.items).size
+    assert a.users.max() < n_users and a.items.max() < n_items
+
+
+def _dataset() -> Dataset:
+    titles = ["Heat, the movie (1995)", "Babe (1995)", 'Say "Anything" (1989)', "Alien (1979)"]
+    genres = [["Action", "Crime"], ["Comedy"], [], ["Horror", "Sci-Fi"]]
+    users = np.array([0, 0, 1, 1, 2, 2, 2])
+    items = np.array([0, 1, 1, 2, 0, 2, 3])
+    return Dataset(
+        name="tiny",
+        interactions=Interactions(
+            users=users,
+            items=items,
+            ratings=np.array([5, 4, 3, 2, 1, 4.5, 5], np.float32),
+            timestamps=np.arange(7, dtype=np.int64),
+        ),
+        items=ItemCatalog(
+            raw_ids=["1", "2", "3", "4"],
+            titles=titles,
+            genres=genres,
+            texts=[item_text(t, g) for t, g in zip(titles, genres, strict=True)],
+            years=[1995, 1995, 1989, 1979],
+        ),
+        n_users=3,
+        user_raw_ids=["u1", "u2", "u3"],
+    )
+
+
+def test_warm_data_set_drops_cold_rows_and_keeps_item_texts(tmp_path: Path) -> None:
+    full = _dataset()
+    cold = ColdSplit(users=np.array([1]), items=np.array([3]))
+    ratings = write_warm_dataset(full, cold, tmp_path / "warm")
+    warm = load_dataset(DataConfig(dataset="generic", data_path=str(ratings)))
+    assert warm.user_raw_ids == ["u1", "u3"]
+    assert warm.items.raw_ids == ["1", "2", "3"]  # item 3 stays: it is warm, just unrated
+    assert len(warm.interactions) == 4  # u2's rows and the row of cold item 4 are gone
+    # Titles with commas and quotes survive, and the encoder reads the very same text.
+    assert warm.items.texts == full.items.texts[:3]
+
+
+def test_genre_text_names_the_most_frequent_genres_without_ids() -> None:
+    text = genre_text([["Drama", "War"], ["Drama"], ["Comedy", "War"], ["Drama"]])
+    assert text == "I enjoy Drama, War and Comedy movies."
+    assert genre_text([[]]) == "I enjoy movies."
+    assert genre_text([["Horror"]]) == "I enjoy Horror movies."
+
+
+def test_report_states_ratios_against_the_baselines() -> None:
+    m = {"ndcg@10": 0.5, "hr@10": 0.9, "n_users": 3}
+    result = {
+        "created_at": "now",
+        "protocol": {
+            "dataset": "d",
+            "cold_users": 3,
+            "cold_items": 2,
+            "held_out_fraction": 0.1,
+            "rounds": 1,
+            "loop": "plain",
+            "train_settings": {},
+            "k": 10,
+        },
+        "user_cold_start": {"popularity": {**m, "ndcg@10": 0.25}, "hybrid": m},
+        "item_cold_start": {"random": {**m, "ndcg@10": 0.1}, "hybrid": m},
+        "warm_users": {"MF only": {"ndcg@10_full": 0.1, "hr@10_full": 0.2, "n_users": 5}},
+        "timings": {"total (s)": 1.0},
+    }
+    md = coldstart_markdown(result)
+    assert "| hybrid | 0.5000 | 0.9000 | 2.00x | 3 |" in md
+    assert "| hybrid | 0.5000 | 0.9000 | 5.00x | 3 |" in md
