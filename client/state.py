@@ -65,6 +65,12 @@ class ClientState:
     stay in ``accountant_history`` and ``epsilon`` (see :meth:`ClientStateStore.start_round`).
     ``incarnation`` is the token of the server process ``last_round`` was trained for
     (``None``: trained for a server that sent none, or never trained).
+
+    The privacy ledger, one entry per mechanism: ``accountant_history`` / ``epsilon`` for
+    record-level DP-SGD (unit: one interaction), ``user_ledger`` / ``user_epsilon`` for
+    user-level noise (unit: the user; keyed by placement, ``local`` or ``secagg``; one
+    ``(noise_multiplier, 1.0, rounds)`` entry per run of rounds, since the server knows
+    which rounds a client took part in), at ``user_delta``.
     """
 
     user_factors: np.ndarray  # float32 [n_local_users, dim]
@@ -73,6 +79,9 @@ class ClientState:
     epsilon: float = 0.0
     discarded_rounds: list[int] = field(default_factory=list)
     incarnation: str | None = None
+    user_ledger: dict[str, list[HistoryEntry]] = field(default_factory=dict)
+    user_epsilon: dict[str, float] = field(default_factory=dict)
+    user_delta: float = 0.0
 
     @property
     def last_round(self) -> int | None:
@@ -87,6 +96,9 @@ def _meta(state: ClientState) -> dict[str, Any]:
         "epsilon": state.epsilon,
         "discarded_rounds": list(state.discarded_rounds),
         "incarnation": state.incarnation,
+        "user_ledger": {k: [list(h) for h in v] for k, v in state.user_ledger.items()},
+        "user_epsilon": dict(state.user_epsilon),
+        "user_delta": state.user_delta,
     }
 
 
@@ -98,6 +110,12 @@ def _state(factors: np.ndarray, meta: dict[str, Any]) -> ClientState:
         epsilon=float(meta["epsilon"]),
         discarded_rounds=[int(r) for r in meta.get("discarded_rounds", [])],
         incarnation=meta.get("incarnation"),
+        user_ledger={
+            k: [(float(s), float(q), int(n)) for s, q, n in v]
+            for k, v in meta.get("user_ledger", {}).items()
+        },
+        user_epsilon={k: float(v) for k, v in meta.get("user_epsilon", {}).items()},
+        user_delta=float(meta.get("user_delta", 0.0)),
     )
 
 
@@ -203,8 +221,8 @@ class ClientStateStore:
 
         Privacy accounting is *not* rolled back: the lost run's update may already have
         reached the server (and whoever watches it), so its DP steps stay spent. The
-        returned state keeps the newer ``accountant_history`` and ``epsilon`` and lists the
-        thrown-away rounds in ``discarded_rounds``.
+        returned state keeps the newer ``accountant_history``, ``epsilon`` and user-level
+        ledger and lists the thrown-away rounds in ``discarded_rounds``.
         """
         read = self._read()
         if read is None:
@@ -274,4 +292,7 @@ class ClientStateStore:
             epsilon=current.epsilon,
             discarded_rounds=current.discarded_rounds + discarded,
             incarnation=previous.incarnation,
+            user_ledger={k: list(v) for k, v in current.user_ledger.items()},
+            user_epsilon=dict(current.user_epsilon),
+            user_delta=current.user_delta,
         )

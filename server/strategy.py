@@ -7,6 +7,12 @@ updates whose norm is far above the round's median are rejected, the rest are co
 server depend on -- and leak -- dataset sizes) and applied by a server optimizer (FedAvg,
 FedAvgM, FedAdam, FedYogi; see :mod:`fedrec.server.aggregation`). Every rejection is logged
 and counted in the round's metrics, never averaged in.
+
+With user-level DP (``user-dp``) the server's part changes: ``central`` clips every update and
+noises their sum once (:class:`fedrec.server.user_dp.CentralNoise`), ``secagg`` receives only
+the noised sum (:meth:`FedRecStrategy.aggregate_secure`); both divide by the number of
+clients sampled and skip norm screening (clipping bounds every update, and screening by the
+round's median norm would make one user's update decide about another's).
 """
 
 from __future__ import annotations
@@ -22,6 +28,8 @@ from flwr.serverapp import Grid
 from flwr.serverapp.strategy import FedAvg
 
 from fedrec.server.aggregation import ServerOptimizer, ServerSGD, apply_updates, update_norm
+from fedrec.server.secagg import SecureSum
+from fedrec.server.user_dp import CentralNoise, mean_of_sum
 from fedrec.shared.evaluation import aggregate_client_metrics
 from fedrec.shared.serialization import arrays_to_numpy, numpy_to_arrays
 
@@ -52,6 +60,7 @@ class FedRecStrategy(FedAvg):
         trim_fraction: float = 0.1,
         update_norm_factor: float = 0.0,
         accept_failures: bool = True,
+        central_noise: CentralNoise | None = None,
     ) -> None:
         super().__init__(
             fraction_train=fraction_train,
@@ -71,6 +80,9 @@ class FedRecStrategy(FedAvg):
         self._sent = 0
         self._out_of_budget = 0
         self.last_round_stats: dict[str, Any] = {}
+        # user-dp=central: clip and noise here. Norms of raw updates then stay private too.
+        self.central_noise = central_noise
+        self.last_available = 0  # connected clients when the round was sampled
 
     def configure_train(
         self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid
@@ -78,6 +90,7 @@ class FedRecStrategy(FedAvg):
         """Remember the global model the clients start from, then sample as FedAvg does."""
         self._current = arrays_to_numpy(arrays)
         self._wait_for_nodes(grid)
+        self.last_available = len(list(grid.get_node_ids()))
         messages = list(super().configure_train(server_round, arrays, config, grid))
         self._sent = len(messages)
         return messages
@@ -88,6 +101,11 @@ class FedRecStrategy(FedAvg):
         """Sample as FedAvg does, once enough clients are connected."""
         self._wait_for_nodes(grid)
         return super().configure_evaluate(server_round, arrays, config, grid)
+
+    def wait_for_clients(self, grid: Grid) -> int:
+        """How many clients are connected, once at least ``min_available_nodes`` are."""
+        self._wait_for_nodes(grid)
+        return len(list(grid.get_node_ids()))
 
     def _wait_for_nodes(self, grid: Grid, poll_s: float = 0.05) -> None:
         # FedAvg sizes its sample from the nodes connected *before* it waits for
@@ -148,11 +166,16 @@ class FedRecStrategy(FedAvg):
                 server_round,
                 failed,
             )
-            norms = [update_norm(d) for d in deltas]
+            norms = [] if self.central_noise else [update_norm(d) for d in deltas]
             self.last_round_stats = self._stats(len(replies), failed, malformed, norms, None)
             return None, MetricRecord(self.last_round_stats)
         new, keep, norms = None, list(range(len(deltas))), []
-        if current is not None and deltas:
+        if current is not None and deltas and self.central_noise is not None:
+            # Clip each, sum, noise once; averaged over every sampled client. No screening:
+            # clipping bounds each update, and norms of raw updates are not published.
+            total = self.central_noise.noised_sum(deltas)
+            new = self.optimizer.step(current, mean_of_sum(total, max(self._sent, 1)))
+        elif current is not None and deltas:
             new, keep, norms = apply_updates(
                 current,
                 deltas,
@@ -177,6 +200,36 @@ class FedRecStrategy(FedAvg):
         metrics.update(_summarise_train([metric_rows[i] for i in keep]))
         return numpy_to_arrays(new), MetricRecord(metrics)
 
+    def aggregate_secure(
+        self, server_round: int, secure: SecureSum
+    ) -> tuple[ArrayRecord | None, MetricRecord | None]:
+        """Apply a SecAgg+ round: the noised sum over the clients, averaged over the sampled.
+
+        The server never sees single updates, so nothing is screened; a client that refused
+        (privacy budget) sent noise only and is counted in ``clients-out-of-budget``.
+        """
+        rows = secure.metrics
+        self._out_of_budget = sum(1 for r in rows if r.get("budget-exhausted"))
+        trained = len(rows) - self._out_of_budget
+        keep = list(range(trained))
+        self.last_round_stats = self._stats(secure.survivors, secure.failures, 0, [], keep)
+        self.last_round_stats["clients-timed-out"] = 0.0  # dropouts are in clients-failed
+        self.last_round_stats["clients-sampled"] = float(secure.sampled)
+        self.last_round_stats["secagg-survivors"] = float(secure.survivors)
+        if secure.total is None or self._current is None:
+            return None, MetricRecord(self.last_round_stats)
+        if secure.failures and not self.accept_failures:
+            logger.warning(
+                "round %d: %d client(s) dropped out and accept-failures is false: round discarded",
+                server_round,
+                secure.failures,
+            )
+            return None, MetricRecord(self.last_round_stats)
+        new = self.optimizer.step(self._current, mean_of_sum(secure.total, secure.sampled))
+        metrics: dict[str, Any] = dict(self.last_round_stats)
+        metrics.update(_summarise_train([r for r in rows if not r.get("budget-exhausted")]))
+        return numpy_to_arrays(new), MetricRecord(metrics)
+
     def _stats(
         self,
         n_replies: int,
@@ -193,7 +246,9 @@ class FedRecStrategy(FedAvg):
             "clients-ok": float(kept),
             "clients-failed": float(failed),
             "clients-out-of-budget": float(self._out_of_budget),
-            "clients-rejected": float(malformed + (len(norms) - kept if keep is not None else 0)),
+            "clients-rejected": float(
+                malformed + (max(len(norms) - kept, 0) if keep is not None else 0)
+            ),
         }
         if norms:
             stats["update-norm-median"] = float(np.median(norms))
@@ -221,4 +276,6 @@ def _summarise_train(rows: Sequence[dict[str, Any]]) -> dict[str, float]:
         out["epsilon-mean"] = float(np.mean(eps))
     if col("seconds"):
         out["client-seconds-mean"] = float(np.mean(col("seconds")))
+    if col("user-epsilon"):
+        out["user-epsilon-max"] = float(np.max(col("user-epsilon")))
     return out

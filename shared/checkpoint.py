@@ -83,11 +83,13 @@ def save_checkpoint(
     history: Sequence[Mapping[str, Any]],
     privacy: Mapping[str, Any] | None,
     server_state: Mapping[str, np.ndarray] | None = None,
+    user_privacy: Mapping[str, Any] | None = None,
 ) -> Path:
     """Write a checkpoint atomically, then point LATEST at it.
 
     ``server_state`` holds what the server needs to continue exactly (e.g. FedAdam's
-    moments); it is stored beside the model, hashed, and never served.
+    moments); it is stored beside the model, hashed, and never served. ``privacy`` is the
+    record-level guarantee, ``user_privacy`` the user-level one (each ``None`` when off).
     """
     target = _round_dir(run_dir, round)
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -106,6 +108,7 @@ def save_checkpoint(
         "metrics": dict(metrics),
         "history": [dict(h) for h in history],
         "privacy": dict(privacy) if privacy else None,
+        "user_privacy": dict(user_privacy) if user_privacy else None,
         "tensors": {
             "file": "model.safetensors",
             "sha256": _sha256(tmp / "model.safetensors"),

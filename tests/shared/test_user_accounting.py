@@ -84,7 +84,9 @@ def test_report_states_unit_placement_and_both_views(placement: str) -> None:
 
 def test_no_report_when_user_level_dp_is_off() -> None:
     privacy = resolve_config({}, {}).privacy
-    assert user_report(privacy, history=[], delta=1e-5, n_clients=1, epsilon_against_server=0) is None
+    assert (
+        user_report(privacy, history=[], delta=1e-5, n_clients=1, epsilon_against_server=0) is None
+    )
 
 
 @pytest.mark.parametrize(

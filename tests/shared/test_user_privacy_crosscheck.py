@@ -62,9 +62,5 @@ def test_rounds_at_changing_sampling_rates_compose() -> None:
     for acc in (rdp, pld):
         acc.compose(_event(1.0, 0.2, 10))
         acc.compose(_event(1.0, 0.1, 10))
-    assert account(history, DELTA, "rdp").epsilon == pytest.approx(
-        rdp.get_epsilon(DELTA), rel=0.01
-    )
-    assert account(history, DELTA, "prv").epsilon == pytest.approx(
-        pld.get_epsilon(DELTA), rel=0.03
-    )
+    assert account(history, DELTA, "rdp").epsilon == pytest.approx(rdp.get_epsilon(DELTA), rel=0.01)
+    assert account(history, DELTA, "prv").epsilon == pytest.approx(pld.get_epsilon(DELTA), rel=0.03)

@@ -12,7 +12,10 @@ router = APIRouter(prefix="/v1", tags=["model"])
 
 @router.get("/model", summary="Version, metrics and privacy guarantee of the served model")
 def model_info(ckpt: CheckpointDep) -> ModelPublic:
-    """What is served: version, round, training metrics and the (ε, δ) with its unit."""
+    """What is served: version, round, training metrics and each (ε, δ) with its unit.
+
+    ``privacy`` is the record-level guarantee, ``user_privacy`` the user-level one.
+    """
     m = ckpt.manifest
     return ModelPublic(
         model_version=ckpt.model_version,
@@ -25,4 +28,5 @@ def model_info(ckpt: CheckpointDep) -> ModelPublic:
         metrics=m.get("metrics", {}),
         history=m.get("history", []),
         privacy=m.get("privacy"),
+        user_privacy=m.get("user_privacy"),
     )

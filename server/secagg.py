@@ -1,0 +1,230 @@
+"""One training round summed under Flower's SecAgg+ (``user-dp = secagg``).
+
+Flower 1.42 ships SecAgg+ as :class:`flwr.server.workflow.SecAggPlusWorkflow` (server) and
+:func:`flwr.client.mod.secaggplus_mod` (client). The workflow belongs to Flower's legacy
+stack: it takes a ``LegacyContext`` whose legacy ``Strategy`` says which clients train
+(``configure_fit``) and receives the unmasked aggregate (``aggregate_fit``), and it talks to
+the clients in four rounds of ``train`` messages over the same :class:`Grid` fedrec's own
+loop uses (setup and public keys, encrypted key shares, masked vectors, unmasking).
+
+fedrec keeps its own loop and sampling and runs the workflow as is, for the training half of
+a round:
+
+1. :class:`~fedrec.server.strategy.FedRecStrategy` samples the round's clients exactly as
+   without SecAgg (its ``configure_train`` messages);
+2. :class:`_SampledClients`, a legacy strategy, hands those clients and their instructions
+   (the global model and the round's config, in Flower's legacy ``FitIns`` form) to the
+   workflow and keeps the aggregate it gets back;
+3. each client (``client/secagg.py``) trains, clips its update, adds its share of the noise
+   and masks it; the workflow unmasks only the sum of the survivors' vectors.
+
+The workflow computes a weighted *mean*; every client weighs 1 (``max_weight = 1``), so
+the sum is the mean times the number of survivors. SecAgg+ works on integers: each value is
+clipped to ``[-clipping_range, clipping_range]`` and stochastically rounded to
+``quantization_range`` levels. fedrec sets the range to the clip bound plus 10 standard
+deviations of a client's noise share (a coordinate of a clipped update is at most ``C``), so
+values are never cut in practice, and the levels so that the sum of all clients' integers
+cannot wrap around the 2^32 modulus.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, cast
+
+import numpy as np
+from flwr.app import ArrayRecord, ConfigRecord, Context, Message, RecordDict
+from flwr.common import (
+    EvaluateIns,
+    EvaluateRes,
+    FitIns,
+    FitRes,
+    Parameters,
+    Scalar,
+    ndarrays_to_parameters,
+    parameters_to_ndarrays,
+)
+from flwr.server import LegacyContext
+from flwr.server.client_manager import ClientManager, SimpleClientManager
+from flwr.server.client_proxy import ClientProxy
+from flwr.server.strategy import Strategy
+from flwr.server.workflow import SecAggPlusWorkflow
+from flwr.server.workflow.constant import MAIN_CONFIGS_RECORD, MAIN_PARAMS_RECORD
+from flwr.server.workflow.constant import Key as WorkflowKey
+from flwr.serverapp import Grid
+
+from fedrec.shared.config import PrivacyConfig
+from fedrec.shared.serialization import arrays_to_numpy
+
+logger = logging.getLogger(__name__)
+
+TENSORS_KEY = "secagg-tensors"  # the order of the shared tensors in the legacy parameters
+MODULUS = 2**32
+MAX_LEVELS = 2**22
+NOISE_MARGIN = 10.0  # clipping range = C + this many std of the largest noise share
+
+
+def clipping_range(privacy: PrivacyConfig) -> float:
+    """The per-value range SecAgg+ quantizes: ``C`` plus 10 std of a noise share.
+
+    A share is ``σC / sqrt(t)`` with ``t >= 2`` (Flower's smallest threshold), so a value
+    exceeds the range only if its noise is beyond 10 std: probability below 2e-23.
+    """
+    clip, sigma = privacy.user_clip, privacy.user_noise_multiplier
+    return clip + NOISE_MARGIN * sigma * clip / math.sqrt(2)
+
+
+def quantization_levels(n_clients: int) -> int:
+    """Levels per value such that ``n_clients`` of them summed stay below the modulus."""
+    return int(min(MAX_LEVELS, (MODULUS - 1) // max(n_clients, 1)))
+
+
+@dataclass
+class SecureSum:
+    """What one SecAgg+ round gave the server: the sum only, and who took part."""
+
+    sampled: int
+    total: dict[str, np.ndarray] | None = None  # None: the protocol halted
+    survivors: int = 0
+    metrics: list[dict[str, Any]] = field(default_factory=list)  # per survivor, plaintext
+    failures: int = 0
+
+
+@dataclass(frozen=True)
+class _Node:
+    """Stands in for a legacy ``ClientProxy``: the workflow only reads ``node_id``."""
+
+    node_id: int
+
+
+class _ConnectedNodes(SimpleClientManager):
+    """A client manager that only answers how many nodes are connected (for Flower's log)."""
+
+    def __init__(self, n: int) -> None:
+        super().__init__()
+        self.n = n
+
+    def num_available(self) -> int:
+        """Connected nodes."""
+        return self.n
+
+
+class _SampledClients(Strategy):
+    """The legacy strategy the workflow drives: fixed fit instructions, keeps the aggregate."""
+
+    def __init__(self, fitins: dict[int, FitIns]) -> None:
+        self.fitins = fitins
+        self.aggregate: Parameters | None = None
+        self.results: list[FitRes] = []
+        self.failures = 0
+
+    def initialize_parameters(self, client_manager: ClientManager) -> Parameters | None:
+        """Not used: fedrec's loop owns the model."""
+        return None
+
+    def configure_fit(
+        self, server_round: int, parameters: Parameters, client_manager: ClientManager
+    ) -> list[tuple[ClientProxy, FitIns]]:
+        """The clients fedrec's strategy sampled, each with its instructions."""
+        return [(cast(ClientProxy, _Node(nid)), ins) for nid, ins in self.fitins.items()]
+
+    def aggregate_fit(
+        self,
+        server_round: int,
+        results: list[tuple[ClientProxy, FitRes]],
+        failures: list[tuple[ClientProxy, FitRes] | BaseException],
+    ) -> tuple[Parameters | None, dict[str, Scalar]]:
+        """Keep the unmasked mean (the workflow put it into every result) and the metrics."""
+        self.results = [res for _, res in results]
+        self.failures = len(failures)
+        self.aggregate = results[0][1].parameters if results else None
+        return self.aggregate, {}
+
+    def configure_evaluate(
+        self, server_round: int, parameters: Parameters, client_manager: ClientManager
+    ) -> list[tuple[ClientProxy, EvaluateIns]]:
+        """Not used: fedrec evaluates over the Message API."""
+        return []
+
+    def aggregate_evaluate(
+        self,
+        server_round: int,
+        results: list[tuple[ClientProxy, EvaluateRes]],
+        failures: list[tuple[ClientProxy, EvaluateRes] | BaseException],
+    ) -> tuple[float | None, dict[str, Scalar]]:
+        """Not used."""
+        return None, {}
+
+    def evaluate(
+        self, server_round: int, parameters: Parameters
+    ) -> tuple[float, dict[str, Scalar]] | None:
+        """Not used."""
+        return None
+
+
+def _fitins(message: Message, names: Sequence[str]) -> FitIns:
+    arrays = arrays_to_numpy(message.content["arrays"])
+    config: dict[str, Any] = dict(message.content["config"])
+    config[TENSORS_KEY] = list(names)
+    return FitIns(ndarrays_to_parameters([arrays[n] for n in names]), config)
+
+
+def secure_sum(
+    grid: Grid,
+    messages: Sequence[Message],
+    *,
+    server_round: int,
+    privacy: PrivacyConfig,
+    timeout: float | None,
+) -> SecureSum:
+    """Run SecAgg+ over the clients ``messages`` are for; the sum of what they sent.
+
+    ``messages`` are the round's ``train`` messages from fedrec's strategy (one per sampled
+    client, all with the same global model). The clients answer with their clipped, noised
+    update; the server learns only the sum over the clients that survived until their masked
+    vectors were collected (``survivors``), or nothing if too few survived.
+    """
+    out = SecureSum(sampled=len(messages))
+    if not messages:
+        return out
+    names = list(messages[0].content["arrays"].keys())
+    fitins = {m.metadata.dst_node_id: _fitins(m, names) for m in messages}
+    strategy = _SampledClients(fitins)
+    context = LegacyContext(
+        Context(run_id=0, node_id=0, node_config={}, state=RecordDict(), run_config={}),
+        strategy=strategy,
+        client_manager=_ConnectedNodes(len(list(grid.get_node_ids()))),
+    )
+    context.state.config_records[MAIN_CONFIGS_RECORD] = ConfigRecord(
+        {WorkflowKey.CURRENT_ROUND: server_round}
+    )
+    context.state.array_records[MAIN_PARAMS_RECORD] = ArrayRecord()
+    workflow = SecAggPlusWorkflow(
+        num_shares=float(min(1.0, privacy.secagg_num_shares / len(messages)))
+        if privacy.secagg_num_shares > 1
+        else float(privacy.secagg_num_shares),
+        reconstruction_threshold=float(privacy.secagg_reconstruction_threshold),
+        max_weight=1.0,
+        clipping_range=clipping_range(privacy),
+        quantization_range=quantization_levels(len(messages)),
+        modulus_range=MODULUS,
+        timeout=timeout,
+    )
+    workflow(grid, context)
+    out.failures = out.sampled - len(strategy.results)
+    if strategy.aggregate is None:
+        logger.warning(
+            "round %d: SecAgg+ halted (too few clients survived to unmask the sum); no update",
+            server_round,
+        )
+        return out
+    out.survivors = len(strategy.results)
+    mean = parameters_to_ndarrays(strategy.aggregate)
+    out.total = {
+        n: np.asarray(v, np.float64) * out.survivors for n, v in zip(names, mean, strict=True)
+    }
+    out.metrics = [dict(res.metrics) for res in strategy.results]
+    return out

@@ -1,0 +1,209 @@
+"""SecAgg+ through the loopback Grid (conftest.py): Flower's real workflow and mod, no Ray."""
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from flwr.app import ConfigRecord, Context, Message, MetricRecord, RecordDict
+from flwr.clientapp import ClientApp
+
+import fedrec.client.client_app as client_app_module
+from fedrec.client.client_app import build_client_app
+from fedrec.client.secagg import CLIENTS_KEY, MIN_SURVIVORS_KEY, secagg_mod
+from fedrec.server.secagg import clipping_range, quantization_levels, secure_sum
+from fedrec.server.server_app import run_federation
+from fedrec.server.strategy import FedRecStrategy
+from fedrec.shared.checkpoint import load_checkpoint
+from fedrec.shared.config import resolve_config
+from fedrec.shared.serialization import numpy_to_arrays
+
+pytestmark = pytest.mark.usefixtures("task_identity")  # see conftest.py
+
+
+SHAPES = {"item_factors": (7, 3), "item_bias": (7,)}
+
+
+def _vector_app(vectors: dict[int, dict[str, np.ndarray]], fail: set[int]) -> ClientApp:
+    """Each node replies with its fixed vector (or raises); records the config it got."""
+    app = ClientApp()
+    app.seen = {}  # type: ignore[attr-defined]
+
+    @app.train(mods=[secagg_mod])
+    def train(msg: Message, context: Context) -> Message:
+        app.seen[context.node_id] = dict(msg.content["config"])  # type: ignore[attr-defined]
+        if context.node_id in fail:
+            raise RuntimeError("client dropped out")
+        content = RecordDict(
+            {
+                "arrays": numpy_to_arrays(vectors[context.node_id]),
+                "metrics": MetricRecord({"weight": 1.0}),
+            }
+        )
+        return Message(content, reply_to=msg)
+
+    return app
+
+
+def _round(grid: Any, **privacy: Any) -> Any:
+    cfg = resolve_config({}, {"user-dp": "secagg", **privacy})
+    strategy = FedRecStrategy(fraction_train=1.0, fraction_evaluate=0.0, min_train_nodes=2)
+    arrays = numpy_to_arrays({k: np.zeros(s, np.float32) for k, s in SHAPES.items()})
+    messages = list(strategy.configure_train(1, arrays, ConfigRecord({"x": 1}), grid))
+    return secure_sum(grid, messages, server_round=1, privacy=cfg.privacy, timeout=None)
+
+
+def _vectors(n: int, seed: int = 0) -> dict[int, dict[str, np.ndarray]]:
+    rng = np.random.default_rng(seed)
+    return {
+        nid: {k: rng.normal(0, 0.5, s).astype(np.float32) for k, s in SHAPES.items()}
+        for nid in range(1, n + 1)
+    }
+
+
+def test_the_server_gets_the_sum_of_what_the_clients_sent_and_nothing_else(
+    loopback_grid: type,
+) -> None:
+    vectors = _vectors(5)
+    grid = loopback_grid(_vector_app(vectors, fail=set()), 5)
+    result = _round(grid)
+    assert result.sampled == 5 and result.survivors == 5 and result.failures == 0
+    expected = {k: sum(v[k].astype(np.float64) for v in vectors.values()) for k in SHAPES}
+    # Equal up to SecAgg+'s stochastic quantization (5 clients x one level each).
+    step = 2 * clipping_range(resolve_config({}, {}).privacy) / quantization_levels(5)
+    for k in SHAPES:
+        np.testing.assert_allclose(result.total[k], expected[k], atol=5 * step)
+    # No reply carried a client's vector in the clear: the masked vectors are in the
+    # SecAgg+ config record, every array record came back empty.
+    for reply in grid.replies:
+        assert all(len(rec) == 0 for rec in reply.content.array_records.values())
+
+
+def test_each_client_learns_the_threshold_it_must_noise_for(loopback_grid: type) -> None:
+    app = _vector_app(_vectors(5), fail=set())
+    _round(loopback_grid(app, 5), **{"secagg-reconstruction-threshold": 0.6})
+    for config in app.seen.values():  # type: ignore[attr-defined]
+        # Flower: threshold = round(0.6 * shares), shares = all 5 clients.
+        assert config[MIN_SURVIVORS_KEY] == 3 and config[CLIENTS_KEY] == 5
+        assert config["x"] == 1 and config["server-round"] == 1  # the round's own config
+
+
+def test_a_dropout_leaves_the_sum_of_the_survivors(loopback_grid: type) -> None:
+    vectors = _vectors(5, seed=1)
+    result = _round(loopback_grid(_vector_app(vectors, fail={2}), 5))
+    assert result.survivors == 4 and result.failures == 1
+    expected = sum(v["item_bias"].astype(np.float64) for n, v in vectors.items() if n != 2)
+    np.testing.assert_allclose(result.total["item_bias"], expected, atol=1e-4)
+
+
+def test_too_many_dropouts_reveal_nothing(loopback_grid: type) -> None:
+    # Threshold 1.0: every client must survive; with one gone the sum stays masked.
+    grid = loopback_grid(_vector_app(_vectors(4), fail={3}), 4)
+    result = _round(grid, **{"secagg-reconstruction-threshold": 1.0})
+    assert result.total is None and result.survivors == 0
+
+
+def test_a_train_message_outside_secagg_is_refused_under_secagg(
+    tmp_path: Path, loopback_grid: type
+) -> None:
+    settings = _settings(tmp_path, "secagg")
+    app = build_client_app(settings)
+    grid = loopback_grid(app, 6, node_config=True)
+    strategy = FedRecStrategy(fraction_train=1.0, fraction_evaluate=0.0, min_train_nodes=2)
+    shared = {k: np.zeros(s, np.float32) for k, s in SHAPES.items()}
+    messages = strategy.configure_train(1, numpy_to_arrays(shared), ConfigRecord({}), grid)
+    replies = grid.send_and_receive(list(messages)[:1])
+    assert replies[0].has_error() and "did not come through SecAgg+" in replies[0].error.reason
+
+
+# ------------------------------------------------ the federation, fedrec's own client app
+
+
+def _ratings(path: Path) -> Path:
+    rng = np.random.default_rng(0)
+    rows = ["user,item,rating,timestamp"]
+    for u in range(6):
+        for t, i in enumerate(rng.choice(20, 8, replace=False)):
+            rows.append(f"{u},{i},4,{1000 + t}")
+    path.write_text("\n".join(rows) + "\n")
+    return path
+
+
+def _settings(tmp_path: Path, placement: str, **extra: object) -> dict[str, object]:
+    return {
+        "dataset": "generic",
+        "data-path": str(_ratings(tmp_path / "ratings.csv")),
+        "num-rounds": 2,
+        "embedding-dim": 4,
+        "fraction-evaluate": 0.0,
+        "final-evaluate-all": False,
+        "dp-enabled": False,
+        "user-dp": placement,
+        "user-delta": 1e-3,
+        "min-available-nodes": 6,
+        "output-dir": str(tmp_path / "runs"),
+        "run-name": placement,
+        **extra,
+    }
+
+
+def test_secagg_federation_applies_the_noised_sum_and_keeps_ledgers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, loopback_grid: type
+) -> None:
+    sent: list[tuple[dict[str, np.ndarray], dict[str, np.ndarray]]] = []
+    noised = client_app_module._noised
+
+    def recording(cfg: Any, shared: Any, updated: Any, config: Any) -> dict[str, np.ndarray]:
+        out = noised(cfg, shared, updated, config)
+        sent.append((shared, out))  # the round's global model, what this client sent
+        return out
+
+    monkeypatch.setattr(client_app_module, "_noised", recording)
+    settings = _settings(tmp_path, "secagg", **{"num-rounds": 1})
+    cfg = resolve_config({}, settings)
+    run_dir = run_federation(loopback_grid(build_client_app(settings), 6, node_config=True), cfg)
+
+    ckpt = load_checkpoint(run_dir)
+    assert len(sent) == 6  # one clipped, noised update per client, each then masked
+    for _, update in sent:
+        norm = np.sqrt(sum(float(np.sum(v.astype(np.float64) ** 2)) for v in update.values()))
+        assert norm > 1.0  # clip 1 plus dense noise: the noise dominates
+    # The new item table is the global one + server-lr x (sum of what was sent) / sampled:
+    # the secure sum is the plain sum of the noised updates (up to quantization).
+    lr = cfg.federation.server_learning_rate
+    start = sent[0][0]
+    for k in ("item_factors", "item_bias"):
+        total = sum(u[k].astype(np.float64) for _, u in sent)
+        np.testing.assert_allclose(ckpt.tensors[k], start[k] + lr * total / 6, atol=lr * 1e-4)
+    user = ckpt.manifest["user_privacy"]
+    assert user["unit"] == "user" and user["placement"] == "secagg"
+    assert user["rounds"] == 1 and user["sample_rate"] == 1.0 and user["delta"] == 1e-3
+    assert user["epsilon"] > 0 and user["epsilon_against_server"] == pytest.approx(user["epsilon"])
+    assert ckpt.manifest["privacy"] is None  # no record-level DP in this run
+    row = ckpt.manifest["history"][-1]
+    assert row["clients-ok"] == 6 and row["secagg-survivors"] == 6
+    assert "train-loss" not in row and "update-norm-median" not in row
+    for state in (run_dir / "clients").glob("partition-*/state.json"):
+        ledger = json.loads(state.read_text())
+        assert ledger["user_ledger"] == {"secagg": [[1.0, 1.0, 1]]}
+        assert ledger["user_epsilon"]["secagg"] == pytest.approx(user["epsilon"])
+
+
+def test_secagg_clients_out_of_budget_still_send_their_noise(
+    tmp_path: Path, loopback_grid: type
+) -> None:
+    # One round at σ = 1, δ = 1e-3 costs ε ≈ 3.55 against the server, two ≈ 5.43.
+    settings = _settings(tmp_path, "secagg", **{"user-epsilon-budget": 4.0})
+    run_dir = run_federation(
+        loopback_grid(build_client_app(settings), 6, node_config=True),
+        resolve_config({}, settings),
+    )
+    first, second = load_checkpoint(run_dir).manifest["history"]
+    assert first["clients-ok"] == 6 and first["clients-out-of-budget"] == 0
+    assert second["clients-ok"] == 0 and second["clients-out-of-budget"] == 6
+    assert second["secagg-survivors"] == 6  # their noise shares are still in the sum
+    for state in (run_dir / "clients").glob("partition-*/state.json"):
+        ledger = json.loads(state.read_text())
+        assert ledger["rounds_trained"] == [1] and ledger["user_ledger"]["secagg"][0][2] == 1
+        assert ledger["user_epsilon"]["secagg"] <= 4.0
