@@ -21,6 +21,7 @@ from fedrec.client.state import ClientStateStore
 from fedrec.client.task import client_seed, load_client_data, local_train, local_user_evals
 from fedrec.server.aggregation import ServerOptimizer, apply_updates, server_optimizer_for
 from fedrec.shared.config import FedRecConfig
+from fedrec.shared.errors import ConfigError
 from fedrec.shared.evaluation import summarize
 
 
@@ -36,6 +37,12 @@ class PlainFederation:
     optimizer: ServerOptimizer | None = None
 
     def __post_init__(self) -> None:
+        if self.cfg.privacy.user_dp != "off":
+            # Silently training without the noise asked for would be worse than refusing.
+            raise ConfigError(
+                f"the plain loop does not apply user-level DP (user-dp="
+                f"{self.cfg.privacy.user_dp}); run it with Flower (fedrec simulate)"
+            )
         self.optimizer = self.optimizer or server_optimizer_for(self.cfg.federation)
 
     def _store(self, pid: int) -> ClientStateStore:

@@ -3,6 +3,7 @@
 from pathlib import Path
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -10,6 +11,7 @@ from fedrec.client.state import ClientStateStore
 from fedrec.client.task import load_client_data
 from fedrec.shared.config import resolve_config
 from fedrec.shared.data import load_split
+from fedrec.shared.errors import ConfigError
 from fedrec.shared.models.factory import init_global
 from fedrec.simulations.plain import PlainFederation, sample_partitions
 from tests.e2e.helpers import write_tiny_ratings
@@ -76,3 +78,9 @@ def test_clients_with_one_to_three_interactions_train_under_dp(tmp_path: Path) -
     assert tiny is not None and big is not None
     assert tiny.accountant_history[0][1] == 1.0
     assert tiny.epsilon > big.epsilon
+
+
+def test_the_plain_loop_refuses_user_level_dp(tmp_path: Path) -> None:
+    cfg = resolve_config({}, {"user-dp": "central"})
+    with pytest.raises(ConfigError, match="does not apply user-level DP"):
+        PlainFederation(cfg, 2, {}, tmp_path)
