@@ -7,8 +7,8 @@ With user-level DP placed on the client (``user-dp = local`` or ``secagg``) the 
 clipped and noised here, after the ledger has recorded the round: all of the noise
 (``local``; the reply is the global model plus the noised update) or this client's share of
 it (``secagg``; the reply is the noised update, masked by Flower's ``secaggplus_mod`` via
-:mod:`fedrec.client.secagg`). The training loss is then not sent: it is computed from the
-records without noise.
+:mod:`fedrec.client.secagg`). The training loss and step count are then not sent: they are
+computed from the records without noise.
 """
 
 from __future__ import annotations
@@ -196,7 +196,9 @@ def build_client_app(overrides: dict[str, Any] | None = None) -> ClientApp:
             "seconds": time.perf_counter() - t0,
         }
         if cfg.privacy.user_dp != "off":
-            del metrics["train-loss"]  # computed from the records without user-level noise
+            # Computed from the records without user-level noise: the loss, and the number
+            # of steps (it follows the number of records).
+            del metrics["train-loss"], metrics["steps"]
         if user_round is not None:
             updated = _noised(cfg, shared, updated, config)
             metrics["user-epsilon"] = total_user_epsilon(store.load())

@@ -162,9 +162,15 @@ def test_secagg_federation_applies_the_noised_sum_and_keeps_ledgers(
     monkeypatch.setattr(client_app_module, "_noised", recording)
     settings = _settings(tmp_path, "secagg", **{"num-rounds": 1})
     cfg = resolve_config({}, settings)
-    run_dir = run_federation(loopback_grid(build_client_app(settings), 6, node_config=True), cfg)
+    grid = loopback_grid(build_client_app(settings), 6, node_config=True)
+    run_dir = run_federation(grid, cfg)
 
     ckpt = load_checkpoint(run_dir)
+    # What reached the server in the clear besides the masked vectors: no loss, no step
+    # count (both follow the client's records without noise).
+    records = [r.content.config_records for r in grid.replies if r.has_content()]
+    plain = [rec["fitres.metrics"] for rec in records if "fitres.metrics" in rec]
+    assert len(plain) == 6 and all("train-loss" not in m and "steps" not in m for m in plain)
     assert len(sent) == 6  # one clipped, noised update per client, each then masked
     for _, update in sent:
         norm = np.sqrt(sum(float(np.sum(v.astype(np.float64) ** 2)) for v in update.values()))
