@@ -18,6 +18,7 @@ from fedrec.server.strategy import FedRecStrategy
 from fedrec.shared.checkpoint import load_checkpoint
 from fedrec.shared.config import resolve_config
 from fedrec.shared.serialization import numpy_to_arrays
+from fedrec.shared.user_dp import clip_update
 
 pytestmark = pytest.mark.usefixtures("task_identity")  # see conftest.py
 
@@ -152,15 +153,17 @@ def test_secagg_federation_applies_the_noised_sum_and_keeps_ledgers(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, loopback_grid: type
 ) -> None:
     sent: list[tuple[dict[str, np.ndarray], dict[str, np.ndarray]]] = []
+    clipped: list[dict[str, np.ndarray]] = []
     noised = client_app_module._noised
 
     def recording(cfg: Any, shared: Any, updated: Any, config: Any) -> dict[str, np.ndarray]:
         out = noised(cfg, shared, updated, config)
         sent.append((shared, out))  # the round's global model, what this client sent
+        clipped.append(clip_update({k: updated[k] - shared[k] for k in updated}, 1.0)[0])
         return out
 
     monkeypatch.setattr(client_app_module, "_noised", recording)
-    settings = _settings(tmp_path, "secagg", **{"num-rounds": 1})
+    settings = _settings(tmp_path, "secagg", **{"num-rounds": 1, "embedding-dim": 16})
     cfg = resolve_config({}, settings)
     grid = loopback_grid(build_client_app(settings), 6, node_config=True)
     run_dir = run_federation(grid, cfg)
@@ -182,6 +185,16 @@ def test_secagg_federation_applies_the_noised_sum_and_keeps_ledgers(
     for k in ("item_factors", "item_bias"):
         total = sum(u[k].astype(np.float64) for _, u in sent)
         np.testing.assert_allclose(ckpt.tensors[k], start[k] + lr * total / 6, atol=lr * 1e-4)
+    # ... which is the plain sum of the clipped updates plus noise of std σC sqrt(K / t):
+    # at least σC, K = 6 clients each adding σC / sqrt(t), t = round(0.7 * 6) = 4.
+    noise = np.concatenate(
+        [
+            (sum(u[k].astype(np.float64) for _, u in sent) - sum(c[k] for c in clipped)).ravel()
+            for k in clipped[0]
+        ]
+    )
+    assert noise.size >= 300  # the item table alone: >= 18 items x (16 + 1)
+    assert noise.std() == pytest.approx(np.sqrt(6 / 4), rel=0.15)
     user = ckpt.manifest["user_privacy"]
     assert user["unit"] == "user" and user["placement"] == "secagg"
     assert user["rounds"] == 1 and user["sample_rate"] == 1.0 and user["delta"] == 1e-3
