@@ -109,12 +109,23 @@ class ServerOptimizer(Protocol):
         ...
 
 
+# Tensors whose rows only the clients that touched them move (the item table): their
+# averaged delta is diluted by the clients that did not, which the server learning rate
+# undoes. Every other shared tensor (text heads, adapters) gets ``dense_lr``.
+ROW_SPARSE = ("item_factors", "item_bias")
+
+
 class ServerSGD:
     """``x + lr * delta``; with ``momentum > 0`` FedAvgM's heavy-ball momentum."""
 
-    def __init__(self, lr: float, momentum: float = 0.0) -> None:
+    def __init__(self, lr: float, momentum: float = 0.0, dense_lr: float | None = None) -> None:
         self.lr, self.momentum = lr, momentum
+        self.dense_lr = lr if dense_lr is None else dense_lr
         self.velocity: Arrays = {}
+
+    def lr_of(self, name: str) -> float:
+        """The learning rate of one shared tensor (see :data:`ROW_SPARSE`)."""
+        return self.lr if name in ROW_SPARSE else self.dense_lr
 
     def step(self, params: Arrays, delta: Arrays) -> Arrays:
         """One server step."""
@@ -125,7 +136,7 @@ class ServerSGD:
                 v = self.momentum * self.velocity.get(name, np.zeros_like(d)) + d
                 self.velocity[name] = v
                 d = v
-            out[name] = (x + self.lr * d).astype(np.float32)
+            out[name] = (x + self.lr_of(name) * d).astype(np.float32)
         return out
 
     def state_dict(self) -> Arrays:
@@ -145,11 +156,23 @@ class ServerAdaptive:
     """FedAdam / FedYogi: per-coordinate adaptive server steps (Reddi et al. 2021)."""
 
     def __init__(
-        self, lr: float, *, yogi: bool, beta1: float = 0.9, beta2: float = 0.99, tau: float = 1e-3
+        self,
+        lr: float,
+        *,
+        yogi: bool,
+        beta1: float = 0.9,
+        beta2: float = 0.99,
+        tau: float = 1e-3,
+        dense_lr: float | None = None,
     ) -> None:
         self.lr, self.yogi, self.beta1, self.beta2, self.tau = lr, yogi, beta1, beta2, tau
+        self.dense_lr = lr if dense_lr is None else dense_lr
         self.m: Arrays = {}
         self.v: Arrays = {}
+
+    def lr_of(self, name: str) -> float:
+        """The learning rate of one shared tensor (see :data:`ROW_SPARSE`)."""
+        return self.lr if name in ROW_SPARSE else self.dense_lr
 
     def step(self, params: Arrays, delta: Arrays) -> Arrays:
         """One server step (no bias correction, as in the paper)."""
@@ -164,7 +187,7 @@ class ServerAdaptive:
             else:
                 v = self.beta2 * v_prev + (1 - self.beta2) * d2
             self.m[name], self.v[name] = m, v
-            out[name] = (x + self.lr * m / (np.sqrt(v) + self.tau)).astype(np.float32)
+            out[name] = (x + self.lr_of(name) * m / (np.sqrt(v) + self.tau)).astype(np.float32)
         return out
 
     def state_dict(self) -> Arrays:
@@ -187,17 +210,30 @@ def server_optimizer_for(fed: FederationConfig) -> ServerOptimizer:
         momentum=fed.server_momentum,
         beta2=fed.server_beta2,
         tau=fed.server_tau,
+        dense_lr=fed.dense_server_learning_rate,
     )
 
 
 def make_server_optimizer(
-    strategy: str, *, lr: float, momentum: float, beta2: float, tau: float
+    strategy: str,
+    *,
+    lr: float,
+    momentum: float,
+    beta2: float,
+    tau: float,
+    dense_lr: float | None = None,
 ) -> ServerOptimizer:
-    """The server optimizer of a named strategy (see :data:`STRATEGIES`)."""
+    """The server optimizer of a named strategy (see :data:`STRATEGIES`).
+
+    ``dense_lr`` (default: ``lr``) is the rate of tensors outside :data:`ROW_SPARSE`.
+    """
+    dense = lr if dense_lr is None else dense_lr
     if strategy == "fedavg":
-        return ServerSGD(lr)
+        return ServerSGD(lr, dense_lr=dense)
     if strategy == "fedavgm":
-        return ServerSGD(lr, momentum=momentum)
+        return ServerSGD(lr, momentum=momentum, dense_lr=dense)
     if strategy in ("fedadam", "fedyogi"):
-        return ServerAdaptive(lr, yogi=strategy == "fedyogi", beta1=momentum, beta2=beta2, tau=tau)
+        return ServerAdaptive(
+            lr, yogi=strategy == "fedyogi", beta1=momentum, beta2=beta2, tau=tau, dense_lr=dense
+        )
     raise ValueError(f"strategy must be one of {STRATEGIES}, got {strategy!r}")

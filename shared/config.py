@@ -182,6 +182,9 @@ class FederationConfig:
     # Each item row is moved by the few clients that saw it, then averaged over all K
     # sampled clients; a server learning rate >> 1 undoes that dilution (1.0 is FedAvg).
     server_learning_rate: float = 100.0
+    # Server learning rate of the dense shared tensors (text heads, adapters): every client
+    # updates all of them, so there is no dilution to undo.
+    dense_server_learning_rate: float = 1.0
     # Server optimizer: fedavg (SGD), fedavgm (momentum), fedadam, fedyogi.
     strategy: str = "fedavg"
     server_momentum: float = 0.9  # FedAvgM momentum; beta1 of FedAdam/FedYogi
@@ -206,6 +209,7 @@ class FederationConfig:
         _check(self.min_train_nodes >= 1, "min-train-nodes must be >= 1")
         _check(self.min_available_nodes >= 0, "min-available-nodes must be >= 0")
         _check(self.server_learning_rate > 0, "server-learning-rate must be > 0")
+        _check(self.dense_server_learning_rate > 0, "dense-server-learning-rate must be > 0")
         _check(self.personalize_epochs >= 0, "personalize-epochs must be >= 0")
         _check(
             self.strategy in STRATEGIES,
@@ -241,6 +245,43 @@ class FaultConfig:
         _check(self.straggler_seconds >= 0, "straggler-seconds must be >= 0")
 
 
+TEXT_TOWERS = ("off", "heads", "lora")
+
+
+@dataclass(frozen=True)
+class TextConfig:
+    """The text towers over all-MiniLM-L6-v2 (hybrid MF; cold start from text).
+
+    ``heads``: the encoder is frozen, item-text embeddings are computed once and cached, and
+    two linear heads are trained (text -> item vector + bias, text -> user vector). ``lora``
+    also trains LoRA adapters on the encoder's top layers for the user tower (meant for
+    GPUs). ``off``: plain MF. Everything trained runs under the same DP-SGD as the factors.
+    """
+
+    text_tower: str = "heads"
+    # Weight of the per-record loss that teaches the user head to map a liked item's text to
+    # the user's (DP-trained) factor: what lets a new user be placed from text.
+    text_align_weight: float = 1.0
+    # Probability, per sample and item, of scoring an item by its text alone in training, so
+    # that the item head must carry signal for items that have no trained factor yet.
+    item_factor_dropout: float = 0.25
+    lora_rank: int = 8
+    lora_layers: int = 2
+    text_max_length: int = 64
+    text_cache_dir: str = ""  # empty: ~/.cache/fedrec/text-embeddings
+
+    def __post_init__(self) -> None:
+        _check(
+            self.text_tower in TEXT_TOWERS,
+            f"text-tower must be one of {', '.join(TEXT_TOWERS)}, got {self.text_tower!r}",
+        )
+        _check(self.text_align_weight >= 0, "text-align-weight must be >= 0")
+        _check(0 <= self.item_factor_dropout < 1, "item-factor-dropout must be in [0, 1)")
+        _check(1 <= self.lora_rank <= 256, "lora-rank must be in [1, 256]")
+        _check(1 <= self.lora_layers <= 6, "lora-layers must be in [1, 6] (the encoder has 6)")
+        _check(8 <= self.text_max_length <= 512, "text-max-length must be in [8, 512]")
+
+
 @dataclass(frozen=True)
 class OutputConfig:
     """Where checkpoints and client state go, and whether to resume."""
@@ -263,6 +304,7 @@ class FedRecConfig:
     privacy: PrivacyConfig = field(default_factory=PrivacyConfig)
     federation: FederationConfig = field(default_factory=FederationConfig)
     faults: FaultConfig = field(default_factory=FaultConfig)
+    text: TextConfig = field(default_factory=TextConfig)
     output: OutputConfig = field(default_factory=OutputConfig)
 
     def __post_init__(self) -> None:
@@ -365,6 +407,7 @@ __all__ = [
     "FedRecConfig",
     "OutputConfig",
     "PrivacyConfig",
+    "TextConfig",
     "TrainConfig",
     "default_config",
     "from_run_config",

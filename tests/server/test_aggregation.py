@@ -116,3 +116,21 @@ def test_unknown_names_are_errors() -> None:
         make_server_optimizer("fedsgd", lr=1, momentum=0, beta2=0.9, tau=1e-3)
     with pytest.raises(ValueError, match="aggregation must be one of"):
         combine([_d(1.0)], "mode")
+
+
+def test_dense_tensors_get_their_own_server_learning_rate() -> None:
+    # The item table's averaged delta is diluted by clients that never touched a row; the
+    # text heads are updated by every client, so a large server rate would blow them up.
+    from fedrec.server.aggregation import make_server_optimizer
+
+    params = {"item_factors": np.zeros(2), "text.user_head.weight": np.zeros(2)}
+    delta = {"item_factors": np.ones(2), "text.user_head.weight": np.ones(2)}
+    for strategy in ("fedavg", "fedavgm"):
+        opt = make_server_optimizer(
+            strategy, lr=100.0, momentum=0.0, beta2=0.99, tau=1e-3, dense_lr=1.0
+        )
+        out = opt.step(params, delta)
+        np.testing.assert_allclose(out["item_factors"], 100.0)
+        np.testing.assert_allclose(out["text.user_head.weight"], 1.0)
+    same = make_server_optimizer("fedavg", lr=3.0, momentum=0.0, beta2=0.99, tau=1e-3)
+    np.testing.assert_allclose(same.step(params, delta)["text.user_head.weight"], 3.0)
