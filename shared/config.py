@@ -102,6 +102,11 @@ class PrivacyConfig:
     # Each client refuses to train a round that would take its epsilon (at target-delta)
     # above this budget, and says so; 0 means no budget.
     epsilon_budget: float = 0.0
+    # false (default): DP-SGD noise comes from a generator seeded with 63 secret bits from
+    # the OS, so nobody can regenerate and subtract it. true: seeded from the public run
+    # seed, for bit-reproducible experiments only -- the guarantee then does not hold
+    # against anyone who knows the seed (the manifest says so).
+    reproducible_noise: bool = False
     # User-level DP (unit: one client's whole update in a round; see docs/privacy.md):
     # off | central (the server clips each update and noises the sum) | local (each client
     # clips and adds the full noise) | secagg (each client clips and adds its share of the

@@ -122,6 +122,12 @@ def report_for(cfg: PrivacyConfig, epsilon: float | None) -> dict[str, object] |
     """The manifest's ``privacy`` entry; ``None`` when DP is off (no claim is made)."""
     if not cfg.dp_enabled:
         return None
+    covers = COVERS
+    if cfg.reproducible_noise:
+        covers += (
+            " WARNING: reproducible-noise=true seeded the noise from the public run seed; "
+            "anyone who knows the seed can remove it, so this guarantee does not hold."
+        )
     return PrivacyReport(
         unit=UNIT,
         mechanism=MECHANISM,
@@ -129,5 +135,5 @@ def report_for(cfg: PrivacyConfig, epsilon: float | None) -> dict[str, object] |
         delta=cfg.target_delta,
         noise_multiplier=cfg.noise_multiplier,
         max_grad_norm=cfg.max_grad_norm,
-        covers=COVERS,
+        covers=covers,
     ).to_dict()

@@ -9,6 +9,7 @@ is really a positive is the price, and is standard in uniform negative sampling.
 from __future__ import annotations
 
 import logging
+import secrets
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -150,7 +151,9 @@ def train_local(
             "noise_multiplier": privacy.noise_multiplier,
             "max_grad_norm": privacy.max_grad_norm,
             "poisson_sampling": True,
-            "noise_generator": torch.Generator(device=device).manual_seed(int(seed) + 1),
+            "noise_generator": torch.Generator(device=device).manual_seed(
+                int(seed) + 1 if privacy.reproducible_noise else secrets.randbits(63)
+            ),
         }
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")

@@ -284,7 +284,15 @@ def test_a_lost_round_that_cannot_be_rolled_back_is_refused(tmp_path) -> None:  
 
 def _tiny_client() -> tuple[FedRecConfig, ClientData, dict[str, np.ndarray]]:
     cfg = resolve_config(
-        {}, {"embedding-dim": 4, "local-epochs": 1, "dp-sample-rate": 0.25, "text-tower": "off"}
+        {},
+        {
+            "embedding-dim": 4,
+            "local-epochs": 1,
+            "dp-sample-rate": 0.25,
+            "text-tower": "off",
+            # Bit-equal reruns are what these tests compare; never the default (see privacy.md).
+            "reproducible-noise": True,
+        },
     )
     rng = np.random.default_rng(0)
     n_items = 12

@@ -229,3 +229,28 @@ def test_dp_plan_is_what_training_runs(n: int) -> None:
     )
     sigma, q, steps = dp_plan(n, train, privacy)
     assert res.accountant_history == [(sigma, pytest.approx(q), steps)]
+
+
+def test_dp_noise_cannot_be_regenerated_from_the_public_seed() -> None:
+    # Regression: the noise generator was seeded from the run seed (in every manifest),
+    # so the server could recompute and subtract a client's DP-SGD noise.
+    updates = []
+    for _ in range(2):
+        model = _model()
+        users, items = _data()
+        train_local(model, users, items, train=TrainConfig(), privacy=PrivacyConfig(), seed=7)
+        updates.append(model.get_shared()["item_factors"])
+    assert not np.allclose(updates[0], updates[1])
+    # Only an explicit opt-in makes it reproducible, and the report then says so.
+    again = []
+    for _ in range(2):
+        model = _model()
+        users, items = _data()
+        privacy = PrivacyConfig(reproducible_noise=True)
+        train_local(model, users, items, train=TrainConfig(), privacy=privacy, seed=7)
+        again.append(model.get_shared()["item_factors"])
+    np.testing.assert_array_equal(again[0], again[1])
+    from fedrec.shared.privacy import report_for
+
+    assert "does not hold" in str(report_for(PrivacyConfig(reproducible_noise=True), 1.0))
+    assert "does not hold" not in str(report_for(PrivacyConfig(), 1.0))
