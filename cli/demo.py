@@ -19,6 +19,8 @@ from fedrec.simulations.runner import simulate
 
 # Star Wars (1977), The Empire Strikes Back (1980), Return of the Jedi (1983) in ML-100K ids.
 DEMO_LIKED = ["50", "172", "181"]
+# A new user who describes their taste in words (no item ids): the text towers place them.
+DEMO_TEXT = "funny animated films for the whole family"
 
 
 class _BackgroundServer:
@@ -93,6 +95,17 @@ def run_demo(overrides: dict[str, Any], *, port: int, console: Console) -> None:
                 title_of.get(item.get("because") or "", ""),
             )
         console.print(table)
+        if cfg.text.text_tower != "off":
+            body = {"text": DEMO_TEXT, "k": 5}
+            resp = http.post("/v1/recommendations/cold-start", json=body).raise_for_status()
+            table = Table(title=f'POST /v1/recommendations/cold-start  (text: "{DEMO_TEXT}")')
+            for col in ("#", "item", "title", "score", "because"):
+                table.add_column(col)
+            for rank, item in enumerate(resp.json()["items"], 1):
+                table.add_row(
+                    str(rank), item["id"], item["title"], f"{item['score']:.3f}", item["because"]
+                )
+            console.print(table)
     console.print(
         f"model and checkpoints: {run_dir}   serve it: fedrec serve --model-path {run_dir}"
     )
