@@ -55,3 +55,11 @@ def test_malformed_ratings_file_names_file_and_line(tmp_path: Path) -> None:
     assert out.returncode == 2
     text = " ".join((out.stdout + out.stderr).split())
     assert "ratings.csv" in text and "line 3" in text
+
+
+def test_bench_lists_the_text_benchmarks_and_rerenders_cold_start(tmp_path: Path) -> None:
+    out = _fedrec("bench", "--help")
+    assert out.returncode == 0
+    assert "cold-start" in out.stdout and "encoder" in out.stdout
+    missing = _fedrec("bench", "cold-start", "--render-only", "--output-dir", str(tmp_path))
+    assert missing.returncode == 2 and "run the benchmark first" in missing.stdout + missing.stderr
