@@ -1,0 +1,65 @@
+"""The serving model over a checkpoint trained with LoRA adapters (text-tower = lora)."""
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from fedrec.server.recommend import Recommender
+from fedrec.shared.checkpoint import load_checkpoint, save_catalog, save_checkpoint
+from fedrec.shared.config import FedRecConfig
+from fedrec.shared.data.dataset import ItemCatalog
+from fedrec.shared.models.encoder import lora_state
+from fedrec.shared.models.factory import init_global
+from fedrec.shared.models.hybrid import LORA_PREFIX
+
+
+def test_lora_checkpoint_serves_text_through_its_adapters(tmp_path: Path) -> None:
+    cfg = FedRecConfig().replace(
+        **{
+            "text-tower": "lora",
+            "lora-rank": 2,
+            "lora-layers": 1,
+            "embedding-dim": 4,
+            "text-cache-dir": str(tmp_path / "cache"),
+        }
+    )
+    texts = [f"Film {i}. Genres: {'Action' if i % 2 else 'Comedy'}." for i in range(6)]
+    catalog = ItemCatalog(
+        raw_ids=[str(i) for i in range(6)],
+        titles=[f"Film {i}" for i in range(6)],
+        genres=[["Action"] if i % 2 else ["Comedy"] for i in range(6)],
+        texts=texts,
+        years=[None] * 6,
+    )
+    tensors = init_global(cfg, 6)
+    # Trained adapters: B is no longer zero, so the adapted encoder differs from the frozen one.
+    for key in tensors:
+        if key.startswith(LORA_PREFIX) and "lora_B" in key:
+            tensors[key] = (
+                np.random.default_rng(0).normal(0, 0.5, tensors[key].shape).astype(np.float32)
+            )
+    run = tmp_path / "run"
+    save_catalog(run, catalog)
+    save_checkpoint(
+        run,
+        round=1,
+        tensors=tensors,
+        run_name="lora",
+        kind="federated",
+        config=cfg.to_run_config(),
+        metrics={},
+        history=[{"round": 1}],
+        privacy=None,
+    )
+    rec = Recommender.from_checkpoint(load_checkpoint(run))
+    assert rec.towers is not None and rec.towers.user_encoder is not rec.towers.item_encoder
+    for name, p in lora_state(rec.towers.user_encoder).items():
+        np.testing.assert_array_equal(p.detach().numpy(), tensors[LORA_PREFIX + name])
+    text = "loud action films"
+    adapted, _ = rec.towers.encode_user([text])
+    frozen = rec.towers.encode_items([text])
+    assert not np.allclose(adapted, frozen, atol=1e-4)
+    result = rec.cold_start(text=text, k=3)
+    assert len(result.items) == 3 and all(i.because for i in result.items)
+    assert torch.is_grad_enabled()  # serving does not leave autograd switched off
