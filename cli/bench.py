@@ -96,3 +96,71 @@ def federation(
         catalogue_clients=catalogue_clients,
     )
     console.print((output_dir / "federation.md").read_text())
+
+
+def _floats(text: str) -> list[float]:
+    try:
+        return [float(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise typer.BadParameter(f"expected comma-separated numbers, got {text!r}") from None
+
+
+@bench_app.command("attack")
+def attack(
+    config: ConfigOpt = None,
+    scenario: ScenarioOpt = None,
+    targets: Annotated[int, typer.Option(help="Target clients (users) to attack.")] = 100,
+    rounds: Annotated[
+        str, typer.Option(help="Rounds whose global model is attacked (comma-separated).")
+    ] = "1,4",
+    record_sigmas: Annotated[
+        str, typer.Option(help="Record-level DP-SGD noise multipliers (comma-separated).")
+    ] = "1,1.5,4.5",
+    user_sigmas: Annotated[
+        str, typer.Option(help="User-level DP noise multipliers σ (noise σC; comma-separated).")
+    ] = "0.01,0.1,1",
+    secagg: Annotated[
+        str, typer.Option(help="Secure-aggregation cohort sizes K (comma-separated).")
+    ] = "10,100",
+    secagg_sigma: Annotated[
+        float,
+        typer.Option(help="σ of distributed user-level DP with the largest K (0: no such row)."),
+    ] = 1.0,
+    seed: Annotated[int, typer.Option(help="Seed of the targets, cohorts and noise.")] = 42,
+    output_dir: Annotated[Path, typer.Option(help="Where the JSON and table go.")] = Path(
+        "docs/benchmarks"
+    ),
+    runs_dir: Annotated[Path, typer.Option(help="Scratch space for client states.")] = Path(
+        "runs/bench"
+    ),
+    name: Annotated[str, typer.Option(help="File name stem of the report.")] = "attack",
+    render_only: Annotated[
+        bool, typer.Option(help="Only re-render the table from the existing JSON.")
+    ] = False,
+) -> None:
+    """What an honest-but-curious server infers from one client's update, per defense."""
+    from fedrec.simulations.attack import run_attack_benchmark, write_report
+
+    setup_logging()
+    if render_only:
+        import json
+
+        source = output_dir / f"{name}.json"
+        if not source.exists():
+            raise typer.BadParameter(f"{source} not found: run the benchmark first")
+        write_report(json.loads(source.read_text()), output_dir, name)
+    else:
+        run_attack_benchmark(
+            overrides=overrides_from(config, scenario),
+            output_dir=output_dir,
+            runs_dir=runs_dir.resolve(),
+            name=name,
+            targets=targets,
+            attack_rounds=_ints(rounds),
+            record_sigmas=_floats(record_sigmas),
+            user_sigmas=_floats(user_sigmas),
+            secagg_sizes=_ints(secagg),
+            distributed_sigma=secagg_sigma,
+            seed=seed,
+        )
+    console.print((output_dir / f"{name}.md").read_text())
