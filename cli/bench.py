@@ -63,6 +63,76 @@ def _ints(text: str) -> list[int]:
         raise typer.BadParameter(f"expected comma-separated integers, got {text!r}") from None
 
 
+@bench_app.command("cold-start")
+def cold_start(
+    config: ConfigOpt = None,
+    rounds: Annotated[int, typer.Option(min=1, help="Federated rounds per model.")] = 8,
+    fraction: Annotated[
+        float, typer.Option(min=0.01, max=0.5, help="Share of users and of items held out.")
+    ] = 0.1,
+    output_dir: Annotated[Path, typer.Option(help="Where the JSON and table go.")] = Path(
+        "docs/benchmarks"
+    ),
+    runs_dir: Annotated[Path, typer.Option(help="Where the benchmark's runs go.")] = Path(
+        "runs/bench"
+    ),
+    render_only: Annotated[
+        bool, typer.Option(help="Only re-render the table from the existing JSON.")
+    ] = False,
+) -> None:
+    """New users (1/3/5 liked items, or text) and new items (text) vs baselines; warm users."""
+    from fedrec.simulations.bench_coldstart import (
+        run_coldstart_benchmark,
+        write_coldstart_report,
+    )
+
+    setup_logging()
+    if render_only:
+        import json
+
+        source = output_dir / "coldstart.json"
+        if not source.exists():
+            raise typer.BadParameter(f"{source} not found: run the benchmark first")
+        write_coldstart_report(json.loads(source.read_text()), output_dir, "coldstart")
+    else:
+        run_coldstart_benchmark(
+            output_dir=output_dir,
+            runs_dir=runs_dir.resolve(),
+            rounds=rounds,
+            fraction=fraction,
+            overrides=overrides_from(config, None),
+        )
+    console.print((output_dir / "coldstart.md").read_text())
+
+
+@bench_app.command("encoder")
+def encoder(
+    output_dir: Annotated[Path, typer.Option(help="Where the JSON and table go.")] = Path(
+        "docs/benchmarks"
+    ),
+    device: Annotated[str, typer.Option(help="auto, cpu or cuda[:N].")] = "auto",
+    name: Annotated[str, typer.Option(help="File name stem of the report.")] = "encoder",
+    requests: Annotated[int, typer.Option(min=10, help="Timed single requests.")] = 200,
+    clients: Annotated[int, typer.Option(min=1, help="Clients timed per training arm.")] = 10,
+    lora_clients: Annotated[
+        int, typer.Option(min=1, help="Clients timed in the LoRA arms (slow on a CPU).")
+    ] = 2,
+) -> None:
+    """Encoder latency (batch 1 / batched) and local-step cost: MF vs heads vs LoRA, DP on/off."""
+    from fedrec.simulations.bench_encoder import run_encoder_benchmark
+
+    setup_logging()
+    run_encoder_benchmark(
+        output_dir=output_dir,
+        device=device,
+        name=name,
+        requests=requests,
+        clients=clients,
+        lora_clients=lora_clients,
+    )
+    console.print((output_dir / f"{name}.md").read_text())
+
+
 @bench_app.command("federation")
 def federation(
     config: ConfigOpt = None,
