@@ -270,6 +270,38 @@ class Recommender:
             vec = 0.5 * (vec + self.towers.user_part(self.emb[liked]).mean(axis=0))
         return vec  # type: ignore[no-any-return]
 
+    def fold_in(
+        self,
+        liked: np.ndarray,
+        start: np.ndarray | None = None,
+        *,
+        steps: int = 100,
+        lr: float = 0.5,
+        reg: float = 0.05,
+        negatives: int = 64,
+        seed: int = 0,
+    ) -> np.ndarray:
+        """A user vector fit to ``liked`` with the item side frozen (MF "fold-in").
+
+        BPR of each liked item against uniformly drawn items, L2-regularised towards
+        ``start`` (default: zero), by gradient descent: what a client's personalisation
+        does, run here on the few items a new user sends. Seeded, so answers are stable.
+        """
+        rng = np.random.default_rng(seed)
+        anchor = (
+            np.zeros(self.q.shape[1], np.float64) if start is None else start.astype(np.float64)
+        )
+        u = anchor.copy()
+        q_pos, b_pos = self.q[liked].astype(np.float64), self.b[liked].astype(np.float64)
+        for _ in range(steps):
+            neg = rng.integers(0, self.n_items, size=(len(liked), negatives))
+            diff = q_pos[:, None, :] - self.q[neg]  # [L, N, d]
+            x = diff @ u + (b_pos[:, None] - self.b[neg])
+            weight = 1.0 / (1.0 + np.exp(np.clip(x, -30, 30)))  # -d/dx log sigmoid(x)
+            grad = -(weight[..., None] * diff).mean(axis=(0, 1)) + reg * (u - anchor)
+            u -= lr * grad
+        return u.astype(np.float32)
+
     def text_vector(self, text: str) -> tuple[np.ndarray, bool]:
         """The user vector of free text, and whether the text was truncated."""
         if self.towers is None:

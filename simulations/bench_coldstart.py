@@ -130,14 +130,22 @@ def genre_text(genres: Sequence[Sequence[str]], top: int = 3) -> str:
 
 
 def _train(cfg: FedRecConfig, rounds: int, state_root: Path, label: str) -> PlainFederation:
+    """Federate ``rounds`` rounds (or reload a finished run's global model from its folder)."""
     _, split = load_split(cfg.data)
     fed = PlainFederation(cfg, split.n_users, init_global(cfg, split.n_items), state_root)
+    saved = state_root / "global.npz"
+    if saved.is_file():
+        with np.load(saved) as arrays:
+            fed.shared = {k: arrays[k] for k in arrays.files}
+        logger.info("%s: reusing the trained global model in %s", label, saved)
+        return fed
     every = list(range(split.n_users))
     for rnd in range(1, rounds + 1):
         seconds = fed.train_round(every, rnd)
         logger.info(
             "%s: round %d/%d trained %d clients in %.1fs", label, rnd, rounds, len(every), seconds
         )
+    np.savez(saved, **fed.shared)  # so the evaluation can be re-run without training
     return fed
 
 
@@ -214,6 +222,14 @@ def user_cold_start(
             add(f"hybrid: user tower only ({n} liked)", rec_hy.q @ hy_text + rec_hy.b, given5)
             scores, _, _ = rec_hy.user_scores(g)
             add(f"hybrid, served ({n} liked)", scores, given5)
+            u_mf = rec_mf.fold_in(g)
+            add(f"MF-only: fold-in ({n} liked)", rec_mf.q @ u_mf + rec_mf.b, given5)
+            u_hy = rec_hy.fold_in(g, start=hy_text)
+            add(
+                f"hybrid: fold-in from the user tower ({n} liked)",
+                rec_hy.q @ u_hy + rec_hy.b,
+                given5,
+            )
         text = genre_text([warm.items.genres[i] for i in given5])
         scores, _, _ = rec_hy.user_scores(np.zeros(0, np.int64), text)
         add("hybrid, served (text only)", scores, given5)
@@ -298,6 +314,7 @@ def run_coldstart_benchmark(
     fraction: float = 0.1,
     overrides: dict[str, Any] | None = None,
     name: str = "coldstart",
+    work_dir: Path | None = None,
 ) -> dict[str, Any]:
     """Train MF-only and hybrid federations on the warm data and evaluate cold start."""
     t_start = time.perf_counter()
@@ -305,7 +322,7 @@ def run_coldstart_benchmark(
     base_cfg = resolve_config({}, overrides or {})
     full = load_dataset(base_cfg.data)
     cold = choose_cold(full.n_users, full.n_items, fraction=fraction, seed=base_cfg.data.seed)
-    work = runs_dir / f"bench-coldstart-{stamp}"
+    work = work_dir or runs_dir / f"bench-coldstart-{stamp}"
     ratings = write_warm_dataset(full, cold, work / "warm-data")
     common = {
         **TRAIN_SETTINGS,
@@ -315,7 +332,9 @@ def run_coldstart_benchmark(
         "output-dir": str(runs_dir),
     }
     cfg_mf = resolve_config({}, {**common, "text-tower": "off", "run-name": f"{work.name}-mf"})
-    cfg_hy = resolve_config({}, {**common, "text-tower": "heads", "run-name": f"{work.name}-hy"})
+    cfg_hy = resolve_config({}, {**common, "run-name": f"{work.name}-hy"})
+    if cfg_hy.text.text_tower == "off":
+        cfg_hy = cfg_hy.replace(**{"text-tower": "heads"})
     warm, _ = load_split(cfg_hy.data)
     timings: dict[str, float] = {}
     t0 = time.perf_counter()

@@ -63,3 +63,25 @@ def test_lora_checkpoint_serves_text_through_its_adapters(tmp_path: Path) -> Non
     result = rec.cold_start(text=text, k=3)
     assert len(result.items) == 3 and all(i.because for i in result.items)
     assert torch.is_grad_enabled()  # serving does not leave autograd switched off
+
+
+def test_fold_in_fits_a_user_to_the_liked_items_deterministically() -> None:
+    rng = np.random.default_rng(0)
+    q = rng.normal(0, 1, (40, 4)).astype(np.float32)
+    catalog = ItemCatalog(
+        raw_ids=[str(i) for i in range(40)],
+        titles=[str(i) for i in range(40)],
+        genres=[[] for _ in range(40)],
+        texts=[str(i) for i in range(40)],
+        years=[None] * 40,
+    )
+    rec = Recommender(q, np.zeros(40, np.float32), catalog)
+    liked = np.array([3, 7, 11])
+    u = rec.fold_in(liked)
+    np.testing.assert_array_equal(u, rec.fold_in(liked))
+    scores = rec.q @ u
+    # The liked items end up ranked above the typical item.
+    assert np.mean(scores[liked]) > np.percentile(scores, 75)
+    # A strong pull towards the start keeps the answer there.
+    start = np.ones(4, np.float32)
+    np.testing.assert_allclose(rec.fold_in(liked, start, reg=1e6, lr=1e-7), start, atol=1e-3)
