@@ -142,3 +142,28 @@ def test_clients_stop_at_their_privacy_budget(tmp_path: Path) -> None:
     assert ckpt.manifest["privacy"]["epsilon"] <= 5.0
     for state in (run_dir / "clients").glob("partition-*/state.json"):
         assert json.loads(state.read_text())["rounds_trained"] == [1]
+
+
+def test_stragglers_past_the_round_timeout_are_left_out_and_counted(tmp_path: Path) -> None:
+    # Half the clients sleep far longer than the round waits: the round still completes
+    # (checkpointed) with whoever replied in time, and the history says how many did not.
+    # (Which clients answer in time depends on actor scheduling, so only counts are fixed.)
+    settings = _settings(
+        tmp_path,
+        **{
+            "dp-enabled": False,
+            "num-rounds": 1,
+            "fraction-train": 1.0,
+            "fraction-evaluate": 0.0,
+            "final-evaluate-all": False,
+            "text-tower": "off",
+            "straggler-rate": 0.5,
+            "straggler-seconds": 60.0,
+            "round-timeout": 15.0,
+        },
+    )
+    run_dir = simulate(settings, num_supernodes=N_USERS)
+    (row,) = load_checkpoint(run_dir).manifest["history"]
+    assert row["clients-sampled"] == N_USERS
+    assert row["clients-timed-out"] >= 1
+    assert row["clients-ok"] + row["clients-timed-out"] + row["clients-failed"] == N_USERS
