@@ -133,6 +133,67 @@ def encoder(
     console.print((output_dir / f"{name}.md").read_text())
 
 
+@bench_app.command("privacy")
+def privacy(
+    config: ConfigOpt = None,
+    rounds: Annotated[int, typer.Option(min=1, help="Federated rounds per point.")] = 5,
+    epsilons: Annotated[
+        str, typer.Option(help="Target epsilons (comma-separated); infinity (no DP) always runs.")
+    ] = "0.5,1,2,4,8",
+    levels: Annotated[
+        str, typer.Option(help="Which curves: record, user or both (comma-separated).")
+    ] = "record,user",
+    user_clip: Annotated[
+        float,
+        typer.Option(min=0.0, help="User-level clip bound C (0: median update norm without DP)."),
+    ] = 0.0,
+    scale: Annotated[
+        str,
+        typer.Option(
+            help="User-level extrapolation: noise of a federation m times larger at epsilon 8 "
+            "(comma-separated m; empty: none)."
+        ),
+    ] = "10",
+    output_dir: Annotated[Path, typer.Option(help="Where the JSON, table and plot go.")] = Path(
+        "docs/benchmarks"
+    ),
+    runs_dir: Annotated[Path, typer.Option(help="Scratch space for client states.")] = Path(
+        "runs/bench"
+    ),
+    name: Annotated[str, typer.Option(help="File name stem of the report.")] = "privacy",
+    render_only: Annotated[
+        bool, typer.Option(help="Only re-render the table and plot from the existing JSON.")
+    ] = False,
+) -> None:
+    """NDCG@10 vs epsilon: record-level DP-SGD and user-level DP (central), and no DP."""
+    from fedrec.simulations.bench_privacy import run_privacy_benchmark, write_report
+
+    setup_logging()
+    if render_only:
+        import json
+
+        source = output_dir / f"{name}.json"
+        if not source.exists():
+            raise typer.BadParameter(f"{source} not found: run the benchmark first")
+        write_report(json.loads(source.read_text()), output_dir, name)
+    else:
+        try:
+            run_privacy_benchmark(
+                output_dir=output_dir,
+                runs_dir=runs_dir.resolve(),
+                rounds=rounds,
+                epsilons=_floats(epsilons),
+                levels=[x.strip() for x in levels.split(",") if x.strip()],
+                user_clip=user_clip,
+                scale=_floats(scale),
+                overrides=overrides_from(config, None),
+                name=name,
+            )
+        except ValueError as err:
+            raise typer.BadParameter(str(err)) from None
+    console.print((output_dir / f"{name}.md").read_text())
+
+
 @bench_app.command("federation")
 def federation(
     config: ConfigOpt = None,

@@ -80,7 +80,9 @@ def test_clients_with_one_to_three_interactions_train_under_dp(tmp_path: Path) -
     assert tiny.epsilon > big.epsilon
 
 
-def test_the_plain_loop_refuses_user_level_dp(tmp_path: Path) -> None:
-    cfg = resolve_config({}, {"user-dp": "central"})
+@pytest.mark.parametrize("placement", ["local", "secagg"])
+def test_the_plain_loop_refuses_client_side_user_level_dp(tmp_path: Path, placement: str) -> None:
+    # Only the central placement runs in the plain loop (tests/simulations/test_privacy_bench.py).
+    cfg = resolve_config({}, {"user-dp": placement})
     with pytest.raises(ConfigError, match="does not apply user-level DP"):
         PlainFederation(cfg, 2, {}, tmp_path)

@@ -1,0 +1,295 @@
+"""The ε–utility benchmark: noise calibration, the plain loop's central user-level DP, reports."""
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from fedrec.cli.main import app
+from fedrec.client.state import ClientStateStore
+from fedrec.server.user_dp import CentralNoise
+from fedrec.shared.config import FedRecConfig, resolve_config
+from fedrec.shared.data import load_split
+from fedrec.shared.models.factory import init_global
+from fedrec.shared.privacy import epsilon_of
+from fedrec.shared.user_accounting import account, default_delta
+from fedrec.shared.user_dp import clip_update, update_norm
+from fedrec.simulations import plain
+from fedrec.simulations.bench_privacy import (
+    calibrate_record,
+    calibrate_sigma,
+    calibrate_user,
+    goal_check,
+    markdown_report,
+    record_plans,
+    run_privacy_benchmark,
+    write_report,
+)
+from fedrec.simulations.plain import PlainFederation
+
+
+def _ratings(path: Path, counts: list[int], n_items: int = 40) -> Path:
+    """User u has counts[u] interactions (two of them held out: validation and test)."""
+    rng = np.random.default_rng(1)
+    rows = ["user,item,rating,timestamp"]
+    for u, n in enumerate(counts):
+        for t, i in enumerate(rng.choice(n_items, n, replace=False)):
+            rows.append(f"{u},{i},{int(rng.integers(1, 6))},{1000 + t}")
+    path.write_text("\n".join(rows) + "\n")
+    return path
+
+
+def _cfg(data: Path, **extra: object) -> FedRecConfig:
+    return resolve_config(
+        {},
+        {
+            "dataset": "generic",
+            "data-path": str(data),
+            "embedding-dim": 4,
+            "personalize-epochs": 1,
+            **extra,
+        },
+    )
+
+
+def test_calibration_finds_the_smallest_sigma_within_tolerance() -> None:
+    sigma = calibrate_sigma(lambda s: 10.0 / s, 2.0, rel_tol=0.01)
+    assert 10.0 / sigma <= 2.0
+    assert 10.0 / sigma >= 0.99 * 2.0
+    with pytest.raises(ValueError):
+        calibrate_sigma(lambda s: 1.0 / s, float("inf"))
+
+
+@pytest.mark.parametrize(("q", "rounds"), [(1.0, 5), (0.1, 20)])
+@pytest.mark.parametrize("target", [0.5, 8.0])
+def test_user_level_sigma_hits_the_target_epsilon(q: float, rounds: int, target: float) -> None:
+    delta = default_delta(943)
+    cal = calibrate_user(target, q=q, rounds=rounds, delta=delta)
+    reached = account([(cal["sigma"], q, rounds)], delta, "rdp").epsilon
+    assert reached == pytest.approx(cal["planned_epsilon"])
+    assert 0.99 * target <= reached <= target
+
+
+def test_record_level_sigma_hits_the_target_and_the_clients_accountants_agree(
+    tmp_path: Path,
+) -> None:
+    # 12 to 30 interactions: the clients' DP-SGD plans (q, steps) differ after rounding.
+    counts = [12, 15, 19, 22, 26, 30]
+    cfg = _cfg(_ratings(tmp_path / "r.csv", counts), **{"dp-enabled": True})
+    _, split = load_split(cfg.data)
+    n_records = [int(np.sum(split.train.users == u)) for u in range(split.n_users)]
+    plans = record_plans(n_records, cfg.train, cfg.privacy)
+    assert len(plans) > 1 and sum(plans.values()) == split.n_users
+    rounds, target, delta = 2, 3.0, cfg.privacy.target_delta
+    cal = calibrate_record(target, plans, rounds=rounds, delta=delta)
+    assert 0.97 * target <= cal.planned_epsilon <= target
+    worst = max(epsilon_of([(cal.sigma, q, s * rounds)], delta) for q, s in plans)
+    assert worst == pytest.approx(cal.planned_epsilon)
+
+    # Train the run with that sigma: the clients' own accountants end at the planned epsilon.
+    run_cfg = cfg.replace(**{"noise-multiplier": cal.sigma})
+    fed = PlainFederation(
+        run_cfg, split.n_users, init_global(run_cfg, split.n_items), tmp_path / "c"
+    )
+    for rnd in range(1, rounds + 1):
+        fed.train_round(list(range(split.n_users)), rnd)
+    reached = [
+        ClientStateStore(tmp_path / "c" / f"partition-{p}").load().epsilon  # type: ignore[union-attr]
+        for p in range(split.n_users)
+    ]
+    assert max(reached) == pytest.approx(cal.planned_epsilon, rel=1e-6)
+    assert max(reached) <= target
+
+
+def _fake_local_train(scales: dict[int, float]) -> Any:
+    """A local_train stand-in: client p moves every item factor by p's scale (known norms)."""
+
+    def fake(cfg: Any, data: Any, shared: Any, store: Any, **_: Any) -> tuple[dict, None]:
+        pid = int(store.directory.name.split("-")[-1])
+        out = {k: np.asarray(v, np.float32).copy() for k, v in shared.items()}
+        out["item_factors"] = out["item_factors"] + np.float32(scales[pid])
+        return out, None
+
+    return fake
+
+
+def test_the_plain_loop_central_user_dp_clips_each_update_and_noises_the_sum(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = _ratings(tmp_path / "r.csv", [6, 6, 6, 6], n_items=20)
+    scales = {0: 0.01, 1: 0.5, 2: 1.0, 3: 2.0}  # norms 0.09 to 17.9 with 80 item factors
+    monkeypatch.setattr(plain, "local_train", _fake_local_train(scales))
+    clip, lr = 1.0, 1.0
+
+    def federation(sigma: float, seed: int) -> PlainFederation:
+        cfg = _cfg(
+            data,
+            **{
+                "dp-enabled": False,
+                "user-dp": "central",
+                "user-clip": clip,
+                "user-noise-multiplier": sigma,
+                "server-learning-rate": lr,
+            },
+        )
+        shared = init_global(cfg, 20)
+        noise = CentralNoise(clip, sigma, rng=np.random.default_rng(seed))
+        return PlainFederation(cfg, 4, shared, tmp_path / f"s{sigma}", central_noise=noise)
+
+    def expected_step(fed: PlainFederation, parts: list[int]) -> dict[str, np.ndarray]:
+        deltas = []
+        for p in parts:
+            delta = {k: np.zeros_like(v) for k, v in fed.shared.items()}
+            delta["item_factors"] += np.float32(scales[p])
+            deltas.append(clip_update(delta, clip)[0])
+        return {k: lr * sum(d[k] for d in deltas) / len(parts) for k in fed.shared}
+
+    # Next to no noise: the step is the mean of the clipped updates over the clients sampled.
+    fed = federation(1e-9, 0)
+    before = {k: v.copy() for k, v in fed.shared.items()}
+    want = expected_step(fed, [0, 1, 2, 3])
+    fed.train_round([0, 1, 2, 3], 1)
+    for k in before:
+        np.testing.assert_allclose(fed.shared[k] - before[k], want[k], atol=1e-5)
+    assert fed.last_norms == pytest.approx([np.sqrt(80) * s for s in scales.values()], rel=1e-5)
+    assert update_norm({k: fed.shared[k] - before[k] for k in before}) <= clip + 1e-5
+
+    # sigma = 2: the noise has std sigma * C / K on every coordinate of every tensor.
+    fed = federation(2.0, 1)
+    before = {k: v.copy() for k, v in fed.shared.items()}
+    want = expected_step(fed, [0, 1, 2, 3])
+    fed.train_round([0, 1, 2, 3], 1)
+    residual = np.concatenate(
+        [(fed.shared[k] - before[k] - want[k]).ravel() for k in sorted(before)]
+    )
+    assert np.all(residual != 0)
+    assert 0.7 * 0.5 < residual.std() < 1.3 * 0.5
+
+    # The run's user-level account: q = sampled / clients per round, delta = 1/N^1.1.
+    fed.train_round([1, 3], 2)
+    report = fed.user_privacy()
+    assert report is not None and report["placement"] == "central"
+    assert report["delta"] == pytest.approx(default_delta(4))
+    history = [(2.0, 1.0, 1), (2.0, 0.5, 1)]
+    assert report["epsilon"] == pytest.approx(account(history, default_delta(4), "rdp").epsilon)
+    assert report["rounds"] == 2
+
+
+def _point(target: float, ndcg: float, sigma: float, *, user: bool) -> dict[str, Any]:
+    point: dict[str, Any] = {
+        "calibration": {"target": target, "sigma": sigma, "planned_epsilon": target},
+        "metrics": {"ndcg@10_full": ndcg, "hr@10_full": 2 * ndcg, "n_users": 943.0},
+        "ndcg_standard_error": 0.005,
+        "paired_se_vs_no_dp": 0.003,
+        "rounds": [{"round": 1, "clipped_fraction": 0.5}] if user else [{"round": 1}],
+    }
+    if user:
+        point["user_privacy"] = {"epsilon": target * 0.995}
+        point["noise_std_on_average"] = sigma * 2.0 / 943
+    else:
+        point["record_epsilon_max"] = target * 0.99
+    return point
+
+
+def _result(user_ndcg_at_8: float) -> dict[str, Any]:
+    return {
+        "benchmark": "privacy",
+        "complete": True,
+        "date": "2026-01-01T00:00:00+00:00",
+        "dataset": "ml-100k",
+        "users": 943,
+        "items": 1682,
+        "rounds": 5,
+        "clients_per_round": 943,
+        "settings": {"fraction-train": 1.0, "server-learning-rate": 100.0, "text-tower": "off"},
+        "evaluation": "personalised",
+        "loop": "plain loop",
+        "machine": {"cpus": 2, "torch_threads": 1, "platform": "linux", "torch": "2"},
+        "popularity": {"ndcg@10_full": 0.0424},
+        "no_dp": {
+            "metrics": {"ndcg@10_full": 0.05, "hr@10_full": 0.1, "n_users": 943.0},
+            "ndcg_standard_error": 0.005,
+        },
+        "record": {
+            "max_grad_norm": 1.0,
+            "dp_sample_rate": 0.1,
+            "delta": 1e-5,
+            "plans": [{"sample_rate": 0.1, "steps_per_round": 20, "clients": 943}],
+            "points": [_point(1.0, 0.02, 3.0, user=False), _point(8.0, 0.03, 0.8, user=False)],
+        },
+        "user": {
+            "placement": "central",
+            "sample_rate": 1.0,
+            "delta": default_delta(943),
+            "accountant": "rdp",
+            "clip": 2.4,
+            "clip_source": "median",
+            "points": [
+                _point(1.0, 0.04, 5.0, user=True),
+                _point(8.0, user_ndcg_at_8, 1.2, user=True),
+            ],
+            "scale": [],
+        },
+        "total_s": 600.0,
+    }
+
+
+def test_the_report_states_the_table_and_whether_the_goal_is_met(tmp_path: Path) -> None:
+    met = _result(0.046)
+    met["goal"] = goal_check(met)
+    assert met["goal"]["met"] is True and met["goal"]["ratio"] == pytest.approx(0.92)
+    text = markdown_report(met, "privacy.png")
+    assert "| 8 | 1.2 | 7.96 | 0.0460 ± 0.0050 | 0.0920 | 0.92x | -0.0040 ± 0.0030 | 50% |" in text
+    assert "| 1 | 3 | 0.99 | 0.0200 ± 0.0050 | 0.0400 | 0.40x |" in text
+    assert "**met**" in text and "0.92x 0.0500" in text
+    assert "text towers are off" in text
+    missed = _result(0.03)
+    missed["goal"] = goal_check(missed)
+    assert missed["goal"]["met"] is False
+    text = markdown_report(missed, "privacy.png")
+    assert "**not met**" in text
+    # the threshold 0.045 is above popularity: no caveat about popularity
+    assert "does not show personalisation" not in text
+    write_report(missed, tmp_path, "privacy")
+    assert (tmp_path / "privacy.png").stat().st_size > 1000
+    assert (tmp_path / "privacy.md").read_text() == text
+
+
+def test_a_tiny_benchmark_runs_end_to_end_and_renders_from_its_json(tmp_path: Path) -> None:
+    data = _ratings(tmp_path / "r.csv", [8, 10, 12, 9, 11, 14])
+    out = tmp_path / "out"
+    result = run_privacy_benchmark(
+        output_dir=out,
+        runs_dir=tmp_path / "runs",
+        rounds=1,
+        epsilons=(1.0, 8.0),
+        scale=(10,),
+        overrides={
+            "dataset": "generic",
+            "data-path": str(data),
+            "embedding-dim": 4,
+            "personalize-epochs": 1,
+        },
+    )
+    assert result["complete"] and result["goal"]["met"] in (True, False)
+    assert result["settings"]["text-tower"] == "off"
+    assert result["settings"]["client-optimizer"] == "adam"
+    for level in ("record", "user"):
+        targets = sorted(p["calibration"]["target"] for p in result[level]["points"])
+        assert targets == [1.0, 8.0]
+    for p in result["user"]["points"]:
+        assert p["user_privacy"]["epsilon"] <= p["calibration"]["target"] + 1e-9
+        assert p["user_privacy"]["clip"] == result["user"]["clip"] > 0
+    for p in result["record"]["points"]:
+        assert 0.95 * p["calibration"]["target"] <= p["record_epsilon_max"]
+        assert p["record_epsilon_max"] <= p["calibration"]["target"] + 1e-9
+    assert result["user"]["scale"][0]["scale"]["users"] == 60
+    saved = json.loads((out / "privacy.json").read_text())
+    assert saved["complete"] and "ranks_full" not in saved["no_dp"]
+    (out / "privacy.md").unlink()
+    run = CliRunner().invoke(app, ["bench", "privacy", "--render-only", "--output-dir", str(out)])
+    assert run.exit_code == 0, run.output
+    assert "ε–utility curve" in (out / "privacy.md").read_text()
