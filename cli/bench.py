@@ -154,6 +154,12 @@ def privacy(
             "(comma-separated m; empty: none)."
         ),
     ] = "10",
+    repeats: Annotated[
+        int, typer.Option(min=1, help="Runs (fresh noise each) per DP point; the mean is shown.")
+    ] = 1,
+    goal_repeats: Annotated[
+        int, typer.Option(min=0, help="Runs of the user-level point at epsilon 8 (the goal).")
+    ] = 3,
     output_dir: Annotated[Path, typer.Option(help="Where the JSON, table and plot go.")] = Path(
         "docs/benchmarks"
     ),
@@ -186,6 +192,8 @@ def privacy(
                 levels=[x.strip() for x in levels.split(",") if x.strip()],
                 user_clip=user_clip,
                 scale=_floats(scale),
+                repeats=repeats,
+                goal_repeats=goal_repeats,
                 overrides=overrides_from(config, None),
                 name=name,
             )

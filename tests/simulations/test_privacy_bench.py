@@ -267,6 +267,7 @@ def test_a_tiny_benchmark_runs_end_to_end_and_renders_from_its_json(tmp_path: Pa
         rounds=1,
         epsilons=(1.0, 8.0),
         scale=(10,),
+        goal_repeats=2,
         overrides={
             "dataset": "generic",
             "data-path": str(data),
@@ -287,9 +288,15 @@ def test_a_tiny_benchmark_runs_end_to_end_and_renders_from_its_json(tmp_path: Pa
         assert 0.95 * p["calibration"]["target"] <= p["record_epsilon_max"]
         assert p["record_epsilon_max"] <= p["calibration"]["target"] + 1e-9
     assert result["user"]["scale"][0]["scale"]["users"] == 60
+    # The goal point ran twice with fresh noise; its metrics are the mean of the runs.
+    goal = next(p for p in result["user"]["points"] if p["calibration"]["target"] == 8.0)
+    assert len(goal["ndcg_runs"]) == len(goal["runs"]) == 2
+    assert goal["metrics"]["ndcg@10_full"] == pytest.approx(np.mean(goal["ndcg_runs"]))
+    assert result["goal"]["ndcg"] == pytest.approx(np.mean(goal["ndcg_runs"]))
     saved = json.loads((out / "privacy.json").read_text())
     assert saved["complete"] and "ranks_full" not in saved["no_dp"]
     (out / "privacy.md").unlink()
     run = CliRunner().invoke(app, ["bench", "privacy", "--render-only", "--output-dir", str(out)])
     assert run.exit_code == 0, run.output
-    assert "ε–utility curve" in (out / "privacy.md").read_text()
+    text = (out / "privacy.md").read_text()
+    assert "ε–utility curve" in text and "mean of 2 runs" in text
