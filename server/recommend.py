@@ -3,11 +3,13 @@
 The server never holds a user's private factor. A new user is placed in the factor space
 from what they tell us: items they like, free text, or both.
 
-- MF only: the user vector is the mean of the liked items' factors (the MF-only cold start).
+- Liked items: a start vector (MF only: the mean of their factors; hybrid: that mean
+  averaged with the user head over their texts) is refined by fold-in, a few seeded BPR
+  steps on the liked items with the item side frozen.
 - Hybrid (``text-tower`` heads/lora): item vectors are ``q_i + W_i e_i`` (a new item, added
-  from its text, has ``q = 0``); liked items contribute the mean of their vectors and of
-  the user head applied to their texts; free text contributes the user head applied to
-  its embedding. Sources given together are averaged.
+  from its text, has ``q = 0``); free text contributes the user head applied to its
+  embedding; given together with liked items, the two start vectors are averaged before
+  the fold-in.
 
 Each recommendation says what drove it: the liked item whose vector agrees most with it,
 or the word of the user's text whose vector does, whichever scores higher.
@@ -312,6 +314,21 @@ class Recommender:
         emb, truncated = self.towers.encode_user([text])
         return self.towers.user_part(emb)[0], truncated[0]
 
+    def text_neighbours(self, text: str, m: int = 20) -> tuple[np.ndarray, np.ndarray]:
+        """The ``m`` catalogue items whose texts are nearest ``text`` and their weights.
+
+        Weights are a softmax of cosine similarities (temperature 0.05), so the closest
+        texts dominate. Used to read free text through the items it resembles.
+        """
+        if self.towers is None:
+            raise NoTextTower("this model was trained without text towers (text-tower = off)")
+        query = self.towers.encode_items([text])[0]
+        sims = self.emb @ query
+        top = np.argsort(-sims, kind="stable")[: min(m, len(sims))]
+        logits = (sims[top] - sims[top].max()) / 0.05
+        weights = np.exp(logits) / np.exp(logits).sum()
+        return top, weights
+
     def user_scores(
         self, liked: np.ndarray, text: str | None = None
     ) -> tuple[np.ndarray, np.ndarray, list[str]]:
@@ -329,6 +346,9 @@ class Recommender:
         if not parts:
             raise ValueError("give liked item ids, text, or both")
         user = np.mean(parts, axis=0)
+        if liked.size:
+            # Fold-in from there: measured best of the rules in docs/benchmarks/coldstart.md.
+            user = self.fold_in(liked, start=user)
         q, b = self.q, self.b
         return q @ user + b, user, warnings
 

@@ -269,7 +269,7 @@ class TextConfig:
     text_align_weight: float = 1.0
     # Probability, per sample and item, of scoring an item by its text alone in training, so
     # that the item head must carry signal for items that have no trained factor yet.
-    item_factor_dropout: float = 0.25
+    item_factor_dropout: float = 0.1
     lora_rank: int = 8
     lora_layers: int = 2
     text_max_length: int = 64

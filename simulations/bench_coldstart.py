@@ -211,28 +211,27 @@ def user_cold_start(
         add("popularity", pop, given5)
         for n in GIVEN:
             g = given5[:n]
-            add(
-                f"MF-only: mean of liked factors ({n} liked)",
-                rec_mf.q[g].mean(0) @ rec_mf.q.T + rec_mf.b,
-                given5,
-            )
-            hy_items = rec_hy.q[g].mean(0)
-            hy_text = towers.user_part(rec_hy.emb[g]).mean(0)
-            add(f"hybrid: item vectors only ({n} liked)", rec_hy.q @ hy_items + rec_hy.b, given5)
-            add(f"hybrid: user tower only ({n} liked)", rec_hy.q @ hy_text + rec_hy.b, given5)
+
+            def rank(
+                name: str, model: Recommender, user: np.ndarray, n: int = n, ex: np.ndarray = given5
+            ) -> None:
+                add(f"{name} ({n} liked)", model.q @ user + model.b, ex)
+
+            mf_mean = rec_mf.q[g].mean(0)
+            rank("MF-only: mean of liked factors", rec_mf, mf_mean)
+            rank("MF-only: fold-in", rec_mf, rec_mf.fold_in(g, start=mf_mean))
+            rank("hybrid: mean of item vectors", rec_hy, rec_hy.q[g].mean(0))
+            rank("hybrid: user tower only", rec_hy, towers.user_part(rec_hy.emb[g]).mean(0))
             scores, _, _ = rec_hy.user_scores(g)
-            add(f"hybrid, served ({n} liked)", scores, given5)
-            u_mf = rec_mf.fold_in(g)
-            add(f"MF-only: fold-in ({n} liked)", rec_mf.q @ u_mf + rec_mf.b, given5)
-            u_hy = rec_hy.fold_in(g, start=hy_text)
-            add(
-                f"hybrid: fold-in from the user tower ({n} liked)",
-                rec_hy.q @ u_hy + rec_hy.b,
-                given5,
-            )
+            add(f"hybrid, served: both, then fold-in ({n} liked)", scores, given5)
         text = genre_text([warm.items.genres[i] for i in given5])
         scores, _, _ = rec_hy.user_scores(np.zeros(0, np.int64), text)
         add("hybrid, served (text only)", scores, given5)
+        near, weights = rec_hy.text_neighbours(text)
+        u_near = rec_hy.fold_in(near, start=weights @ towers.user_part(rec_hy.emb[near]))
+        add(
+            "hybrid: text -> 20 nearest item texts -> fold-in", rec_hy.q @ u_near + rec_hy.b, given5
+        )
     logger.info(
         "user cold start: %d users evaluated, %d skipped (< 5 liked)", len(relevant), skipped
     )
