@@ -41,6 +41,9 @@ def _command(data: Path, runs: Path) -> list[str]:
         "personalize-epochs": 2,
         "embedding-dim": 8,
         "dp-sample-rate": 0.05,  # DP on: the accountant is part of what must survive
+        # The redone round is compared bit for bit with the lost one, which needs seeded
+        # noise; never the default (privacy.md).
+        "reproducible-noise": "true",
         "output-dir": str(runs),
         "run-name": "killed",
     }
@@ -174,7 +177,7 @@ def test_killed_server_resumes_without_losing_or_repeating_a_round(tmp_path: Pat
         assert _steps(state) == per_round * (ROUNDS + extra)
         assert state.epsilon <= final.manifest["privacy"]["epsilon"] + 1e-9
     # A rolled-back client redid round 3 from its round-2 state with checkpoint 2's model,
-    # so it reached the very state the lost run had reached (training is seeded).
+    # so it reached the very state the lost run had reached (training and noise are seeded).
     for k in lost:
         before_round_4 = ClientStateStore(run_dir / "clients" / f"partition-{k}").load_previous()
         assert before_round_4 is not None
