@@ -55,6 +55,7 @@ from fedrec.client.state import ClientStateStore
 from fedrec.shared.baselines import popularity_score_fn
 from fedrec.shared.config import FedRecConfig, PrivacyConfig, TrainConfig, resolve_config
 from fedrec.shared.data import load_split
+from fedrec.shared.data.dataset import Split
 from fedrec.shared.evaluation import evaluate_model, summarize
 from fedrec.shared.metrics import ndcg_at_k
 from fedrec.shared.models.factory import init_global
@@ -256,6 +257,23 @@ class Bench:
         if self.fraction >= 1:
             return list(range(self.n_users))
         return sample_partitions(self.n_users, self.fraction, seed=self.seed, rnd=rnd)
+
+
+def random_ranking_ndcg(split: Split, k: int = K) -> float:
+    """Expected NDCG@k of a uniformly random full ranking, averaged over users with a test item.
+
+    A user's candidates are the catalogue minus its training and validation items; the
+    test item's rank is uniform over them.
+    """
+    gains = 1.0 / np.log2(np.arange(2, k + 2))
+    values = []
+    for user, train_items in enumerate(split.train_items_by_user()):
+        if split.test_items[user] < 0:
+            continue
+        excluded = set(train_items.tolist()) | ({int(split.valid_items[user])} - {-1})
+        candidates = split.n_items - len(excluded)
+        values.append(float(gains[: min(k, candidates)].sum()) / max(candidates, 1))
+    return float(np.mean(values)) if values else float("nan")
 
 
 def ndcg_standard_error(ranks: Sequence[int], k: int = K) -> float:
@@ -500,6 +518,7 @@ def _run(
             "torch": torch.__version__,
         },
         "popularity": {METRIC: popularity[METRIC], f"hr@{K}_full": popularity[f"hr@{K}_full"]},
+        "random_ranking": {METRIC: random_ranking_ndcg(split)},
         "record": {
             "max_grad_norm": base.privacy.max_grad_norm,
             "dp_sample_rate": base.privacy.dp_sample_rate,
@@ -666,7 +685,7 @@ def plot_curve(result: dict[str, Any], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(7, 4.4))
+    fig, ax = plt.subplots(figsize=(7, 5.8))
     finite: list[float] = []
     for level, style, label in (
         ("record", "o-", "record-level DP-SGD (unit: one interaction)"),
@@ -691,6 +710,25 @@ def plot_curve(result: dict[str, Any], path: Path) -> None:
                 label=f"{label.split(' (')[0]}: single runs",
             )
         finite += xs
+    scaled = result["user"].get("scale") or []
+    if scaled:
+        ys = [float(p["metrics"][METRIC]) for p in scaled]
+        ax.plot(
+            [GOAL_EPSILON] * len(ys),
+            ys,
+            "^",
+            color="tab:green",
+            label=f"user level, noise of m x {result['users']} users at ε = {GOAL_EPSILON:g} "
+            "(extrapolation)",
+        )
+        for p, y in zip(scaled, ys, strict=True):
+            ax.annotate(
+                f" m = {p['scale']['multiplier']:g}",
+                (GOAL_EPSILON, y),
+                fontsize=7,
+                va="center",
+            )
+        finite.append(GOAL_EPSILON)
     hi = max(finite) if finite else 8.0
     x_inf = hi * 4
     ref = float(result["no_dp"]["metrics"][METRIC])
@@ -721,7 +759,7 @@ def plot_curve(result: dict[str, Any], path: Path) -> None:
         f"{result['clients_per_round']} clients/round",
     )
     ax.xaxis.label.set_fontsize(8)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.13), ncol=2)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -760,9 +798,9 @@ def markdown_report(result: dict[str, Any], png: str) -> str:
         f"What: NDCG@10 under full ranking of the federated MF model after {result['rounds']} "
         f"rounds, against the privacy budget ε, for record-level DP-SGD and for user-level DP "
         f"(central placement); ε = ∞ is the same federation without DP. Evaluation: "
-        f"{result['evaluation']} ({int(ref['metrics']['n_users'])} users). One run per point "
-        "(DP noise drawn from OS entropy, so a rerun differs by about the standard error "
-        "shown, ±).",
+        f"{result['evaluation']} ({int(ref['metrics']['n_users'])} users). DP noise is drawn "
+        "from OS entropy, so every run differs: a point is one run unless marked 'mean of n "
+        "runs'.",
         "",
         f"Training, the same for every point: the tuned non-private settings of the "
         f"`{SCENARIO}` scenario ({_settings_line(result['settings'])}), from the same seeded "
@@ -770,17 +808,6 @@ def markdown_report(result: dict[str, Any], png: str) -> str:
         f"round (one client per user), in the {result['loop']}. The text towers are off, as "
         "in quality.md, to keep the runs cheap and comparable to it.",
         "",
-        f"- **Record level** (unit: one interaction): DP-SGD on every client, max-grad-norm "
-        f"{rec['max_grad_norm']}, Poisson sampling at dp-sample-rate {rec['dp_sample_rate']}, "
-        f"δ = {rec['delta']:g}. The noise multiplier σ is calibrated for the target ε over all "
-        f"{result['rounds']} rounds: clients run "
-        f"{len(rec.get('plans', []))} distinct (q, steps per round) plans after rounding to "
-        "whole records "
-        + _plans_range(rec.get("plans", []))
-        + "; Opacus' `get_noise_multiplier` on the plans that spend the most, largest σ, "
-        "checked (and raised where needed) with the project's RDP accountant "
-        "(`shared/privacy.py`). The ε column is what the clients' own accountants hold at the "
-        "end, maximum over clients.",
         f"- **User level, central** (unit: everything one user contributed): the server clips "
         f"each client's whole update to C = {usr['clip']:.3g} ({usr['clip_source']}), adds "
         f"N(0, (σC)²) to the sum once and divides by the {result['clients_per_round']} clients "
@@ -794,6 +821,19 @@ def markdown_report(result: dict[str, Any], png: str) -> str:
         "included.",
         "",
     ]
+    if not result["user"]["points"]:
+        lines.pop(-2)  # the user-level bullet
+    if result["record"]["points"]:
+        lines.insert(len(lines) - (2 if result["user"]["points"] else 1), _record_bullet(result))
+    lines.insert(
+        len(lines) - 1,
+        f"- Arguments: rounds {result['rounds']}, epsilons "
+        f"{', '.join(f'{e:g}' for e in result.get('epsilons', []))}, levels "
+        f"{', '.join(result.get('levels', []))}, repeats {result.get('repeats', 1)}, "
+        f"goal-repeats {result.get('goal_repeats', 0)}, scale "
+        + (", ".join(f"{p['scale']['multiplier']:g}" for p in usr.get("scale", [])) or "none")
+        + ".",
+    )
     for level, title in (
         ("record", "Record-level DP-SGD (ε per interaction, δ = {delta:g})"),
         ("user", "User-level DP, central (ε per user, δ = {delta:.3g})"),
@@ -805,8 +845,11 @@ def markdown_report(result: dict[str, Any], png: str) -> str:
         lines += _level_table(level, points, ref)
         lines.append("")
     pop = float(result["popularity"][METRIC])
+    rnd = (result.get("random_ranking") or {}).get(METRIC)
     lines += [
-        f"Popularity (training counts, same split and protocol): NDCG@10 {pop:.4f}. "
+        f"Popularity (training counts, same split and protocol): NDCG@10 {pop:.4f}"
+        + (f"; a uniformly random ranking: {rnd:.4f} (expected)" if rnd is not None else "")
+        + ". "
         "± after NDCG@10: standard error of the mean over users; after Δ: standard error "
         "of the mean per-user difference to the no-DP model (paired, same users).",
         "",
@@ -837,16 +880,18 @@ def markdown_report(result: dict[str, Any], png: str) -> str:
                 f"{nd:.4f} ± {p['ndcg_standard_error']:.4f} | {nd / ref_ndcg:.2f}x | "
                 f"{nd - ref_ndcg:+.4f} ± {p['paired_se_vs_no_dp']:.4f} |"
             )
+    lines += ["", "Caveats:", ""]
+    lines += _tuning_caveat(result)
+    if rec["points"]:
+        lines.append(
+            "- Without DP-SGD the clients train with batches of batch-size records; under "
+            "DP-SGD with Poisson batches at dp-sample-rate and per-sample clipping. The "
+            "record-level gap to ∞ therefore includes clipping and batch shape, not only noise."
+        )
     lines += [
-        "",
-        "Caveats:",
-        "",
         "- The clip bound is read off the non-private run's updates, i.e. tuned on the "
         "private data without accounting for it; a deployment fixes it in advance (from a "
         "public proxy, or a DP quantile estimate).",
-        "- Without DP-SGD the clients train with batches of batch-size records; under DP-SGD "
-        "with Poisson batches at dp-sample-rate and per-sample clipping. The record-level gap "
-        "to ∞ therefore includes clipping and batch shape, not only noise.",
         "- Central user-level DP protects what the server publishes, not the server's view "
         "(docs/privacy.md).",
         f"- Few rounds ({result['rounds']}): the non-private model is still improving (20 "
@@ -855,6 +900,53 @@ def markdown_report(result: dict[str, Any], png: str) -> str:
         f"![ε–utility curve]({png})",
     ]
     return "\n".join(lines) + "\n"
+
+
+def _span(values: Sequence[float]) -> str:
+    low, high = f"{min(values):.3g}", f"{max(values):.3g}"
+    return low if low == high else f"{low}-{high}"
+
+
+def _tuning_caveat(result: dict[str, Any]) -> list[str]:
+    """Every point shares the non-private tuning; what that does to DP-SGD's updates."""
+
+    def median_norm(point: dict[str, Any]) -> float | None:
+        rounds = point.get("rounds") or []
+        return rounds[-1].get("update_norm_median") if rounds else None
+
+    nodp = median_norm(result["no_dp"])
+    rec = [n for p in result["record"]["points"] if (n := median_norm(p)) is not None]
+    text = (
+        "- Every point uses the non-private tuning, not re-tuned per ε (no search over client "
+        "optimizer, learning rates or clip bounds under noise)."
+    )
+    if rec and nodp:
+        text += (
+            f" Under DP-SGD the local Adam turns each noisy gradient into a step of about the "
+            f"learning rate on every coordinate, so a client's update has median L2 norm "
+            f"{_span(rec)} in the last round at every ε (no DP: {nodp:.3g}), mostly "
+            "noise on every item row, which the server learning rate "
+            f"{result['settings'].get('server-learning-rate')} then applies. Settings that "
+            "suit DP-SGD better were not searched for here."
+        )
+    return [text]
+
+
+def _record_bullet(result: dict[str, Any]) -> str:
+    rec = result["record"]
+    return (
+        f"- **Record level** (unit: one interaction): DP-SGD on every client, max-grad-norm "
+        f"{rec['max_grad_norm']}, Poisson sampling at dp-sample-rate {rec['dp_sample_rate']}, "
+        f"δ = {rec['delta']:g}. The noise multiplier σ is calibrated for the target ε over all "
+        f"{result['rounds']} rounds: clients run "
+        f"{len(rec.get('plans', []))} distinct (q, steps per round) plans after rounding to "
+        "whole records "
+        + _plans_range(rec.get("plans", []))
+        + "; Opacus' `get_noise_multiplier` on the plans that spend the most, largest σ, "
+        "checked (and raised where needed) with the project's RDP accountant "
+        "(`shared/privacy.py`). The ε column is what the clients' own accountants hold at the "
+        "end, maximum over clients."
+    )
 
 
 def _level_table(level: str, points: Sequence[dict[str, Any]], ref: dict[str, Any]) -> list[str]:

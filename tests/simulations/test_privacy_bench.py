@@ -24,6 +24,7 @@ from fedrec.simulations.bench_privacy import (
     calibrate_user,
     goal_check,
     markdown_report,
+    random_ranking_ndcg,
     record_plans,
     run_privacy_benchmark,
     write_report,
@@ -176,6 +177,17 @@ def test_the_plain_loop_central_user_dp_clips_each_update_and_noises_the_sum(
     history = [(2.0, 1.0, 1), (2.0, 0.5, 1)]
     assert report["epsilon"] == pytest.approx(account(history, default_delta(4), "rdp").epsilon)
     assert report["rounds"] == 2
+
+
+def test_random_ranking_level_counts_each_users_candidates(tmp_path: Path) -> None:
+    # 6 interactions per user: 4 training items and the validation item are excluded, so
+    # the test item ranks uniformly among the other n_items - 5 candidates.
+    cfg = _cfg(_ratings(tmp_path / "r.csv", [6] * 8, n_items=40))
+    _, split = load_split(cfg.data)
+    candidates = split.n_items - 5
+    assert candidates > 10
+    gains = 1.0 / np.log2(np.arange(2, 12))
+    assert random_ranking_ndcg(split) == pytest.approx(gains.sum() / candidates)
 
 
 def _point(target: float, ndcg: float, sigma: float, *, user: bool) -> dict[str, Any]:
