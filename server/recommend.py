@@ -39,7 +39,7 @@ from fedrec.shared.models.hybrid import (
     USER_HEAD_B,
     USER_HEAD_W,
 )
-from fedrec.shared.models.text_cache import text_embeddings
+from fedrec.shared.models.text_cache import default_cache_dir, text_embeddings
 
 # Words too common to explain anything.
 _STOP = frozenset(
@@ -200,9 +200,7 @@ class Recommender:
         if any(k.startswith(LORA_PREFIX) for k in tensors):
             lora = (int(config.get("lora-rank", 8)), int(config.get("lora-layers", 2)))
         towers = TextTowers(tensors, item_max_length=item_len, lora=lora, device=device)
-        cache = cache_dir or Path(
-            config.get("text-cache-dir") or Path.home() / ".cache" / "fedrec" / "text-embeddings"
-        )
+        cache = cache_dir or Path(config.get("text-cache-dir") or default_cache_dir())
         emb = text_embeddings(ckpt.catalog.texts, cache, max_length=item_len, device=device)
         return cls(
             tensors["item_factors"],

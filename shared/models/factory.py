@@ -18,7 +18,7 @@ from fedrec.shared.config import FedRecConfig
 from fedrec.shared.models.encoder import TextEncoder, add_lora, lora_state
 from fedrec.shared.models.hybrid import LORA_PREFIX, HybridMF, init_text_shared
 from fedrec.shared.models.mf import MatrixFactorization, init_shared
-from fedrec.shared.models.text_cache import text_embeddings
+from fedrec.shared.models.text_cache import default_cache_dir, text_embeddings
 
 
 def text_cache_dir(cfg: FedRecConfig) -> Path:
@@ -26,9 +26,7 @@ def text_cache_dir(cfg: FedRecConfig) -> Path:
 
     Entries are keyed by a hash of model and texts, so one cache serves every run.
     """
-    if cfg.text.text_cache_dir:
-        return Path(cfg.text.text_cache_dir)
-    return Path.home() / ".cache" / "fedrec" / "text-embeddings"
+    return Path(cfg.text.text_cache_dir) if cfg.text.text_cache_dir else default_cache_dir()
 
 
 def item_text_embeddings(

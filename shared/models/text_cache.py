@@ -25,6 +25,11 @@ from fedrec.shared.models.encoder import MODEL_NAME, TEXT_DIM, TextEncoder
 logger = logging.getLogger(__name__)
 
 
+def default_cache_dir() -> Path:
+    """Where embeddings are cached when ``text-cache-dir`` is empty: ~/.cache/fedrec/."""
+    return Path.home() / ".cache" / "fedrec" / "text-embeddings"
+
+
 def cache_key(texts: Sequence[str], max_length: int) -> str:
     """A hex digest identifying (model, token limit, texts)."""
     digest = hashlib.sha256(f"{MODEL_NAME}\0{max_length}\0".encode())
