@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -12,6 +13,18 @@ from fedrec.cli.options import ConfigOpt, ScenarioOpt, overrides_from, setup_log
 
 bench_app = typer.Typer(no_args_is_help=True)
 console = Console()
+
+
+def _render_from_json(
+    output_dir: Path, name: str, write: Callable[[dict[str, Any], Path, str], None]
+) -> None:
+    """The ``--render-only`` path of every bench command: re-render from the saved JSON."""
+    import json
+
+    source = output_dir / f"{name}.json"
+    if not source.exists():
+        raise typer.BadParameter(f"{source} not found: run the benchmark first")
+    write(json.loads(source.read_text()), output_dir, name)
 
 
 @bench_app.command("quality")
@@ -37,12 +50,7 @@ def quality(
 
     setup_logging()
     if render_only:
-        import json
-
-        source = output_dir / f"{name}.json"
-        if not source.exists():
-            raise typer.BadParameter(f"{source} not found: run the benchmark first")
-        write_report(json.loads(source.read_text()), output_dir, name)
+        _render_from_json(output_dir, name, write_report)
         console.print((output_dir / f"{name}.md").read_text())
         return
     result = run_quality_benchmark(
@@ -88,12 +96,7 @@ def cold_start(
 
     setup_logging()
     if render_only:
-        import json
-
-        source = output_dir / "coldstart.json"
-        if not source.exists():
-            raise typer.BadParameter(f"{source} not found: run the benchmark first")
-        write_coldstart_report(json.loads(source.read_text()), output_dir, "coldstart")
+        _render_from_json(output_dir, "coldstart", write_coldstart_report)
     else:
         run_coldstart_benchmark(
             output_dir=output_dir,
@@ -176,12 +179,7 @@ def privacy(
 
     setup_logging()
     if render_only:
-        import json
-
-        source = output_dir / f"{name}.json"
-        if not source.exists():
-            raise typer.BadParameter(f"{source} not found: run the benchmark first")
-        write_report(json.loads(source.read_text()), output_dir, name)
+        _render_from_json(output_dir, name, write_report)
     else:
         try:
             run_privacy_benchmark(
@@ -282,12 +280,7 @@ def attack(
 
     setup_logging()
     if render_only:
-        import json
-
-        source = output_dir / f"{name}.json"
-        if not source.exists():
-            raise typer.BadParameter(f"{source} not found: run the benchmark first")
-        write_report(json.loads(source.read_text()), output_dir, name)
+        _render_from_json(output_dir, name, write_report)
     else:
         run_attack_benchmark(
             overrides=overrides_from(config, scenario),
