@@ -41,11 +41,17 @@ def quality(
     central_epochs: Annotated[
         int, typer.Option(help="Max epochs of the centralized reference.")
     ] = 40,
+    models: Annotated[
+        str,
+        typer.Option(
+            help="Federated models (comma-separated): MF (text-tower off), hybrid (heads)."
+        ),
+    ] = "MF,hybrid",
     render_only: Annotated[
         bool, typer.Option(help="Only re-render the table and plot from the existing JSON.")
     ] = False,
 ) -> None:
-    """Popularity vs centralized MF vs federated MF without/with DP, both protocols."""
+    """Popularity vs centralized MF vs federated MF / hybrid without and with DP."""
     from fedrec.simulations.bench import run_quality_benchmark, write_report
 
     setup_logging()
@@ -59,9 +65,20 @@ def quality(
         runs_dir=runs_dir.resolve(),
         name=name,
         central_epochs=central_epochs,
+        models=_models(models),
     )
     console.print((output_dir / f"{name}.md").read_text())
     console.print(f"wrote {output_dir / (name + '.json')} ({len(result['arms'])} arms)")
+
+
+def _models(text: str) -> list[str]:
+    from fedrec.simulations.bench import MODELS
+
+    chosen = [m.strip() for m in text.split(",") if m.strip()]
+    bad = [m for m in chosen if m not in MODELS]
+    if bad or not chosen:
+        raise typer.BadParameter(f"models must be some of {', '.join(MODELS)}, got {text!r}")
+    return chosen
 
 
 def _ints(text: str) -> list[int]:
@@ -84,6 +101,13 @@ def cold_start(
     runs_dir: Annotated[Path, typer.Option(help="Where the benchmark's runs go.")] = Path(
         "runs/bench"
     ),
+    work_dir: Annotated[
+        Path | None,
+        typer.Option(
+            help="Folder of an earlier run's models (its clients-mf/ and clients-hybrid/ "
+            "hold global.npz): they are reused instead of trained again."
+        ),
+    ] = None,
     render_only: Annotated[
         bool, typer.Option(help="Only re-render the table from the existing JSON.")
     ] = False,
@@ -104,6 +128,7 @@ def cold_start(
             rounds=rounds,
             fraction=fraction,
             overrides=overrides_from(config, None),
+            work_dir=work_dir.resolve() if work_dir else None,
         )
     console.print((output_dir / "coldstart.md").read_text())
 

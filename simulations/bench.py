@@ -1,4 +1,10 @@
-"""Quality benchmark on one data set: popularity, centralized MF, federated MF with and without DP.
+"""Quality benchmark on one data set: popularity, centralized MF, federated models with/without DP.
+
+The federated arms are plain MF (``text-tower = off``, the same model as the centralized
+reference) and the hybrid with text towers (``text-tower = heads``, the default), each
+without DP (scenario ``ml100k-nodp``) and with record-level DP-SGD (``ml100k-dp``, the demo's
+settings). The model is set per arm, so a scenario's or config's own ``text-tower`` does not
+decide which model an arm label names.
 
 Every arm is evaluated on the same seeded leave-last-out split with both protocols (full
 ranking; the test item among 99 sampled negatives). Wall time and the peak resident memory
@@ -14,7 +20,7 @@ import os
 import platform
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -81,6 +87,10 @@ def _measure(name: str, fn: Callable[[], dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
+# Federated models the benchmark can train: label -> text-tower setting.
+MODELS = {"MF": "off", "hybrid": "heads"}
+
+
 def run_quality_benchmark(
     *,
     overrides: dict[str, Any] | None = None,
@@ -88,8 +98,17 @@ def run_quality_benchmark(
     runs_dir: Path,
     name: str = "quality",
     central_epochs: int = 40,
+    models: Sequence[str] = tuple(MODELS),
 ) -> dict[str, Any]:
-    """Run the four arms and write ``<output_dir>/<name>.json`` and ``.md``."""
+    """Run the arms and write ``<output_dir>/<name>.json`` and ``.md``.
+
+    ``models`` picks the federated models (keys of :data:`MODELS`); each runs without and
+    with DP. The federated/centralized ratio is taken for federated MF without DP when it
+    runs (the same model as the reference), and is also given for every no-DP arm.
+    """
+    unknown = [m for m in models if m not in MODELS]
+    if unknown or not models:
+        raise ValueError(f"models must be some of {', '.join(MODELS)}, got {list(models)}")
     overrides = dict(overrides or {})
     stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
     base = {**overrides, "output-dir": str(runs_dir), "resume": False}
@@ -110,10 +129,15 @@ def run_quality_benchmark(
 
     arms["centralized MF"] = _measure("centralized MF", central)
 
-    def federated(scenario: str) -> Callable[[], dict[str, Any]]:
+    def federated(scenario: str, model: str) -> Callable[[], dict[str, Any]]:
         # Each federated arm runs its shipped scenario (tuned for it), then the caller's
-        # overrides, into a fresh run directory.
-        settings = {**load_scenario(scenario), **base, "run-name": f"bench-{scenario}-{stamp}"}
+        # overrides, then its model, into a fresh run directory.
+        settings = {
+            **load_scenario(scenario),
+            **base,
+            "text-tower": MODELS[model],
+            "run-name": f"bench-{scenario}-{model.lower()}-{stamp}",
+        }
 
         def run() -> dict[str, Any]:
             run_dir = simulate(settings)
@@ -132,11 +156,14 @@ def run_quality_benchmark(
 
         return run
 
-    arms["federated MF (no DP)"] = _measure("federated MF (no DP)", federated("ml100k-nodp"))
-    arms["federated MF (DP)"] = _measure("federated MF (DP)", federated("ml100k-dp"))
+    for scenario, dp in (("ml100k-nodp", "no DP"), ("ml100k-dp", "DP")):
+        for model in models:
+            label = f"federated {model} ({dp})"
+            arms[label] = _measure(label, federated(scenario, model))
 
     central_ndcg = arms["centralized MF"]["metrics"][f"ndcg@{K}_full"]
-    fed_ndcg = arms["federated MF (no DP)"]["metrics"][f"ndcg@{K}_full"]
+    reference_arm = f"federated {'MF' if 'MF' in models else models[0]} (no DP)"
+    fed_ndcg = arms[reference_arm]["metrics"][f"ndcg@{K}_full"]
     for arm in arms.values():
         if "curve" in arm:
             arm["reached_0.95_central"] = _first_reaching(arm["curve"], 0.95 * central_ndcg)
@@ -153,6 +180,12 @@ def run_quality_benchmark(
         },
         "arms": arms,
         "federated_over_central_ndcg@10_full": fed_ndcg / central_ndcg if central_ndcg else None,
+        "federated_over_central_arm": reference_arm,
+        "over_central_ndcg@10_full": {
+            label: arm["metrics"][f"ndcg@{K}_full"] / central_ndcg
+            for label, arm in arms.items()
+            if label.startswith("federated") and central_ndcg
+        },
     }
     output_dir.mkdir(parents=True, exist_ok=True)
     (output_dir / f"{name}.json").write_text(json.dumps(result, indent=2, default=str))
@@ -242,7 +275,8 @@ def markdown_table(result: dict[str, Any]) -> str:
             else "no DP"
         )
         lines.append(
-            f"- {name} (scenario `{arm['scenario']}`): {s['num-rounds']} rounds, "
+            f"- {name} (scenario `{arm['scenario']}`, text-tower {s.get('text-tower', 'off')}): "
+            f"{s['num-rounds']} rounds, "
             f"strategy {s['strategy']}, fraction-train {s['fraction-train']}, "
             f"local-epochs {s['local-epochs']}, client-optimizer {s['client-optimizer']}, "
             f"lr {s['learning-rate']}, server-lr {s['server-learning-rate']}, "
@@ -267,7 +301,17 @@ def markdown_table(result: dict[str, Any]) -> str:
         )
     ratio = result.get("federated_over_central_ndcg@10_full")
     if ratio is not None:
-        lines += ["", f"Federated (no DP) / centralized NDCG@10 (full ranking): **{ratio:.3f}**."]
+        arm_name = result.get("federated_over_central_arm", "federated MF (no DP)")
+        lines += ["", f"{arm_name} / centralized NDCG@10 (full ranking): **{ratio:.3f}**."]
+        others = {
+            k: v for k, v in result.get("over_central_ndcg@10_full", {}).items() if k != arm_name
+        }
+        if others:
+            lines.append(
+                "Other arms / centralized: "
+                + ", ".join(f"{k} {v:.3f}" for k, v in others.items())
+                + "."
+            )
     for name, arm in result["arms"].items():
         if "curve" not in arm:
             continue

@@ -12,6 +12,7 @@ from fedrec.shared.data.catalog import item_text
 from fedrec.shared.data.dataset import Dataset, Interactions, ItemCatalog
 from fedrec.simulations.bench_coldstart import (
     ColdSplit,
+    centralized_references,
     choose_cold,
     coldstart_markdown,
     genre_text,
@@ -98,3 +99,73 @@ def test_report_states_ratios_against_the_baselines() -> None:
     md = coldstart_markdown(result)
     assert "| hybrid | 0.5000 | 0.9000 | 2.00x | 3 |" in md
     assert "| hybrid | 0.5000 | 0.9000 | 5.00x | 3 |" in md
+
+
+def _two_taste_dataset() -> tuple[Dataset, ColdSplit]:
+    """Items 0-19 (taste A, liked by 20 users) and 20-39 (taste B, 10 users); 4 new B users."""
+    rng = np.random.default_rng(0)
+    users, items = [], []
+    groups = [0] * 20 + [1] * 10 + [1] * 4  # the last 4 users are the held-out ones
+    for u, g in enumerate(groups):
+        chosen = rng.choice(20, 12 if u >= 30 else 10, replace=False) + 20 * g
+        users += [u] * chosen.size
+        items += chosen.tolist()
+    n_items = 40
+    titles = [f"Movie {i} (1990)" for i in range(n_items)]
+    return (
+        Dataset(
+            name="two-tastes",
+            interactions=Interactions(
+                users=np.array(users),
+                items=np.array(items),
+                ratings=np.full(len(users), 5.0, np.float32),
+                timestamps=np.arange(len(users), dtype=np.int64),
+            ),
+            items=ItemCatalog(
+                raw_ids=[str(i) for i in range(n_items)],
+                titles=titles,
+                genres=[[] for _ in titles],
+                texts=[item_text(t, []) for t in titles],
+                years=[1990] * n_items,
+            ),
+            n_users=len(groups),
+            user_raw_ids=[f"u{u}" for u in range(len(groups))],
+        ),
+        ColdSplit(users=np.arange(30, 34), items=np.array([39])),
+    )
+
+
+def test_centralized_references_use_co_occurrence_that_popularity_misses(tmp_path: Path) -> None:
+    full, cold = _two_taste_dataset()
+    warm = load_dataset(
+        DataConfig(dataset="generic", data_path=str(write_warm_dataset(full, cold, tmp_path)))
+    )
+    refs = centralized_references(full, warm, cold, seed=1)
+    assert refs == centralized_references(full, warm, cold, seed=1)  # seeded
+    assert refs["popularity"]["n_users"] == 4
+    # Popularity ranks the 20 taste-A items first: nothing relevant for taste-B users.
+    assert refs["popularity"]["ndcg@10"] == 0.0
+    for name in ("item-kNN, cosine (3 liked)", "EASE, l2 500 (5 liked)"):
+        assert refs[name]["ndcg@10"] > 0.5, name
+    assert refs["ceiling: EASE (half of the user's items known)"]["ndcg@10"] > 0.5
+    md = coldstart_markdown(
+        {
+            "created_at": "now",
+            "protocol": {
+                "dataset": "d",
+                "cold_users": 4,
+                "cold_items": 1,
+                "held_out_fraction": 0.1,
+                "rounds": 1,
+                "loop": "plain",
+                "train_settings": {},
+                "k": 10,
+            },
+            "user_cold_start": {"popularity": refs["popularity"]},
+            "user_cold_start_centralized_references": refs,
+            "item_cold_start": {"random": {"ndcg@10": 0.1, "hr@10": 0.1, "n_users": 1}},
+            "warm_users": {},
+            "timings": {},
+        }
+    )
+    assert "### Centralized references (not private" in md
