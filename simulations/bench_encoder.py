@@ -136,7 +136,7 @@ def local_training_cost(
                 _sync(device)
                 seconds.append(time.perf_counter() - t0)
                 steps += result.steps
-            row = {
+            row: dict[str, Any] = {
                 "model": label,
                 "dp": dp,
                 "grad_sample_mode": mode if dp else "-",
