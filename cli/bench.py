@@ -175,6 +175,10 @@ def privacy(
         float,
         typer.Option(min=0.0, help="User-level clip bound C (0: median update norm without DP)."),
     ] = 0.0,
+    user_clip_scale: Annotated[
+        float,
+        typer.Option(help="Without --user-clip: C = this x the median update norm without DP."),
+    ] = 1.0,
     scale: Annotated[
         str,
         typer.Option(
@@ -195,6 +199,10 @@ def privacy(
         "runs/bench"
     ),
     name: Annotated[str, typer.Option(help="File name stem of the report.")] = "privacy",
+    note: Annotated[
+        list[str] | None,
+        typer.Option(help="A caveat printed in the report (how settings were chosen); repeatable."),
+    ] = None,
     render_only: Annotated[
         bool, typer.Option(help="Only re-render the table and plot from the existing JSON.")
     ] = False,
@@ -214,11 +222,13 @@ def privacy(
                 epsilons=_floats(epsilons),
                 levels=[x.strip() for x in levels.split(",") if x.strip()],
                 user_clip=user_clip,
+                user_clip_scale=user_clip_scale,
                 scale=_floats(scale),
                 repeats=repeats,
                 goal_repeats=goal_repeats,
                 overrides=overrides_from(config, None),
                 name=name,
+                notes=note or [],
             )
         except ValueError as err:
             raise typer.BadParameter(str(err)) from None

@@ -406,15 +406,18 @@ def run_privacy_benchmark(
     epsilons: Sequence[float] = EPSILONS,
     levels: Sequence[str] = LEVELS,
     user_clip: float = 0.0,
+    user_clip_scale: float = 1.0,
     scale: Sequence[float] = (),
     repeats: int = 1,
     goal_repeats: int = 3,
     overrides: dict[str, Any] | None = None,
     name: str = "privacy",
+    notes: Sequence[str] = (),
 ) -> dict[str, Any]:
     """Run ∞ and every (level, ε) point; write ``<name>.json``, ``.md`` and ``.png``.
 
-    ``user_clip`` 0 takes the median update norm of the non-private run. Every DP point is
+    ``user_clip`` 0 takes ``user_clip_scale`` x the median update norm of the non-private
+    run (a clip below the median trades bias for less noise). Every DP point is
     trained ``repeats`` times with fresh noise, the user-level point at the goal ε
     ``max(repeats, goal_repeats)`` times (its verdict should not rest on one noise draw);
     a point reports the mean and keeps every run. The JSON is rewritten after every point
@@ -427,6 +430,8 @@ def run_privacy_benchmark(
         raise ValueError(f"epsilons must be positive numbers, got {list(epsilons)}")
     if rounds < 1:
         raise ValueError(f"rounds must be >= 1, got {rounds}")
+    if not (user_clip_scale > 0 and math.isfinite(user_clip_scale)):
+        raise ValueError(f"user-clip-scale must be a positive number, got {user_clip_scale}")
     if repeats < 1 or goal_repeats < 0:
         raise ValueError(
             f"repeats must be >= 1 and goal-repeats >= 0, got {repeats}, {goal_repeats}"
@@ -446,11 +451,13 @@ def run_privacy_benchmark(
             epsilons=epsilons,
             levels=levels,
             user_clip=user_clip,
+            user_clip_scale=user_clip_scale,
             scale=scale,
             repeats=repeats,
             goal_repeats=goal_repeats,
             overrides=overrides,
             name=name,
+            notes=notes,
         )
     finally:
         torch.set_num_threads(threads)
@@ -465,11 +472,13 @@ def _run(
     epsilons: Sequence[float],
     levels: Sequence[str],
     user_clip: float,
+    user_clip_scale: float,
     scale: Sequence[float],
     repeats: int,
     goal_repeats: int,
     overrides: dict[str, Any] | None,
     name: str,
+    notes: Sequence[str],
 ) -> dict[str, Any]:
     t_start = time.perf_counter()
     stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
@@ -502,6 +511,7 @@ def _run(
         "repeats": repeats,
         "goal_repeats": goal_repeats,
         "settings": settings,
+        "notes": list(notes),
         "metric": METRIC,
         "evaluation": (
             "personalised federated evaluation (PlainFederation.evaluate): every client fits "
@@ -547,12 +557,13 @@ def _run(
     last_norms = point.pop("last_round_norms")
     result["no_dp"] = point
     medians = [r["update_norm_median"] for r in point["rounds"]]
-    clip = user_clip if user_clip > 0 else float(np.median(medians))
+    clip = user_clip if user_clip > 0 else user_clip_scale * float(np.median(medians))
     result["user"]["clip"] = clip
     result["user"]["clip_source"] = (
         "given (--user-clip)"
         if user_clip > 0
-        else "median over rounds of the median L2 norm of the client updates in the "
+        else ("" if user_clip_scale == 1 else f"{user_clip_scale:g} x the ")
+        + "median over rounds of the median L2 norm of the client updates in the "
         "non-private run; per-round medians " + ", ".join(f"{m:.3g}" for m in medians)
     )
     result["user"]["last_round_norm_quantiles"] = {
@@ -882,6 +893,7 @@ def markdown_report(result: dict[str, Any], png: str) -> str:
             )
     lines += ["", "Caveats:", ""]
     lines += _tuning_caveat(result)
+    lines += [f"- {note}" for note in result.get("notes", [])]
     if rec["points"]:
         lines.append(
             "- Without DP-SGD the clients train with batches of batch-size records; under "
@@ -1024,7 +1036,8 @@ def _goal_lines(goal: dict[str, Any], result: dict[str, Any]) -> list[str]:
         f"{goal['reference_ndcg']:.4f} (threshold {goal['threshold_ndcg']:.4f}; difference "
         f"{goal['ndcg'] - goal['reference_ndcg']:+.4f}{paired}), with "
         f"{result['clients_per_round']} clients per round (all {result['users']}), "
-        f"C = {result['user']['clip']:.3g}, {result['rounds']} rounds.",
+        f"C = {result['user']['clip']:.3g}, embedding-dim "
+        f"{result['settings'].get('embedding-dim', '?')}, {result['rounds']} rounds.",
     ]
     runs = (point or {}).get("ndcg_runs") or []
     if len(runs) > 1:

@@ -280,6 +280,8 @@ def test_a_tiny_benchmark_runs_end_to_end_and_renders_from_its_json(tmp_path: Pa
         epsilons=(1.0, 8.0),
         scale=(10,),
         goal_repeats=2,
+        user_clip_scale=0.5,
+        notes=["settings chosen by hand"],
         overrides={
             "dataset": "generic",
             "data-path": str(data),
@@ -300,6 +302,9 @@ def test_a_tiny_benchmark_runs_end_to_end_and_renders_from_its_json(tmp_path: Pa
         assert 0.95 * p["calibration"]["target"] <= p["record_epsilon_max"]
         assert p["record_epsilon_max"] <= p["calibration"]["target"] + 1e-9
     assert result["user"]["scale"][0]["scale"]["users"] == 60
+    medians = [r["update_norm_median"] for r in result["no_dp"]["rounds"]]
+    assert result["user"]["clip"] == pytest.approx(0.5 * float(np.median(medians)))
+    assert result["user"]["clip_source"].startswith("0.5 x the median")
     # The goal point ran twice with fresh noise; its metrics are the mean of the runs.
     goal = next(p for p in result["user"]["points"] if p["calibration"]["target"] == 8.0)
     assert len(goal["ndcg_runs"]) == len(goal["runs"]) == 2
@@ -312,3 +317,6 @@ def test_a_tiny_benchmark_runs_end_to_end_and_renders_from_its_json(tmp_path: Pa
     assert run.exit_code == 0, run.output
     text = (out / "privacy.md").read_text()
     assert "ε–utility curve" in text and "mean of 2 runs" in text
+    assert "- settings chosen by hand" in text
+    with pytest.raises(ValueError, match="user-clip-scale"):
+        run_privacy_benchmark(output_dir=out, runs_dir=tmp_path, user_clip_scale=0.0)
