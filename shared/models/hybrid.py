@@ -58,7 +58,7 @@ class HybridMF(MatrixFactorization):
         item_text: np.ndarray | torch.Tensor,
         *,
         factor_dropout: float = 0.0,
-        align_weight: float = 1.0,
+        align_weight: float = 0.1,
         init_std: float = 0.1,
         user_encoder: TextEncoder | None = None,
         item_tokens: Tokens | None = None,

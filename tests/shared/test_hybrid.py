@@ -127,3 +127,27 @@ def test_a_model_without_text_tensors_is_refused_clearly() -> None:
         model.set_shared(init_shared(N_ITEMS, DIM, seed=1))
     with pytest.raises(ValueError, match="item_text"):
         HybridMF(1, N_ITEMS, DIM, np.zeros((N_ITEMS, 10), np.float32))
+
+
+def test_default_alignment_leaves_dp_sgd_clip_budget_to_the_recommender() -> None:
+    # DP-SGD clips each sample's whole gradient. A bug: at text-align-weight 1.0 the user
+    # head's alignment gradient took ~70% of a sample's squared gradient norm at
+    # initialisation, so clipping scaled the MF signal down and DP hybrid NDCG@10 halved.
+    from fedrec.shared.config import TextConfig
+
+    n_items, dim = 200, 32  # the default embedding dimension and init scale
+    emb = np.random.default_rng(0).standard_normal((n_items, 384)).astype(np.float32)
+    emb /= np.linalg.norm(emb, axis=1, keepdims=True)
+    torch.manual_seed(0)
+    model = HybridMF(4, n_items, dim, emb, align_weight=TextConfig().text_align_weight)
+    model.set_shared({**init_shared(n_items, dim, seed=1), **init_text_shared(dim, seed=1)})
+    shares = []
+    for s in range(16):
+        model.zero_grad()
+        items = torch.randint(0, n_items, (1, 5), generator=torch.Generator().manual_seed(s))
+        model.per_sample_loss(model(torch.tensor([s % 4]), items)).sum().backward()
+        sq = {
+            n: float(p.grad.pow(2).sum()) for n, p in model.named_parameters() if p.grad is not None
+        }
+        shares.append(sum(v for n, v in sq.items() if n.startswith("user_head")) / sum(sq.values()))
+    assert max(shares) < 0.1, shares
