@@ -484,6 +484,7 @@ def _run(
     stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
     settings = train_settings(overrides)
     base = resolve_config({}, {**settings, "output-dir": str(runs_dir)})
+    settings.setdefault("embedding-dim", base.train.embedding_dim)  # the report names it
     _, split = load_split(base.data)
     bench = Bench(
         n_users=split.n_users,
@@ -928,9 +929,10 @@ def _tuning_caveat(result: dict[str, Any]) -> list[str]:
 
     nodp = median_norm(result["no_dp"])
     rec = [n for p in result["record"]["points"] if (n := median_norm(p)) is not None]
-    text = (
-        "- Every point uses the non-private tuning, not re-tuned per ε (no search over client "
-        "optimizer, learning rates or clip bounds under noise)."
+    text = "- Every point uses the same training settings, not re-tuned per ε" + (
+        " (what was searched is in the notes below)."
+        if result.get("notes")
+        else " (no search over client optimizer, learning rates or clip bounds under noise)."
     )
     if rec and nodp:
         text += (
@@ -1036,8 +1038,9 @@ def _goal_lines(goal: dict[str, Any], result: dict[str, Any]) -> list[str]:
         f"{goal['reference_ndcg']:.4f} (threshold {goal['threshold_ndcg']:.4f}; difference "
         f"{goal['ndcg'] - goal['reference_ndcg']:+.4f}{paired}), with "
         f"{result['clients_per_round']} clients per round (all {result['users']}), "
-        f"C = {result['user']['clip']:.3g}, embedding-dim "
-        f"{result['settings'].get('embedding-dim', '?')}, {result['rounds']} rounds.",
+        f"C = {result['user']['clip']:.3g}, "
+        + (f"embedding-dim {dim}, " if (dim := result["settings"].get("embedding-dim")) else "")
+        + f"{result['rounds']} rounds.",
     ]
     runs = (point or {}).get("ndcg_runs") or []
     if len(runs) > 1:
