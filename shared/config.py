@@ -48,7 +48,7 @@ class TrainConfig:
     embedding_dim: int = 32
     local_epochs: int = 2
     batch_size: int = 32
-    learning_rate: float = 0.01
+    learning_rate: float = 0.1
     num_negatives: int = 4
     # The client's local optimizer: sgd or adam (fresh moments every round; with DP, Opacus
     # wraps either, and the noise is added before the optimizer sees the gradient).
@@ -90,12 +90,15 @@ class PrivacyConfig:
     """
 
     dp_enabled: bool = True
-    noise_multiplier: float = 1.0
+    noise_multiplier: float = 2.1
     max_grad_norm: float = 1.0
     target_delta: float = 1e-5
     # Poisson sampling rate of records per DP step (the expected batch is rate * n_records).
     # One rate for every client makes epsilon independent of how many records a user has.
-    dp_sample_rate: float = 0.1
+    # 1.0 (full-batch DP-SGD, no amplification by sampling) because fewer, larger noisy
+    # steps kept more signal at the same epsilon: ML-100K hybrid, 3 DP rounds at eps 6.7,
+    # NDCG@10 0.0300 at q = 1 vs 0.0228 at q = 0.5 and 0.0167 at q = 0.1.
+    dp_sample_rate: float = 1.0
     # How Opacus clips per sample: "ghost" (norms only; same clipped update, far less
     # memory for large catalogues) or "hooks" (materialised per-sample gradients).
     grad_sample_mode: str = "ghost"

@@ -16,7 +16,9 @@ def _state(history: list[tuple[float, float, int]]) -> ClientState:
 
 
 def test_refuses_the_round_that_would_cross_the_budget() -> None:
-    cfg = resolve_config({}, {"epsilon-budget": 5.0})
+    cfg = resolve_config(
+        {}, {"epsilon-budget": 5.0, "noise-multiplier": 1.0, "dp-sample-rate": 0.1}
+    )
     one_round = dp_plan(100, cfg.train, cfg.privacy)
     check_budget(cfg, _state([]), n_records=100)  # round 1: ~4.45 <= 5
     after_one = [one_round]

@@ -132,7 +132,14 @@ def test_clients_stop_at_their_privacy_budget(tmp_path: Path) -> None:
     # ~10 training records per user, q = 0.1, 2 epochs: one round costs eps ~4.45 and two
     # ~5.43 at sigma 1, delta 1e-5, so a budget of 5 allows exactly one round.
     settings = _settings(
-        tmp_path, **{"num-rounds": 2, "fraction-train": 1.0, "epsilon-budget": 5.0}
+        tmp_path,
+        **{
+            "num-rounds": 2,
+            "fraction-train": 1.0,
+            "epsilon-budget": 5.0,
+            "noise-multiplier": 1.0,
+            "dp-sample-rate": 0.1,
+        },
     )
     run_dir = simulate(settings, num_supernodes=N_USERS)
     ckpt = load_checkpoint(run_dir)

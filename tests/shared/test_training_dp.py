@@ -30,7 +30,7 @@ def test_dp_step_accounts_and_touches_every_row() -> None:
         users,
         items,
         train=TrainConfig(local_epochs=1),
-        privacy=PrivacyConfig(dp_sample_rate=0.2),
+        privacy=PrivacyConfig(noise_multiplier=1.0, dp_sample_rate=0.2),
         seed=1,
     )
     # Poisson sampling at q = 0.2 (expected batch 8 of 40) for one epoch of 5 steps.
@@ -64,7 +64,7 @@ def test_without_dp_only_touched_and_sampled_rows_move() -> None:
 def test_accountant_history_carries_over_rounds() -> None:
     users, items = _data()
     cfg = TrainConfig(local_epochs=1)
-    dp = PrivacyConfig(dp_sample_rate=0.2)
+    dp = PrivacyConfig(noise_multiplier=1.0, dp_sample_rate=0.2)
     first = train_local(_model(), users, items, train=cfg, privacy=dp, seed=1)
     second = train_local(
         _model(),
@@ -107,7 +107,7 @@ def test_dp_fails_loudly_without_data() -> None:
             np.zeros(0, dtype=np.int64),
             np.zeros(0, dtype=np.int64),
             train=TrainConfig(),
-            privacy=PrivacyConfig(),
+            privacy=PrivacyConfig(noise_multiplier=1.0, dp_sample_rate=0.1),
         )
 
 
@@ -121,7 +121,7 @@ def test_epsilon_does_not_depend_on_how_many_records_a_user_has() -> None:
             users,
             items,
             train=TrainConfig(local_epochs=1),
-            privacy=PrivacyConfig(),
+            privacy=PrivacyConfig(noise_multiplier=1.0, dp_sample_rate=0.1),
             seed=0,
         )
         assert res.accountant_history == [(1.0, 0.1, 10)]

@@ -65,7 +65,10 @@ def test_clients_with_one_to_three_interactions_train_under_dp(tmp_path: Path) -
         rows += [f"{u},{(u * 5 + t) % 20},4,{t}" for t in range(n)]
     data = tmp_path / "few.csv"
     data.write_text("\n".join(rows) + "\n")
-    cfg = resolve_config({}, {"dataset": "generic", "data-path": str(data), "embedding-dim": 4})
+    cfg = resolve_config(
+        {},
+        {"dataset": "generic", "data-path": str(data), "embedding-dim": 4, "dp-sample-rate": 0.1},
+    )
     _, split = load_split(cfg.data)
     fed = PlainFederation(cfg, split.n_users, init_global(cfg, split.n_items), tmp_path / "c")
     fed.train_round(list(range(6)), 1)

@@ -79,7 +79,7 @@ def test_record_level_sigma_hits_the_target_and_the_clients_accountants_agree(
 ) -> None:
     # 12 to 30 interactions: the clients' DP-SGD plans (q, steps) differ after rounding.
     counts = [12, 15, 19, 22, 26, 30]
-    cfg = _cfg(_ratings(tmp_path / "r.csv", counts), **{"dp-enabled": True})
+    cfg = _cfg(_ratings(tmp_path / "r.csv", counts), **{"dp-enabled": True, "dp-sample-rate": 0.1})
     _, split = load_split(cfg.data)
     n_records = [int(np.sum(split.train.users == u)) for u in range(split.n_users)]
     plans = record_plans(n_records, cfg.train, cfg.privacy)
