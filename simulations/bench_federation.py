@@ -237,7 +237,8 @@ def markdown_report(result: dict[str, Any], png: str) -> str:
         f"Written by `fedrec bench federation` on {result['date']} "
         f"({result['machine']['cpus']} CPUs, {result['machine']['platform']}).",
         f"Settings: {result['dataset']}, local-epochs {s['local-epochs']}, dim "
-        f"{s['embedding-dim']}, strategy {s['strategy']}, {dp}; training-only rounds "
+        f"{s['embedding-dim']}, text-tower {s.get('text-tower', 'off')}, strategy "
+        f"{s['strategy']}, {dp}; training-only rounds "
         "(no evaluation). Flower: simulation engine, Ray backend, one actor per core. "
         "Plain loop: the same client and aggregation functions in one process.",
         "",
@@ -254,6 +255,8 @@ def markdown_report(result: dict[str, Any], png: str) -> str:
             f"{a['plain']['round_s']:.1f} | {a['overhead_round2']:.2f}x | "
             f"{f['peak_rss_mib']:.0f} |"
         )
+    if not result["catalogue"]:
+        return "\n".join([*lines, "", f"![round time and memory]({png})", ""])
     lines += [
         "",
         "## Catalogue size (synthetic, 200 users x 40 interactions)",

@@ -37,7 +37,9 @@ def test_federation_report_states_measured_ratios(tmp_path: Path) -> None:
     text = markdown_report(_result(), "federation.png")
     assert "| 100 | 12.0 | 6.0 | 5.0 | 1.20x |" in text
     assert "| 1000 | 10 | 2.0 | 1.0 | 2.00x |" in text
-    assert "DP-SGD on" in text
+    assert "DP-SGD on" in text and "text-tower off" in text
+    no_catalogue = markdown_report({**_result(), "catalogue": []}, "federation.png")
+    assert "Catalogue size" not in no_catalogue and "| 100 | 12.0 |" in no_catalogue
     plot(_result(), tmp_path / "f.png")
     assert (tmp_path / "f.png").stat().st_size > 1000
 
