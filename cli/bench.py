@@ -254,6 +254,7 @@ def federation(
     runs_dir: Annotated[Path, typer.Option(help="Where the benchmark's runs go.")] = Path(
         "runs/bench"
     ),
+    name: Annotated[str, typer.Option(help="File name stem of the report.")] = "federation",
 ) -> None:
     """Flower overhead vs a plain loop; round time and memory vs clients and catalogue size."""
     from fedrec.simulations.bench_federation import run_federation_benchmark
@@ -266,8 +267,9 @@ def federation(
         clients_per_round=_ints(clients),
         catalogue_sizes=_ints(items),
         catalogue_clients=catalogue_clients,
+        name=name,
     )
-    console.print((output_dir / "federation.md").read_text())
+    console.print((output_dir / f"{name}.md").read_text())
 
 
 def _floats(text: str) -> list[float]:

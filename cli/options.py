@@ -13,7 +13,7 @@ from rich.logging import RichHandler
 ConfigOpt = Annotated[
     list[str] | None,
     typer.Option(
-        "--config", "-c", help="Setting KEY=VALUE (keys of [tool.flwr.app.config]); repeatable."
+        "--config", "-c", help="Setting KEY=VALUE (keys of \\[tool.flwr.app.config]); repeatable."
     ),
 ]
 ScenarioOpt = Annotated[

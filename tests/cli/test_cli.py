@@ -63,3 +63,14 @@ def test_bench_lists_the_text_benchmarks_and_rerenders_cold_start(tmp_path: Path
     assert "cold-start" in out.stdout and "encoder" in out.stdout
     missing = _fedrec("bench", "cold-start", "--render-only", "--output-dir", str(tmp_path))
     assert missing.returncode == 2 and "run the benchmark first" in missing.stdout + missing.stderr
+
+
+def test_config_option_help_names_the_pyproject_table() -> None:
+    # Bug: rich read "[tool.flwr.app.config]" as markup and printed "(keys of )".
+    from typer.testing import CliRunner
+
+    from fedrec.cli.main import app
+
+    out = CliRunner().invoke(app, ["simulate", "--help"], env={"COLUMNS": "200"})
+    assert out.exit_code == 0
+    assert "keys of [tool.flwr.app.config]" in out.output
