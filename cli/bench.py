@@ -255,11 +255,18 @@ def federation(
         "runs/bench"
     ),
     name: Annotated[str, typer.Option(help="File name stem of the report.")] = "federation",
+    render_only: Annotated[
+        bool, typer.Option(help="Only re-render the table and plot from the existing JSON.")
+    ] = False,
 ) -> None:
     """Flower overhead vs a plain loop; round time and memory vs clients and catalogue size."""
-    from fedrec.simulations.bench_federation import run_federation_benchmark
+    from fedrec.simulations.bench_federation import run_federation_benchmark, write_report
 
     setup_logging()
+    if render_only:
+        _render_from_json(output_dir, name, write_report)
+        console.print((output_dir / f"{name}.md").read_text())
+        return
     run_federation_benchmark(
         overrides=overrides_from(config, scenario),
         output_dir=output_dir,

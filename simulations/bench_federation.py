@@ -181,9 +181,14 @@ def run_federation_benchmark(
     }
     output_dir.mkdir(parents=True, exist_ok=True)
     (output_dir / f"{name}.json").write_text(json.dumps(result, indent=2, default=str))
+    write_report(result, output_dir, name)
+    return result
+
+
+def write_report(result: dict[str, Any], output_dir: Path, name: str) -> None:
+    """The plot and Markdown table of a result (also re-rendered from its JSON)."""
     plot(result, output_dir / f"{name}.png")
     (output_dir / f"{name}.md").write_text(markdown_report(result, f"{name}.png"))
-    return result
 
 
 def plot(result: dict[str, Any], path: Path) -> None:
@@ -193,7 +198,8 @@ def plot(result: dict[str, Any], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
+    cat = result["catalogue"]
+    fig, axes = plt.subplots(1, 3 if cat else 2, figsize=(15 if cat else 10, 4.2))
     ov = result["overhead"]
     x = [a["clients_per_round"] for a in ov]
     ax = axes[0]
@@ -203,20 +209,25 @@ def plot(result: dict[str, Any], path: Path) -> None:
     ax.set(xscale="log", yscale="log", xlabel="clients per round", ylabel="round time (s)")
     ax.set_title(f"{result['dataset']}: round time")
     ax.legend()
-    cat = result["catalogue"]
     xi = [a["n_items"] for a in cat]
-    ax = axes[1]
-    ax.plot(xi, [a["flower"]["round_s"][1] for a in cat], "o-", label="Flower round 2")
-    ax.plot(xi, [a["plain"]["round_s"] for a in cat], "s-", label="plain loop")
-    ax.set(xscale="log", yscale="log", xlabel="catalogue size (items)", ylabel="round time (s)")
-    ax.set_title(f"synthetic data, {cat[0]['clients_per_round'] if cat else 0} clients/round")
-    ax.legend()
-    ax = axes[2]
+    if cat:
+        ax = axes[1]
+        ax.plot(xi, [a["flower"]["round_s"][1] for a in cat], "o-", label="Flower round 2")
+        ax.plot(xi, [a["plain"]["round_s"] for a in cat], "s-", label="plain loop")
+        ax.set(xscale="log", yscale="log", xlabel="catalogue size (items)", ylabel="round time (s)")
+        ax.set_title(f"synthetic data, {cat[0]['clients_per_round']} clients/round")
+        ax.legend()
+    ax = axes[-1]
     ax.plot(x, [a["flower"]["peak_rss_mib"] for a in ov], "o-", label="vs clients/round")
-    ax2 = ax.twiny()
-    ax2.plot(xi, [a["flower"]["peak_rss_mib"] for a in cat], "s-", color="C3")
-    ax2.set(xscale="log", xlabel="catalogue size (red)")
-    ax.set(xscale="log", xlabel="clients per round (blue)", ylabel="peak RSS, all processes (MiB)")
+    if cat:
+        ax2 = ax.twiny()
+        ax2.plot(xi, [a["flower"]["peak_rss_mib"] for a in cat], "s-", color="C3")
+        ax2.set(xscale="log", xlabel="catalogue size (red)")
+    ax.set(
+        xscale="log",
+        xlabel="clients per round" + (" (blue)" if cat else ""),
+        ylabel="peak RSS, all processes (MiB)",
+    )
     ax.set_title("peak memory (Flower run)")
     fig.tight_layout()
     fig.savefig(path, dpi=110)

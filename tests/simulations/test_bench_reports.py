@@ -40,6 +40,9 @@ def test_federation_report_states_measured_ratios(tmp_path: Path) -> None:
     assert "DP-SGD on" in text and "text-tower off" in text
     no_catalogue = markdown_report({**_result(), "catalogue": []}, "federation.png")
     assert "Catalogue size" not in no_catalogue and "| 100 | 12.0 |" in no_catalogue
+    # Bug: the plot log-scaled the empty catalogue axis and crashed after the JSON was saved.
+    plot({**_result(), "catalogue": []}, tmp_path / "g.png")
+    assert (tmp_path / "g.png").stat().st_size > 1000
     plot(_result(), tmp_path / "f.png")
     assert (tmp_path / "f.png").stat().st_size > 1000
 
