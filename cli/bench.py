@@ -15,6 +15,14 @@ bench_app = typer.Typer(no_args_is_help=True)
 console = Console()
 
 
+# Options every bench command shares.
+OutputDirOpt = Annotated[Path, typer.Option(help="Where the JSON, table and plot go.")]
+RunsDirOpt = Annotated[Path, typer.Option(help="Scratch space for the benchmark's runs.")]
+RenderOnlyOpt = Annotated[
+    bool, typer.Option(help="Only re-render the report from the existing JSON.")
+]
+
+
 def _render_from_json(
     output_dir: Path, name: str, write: Callable[[dict[str, Any], Path, str], None]
 ) -> None:
@@ -31,12 +39,8 @@ def _render_from_json(
 def quality(
     config: ConfigOpt = None,
     scenario: ScenarioOpt = None,
-    output_dir: Annotated[Path, typer.Option(help="Where the JSON and table go.")] = Path(
-        "docs/benchmarks"
-    ),
-    runs_dir: Annotated[Path, typer.Option(help="Where the benchmark's runs go.")] = Path(
-        "runs/bench"
-    ),
+    output_dir: OutputDirOpt = Path("docs/benchmarks"),
+    runs_dir: RunsDirOpt = Path("runs/bench"),
     name: Annotated[str, typer.Option(help="File name stem of the report.")] = "quality",
     central_epochs: Annotated[
         int, typer.Option(help="Max epochs of the centralized reference.")
@@ -47,9 +51,7 @@ def quality(
             help="Federated models (comma-separated): MF (text-tower off), hybrid (heads)."
         ),
     ] = "MF,hybrid",
-    render_only: Annotated[
-        bool, typer.Option(help="Only re-render the table and plot from the existing JSON.")
-    ] = False,
+    render_only: RenderOnlyOpt = False,
 ) -> None:
     """Popularity vs centralized MF vs federated MF / hybrid without and with DP."""
     from fedrec.simulations.bench import run_quality_benchmark, write_report
@@ -95,12 +97,8 @@ def cold_start(
     fraction: Annotated[
         float, typer.Option(min=0.01, max=0.5, help="Share of users and of items held out.")
     ] = 0.1,
-    output_dir: Annotated[Path, typer.Option(help="Where the JSON and table go.")] = Path(
-        "docs/benchmarks"
-    ),
-    runs_dir: Annotated[Path, typer.Option(help="Where the benchmark's runs go.")] = Path(
-        "runs/bench"
-    ),
+    output_dir: OutputDirOpt = Path("docs/benchmarks"),
+    runs_dir: RunsDirOpt = Path("runs/bench"),
     work_dir: Annotated[
         Path | None,
         typer.Option(
@@ -108,9 +106,7 @@ def cold_start(
             "hold global.npz): they are reused instead of trained again."
         ),
     ] = None,
-    render_only: Annotated[
-        bool, typer.Option(help="Only re-render the table from the existing JSON.")
-    ] = False,
+    render_only: RenderOnlyOpt = False,
 ) -> None:
     """New users (1/3/5 liked items, or text) and new items (text) vs baselines; warm users."""
     from fedrec.simulations.bench_coldstart import (
@@ -135,9 +131,7 @@ def cold_start(
 
 @bench_app.command("encoder")
 def encoder(
-    output_dir: Annotated[Path, typer.Option(help="Where the JSON and table go.")] = Path(
-        "docs/benchmarks"
-    ),
+    output_dir: OutputDirOpt = Path("docs/benchmarks"),
     device: Annotated[str, typer.Option(help="auto, cpu or cuda[:N].")] = "auto",
     name: Annotated[str, typer.Option(help="File name stem of the report.")] = "encoder",
     requests: Annotated[int, typer.Option(min=10, help="Timed single requests.")] = 200,
@@ -192,20 +186,14 @@ def privacy(
     goal_repeats: Annotated[
         int, typer.Option(min=0, help="Runs of the user-level point at epsilon 8 (the goal).")
     ] = 3,
-    output_dir: Annotated[Path, typer.Option(help="Where the JSON, table and plot go.")] = Path(
-        "docs/benchmarks"
-    ),
-    runs_dir: Annotated[Path, typer.Option(help="Scratch space for client states.")] = Path(
-        "runs/bench"
-    ),
+    output_dir: OutputDirOpt = Path("docs/benchmarks"),
+    runs_dir: RunsDirOpt = Path("runs/bench"),
     name: Annotated[str, typer.Option(help="File name stem of the report.")] = "privacy",
     note: Annotated[
         list[str] | None,
         typer.Option(help="A caveat printed in the report (how settings were chosen); repeatable."),
     ] = None,
-    render_only: Annotated[
-        bool, typer.Option(help="Only re-render the table and plot from the existing JSON.")
-    ] = False,
+    render_only: RenderOnlyOpt = False,
 ) -> None:
     """NDCG@10 vs epsilon: record-level DP-SGD and user-level DP (central), and no DP."""
     from fedrec.simulations.bench_privacy import run_privacy_benchmark, write_report
@@ -248,16 +236,10 @@ def federation(
     catalogue_clients: Annotated[
         int, typer.Option(help="Clients per round in the catalogue-size arms.")
     ] = 10,
-    output_dir: Annotated[Path, typer.Option(help="Where JSON, table and plot go.")] = Path(
-        "docs/benchmarks"
-    ),
-    runs_dir: Annotated[Path, typer.Option(help="Where the benchmark's runs go.")] = Path(
-        "runs/bench"
-    ),
+    output_dir: OutputDirOpt = Path("docs/benchmarks"),
+    runs_dir: RunsDirOpt = Path("runs/bench"),
     name: Annotated[str, typer.Option(help="File name stem of the report.")] = "federation",
-    render_only: Annotated[
-        bool, typer.Option(help="Only re-render the table and plot from the existing JSON.")
-    ] = False,
+    render_only: RenderOnlyOpt = False,
 ) -> None:
     """Flower overhead vs a plain loop; round time and memory vs clients and catalogue size."""
     from fedrec.simulations.bench_federation import run_federation_benchmark, write_report
@@ -308,16 +290,10 @@ def attack(
         typer.Option(help="σ of distributed user-level DP with the largest K (0: no such row)."),
     ] = 1.0,
     seed: Annotated[int, typer.Option(help="Seed of the targets, cohorts and noise.")] = 42,
-    output_dir: Annotated[Path, typer.Option(help="Where the JSON and table go.")] = Path(
-        "docs/benchmarks"
-    ),
-    runs_dir: Annotated[Path, typer.Option(help="Scratch space for client states.")] = Path(
-        "runs/bench"
-    ),
+    output_dir: OutputDirOpt = Path("docs/benchmarks"),
+    runs_dir: RunsDirOpt = Path("runs/bench"),
     name: Annotated[str, typer.Option(help="File name stem of the report.")] = "attack",
-    render_only: Annotated[
-        bool, typer.Option(help="Only re-render the table from the existing JSON.")
-    ] = False,
+    render_only: RenderOnlyOpt = False,
 ) -> None:
     """What an honest-but-curious server infers from one client's update, per defense."""
     from fedrec.simulations.attack import run_attack_benchmark, write_report
