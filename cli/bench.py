@@ -74,12 +74,13 @@ def quality(
 
 
 def _models(text: str) -> list[str]:
-    from fedrec.simulations.bench import MODELS
+    from fedrec.simulations.bench import check_models
 
     chosen = [m.strip() for m in text.split(",") if m.strip()]
-    bad = [m for m in chosen if m not in MODELS]
-    if bad or not chosen:
-        raise typer.BadParameter(f"models must be some of {', '.join(MODELS)}, got {text!r}")
+    try:
+        check_models(chosen)
+    except ValueError as err:
+        raise typer.BadParameter(str(err)) from None
     return chosen
 
 

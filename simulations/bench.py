@@ -91,6 +91,12 @@ def _measure(name: str, fn: Callable[[], dict[str, Any]]) -> dict[str, Any]:
 MODELS = {"MF": "off", "hybrid": "heads"}
 
 
+def check_models(models: Sequence[str]) -> None:
+    """Refuse an empty choice or a name that is not a key of :data:`MODELS`."""
+    if not models or any(m not in MODELS for m in models):
+        raise ValueError(f"models must be some of {', '.join(MODELS)}, got {list(models)}")
+
+
 def run_quality_benchmark(
     *,
     overrides: dict[str, Any] | None = None,
@@ -106,9 +112,7 @@ def run_quality_benchmark(
     with DP. The federated/centralized ratio is taken for federated MF without DP when it
     runs (the same model as the reference), and is also given for every no-DP arm.
     """
-    unknown = [m for m in models if m not in MODELS]
-    if unknown or not models:
-        raise ValueError(f"models must be some of {', '.join(MODELS)}, got {list(models)}")
+    check_models(models)
     overrides = dict(overrides or {})
     stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
     base = {**overrides, "output-dir": str(runs_dir), "resume": False}
