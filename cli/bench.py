@@ -164,7 +164,11 @@ def privacy(
         str, typer.Option(help="Target epsilons (comma-separated); infinity (no DP) always runs.")
     ] = "0.5,1,2,4,8",
     levels: Annotated[
-        str, typer.Option(help="Which curves: record, user or both (comma-separated).")
+        str,
+        typer.Option(
+            help="Which curves (comma-separated): record (DP-SGD), user (user-level, "
+            "central noise), local and secagg (user-level, client-side noise)."
+        ),
     ] = "record,user",
     user_clip: Annotated[
         float,

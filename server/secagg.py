@@ -77,6 +77,33 @@ def clipping_range(privacy: PrivacyConfig) -> float:
     return clip + NOISE_MARGIN * sigma * clip / math.sqrt(2)
 
 
+def shares_fraction(privacy: PrivacyConfig, n_sampled: int) -> float:
+    """``secagg-num-shares`` as the fraction of the sampled clients Flower's workflow takes.
+
+    A count above 1 is turned into a fraction (capped at all of them), so that a small
+    round still gets a valid share graph.
+    """
+    shares = privacy.secagg_num_shares
+    if shares > 1:
+        return float(min(1.0, shares / max(n_sampled, 1)))
+    return float(shares)
+
+
+def secagg_threshold(privacy: PrivacyConfig, n_sampled: int) -> int:
+    """The fewest survivors SecAgg+ unmasks for, by Flower's rule for float parameters.
+
+    Flower 1.42's ``SecAggPlusWorkflow``: shares = round(fraction x sampled), made odd when
+    below all of them, all of them when at most 2; threshold = max(round(reconstruction
+    threshold x shares), 2). Each client's noise share is sized for this many survivors.
+    """
+    shares = round(shares_fraction(privacy, n_sampled) * n_sampled)
+    if shares < n_sampled and shares % 2 == 0:
+        shares += 1
+    if shares <= 2:
+        shares = n_sampled
+    return max(round(privacy.secagg_reconstruction_threshold * shares), 2)
+
+
 def quantization_levels(n_clients: int) -> int:
     """Levels per value such that ``n_clients`` of them summed stay below the modulus."""
     return int(min(MAX_LEVELS, (MODULUS - 1) // max(n_clients, 1)))
@@ -203,9 +230,7 @@ def secure_sum(
     )
     context.state.array_records[MAIN_PARAMS_RECORD] = ArrayRecord()
     workflow = SecAggPlusWorkflow(
-        num_shares=float(min(1.0, privacy.secagg_num_shares / len(messages)))
-        if privacy.secagg_num_shares > 1
-        else float(privacy.secagg_num_shares),
+        num_shares=shares_fraction(privacy, len(messages)),
         reconstruction_threshold=float(privacy.secagg_reconstruction_threshold),
         max_weight=1.0,
         clipping_range=clipping_range(privacy),

@@ -52,6 +52,7 @@ import numpy as np
 import torch
 
 from fedrec.client.state import ClientStateStore
+from fedrec.server.secagg import secagg_threshold
 from fedrec.shared.baselines import popularity_score_fn
 from fedrec.shared.config import FedRecConfig, PrivacyConfig, TrainConfig, resolve_config
 from fedrec.shared.data import load_split
@@ -69,13 +70,40 @@ logger = logging.getLogger(__name__)
 
 K = 10
 EPSILONS: tuple[float, ...] = (0.5, 1.0, 2.0, 4.0, 8.0)
-LEVELS = ("record", "user")
+LEVELS = ("record", "user", "local", "secagg")
+# The user-level curves: the level name of each placement, and how it is labelled.
+PLACEMENT_LEVELS = {"user": "central", "local": "local", "secagg": "secagg"}
+# Record-level points train with the product's DP-SGD defaults for these keys (a -c
+# override wins): the non-private tuning (local Adam) turns noisy gradients into steps of
+# the learning rate on every coordinate, which DP-SGD does not need.
+RECORD_KEYS = ("client-optimizer", "learning-rate", "dp-sample-rate")
 SCENARIO = "ml100k-nodp"
 GOAL_EPSILON = 8.0
 GOAL_RATIO = 0.9
 METRIC = f"ndcg@{K}_full"
 # Keys of the scenario that are about the run, not the training.
 _RUN_KEYS = ("num-rounds", "run-name", "fraction-evaluate")
+
+
+def record_settings(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The record-level points' training keys: the product's DP-SGD defaults, unless given."""
+    defaults = FedRecConfig().to_run_config()
+    return {k: defaults[k] for k in RECORD_KEYS if k not in (overrides or {})}
+
+
+def client_noise_on_average(placement: str, sigma: float, clip: float, k: int, t: int) -> float:
+    """The std of the noise on each coordinate of the averaged update, per placement.
+
+    central: σC once on the sum; local: σC from each of the K clients; secagg: σC/sqrt(t)
+    from each of the K clients (t = SecAgg+'s threshold). Divided by K.
+    """
+    if placement == "central":
+        return sigma * clip / k
+    if placement == "local":
+        return sigma * clip * math.sqrt(k) / k
+    if placement == "secagg":
+        return sigma * clip * math.sqrt(k / t) / k
+    raise ValueError(f"no user-level placement {placement!r}")
 
 
 def train_settings(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -298,7 +326,7 @@ def run_point(cfg: FedRecConfig, bench: Bench, label: str) -> dict[str, Any]:
     state_root = bench.work / label.replace(" ", "-").replace("=", "")
     shutil.rmtree(state_root, ignore_errors=True)
     fed = PlainFederation(cfg, bench.n_users, init_global(cfg, bench.n_items), state_root)
-    clip = cfg.privacy.user_clip if cfg.privacy.user_dp == "central" else None
+    clip = cfg.privacy.user_clip if cfg.privacy.user_dp != "off" else None
     rounds: list[dict[str, Any]] = []
     t_start = time.perf_counter()
     for rnd in range(1, bench.rounds + 1):
@@ -354,7 +382,10 @@ def run_point(cfg: FedRecConfig, bench: Bench, label: str) -> dict[str, Any]:
         out["user_privacy"] = {
             k: user[k]
             for k in ("epsilon", "delta", "accountant", "accountant_note", "noise_multiplier")
-        } | {"clip": user["clip"], "rounds": user["rounds"], "sample_rate": user["sample_rate"]}
+        } | {
+            k: user[k]
+            for k in ("clip", "rounds", "sample_rate", "placement", "epsilon_against_server")
+        }
     logger.info(
         "%s: NDCG@10 %.4f (± %.4f), HR@10 %.4f; trained %.0fs, evaluated %.0fs",
         label,
@@ -497,6 +528,8 @@ def _run(
     k_per_round = len(bench.partitions(1))
     q_user = k_per_round / bench.n_users
     user_delta = resolve_delta(base.privacy, bench.n_users)
+    record_keys = record_settings(overrides)
+    record_base = base.replace(**record_keys)
     popularity = evaluate_model(popularity_score_fn(split), split, k=K, seed=base.data.seed)
     result: dict[str, Any] = {
         "benchmark": name,
@@ -531,9 +564,10 @@ def _run(
         "popularity": {METRIC: popularity[METRIC], f"hr@{K}_full": popularity[f"hr@{K}_full"]},
         "random_ranking": {METRIC: random_ranking_ndcg(split)},
         "record": {
-            "max_grad_norm": base.privacy.max_grad_norm,
-            "dp_sample_rate": base.privacy.dp_sample_rate,
-            "delta": base.privacy.target_delta,
+            "max_grad_norm": record_base.privacy.max_grad_norm,
+            "dp_sample_rate": record_base.privacy.dp_sample_rate,
+            "delta": record_base.privacy.target_delta,
+            "settings": record_keys,
             "points": [],
         },
         "user": {
@@ -543,6 +577,14 @@ def _run(
             "accountant": base.privacy.accountant,
             "points": [],
             "scale": [],
+        },
+        **{
+            level: {
+                "placement": level,
+                "secagg_threshold": secagg_threshold(base.privacy, k_per_round),
+                "points": [],
+            }
+            for level in ("local", "secagg")
         },
     }
     out_json = output_dir / f"{name}.json"
@@ -584,27 +626,35 @@ def _run(
             runs.append(finish(run_point(cfg, bench, label + suffix)))
         return combine_runs(runs)
 
-    def central(sigma: float) -> FedRecConfig:
+    def user_cfg(sigma: float, placement: str = "central") -> FedRecConfig:
         return base.replace(
             **{
-                "user-dp": "central",
+                "user-dp": placement,
                 "user-clip": clip,
                 "user-noise-multiplier": sigma,
                 "user-delta": user_delta,
             }
         )
 
-    if "user" in levels:
+    threshold = secagg_threshold(base.privacy, k_per_round)
+    for level, placement in PLACEMENT_LEVELS.items():
+        if level not in levels:
+            continue
         for eps in sorted(epsilons, reverse=True):
             cal = calibrate_user(
                 eps, q=q_user, rounds=rounds, delta=user_delta, accountant=base.privacy.accountant
             )
-            n = max(repeats, goal_repeats) if math.isclose(eps, GOAL_EPSILON) else repeats
-            point = repeated(central(cal["sigma"]), f"user eps={eps:g}", n)
+            goal = level == "user" and math.isclose(eps, GOAL_EPSILON)
+            n = max(repeats, goal_repeats) if goal else repeats
+            label = f"{level} eps={eps:g}" if level == "user" else f"user {level} eps={eps:g}"
+            point = repeated(user_cfg(cal["sigma"], placement), label, n)
             point["calibration"] = cal
-            point["noise_std_on_average"] = cal["sigma"] * clip / k_per_round
-            result["user"]["points"].append(point)
+            point["noise_std_on_average"] = client_noise_on_average(
+                placement, cal["sigma"], clip, k_per_round, threshold
+            )
+            result[level]["points"].append(point)
             save()
+    if "user" in levels:
         for m in scale:
             big_n = round(m * bench.n_users)
             big_delta = default_delta(big_n)
@@ -616,7 +666,7 @@ def _run(
                 accountant=base.privacy.accountant,
             )
             sigma = cal["sigma"] / m
-            point = repeated(central(sigma), f"user x{m:g} users", repeats)
+            point = repeated(user_cfg(sigma), f"user x{m:g} users", repeats)
             point["scale"] = {
                 "multiplier": m,
                 "users": big_n,
@@ -632,14 +682,16 @@ def _run(
 
     if "record" in levels:
         counts = [int(np.sum(split.train.users == u)) for u in range(bench.n_users)]
-        plans = record_plans(counts, base.train, base.privacy)
+        plans = record_plans(counts, record_base.train, record_base.privacy)
         result["record"]["plans"] = [
             {"sample_rate": q, "steps_per_round": s, "clients": n}
             for (q, s), n in sorted(plans.items())
         ]
         for eps in sorted(epsilons, reverse=True):
-            rcal = calibrate_record(eps, plans, rounds=rounds, delta=base.privacy.target_delta)
-            cfg = base.replace(**{"dp-enabled": True, "noise-multiplier": rcal.sigma})
+            rcal = calibrate_record(
+                eps, plans, rounds=rounds, delta=record_base.privacy.target_delta
+            )
+            cfg = record_base.replace(**{"dp-enabled": True, "noise-multiplier": rcal.sigma})
             point = repeated(cfg, f"record eps={eps:g}", repeats)
             point["calibration"] = rcal.to_dict()
             result["record"]["points"].append(point)
@@ -702,8 +754,12 @@ def plot_curve(result: dict[str, Any], path: Path) -> None:
     for level, style, label in (
         ("record", "o-", "record-level DP-SGD (unit: one interaction)"),
         ("user", "s-", "user-level DP, central (unit: one user)"),
+        ("secagg", "D--", "user-level DP, SecAgg+ noise shares (unit: one user)"),
+        ("local", "v-", "user-level DP, local (unit: one user)"),
     ):
-        points = sorted(result[level]["points"], key=lambda p: p["calibration"]["target"])
+        points = sorted(
+            (result.get(level) or {}).get("points", []), key=lambda p: p["calibration"]["target"]
+        )
         if not points:
             continue
         xs = [float(p["calibration"]["target"]) for p in points]
@@ -846,14 +902,22 @@ def markdown_report(result: dict[str, Any], png: str) -> str:
         + (", ".join(f"{p['scale']['multiplier']:g}" for p in usr.get("scale", [])) or "none")
         + ".",
     )
+    client_side = [lv for lv in ("local", "secagg") if (result.get(lv) or {}).get("points")]
+    if client_side:
+        lines.insert(len(lines) - 1, _placements_bullet(result, client_side))
     for level, title in (
         ("record", "Record-level DP-SGD (ε per interaction, δ = {delta:g})"),
         ("user", "User-level DP, central (ε per user, δ = {delta:.3g})"),
+        ("secagg", "User-level DP, SecAgg+ noise shares (ε per user, δ = {delta:.3g})"),
+        ("local", "User-level DP, local (ε per user, δ = {delta:.3g})"),
     ):
-        points = sorted(result[level]["points"], key=lambda p: p["calibration"]["target"])
+        points = sorted(
+            (result.get(level) or {}).get("points", []), key=lambda p: p["calibration"]["target"]
+        )
         if not points:
             continue
-        lines += [f"### {title.format(delta=result[level]['delta'])}", ""]
+        delta = result[level if level == "record" else "user"]["delta"]
+        lines += [f"### {title.format(delta=delta)}", ""]
         lines += _level_table(level, points, ref)
         lines.append("")
     pop = float(result["popularity"][METRIC])
@@ -929,12 +993,22 @@ def _tuning_caveat(result: dict[str, Any]) -> list[str]:
 
     nodp = median_norm(result["no_dp"])
     rec = [n for p in result["record"]["points"] if (n := median_norm(p)) is not None]
-    text = "- Every point uses the same training settings, not re-tuned per ε" + (
+    text = "- Every point of a level uses the same training settings, not re-tuned per ε" + (
         " (what was searched is in the notes below)."
         if result.get("notes")
         else " (no search over client optimizer, learning rates or clip bounds under noise)."
     )
-    if rec and nodp:
+    rec_keys = result["record"].get("settings") or {}
+    if rec and rec_keys and nodp:
+        text += (
+            " The record-level points train with the product's DP-SGD defaults ("
+            + ", ".join(f"{k} {v}" for k, v in rec_keys.items())
+            + "; chosen by a small search on this data set, full batch over q 0.5 and 0.1, "
+            "see docs/privacy.md), the user-level points with the non-private tuning; client "
+            f"updates' median L2 norm in the last round: {_span(rec)} under DP-SGD "
+            f"(no DP: {nodp:.3g})."
+        )
+    elif rec and nodp:
         text += (
             f" Under DP-SGD the local Adam turns each noisy gradient into a step of about the "
             f"learning rate on every coordinate, so a client's update has median L2 norm "
@@ -960,16 +1034,51 @@ def _record_bullet(result: dict[str, Any]) -> str:
         "checked (and raised where needed) with the project's RDP accountant "
         "(`shared/privacy.py`). The ε column is what the clients' own accountants hold at the "
         "end, maximum over clients."
+        + (
+            " Client training as the product's DP defaults ("
+            + ", ".join(f"{k} {v}" for k, v in rec["settings"].items())
+            + "), the rest as above."
+            if rec.get("settings")
+            else ""
+        )
     )
+
+
+def _placements_bullet(result: dict[str, Any], levels: Sequence[str]) -> str:
+    """How the client-side placements were run, with the same σ, C and accounting."""
+    k = result["clients_per_round"]
+    text = (
+        "- **User level, client-side noise** (same unit, C, σ, δ and accounting as central; "
+        "every client keeps its own ledger): "
+    )
+    parts = []
+    if "local" in levels:
+        parts.append(
+            "*local*: each client clips its update and adds all of N(0, (σC)²) before sending "
+            f"(the server then averages as without DP), so the average carries {k} clients' "
+            f"noise: std σC/sqrt(K), sqrt({k}) = {math.sqrt(k):.0f}x central's"
+        )
+    if "secagg" in levels:
+        t = result["secagg"].get("secagg_threshold")
+        parts.append(
+            f"*secagg*: each client adds a share σC/sqrt(t), t = {t} (SecAgg+'s threshold, "
+            f"0.7 x {k} shares), so the sum carries σC·sqrt(K/t) = "
+            f"{math.sqrt(k / t) if t else float('nan'):.2f}x central's noise; the sum is "
+            "computed with SecAgg+'s arithmetic (Flower's quantization, integer sum, "
+            "dequantization) but without its masks, which cancel exactly -- the protocol "
+            "itself runs under Flower only (`fedrec simulate`, tests/server/test_secagg.py)"
+        )
+    return text + "; ".join(parts) + "."
 
 
 def _level_table(level: str, points: Sequence[dict[str, Any]], ref: dict[str, Any]) -> list[str]:
     ref_ndcg = float(ref["metrics"][METRIC])
-    user = level == "user"
+    user = level != "record"
     head = "| target ε | σ | ε reached | NDCG@10 | HR@10 | x no DP | Δ NDCG@10 vs no DP |"
     rule = "|---|---|---|---|---|---|---|"
     if user:
-        head += " clipped | noise std on average (σC/K) |"
+        formula = {"user": "σC/K", "local": "σC/sqrt(K)", "secagg": "σC/sqrt(Kt)"}[level]
+        head += f" clipped | noise std on average ({formula}) |"
         rule += "---|---|"
     lines = [head, rule]
     for p in points:

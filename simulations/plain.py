@@ -6,12 +6,20 @@ settings. It calls the very functions a ClientApp and the strategy call -- clien
 view, local (DP) training, private state on disk, screening, combining, server optimizer --
 only the messaging, serialization and actor scheduling are left out.
 
-User-level DP: the ``central`` placement runs here with the server-side functions the Flower
-strategy uses (:class:`fedrec.server.user_dp.CentralNoise` clips every update and noises
-their sum once; the sum is divided by the number of clients sampled; the run's user-level
-(ε, δ) is kept by :class:`fedrec.server.user_dp.UserLevelAccountant`). ``local`` and
-``secagg`` involve the clients' ledgers and Flower's SecAgg+ and are refused: run them with
-Flower (``fedrec simulate``).
+User-level DP, every placement, with the functions the Flower apps use; the run's
+user-level (ε, δ) is kept by :class:`fedrec.server.user_dp.UserLevelAccountant`:
+
+- ``central``: :class:`fedrec.server.user_dp.CentralNoise` clips every update and noises
+  their sum once; the sum is divided by the number of clients sampled.
+- ``local``: each client clips its update and adds all of the noise (the ClientApp's
+  ``_noised``), keeps its ledger (:func:`fedrec.client.ledger.user_round_for`), and the
+  server averages what it gets as without DP.
+- ``secagg``: each client adds its share of the noise for the threshold Flower's SecAgg+
+  workflow would set (:func:`fedrec.server.secagg.secagg_threshold`); the sum is computed
+  with SecAgg+'s own arithmetic -- Flower's stochastic quantization of every vector, an
+  integer sum, dequantization -- but without the pairwise and private masks, which cancel
+  exactly in that integer sum. The protocol itself (keys, shares, dropouts) runs only under
+  Flower (``fedrec simulate``; tests/server/test_secagg.py).
 """
 
 from __future__ import annotations
@@ -23,7 +31,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from flwr.common.secure_aggregation.quantization import dequantize, quantize
 
+from fedrec.client.ledger import total_user_epsilon, user_round_for
 from fedrec.client.state import ClientStateStore
 from fedrec.client.task import client_seed, load_client_data, local_train, local_user_evals
 from fedrec.server.aggregation import (
@@ -32,10 +42,14 @@ from fedrec.server.aggregation import (
     server_optimizer_for,
     update_norm,
 )
+from fedrec.server.secagg import clipping_range, quantization_levels, secagg_threshold
 from fedrec.server.user_dp import CentralNoise, UserLevelAccountant, mean_of_sum
-from fedrec.shared.config import FedRecConfig
-from fedrec.shared.errors import ConfigError
+from fedrec.shared.config import FedRecConfig, PrivacyConfig
 from fedrec.shared.evaluation import UserEval, summarize
+from fedrec.shared.user_accounting import resolve_delta
+from fedrec.shared.user_dp import noise_rng, noise_std, privatize
+
+Arrays = dict[str, np.ndarray]
 
 
 @dataclass
@@ -51,22 +65,19 @@ class PlainFederation:
     # user-dp=central: the server's clip-and-noise and the run's user-level account.
     central_noise: CentralNoise | None = None
     user_accountant: UserLevelAccountant | None = None
-    # The L2 norms of the last round's raw client updates (a simulation diagnostic: under
-    # user-dp=central the server sees them but does not publish them).
+    # The L2 norms of the last round's raw client updates (a simulation diagnostic: with
+    # user-level DP nobody publishes them; under local/secagg the server never sees them).
     last_norms: list[float] = field(default_factory=list)
+    # Noise of the clients' own shares (user-dp local/secagg).
+    rng: np.random.Generator = field(default_factory=noise_rng)
 
     def __post_init__(self) -> None:
         privacy = self.cfg.privacy
-        if privacy.user_dp not in ("off", "central"):
-            # Silently training without the noise asked for would be worse than refusing.
-            raise ConfigError(
-                f"the plain loop does not apply user-level DP in the {privacy.user_dp} "
-                "placement (only user-dp=central); run it with Flower (fedrec simulate)"
-            )
         if privacy.user_dp == "central":
             self.central_noise = self.central_noise or CentralNoise(
                 privacy.user_clip, privacy.user_noise_multiplier
             )
+        if privacy.user_dp != "off":
             self.user_accountant = self.user_accountant or UserLevelAccountant(privacy)
         self.optimizer = self.optimizer or server_optimizer_for(self.cfg.federation)
 
@@ -76,6 +87,12 @@ class PlainFederation:
     def train_round(self, partitions: Sequence[int], server_round: int) -> float:
         """Train ``partitions`` on the current model and aggregate; returns seconds taken."""
         t0 = time.perf_counter()
+        privacy = self.cfg.privacy
+        user_round = None
+        if self.user_accountant is not None:
+            self.user_accountant.fix_delta(self.num_partitions)
+            delta = resolve_delta(privacy, self.num_partitions)
+            user_round = user_round_for(privacy, delta)  # the clients' ledgers (local/secagg)
         deltas = []
         for pid in partitions:
             data = load_client_data(self.cfg, pid, self.num_partitions)
@@ -87,22 +104,35 @@ class PlainFederation:
                 server_round=server_round,
                 seed=client_seed(self.cfg, pid),
                 device=self.device,
+                user_round=user_round,
             )
             deltas.append({k: update[k] - v for k, v in self.shared.items()})
+            if user_round is not None and self.user_accountant is not None:
+                # As the ClientApp's user-epsilon metric: what the client's ledger holds.
+                spent = total_user_epsilon(self._store(pid).load())
+                self.user_accountant.observe_clients(spent)
         fed = self.cfg.federation
         assert self.optimizer is not None
-        if self.central_noise is not None and deltas:
-            # As FedRecStrategy.aggregate_train under user-dp=central: clip each update, sum,
-            # noise the sum once, divide by the number of clients sampled, no screening.
-            assert self.user_accountant is not None
+        if self.user_accountant is not None and deltas:
             self.last_norms = [update_norm(d) for d in deltas]
-            total = self.central_noise.noised_sum(deltas)
-            self.shared = self.optimizer.step(self.shared, mean_of_sum(total, len(partitions)))
-            self.user_accountant.fix_delta(self.num_partitions)
             self.user_accountant.record_round(
                 sampled=len(partitions), available=self.num_partitions
             )
+        if self.central_noise is not None and deltas:
+            # As FedRecStrategy.aggregate_train under user-dp=central: clip each update, sum,
+            # noise the sum once, divide by the number of clients sampled, no screening.
+            total = self.central_noise.noised_sum(deltas)
+            self.shared = self.optimizer.step(self.shared, mean_of_sum(total, len(partitions)))
             return time.perf_counter() - t0
+        if privacy.user_dp == "secagg" and deltas:
+            # As FedRecStrategy.aggregate_secure: the secure sum over the sampled clients.
+            total = unmasked_secure_sum(
+                [self._client_noised(d, len(partitions)) for d in deltas], privacy
+            )
+            self.shared = self.optimizer.step(self.shared, mean_of_sum(total, len(partitions)))
+            return time.perf_counter() - t0
+        if privacy.user_dp == "local":
+            deltas = [self._client_noised(d, len(partitions)) for d in deltas]
         new, _, norms = apply_updates(
             self.shared,
             deltas,
@@ -111,10 +141,20 @@ class PlainFederation:
             trim_fraction=fed.trim_fraction,
             norm_factor=fed.update_norm_factor,
         )
-        self.last_norms = [float(x) for x in norms]
+        if privacy.user_dp == "off":
+            self.last_norms = [float(x) for x in norms]
         if new is not None:
             self.shared = new
         return time.perf_counter() - t0
+
+    def _client_noised(self, delta: Arrays, sampled: int) -> Arrays:
+        """What a client sends under user-dp local/secagg: clipped, with its noise (share)."""
+        privacy = self.cfg.privacy
+        survivors = secagg_threshold(privacy, sampled) if privacy.user_dp == "secagg" else None
+        std = noise_std(
+            privacy.user_dp, privacy.user_noise_multiplier, privacy.user_clip, survivors=survivors
+        )
+        return privatize(delta, privacy.user_clip, std, self.rng)[0]
 
     def user_privacy(self) -> dict[str, object] | None:
         """The user-level report (as in a Flower run's manifest); ``None`` when it is off."""
@@ -144,6 +184,28 @@ class PlainFederation:
                 seed=client_seed(self.cfg, pid),
             )
         return evals, n_items
+
+
+def unmasked_secure_sum(vectors: Sequence[Arrays], privacy: PrivacyConfig) -> Arrays:
+    """The sum SecAgg+ would unmask for ``vectors``, by its arithmetic, without the masks.
+
+    Every vector is quantized as Flower's ``secaggplus_mod`` does (clip to the range,
+    stochastic rounding to the levels), the integers are summed (the range and levels are
+    chosen so that the sum cannot wrap, see :mod:`fedrec.server.secagg`), and the sum is
+    dequantized and shifted back as Flower's workflow does. The masks are left out: they
+    cancel exactly in the integer sum.
+    """
+    if not vectors:
+        raise ValueError("no vectors to sum")
+    names = list(vectors[0])
+    cr, levels = clipping_range(privacy), quantization_levels(len(vectors))
+    totals = [np.zeros(np.shape(vectors[0][n]), np.int64) for n in names]
+    for vec in vectors:
+        for total, q in zip(totals, quantize([vec[n] for n in names], cr, levels), strict=True):
+            total += q
+    summed = dequantize(totals, cr, levels)
+    offset = -(len(vectors) - 1) * cr
+    return {n: np.asarray(v, np.float64) + offset for n, v in zip(names, summed, strict=True)}
 
 
 def sample_partitions(num_partitions: int, fraction: float, *, seed: int, rnd: int) -> list[int]:

@@ -12,7 +12,12 @@ from flwr.clientapp import ClientApp
 import fedrec.client.client_app as client_app_module
 from fedrec.client.client_app import build_client_app
 from fedrec.client.secagg import CLIENTS_KEY, MIN_SURVIVORS_KEY, secagg_mod
-from fedrec.server.secagg import clipping_range, quantization_levels, secure_sum
+from fedrec.server.secagg import (
+    clipping_range,
+    quantization_levels,
+    secagg_threshold,
+    secure_sum,
+)
 from fedrec.server.server_app import run_federation
 from fedrec.server.strategy import FedRecStrategy
 from fedrec.shared.checkpoint import load_checkpoint
@@ -81,13 +86,25 @@ def test_the_server_gets_the_sum_of_what_the_clients_sent_and_nothing_else(
         assert all(len(rec) == 0 for rec in reply.content.array_records.values())
 
 
-def test_each_client_learns_the_threshold_it_must_noise_for(loopback_grid: type) -> None:
-    app = _vector_app(_vectors(5), fail=set())
-    _round(loopback_grid(app, 5), **{"secagg-reconstruction-threshold": 0.6})
+@pytest.mark.parametrize(
+    ("n", "privacy", "expected"),
+    [
+        (5, {"secagg-reconstruction-threshold": 0.6}, 3),  # round(0.6 x 5 shares)
+        (9, {"secagg-num-shares": 4.0}, 4),  # 4 shares -> 5 (odd), round(0.7 x 5)
+        (6, {"secagg-num-shares": 0.5, "secagg-reconstruction-threshold": 0.5}, 2),
+    ],
+)
+def test_each_client_learns_the_threshold_it_must_noise_for(
+    loopback_grid: type, n: int, privacy: dict[str, float], expected: int
+) -> None:
+    app = _vector_app(_vectors(n), fail=set())
+    _round(loopback_grid(app, n), **privacy)
     for config in app.seen.values():  # type: ignore[attr-defined]
-        # Flower: threshold = round(0.6 * shares), shares = all 5 clients.
-        assert config[MIN_SURVIVORS_KEY] == 3 and config[CLIENTS_KEY] == 5
+        # Flower's workflow computed it; the plain loop's simulation computes it alike.
+        assert config[MIN_SURVIVORS_KEY] == expected and config[CLIENTS_KEY] == n
         assert config["x"] == 1 and config["server-round"] == 1  # the round's own config
+    cfg = resolve_config({}, {"user-dp": "secagg", **privacy})
+    assert secagg_threshold(cfg.privacy, n) == expected
 
 
 def test_a_dropout_leaves_the_sum_of_the_survivors(loopback_grid: type) -> None:

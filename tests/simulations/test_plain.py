@@ -9,11 +9,11 @@ from hypothesis import strategies as st
 
 from fedrec.client.state import ClientStateStore
 from fedrec.client.task import load_client_data
+from fedrec.server.secagg import clipping_range, quantization_levels
 from fedrec.shared.config import resolve_config
 from fedrec.shared.data import load_split
-from fedrec.shared.errors import ConfigError
 from fedrec.shared.models.factory import init_global
-from fedrec.simulations.plain import PlainFederation, sample_partitions
+from fedrec.simulations.plain import PlainFederation, sample_partitions, unmasked_secure_sum
 from tests.e2e.helpers import write_tiny_ratings
 
 
@@ -84,8 +84,44 @@ def test_clients_with_one_to_three_interactions_train_under_dp(tmp_path: Path) -
 
 
 @pytest.mark.parametrize("placement", ["local", "secagg"])
-def test_the_plain_loop_refuses_client_side_user_level_dp(tmp_path: Path, placement: str) -> None:
-    # Only the central placement runs in the plain loop (tests/simulations/test_privacy_bench.py).
-    cfg = resolve_config({}, {"user-dp": placement})
-    with pytest.raises(ConfigError, match="does not apply user-level DP"):
-        PlainFederation(cfg, 2, {}, tmp_path)
+def test_client_side_user_dp_noises_every_update_and_keeps_the_ledgers(
+    tmp_path: Path, placement: str
+) -> None:
+    privacy = {"user-dp": placement, "user-clip": 0.5, "user-noise-multiplier": 2.0}
+    fed = _federation(tmp_path, **{"dp-enabled": False, "text-tower": "off", **privacy})
+    before = {k: v.copy() for k, v in fed.shared.items()}
+    fed.train_round(list(range(6)), 1)
+    # Every coordinate moved (dense noise, also on the items nobody trained).
+    for k, v in fed.shared.items():
+        assert np.all(v != before[k]), k
+    for pid in range(6):
+        state = ClientStateStore(tmp_path / "clients" / f"partition-{pid}").load()
+        assert state is not None and placement in state.user_ledger
+        assert state.user_epsilon[placement] > 0
+    report = fed.user_privacy()
+    assert report is not None and report["placement"] == placement and report["epsilon"] > 0
+
+
+@pytest.mark.parametrize(("placement", "survivors"), [("local", 1), ("secagg", 4)])
+def test_a_clients_noise_is_all_of_it_locally_and_its_share_under_secagg(
+    tmp_path: Path, placement: str, survivors: int
+) -> None:
+    # 6 sampled clients, threshold round(0.7 x 6) = 4: a share is σC/2.
+    privacy = {"user-dp": placement, "user-clip": 0.5, "user-noise-multiplier": 2.0}
+    fed = _federation(tmp_path, **privacy)
+    zero = {"x": np.zeros(200_000, np.float32)}
+    noise = fed._client_noised(zero, 6)["x"]
+    assert noise.std() == pytest.approx(2.0 * 0.5 / np.sqrt(survivors), rel=0.02)
+
+
+@settings(max_examples=20, deadline=None)
+@given(n=st.integers(2, 40), seed=st.integers(0, 1000))
+def test_the_unmasked_secure_sum_is_the_sum_up_to_quantization(n: int, seed: int) -> None:
+    privacy = resolve_config({}, {"user-dp": "secagg"}).privacy
+    rng = np.random.default_rng(seed)
+    vectors = [{"a": rng.normal(0, 1, (5, 3)).astype(np.float32)} for _ in range(n)]
+    total = unmasked_secure_sum(vectors, privacy)["a"]
+    exact = np.sum([v["a"].astype(np.float64) for v in vectors], axis=0)
+    step = 2 * clipping_range(privacy) / quantization_levels(n)
+    # Stochastic rounding moves each value by less than one level.
+    assert np.all(np.abs(total - exact) <= n * step + 1e-9)

@@ -278,6 +278,7 @@ def test_a_tiny_benchmark_runs_end_to_end_and_renders_from_its_json(tmp_path: Pa
         runs_dir=tmp_path / "runs",
         rounds=1,
         epsilons=(1.0, 8.0),
+        levels=("record", "user", "local", "secagg"),
         scale=(10,),
         goal_repeats=2,
         user_clip_scale=0.5,
@@ -292,12 +293,28 @@ def test_a_tiny_benchmark_runs_end_to_end_and_renders_from_its_json(tmp_path: Pa
     assert result["complete"] and result["goal"]["met"] in (True, False)
     assert result["settings"]["text-tower"] == "off"
     assert result["settings"]["client-optimizer"] == "adam"
-    for level in ("record", "user"):
+    for level in ("record", "user", "local", "secagg"):
         targets = sorted(p["calibration"]["target"] for p in result[level]["points"])
         assert targets == [1.0, 8.0]
-    for p in result["user"]["points"]:
-        assert p["user_privacy"]["epsilon"] <= p["calibration"]["target"] + 1e-9
-        assert p["user_privacy"]["clip"] == result["user"]["clip"] > 0
+    for level, placement in (("user", "central"), ("local", "local"), ("secagg", "secagg")):
+        for p in result[level]["points"]:
+            assert p["user_privacy"]["epsilon"] <= p["calibration"]["target"] + 1e-9
+            assert p["user_privacy"]["clip"] == result["user"]["clip"] > 0
+            assert p["user_privacy"]["placement"] == placement
+    # The same sigma for the same epsilon; local puts sqrt(K) times central's noise on the
+    # average, secagg sqrt(K / t) times (t = round(0.7 x 6) = 4).
+    central = {p["calibration"]["target"]: p for p in result["user"]["points"]}
+    for level, factor in (("local", np.sqrt(6)), ("secagg", np.sqrt(6 / 4))):
+        for p in result[level]["points"]:
+            twin = central[p["calibration"]["target"]]
+            assert p["calibration"]["sigma"] == twin["calibration"]["sigma"]
+            assert p["noise_std_on_average"] == pytest.approx(factor * twin["noise_std_on_average"])
+    # Record-level points train with the product's DP-SGD defaults, not the no-DP tuning.
+    assert result["record"]["settings"] == {
+        "client-optimizer": "sgd",
+        "learning-rate": 0.1,
+        "dp-sample-rate": 1.0,
+    }
     for p in result["record"]["points"]:
         assert 0.95 * p["calibration"]["target"] <= p["record_epsilon_max"]
         assert p["record_epsilon_max"] <= p["calibration"]["target"] + 1e-9
@@ -318,5 +335,7 @@ def test_a_tiny_benchmark_runs_end_to_end_and_renders_from_its_json(tmp_path: Pa
     text = (out / "privacy.md").read_text()
     assert "ε–utility curve" in text and "mean of 2 runs" in text
     assert "- settings chosen by hand" in text
+    assert "User-level DP, local" in text and "SecAgg+ noise shares" in text
+    assert "client-optimizer sgd, learning-rate 0.1" in text
     with pytest.raises(ValueError, match="user-clip-scale"):
         run_privacy_benchmark(output_dir=out, runs_dir=tmp_path, user_clip_scale=0.0)
