@@ -107,9 +107,16 @@ def cold_start(
             "hold global.npz): they are reused instead of trained again."
         ),
     ] = None,
+    name: Annotated[
+        str, typer.Option(help="File name stem of the report (e.g. coldstart-dp for a DP run).")
+    ] = "coldstart",
     render_only: RenderOnlyOpt = False,
 ) -> None:
-    """New users (1/3/5 liked items, or text) and new items (text) vs baselines; warm users."""
+    """New users (1/3/5 liked items, or text) and new items (text) vs baselines; warm users.
+
+    Trains without DP by default; `-c dp-enabled=true -c client-optimizer=sgd -c
+    learning-rate=0.1` trains both models under the product's record-level DP-SGD.
+    """
     from fedrec.simulations.bench_coldstart import (
         run_coldstart_benchmark,
         write_coldstart_report,
@@ -117,7 +124,7 @@ def cold_start(
 
     setup_logging()
     if render_only:
-        _render_from_json(output_dir, "coldstart", write_coldstart_report)
+        _render_from_json(output_dir, name, write_coldstart_report)
     else:
         run_coldstart_benchmark(
             output_dir=output_dir,
@@ -126,8 +133,9 @@ def cold_start(
             fraction=fraction,
             overrides=overrides_from(config, None),
             work_dir=work_dir.resolve() if work_dir else None,
+            name=name,
         )
-    console.print((output_dir / "coldstart.md").read_text())
+    console.print((output_dir / f"{name}.md").read_text())
 
 
 @bench_app.command("encoder")

@@ -51,7 +51,6 @@ from typing import Any
 import numpy as np
 import torch
 
-from fedrec.client.state import ClientStateStore
 from fedrec.server.secagg import secagg_threshold
 from fedrec.shared.baselines import popularity_score_fn
 from fedrec.shared.config import FedRecConfig, PrivacyConfig, TrainConfig, resolve_config
@@ -370,11 +369,7 @@ def run_point(cfg: FedRecConfig, bench: Bench, label: str) -> dict[str, Any]:
         "eval_s": eval_s,
     }
     if cfg.privacy.dp_enabled:
-        eps = [
-            state.epsilon
-            for pid in range(bench.n_users)
-            if (state := ClientStateStore(state_root / f"partition-{pid}").load()) is not None
-        ]
+        eps = fed.record_epsilons()
         out["record_epsilon_max"] = max(eps) if eps else None
         out["record_epsilon_min"] = min(eps) if eps else None
     user = fed.user_privacy()

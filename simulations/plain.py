@@ -156,6 +156,11 @@ class PlainFederation:
         )
         return privatize(delta, privacy.user_clip, std, self.rng)[0]
 
+    def record_epsilons(self) -> list[float]:
+        """The record-level ε each client's own accountant holds (clients that trained)."""
+        states = (self._store(pid).load() for pid in range(self.num_partitions))
+        return [float(state.epsilon) for state in states if state is not None]
+
     def user_privacy(self) -> dict[str, object] | None:
         """The user-level report (as in a Flower run's manifest); ``None`` when it is off."""
         if self.user_accountant is None or self.user_accountant.delta is None:

@@ -1,5 +1,6 @@
 """Cold-start benchmark pieces: the held-out split, the warm data set, texts and report."""
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +17,8 @@ from fedrec.simulations.bench_coldstart import (
     choose_cold,
     coldstart_markdown,
     genre_text,
+    run_coldstart_benchmark,
+    top_k,
     write_warm_dataset,
 )
 
@@ -169,3 +172,56 @@ def test_centralized_references_use_co_occurrence_that_popularity_misses(tmp_pat
         }
     )
     assert "### Centralized references (not private" in md
+
+
+def test_a_tiny_dp_run_end_to_end_reports_what_training_spent(tmp_path: Path) -> None:
+    full, _ = _two_taste_dataset()
+    nobody = ColdSplit(users=np.array([], np.int64), items=np.array([], np.int64))
+    ratings = write_warm_dataset(full, nobody, tmp_path / "data")
+    out = tmp_path / "out"
+    result = run_coldstart_benchmark(
+        output_dir=out,
+        runs_dir=tmp_path / "runs",
+        rounds=1,
+        fraction=0.1,
+        name="coldstart-dp",
+        overrides={
+            "dataset": "generic",
+            "data-path": str(ratings),
+            "embedding-dim": 4,
+            "personalize-epochs": 1,
+            "dp-enabled": True,
+            "client-optimizer": "sgd",
+            "learning-rate": 0.1,
+        },
+    )
+    assert set(result["privacy"]) == {"MF only", "hybrid"}
+    for spent in result["privacy"].values():
+        assert spent["dp_enabled"] and 0 < spent["epsilon_max"] < float("inf")
+        assert spent["noise_multiplier"] == 2.1 and spent["dp_sample_rate"] == 1.0
+    assert result["protocol"]["cold_users"] == 3 and result["protocol"]["cold_items"] == 4
+    text = (out / "coldstart-dp.md").read_text()
+    assert "## Privacy spent in training" in text
+    assert f"ε = {result['privacy']['hybrid']['epsilon_max']:.3g} per interaction" in text
+    assert json.loads((out / "coldstart-dp.json").read_text())["privacy"] == result["privacy"]
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(st.floats(-5, 5), min_size=1, max_size=30),
+    st.sets(st.integers(0, 29)),
+    st.integers(1, 15),
+)
+def test_top_k_is_sorted_short_on_small_catalogues_and_puts_excluded_last(
+    scores: list[float], exclude: set[int], k: int
+) -> None:
+    s = np.array(scores)
+    excluded = np.array(sorted(i for i in exclude if i < s.size), np.int64)
+    top = top_k(s, excluded, k)
+    assert len(top) == min(k, s.size) == len(set(top.tolist()))
+    masked = s.copy()
+    masked[excluded] = -np.inf
+    ordered = masked[top]
+    assert all(a >= b for a, b in zip(ordered, ordered[1:], strict=False))  # best first
+    kept = s.size - excluded.size
+    assert not set(top[: min(k, kept)].tolist()) & set(excluded.tolist())
