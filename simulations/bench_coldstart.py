@@ -385,7 +385,8 @@ def item_cold_start(
             top_k(q_new @ factors[wu] + b_new, none)
         )
         profile = warm_emb[train_items.items[train_items.users == wu]].mean(0)
-        tops.setdefault("content only: frozen embeddings", []).append(top_k(raw_new @ profile, none))
+        content = top_k(raw_new @ profile, none)
+        tops.setdefault("content only: frozen embeddings", []).append(content)
         tops.setdefault("random", []).append(top_k(rng.random(len(new_idx)), none))
     logger.info("item cold start: %d warm users rated held-out items", len(relevant))
     return {name: _summary(t, relevant) for name, t in tops.items()}
