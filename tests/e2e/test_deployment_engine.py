@@ -4,6 +4,7 @@ Everything runs on 127.0.0.1 with free ports, --insecure (local test only), and 
 at the end whatever happens.
 """
 
+import json
 import socket
 import subprocess
 import time
@@ -47,7 +48,22 @@ def processes() -> Iterator[list[subprocess.Popen[bytes]]]:
         proc.wait(timeout=30)
 
 
-def test_superlink_supernodes_flwr_run(tmp_path: Path, processes: list) -> None:  # type: ignore[type-arg]
+@pytest.mark.parametrize(
+    ("rounds", "extra"),
+    [
+        (2, ""),
+        # SecAgg+ over the deployment engine's real transport: the server gets the sum only.
+        # One round: each of its four stages starts a ClientApp process per node.
+        (1, "user-dp='secagg' user-clip=0.5 user-noise-multiplier=0.5"),
+    ],
+    ids=["record-dp", "secagg"],
+)
+def test_superlink_supernodes_flwr_run(
+    tmp_path: Path,
+    processes: list,  # type: ignore[type-arg]
+    rounds: int,
+    extra: str,
+) -> None:
     data = write_tiny_ratings(tmp_path / "ratings.csv", n_users=4, n_items=20, per_user=10)
     env = flwr_env(tmp_path / "flwr-home")
     # Flower 1.42 serves the Fleet, Control and runtime APIs over one HTTP port.
@@ -90,9 +106,9 @@ def test_superlink_supernodes_flwr_run(tmp_path: Path, processes: list) -> None:
     )
     runs = tmp_path / "runs"
     run_config = (
-        f"num-rounds=2 dataset='generic' data-path='{data}' output-dir='{runs}' "
+        f"num-rounds={rounds} dataset='generic' data-path='{data}' output-dir='{runs}' "
         "run-name='deployed' fraction-train=1.0 min-train-nodes=2 embedding-dim=8 "
-        "personalize-epochs=1"
+        f"personalize-epochs=1 {extra}"
     )
     out = flwr_run("test", run_config, env)
     diag = out.stdout[-2000:] + out.stderr[-2000:]
@@ -100,9 +116,17 @@ def test_superlink_supernodes_flwr_run(tmp_path: Path, processes: list) -> None:
         diag += f"\n--- {log.name}\n" + log.read_text(errors="replace")[-1500:]
     assert out.returncode == 0, diag
     ckpt = load_checkpoint(runs / "deployed")
-    assert ckpt.round == 2, diag
+    assert ckpt.round == rounds, diag
     assert ckpt.manifest["history"][-1]["clients-ok"] == N_NODES
     assert ckpt.manifest["history"][-1]["eval/n_users"] == 4
     # Each SuperNode kept its private state in its own state-dir, on its side.
     for k in range(N_NODES):
         assert (tmp_path / f"state-{k}" / "state.json").exists(), diag
+    if "secagg" in extra:
+        last = ckpt.manifest["history"][-1]
+        assert last["secagg-survivors"] == N_NODES, diag
+        user = ckpt.manifest["user_privacy"]
+        assert user["placement"] == "secagg" and user["epsilon"] > 0, diag
+        for k in range(N_NODES):
+            state = json.loads((tmp_path / f"state-{k}" / "state.json").read_text())
+            assert "secagg" in state["user_ledger"], diag
