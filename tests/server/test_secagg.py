@@ -22,6 +22,7 @@ from fedrec.server.server_app import run_federation
 from fedrec.server.strategy import FedRecStrategy
 from fedrec.shared.checkpoint import load_checkpoint
 from fedrec.shared.config import resolve_config
+from fedrec.shared.errors import CheckpointError
 from fedrec.shared.serialization import numpy_to_arrays
 from fedrec.shared.user_dp import clip_update
 
@@ -243,3 +244,70 @@ def test_secagg_clients_out_of_budget_still_send_their_noise(
         ledger = json.loads(state.read_text())
         assert ledger["rounds_trained"] == [1] and ledger["user_ledger"]["secagg"][0][2] == 1
         assert ledger["user_epsilon"]["secagg"] <= 4.0
+
+
+class _ServerDied(BaseException):
+    """The server process ending abruptly (not an Exception: nothing may handle it)."""
+
+
+def test_a_secagg_run_killed_before_unmasking_resumes_without_losing_or_repeating_a_round(
+    tmp_path: Path, loopback_grid: type
+) -> None:
+    from flwr.common.secure_aggregation.secaggplus_constants import (
+        RECORD_KEY_CONFIGS,
+        Key,
+        Stage,
+    )
+
+    settings = _settings(tmp_path, "secagg", **{"num-rounds": 3})
+    cfg = resolve_config({}, settings)
+    app = build_client_app(settings)
+
+    class DiesInRound3(loopback_grid):  # type: ignore[misc, valid-type]
+        """Round 3's clients trained and sent masked vectors; the server dies unmasking."""
+
+        def send_and_receive(self, messages: Any, *, timeout: float | None = None) -> Any:
+            messages = list(messages)
+            stages = {
+                m.content.config_records[RECORD_KEY_CONFIGS].get(Key.STAGE)
+                for m in messages
+                if RECORD_KEY_CONFIGS in m.content.config_records
+            }
+            if Stage.UNMASK in stages:
+                if self.rounds_unmasked == 2:
+                    raise _ServerDied
+                self.rounds_unmasked += 1
+            return super().send_and_receive(messages, timeout=timeout)
+
+    grid = DiesInRound3(app, 6, node_config=True)
+    grid.rounds_unmasked = 0
+    with pytest.raises(_ServerDied):
+        run_federation(grid, cfg)
+    run_dir = tmp_path / "runs" / "secagg"
+    created = {r: load_checkpoint(run_dir, round=r).manifest["created_at"] for r in (1, 2)}
+    with pytest.raises(CheckpointError, match="no checkpoint for round 3"):
+        load_checkpoint(run_dir, round=3)
+    at_kill = {
+        p.parent.name: json.loads(p.read_text()) for p in run_dir.glob("clients/*/state.json")
+    }
+    assert len(at_kill) == 6
+    assert all(s["rounds_trained"] == [1, 2, 3] for s in at_kill.values())
+
+    # A restarted server (and restarted clients: fresh node contexts) resumes from round 2.
+    run_federation(loopback_grid(build_client_app(settings), 6, node_config=True), cfg)
+    for r in (1, 2):
+        assert load_checkpoint(run_dir, round=r).manifest["created_at"] == created[r]
+    final = load_checkpoint(run_dir)
+    assert final.round == 3
+    assert [row["round"] for row in final.manifest["history"]] == [1, 2, 3]
+    user = final.manifest["user_privacy"]
+    # The published model went through 3 noised releases ...
+    assert user["rounds"] == 3 and user["history"] == [[1.0, 1.0, 3]]
+    for state in (run_dir / "clients").glob("partition-*/state.json"):
+        s = json.loads(state.read_text())
+        # ... every client trained each round once (round 3 again, from its round-2 state),
+        assert s["rounds_trained"] == [1, 2, 3] and s["discarded_rounds"] == [3]
+        # ... and its ledger keeps the lost round's masked vector as spent: 4 releases.
+        assert s["user_ledger"] == {"secagg": [[1.0, 1.0, 4]]}
+    # The server reports the clients' larger spend against itself.
+    assert user["epsilon_against_server"] > user["epsilon"]
