@@ -1,5 +1,6 @@
 """The attack harness: AUC, the attacks on real local updates, defenses, the report."""
 
+import inspect
 import json
 import math
 from pathlib import Path
@@ -15,7 +16,9 @@ from fedrec.shared.config import FedRecConfig, PrivacyConfig, TrainConfig
 from fedrec.shared.models.mf import MatrixFactorization
 from fedrec.shared.training import train_local
 from fedrec.simulations.attack import (
+    MEMBERSHIP_ATTACKS,
     PRIOR,
+    RECORD_SIGMAS,
     Truth,
     auc,
     local_user_dp,
@@ -26,6 +29,7 @@ from fedrec.simulations.attack import (
     rating_scores,
     run_attack_benchmark,
     secure_sum,
+    tpr_at_fpr,
     user_direction,
     write_report,
 )
@@ -178,6 +182,8 @@ def _result() -> dict:
                 "taste": _summary(0.49),
                 PRIOR: _summary(0.5, 0.0),
             },
+            "membership_tpr_at_low_fpr": {"bias-signed": _summary(0.42, 0.03)},
+            "low_fpr": 0.01,
             "membership_auc_without_client": control,
             "membership_auc_gain": gain,
             "strongest_membership_attack": "bias-signed",
@@ -220,8 +226,8 @@ def test_report_states_each_row_with_epsilon_and_the_control(tmp_path: Path) -> 
     assert "round 1: C = 1, median update norm 5, 97% of updates clipped" in text
     assert (
         "| none | scenario x | ∞ (no DP) | 0.800 ± 0.010 | 0.950 ± 0.010 (bias-signed) | "
-        "0.500 ± 0.000 (public prior) | 0.510 ± 0.010 (update-magnitude) | 0.500 ± 0.000 | "
-        "3 | 7 | 1.2 |"
+        "0.420 ± 0.030 | 0.500 ± 0.000 (public prior) | 0.510 ± 0.010 (update-magnitude) | "
+        "0.500 ± 0.000 | 3 | 7 | 1.2 |"
     ) in text
     assert "0.700 ± 0.010 (same attack, client swapped out; gain +0.110 ± 0.002)" in text
     write_report(_result(), tmp_path, "attack")
@@ -266,8 +272,57 @@ def test_benchmark_runs_every_defense_on_a_tiny_federation(tmp_path: Path) -> No
     dp = next(r for r in result["rows"] if r["defense"] == "record-level DP-SGD")
     assert dp["unit"] == "record" and dp["epsilon"] > 0 and dp["epsilon_run"] > dp["epsilon"]
     assert all(r["clients"] == 4 for r in result["rows"])
+    for r in result["rows"]:
+        tprs = r["membership_tpr_at_low_fpr"]
+        assert set(tprs) >= set(MEMBERSHIP_ATTACKS) and r["low_fpr"] == 0.01
+        assert all(0.0 <= t["mean"] <= 1.0 for t in tprs.values())
     secagg = [r for r in result["rows"] if r["defense"].startswith("SecAgg+")]
     assert all(r["membership_auc_gain"] and r["k"] == 3 for r in secagg)
     assert json.loads((tmp_path / "out" / "attack.json").read_text())["rows"]
     assert "SecAgg+" in (tmp_path / "out" / "attack.md").read_text()
     assert not list((tmp_path / "runs").glob("attack-*"))  # scratch states are removed
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    st.lists(st.tuples(st.floats(-3, 3), st.booleans()), min_size=2, max_size=300),
+    st.sampled_from([0.0, 0.01, 0.1, 0.5]),
+)
+def test_tpr_at_low_fpr_keeps_the_false_positive_rate(
+    pairs: list[tuple[float, bool]], fpr: float
+) -> None:
+    scores = np.array([s for s, _ in pairs])
+    labels = np.array([y for _, y in pairs])
+    tpr = tpr_at_fpr(scores, labels, fpr)
+    if labels.all() or not labels.any():
+        assert math.isnan(tpr)
+        return
+    assert 0.0 <= tpr <= 1.0
+    # Some threshold lets at most fpr of the negatives and exactly tpr of the positives pass.
+    neg, pos = scores[~labels], scores[labels]
+    cuts = [-math.inf, *sorted(set(scores.tolist()))]
+    assert any(
+        np.mean(neg > t) <= fpr + 1e-12 and math.isclose(np.mean(pos > t), tpr) for t in cuts
+    )
+
+
+def test_tpr_at_low_fpr_extremes() -> None:
+    labels = np.array([True] * 5 + [False] * 200)
+    separated = np.r_[np.full(5, 2.0), np.linspace(-1, 1, 200)]
+    assert tpr_at_fpr(separated, labels) == 1.0
+    assert tpr_at_fpr(-separated, labels) == 0.0
+    assert tpr_at_fpr(np.zeros(205), labels) == 0.0  # ties go against the attacker
+
+
+def test_default_record_sigmas_reach_about_8_4_and_1_and_the_cli_agrees() -> None:
+    from fedrec.shared.privacy import epsilon_of
+    from fedrec.shared.training import dp_plan
+
+    cfg = FedRecConfig()
+    _, q, steps = dp_plan(60, cfg.train, cfg.privacy)  # the product's plan for any user
+    eps = [epsilon_of([(s, q, 5 * steps)], cfg.privacy.target_delta) for s in RECORD_SIGMAS]
+    for got, want in zip(eps, (8.0, 4.0, 1.0), strict=True):
+        assert 0.85 * want <= got <= 1.05 * want, eps
+    option = next(p for p in bench_app.registered_commands if p.name == "attack")
+    default = inspect.signature(option.callback).parameters["record_sigmas"].default
+    assert [float(x) for x in default.split(",")] == list(RECORD_SIGMAS)
