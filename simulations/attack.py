@@ -84,8 +84,9 @@ import torch
 from fedrec.client.state import ClientStateStore
 from fedrec.client.task import ClientData, client_seed, load_client_data, local_train
 from fedrec.shared.config import FedRecConfig, PrivacyConfig, resolve_config
-from fedrec.shared.data import load_split
-from fedrec.shared.models.factory import init_global
+from fedrec.shared.data import load_dataset, load_split
+from fedrec.shared.models.factory import init_global, item_text_embeddings
+from fedrec.shared.models.hybrid import USER_HEAD_W
 from fedrec.shared.privacy import epsilon_of
 from fedrec.shared.user_accounting import account, resolve_delta
 from fedrec.shared.user_dp import (
@@ -103,6 +104,8 @@ logger = logging.getLogger(__name__)
 Update = dict[str, np.ndarray]
 
 MEMBERSHIP_ATTACKS = ("factor-row-norm", "bias-abs", "bias-signed", "direction")
+# The hybrid's user head: only positives pass through it (docs/privacy.md).
+TEXT_HEAD_ATTACK = "user-head-text"
 RATING_ATTACKS = ("update-magnitude", "taste")
 PRIOR = "public-prior"  # the global model's item bias: what the server knows without an update
 HIGH_RATING = 4.0  # rated >= 4: "high"; <= 3: "low"
@@ -182,20 +185,31 @@ def user_direction(delta: Mapping[str, np.ndarray]) -> np.ndarray:
 
 
 def membership_scores(
-    delta: Mapping[str, np.ndarray], direction: np.ndarray | None = None
+    delta: Mapping[str, np.ndarray],
+    direction: np.ndarray | None = None,
+    item_text: np.ndarray | None = None,
 ) -> dict[str, np.ndarray]:
     """Per-item scores (higher: more likely one of the client's items), one per attack.
 
     ``direction``: :func:`user_direction` of ``delta`` when already computed.
+    ``item_text``: the catalogue's public text embeddings ``[n_items, 384]``; with them and
+    a hybrid update, the ``user-head-text`` attack scores item ``j`` by
+    ``||ΔW_u (e_j - mean e)||``. The user head is trained on the positives' texts only
+    (``ΔW_u = Σ g_i e_iᵀ`` over them), so its change points at the texts the user liked.
     """
     rows = _rows(delta)
     v = user_direction(delta) if direction is None else direction
-    return {
+    scores = {
         "factor-row-norm": np.linalg.norm(rows[:, :-1], axis=1),
         "bias-abs": np.abs(rows[:, -1]),
         "bias-signed": rows[:, -1],
         "direction": rows @ v,
     }
+    if item_text is not None and USER_HEAD_W in delta:
+        centred = np.asarray(item_text, np.float64) - np.mean(item_text, axis=0)
+        head = np.asarray(delta[USER_HEAD_W], np.float64)
+        scores[TEXT_HEAD_ATTACK] = np.linalg.norm(centred @ head.T, axis=1)
+    return scores
 
 
 def membership_prior(shared: Mapping[str, np.ndarray]) -> np.ndarray:
@@ -323,8 +337,11 @@ def _summary(values: Sequence[float]) -> dict[str, float]:
 class _Row:
     """Collects one defense setting's per-client AUCs and the time spent on it."""
 
-    def __init__(self, defense: str, setting: str, **extra: Any) -> None:
+    def __init__(
+        self, defense: str, setting: str, item_text: np.ndarray | None = None, **extra: Any
+    ) -> None:
         self.defense, self.setting, self.extra = defense, setting, extra
+        self.item_text = item_text
         self.membership: dict[str, list[float]] = {}
         self.membership_tpr: dict[str, list[float]] = {}
         self.rating: dict[str, list[float]] = {}
@@ -341,7 +358,7 @@ class _Row:
     ) -> None:
         """Attack what the server saw; ``control``: the same view without this client."""
         v = user_direction(seen)
-        scores = {**membership_scores(seen, v), PRIOR: membership_prior(shared)}
+        scores = {**membership_scores(seen, v, self.item_text), PRIOR: membership_prior(shared)}
         for name, value in membership_aucs(scores, truth).items():
             self.membership.setdefault(name, []).append(value)
         for name, value in membership_tprs(scores, truth).items():
@@ -349,7 +366,8 @@ class _Row:
         for name, value in rating_aucs(rating_scores(seen, shared, v), truth).items():
             self.rating.setdefault(name, []).append(value)
         if control is not None:
-            for name, value in membership_aucs(membership_scores(control), truth).items():
+            control_scores = membership_scores(control, item_text=self.item_text)
+            for name, value in membership_aucs(control_scores, truth).items():
                 self.control.setdefault(name, []).append(value)
 
     def result(self, attacked_round: int, seed: int) -> dict[str, Any]:
@@ -360,7 +378,8 @@ class _Row:
             k: _summary([a - b for a, b in zip(self.membership[k], v, strict=True)])
             for k, v in self.control.items()
         }
-        strongest = max(MEMBERSHIP_ATTACKS, key=lambda k: _nan_low(membership[k]["mean"]))
+        attacks = [k for k in (*MEMBERSHIP_ATTACKS, TEXT_HEAD_ATTACK) if k in membership]
+        strongest = max(attacks, key=lambda k: _nan_low(membership[k]["mean"]))
         by_update = max(RATING_ATTACKS, key=lambda k: _nan_low(rating[k]["mean"]))
         return {
             "round": attacked_round,
@@ -454,8 +473,16 @@ def attack_round(
     distributed_sigma: float,
     seed: int,
     progress: Callable[[str], None],
+    item_text: np.ndarray | None = None,
 ) -> tuple[list[dict[str, Any]], dict[str, float]]:
-    """Every defense's attack results on ``clients`` at the global model of ``server_round``."""
+    """Every defense's attack results on ``clients`` at the global model of ``server_round``.
+
+    ``item_text``: the catalogue's text embeddings, for the text-head attack on hybrid updates.
+    """
+
+    def new_row(defense: str, setting: str) -> _Row:
+        return _Row(defense, setting, item_text=item_text)
+
     shared = fed.shared
     nodp = fed.cfg
     dp_base = resolve_config({}, {**load_scenario(DP_SCENARIO), **base})
@@ -463,7 +490,7 @@ def attack_round(
     rows: list[dict[str, Any]] = []
 
     # No defense: the no-DP scenario's update, for the targets and the secure-aggregation pool.
-    none_row = _Row("none", f"scenario {NODP_SCENARIO} ({nodp.train.client_optimizer})")
+    none_row = new_row("none", f"scenario {NODP_SCENARIO} ({nodp.train.client_optimizer})")
     none_row.extra.update(epsilon=None, epsilon_text="∞ (no DP)")
     pool_deltas: dict[int, Update] = {}
     with _Timer(none_row):
@@ -479,7 +506,9 @@ def attack_round(
     progress(_line(rows[-1]))
 
     sgd_cfg = dp_base.replace(**{"dp-enabled": False})
-    sgd_row = _Row("none", f"scenario {DP_SCENARIO} with DP off ({sgd_cfg.train.client_optimizer})")
+    sgd_row = new_row(
+        "none", f"scenario {DP_SCENARIO} with DP off ({sgd_cfg.train.client_optimizer})"
+    )
     sgd_row.extra.update(epsilon=None, epsilon_text="∞ (no DP)")
     with _Timer(sgd_row):
         for c in clients:
@@ -491,7 +520,7 @@ def attack_round(
     # Record-level DP-SGD: the client's own accountant states epsilon for this round.
     for sigma in record_sigmas:
         cfg = dp_base.replace(**{"dp-enabled": True, "noise-multiplier": sigma})
-        row = _Row("record-level DP-SGD", f"noise-multiplier {sigma:g}")
+        row = new_row("record-level DP-SGD", f"noise-multiplier {sigma:g}")
         eps_round, eps_run = [], []
         run_rounds = cfg.federation.num_rounds
         with _Timer(row):
@@ -532,7 +561,7 @@ def attack_round(
         "median_update_norm": float(np.median(norms)),
         "clipped_share": float(np.mean(norms > clip)),
     }
-    central = _Row("user-level DP, central", "the server clips and noises the sum")
+    central = new_row("user-level DP, central", "the server clips and noises the sum")
     central.extra.update(
         epsilon=None,
         clip=clip,
@@ -546,7 +575,7 @@ def attack_round(
     for sigma in user_sigmas:
         eps_1 = _user_epsilon(privacy, sigma, 1, delta_user)
         eps_r = _user_epsilon(privacy, sigma, rounds, delta_user)
-        row = _Row("user-level DP, local", f"σ={sigma:g}, C={clip:g}")
+        row = new_row("user-level DP, local", f"σ={sigma:g}, C={clip:g}")
         row.extra.update(
             epsilon=eps_1,
             epsilon_run=eps_r,
@@ -578,8 +607,8 @@ def attack_round(
             "secure aggregation of %d needs a pool of more than %d clients", size, size + 1
         )
     for size in sizes:
-        plain = _Row("SecAgg+", f"sum of K={size} updates")
-        corrected = _Row("SecAgg+", f"sum of K={size} updates minus (K-1) x mean update")
+        plain = new_row("SecAgg+", f"sum of K={size} updates")
+        corrected = new_row("SecAgg+", f"sum of K={size} updates minus (K-1) x mean update")
         for row in (plain, corrected):
             row.extra.update(epsilon=None, epsilon_text="no DP (server sees only the sum)", k=size)
         for c in clients:
@@ -611,7 +640,9 @@ def attack_round(
     size = max(sizes, default=0)
     for sigma in [distributed_sigma] if size and distributed_sigma > 0 else []:
         eps_1 = _user_epsilon(privacy, sigma, 1, delta_user)
-        row = _Row("SecAgg+ with distributed user-level DP", f"K={size}, σ={sigma:g}, C={clip:g}")
+        row = new_row(
+            "SecAgg+ with distributed user-level DP", f"K={size}, σ={sigma:g}, C={clip:g}"
+        )
         row.extra.update(
             epsilon=eps_1,
             delta=delta_user,
@@ -722,6 +753,10 @@ def run_attack_benchmark(
         run_dir / "clients",
     )
     ratings = _ratings_by_user(cfg)
+    item_text = None
+    if cfg.text.text_tower != "off":
+        # Public: the catalogue's texts through the public encoder (what the server has).
+        item_text = item_text_embeddings(cfg, load_dataset(cfg.data).items.texts)
     rng = np.random.default_rng(seed)
     n_targets = min(targets, n_clients)
     n_pool = min(n_clients, max(n_targets, max(secagg_sizes, default=0) + n_targets))
@@ -765,6 +800,7 @@ def run_attack_benchmark(
                     distributed_sigma=distributed_sigma,
                     seed=seed,
                     progress=logger.info,
+                    item_text=item_text,
                 )
                 rows += got
             if rnd < last:
@@ -857,8 +893,11 @@ def markdown_report(result: Mapping[str, Any]) -> str:
         "- **Membership**: ROC AUC of per-item scores, the client's training items against "
         "the items it never touched (held-out items excluded); 0.5 = chance. Attacks: "
         "`factor-row-norm` ‖ΔQ_i‖, `bias-abs` |Δb_i|, `bias-signed` Δb_i, `direction` "
-        "(projection of [ΔQ_i, Δb_i] on the update's top singular vector). The table shows "
-        "the row-norm attack and the strongest one; all are in the JSON. *Without this "
+        "(projection of [ΔQ_i, Δb_i] on the update's top singular vector), and on hybrid "
+        "updates `user-head-text` ‖ΔW_u (e_i − ē)‖ (the user text head is trained on the "
+        "liked items' public texts only, so its change points at them). The table shows "
+        "the row-norm attack and the strongest one (by AUC) with its true-positive rate at "
+        "1% false positives; all are in the JSON. *Without this "
         "client*: what the server gets with no update from the client: for a single update "
         "the global item bias (`public-prior`: users' items tend to be popular ones), under "
         "SecAgg+ the same attack on the same cohort with the client swapped for another; "

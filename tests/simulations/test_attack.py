@@ -19,6 +19,7 @@ from fedrec.simulations.attack import (
     MEMBERSHIP_ATTACKS,
     PRIOR,
     RECORD_SIGMAS,
+    TEXT_HEAD_ATTACK,
     Truth,
     auc,
     local_user_dp,
@@ -326,3 +327,50 @@ def test_default_record_sigmas_reach_about_8_4_and_1_and_the_cli_agrees() -> Non
     option = next(p for p in bench_app.registered_commands if p.name == "attack")
     default = inspect.signature(option.callback).parameters["record_sigmas"].default
     assert [float(x) for x in default.split(",")] == list(RECORD_SIGMAS)
+
+
+def test_the_user_head_of_a_hybrid_update_points_at_the_liked_items_texts() -> None:
+    from fedrec.shared.models.hybrid import USER_HEAD_W
+
+    rng = np.random.default_rng(3)
+    n_items, dim = 60, 8
+    text = rng.normal(size=(n_items, 384))
+    text /= np.linalg.norm(text, axis=1, keepdims=True)
+    liked = np.array([3, 17, 29, 41, 55])
+    # The align loss's gradient: one outer product g_i e_iᵀ per positive sample.
+    head = sum(np.outer(rng.normal(size=dim), text[i]) for i in liked)
+    delta = {
+        "item_factors": np.zeros((n_items, dim), np.float32),
+        "item_bias": np.zeros(n_items, np.float32),
+        USER_HEAD_W: head.astype(np.float32),
+    }
+    scores = membership_scores(delta, item_text=text)
+    labels = np.isin(np.arange(n_items), liked)
+    assert auc(scores[TEXT_HEAD_ATTACK], labels) > 0.95
+    # Not without the public texts, nor for an MF update (no head).
+    assert TEXT_HEAD_ATTACK not in membership_scores(delta)
+    mf = {k: v for k, v in delta.items() if k != USER_HEAD_W}
+    assert TEXT_HEAD_ATTACK not in membership_scores(mf, item_text=text)
+
+
+def test_hybrid_updates_are_also_attacked_through_the_user_head(tmp_path: Path) -> None:
+    data = write_synthetic(tmp_path / "data", n_users=12, n_items=30, per_user=10, seed=1)
+    result = run_attack_benchmark(
+        overrides={
+            "dataset": "generic",
+            "data-path": str(data),
+            "embedding-dim": 4,
+            "text-tower": "heads",
+        },
+        output_dir=tmp_path / "out",
+        runs_dir=tmp_path / "runs",
+        targets=3,
+        attack_rounds=(1,),
+        record_sigmas=(2.1,),
+        user_sigmas=(),
+        secagg_sizes=(),
+        seed=0,
+    )
+    for row in result["rows"]:
+        assert TEXT_HEAD_ATTACK in row["membership_auc"], row["defense"]
+        assert 0.0 <= row["membership_auc"][TEXT_HEAD_ATTACK]["mean"] <= 1.0
