@@ -148,8 +148,14 @@ def encoder(
     lora_clients: Annotated[
         int, typer.Option(min=1, help="Clients timed in the LoRA arms (slow on a CPU).")
     ] = 2,
+    round_clients: Annotated[
+        int,
+        typer.Option(
+            min=0, help="Clients in the end-to-end round, heads vs LoRA (0: skip that table)."
+        ),
+    ] = 10,
 ) -> None:
-    """Encoder latency (batch 1 / batched) and local-step cost: MF vs heads vs LoRA, DP on/off."""
+    """Encoder latency, local-step cost (MF vs heads vs LoRA, DP on/off), one round's cost."""
     from fedrec.simulations.bench_encoder import run_encoder_benchmark
 
     setup_logging()
@@ -160,6 +166,7 @@ def encoder(
         requests=requests,
         clients=clients,
         lora_clients=lora_clients,
+        round_clients=round_clients,
     )
     console.print((output_dir / f"{name}.md").read_text())
 
