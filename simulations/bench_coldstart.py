@@ -180,8 +180,12 @@ def _privacy_spent(fed: PlainFederation) -> dict[str, Any]:
 
 def _recommender(cfg: FedRecConfig, fed: PlainFederation, dataset: Dataset) -> Recommender:
     """The serving model built from the federation's global tensors (as the API does)."""
+    # As from_checkpoint: no fold-in for a model trained under DP.
+    fold_in = not (cfg.privacy.dp_enabled or cfg.privacy.user_dp != "off")
     if cfg.text.text_tower == "off":
-        return Recommender(fed.shared["item_factors"], fed.shared["item_bias"], dataset.items)
+        return Recommender(
+            fed.shared["item_factors"], fed.shared["item_bias"], dataset.items, fold_in=fold_in
+        )
     towers = TextTowers(fed.shared, item_max_length=cfg.text.text_max_length)
     emb = item_text_embeddings(cfg, dataset.items.texts)
     return Recommender(
@@ -190,6 +194,7 @@ def _recommender(cfg: FedRecConfig, fed: PlainFederation, dataset: Dataset) -> R
         dataset.items,
         towers=towers,
         item_text_emb=emb,
+        fold_in=fold_in,
     )
 
 
@@ -244,7 +249,8 @@ def user_cold_start(
             rank("hybrid: mean of item vectors", rec_hy, rec_hy.q[g].mean(0))
             rank("hybrid: user tower only", rec_hy, towers.user_part(rec_hy.emb[g]).mean(0))
             scores, _, _ = rec_hy.user_scores(g)
-            add(f"hybrid, served: both, then fold-in ({n} liked)", scores, given5)
+            served = "then fold-in" if rec_hy.fold_in_enabled else "no fold-in (DP model)"
+            add(f"hybrid, served: both, {served} ({n} liked)", scores, given5)
         text = genre_text([warm.items.genres[i] for i in given5])
         scores, _, _ = rec_hy.user_scores(np.zeros(0, np.int64), text)
         add("hybrid, served (text only)", scores, given5)

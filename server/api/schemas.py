@@ -58,6 +58,14 @@ class ModelPublic(BaseModel):
             "off. 'privacy' is the record-level one (unit 'record')."
         ),
     )
+    cold_start_fold_in: bool = Field(
+        True,
+        description=(
+            "Whether cold-start answers refine the new user's vector by fold-in on the liked "
+            "items. Off for a model trained under DP: its item rows carry noise, which a "
+            "fold-in on a few items would fit (docs/benchmarks/coldstart-dp.md)."
+        ),
+    )
 
 
 MAX_TEXT_CHARS = 10_000

@@ -5,7 +5,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from fedrec.server.recommend import Recommender
+from fedrec.server.recommend import Recommender, trained_with_dp
 from fedrec.shared.checkpoint import load_checkpoint, save_catalog, save_checkpoint
 from fedrec.shared.config import FedRecConfig
 from fedrec.shared.data.dataset import ItemCatalog
@@ -85,3 +85,46 @@ def test_fold_in_fits_a_user_to_the_liked_items_deterministically() -> None:
     # A strong pull towards the start keeps the answer there.
     start = np.ones(4, np.float32)
     np.testing.assert_allclose(rec.fold_in(liked, start, reg=1e6, lr=1e-7), start, atol=1e-3)
+
+
+def test_a_dp_trained_model_serves_new_users_without_fold_in(tmp_path: Path) -> None:
+    # Fold-in fits a few liked items' exact rows; under DP they carry noise (coldstart-dp.md).
+    rng = np.random.default_rng(1)
+    q = rng.normal(0, 1, (30, 4)).astype(np.float32)
+    catalog = ItemCatalog(
+        raw_ids=[str(i) for i in range(30)],
+        titles=[str(i) for i in range(30)],
+        genres=[[] for _ in range(30)],
+        texts=[str(i) for i in range(30)],
+        years=[None] * 30,
+    )
+    liked = np.array([2, 5])
+    plain = Recommender(q, np.zeros(30, np.float32), catalog)
+    noised = Recommender(q, np.zeros(30, np.float32), catalog, fold_in=False)
+    _, u_plain, _ = plain.user_scores(liked)
+    _, u_dp, _ = noised.user_scores(liked)
+    np.testing.assert_allclose(u_dp, q[liked].mean(0), rtol=1e-6)  # the start vector
+    assert not np.allclose(u_plain, u_dp)
+    # From a checkpoint, the manifest decides: any DP guarantee switches fold-in off.
+    for privacy, user_privacy, expected in (
+        (None, None, True),
+        ({"unit": "record", "epsilon": 7.6}, None, False),
+        (None, {"unit": "user", "epsilon": 8.0}, False),
+    ):
+        run = tmp_path / f"run-{expected}-{privacy is None}"
+        save_catalog(run, catalog)
+        save_checkpoint(
+            run,
+            round=1,
+            tensors={"item_factors": q, "item_bias": np.zeros(30, np.float32)},
+            run_name="r",
+            kind="federated",
+            config={},
+            metrics={},
+            history=[],
+            privacy=privacy,
+            user_privacy=user_privacy,
+        )
+        rec = Recommender.from_checkpoint(load_checkpoint(run))
+        assert rec.fold_in_enabled is expected
+        assert trained_with_dp(load_checkpoint(run).manifest) is (not expected)

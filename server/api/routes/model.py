@@ -6,6 +6,7 @@ from fastapi import APIRouter
 
 from fedrec.server.api.deps import CheckpointDep
 from fedrec.server.api.schemas import ModelPublic
+from fedrec.server.recommend import trained_with_dp
 
 router = APIRouter(prefix="/v1", tags=["model"])
 
@@ -29,4 +30,5 @@ def model_info(ckpt: CheckpointDep) -> ModelPublic:
         history=m.get("history", []),
         privacy=m.get("privacy"),
         user_privacy=m.get("user_privacy"),
+        cold_start_fold_in=not trained_with_dp(m),
     )
