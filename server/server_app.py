@@ -18,6 +18,7 @@ from flwr.app import ArrayRecord, ConfigRecord, Context
 from flwr.serverapp import Grid, ServerApp
 
 from fedrec.server.aggregation import server_optimizer_for
+from fedrec.server.messaging import send_and_receive
 from fedrec.server.secagg import secure_sum
 from fedrec.server.strategy import FedRecStrategy
 from fedrec.server.user_dp import CentralNoise, UserLevelAccountant
@@ -168,7 +169,9 @@ def run_federation(grid: Grid, cfg: FedRecConfig) -> Path:
             )
             new_arrays, train_metrics = strategy.aggregate_secure(rnd, secure)
         else:
-            replies = grid.send_and_receive(messages, timeout=fed.round_timeout)
+            replies = send_and_receive(
+                grid, messages, timeout=fed.round_timeout, max_in_flight=fed.max_in_flight
+            )
             new_arrays, train_metrics = strategy.aggregate_train(rnd, replies)
         if new_arrays is not None:
             arrays = new_arrays
@@ -190,9 +193,11 @@ def run_federation(grid: Grid, cfg: FedRecConfig) -> Path:
         )
         eval_config = ConfigRecord({"k": EVAL_K, "personalize-epochs": fed.personalize_epochs})
         if strategy.fraction_evaluate > 0:
-            eval_replies = grid.send_and_receive(
+            eval_replies = send_and_receive(
+                grid,
                 strategy.configure_evaluate(rnd, arrays, eval_config, grid),
                 timeout=fed.round_timeout,
+                max_in_flight=fed.max_in_flight,
             )
             eval_metrics = strategy.aggregate_evaluate(rnd, eval_replies)
             row.update({f"eval/{k}": float(v) for k, v in dict(eval_metrics or {}).items()})  # type: ignore[arg-type]

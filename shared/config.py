@@ -205,6 +205,10 @@ class FederationConfig:
     update_norm_factor: float = 20.0
     # A round waits this long for replies; late clients (stragglers) are left out.
     round_timeout: float = 3600.0
+    # At most this many messages outstanding at once (0: all of a round's at once). Bounds
+    # the cost of Flower's in-memory message store, which scans every stored message for
+    # each node it serves (server/messaging.py).
+    max_in_flight: int = 0
     # false: a round with any failed client is discarded (the global model stays as it was).
     accept_failures: bool = True
 
@@ -233,6 +237,7 @@ class FederationConfig:
         _check(0 <= self.trim_fraction < 0.5, "trim-fraction must be in [0, 0.5)")
         _check(self.update_norm_factor >= 0, "update-norm-factor must be >= 0")
         _check(self.round_timeout > 0, "round-timeout must be > 0")
+        _check(self.max_in_flight >= 0, "max-in-flight must be >= 0")
 
 
 @dataclass(frozen=True)

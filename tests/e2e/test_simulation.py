@@ -105,6 +105,8 @@ def test_failing_clients_robust_aggregation_and_fedadam_resume(tmp_path: Path) -
             "server-learning-rate": 0.01,
             "aggregation": "trimmed-mean",
             "trim-fraction": 0.2,
+            # Messages go out at most 3 at a time (server/messaging.py), failures included.
+            "max-in-flight": 3,
         },
     )
     run_dir = simulate(settings, num_supernodes=N_USERS)
