@@ -9,6 +9,10 @@ clients), it took about two thirds of the server process's CPU samples and compe
 the client actors for the cores. Keeping at most ``max-in-flight`` messages stored at a
 time bounds each sweep to (nodes x max-in-flight); new messages are pushed as replies
 arrive, so the clients stay busy. The replies are the same as with ``send_and_receive``.
+
+Measured (``fedrec bench federation --items "" --clients 943``, 2 idle CPU cores, hybrid
+model with DP): round 2 took 40.7 s and 43.9 s with all messages at once (1.72x and 1.77x
+the plain loop's 23.7 s and 24.8 s), 31.3 s with ``max-in-flight = 64`` (1.12x its 28.0 s).
 """
 
 from __future__ import annotations
