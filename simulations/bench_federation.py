@@ -249,7 +249,9 @@ def markdown_report(result: dict[str, Any], png: str) -> str:
         f"({result['machine']['cpus']} CPUs, {result['machine']['platform']}).",
         f"Settings: {result['dataset']}, local-epochs {s['local-epochs']}, dim "
         f"{s['embedding-dim']}, text-tower {s.get('text-tower', 'off')}, strategy "
-        f"{s['strategy']}, {dp}; training-only rounds "
+        f"{s['strategy']}, {dp}"
+        + (f", max-in-flight {s['max-in-flight']}" if "max-in-flight" in s else "")
+        + "; training-only rounds "
         "(no evaluation). Flower: simulation engine, Ray backend, one actor per core. "
         "Plain loop: the same client and aggregation functions in one process.",
         "",

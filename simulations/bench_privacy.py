@@ -860,7 +860,7 @@ def markdown_report(result: dict[str, Any], png: str) -> str:
         "",
         f"What: NDCG@10 under full ranking of the federated MF model after {result['rounds']} "
         f"rounds, against the privacy budget ε, for record-level DP-SGD and for user-level DP "
-        f"(central placement); ε = ∞ is the same federation without DP. Evaluation: "
+        f"({_placements_text(result)}); ε = ∞ is the same federation without DP. Evaluation: "
         f"{result['evaluation']} ({int(ref['metrics']['n_users'])} users). DP noise is drawn "
         "from OS entropy, so every run differs: a point is one run unless marked 'mean of n "
         "runs'.",
@@ -898,8 +898,8 @@ def markdown_report(result: dict[str, Any], png: str) -> str:
         + ".",
     )
     client_side = [lv for lv in ("local", "secagg") if (result.get(lv) or {}).get("points")]
-    if client_side:
-        lines.insert(len(lines) - 1, _placements_bullet(result, client_side))
+    if client_side:  # before the arguments line
+        lines.insert(len(lines) - 2, _placements_bullet(result, client_side))
     for level, title in (
         ("record", "Record-level DP-SGD (ε per interaction, δ = {delta:g})"),
         ("user", "User-level DP, central (ε per user, δ = {delta:.3g})"),
@@ -974,6 +974,16 @@ def markdown_report(result: dict[str, Any], png: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _placements_text(result: dict[str, Any]) -> str:
+    """Which user-level placements the report has (central only in older reports)."""
+    names = [
+        PLACEMENT_LEVELS[lv] for lv in PLACEMENT_LEVELS if (result.get(lv) or {}).get("points")
+    ]
+    if len(names) <= 1:
+        return f"{(names or ['central'])[0]} placement"
+    return ", ".join(names[:-1]) + f" and {names[-1]} placements"
+
+
 def _span(values: Sequence[float]) -> str:
     low, high = f"{min(values):.3g}", f"{max(values):.3g}"
     return low if low == high else f"{low}-{high}"
@@ -1021,10 +1031,8 @@ def _record_bullet(result: dict[str, Any]) -> str:
         f"- **Record level** (unit: one interaction): DP-SGD on every client, max-grad-norm "
         f"{rec['max_grad_norm']}, Poisson sampling at dp-sample-rate {rec['dp_sample_rate']}, "
         f"δ = {rec['delta']:g}. The noise multiplier σ is calibrated for the target ε over all "
-        f"{result['rounds']} rounds: clients run "
-        f"{len(rec.get('plans', []))} distinct (q, steps per round) plans after rounding to "
-        "whole records "
-        + _plans_range(rec.get("plans", []))
+        f"{result['rounds']} rounds: "
+        + _plans_text(rec.get("plans", []))
         + "; Opacus' `get_noise_multiplier` on the plans that spend the most, largest σ, "
         "checked (and raised where needed) with the project's RDP accountant "
         "(`shared/privacy.py`). The ε column is what the clients' own accountants hold at the "
@@ -1121,12 +1129,20 @@ def _user_delta_source(result: dict[str, Any]) -> str:
     return "user-delta" if float(result["settings"].get("user-delta", 0) or 0) > 0 else "1/N^1.1"
 
 
-def _plans_range(plans: Sequence[dict[str, Any]]) -> str:
-    if not plans:
-        return ""
+def _plans_text(plans: Sequence[dict[str, Any]]) -> str:
+    """The clients' DP-SGD plans: one, or the range of several after rounding."""
+    if len(plans) == 1:
+        p = plans[0]
+        return (
+            f"every client runs the same plan (q {p['sample_rate']:.3g}, "
+            f"{p['steps_per_round']} steps per round)"
+        )
     qs = [p["sample_rate"] for p in plans]
     steps = [p["steps_per_round"] for p in plans]
-    return f"(q {min(qs):.3g}-{max(qs):.3g}, {min(steps)}-{max(steps)} steps per round)"
+    return (
+        f"clients run {len(plans)} distinct (q, steps per round) plans after rounding to whole "
+        f"records (q {min(qs):.3g}-{max(qs):.3g}, {min(steps)}-{max(steps)} steps per round)"
+    )
 
 
 def _goal_lines(goal: dict[str, Any], result: dict[str, Any]) -> list[str]:
