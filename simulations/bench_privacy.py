@@ -865,7 +865,13 @@ def markdown_report(result: dict[str, Any], png: str) -> str:
         "from OS entropy, so every run differs: a point is one run unless marked 'mean of n "
         "runs'.",
         "",
-        f"Training, the same for every point: the tuned non-private settings of the "
+        (
+            "Training of the no-DP and user-level points (the record-level points change the "
+            "client optimizer, below)"
+            if result["record"].get("settings") and rec["points"]
+            else "Training, the same for every point"
+        )
+        + ": the tuned non-private settings of the "
         f"`{SCENARIO}` scenario ({_settings_line(result['settings'])}), from the same seeded "
         f"initial model, {result['clients_per_round']} of {result['users']} clients every "
         f"round (one client per user), in the {result['loop']}. The text towers are off, as "
