@@ -19,6 +19,7 @@ import json
 import logging
 import os
 import platform
+import shutil
 import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -163,8 +164,15 @@ def run_federation_benchmark(
     catalogue_clients: int = 10,
     name: str = "federation",
 ) -> dict[str, Any]:
-    """Run the arms, write JSON + Markdown + plot; returns the result."""
-    base = {**(overrides or {}), "output-dir": str(runs_dir)}
+    """Run the arms, write JSON + Markdown + plot; returns the result.
+
+    Every invocation trains in its own scratch folder under ``runs_dir`` (removed at the
+    end): the arms' runs have fixed names, and a second invocation must not meet the
+    checkpoints of the first.
+    """
+    stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S-%f")
+    scratch = runs_dir / f"bench-federation-{stamp}"
+    base = {**(overrides or {}), "output-dir": str(scratch)}
     cfg = resolve_config({}, base)
     result: dict[str, Any] = {
         "benchmark": name,
@@ -176,9 +184,10 @@ def run_federation_benchmark(
             "platform": platform.platform(),
             "python": platform.python_version(),
         },
-        "overhead": [overhead_arm(base, n, runs_dir) for n in clients_per_round],
-        "catalogue": [catalogue_arm(base, n, catalogue_clients, runs_dir) for n in catalogue_sizes],
+        "overhead": [overhead_arm(base, n, scratch) for n in clients_per_round],
+        "catalogue": [catalogue_arm(base, n, catalogue_clients, scratch) for n in catalogue_sizes],
     }
+    shutil.rmtree(scratch, ignore_errors=True)
     output_dir.mkdir(parents=True, exist_ok=True)
     (output_dir / f"{name}.json").write_text(json.dumps(result, indent=2, default=str))
     write_report(result, output_dir, name)
