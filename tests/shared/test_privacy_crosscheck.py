@@ -16,8 +16,10 @@ from dp_accounting.rdp import rdp_privacy_accountant
 from fedrec.shared.privacy import RDP_ORDERS, epsilon_of
 
 CASES = [
-    (1.0, 0.1, 20),  # one demo round of one client: 2 epochs at q = 0.1
-    (1.0, 0.1, 100),  # the demo's 5 rounds
+    (2.1, 1.0, 2),  # one round of the defaults: full batch, 2 epochs
+    (2.1, 1.0, 10),  # the demo's 5 rounds (ε 7.62)
+    (1.0, 0.1, 20),  # the earlier defaults: 2 epochs at q = 0.1
+    (1.0, 0.1, 100),
     (2.0, 0.2, 50),
     (1.3, 0.01, 1000),
     (0.8, 0.05, 400),
