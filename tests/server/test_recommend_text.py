@@ -65,16 +65,18 @@ def test_lora_checkpoint_serves_text_through_its_adapters(tmp_path: Path) -> Non
     assert torch.is_grad_enabled()  # serving does not leave autograd switched off
 
 
+def _numbered_catalog(n: int) -> ItemCatalog:
+    """Items "0".."n-1" with no genres, their ids as titles and texts."""
+    names = [str(i) for i in range(n)]
+    return ItemCatalog(
+        raw_ids=names, titles=names, genres=[[] for _ in names], texts=names, years=[None] * n
+    )
+
+
 def test_fold_in_fits_a_user_to_the_liked_items_deterministically() -> None:
     rng = np.random.default_rng(0)
     q = rng.normal(0, 1, (40, 4)).astype(np.float32)
-    catalog = ItemCatalog(
-        raw_ids=[str(i) for i in range(40)],
-        titles=[str(i) for i in range(40)],
-        genres=[[] for _ in range(40)],
-        texts=[str(i) for i in range(40)],
-        years=[None] * 40,
-    )
+    catalog = _numbered_catalog(40)
     rec = Recommender(q, np.zeros(40, np.float32), catalog)
     liked = np.array([3, 7, 11])
     u = rec.fold_in(liked)
@@ -91,13 +93,7 @@ def test_a_dp_trained_model_serves_new_users_without_fold_in(tmp_path: Path) -> 
     # Fold-in fits a few liked items' exact rows; under DP they carry noise (coldstart-dp.md).
     rng = np.random.default_rng(1)
     q = rng.normal(0, 1, (30, 4)).astype(np.float32)
-    catalog = ItemCatalog(
-        raw_ids=[str(i) for i in range(30)],
-        titles=[str(i) for i in range(30)],
-        genres=[[] for _ in range(30)],
-        texts=[str(i) for i in range(30)],
-        years=[None] * 30,
-    )
+    catalog = _numbered_catalog(30)
     liked = np.array([2, 5])
     plain = Recommender(q, np.zeros(30, np.float32), catalog)
     noised = Recommender(q, np.zeros(30, np.float32), catalog, fold_in=False)
