@@ -87,7 +87,7 @@ def _secagg_survivors(cfg: FedRecConfig, config: ConfigRecord) -> int | None:
     return survivors
 
 
-def _noised(
+def noised_update(
     cfg: FedRecConfig,
     shared: dict[str, np.ndarray],
     updated: dict[str, np.ndarray],
@@ -185,7 +185,7 @@ def build_client_app(overrides: dict[str, Any] | None = None) -> ClientApp:
             if cfg.privacy.user_dp == "secagg":
                 # Still add this client's noise share to the secure sum (a zero update),
                 # so that the others' noise is not short by it.
-                arrays = numpy_to_arrays(_noised(cfg, shared, shared, config))
+                arrays = numpy_to_arrays(noised_update(cfg, shared, shared, config))
             content = RecordDict({"arrays": arrays, "metrics": refused})
             return Message(content=content, reply_to=msg)
         metrics = {
@@ -200,7 +200,7 @@ def build_client_app(overrides: dict[str, Any] | None = None) -> ClientApp:
             # of steps (it follows the number of records).
             del metrics["train-loss"], metrics["steps"]
         if user_round is not None:
-            updated = _noised(cfg, shared, updated, config)
+            updated = noised_update(cfg, shared, updated, config)
             metrics["user-epsilon"] = total_user_epsilon(store.load())
         content = RecordDict({"arrays": numpy_to_arrays(updated), "metrics": MetricRecord(metrics)})
         return Message(content=content, reply_to=msg)

@@ -12,8 +12,9 @@ user-level (ε, δ) is kept by :class:`fedrec.server.user_dp.UserLevelAccountant
 - ``central``: :class:`fedrec.server.user_dp.CentralNoise` clips every update and noises
   their sum once; the sum is divided by the number of clients sampled.
 - ``local``: each client clips its update and adds all of the noise (the ClientApp's
-  ``_noised``), keeps its ledger (:func:`fedrec.client.ledger.user_round_for`), and the
-  server averages what it gets as without DP.
+  :func:`fedrec.client.client_app.noised_update`), keeps its ledger
+  (:func:`fedrec.client.ledger.user_round_for`), and the server averages what it gets as
+  without DP.
 - ``secagg``: each client adds its share of the noise for the threshold Flower's SecAgg+
   workflow would set (:func:`fedrec.server.secagg.secagg_threshold`); the sum is computed
   with SecAgg+'s own arithmetic -- Flower's stochastic quantization of every vector, an
@@ -31,9 +32,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from flwr.app import ConfigRecord
 from flwr.common.secure_aggregation.quantization import dequantize, quantize
 
+from fedrec.client.client_app import noised_update
 from fedrec.client.ledger import total_user_epsilon, user_round_for
+from fedrec.client.secagg import MIN_SURVIVORS_KEY
 from fedrec.client.state import ClientStateStore
 from fedrec.client.task import client_seed, load_client_data, local_train, local_user_evals
 from fedrec.server.aggregation import (
@@ -47,7 +51,6 @@ from fedrec.server.user_dp import CentralNoise, UserLevelAccountant, mean_of_sum
 from fedrec.shared.config import FedRecConfig, PrivacyConfig
 from fedrec.shared.evaluation import UserEval, summarize
 from fedrec.shared.user_accounting import resolve_delta
-from fedrec.shared.user_dp import noise_rng, noise_std, privatize
 
 Arrays = dict[str, np.ndarray]
 
@@ -68,8 +71,6 @@ class PlainFederation:
     # The L2 norms of the last round's raw client updates (a simulation diagnostic: with
     # user-level DP nobody publishes them; under local/secagg the server never sees them).
     last_norms: list[float] = field(default_factory=list)
-    # Noise of the clients' own shares (user-dp local/secagg).
-    rng: np.random.Generator = field(default_factory=noise_rng)
 
     def __post_init__(self) -> None:
         privacy = self.cfg.privacy
@@ -148,13 +149,18 @@ class PlainFederation:
         return time.perf_counter() - t0
 
     def _client_noised(self, delta: Arrays, sampled: int) -> Arrays:
-        """What a client sends under user-dp local/secagg: clipped, with its noise (share)."""
+        """The update a client sends under user-dp local/secagg, as a delta.
+
+        The ClientApp's own :func:`noised_update`, told SecAgg+'s threshold as the
+        workflow would tell it.
+        """
         privacy = self.cfg.privacy
-        survivors = secagg_threshold(privacy, sampled) if privacy.user_dp == "secagg" else None
-        std = noise_std(
-            privacy.user_dp, privacy.user_noise_multiplier, privacy.user_clip, survivors=survivors
-        )
-        return privatize(delta, privacy.user_clip, std, self.rng)[0]
+        config = ConfigRecord()
+        if privacy.user_dp == "secagg":
+            config[MIN_SURVIVORS_KEY] = secagg_threshold(privacy, sampled)
+        zero = {k: np.zeros_like(v) for k, v in delta.items()}
+        # From a zero model the reply is the noised delta under both placements.
+        return noised_update(self.cfg, zero, delta, config)
 
     def record_epsilons(self) -> list[float]:
         """The record-level ε each client's own accountant holds (clients that trained)."""

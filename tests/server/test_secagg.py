@@ -172,7 +172,7 @@ def test_secagg_federation_applies_the_noised_sum_and_keeps_ledgers(
 ) -> None:
     sent: list[tuple[dict[str, np.ndarray], dict[str, np.ndarray]]] = []
     clipped: list[dict[str, np.ndarray]] = []
-    noised = client_app_module._noised
+    noised = client_app_module.noised_update
 
     def recording(cfg: Any, shared: Any, updated: Any, config: Any) -> dict[str, np.ndarray]:
         out = noised(cfg, shared, updated, config)
@@ -180,7 +180,7 @@ def test_secagg_federation_applies_the_noised_sum_and_keeps_ledgers(
         clipped.append(clip_update({k: updated[k] - shared[k] for k in updated}, 1.0)[0])
         return out
 
-    monkeypatch.setattr(client_app_module, "_noised", recording)
+    monkeypatch.setattr(client_app_module, "noised_update", recording)
     settings = _settings(tmp_path, "secagg", **{"num-rounds": 1, "embedding-dim": 16})
     cfg = resolve_config({}, settings)
     grid = loopback_grid(build_client_app(settings), 6, node_config=True)

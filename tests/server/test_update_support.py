@@ -42,7 +42,7 @@ def _data(folder: Path) -> Path:
 def _run(tmp_path: Path, loopback_grid: type, monkeypatch: pytest.MonkeyPatch, placement: str):  # type: ignore[no-untyped-def]
     raw: list[tuple[dict[str, np.ndarray], dict[str, np.ndarray]]] = []
     sent: list[dict[str, np.ndarray]] = []
-    train, noised = client_app_module.local_train, client_app_module._noised
+    train, noised = client_app_module.local_train, client_app_module.noised_update
 
     def recording_train(cfg: Any, data: Any, shared: Any, *args: Any, **kwargs: Any) -> Any:
         updated, result = train(cfg, data, shared, *args, **kwargs)
@@ -55,7 +55,7 @@ def _run(tmp_path: Path, loopback_grid: type, monkeypatch: pytest.MonkeyPatch, p
         return out
 
     monkeypatch.setattr(client_app_module, "local_train", recording_train)
-    monkeypatch.setattr(client_app_module, "_noised", recording_noised)
+    monkeypatch.setattr(client_app_module, "noised_update", recording_noised)
     seeds = itertools.count(100)  # reproducible noise for the test (never in a real run)
     monkeypatch.setattr(client_app_module, "noise_rng", lambda: np.random.default_rng(next(seeds)))
     settings = {
