@@ -50,7 +50,6 @@ from fedrec.server.secagg import clipping_range, quantization_levels, secagg_thr
 from fedrec.server.user_dp import CentralNoise, UserLevelAccountant, mean_of_sum
 from fedrec.shared.config import FedRecConfig, PrivacyConfig
 from fedrec.shared.evaluation import UserEval, summarize
-from fedrec.shared.user_accounting import resolve_delta
 
 Arrays = dict[str, np.ndarray]
 
@@ -91,8 +90,7 @@ class PlainFederation:
         privacy = self.cfg.privacy
         user_round = None
         if self.user_accountant is not None:
-            self.user_accountant.fix_delta(self.num_partitions)
-            delta = resolve_delta(privacy, self.num_partitions)
+            delta = self.user_accountant.fix_delta(self.num_partitions)
             user_round = user_round_for(privacy, delta)  # the clients' ledgers (local/secagg)
         deltas = []
         for pid in partitions:
