@@ -21,7 +21,14 @@ from fedrec.shared.config import PrivacyConfig
 
 logger = logging.getLogger(__name__)
 
-MECHANISM = "DP-SGD (Opacus, Poisson sampling, RDP accountant)"
+
+def mechanism_for(cfg: PrivacyConfig) -> str:
+    """The mechanism as the report states it, with how records are sampled into steps."""
+    if cfg.dp_sample_rate >= 1:
+        return "DP-SGD (Opacus, full batch: every record in every step, RDP accountant)"
+    return f"DP-SGD (Opacus, Poisson sampling at rate {cfg.dp_sample_rate:g}, RDP accountant)"
+
+
 UNIT = "record"
 COVERS = (
     "Each client's training on its own interactions: one (user, item) interaction is the "
@@ -130,7 +137,7 @@ def report_for(cfg: PrivacyConfig, epsilon: float | None) -> dict[str, object] |
         )
     return PrivacyReport(
         unit=UNIT,
-        mechanism=MECHANISM,
+        mechanism=mechanism_for(cfg),
         epsilon=epsilon,
         delta=cfg.target_delta,
         noise_multiplier=cfg.noise_multiplier,

@@ -54,3 +54,11 @@ def test_mixed_history_matches_opacus_accountant() -> None:
     reference.history = list(history)
     expected = reference.get_epsilon(delta=1e-6, alphas=list(RDP_ORDERS))
     assert epsilon_of(history, 1e-6) == pytest.approx(expected, rel=1e-9)
+
+
+def test_the_report_says_how_records_are_sampled_into_steps() -> None:
+    full = report_for(PrivacyConfig(), 7.62)  # the defaults: dp-sample-rate 1.0
+    poisson = report_for(PrivacyConfig(dp_sample_rate=0.1), 8.4)
+    assert full is not None and poisson is not None
+    assert "full batch" in str(full["mechanism"]) and "Poisson" not in str(full["mechanism"])
+    assert "Poisson sampling at rate 0.1" in str(poisson["mechanism"])
