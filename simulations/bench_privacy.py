@@ -62,6 +62,7 @@ from fedrec.shared.models.factory import init_global
 from fedrec.shared.privacy import epsilon_of
 from fedrec.shared.training import dp_plan
 from fedrec.shared.user_accounting import account, default_delta, resolve_delta
+from fedrec.shared.user_dp import noise_std
 from fedrec.simulations.plain import PlainFederation, sample_partitions
 from fedrec.simulations.scenarios import load_scenario
 
@@ -96,13 +97,10 @@ def client_noise_on_average(placement: str, sigma: float, clip: float, k: int, t
     central: σC once on the sum; local: σC from each of the K clients; secagg: σC/sqrt(t)
     from each of the K clients (t = SecAgg+'s threshold). Divided by K.
     """
-    if placement == "central":
-        return sigma * clip / k
-    if placement == "local":
-        return sigma * clip * math.sqrt(k) / k
-    if placement == "secagg":
-        return sigma * clip * math.sqrt(k / t) / k
-    raise ValueError(f"no user-level placement {placement!r}")
+    # One party's std is the project's own noise_std; the K clients' shares add in variance.
+    per_party = noise_std(placement, sigma, clip, survivors=t if placement == "secagg" else None)
+    parties = 1 if placement == "central" else k
+    return per_party * math.sqrt(parties) / k
 
 
 def train_settings(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
