@@ -91,6 +91,13 @@ def _ints(text: str) -> list[int]:
         raise typer.BadParameter(f"expected comma-separated integers, got {text!r}") from None
 
 
+def _round_sizes(text: str) -> list[int]:
+    sizes = _ints(text)
+    if any(n < 0 for n in sizes):
+        raise typer.BadParameter(f"round sizes must be >= 0, got {text!r}")
+    return sizes
+
+
 @bench_app.command("cold-start")
 def cold_start(
     config: ConfigOpt = None,
@@ -149,11 +156,12 @@ def encoder(
         int, typer.Option(min=1, help="Clients timed in the LoRA arms (slow on a CPU).")
     ] = 2,
     round_clients: Annotated[
-        int,
+        str,
         typer.Option(
-            min=0, help="Clients in the end-to-end round, heads vs LoRA (0: skip that table)."
+            help="Clients in the end-to-end round, heads vs LoRA; a comma list times several "
+            "round sizes (0: skip that table)."
         ),
-    ] = 10,
+    ] = "10",
 ) -> None:
     """Encoder latency, local-step cost (MF vs heads vs LoRA, DP on/off), one round's cost."""
     from fedrec.simulations.bench_encoder import run_encoder_benchmark
@@ -166,7 +174,7 @@ def encoder(
         requests=requests,
         clients=clients,
         lora_clients=lora_clients,
-        round_clients=round_clients,
+        round_clients=_round_sizes(round_clients),
     )
     console.print((output_dir / f"{name}.md").read_text())
 

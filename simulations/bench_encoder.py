@@ -22,6 +22,7 @@ import platform
 import statistics
 import tempfile
 import time
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -162,15 +163,16 @@ def local_training_cost(
 
 
 def federated_round_cost(
-    device: torch.device, clients: int, overrides: dict[str, Any] | None = None
+    device: torch.device, clients: int | Sequence[int], overrides: dict[str, Any] | None = None
 ) -> list[dict[str, Any]]:
-    """One round of ``clients`` clients, head-only and LoRA, product defaults (DP on).
+    """One round of each number of ``clients``, head-only and LoRA, product defaults (DP on).
 
     A first round of one client (not timed) loads the encoder and fills the embedding
     cache, as the first round of a real run does once per node.
     """
+    sizes = [clients] if isinstance(clients, int) else list(clients)
     rows = []
-    for tower in ("heads", "lora"):
+    for tower, n in ((t, n) for t in ("heads", "lora") for n in sizes):
         with tempfile.TemporaryDirectory(prefix="fedrec-round-") as tmp:
             cfg = resolve_config({}, {**(overrides or {}), "text-tower": tower, "output-dir": tmp})
             _, split = load_split(cfg.data)
@@ -178,7 +180,7 @@ def federated_round_cost(
                 cfg, split.n_users, init_global(cfg, split.n_items), Path(tmp), device=device
             )
             fed.train_round([split.n_users - 1], 1)  # warm-up
-            parts = list(range(min(clients, split.n_users - 1)))
+            parts = list(range(min(n, split.n_users - 1)))
             _sync(device)
             seconds = fed.train_round(parts, 2)
             _sync(device)
@@ -216,7 +218,7 @@ def run_encoder_benchmark(
     requests: int = 200,
     clients: int = 10,
     lora_clients: int | None = None,
-    round_clients: int = 10,
+    round_clients: int | Sequence[int] = 10,
 ) -> dict[str, Any]:
     """Measure and write ``<name>.json`` / ``<name>.md``."""
     dev = resolve_device(device)
@@ -234,8 +236,10 @@ def run_encoder_benchmark(
         "latency": encoder_latency(dev, requests),
         "local_training": local_training_cost(dev, clients, lora_clients),
     }
-    if round_clients > 0:
-        result["federated_round"] = federated_round_cost(dev, round_clients)
+    sizes = [round_clients] if isinstance(round_clients, int) else list(round_clients)
+    sizes = [n for n in sizes if n > 0]
+    if sizes:
+        result["federated_round"] = federated_round_cost(dev, sizes)
     output_dir.mkdir(parents=True, exist_ok=True)
     (output_dir / f"{name}.json").write_text(json.dumps(result, indent=2) + "\n")
     (output_dir / f"{name}.md").write_text(encoder_markdown(result))
@@ -284,7 +288,7 @@ def encoder_markdown(result: dict[str, Any]) -> str:
             f"One federated round end to end (plain single-process federation, the same client "
             f"and aggregation code as a Flower round), product defaults: record-level DP-SGD "
             f"{'on' if r0['dp'] else 'off'}, {r0['local_epochs']} local epochs, sample rate "
-            f"{r0['dp_sample_rate']:g}; the first {r0['clients']} ML-100K users:",
+            f"{r0['dp_sample_rate']:g}; the first *clients* ML-100K users:",
             "",
             "| text tower | clients | round s | s per client | model per client (MB, each "
             "way) | of which text tower (MB) |",
@@ -292,7 +296,7 @@ def encoder_markdown(result: dict[str, Any]) -> str:
         ]
         for r in rounds:
             lines.append(
-                f"| {r['text_tower']} | {r['clients']} | {r['round_s']:.1f} | "
+                f"| {r['text_tower']} | {r['clients']} | {r['round_s']:.2f} | "
                 f"{r['s_per_client']:.2f} | {r['update_bytes'] / 1e6:.2f} | "
                 f"{r['text_tower_bytes'] / 1e6:.2f} |"
             )

@@ -39,6 +39,8 @@ def test_data_command_on_a_generic_csv(tmp_path: Path) -> None:
         (["data", "-c", "fraction-train=2"], "fraction-train"),
         (["data", "-s", "no-such-scenario"], "no scenario"),
         (["data", "-c", "dataset=generic", "-c", "data-path=/nonexistent/r.csv"], "/nonexistent"),
+        (["bench", "encoder", "--round-clients", "10,x"], "comma-separated integers"),
+        (["bench", "encoder", "--round-clients", "10,-1"], "must be >= 0"),
     ],
 )
 def test_bad_input_is_one_clear_line_and_exit_2(args: list[str], needle: str) -> None:
