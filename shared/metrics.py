@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -158,3 +159,34 @@ def hit_multi_at_k(top_k: np.ndarray, relevant: Sequence[np.ndarray]) -> np.ndar
     """Per-user hit rate with several relevant items: 1.0 if any is in the list (NaN: none)."""
     recall = recall_at_k(top_k, relevant)
     return np.where(np.isnan(recall), np.nan, (recall > 0).astype(np.float64))
+
+
+@dataclass(frozen=True)
+class PairedDifference:
+    """Mean of per-user differences ``a - b`` with its standard error and a 95% interval."""
+
+    mean: float
+    se: float
+    low: float
+    high: float
+    n: int
+
+
+def paired_difference(
+    a: np.ndarray | Sequence[float], b: np.ndarray | Sequence[float]
+) -> PairedDifference:
+    """Compare two models on the same users (``a[u]`` and ``b[u]`` are one user's values).
+
+    Pairing removes the between-user spread, which dominates a leave-one-out metric: two
+    models whose means differ by less than their unpaired standard errors can still differ
+    clearly user by user. The interval is the normal approximation, mean ± 1.96 SE.
+    """
+    x, y = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    if x.shape != y.shape or x.ndim != 1:
+        raise ValueError(f"need two 1-D arrays over the same users, got {x.shape} and {y.shape}")
+    if x.size < 2:
+        raise ValueError(f"need at least 2 users, got {x.size}")
+    d = x - y
+    mean = float(d.mean())
+    se = float(d.std(ddof=1) / np.sqrt(d.size))
+    return PairedDifference(mean, se, mean - 1.96 * se, mean + 1.96 * se, int(d.size))

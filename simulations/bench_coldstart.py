@@ -52,7 +52,8 @@ from fedrec.server.recommend import Recommender, TextTowers
 from fedrec.shared.config import FedRecConfig, resolve_config
 from fedrec.shared.data import load_dataset, load_split
 from fedrec.shared.data.dataset import Dataset
-from fedrec.shared.metrics import hit_multi_at_k, ndcg_multi_at_k
+from fedrec.shared.evaluation import summarize
+from fedrec.shared.metrics import hit_multi_at_k, ndcg_at_k, ndcg_multi_at_k, paired_difference
 from fedrec.shared.models.factory import init_global, item_text_embeddings
 from fedrec.shared.training import finetune_users
 from fedrec.simulations.plain import PlainFederation
@@ -398,6 +399,28 @@ def item_cold_start(
     return {name: _summary(t, relevant) for name, t in tops.items()}
 
 
+def _warm_users(
+    fed_mf: PlainFederation, fed_hy: PlainFederation
+) -> tuple[dict[str, float], dict[str, float], dict[str, float]]:
+    """Both models' warm-user metrics and the hybrid's paired NDCG difference to MF only.
+
+    Both federations hold the same warm users in the same partitions, so their per-user
+    evaluations line up user by user.
+    """
+    evals_mf, n_items = fed_mf.user_evals(k=K)
+    evals_hy, _ = fed_hy.user_evals(k=K)
+    if len(evals_mf) != len(evals_hy):
+        raise RuntimeError(f"{len(evals_mf)} vs {len(evals_hy)} warm users: not paired")
+    ndcg = [ndcg_at_k(np.array([e.rank_full for e in ev]), K) for ev in (evals_mf, evals_hy)]
+    d = paired_difference(ndcg[1], ndcg[0])
+    diff = {"mean": d.mean, "se": d.se, "low": d.low, "high": d.high, "n_users": d.n}
+    return (
+        summarize(evals_mf, k=K, n_items=n_items),
+        summarize(evals_hy, k=K, n_items=n_items),
+        diff,
+    )
+
+
 def run_coldstart_benchmark(
     *,
     output_dir: Path,
@@ -442,7 +465,7 @@ def run_coldstart_benchmark(
     if not any(r.startswith("hybrid") for r in reused):
         timings["train hybrid (s)"] = time.perf_counter() - t0
     privacy = {"MF only": _privacy_spent(fed_mf), "hybrid": _privacy_spent(fed_hy)}
-    warm_mf, warm_hy = fed_mf.evaluate(k=K), fed_hy.evaluate(k=K)
+    warm_mf, warm_hy, warm_diff = _warm_users(fed_mf, fed_hy)
     rec_mf = _recommender(cfg_mf, fed_mf, warm)
     rec_hy = _recommender(cfg_hy, fed_hy, warm)
     users = user_cold_start(full, warm, cold, rec_mf, rec_hy)
@@ -475,6 +498,7 @@ def run_coldstart_benchmark(
             "MF only": {k: warm_mf[k] for k in (f"ndcg@{K}_full", f"hr@{K}_full", "n_users")},
             "hybrid": {k: warm_hy[k] for k in (f"ndcg@{K}_full", f"hr@{K}_full", "n_users")},
         },
+        "warm_users_paired": warm_diff,
         "timings": {**timings, "total (s)": time.perf_counter() - t_start},
         "notes": reused,
     }
@@ -595,6 +619,15 @@ def coldstart_markdown(result: dict[str, Any]) -> str:
             f"| {model} | {m[f'ndcg@{K}_full']:.4f} | {m[f'hr@{K}_full']:.4f} | "
             f"{int(m['n_users'])} |"
         )
+    diff = result.get("warm_users_paired")
+    if diff:
+        verdict = "worse" if diff["high"] < 0 else "better" if diff["low"] > 0 else "not different"
+        lines += [
+            "",
+            f"Hybrid - MF only, paired user by user: {diff['mean']:+.4f} NDCG@10 "
+            f"(SE {diff['se']:.4f}, 95% interval {diff['low']:+.4f} to {diff['high']:+.4f}, "
+            f"{diff['n_users']} users): {verdict} at that level.",
+        ]
     lines += _privacy_lines(result.get("privacy") or {})
     lines += ["", "## Time", ""]
     lines += [f"- {k}: {v:.1f}" for k, v in result["timings"].items()]

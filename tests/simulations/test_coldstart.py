@@ -202,6 +202,12 @@ def test_a_tiny_dp_run_end_to_end_reports_what_training_spent(tmp_path: Path) ->
     assert result["protocol"]["cold_users"] == 3 and result["protocol"]["cold_items"] == 4
     text = (out / "coldstart-dp.md").read_text()
     assert "## Privacy spent in training" in text
+    # Warm users are compared user by user; the paired mean is the difference of the means.
+    diff, warm = result["warm_users_paired"], result["warm_users"]
+    assert diff["n_users"] == warm["hybrid"]["n_users"] == warm["MF only"]["n_users"]
+    gap = warm["hybrid"]["ndcg@10_full"] - warm["MF only"]["ndcg@10_full"]
+    assert abs(diff["mean"] - gap) < 1e-9 and diff["low"] <= diff["mean"] <= diff["high"]
+    assert f"Hybrid - MF only, paired user by user: {diff['mean']:+.4f}" in text
     assert f"ε = {result['privacy']['hybrid']['epsilon_max']:.3g} per interaction" in text
     assert json.loads((out / "coldstart-dp.json").read_text())["privacy"] == result["privacy"]
 
