@@ -12,6 +12,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -51,17 +52,40 @@ class Tokens:
     truncated: list[bool]
 
 
+def load_tokenizer() -> Any:
+    """The packaged model's tokenizer (a fast BERT word-piece tokenizer)."""
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(model_dir(), local_files_only=True)
+
+
+def tokenize(tokenizer: Any, texts: Sequence[str], max_length: int) -> Tokens:
+    """Token ids for ``texts``, right-padded to the longest, cut at ``max_length`` (flagged)."""
+    if tokenizer.padding_side != "right":
+        # HybridMF trims a batch's trailing padding columns; left padding would lose tokens.
+        raise ValueError(f"expected right padding, the tokenizer pads {tokenizer.padding_side}")
+    full = tokenizer(list(texts), truncation=False)["input_ids"]
+    batch = tokenizer(
+        list(texts), padding=True, truncation=True, max_length=max_length, return_tensors="pt"
+    )
+    return Tokens(
+        input_ids=batch["input_ids"],
+        attention_mask=batch["attention_mask"],
+        truncated=[len(ids) > max_length for ids in full],
+    )
+
+
 class TextEncoder(nn.Module):
     """Sentence embeddings from all-MiniLM-L6-v2 (``encode``), optionally with LoRA adapters."""
 
     def __init__(self, *, max_length: int = 64, device: torch.device | None = None) -> None:
         super().__init__()
-        from transformers import AutoModel, AutoTokenizer
+        from transformers import AutoModel
         from transformers.utils import logging as hf_logging
 
         path = model_dir()
         hf_logging.disable_progress_bar()
-        self.tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
+        self.tokenizer = load_tokenizer()
         # float32 whatever the stored dtype: scores must not depend on how weights shipped.
         self.backbone = AutoModel.from_pretrained(path, local_files_only=True, dtype=torch.float32)
         self.backbone.eval()
@@ -78,19 +102,7 @@ class TextEncoder(nn.Module):
 
     def tokenize(self, texts: Sequence[str]) -> Tokens:
         """Token ids for ``texts`` (cut at ``max_length`` tokens; cut ones are flagged)."""
-        full = self.tokenizer(list(texts), truncation=False)["input_ids"]
-        batch = self.tokenizer(
-            list(texts),
-            padding=True,
-            truncation=True,
-            max_length=self.max_length,
-            return_tensors="pt",
-        )
-        return Tokens(
-            input_ids=batch["input_ids"],
-            attention_mask=batch["attention_mask"],
-            truncated=[len(ids) > self.max_length for ids in full],
-        )
+        return tokenize(self.tokenizer, texts, self.max_length)
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         """Unit-norm sentence vectors ``[B, 384]`` (differentiable through adapters)."""

@@ -18,7 +18,7 @@ from fedrec.shared.config import FedRecConfig
 from fedrec.shared.models.encoder import TextEncoder, add_lora, lora_state
 from fedrec.shared.models.hybrid import LORA_PREFIX, HybridMF, init_text_shared
 from fedrec.shared.models.mf import MatrixFactorization, init_shared
-from fedrec.shared.models.text_cache import default_cache_dir, text_embeddings
+from fedrec.shared.models.text_cache import catalogue_tokens, default_cache_dir, text_embeddings
 
 
 def text_cache_dir(cfg: FedRecConfig) -> Path:
@@ -62,7 +62,7 @@ def make_model(
     encoder, tokens = None, None
     if cfg.text.text_tower == "lora":
         encoder = _lora_encoder(cfg, cfg.data.seed)
-        tokens = encoder.tokenize(list(texts))
+        tokens = catalogue_tokens(texts, max_length=encoder.max_length)
     return HybridMF(
         n_users,
         len(texts),

@@ -80,8 +80,12 @@ class HybridMF(MatrixFactorization):
         if (user_encoder is None) != (item_tokens is None):
             raise ValueError("user_encoder and item_tokens go together")
         if item_tokens is not None:
-            self.register_buffer("item_input_ids", item_tokens.input_ids)
-            self.register_buffer("item_attention_mask", item_tokens.attention_mask)
+            # Public inputs, not state (and possibly shared with other models: see
+            # catalogue_tokens), so they stay out of state_dict and its in-place loads.
+            self.register_buffer("item_input_ids", item_tokens.input_ids, persistent=False)
+            self.register_buffer(
+                "item_attention_mask", item_tokens.attention_mask, persistent=False
+            )
 
     # -- towers ------------------------------------------------------------------------
 
@@ -96,9 +100,11 @@ class HybridMF(MatrixFactorization):
     def _positive_text(self, positives: torch.Tensor) -> torch.Tensor:
         if self.user_encoder is None:
             return self.item_text[positives]  # type: ignore[no-any-return]
-        return self.user_encoder(
-            self.item_input_ids[positives], self.item_attention_mask[positives]
-        )
+        ids, mask = self.item_input_ids[positives], self.item_attention_mask[positives]
+        # The catalogue is padded to its longest text; this batch needs only its own longest
+        # (padding is on the right and masked out, so the vectors are the same, for less work).
+        length = max(int(mask.sum(dim=1).max()), 1)
+        return self.user_encoder(ids[:, :length], mask[:, :length])  # type: ignore[no-any-return]
 
     def score(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
         """Scores ``[B, m]``: ``p_u . (q_i + W_i e_i) + b_i + w_b . e_i``."""

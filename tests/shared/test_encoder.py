@@ -4,6 +4,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from fedrec.shared.config import FedRecConfig
 from fedrec.shared.models import text_cache
@@ -90,3 +91,27 @@ def test_lora_adapters_train_under_dp_and_start_identical(tmp_path: Path) -> Non
         assert np.abs(after[key] - start[key]).min() > 0, key  # noised everywhere
     frozen = [p for n, p in model.user_encoder.named_parameters() if "lora_" not in n]
     assert frozen and not any(p.requires_grad for p in frozen)
+
+
+def test_lora_user_tower_reads_only_the_batch_longest_tokens(tmp_path: Path) -> None:
+    cfg = FedRecConfig().replace(
+        **{"text-tower": "lora", "text-cache-dir": str(tmp_path), "embedding-dim": 4}
+    )
+    texts = ["Up.", "Heat (1995). Genres: Action, Crime, Thriller, Drama, War, Western."]
+    model = make_model(cfg, 1, texts)
+    assert isinstance(model, HybridMF) and model.user_encoder is not None
+    model.eval()  # no dropout: the two paths must agree exactly
+    widths: list[int] = []
+    model.user_encoder.register_forward_hook(lambda m, args, out: widths.append(args[0].shape[1]))
+    short = torch.tensor([0, 0])
+    trimmed = model._positive_text(short)
+    full_width = model.item_input_ids.shape[1]
+    assert widths == [int(model.item_attention_mask[0].sum())] and widths[0] < full_width
+    untrimmed = model.user_encoder(model.item_input_ids[short], model.item_attention_mask[short])
+    torch.testing.assert_close(trimmed, untrimmed, atol=1e-5, rtol=1e-5)
+    model._positive_text(torch.tensor([0, 1]))
+    assert widths[-1] == full_width
+    # Catalogue tokens are computed once per process and match the encoder's own.
+    again = text_cache.catalogue_tokens(texts, max_length=cfg.text.text_max_length)
+    assert again is text_cache.catalogue_tokens(texts, max_length=cfg.text.text_max_length)
+    torch.testing.assert_close(again.input_ids, model.user_encoder.tokenize(texts).input_ids)
