@@ -117,6 +117,14 @@ def cold_start(
     name: Annotated[
         str, typer.Option(help="File name stem of the report (e.g. coldstart-dp for a DP run).")
     ] = "coldstart",
+    repeats: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="Train both models this many times with fresh DP noise (same split and "
+            "seeds) and report each run and the mean; DP runs only.",
+        ),
+    ] = 1,
     render_only: RenderOnlyOpt = False,
 ) -> None:
     """New users (1/3/5 liked items, or text) and new items (text) vs baselines; warm users.
@@ -125,11 +133,16 @@ def cold_start(
     learning-rate=0.1` trains both models under the product's record-level DP-SGD.
     """
     from fedrec.simulations.bench_coldstart import (
+        check_repeats,
         run_coldstart_benchmark,
         write_coldstart_report,
     )
 
     setup_logging()
+    try:
+        check_repeats(overrides_from(config, None), repeats)
+    except ValueError as err:
+        raise typer.BadParameter(str(err)) from None
     if render_only:
         _render_from_json(output_dir, name, write_coldstart_report)
     else:
@@ -141,6 +154,7 @@ def cold_start(
             overrides=overrides_from(config, None),
             work_dir=work_dir.resolve() if work_dir else None,
             name=name,
+            repeats=repeats,
         )
     console.print((output_dir / f"{name}.md").read_text())
 

@@ -421,6 +421,82 @@ def _warm_users(
     )
 
 
+def check_repeats(overrides: dict[str, Any] | None, repeats: int) -> None:
+    """Repeated training only makes sense with randomness that differs between runs."""
+    cfg = resolve_config({}, {**TRAIN_SETTINGS, **(overrides or {})})
+    fresh = (
+        cfg.privacy.dp_enabled or cfg.privacy.user_dp != "off"
+    ) and not cfg.privacy.reproducible_noise
+    if repeats > 1 and not fresh:
+        raise ValueError(
+            "--repeats > 1 needs training randomness that differs between runs: DP noise "
+            "(dp-enabled or user-dp) without reproducible-noise; otherwise vary -c seed=N"
+        )
+
+
+def _train_and_evaluate(
+    cfg_mf: FedRecConfig,
+    cfg_hy: FedRecConfig,
+    rounds: int,
+    work: Path,
+    full: Dataset,
+    warm: Dataset,
+    cold: ColdSplit,
+    *,
+    seed: int,
+    timings: dict[str, float],
+    notes: list[str],
+    label: str = "",
+) -> dict[str, Any]:
+    """Train (or reuse) both models in ``work`` and evaluate warm users, new users, new items."""
+    feds = {}
+    for model, cfg, folder in (
+        ("MF only", cfg_mf, "clients-mf"),
+        ("hybrid", cfg_hy, "clients-hybrid"),
+    ):
+        if (work / folder / "global.npz").is_file():
+            notes.append(
+                f"{label}{model} model reused from {work / folder} (training not timed here)"
+            )
+            feds[model] = _train(cfg, rounds, work / folder, f"{label}{model}")
+            continue
+        t0 = time.perf_counter()
+        feds[model] = _train(cfg, rounds, work / folder, f"{label}{model}")
+        timings[f"{label}train {model} (s)"] = time.perf_counter() - t0
+    fed_mf, fed_hy = feds["MF only"], feds["hybrid"]
+    warm_mf, warm_hy, warm_diff = _warm_users(fed_mf, fed_hy)
+    rec_mf = _recommender(cfg_mf, fed_mf, warm)
+    rec_hy = _recommender(cfg_hy, fed_hy, warm)
+    return {
+        "privacy": {"MF only": _privacy_spent(fed_mf), "hybrid": _privacy_spent(fed_hy)},
+        "warm_mf": warm_mf,
+        "warm_hy": warm_hy,
+        "warm_diff": warm_diff,
+        "user_cold_start": user_cold_start(full, warm, cold, rec_mf, rec_hy),
+        "item_cold_start": item_cold_start(cfg_hy, full, warm, cold, fed_hy, rec_hy, seed=seed),
+    }
+
+
+def _repeat_summary(run: dict[str, Any]) -> dict[str, float]:
+    """One run's headline numbers (NDCG@10), as the repeats table lists them."""
+    users, items = run["user_cold_start"], run["item_cold_start"]
+    pop = users["popularity"][f"ndcg@{K}"]
+    served3 = next(
+        v
+        for k, v in users.items()
+        if k.startswith("hybrid, served: both") and k.endswith("(3 liked)")
+    )
+    return {
+        "warm MF only": run["warm_mf"][f"ndcg@{K}_full"],
+        "warm hybrid": run["warm_hy"][f"ndcg@{K}_full"],
+        "warm hybrid - MF only": run["warm_diff"]["mean"],
+        "new user, 3 liked (x popularity)": served3[f"ndcg@{K}"] / pop,
+        "new user, text (x popularity)": users["hybrid, served (text only)"][f"ndcg@{K}"] / pop,
+        "new items, text (x random)": items["hybrid: text-only item vectors"][f"ndcg@{K}"]
+        / items["random"][f"ndcg@{K}"],
+    }
+
+
 def run_coldstart_benchmark(
     *,
     output_dir: Path,
@@ -430,11 +506,20 @@ def run_coldstart_benchmark(
     overrides: dict[str, Any] | None = None,
     name: str = "coldstart",
     work_dir: Path | None = None,
+    repeats: int = 1,
 ) -> dict[str, Any]:
-    """Train MF-only and hybrid federations on the warm data and evaluate cold start."""
+    """Train MF-only and hybrid federations on the warm data and evaluate cold start.
+
+    ``repeats`` > 1 trains both models again that many times in all (``repeat-N/`` folders)
+    with fresh DP noise and the same split and seeds, and reports each run's headline
+    numbers and their mean: under DP one run's noise draw moves them more than the
+    differences being judged. Without fresh noise the runs would be identical, so that is
+    refused.
+    """
+    check_repeats(overrides, repeats)
+    base_cfg = resolve_config({}, overrides or {})
     t_start = time.perf_counter()
     stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
-    base_cfg = resolve_config({}, overrides or {})
     full = load_dataset(base_cfg.data)
     cold = choose_cold(full.n_users, full.n_items, fraction=fraction, seed=base_cfg.data.seed)
     work = work_dir or runs_dir / f"bench-coldstart-{stamp}"
@@ -452,24 +537,29 @@ def run_coldstart_benchmark(
         cfg_hy = cfg_hy.replace(**{"text-tower": "heads"})
     warm, _ = load_split(cfg_hy.data)
     timings: dict[str, float] = {}
-    reused = []
-    for label, folder in (("MF only", "clients-mf"), ("hybrid", "clients-hybrid")):
-        if (work / folder / "global.npz").is_file():
-            reused.append(f"{label} model reused from {work / folder} (training not timed here)")
-    t0 = time.perf_counter()
-    fed_mf = _train(cfg_mf, rounds, work / "clients-mf", "MF only")
-    if not any(r.startswith("MF only") for r in reused):
-        timings["train MF only (s)"] = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    fed_hy = _train(cfg_hy, rounds, work / "clients-hybrid", "hybrid")
-    if not any(r.startswith("hybrid") for r in reused):
-        timings["train hybrid (s)"] = time.perf_counter() - t0
-    privacy = {"MF only": _privacy_spent(fed_mf), "hybrid": _privacy_spent(fed_hy)}
-    warm_mf, warm_hy, warm_diff = _warm_users(fed_mf, fed_hy)
-    rec_mf = _recommender(cfg_mf, fed_mf, warm)
-    rec_hy = _recommender(cfg_hy, fed_hy, warm)
-    users = user_cold_start(full, warm, cold, rec_mf, rec_hy)
-    items = item_cold_start(cfg_hy, full, warm, cold, fed_hy, rec_hy, seed=base_cfg.data.seed)
+    reused: list[str] = []
+    seed = base_cfg.data.seed
+    run = _train_and_evaluate(
+        cfg_mf, cfg_hy, rounds, work, full, warm, cold, seed=seed, timings=timings, notes=reused
+    )
+    privacy, users, items = run["privacy"], run["user_cold_start"], run["item_cold_start"]
+    warm_mf, warm_hy, warm_diff = run["warm_mf"], run["warm_hy"], run["warm_diff"]
+    repeats_out = [_repeat_summary(run)]
+    for r in range(2, repeats + 1):
+        again = _train_and_evaluate(
+            cfg_mf,
+            cfg_hy,
+            rounds,
+            work / f"repeat-{r}",
+            full,
+            warm,
+            cold,
+            seed=seed,
+            timings=timings,
+            notes=reused,
+            label=f"repeat {r}: ",
+        )
+        repeats_out.append(_repeat_summary(again))
     references = centralized_references(full, warm, cold, seed=base_cfg.data.seed)
     result = {
         "benchmark": name,
@@ -499,6 +589,7 @@ def run_coldstart_benchmark(
             "hybrid": {k: warm_hy[k] for k in (f"ndcg@{K}_full", f"hr@{K}_full", "n_users")},
         },
         "warm_users_paired": warm_diff,
+        "repeats": repeats_out if repeats > 1 else [],
         "timings": {**timings, "total (s)": time.perf_counter() - t_start},
         "notes": reused,
     }
@@ -516,6 +607,46 @@ def write_coldstart_report(result: dict[str, Any], output_dir: Path, name: str) 
 def _times(value: float, baseline: float) -> str:
     """``"1.50x"``, or ``"-"`` where the baseline is zero (no ratio to give)."""
     return f"{value / baseline:.2f}x" if baseline > 0 else "-"
+
+
+def _repeat_lines(repeats: list[dict[str, float]]) -> list[str]:
+    """Each training run's headline numbers, their mean and its standard error."""
+    if len(repeats) < 2:
+        return []
+    keys = list(repeats[0])
+    lines = [
+        "",
+        f"## Repeated training ({len(repeats)} runs: same split and seeds, fresh DP noise)",
+        "",
+        "Run 1 is the one reported above. NDCG@10; the last row is the mean over runs ± its "
+        "standard error (sd / √runs).",
+        "",
+        "| run | " + " | ".join(keys) + " |",
+        "| --- |" + " ---: |" * len(keys),
+    ]
+    for r, row in enumerate(repeats, start=1):
+        lines.append(f"| {r} | " + " | ".join(_fmt(row[k], k) for k in keys) + " |")
+    stats = []
+    for k in keys:
+        v = np.array([row[k] for row in repeats])
+        stats.append(f"{_fmt(v.mean(), k)} ± {_fmt(v.std(ddof=1) / np.sqrt(v.size), k)}")
+    lines.append("| mean | " + " | ".join(stats) + " |")
+    d = paired_difference(
+        [row["warm hybrid"] for row in repeats], [row["warm MF only"] for row in repeats]
+    )
+    verdict = "worse" if d.high < 0 else "better" if d.low > 0 else "not different"
+    lines += [
+        "",
+        f"Warm users, hybrid - MF only over the {d.n} runs: {d.mean:+.4f} NDCG@10 (95% interval "
+        f"{d.low:+.4f} to {d.high:+.4f}, normal approximation): {verdict} at that level.",
+    ]
+    return lines
+
+
+def _fmt(value: float, key: str) -> str:
+    return (
+        f"{value:.2f}x" if key.endswith(")") else f"{value:+.4f}" if "-" in key else f"{value:.4f}"
+    )
 
 
 def _privacy_lines(privacy: dict[str, Any]) -> list[str]:
@@ -626,8 +757,11 @@ def coldstart_markdown(result: dict[str, Any]) -> str:
             "",
             f"Hybrid - MF only, paired user by user: {diff['mean']:+.4f} NDCG@10 "
             f"(SE {diff['se']:.4f}, 95% interval {diff['low']:+.4f} to {diff['high']:+.4f}, "
-            f"{diff['n_users']} users): {verdict} at that level.",
+            f"{diff['n_users']} users): {verdict} at that level. The interval covers the "
+            "choice of users only, not the training's randomness (DP noise above all): "
+            "compare repeated runs for that.",
         ]
+    lines += _repeat_lines(result.get("repeats") or [])
     lines += _privacy_lines(result.get("privacy") or {})
     lines += ["", "## Time", ""]
     lines += [f"- {k}: {v:.1f}" for k, v in result["timings"].items()]

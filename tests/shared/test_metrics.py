@@ -169,7 +169,11 @@ def test_paired_difference_hand_computed() -> None:
     # differences 0.5, 0, 0.5, -0.5: mean 0.125, sample sd 0.4787, se 0.2394
     assert d.n == 4 and math.isclose(d.mean, 0.125)
     assert math.isclose(d.se, 0.47871355 / 2, rel_tol=1e-6)
-    assert math.isclose(d.low, 0.125 - 1.96 * d.se) and math.isclose(d.high, 0.125 + 1.96 * d.se)
+    # Student's t with 3 degrees of freedom: 3.182, not the normal 1.96.
+    assert math.isclose(d.high - d.mean, 3.1824 * d.se, rel_tol=1e-4)
+    assert math.isclose(d.mean - d.low, d.high - d.mean)
+    many = paired_difference(np.arange(1000.0) % 7, np.zeros(1000))
+    assert math.isclose(many.high - many.mean, 1.9623 * many.se, rel_tol=1e-3)
     with pytest.raises(ValueError, match="same users"):
         paired_difference([1.0, 2.0], [1.0])
     with pytest.raises(ValueError, match="at least 2"):

@@ -185,6 +185,7 @@ def test_a_tiny_dp_run_end_to_end_reports_what_training_spent(tmp_path: Path) ->
         rounds=1,
         fraction=0.1,
         name="coldstart-dp",
+        repeats=2,
         overrides={
             "dataset": "generic",
             "data-path": str(ratings),
@@ -208,6 +209,17 @@ def test_a_tiny_dp_run_end_to_end_reports_what_training_spent(tmp_path: Path) ->
     gap = warm["hybrid"]["ndcg@10_full"] - warm["MF only"]["ndcg@10_full"]
     assert abs(diff["mean"] - gap) < 1e-9 and diff["low"] <= diff["mean"] <= diff["high"]
     assert f"Hybrid - MF only, paired user by user: {diff['mean']:+.4f}" in text
+    # The second run trained again, with fresh noise: its models differ from the first's.
+    (work,) = (tmp_path / "runs").glob("bench-coldstart-*")
+    for folder in ("clients-mf", "clients-hybrid"):
+        with (
+            np.load(work / folder / "global.npz") as a,
+            np.load(work / "repeat-2" / folder / "global.npz") as b,
+        ):
+            assert not np.array_equal(a["item_factors"], b["item_factors"])
+    first, second = result["repeats"]
+    assert first["warm hybrid"] == warm["hybrid"]["ndcg@10_full"]
+    assert "## Repeated training (2 runs" in text and "| 2 | " in text
     assert f"ε = {result['privacy']['hybrid']['epsilon_max']:.3g} per interaction" in text
     assert json.loads((out / "coldstart-dp.json").read_text())["privacy"] == result["privacy"]
 
