@@ -421,27 +421,57 @@ def _warm_users(
     )
 
 
-def check_repeats(overrides: dict[str, Any] | None, repeats: int) -> None:
-    """Repeated training only makes sense with randomness that differs between runs."""
+def check_repeats(overrides: dict[str, Any] | None, repeats: int) -> bool:
+    """Whether repeated runs draw fresh DP noise (else each repeat takes the next seed).
+
+    A repeat with the same seed and no fresh noise would be the same run again, so a run
+    with DP but reproducible (seeded) noise cannot be repeated.
+    """
     cfg = resolve_config({}, {**TRAIN_SETTINGS, **(overrides or {})})
-    fresh = (
-        cfg.privacy.dp_enabled or cfg.privacy.user_dp != "off"
-    ) and not cfg.privacy.reproducible_noise
-    if repeats > 1 and not fresh:
+    dp = cfg.privacy.dp_enabled or cfg.privacy.user_dp != "off"
+    if repeats > 1 and dp and cfg.privacy.reproducible_noise:
         raise ValueError(
-            "--repeats > 1 needs training randomness that differs between runs: DP noise "
-            "(dp-enabled or user-dp) without reproducible-noise; otherwise vary -c seed=N"
+            "--repeats > 1 with reproducible-noise=true would repeat the same noise: "
+            "drop reproducible-noise, or vary -c seed=N"
         )
+    return dp and not cfg.privacy.reproducible_noise
+
+
+def _setup(
+    full: Dataset,
+    fraction: float,
+    seed: int,
+    overrides: dict[str, Any] | None,
+    work: Path,
+    runs_dir: Path,
+) -> tuple[ColdSplit, Dataset, FedRecConfig, FedRecConfig]:
+    """The held-out split of ``seed``, the warm data set written under ``work``, both configs."""
+    cold = choose_cold(full.n_users, full.n_items, fraction=fraction, seed=seed)
+    ratings = write_warm_dataset(full, cold, work / "warm-data")
+    common = {
+        **TRAIN_SETTINGS,
+        **(overrides or {}),
+        "seed": seed,
+        "dataset": "generic",
+        "data-path": str(ratings),
+        "output-dir": str(runs_dir),
+    }
+    cfg_mf = resolve_config({}, {**common, "text-tower": "off", "run-name": f"{work.name}-mf"})
+    cfg_hy = resolve_config({}, {**common, "run-name": f"{work.name}-hy"})
+    if cfg_hy.text.text_tower == "off":
+        cfg_hy = cfg_hy.replace(**{"text-tower": "heads"})
+    warm, _ = load_split(cfg_hy.data)
+    return cold, warm, cfg_mf, cfg_hy
 
 
 def _train_and_evaluate(
+    cold: ColdSplit,
+    warm: Dataset,
     cfg_mf: FedRecConfig,
     cfg_hy: FedRecConfig,
     rounds: int,
     work: Path,
     full: Dataset,
-    warm: Dataset,
-    cold: ColdSplit,
     *,
     seed: int,
     timings: dict[str, float],
@@ -510,56 +540,41 @@ def run_coldstart_benchmark(
 ) -> dict[str, Any]:
     """Train MF-only and hybrid federations on the warm data and evaluate cold start.
 
-    ``repeats`` > 1 trains both models again that many times in all (``repeat-N/`` folders)
-    with fresh DP noise and the same split and seeds, and reports each run's headline
-    numbers and their mean: under DP one run's noise draw moves them more than the
-    differences being judged. Without fresh noise the runs would be identical, so that is
-    refused.
+    ``repeats`` > 1 trains both models that many times in all (``repeat-N/`` folders) and
+    reports each run's headline numbers and their mean: under DP with fresh noise, on the
+    same split and seeds (one noise draw moves the numbers more than the differences being
+    judged); without DP, with the next seeds (each its own held-out users and items,
+    partitions and initialisation).
     """
-    check_repeats(overrides, repeats)
+    fresh = check_repeats(overrides, repeats)
     base_cfg = resolve_config({}, overrides or {})
     t_start = time.perf_counter()
     stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
     full = load_dataset(base_cfg.data)
-    cold = choose_cold(full.n_users, full.n_items, fraction=fraction, seed=base_cfg.data.seed)
     work = work_dir or runs_dir / f"bench-coldstart-{stamp}"
-    ratings = write_warm_dataset(full, cold, work / "warm-data")
-    common = {
-        **TRAIN_SETTINGS,
-        **(overrides or {}),
-        "dataset": "generic",
-        "data-path": str(ratings),
-        "output-dir": str(runs_dir),
-    }
-    cfg_mf = resolve_config({}, {**common, "text-tower": "off", "run-name": f"{work.name}-mf"})
-    cfg_hy = resolve_config({}, {**common, "run-name": f"{work.name}-hy"})
-    if cfg_hy.text.text_tower == "off":
-        cfg_hy = cfg_hy.replace(**{"text-tower": "heads"})
-    warm, _ = load_split(cfg_hy.data)
     timings: dict[str, float] = {}
     reused: list[str] = []
-    seed = base_cfg.data.seed
-    run = _train_and_evaluate(
-        cfg_mf, cfg_hy, rounds, work, full, warm, cold, seed=seed, timings=timings, notes=reused
-    )
-    privacy, users, items = run["privacy"], run["user_cold_start"], run["item_cold_start"]
-    warm_mf, warm_hy, warm_diff = run["warm_mf"], run["warm_hy"], run["warm_diff"]
-    repeats_out = [_repeat_summary(run)]
-    for r in range(2, repeats + 1):
-        again = _train_and_evaluate(
-            cfg_mf,
-            cfg_hy,
+    runs, repeats_out = [], []
+    for r in range(1, repeats + 1):
+        # Fresh DP noise: the same split and seeds again. No noise: the next seed.
+        seed = base_cfg.data.seed + (0 if fresh else r - 1)
+        folder = work if r == 1 else work / f"repeat-{r}"
+        setup = _setup(full, fraction, seed, overrides, folder, runs_dir)
+        run = _train_and_evaluate(
+            *setup,
             rounds,
-            work / f"repeat-{r}",
+            folder,
             full,
-            warm,
-            cold,
             seed=seed,
             timings=timings,
             notes=reused,
-            label=f"repeat {r}: ",
+            label="" if r == 1 else f"repeat {r}: ",
         )
-        repeats_out.append(_repeat_summary(again))
+        runs.append((setup, run))
+        repeats_out.append({"seed": float(seed), **_repeat_summary(run)})
+    (cold, warm, cfg_mf, cfg_hy), run = runs[0]
+    privacy, users, items = run["privacy"], run["user_cold_start"], run["item_cold_start"]
+    warm_mf, warm_hy, warm_diff = run["warm_mf"], run["warm_hy"], run["warm_diff"]
     references = centralized_references(full, warm, cold, seed=base_cfg.data.seed)
     result = {
         "benchmark": name,
@@ -590,6 +605,7 @@ def run_coldstart_benchmark(
         },
         "warm_users_paired": warm_diff,
         "repeats": repeats_out if repeats > 1 else [],
+        "repeats_vary": "dp-noise" if check_repeats(overrides, 1) else "seed",
         "timings": {**timings, "total (s)": time.perf_counter() - t_start},
         "notes": reused,
     }
@@ -609,14 +625,19 @@ def _times(value: float, baseline: float) -> str:
     return f"{value / baseline:.2f}x" if baseline > 0 else "-"
 
 
-def _repeat_lines(repeats: list[dict[str, float]]) -> list[str]:
+def _repeat_lines(repeats: list[dict[str, float]], vary: str) -> list[str]:
     """Each training run's headline numbers, their mean and its standard error."""
     if len(repeats) < 2:
         return []
-    keys = list(repeats[0])
+    keys = [k for k in repeats[0] if k != "seed"]
+    how = (
+        "same split and seeds, fresh DP noise"
+        if vary == "dp-noise"
+        else "one seed each: its own held-out users and items, partitions and initialisation"
+    )
     lines = [
         "",
-        f"## Repeated training ({len(repeats)} runs: same split and seeds, fresh DP noise)",
+        f"## Repeated training ({len(repeats)} runs: {how})",
         "",
         "Run 1 is the one reported above. NDCG@10; the last row is the mean over runs ± its "
         "standard error (sd / √runs).",
@@ -625,7 +646,8 @@ def _repeat_lines(repeats: list[dict[str, float]]) -> list[str]:
         "| --- |" + " ---: |" * len(keys),
     ]
     for r, row in enumerate(repeats, start=1):
-        lines.append(f"| {r} | " + " | ".join(_fmt(row[k], k) for k in keys) + " |")
+        run = f"{r} (seed {int(row['seed'])})" if "seed" in row else str(r)
+        lines.append(f"| {run} | " + " | ".join(_fmt(row[k], k) for k in keys) + " |")
     stats = []
     for k in keys:
         v = np.array([row[k] for row in repeats])
@@ -761,7 +783,7 @@ def coldstart_markdown(result: dict[str, Any]) -> str:
             "choice of users only, not the training's randomness (DP noise above all): "
             "compare repeated runs for that.",
         ]
-    lines += _repeat_lines(result.get("repeats") or [])
+    lines += _repeat_lines(result.get("repeats") or [], result.get("repeats_vary", "dp-noise"))
     lines += _privacy_lines(result.get("privacy") or {})
     lines += ["", "## Time", ""]
     lines += [f"- {k}: {v:.1f}" for k, v in result["timings"].items()]

@@ -41,7 +41,19 @@ def test_data_command_on_a_generic_csv(tmp_path: Path) -> None:
         (["data", "-c", "dataset=generic", "-c", "data-path=/nonexistent/r.csv"], "/nonexistent"),
         (["bench", "encoder", "--round-clients", "10,x"], "comma-separated integers"),
         (["bench", "encoder", "--round-clients", "10,-1"], "must be >= 0"),
-        (["bench", "cold-start", "--repeats", "2"], "needs training randomness"),
+        (
+            [
+                "bench",
+                "cold-start",
+                "--repeats",
+                "2",
+                "-c",
+                "dp-enabled=true",
+                "-c",
+                "reproducible-noise=true",
+            ],
+            "with reproducible-noise=true",
+        ),
     ],
 )
 def test_bad_input_is_one_clear_line_and_exit_2(args: list[str], needle: str) -> None:

@@ -4,6 +4,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -13,7 +14,9 @@ from fedrec.shared.data.catalog import item_text
 from fedrec.shared.data.dataset import Dataset, Interactions, ItemCatalog
 from fedrec.simulations.bench_coldstart import (
     ColdSplit,
+    _repeat_lines,
     centralized_references,
+    check_repeats,
     choose_cold,
     coldstart_markdown,
     genre_text,
@@ -219,7 +222,8 @@ def test_a_tiny_dp_run_end_to_end_reports_what_training_spent(tmp_path: Path) ->
             assert not np.array_equal(a["item_factors"], b["item_factors"])
     first, second = result["repeats"]
     assert first["warm hybrid"] == warm["hybrid"]["ndcg@10_full"]
-    assert "## Repeated training (2 runs" in text and "| 2 | " in text
+    assert "## Repeated training (2 runs: same split and seeds" in text
+    assert "| 2 (seed 42) | " in text
     assert f"ε = {result['privacy']['hybrid']['epsilon_max']:.3g} per interaction" in text
     assert json.loads((out / "coldstart-dp.json").read_text())["privacy"] == result["privacy"]
 
@@ -243,3 +247,29 @@ def test_top_k_is_sorted_short_on_small_catalogues_and_puts_excluded_last(
     assert all(a >= b for a, b in zip(ordered, ordered[1:], strict=False))  # best first
     kept = s.size - excluded.size
     assert not set(top[: min(k, kept)].tolist()) & set(excluded.tolist())
+
+
+def test_repeats_vary_the_noise_under_dp_and_the_seed_without() -> None:
+    assert check_repeats({"dp-enabled": True}, 3) is True
+    assert check_repeats(None, 3) is False  # the bench trains without DP by default
+    with pytest.raises(ValueError, match="same noise"):
+        check_repeats({"dp-enabled": True, "reproducible-noise": True}, 2)
+    rows = [
+        {
+            "seed": 42.0,
+            "warm MF only": 0.05,
+            "warm hybrid": 0.06,
+            "new user, text (x popularity)": 1.0,
+        },
+        {
+            "seed": 43.0,
+            "warm MF only": 0.04,
+            "warm hybrid": 0.06,
+            "new user, text (x popularity)": 0.8,
+        },
+    ]
+    text = "\n".join(_repeat_lines(rows, "seed"))
+    assert "2 runs: one seed each" in text
+    assert "| 1 (seed 42) | 0.0500 | 0.0600 | 1.00x |" in text
+    assert "| mean | 0.0450 ± 0.0050 | 0.0600 ± 0.0000 | 0.90x ± 0.10x |" in text
+    assert "hybrid - MF only over the 2 runs: +0.0150" in text
