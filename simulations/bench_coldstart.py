@@ -646,12 +646,13 @@ def _repeat_lines(repeats: list[dict[str, float]], vary: str) -> list[str]:
         "| --- |" + " ---: |" * len(keys),
     ]
     for r, row in enumerate(repeats, start=1):
-        run = f"{r} (seed {int(row['seed'])})" if "seed" in row else str(r)
+        run = f"{r} (seed {int(row['seed'])})" if vary == "seed" and "seed" in row else str(r)
         lines.append(f"| {run} | " + " | ".join(_fmt(row[k], k) for k in keys) + " |")
     stats = []
     for k in keys:
         v = np.array([row[k] for row in repeats])
-        stats.append(f"{_fmt(v.mean(), k)} ± {_fmt(v.std(ddof=1) / np.sqrt(v.size), k)}")
+        se = _fmt(v.std(ddof=1) / np.sqrt(v.size), k).lstrip("+")
+        stats.append(f"{_fmt(v.mean(), k)} ± {se}")
     lines.append("| mean | " + " | ".join(stats) + " |")
     d = paired_difference(
         [row["warm hybrid"] for row in repeats], [row["warm MF only"] for row in repeats]
@@ -660,15 +661,17 @@ def _repeat_lines(repeats: list[dict[str, float]], vary: str) -> list[str]:
     lines += [
         "",
         f"Warm users, hybrid - MF only over the {d.n} runs: {d.mean:+.4f} NDCG@10 (95% interval "
-        f"{d.low:+.4f} to {d.high:+.4f}, normal approximation): {verdict} at that level.",
+        f"{d.low:+.4f} to {d.high:+.4f}, Student's t): {verdict} at that level.",
     ]
     return lines
 
 
 def _fmt(value: float, key: str) -> str:
-    return (
-        f"{value:.2f}x" if key.endswith(")") else f"{value:+.4f}" if "-" in key else f"{value:.4f}"
-    )
+    if key.endswith(")"):
+        return f"{value:.2f}x"
+    if "-" in key:
+        return f"{value if round(value, 4) else 0.0:+.4f}"  # no "-0.0000"
+    return f"{value:.4f}"
 
 
 def _privacy_lines(privacy: dict[str, Any]) -> list[str]:
