@@ -6,10 +6,11 @@ from what they tell us: items they like, free text, or both.
 - Liked items: a start vector (MF only: the mean of their factors; hybrid: that mean
   averaged with the user head over their texts) is refined by fold-in, a few seeded BPR
   steps on the liked items with the item side frozen.
-- Hybrid (``text-tower`` heads/lora): item vectors are ``q_i + W_i e_i`` (a new item, added
-  from its text, has ``q = 0``); free text contributes the user head applied to its
-  embedding; given together with liked items, the two start vectors are averaged before
-  the fold-in.
+- Hybrid (``text-tower`` heads/lora): item vectors are ``q_i + W_i e_i``; a new item, added
+  from its text, is placed by a ridge map fitted on that table (:mod:`fedrec.server.text_map`;
+  the item head ``W_i e_i`` alone on small catalogues); free text contributes the user
+  head applied to its embedding; given together with liked items, the two start vectors
+  are averaged before the fold-in.
 - Fold-in is skipped for a model trained under DP (record- or user-level): every item row
   then carries noise, and fitting a user vector to a few liked items' exact rows fits that
   noise. Measured on ML-100K (docs/benchmarks/coldstart-dp.md): with 3 liked items the
@@ -31,6 +32,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from fedrec.server.text_map import TextMap, fit_text_map, min_items
 from fedrec.shared.checkpoint import Checkpoint
 from fedrec.shared.data.catalog import item_text
 from fedrec.shared.data.dataset import ItemCatalog
@@ -192,6 +194,11 @@ class Recommender:
             q, b = q + tq, b + tb
         self.q, self.b = q, b
         self._unit = self._normalise(self.q)
+        # New items: the ridge map over the served table where the catalogue is big enough
+        # to fit it (it placed held-out items better than the item head), else the head.
+        self.text_map: TextMap | None = None
+        if towers is not None and n >= min_items(self.emb.shape[1]):
+            self.text_map = fit_text_map(self.emb, q, b)
 
     @staticmethod
     def _normalise(q: np.ndarray) -> np.ndarray:
@@ -413,7 +420,9 @@ class Recommender:
     ) -> ScoredItem:
         """Add an item known only by its text; it is recommendable at once.
 
-        Its vector is the item head applied to its text (no trained factor yet).
+        Its vector comes from its text alone (no trained factor yet): the ridge map fitted on
+        the served item table (:mod:`fedrec.server.text_map`), or the item head where the
+        catalogue is too small to fit one.
         """
         if self.towers is None:
             raise NoTextTower(
@@ -425,7 +434,8 @@ class Recommender:
                 raise ValueError(f"item id {item_id!r} is already in the catalogue")
             text = item_text(title, list(genres), extra=description)
             emb = self.towers.encode_items([text])
-            tq, tb = self.towers.item_part(emb)
+            place = self.text_map.place if self.text_map is not None else self.towers.item_part
+            tq, tb = place(emb)
             self.q = np.vstack([self.q, tq.astype(np.float32)])
             self.b = np.concatenate([self.b, tb.astype(np.float32)])
             self.emb = np.vstack([self.emb, emb])
