@@ -38,11 +38,11 @@ from fedrec.shared.data.catalog import item_text
 from fedrec.shared.data.dataset import ItemCatalog
 from fedrec.shared.models.encoder import TextEncoder, add_lora, lora_state
 from fedrec.shared.models.hybrid import (
-    HEAD_KEYS,
     ITEM_HEAD_B,
     ITEM_HEAD_W,
     LORA_PREFIX,
     USER_HEAD_B,
+    USER_HEAD_KEYS,
     USER_HEAD_W,
 )
 from fedrec.shared.models.text_cache import default_cache_dir, text_embeddings
@@ -104,7 +104,8 @@ class TextTowers:
         lora: tuple[int, int] | None = None,
         device: torch.device | None = None,
     ) -> None:
-        self.item_w, self.item_b = tensors[ITEM_HEAD_W], tensors[ITEM_HEAD_B]
+        # No item head (item-head = false): items are their factors; new ones use the map.
+        self.item_w, self.item_b = tensors.get(ITEM_HEAD_W), tensors.get(ITEM_HEAD_B)
         self.user_w, self.user_b = tensors[USER_HEAD_W], tensors[USER_HEAD_B]
         self.dim = int(self.user_w.shape[0])
         self.item_encoder = TextEncoder(max_length=item_max_length, device=device)
@@ -121,7 +122,9 @@ class TextTowers:
         self.max_length = max_length
 
     def item_part(self, emb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Text parts ``([n, d], [n])`` of item vectors and biases."""
+        """Text parts ``([n, d], [n])`` of item vectors and biases (zero without an item head)."""
+        if self.item_w is None or self.item_b is None:
+            return np.zeros((len(emb), self.dim), np.float32), np.zeros(len(emb), np.float32)
         h = emb @ self.item_w.T + self.item_b
         return h[:, : self.dim], h[:, self.dim]
 
@@ -211,7 +214,7 @@ class Recommender:
         """Build from a loaded checkpoint (text towers when the checkpoint has them)."""
         tensors = ckpt.tensors
         fold_in = not trained_with_dp(ckpt.manifest)
-        if not all(k in tensors for k in HEAD_KEYS):
+        if not all(k in tensors for k in USER_HEAD_KEYS):
             return cls(tensors["item_factors"], tensors["item_bias"], ckpt.catalog, fold_in=fold_in)
         config: dict[str, Any] = ckpt.manifest.get("config", {})
         item_len = int(config.get("text-max-length", 64))

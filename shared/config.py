@@ -283,6 +283,11 @@ class TextConfig:
     # Probability, per sample and item, of scoring an item by its text alone in training, so
     # that the item head must carry signal for items that have no trained factor yet.
     item_factor_dropout: float = 0.1
+    # false: no item head; items are scored by their factors alone, as in MF (the text
+    # towers then cannot cost warm users anything), and the service places new items by a
+    # ridge map from text to the trained item table (fedrec.server.text_map); the user head
+    # is trained as before. item-factor-dropout is then unused.
+    item_head: bool = True
     lora_rank: int = 8
     lora_layers: int = 2
     text_max_length: int = 64

@@ -404,9 +404,10 @@ def item_cold_start(
         none = np.zeros(0, np.int64)
         served = "hybrid, served: text map" if rec_hy.text_map else "hybrid, served: item head"
         tops.setdefault(served, []).append(top_k(q_new @ factors[wu] + b_new, none))
-        tops.setdefault("hybrid: item head alone", []).append(
-            top_k(head_q @ factors[wu] + head_b, none)
-        )
+        if rec_hy.towers.item_w is not None:
+            tops.setdefault("hybrid: item head alone", []).append(
+                top_k(head_q @ factors[wu] + head_b, none)
+            )
         if mf_factors:
             tops.setdefault("MF only: text map", []).append(
                 top_k(mf_q @ mf_factors[wu] + mf_b, none)

@@ -69,6 +69,7 @@ def make_model(
         dim,
         emb,
         factor_dropout=cfg.text.item_factor_dropout,
+        item_head=cfg.text.item_head,
         align_weight=cfg.text.text_align_weight,
         user_encoder=encoder,
         item_tokens=tokens,
@@ -81,7 +82,7 @@ def init_global(cfg: FedRecConfig, n_items: int) -> dict[str, np.ndarray]:
     shared = init_shared(n_items, dim, seed=seed)
     if cfg.text.text_tower == "off":
         return shared
-    shared.update(init_text_shared(dim, seed=seed))
+    shared.update(init_text_shared(dim, seed=seed, item_head=cfg.text.item_head))
     if cfg.text.text_tower == "lora":
         encoder = _lora_encoder(cfg, seed)
         for name, p in lora_state(encoder).items():

@@ -33,18 +33,23 @@ ITEM_HEAD_B = "text.item_head.bias"
 USER_HEAD_W = "text.user_head.weight"
 USER_HEAD_B = "text.user_head.bias"
 HEAD_KEYS = (ITEM_HEAD_W, ITEM_HEAD_B, USER_HEAD_W, USER_HEAD_B)
+USER_HEAD_KEYS = (USER_HEAD_W, USER_HEAD_B)  # present in every hybrid (item-head optional)
 LORA_PREFIX = "text.lora."
 
 
-def init_text_shared(dim: int, *, seed: int, std: float = 0.01) -> dict[str, np.ndarray]:
+def init_text_shared(
+    dim: int, *, seed: int, std: float = 0.01, item_head: bool = True
+) -> dict[str, np.ndarray]:
     """Seeded initial head tensors (the server's round-0 text towers)."""
     rng = np.random.default_rng([seed, 7])
-    return {
-        ITEM_HEAD_W: (rng.standard_normal((dim + 1, TEXT_DIM)) * std).astype(np.float32),
-        ITEM_HEAD_B: np.zeros(dim + 1, dtype=np.float32),
+    item_w = (rng.standard_normal((dim + 1, TEXT_DIM)) * std).astype(np.float32)
+    out = {
         USER_HEAD_W: (rng.standard_normal((dim, TEXT_DIM)) * std).astype(np.float32),
         USER_HEAD_B: np.zeros(dim, dtype=np.float32),
     }
+    if item_head:
+        out.update({ITEM_HEAD_W: item_w, ITEM_HEAD_B: np.zeros(dim + 1, dtype=np.float32)})
+    return out
 
 
 class HybridMF(MatrixFactorization):
@@ -62,16 +67,19 @@ class HybridMF(MatrixFactorization):
         init_std: float = 0.1,
         user_encoder: TextEncoder | None = None,
         item_tokens: Tokens | None = None,
+        item_head: bool = True,
     ) -> None:
         super().__init__(n_users, n_items, dim, init_std=init_std)
         text = torch.as_tensor(np.asarray(item_text), dtype=torch.float32)
         if text.shape != (n_items, TEXT_DIM):
             raise ValueError(f"item_text must be [{n_items}, {TEXT_DIM}], got {tuple(text.shape)}")
         self.register_buffer("item_text", text)
-        self.item_head = nn.Linear(TEXT_DIM, dim + 1)
+        # Without an item head (item-head = false) items are scored by their factors alone:
+        # warm users get exactly MF's scores, and there is no text to drop factors for.
+        self.item_head = nn.Linear(TEXT_DIM, dim + 1) if item_head else None
         self.user_head = nn.Linear(TEXT_DIM, dim)
         self.dim = dim
-        self.factor_dropout = float(factor_dropout)
+        self.factor_dropout = float(factor_dropout) if item_head else 0.0
         self.align_weight = float(align_weight)
         self.dropout_generator: torch.Generator | None = None
         # LoRA mode: the user tower reads the positive item's text through the adapted
@@ -89,7 +97,9 @@ class HybridMF(MatrixFactorization):
 
     # -- towers ------------------------------------------------------------------------
 
-    def _text_part(self, items: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def _text_part(self, items: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | None:
+        if self.item_head is None:
+            return None
         h = self.item_head(self.item_text[items])
         return h[..., : self.dim], h[..., self.dim]
 
@@ -124,8 +134,10 @@ class HybridMF(MatrixFactorization):
             keep = (draw.to(items.device) >= self.factor_dropout).to(q.dtype)
             q = q * keep.unsqueeze(-1)
             b = b * keep
-        tq, tb = self._text_part(items)
-        return torch.einsum("bd,bmd->bm", p, q + tq) + b + tb
+        text = self._text_part(items)
+        if text is not None:
+            q, b = q + text[0], b + text[1]
+        return torch.einsum("bd,bmd->bm", p, q) + b
 
     def forward(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
         """``[B, m + 1]``: scores of :meth:`score`, then each sample's alignment loss."""
@@ -147,11 +159,11 @@ class HybridMF(MatrixFactorization):
 
     def _text_params(self) -> dict[str, torch.Tensor]:
         params: dict[str, torch.Tensor] = {
-            ITEM_HEAD_W: self.item_head.weight,
-            ITEM_HEAD_B: self.item_head.bias,
             USER_HEAD_W: self.user_head.weight,
             USER_HEAD_B: self.user_head.bias,
         }
+        if self.item_head is not None:
+            params.update({ITEM_HEAD_W: self.item_head.weight, ITEM_HEAD_B: self.item_head.bias})
         if self.user_encoder is not None:
             for name, p in lora_state(self.user_encoder).items():
                 params[LORA_PREFIX + name] = p
@@ -175,6 +187,10 @@ class HybridMF(MatrixFactorization):
         super().set_shared(shared)
         params = self._text_params()
         missing = sorted(set(params) - set(shared))
+        if self.item_head is None and ITEM_HEAD_W in shared:
+            raise ValueError(
+                "the global model has an item head: it was trained with item-head = true"
+            )
         if missing:
             raise ValueError(
                 f"the global model has no {', '.join(missing)}: it was trained with another "
@@ -189,5 +205,7 @@ class HybridMF(MatrixFactorization):
     @torch.no_grad()
     def item_table(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Every item's hybrid vector ``[n, d]`` and bias ``[n]`` (no dropout)."""
+        if self.item_head is None:
+            return self.item.weight.clone(), self.item_bias.weight[:, 0].clone()
         h = self.item_head(self.item_text)
         return self.item.weight + h[:, : self.dim], self.item_bias.weight[:, 0] + h[:, self.dim]

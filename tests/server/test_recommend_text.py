@@ -124,3 +124,35 @@ def test_a_dp_trained_model_serves_new_users_without_fold_in(tmp_path: Path) -> 
         rec = Recommender.from_checkpoint(load_checkpoint(run))
         assert rec.fold_in_enabled is expected
         assert trained_with_dp(load_checkpoint(run).manifest) is (not expected)
+
+
+def test_a_checkpoint_without_an_item_head_serves_text_and_places_new_items(
+    tmp_path: Path,
+) -> None:
+    cfg = FedRecConfig().replace(
+        **{"item-head": False, "embedding-dim": 4, "text-cache-dir": str(tmp_path / "cache")}
+    )
+    catalog = _numbered_catalog(6)
+    tensors = init_global(cfg, 6)
+    assert "text.item_head.weight" not in tensors and "text.user_head.weight" in tensors
+    run = tmp_path / "run"
+    save_catalog(run, catalog)
+    save_checkpoint(
+        run,
+        round=1,
+        tensors=tensors,
+        run_name="no-item-head",
+        kind="federated",
+        config=cfg.to_run_config(),
+        metrics={},
+        history=[{"round": 1}],
+        privacy=None,
+    )
+    rec = Recommender.from_checkpoint(load_checkpoint(run))
+    assert rec.has_text
+    # Items are their factors: no text part is added to the trained table.
+    np.testing.assert_allclose(rec.q, tensors["item_factors"], rtol=1e-6)
+    assert len(rec.cold_start(text="a funny film", k=3).items) == 3
+    item = rec.add_item("new", "A new film", ["Comedy"])  # small catalogue: no map, no head
+    assert rec.text_map is None and item.index == 6
+    np.testing.assert_array_equal(rec.q[6], 0.0)

@@ -151,3 +151,40 @@ def test_default_alignment_leaves_dp_sgd_clip_budget_to_the_recommender() -> Non
         }
         shares.append(sum(v for n, v in sq.items() if n.startswith("user_head")) / sum(sq.values()))
     assert max(shares) < 0.1, shares
+
+
+@pytest.mark.parametrize("mode", ["ghost", "hooks"])
+def test_without_an_item_head_items_are_scored_as_in_mf_and_dp_still_covers_all(
+    mode: str,
+) -> None:
+    torch.manual_seed(0)
+    model = HybridMF(2, N_ITEMS, DIM, _emb(), factor_dropout=0.5, item_head=False)
+    text = init_text_shared(DIM, seed=1, item_head=False)
+    assert set(text) == {"text.user_head.weight", "text.user_head.bias"}
+    model.set_shared({**init_shared(N_ITEMS, DIM, seed=1), **text})
+    model.train()  # dropout would show here: there is none without an item head
+    users, items = torch.tensor([0, 1]), torch.tensor([[1, 2, 3], [4, 5, 6]])
+    out = model(users, items)
+    mf = (model.user(users)[:, None, :] * model.item(items)).sum(-1) + model.item_bias(items)[
+        ..., 0
+    ]
+    torch.testing.assert_close(out[:, :3], mf)
+    vectors, bias = model.item_table()
+    torch.testing.assert_close(vectors, model.item.weight)
+    # A global model that has an item head does not fit this one.
+    with pytest.raises(ValueError, match="item-head = true"):
+        model.set_shared({**init_shared(N_ITEMS, DIM, seed=1), **init_text_shared(DIM, seed=1)})
+    before = model.get_shared()
+    assert set(before) == {"item_factors", "item_bias", *text}
+    res = train_local(
+        model,
+        np.zeros(20, np.int64),
+        np.arange(20, dtype=np.int64) % 5,
+        train=TrainConfig(local_epochs=1),
+        privacy=PrivacyConfig(grad_sample_mode=mode),
+        seed=0,
+    )
+    assert res.epsilon is not None and res.epsilon > 0
+    after = model.get_shared()
+    for key in before:
+        assert (np.abs(after[key] - before[key]) > 0).any(), key  # noised
