@@ -122,7 +122,7 @@ def test_failing_clients_robust_aggregation_and_fedadam_resume(tmp_path: Path) -
     # FedAdam's moments are checkpointed and carried into a resumed run.
     first = load_checkpoint(run_dir).server_state
     shared = set(load_checkpoint(run_dir).tensors)
-    assert "text.item_head.weight" in shared  # the default model has text towers
+    assert "text.user_head.weight" in shared  # the default model has text towers
     assert set(first) == {f"{m}.{name}" for m in ("m", "v") for name in shared}
     simulate({**settings, "num-rounds": 3}, num_supernodes=N_USERS)
     resumed = load_checkpoint(run_dir)
