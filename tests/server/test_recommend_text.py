@@ -39,20 +39,7 @@ def test_lora_checkpoint_serves_text_through_its_adapters(tmp_path: Path) -> Non
             tensors[key] = (
                 np.random.default_rng(0).normal(0, 0.5, tensors[key].shape).astype(np.float32)
             )
-    run = tmp_path / "run"
-    save_catalog(run, catalog)
-    save_checkpoint(
-        run,
-        round=1,
-        tensors=tensors,
-        run_name="lora",
-        kind="federated",
-        config=cfg.to_run_config(),
-        metrics={},
-        history=[{"round": 1}],
-        privacy=None,
-    )
-    rec = Recommender.from_checkpoint(load_checkpoint(run))
+    rec = _served(tmp_path / "run", catalog, tensors, cfg)
     assert rec.towers is not None and rec.towers.user_encoder is not rec.towers.item_encoder
     for name, p in lora_state(rec.towers.user_encoder).items():
         np.testing.assert_array_equal(p.detach().numpy(), tensors[LORA_PREFIX + name])
@@ -135,20 +122,7 @@ def test_a_checkpoint_without_an_item_head_serves_text_and_places_new_items(
     catalog = _numbered_catalog(6)
     tensors = init_global(cfg, 6)
     assert "text.item_head.weight" not in tensors and "text.user_head.weight" in tensors
-    run = tmp_path / "run"
-    save_catalog(run, catalog)
-    save_checkpoint(
-        run,
-        round=1,
-        tensors=tensors,
-        run_name="no-item-head",
-        kind="federated",
-        config=cfg.to_run_config(),
-        metrics={},
-        history=[{"round": 1}],
-        privacy=None,
-    )
-    rec = Recommender.from_checkpoint(load_checkpoint(run))
+    rec = _served(tmp_path / "run", catalog, tensors, cfg)
     assert rec.has_text
     # Items are their factors: no text part is added to the trained table.
     np.testing.assert_allclose(rec.q, tensors["item_factors"], rtol=1e-6)
@@ -156,3 +130,22 @@ def test_a_checkpoint_without_an_item_head_serves_text_and_places_new_items(
     item = rec.add_item("new", "A new film", ["Comedy"])  # small catalogue: no map, no head
     assert rec.text_map is None and item.index == 6
     np.testing.assert_array_equal(rec.q[6], 0.0)
+
+
+def _served(
+    run: Path, catalog: ItemCatalog, tensors: dict[str, np.ndarray], cfg: FedRecConfig
+) -> Recommender:
+    """The serving model of a one-round, non-DP checkpoint of ``tensors`` saved in ``run``."""
+    save_catalog(run, catalog)
+    save_checkpoint(
+        run,
+        round=1,
+        tensors=tensors,
+        run_name=run.name,
+        kind="federated",
+        config=cfg.to_run_config(),
+        metrics={},
+        history=[{"round": 1}],
+        privacy=None,
+    )
+    return Recommender.from_checkpoint(load_checkpoint(run))
