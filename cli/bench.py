@@ -121,8 +121,8 @@ def cold_start(
         int,
         typer.Option(
             min=1,
-            help="Train both models this many times with fresh DP noise (same split and "
-            "seeds) and report each run and the mean; DP runs only.",
+            help="Train both models this many times and report each run and the mean: "
+            "with fresh DP noise on the same split under DP, with the next seeds without.",
         ),
     ] = 1,
     render_only: RenderOnlyOpt = False,

@@ -505,15 +505,15 @@ def _train_and_evaluate(
         ("MF only", cfg_mf, "clients-mf"),
         ("hybrid", cfg_hy, "clients-hybrid"),
     ):
-        if (work / folder / "global.npz").is_file():
+        reused = (work / folder / "global.npz").is_file()
+        t0 = time.perf_counter()
+        feds[model] = _train(cfg, rounds, work / folder, f"{label}{model}")
+        if reused:
             notes.append(
                 f"{label}{model} model reused from {work / folder} (training not timed here)"
             )
-            feds[model] = _train(cfg, rounds, work / folder, f"{label}{model}")
-            continue
-        t0 = time.perf_counter()
-        feds[model] = _train(cfg, rounds, work / folder, f"{label}{model}")
-        timings[f"{label}train {model} (s)"] = time.perf_counter() - t0
+        else:
+            timings[f"{label}train {model} (s)"] = time.perf_counter() - t0
     fed_mf, fed_hy = feds["MF only"], feds["hybrid"]
     warm_mf, warm_hy, warm_diff = _warm_users(fed_mf, fed_hy)
     rec_mf = _recommender(cfg_mf, fed_mf, warm)
@@ -636,7 +636,7 @@ def run_coldstart_benchmark(
         },
         "warm_users_paired": warm_diff,
         "repeats": repeats_out if repeats > 1 else [],
-        "repeats_vary": "dp-noise" if check_repeats(overrides, 1) else "seed",
+        "repeats_vary": "dp-noise" if fresh else "seed",
         "timings": {**timings, "total (s)": time.perf_counter() - t_start},
         "notes": reused,
     }
@@ -688,13 +688,18 @@ def _repeat_lines(repeats: list[dict[str, float]], vary: str) -> list[str]:
     d = paired_difference(
         [row["warm hybrid"] for row in repeats], [row["warm MF only"] for row in repeats]
     )
-    verdict = "worse" if d.high < 0 else "better" if d.low > 0 else "not different"
+    verdict = _verdict(d.low, d.high)
     lines += [
         "",
         f"Warm users, hybrid - MF only over the {d.n} runs: {d.mean:+.4f} NDCG@10 (95% interval "
         f"{d.low:+.4f} to {d.high:+.4f}, Student's t): {verdict} at that level.",
     ]
     return lines
+
+
+def _verdict(low: float, high: float) -> str:
+    """What a 95% interval of "hybrid - MF only" says."""
+    return "worse" if high < 0 else "better" if low > 0 else "not different"
 
 
 def _fmt(value: float, key: str) -> str:
@@ -816,7 +821,7 @@ def coldstart_markdown(result: dict[str, Any]) -> str:
         )
     diff = result.get("warm_users_paired")
     if diff:
-        verdict = "worse" if diff["high"] < 0 else "better" if diff["low"] > 0 else "not different"
+        verdict = _verdict(diff["low"], diff["high"])
         lines += [
             "",
             f"Hybrid - MF only, paired user by user: {diff['mean']:+.4f} NDCG@10 "

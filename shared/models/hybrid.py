@@ -1,7 +1,9 @@
-"""Hybrid MF: matrix factorisation plus two text towers over all-MiniLM-L6-v2.
+"""Hybrid MF: matrix factorisation plus text towers over all-MiniLM-L6-v2.
 
-- Item tower: ``v_i = q_i + W_i e_i`` and ``b_i = b_free_i + w_b . e_i`` where ``e_i`` is the
-  item's text embedding. A new item (no trained ``q_i``) is placed by its text alone.
+- Item tower (``item-head = true`` only): ``v_i = q_i + W_i e_i`` and ``b_i = b_free_i +
+  w_b . e_i`` where ``e_i`` is the item's text embedding. Without it (the default) items
+  are scored by ``q_i`` and ``b_i`` alone, as in MF; the service places new items from text
+  by a map fitted on the trained table (``fedrec.server.text_map``).
 - User tower: ``t(x) = W_u e(x)`` maps a text into the space of the private user factors.
   It is trained per record: for an interaction ``(u, i)`` it regresses the (DP-trained)
   private factor ``p_u`` from the liked item's text ``e_i``. A new user is then placed from
@@ -42,6 +44,7 @@ def init_text_shared(
 ) -> dict[str, np.ndarray]:
     """Seeded initial head tensors (the server's round-0 text towers)."""
     rng = np.random.default_rng([seed, 7])
+    # Drawn even without an item head, so the user head starts the same either way.
     item_w = (rng.standard_normal((dim + 1, TEXT_DIM)) * std).astype(np.float32)
     out = {
         USER_HEAD_W: (rng.standard_normal((dim, TEXT_DIM)) * std).astype(np.float32),
@@ -117,7 +120,7 @@ class HybridMF(MatrixFactorization):
         return self.user_encoder(ids[:, :length], mask[:, :length])  # type: ignore[no-any-return]
 
     def score(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
-        """Scores ``[B, m]``: ``p_u . (q_i + W_i e_i) + b_i + w_b . e_i``."""
+        """Scores ``[B, m]``: ``p_u . (q_i + W_i e_i) + b_i + w_b . e_i`` (W: item head only)."""
         return self._scores(self.user(users), items)
 
     def _scores(self, p: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
