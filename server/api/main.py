@@ -36,7 +36,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             logger.warning("serving without a model: %s", err)
         else:
             app.state.checkpoint = ckpt
-            rec = Recommender.from_checkpoint(ckpt, device=resolve_device(settings.device))
+            rec = Recommender.from_checkpoint(
+                ckpt,
+                device=resolve_device(settings.device),
+                fold_in_weight=settings.fold_in_weight,
+            )
             if rec.towers is not None:
                 rec.towers.max_length = settings.max_text_tokens
             added = replay_added_items(rec, ckpt)

@@ -66,6 +66,13 @@ class ModelPublic(BaseModel):
             "fold-in on a few items would fit (docs/benchmarks/coldstart-dp.md)."
         ),
     )
+    cold_start_fold_in_weight: float | None = Field(
+        None,
+        description=(
+            "How much the folded-in vector counts against the item bias (the model's learned "
+            "popularity) when ranking for a new user; null when fold-in is off."
+        ),
+    )
 
 
 MAX_TEXT_CHARS = 10_000

@@ -5,6 +5,8 @@ from __future__ import annotations
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from fedrec.server.recommend import FOLD_IN_WEIGHT
+
 
 class Settings(BaseSettings):
     """Where the model is and how the service answers."""
@@ -24,3 +26,10 @@ class Settings(BaseSettings):
         "", description="Token for admin routes (X-Admin-Token); empty disables them."
     )
     device: str = Field("auto", description="Where the encoder runs: auto, cpu, cuda[:N].")
+    fold_in_weight: float = Field(
+        FOLD_IN_WEIGHT,
+        ge=0.0,
+        le=1.0,
+        description="How much a new user's folded-in vector counts against the item bias "
+        "(0: the model's popularity alone; 1: the fold-in alone). Models trained without DP.",
+    )

@@ -3,9 +3,10 @@
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 
-from fedrec.server.recommend import Recommender, trained_with_dp
+from fedrec.server.recommend import FOLD_IN_WEIGHT, Recommender, trained_with_dp
 from fedrec.shared.checkpoint import load_checkpoint, save_catalog, save_checkpoint
 from fedrec.shared.config import FedRecConfig
 from fedrec.shared.data.dataset import ItemCatalog
@@ -149,3 +150,24 @@ def _served(
         privacy=None,
     )
     return Recommender.from_checkpoint(load_checkpoint(run))
+
+
+def test_the_fold_in_counts_at_its_weight_against_the_item_bias() -> None:
+    # A folded-in vector fit to a few items swamps the bias (the learned popularity) unless
+    # weighted down: docs/benchmarks/coldstart.md, the fold-in weight table.
+    rng = np.random.default_rng(2)
+    q = rng.normal(0, 1, (30, 4)).astype(np.float32)
+    b = rng.normal(0, 1, 30).astype(np.float32)
+    catalog = _numbered_catalog(30)
+    liked = np.array([1, 4, 9])
+    full = Recommender(q, b, catalog, fold_in_weight=1.0)
+    half = Recommender(q, b, catalog, fold_in_weight=0.5)
+    none = Recommender(q, b, catalog, fold_in_weight=0.0)
+    u = full.fold_in(liked, start=full.liked_vector(liked))
+    np.testing.assert_allclose(full.user_scores(liked)[1], u, rtol=1e-6)
+    np.testing.assert_allclose(half.user_scores(liked)[1], 0.5 * u, rtol=1e-6)
+    np.testing.assert_array_equal(none.user_scores(liked)[0], b)  # the bias alone
+    assert Recommender(q, b, catalog).fold_in_weight == FOLD_IN_WEIGHT
+    for bad in (-0.1, 1.5):
+        with pytest.raises(ValueError, match="fold_in_weight"):
+            Recommender(q, b, catalog, fold_in_weight=bad)

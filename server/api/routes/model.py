@@ -4,15 +4,14 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from fedrec.server.api.deps import CheckpointDep
+from fedrec.server.api.deps import CheckpointDep, RecommenderDep
 from fedrec.server.api.schemas import ModelPublic
-from fedrec.server.recommend import trained_with_dp
 
 router = APIRouter(prefix="/v1", tags=["model"])
 
 
 @router.get("/model", summary="Version, metrics and privacy guarantee of the served model")
-def model_info(ckpt: CheckpointDep) -> ModelPublic:
+def model_info(ckpt: CheckpointDep, rec: RecommenderDep) -> ModelPublic:
     """What is served: version, round, training metrics and each (ε, δ) with its unit.
 
     ``privacy`` is the record-level guarantee, ``user_privacy`` the user-level one.
@@ -30,5 +29,6 @@ def model_info(ckpt: CheckpointDep) -> ModelPublic:
         history=m.get("history", []),
         privacy=m.get("privacy"),
         user_privacy=m.get("user_privacy"),
-        cold_start_fold_in=not trained_with_dp(m),
+        cold_start_fold_in=rec.fold_in_enabled,
+        cold_start_fold_in_weight=rec.fold_in_weight if rec.fold_in_enabled else None,
     )

@@ -13,7 +13,7 @@ def test_model_reports_round_metrics_and_privacy(client: httpx.Client) -> None:
     assert body["privacy"] == {"unit": "record", "epsilon": 1.5, "delta": 1e-5}
     assert body["metrics"]["eval/ndcg@10_full"] == 0.5
     # A DP-trained model answers new users without fold-in (its item rows carry noise).
-    assert body["cold_start_fold_in"] is False
+    assert body["cold_start_fold_in"] is False and body["cold_start_fold_in_weight"] is None
 
 
 def test_similar_items_known_answer(client: httpx.Client) -> None:
