@@ -15,7 +15,7 @@ from what they tell us: items they like, free text, or both.
   fit to a few items it is sure of itself and its scores swamp the bias, the model's learned
   popularity, which alone already ranks a new user's items as well as popularity counts. Chosen
   on seed 42's held-out users (docs/benchmarks/coldstart.md, the sweep table); with 3 liked
-  items NDCG@10 went from 0.90x to 1.04x popularity there and, on users it was not chosen on
+  items NDCG@10 went from 0.90x to 1.03x popularity there and, on users it was not chosen on
   (seeds 43 and 44), from 0.86x / 1.03x to 1.04x / 1.10x.
 - Fold-in is skipped for a model trained under DP (record- or user-level): every item row
   then carries noise, and fitting a user vector to a few liked items' exact rows fits that

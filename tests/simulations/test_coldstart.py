@@ -8,11 +8,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from fedrec.server.recommend import FOLD_IN_WEIGHT, Recommender, TextTowers
 from fedrec.shared.config import DataConfig
 from fedrec.shared.data import load_dataset
 from fedrec.shared.data.catalog import item_text
 from fedrec.shared.data.dataset import Dataset, Interactions, ItemCatalog
+from fedrec.shared.models.hybrid import USER_HEAD_B, USER_HEAD_W
 from fedrec.simulations.bench_coldstart import (
+    PAIRED_ROW,
+    WEIGHT_ROW,
     ColdSplit,
     _repeat_lines,
     centralized_references,
@@ -22,6 +26,7 @@ from fedrec.simulations.bench_coldstart import (
     genre_text,
     run_coldstart_benchmark,
     top_k,
+    user_cold_start,
     write_warm_dataset,
 )
 
@@ -273,3 +278,106 @@ def test_repeats_vary_the_noise_under_dp_and_the_seed_without() -> None:
     assert "| 1 (seed 42) | 0.0500 | 0.0600 | 1.00x |" in text
     assert "| mean | 0.0450 ± 0.0050 | 0.0600 ± 0.0000 | 0.90x ± 0.10x |" in text
     assert "hybrid - MF only over the 2 runs: +0.0150" in text
+
+
+def test_report_shows_the_fold_in_weight_sweep_and_the_seeds_it_was_not_chosen_on() -> None:
+    def m(ndcg: float) -> dict[str, float]:
+        return {"ndcg@10": ndcg, "hr@10": 0.9, "n_users": 3}
+
+    users = {"popularity": m(0.5)}
+    paired = {"mean": 0.05, "se": 0.01, "low": 0.03, "high": 0.07, "n_users": 3.0}
+    users[f"{PAIRED_ROW}hybrid, served (text only)"] = paired
+    for w, gain in ((0.0, 1.0), (0.2, 1.2), (1.0, 0.8)):
+        for n in (1, 3, 5):
+            users[f"{WEIGHT_ROW}{w:g} ({n} liked)"] = m(0.5 * gain)
+    repeats = [
+        {
+            "seed": 42.0,
+            "warm MF only": 0.1,
+            "warm hybrid": 0.1,
+            "new user, 3 liked (x popularity)": 1.2,
+        },
+        {
+            "seed": 43.0,
+            "warm MF only": 0.1,
+            "warm hybrid": 0.1,
+            "new user, 3 liked (x popularity)": 1.1,
+        },
+        {
+            "seed": 44.0,
+            "warm MF only": 0.1,
+            "warm hybrid": 0.1,
+            "new user, 3 liked (x popularity)": 1.0,
+        },
+    ]
+    result = {
+        "created_at": "now",
+        "protocol": {
+            "dataset": "d",
+            "cold_users": 3,
+            "cold_items": 2,
+            "held_out_fraction": 0.1,
+            "rounds": 1,
+            "loop": "plain",
+            "train_settings": {},
+            "k": 10,
+            "fold_in_weight": 0.2,
+            "fold_in_weight_chosen_on_seed": 42,
+        },
+        "user_cold_start": users,
+        "item_cold_start": {"random": m(0.1)},
+        "warm_users": {"MF only": {"ndcg@10_full": 0.1, "hr@10_full": 0.2, "n_users": 5}},
+        "repeats": repeats,
+        "repeats_vary": "seed",
+        "timings": {"total (s)": 1.0},
+    }
+    md = coldstart_markdown(result)
+    assert "| 0 | 1.00x | 1.00x | 1.00x |" in md
+    assert "| 0.2 (served) | 1.20x | 1.20x | 1.20x |" in md
+    assert "| 1 | 0.80x | 0.80x | 0.80x |" in md
+    assert f"| {WEIGHT_ROW}0.2 (3 liked) |" not in md  # sweep rows stay out of the main table
+    assert "- hybrid, served (text only): +0.0500 (+0.0300 to +0.0700, 3 users): better" in md
+    assert f"| {PAIRED_ROW}" not in md
+    # Only the runs on other seeds count as unseen: (1.1 + 1.0) / 2.
+    assert "(seeds 43, 44), new users from 3 liked items: 1.05x popularity" in md
+    result["repeats_vary"] = "dp-noise"  # repeats of one seed: nothing unseen to report
+    assert "was not chosen on (seeds" not in coldstart_markdown(result)
+
+
+def test_new_users_are_scored_at_the_served_weight_and_along_the_sweep(tmp_path: Path) -> None:
+    # Taste A (items 0-19) is the popular one and has the large bias; the held-out users
+    # like taste B. The bias alone (weight 0) misses them; the fold-in finds them.
+    full, cold = _two_taste_dataset()
+    warm = load_dataset(
+        DataConfig(dataset="generic", data_path=str(write_warm_dataset(full, cold, tmp_path)))
+    )
+    n = warm.n_items
+    taste_b = np.array([int(raw) >= 20 for raw in warm.items.raw_ids])
+    q = np.stack([~taste_b, taste_b], axis=1).astype(np.float32)
+    b = np.where(taste_b, 0.0, 1.0).astype(np.float32)
+    rng = np.random.default_rng(0)
+    heads = {
+        USER_HEAD_W: rng.normal(0, 0.01, (2, 384)).astype(np.float32),
+        USER_HEAD_B: np.zeros(2, np.float32),
+    }
+    rec_mf = Recommender(q, b, warm.items)
+    rec_hy = Recommender(
+        q,
+        b,
+        warm.items,
+        towers=TextTowers(heads),
+        item_text_emb=rng.normal(0, 1, (n, 384)).astype(np.float32),
+    )
+    users = user_cold_start(full, warm, cold, rec_mf, rec_hy)
+    assert users[f"{WEIGHT_ROW}0 (3 liked)"]["ndcg@10"] == 0.0
+    assert users[f"{WEIGHT_ROW}1 (3 liked)"]["ndcg@10"] > 0.5
+    served_name = f"hybrid, served: both, then fold-in at weight {FOLD_IN_WEIGHT:g} (3 liked)"
+    served = users[served_name]
+    assert served == users[f"{WEIGHT_ROW}{FOLD_IN_WEIGHT:g} (3 liked)"]
+    assert served != users[f"{WEIGHT_ROW}1 (3 liked)"]  # so the line above tells them apart
+    # Paired against popularity user by user: the mean is the difference of the means.
+    for name in (served_name, "hybrid, served (text only)"):
+        d = users[f"{PAIRED_ROW}{name}"]
+        gap = users[name]["ndcg@10"] - users["popularity"]["ndcg@10"]
+        assert abs(d["mean"] - gap) < 1e-12 and d["low"] <= d["mean"] <= d["high"]
+        assert d["n_users"] == users["popularity"]["n_users"] == 4
