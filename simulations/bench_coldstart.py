@@ -65,6 +65,14 @@ K = 10
 GIVEN = (1, 3, 5)
 LIKED_RATING = 4.0
 
+# The served fold-in weight's sweep (server/recommend.py): 0 is the item bias alone, 1 the
+# fold-in alone. The served weight was chosen from this sweep on one seed's held-out users;
+# runs on other seeds are users it was not chosen on.
+FOLD_IN_WEIGHTS = (0.0, 0.1, 0.2, 0.3, 0.5, 1.0)
+WEIGHT_CHOSEN_ON_SEED = 42
+WEIGHT_ROW = "fold-in weight "
+PAIRED_ROW = "_paired vs popularity: "
+
 # The federation both models are trained with unless overridden: the ml100k-nodp scenario
 # (no DP). A DP run overrides dp-enabled and the client optimizer (see the CLI's help).
 TRAIN_SETTINGS: dict[str, Any] = {
@@ -209,6 +217,12 @@ def top_k(scores: np.ndarray, exclude: np.ndarray, k: int = K) -> np.ndarray:
     return top[np.argsort(-s[top], kind="stable")]
 
 
+def _paired(a: np.ndarray, b: np.ndarray) -> dict[str, float]:
+    """``a - b`` user by user as the report stores it: mean, SE, 95% interval, users."""
+    d = paired_difference(a, b)
+    return {"mean": d.mean, "se": d.se, "low": d.low, "high": d.high, "n_users": d.n}
+
+
 def _summary(tops: list[np.ndarray], relevant: list[np.ndarray]) -> dict[str, float]:
     lists = np.stack(tops)
     return {
@@ -279,24 +293,9 @@ def user_cold_start(
     per_user = {name: ndcg_multi_at_k(np.stack(t), relevant) for name, t in tops.items()}
     for name, ndcg in per_user.items():
         if name.startswith("hybrid, served"):
-            d = paired_difference(ndcg, per_user["popularity"])
-            out[f"{PAIRED_ROW}{name}"] = {
-                "mean": d.mean,
-                "se": d.se,
-                "low": d.low,
-                "high": d.high,
-                "n_users": d.n,
-            }
+            out[f"{PAIRED_ROW}{name}"] = _paired(ndcg, per_user["popularity"])
     return out
 
-
-# The served fold-in weight's sweep (server/recommend.py): 0 is the item bias alone, 1 the
-# fold-in alone. The served weight was chosen from this sweep on one seed's held-out users;
-# runs on other seeds are users it was not chosen on.
-FOLD_IN_WEIGHTS = (0.0, 0.1, 0.2, 0.3, 0.5, 1.0)
-WEIGHT_CHOSEN_ON_SEED = 42
-WEIGHT_ROW = "fold-in weight "
-PAIRED_ROW = "_paired vs popularity: "
 
 EASE_L2 = 500.0  # EASE's ridge weight; 50/200/500 were tried, 500 scored best here
 
@@ -462,12 +461,10 @@ def _warm_users(
     if len(evals_mf) != len(evals_hy):
         raise RuntimeError(f"{len(evals_mf)} vs {len(evals_hy)} warm users: not paired")
     ndcg = [ndcg_at_k(np.array([e.rank_full for e in ev]), K) for ev in (evals_mf, evals_hy)]
-    d = paired_difference(ndcg[1], ndcg[0])
-    diff = {"mean": d.mean, "se": d.se, "low": d.low, "high": d.high, "n_users": d.n}
     return (
         summarize(evals_mf, k=K, n_items=n_items),
         summarize(evals_hy, k=K, n_items=n_items),
-        diff,
+        _paired(ndcg[1], ndcg[0]),
     )
 
 
@@ -730,7 +727,9 @@ def _repeat_lines(repeats: list[dict[str, float]], vary: str) -> list[str]:
 
 def _weight_lines(users: dict[str, dict[str, float]], protocol: dict[str, Any]) -> list[str]:
     """The sweep of the served fold-in weight (absent for DP models, which skip fold-in)."""
-    rows = sorted({m[len(WEIGHT_ROW) :].split(" (")[0] for m in users if m.startswith(WEIGHT_ROW)})
+    rows = sorted(
+        {m[len(WEIGHT_ROW) :].split(" (")[0] for m in users if m.startswith(WEIGHT_ROW)}, key=float
+    )
     if not rows:
         return []
     pop = users["popularity"][f"ndcg@{K}"]
@@ -748,7 +747,7 @@ def _weight_lines(users: dict[str, dict[str, float]], protocol: dict[str, Any]) 
         "| fold-in weight | " + " | ".join(f"{n} liked" for n in GIVEN) + " |",
         "| --- |" + " ---: |" * len(GIVEN),
     ]
-    for w in sorted(rows, key=float):
+    for w in rows:
         cells = [_times(users[f"{WEIGHT_ROW}{w} ({n} liked)"][f"ndcg@{K}"], pop) for n in GIVEN]
         label = f"{w} (served)" if served is not None and float(w) == served else w
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
