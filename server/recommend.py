@@ -230,15 +230,25 @@ class Recommender:
     ) -> Recommender:
         """Build from a loaded checkpoint (text towers when the checkpoint has them)."""
         tensors = ckpt.tensors
-        fold_in = not trained_with_dp(ckpt.manifest)
+        towers, emb = cls._towers_of(ckpt, cache_dir, device)
+        return cls(
+            tensors["item_factors"],
+            tensors["item_bias"],
+            ckpt.catalog,
+            towers=towers,
+            item_text_emb=emb,
+            fold_in=not trained_with_dp(ckpt.manifest),
+            fold_in_weight=fold_in_weight,
+        )
+
+    @staticmethod
+    def _towers_of(
+        ckpt: Checkpoint, cache_dir: Path | None, device: torch.device | None
+    ) -> tuple[TextTowers | None, np.ndarray | None]:
+        """The checkpoint's text towers and catalogue embeddings (``None``s without towers)."""
+        tensors = ckpt.tensors
         if not all(k in tensors for k in USER_HEAD_KEYS):
-            return cls(
-                tensors["item_factors"],
-                tensors["item_bias"],
-                ckpt.catalog,
-                fold_in=fold_in,
-                fold_in_weight=fold_in_weight,
-            )
+            return None, None
         config: dict[str, Any] = ckpt.manifest.get("config", {})
         item_len = int(config.get("text-max-length", 64))
         lora = None
@@ -247,15 +257,7 @@ class Recommender:
         towers = TextTowers(tensors, item_max_length=item_len, lora=lora, device=device)
         cache = cache_dir or Path(config.get("text-cache-dir") or default_cache_dir())
         emb = text_embeddings(ckpt.catalog.texts, cache, max_length=item_len, device=device)
-        return cls(
-            tensors["item_factors"],
-            tensors["item_bias"],
-            ckpt.catalog,
-            towers=towers,
-            item_text_emb=emb,
-            fold_in=fold_in,
-            fold_in_weight=fold_in_weight,
-        )
+        return towers, emb
 
     # -- look-ups ----------------------------------------------------------------------
 

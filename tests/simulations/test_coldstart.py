@@ -88,20 +88,26 @@ def test_genre_text_names_the_most_frequent_genres_without_ids() -> None:
     assert genre_text([["Horror"]]) == "I enjoy Horror movies."
 
 
+def _protocol(**extra: object) -> dict[str, object]:
+    """A report's protocol block for rendering tests (3 held-out users, 2 items)."""
+    return {
+        "dataset": "d",
+        "cold_users": 3,
+        "cold_items": 2,
+        "held_out_fraction": 0.1,
+        "rounds": 1,
+        "loop": "plain",
+        "train_settings": {},
+        "k": 10,
+        **extra,
+    }
+
+
 def test_report_states_ratios_against_the_baselines() -> None:
     m = {"ndcg@10": 0.5, "hr@10": 0.9, "n_users": 3}
     result = {
         "created_at": "now",
-        "protocol": {
-            "dataset": "d",
-            "cold_users": 3,
-            "cold_items": 2,
-            "held_out_fraction": 0.1,
-            "rounds": 1,
-            "loop": "plain",
-            "train_settings": {},
-            "k": 10,
-        },
+        "protocol": _protocol(),
         "user_cold_start": {"popularity": {**m, "ndcg@10": 0.25}, "hybrid": m},
         "item_cold_start": {"random": {**m, "ndcg@10": 0.1}, "hybrid": m},
         "warm_users": {"MF only": {"ndcg@10_full": 0.1, "hr@10_full": 0.2, "n_users": 5}},
@@ -162,16 +168,7 @@ def test_centralized_references_use_co_occurrence_that_popularity_misses(tmp_pat
     md = coldstart_markdown(
         {
             "created_at": "now",
-            "protocol": {
-                "dataset": "d",
-                "cold_users": 4,
-                "cold_items": 1,
-                "held_out_fraction": 0.1,
-                "rounds": 1,
-                "loop": "plain",
-                "train_settings": {},
-                "k": 10,
-            },
+            "protocol": _protocol(cold_users=4, cold_items=1),
             "user_cold_start": {"popularity": refs["popularity"]},
             "user_cold_start_centralized_references": refs,
             "item_cold_start": {"random": {"ndcg@10": 0.1, "hr@10": 0.1, "n_users": 1}},
@@ -312,18 +309,7 @@ def test_report_shows_the_fold_in_weight_sweep_and_the_seeds_it_was_not_chosen_o
     ]
     result = {
         "created_at": "now",
-        "protocol": {
-            "dataset": "d",
-            "cold_users": 3,
-            "cold_items": 2,
-            "held_out_fraction": 0.1,
-            "rounds": 1,
-            "loop": "plain",
-            "train_settings": {},
-            "k": 10,
-            "fold_in_weight": 0.2,
-            "fold_in_weight_chosen_on_seed": 42,
-        },
+        "protocol": _protocol(fold_in_weight=0.2, fold_in_weight_chosen_on_seed=42),
         "user_cold_start": users,
         "item_cold_start": {"random": m(0.1)},
         "warm_users": {"MF only": {"ndcg@10_full": 0.1, "hr@10_full": 0.2, "n_users": 5}},
