@@ -16,9 +16,12 @@ from fedrec.shared.data.dataset import Dataset, Interactions, ItemCatalog
 from fedrec.shared.models.hybrid import USER_HEAD_B, USER_HEAD_W
 from fedrec.simulations.bench_coldstart import (
     PAIRED_ROW,
+    RANDOM_LIKED,
     WEIGHT_ROW,
     ColdSplit,
+    _best_weight,
     _repeat_lines,
+    best_reference,
     centralized_references,
     check_repeats,
     choose_cold,
@@ -141,7 +144,7 @@ def _two_taste_dataset() -> tuple[Dataset, ColdSplit]:
             items=ItemCatalog(
                 raw_ids=[str(i) for i in range(n_items)],
                 titles=titles,
-                genres=[[] for _ in titles],
+                genres=[["Action" if i < 20 else "Romance"] for i in range(n_items)],
                 texts=[item_text(t, []) for t in titles],
                 years=[1990] * n_items,
             ),
@@ -165,6 +168,17 @@ def test_centralized_references_use_co_occurrence_that_popularity_misses(tmp_pat
     for name in ("item-kNN, cosine (3 liked)", "EASE, l2 500 (5 liked)"):
         assert refs[name]["ndcg@10"] > 0.5, name
     assert refs["ceiling: EASE (half of the user's items known)"]["ndcg@10"] > 0.5
+    # The swept rows keep only their best weight, named with it and the grid it came from.
+    (knn3,) = [m for m in refs if m.startswith("item-kNN + log popularity") and "(3 liked)" in m]
+    assert "(best of 0.5/1/2/4/8/16 here)" in knn3 and refs[knn3]["ndcg@10"] > 0.5
+    # The text's genre (Romance, never Action) lifts taste-B items over the popular A ones.
+    (genre,) = [m for m in refs if m.startswith("genres named in the text")]
+    assert refs[genre]["ndcg@10"] > 0.5 and genre.endswith("(text)")
+    # Randomly drawn liked items: their own popularity row, the same users.
+    drawn_pop = refs[f"{RANDOM_LIKED}: popularity"]
+    assert drawn_pop["n_users"] == 4 and drawn_pop["ndcg@10"] == 0.0
+    best = best_reference(refs, prefix=RANDOM_LIKED)
+    assert best is not None and best[0].startswith(f"{RANDOM_LIKED}: item-kNN") and best[1] == 0
     md = coldstart_markdown(
         {
             "created_at": "now",
@@ -275,6 +289,11 @@ def test_repeats_vary_the_noise_under_dp_and_the_seed_without() -> None:
     assert "| 1 (seed 42) | 0.0500 | 0.0600 | 1.00x |" in text
     assert "| mean | 0.0450 ± 0.0050 | 0.0600 ± 0.0000 | 0.90x ± 0.10x |" in text
     assert "hybrid - MF only over the 2 runs: +0.0150" in text
+    # The centralized references depend on the split: one column per seed, none for noise.
+    for row, ref in zip(rows, (1.2, 1.1), strict=True):
+        row["best reference, text (x popularity)"] = ref
+    assert "| 0.90x ± 0.10x | 1.15x ± 0.05x |" in "\n".join(_repeat_lines(rows, "seed"))
+    assert "best reference" not in "\n".join(_repeat_lines(rows, "dp-noise"))
 
 
 def test_report_shows_the_fold_in_weight_sweep_and_the_seeds_it_was_not_chosen_on() -> None:
@@ -367,3 +386,66 @@ def test_new_users_are_scored_at_the_served_weight_and_along_the_sweep(tmp_path:
         gap = users[name]["ndcg@10"] - users["popularity"]["ndcg@10"]
         assert abs(d["mean"] - gap) < 1e-12 and d["low"] <= d["mean"] <= d["high"]
         assert d["n_users"] == users["popularity"]["n_users"] == 4
+
+
+def test_a_swept_reference_keeps_its_best_weight_under_a_name_that_says_so() -> None:
+    by_weight = {
+        w: {"ndcg@10": n, "hr@10": 0.0, "n_users": 1} for w, n in ((1, 0.2), (2, 0.3), (4, 0.1))
+    }
+    assert _best_weight("kNN (3 liked)", by_weight) == {
+        "kNN, λ 2 (best of 1/2/4 here) (3 liked)": by_weight[2]
+    }
+    assert list(_best_weight("kNN", by_weight)) == ["kNN, λ 2 (best of 1/2/4 here)"]
+
+
+def test_best_reference_compares_each_row_with_its_own_popularity() -> None:
+    def row(ndcg: float) -> dict[str, float]:
+        return {"ndcg@10": ndcg, "hr@10": 0.0, "n_users": 3}
+
+    refs = {
+        "popularity": row(0.4),
+        "kNN (3 liked)": row(0.48),  # 1.2x
+        "EASE (3 liked)": row(0.44),
+        "kNN (5 liked)": row(0.8),  # other row set
+        f"{RANDOM_LIKED}: popularity": row(0.2),
+        f"{RANDOM_LIKED}: kNN": row(0.3),  # 1.5x, its own protocol
+        "ceiling: popularity (half)": row(0.1),
+        "ceiling: EASE (half)": row(0.9),
+    }
+    assert best_reference(refs, "(3 liked)") == ("kNN (3 liked)", pytest.approx(1.2))
+    assert best_reference(refs) == ("kNN (5 liked)", pytest.approx(2.0))  # not the ceiling
+    assert best_reference(refs, prefix=RANDOM_LIKED) == (
+        f"{RANDOM_LIKED}: kNN",
+        pytest.approx(1.5),
+    )
+    assert best_reference(refs, "(text)") is None
+
+
+@pytest.mark.parametrize(("served3", "verdict"), [(0.6, "Met"), (0.59, "Not met")])
+def test_report_states_the_goals_against_what_was_measured(served3: float, verdict: str) -> None:
+    def row(ndcg: float) -> dict[str, float]:
+        return {"ndcg@10": ndcg, "hr@10": 0.0, "n_users": 3}
+
+    refs = {"popularity": row(0.4), "kNN, λ 4 (best of 1/4 here) (3 liked)": row(0.46)}
+    md = coldstart_markdown(
+        {
+            "created_at": "now",
+            "protocol": _protocol(),
+            "user_cold_start": {
+                "popularity": row(0.4),
+                "hybrid, served: both, then fold-in at weight 0.2 (3 liked)": row(served3),
+                "hybrid, served (text only)": row(0.44),
+            },
+            "user_cold_start_centralized_references": refs,
+            "item_cold_start": {"random": row(0.1)},
+            "warm_users": {},
+            "timings": {},
+        }
+    )
+    lines = md.split("### Against the goals")[1].splitlines()
+    (three,) = [line for line in lines if line.startswith("- From 3 liked items, goal 1.5x")]
+    assert f"served {served3 / 0.4:.2f}x popularity" in three and three.endswith(f"{verdict}.")
+    assert "best centralized reference 1.15x (kNN, λ 4 (best of 1/4 here) (3 liked))" in three
+    (text,) = [line for line in lines if line.startswith("- From text alone, goal 1.2x")]
+    assert "served 1.10x popularity" in text and text.endswith("Not met.")
+    assert "reference" not in text  # no text reference in this report
