@@ -949,18 +949,18 @@ def _goal_lines(
         "same users and protocol:",
         "",
     ]
-    for what, goal, served, suffix in (
-        ("3 liked items", GOAL_3_LIKED, served3, "(3 liked)"),
-        ("text alone", GOAL_TEXT, text, "(text)"),
+    for what, goal, served, given in (
+        ("3 liked items", GOAL_3_LIKED, served3, "3 liked"),
+        ("text alone", GOAL_TEXT, text, "text"),
     ):
         ratio = served[f"ndcg@{K}"] / pop
         parts = [f"served {ratio:.2f}x popularity"]
-        key = f"new user, {'3 liked' if suffix == '(3 liked)' else 'text'} (x popularity)"
+        key = f"new user, {given} (x popularity)"  # the repeats' columns (_repeat_summary)
         if len(repeats) > 1:
             parts.append(f"{np.mean([r[key] for r in repeats]):.2f}x over {len(repeats)} runs")
-        best = best_reference(refs, suffix)
+        best = best_reference(refs, f"({given})")
         if best is not None:
-            ref_key = f"{BEST_REF}{key.removeprefix('new user, ')}"
+            ref_key = f"{BEST_REF}{given} (x popularity)"
             over = list({r.get("seed"): r[ref_key] for r in repeats if ref_key in r}.values())
             mean = f", {np.mean(over):.2f}x over the runs' seeds" if len(over) > 1 else ""
             parts.append(f"best centralized reference {best[1]:.2f}x{mean} ({best[0]})")
