@@ -7,8 +7,10 @@ With user-level DP placed on the client (``user-dp = local`` or ``secagg``) the 
 clipped and noised here, after the ledger has recorded the round: all of the noise
 (``local``; the reply is the global model plus the noised update) or this client's share of
 it (``secagg``; the reply is the noised update, masked by Flower's ``secaggplus_mod`` via
-:mod:`fedrec.client.secagg`). The training loss and step count are then not sent: they are
-computed from the records without noise.
+:mod:`fedrec.client.secagg`). Under any DP only the update and ε values leave the client
+(:func:`fedrec.client.task.train_metrics`): no loss, step count or timing, which are
+computed from the records without noise; and it refuses to evaluate unless the run asked
+for federated evaluation, whose metrics no guarantee covers.
 """
 
 from __future__ import annotations
@@ -17,7 +19,6 @@ import logging
 import time
 from typing import Any
 
-import numpy as np
 from flwr.app import ArrayRecord, ConfigRecord, Context, Message, MetricRecord, RecordDict
 from flwr.clientapp import ClientApp
 
@@ -30,14 +31,15 @@ from fedrec.client.task import (
     load_client_data,
     local_evaluate,
     local_train,
+    noised_update,
     state_dir,
+    train_metrics,
 )
 from fedrec.shared.config import FedRecConfig, resolve_config
 from fedrec.shared.device import resolve_device
-from fedrec.shared.errors import PrivacyBudgetExceeded
+from fedrec.shared.errors import ConfigError, PrivacyBudgetExceeded
+from fedrec.shared.privacy import resolve_delta
 from fedrec.shared.serialization import arrays_to_numpy, numpy_to_arrays
-from fedrec.shared.user_accounting import resolve_delta
-from fedrec.shared.user_dp import noise_rng, noise_std, privatize
 
 logger = logging.getLogger(__name__)
 
@@ -60,6 +62,16 @@ def _committed(value: object) -> dict[str, tuple[int, int]] | None:
         if len(parts) == 3 and parts[0] and parts[1].isdigit() and parts[2].isdigit():
             spans[parts[0]] = (int(parts[1]), int(parts[2]))
     return spans
+
+
+def _run_id(config: ConfigRecord) -> str | None:
+    """The run identity the server sends (its RUN_ID; absent from older servers)."""
+    value = config.get("run-id")
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value.isalnum():
+        raise ValueError(f"server config 'run-id' must be an alphanumeric token, got {value!r}")
+    return value
 
 
 def _user_round(cfg: FedRecConfig, config: ConfigRecord, num_partitions: int) -> UserRound | None:
@@ -87,30 +99,6 @@ def _secagg_survivors(cfg: FedRecConfig, config: ConfigRecord) -> int | None:
     return survivors
 
 
-def noised_update(
-    cfg: FedRecConfig,
-    shared: dict[str, np.ndarray],
-    updated: dict[str, np.ndarray],
-    config: ConfigRecord,
-) -> dict[str, np.ndarray]:
-    """What the client sends under ``user-dp`` local/secagg: its clipped, noised update.
-
-    Every coordinate of every shared tensor gets noise, so the reply does not reveal which
-    items the user touched. ``local``: the global model plus the update with all the noise;
-    ``secagg``: the update itself with this client's share (the secure sum adds them up).
-    """
-    privacy = cfg.privacy
-    survivors = _secagg_survivors(cfg, config)
-    std = noise_std(
-        privacy.user_dp, privacy.user_noise_multiplier, privacy.user_clip, survivors=survivors
-    )
-    delta = {k: updated[k] - shared[k] for k in updated}
-    noised, _ = privatize(delta, privacy.user_clip, std, noise_rng())
-    if privacy.user_dp == "secagg":
-        return noised
-    return {k: (shared[k] + noised[k]).astype(np.float32) for k in noised}
-
-
 def _node(context: Context) -> tuple[int, int, str | None]:
     cfg = context.node_config
     try:
@@ -131,22 +119,26 @@ def build_client_app(overrides: dict[str, Any] | None = None) -> ClientApp:
     # expected (and still accounted for), so the warning is noise in the federation's logs.
     logging.getLogger("opacus.data_loader").setLevel(logging.ERROR)
 
-    def _setup(msg: Message, context: Context) -> tuple[FedRecConfig, Any, ClientStateStore, int]:
+    def _setup(
+        msg: Message, context: Context
+    ) -> tuple[FedRecConfig, Any, ClientStateStore, int, str | None]:
         cfg = resolve_config(context.run_config, overrides)
         pid, num, node_state = _node(context)
         data = load_client_data(cfg, pid, num)
-        store = ClientStateStore(state_dir(cfg, pid, node_state))
-        return cfg, data, store, pid
+        run_id = _run_id(msg.content.config_records["config"])
+        store = ClientStateStore(state_dir(cfg, pid, node_state, run_id))
+        return cfg, data, store, pid, run_id
 
     # secagg_mod runs Flower's SecAgg+ stages (and passes every other message through).
     @app.train(mods=[secagg_mod])
     def train(msg: Message, context: Context) -> Message:
         t0 = time.perf_counter()
-        cfg, data, store, pid = _setup(msg, context)
+        cfg, data, store, pid, run_id = _setup(msg, context)
         config = msg.content.config_records["config"]
-        _secagg_survivors(cfg, config)  # refuses a secagg run's round outside SecAgg+
+        survivors = _secagg_survivors(cfg, config)  # refuses secagg rounds outside SecAgg+
         user_round = _user_round(cfg, config, _node(context)[1])
         server_round = _config_int(config, "server-round")
+        noise_seeds = (client_seed(cfg, pid), server_round)  # used only if reproducible
         # Which server process asks, and the round it resumed from: lets a client that
         # trained a round the server lost roll it back even if not sampled for its re-run.
         # Absent from older servers' messages (then only a repeated round is rolled back).
@@ -168,6 +160,7 @@ def build_client_app(overrides: dict[str, Any] | None = None) -> ClientApp:
                 incarnation=incarnation if isinstance(incarnation, str) else None,
                 committed=committed,
                 user_round=user_round,
+                run_id=run_id,
             )
         except PrivacyBudgetExceeded as refusal:
             # A refusal is an answer, not a failure: no update, and the reason.
@@ -185,29 +178,30 @@ def build_client_app(overrides: dict[str, Any] | None = None) -> ClientApp:
             if cfg.privacy.user_dp == "secagg":
                 # Still add this client's noise share to the secure sum (a zero update),
                 # so that the others' noise is not short by it.
-                arrays = numpy_to_arrays(noised_update(cfg, shared, shared, config))
+                zero = noised_update(cfg, shared, shared, survivors=survivors, seeds=noise_seeds)
+                arrays = numpy_to_arrays(zero)
             content = RecordDict({"arrays": arrays, "metrics": refused})
             return Message(content=content, reply_to=msg)
-        metrics = {
-            "weight": 1.0,  # unweighted mean: example counts would leak dataset sizes
-            "train-loss": result.loss,
-            "steps": float(result.steps),
-            "epsilon": float(result.epsilon if result.epsilon is not None else -1.0),
-            "seconds": time.perf_counter() - t0,
-        }
-        if cfg.privacy.user_dp != "off":
-            # Computed from the records without user-level noise: the loss, and the number
-            # of steps (it follows the number of records).
-            del metrics["train-loss"], metrics["steps"]
+        user_epsilon = None
         if user_round is not None:
-            updated = noised_update(cfg, shared, updated, config)
-            metrics["user-epsilon"] = total_user_epsilon(store.load())
+            updated = noised_update(cfg, shared, updated, survivors=survivors, seeds=noise_seeds)
+            user_epsilon = total_user_epsilon(store.load())
+        metrics = train_metrics(cfg, result, time.perf_counter() - t0, user_epsilon=user_epsilon)
         content = RecordDict({"arrays": numpy_to_arrays(updated), "metrics": MetricRecord(metrics)})
         return Message(content=content, reply_to=msg)
 
     @app.evaluate()
     def evaluate(msg: Message, context: Context) -> Message:
-        cfg, data, store, pid = _setup(msg, context)
+        cfg, data, store, pid, _ = _setup(msg, context)
+        if not cfg.federated_evaluation:
+            # Metrics from the held-out records carry no noise: under DP they leave the
+            # client only if the run explicitly asked for them (federated-evaluation=on).
+            raise ConfigError(
+                f"refusing federated evaluation: federated-evaluation="
+                f"{cfg.federation.federated_evaluation} and DP is "
+                f"{'on' if cfg.any_dp else 'off'} (set federated-evaluation=on to allow it; "
+                "its metrics are not covered by any DP guarantee)"
+            )
         config = msg.content.config_records["config"]
         metrics = local_evaluate(
             cfg,

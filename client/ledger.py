@@ -19,8 +19,7 @@ from dataclasses import dataclass, replace
 from fedrec.client.state import ClientState
 from fedrec.shared.config import PrivacyConfig
 from fedrec.shared.errors import PrivacyBudgetExceeded
-from fedrec.shared.privacy import HistoryEntry
-from fedrec.shared.user_accounting import account, compress
+from fedrec.shared.privacy import HistoryEntry, account, compress
 
 LEDGER_PLACEMENTS = ("local", "secagg")
 

@@ -82,6 +82,7 @@ class ClientState:
     user_ledger: dict[str, list[HistoryEntry]] = field(default_factory=dict)
     user_epsilon: dict[str, float] = field(default_factory=dict)
     user_delta: float = 0.0
+    run_id: str | None = None  # the run (server's RUN_ID) this state belongs to
 
     @property
     def last_round(self) -> int | None:
@@ -99,6 +100,7 @@ def _meta(state: ClientState) -> dict[str, Any]:
         "user_ledger": {k: [list(h) for h in v] for k, v in state.user_ledger.items()},
         "user_epsilon": dict(state.user_epsilon),
         "user_delta": state.user_delta,
+        "run_id": state.run_id,
     }
 
 
@@ -116,6 +118,7 @@ def _state(factors: np.ndarray, meta: dict[str, Any]) -> ClientState:
         },
         user_epsilon={k: float(v) for k, v in meta.get("user_epsilon", {}).items()},
         user_delta=float(meta.get("user_delta", 0.0)),
+        run_id=meta.get("run_id"),
     )
 
 
@@ -147,6 +150,14 @@ class ClientStateStore:
         """(current, state before the latest round) from disk; ``None`` if never saved."""
         tensor_path = self.directory / _TENSORS
         if not tensor_path.exists():
+            if (self.directory / _META).exists():
+                # Starting afresh here would reset the privacy ledger: the budget would
+                # be spent again on records whose earlier releases were already seen.
+                raise ClientStateError(
+                    f"{self.directory}: {_META} exists but {_TENSORS}, which holds this "
+                    "client's factors and privacy ledger, is missing; refusing to train with "
+                    "a fresh ledger. Restore the file, or start a new run (new run-name)."
+                )
             return None
         with safe_open(str(tensor_path), framework="numpy") as f:
             header = f.metadata() or {}
@@ -197,8 +208,13 @@ class ClientStateStore:
         resumed_from: int | None = None,
         incarnation: str | None = None,
         committed: Mapping[str, tuple[int, int]] | None = None,
+        run_id: str | None = None,
     ) -> ClientState | None:
         """The state that training round ``server_round`` must start from.
+
+        A state written for another run (``run_id``, the server's run identity, differs)
+        is refused: budgets and factors are per run, and continuing another run's would
+        both misstate this run's ε and train on top of factors it did not produce.
 
         Normally the saved state. It is rolled back to the state from before its latest
         round ``L`` -- user factors, ``rounds_trained`` and ``incarnation`` -- when ``L``
@@ -228,6 +244,12 @@ class ClientStateStore:
         if read is None:
             return None
         current, previous = read
+        if run_id is not None and current.run_id != run_id:
+            raise ClientStateError(
+                f"{self.directory} holds the state of run {current.run_id or '(unknown)'}, "
+                f"but this is run {run_id}; privacy budgets and factors are per run. Point "
+                "the client at its own state directory for this run."
+            )
         last = current.last_round
         if last is None:
             return current
@@ -295,4 +317,5 @@ class ClientStateStore:
             user_ledger={k: list(v) for k, v in current.user_ledger.items()},
             user_epsilon=dict(current.user_epsilon),
             user_delta=current.user_delta,
+            run_id=current.run_id,
         )

@@ -23,8 +23,8 @@ from fedrec.shared.errors import PrivacyBudgetExceeded
 from fedrec.shared.evaluation import UserEval, evaluate_user, sample_negatives, summarize
 from fedrec.shared.models.factory import make_model
 from fedrec.shared.models.mf import MatrixFactorization, init_user_factors
-from fedrec.shared.privacy import epsilon_of
-from fedrec.shared.training import LocalResult, dp_plan, finetune_users, train_local
+from fedrec.shared.privacy import dp_plan, dp_random, epsilon_of, noise_std, privatize
+from fedrec.shared.training import LocalResult, finetune_users, train_local
 
 logger = logging.getLogger(__name__)
 
@@ -79,10 +79,16 @@ def client_seed(cfg: FedRecConfig, partition_id: int) -> int:
     return cfg.data.seed * 100_003 + partition_id
 
 
-def state_dir(cfg: FedRecConfig, partition_id: int, node_state_dir: str | None) -> Path:
-    """Where this client keeps its private state."""
+def state_dir(
+    cfg: FedRecConfig, partition_id: int, node_state_dir: str | None, run_id: str | None = None
+) -> Path:
+    """Where this client keeps its private state: per run, never shared between runs.
+
+    On a node (``state-dir`` in its node config) one folder per run identity, so a second
+    run on the same node starts its own ledger instead of continuing the first run's.
+    """
     if node_state_dir:
-        return Path(node_state_dir)
+        return Path(node_state_dir) / f"run-{run_id}" if run_id else Path(node_state_dir)
     return (
         Path(cfg.output.output_dir) / cfg.output.run_name / "clients" / f"partition-{partition_id}"
     )
@@ -130,6 +136,7 @@ def local_train(
     incarnation: str | None = None,
     committed: dict[str, tuple[int, int]] | None = None,
     user_round: UserRound | None = None,
+    run_id: str | None = None,
 ) -> tuple[dict[str, np.ndarray], LocalResult]:
     """One round of local training; saves the private state and returns the shared update.
 
@@ -147,11 +154,16 @@ def local_train(
     new state, before the caller noises and sends the update.
     """
     start = store.start_round(
-        server_round, resumed_from=resumed_from, incarnation=incarnation, committed=committed
+        server_round,
+        resumed_from=resumed_from,
+        incarnation=incarnation,
+        committed=committed,
+        run_id=run_id,
     )
     if start is None:
         start = ClientState(
-            user_factors=init_user_factors(len(data.users), cfg.train.embedding_dim, seed=seed)
+            user_factors=init_user_factors(len(data.users), cfg.train.embedding_dim, seed=seed),
+            run_id=run_id,
         )
     check_budget(cfg, start, n_records=len(data.train_items))
     if user_round is not None:
@@ -179,6 +191,7 @@ def local_train(
         user_ledger=start.user_ledger,
         user_epsilon=start.user_epsilon,
         user_delta=start.user_delta,
+        run_id=start.run_id,
     )
     store.save(spend(trained, user_round) if user_round else trained, previous=start)
     return model.get_shared(), result
@@ -191,7 +204,7 @@ def check_budget(cfg: FedRecConfig, state: ClientState, *, n_records: int) -> No
         return
     history = list(state.accountant_history)
     delta = cfg.privacy.target_delta
-    planned = epsilon_of([*history, dp_plan(n_records, cfg.train, cfg.privacy)], delta)
+    planned = epsilon_of([*history, dp_plan(cfg.train, cfg.privacy)], delta)
     if planned > budget:
         raise PrivacyBudgetExceeded(
             f"privacy budget reached: epsilon spent {epsilon_of(history, delta):.3f}, another "
@@ -263,3 +276,58 @@ def local_evaluate(
     if not evals:
         return {"n_users": 0.0}
     return summarize(evals, k=k, n_items=data.n_items)
+
+
+def noised_update(
+    cfg: FedRecConfig,
+    shared: dict[str, np.ndarray],
+    updated: dict[str, np.ndarray],
+    *,
+    survivors: int | None,
+    seeds: Sequence[int] = (),
+) -> dict[str, np.ndarray]:
+    """What the client sends under ``user-dp`` local/secagg: its clipped, noised update.
+
+    Every coordinate of every shared tensor gets noise, so the reply does not reveal which
+    items the user touched. ``local``: the global model plus the update with all the noise;
+    ``secagg``: the update itself with this client's share for ``survivors`` (the secure sum
+    adds the shares up). ``seeds`` seed the noise only under ``reproducible-noise``.
+    """
+    privacy = cfg.privacy
+    std = noise_std(
+        privacy.user_dp,
+        privacy.user_noise_multiplier,
+        privacy.user_clip,
+        survivors=survivors,
+        colluders=privacy.secagg_max_colluders,
+    )
+    delta = {k: updated[k] - shared[k] for k in updated}
+    rng = dp_random(
+        reproducible=privacy.reproducible_noise, seeds=(*seeds, 1), what="user-level noise"
+    )
+    noised, _ = privatize(delta, privacy.user_clip, std, rng)
+    if privacy.user_dp == "secagg":
+        return noised
+    return {k: (shared[k] + noised[k]).astype(np.float32) for k in noised}
+
+
+def train_metrics(
+    cfg: FedRecConfig, result: LocalResult, seconds: float, *, user_epsilon: float | None
+) -> dict[str, float]:
+    """The scalars a client sends with its update.
+
+    Under any DP only ε values leave the client: they follow from public settings and the
+    rounds the client took part in. The loss, the step count and the time taken are
+    computed from its records without noise, so they are sent only without DP.
+    """
+    metrics = {
+        "weight": 1.0,  # unweighted mean: example counts would leak dataset sizes
+        "epsilon": float(result.epsilon if result.epsilon is not None else -1.0),
+    }
+    if user_epsilon is not None:
+        metrics["user-epsilon"] = float(user_epsilon)
+    if not cfg.any_dp:
+        metrics.update(
+            {"train-loss": result.loss, "steps": float(result.steps), "seconds": seconds}
+        )
+    return metrics

@@ -21,8 +21,14 @@ from fedrec.server.aggregation import server_optimizer_for
 from fedrec.server.messaging import send_and_receive
 from fedrec.server.secagg import secure_sum
 from fedrec.server.strategy import FedRecStrategy
-from fedrec.server.user_dp import CentralNoise, UserLevelAccountant
-from fedrec.shared.checkpoint import latest_round, load_checkpoint, save_catalog, save_checkpoint
+from fedrec.server.user_dp import UserLevelAccountant, central_noise_for
+from fedrec.shared.checkpoint import (
+    latest_round,
+    load_checkpoint,
+    run_id,
+    save_catalog,
+    save_checkpoint,
+)
 from fedrec.shared.config import FedRecConfig, resolve_config
 from fedrec.shared.data import load_dataset
 from fedrec.shared.errors import ConfigError
@@ -118,6 +124,17 @@ def run_federation(grid: Grid, cfg: FedRecConfig) -> Path:
     run_dir = Path(cfg.output.output_dir) / cfg.output.run_name
     save_catalog(run_dir, dataset.items)
     start, arrays, history, eps_max, server_state = _start_state(cfg, run_dir, dataset.n_items)
+    # Fixed before any client trains, so a restarted server sends the same identity and
+    # every client finds its own per-run state and ledger.
+    identity = run_id(run_dir)
+    evaluate = cfg.federated_evaluation
+    if not evaluate and cfg.any_dp and cfg.federation.federated_evaluation == "auto":
+        logger.info(
+            "federated evaluation is off under DP: its metrics would be computed from the "
+            "clients' records without noise, which no guarantee covers "
+            "(federated-evaluation=on runs it anyway; `fedrec evaluate` measures a "
+            "simulation's checkpoints)"
+        )
     fed = cfg.federation
     if start > fed.num_rounds:
         logger.info("%s is complete (%d rounds); nothing to train", run_dir, fed.num_rounds)
@@ -134,9 +151,7 @@ def run_federation(grid: Grid, cfg: FedRecConfig) -> Path:
         trim_fraction=fed.trim_fraction,
         update_norm_factor=fed.update_norm_factor,
         accept_failures=fed.accept_failures,
-        central_noise=CentralNoise(cfg.privacy.user_clip, cfg.privacy.user_noise_multiplier)
-        if cfg.privacy.user_dp == "central"
-        else None,
+        central_noise=central_noise_for(cfg) if cfg.privacy.user_dp == "central" else None,
     )
     # The run's user-level (epsilon, delta), continued from the checkpoints on resume.
     user = UserLevelAccountant.for_run(cfg.privacy, run_dir)
@@ -150,6 +165,7 @@ def run_federation(grid: Grid, cfg: FedRecConfig) -> Path:
         t0 = time.perf_counter()
         train_config = ConfigRecord(
             {
+                "run-id": identity,
                 "resumed-from": start,
                 "server-incarnation": incarnation,
                 "committed-incarnations": committed or [""],
@@ -183,7 +199,7 @@ def run_federation(grid: Grid, cfg: FedRecConfig) -> Path:
             sampled=int(row.get("clients-sampled", 0)), available=strategy.last_available
         )
         user.observe_clients(row.get("user-epsilon-max"))
-        user_privacy = user.report()
+        user_privacy = user.report(federated_evaluation=evaluate)
         if user_privacy is not None:
             row["user-epsilon"] = user_privacy["epsilon"]
 
@@ -191,8 +207,10 @@ def run_federation(grid: Grid, cfg: FedRecConfig) -> Path:
         strategy.fraction_evaluate = (
             1.0 if final and fed.final_evaluate_all else fed.fraction_evaluate
         )
-        eval_config = ConfigRecord({"k": EVAL_K, "personalize-epochs": fed.personalize_epochs})
-        if strategy.fraction_evaluate > 0:
+        eval_config = ConfigRecord(
+            {"k": EVAL_K, "personalize-epochs": fed.personalize_epochs, "run-id": identity}
+        )
+        if evaluate and strategy.fraction_evaluate > 0:
             eval_replies = send_and_receive(
                 grid,
                 strategy.configure_evaluate(rnd, arrays, eval_config, grid),
@@ -213,7 +231,11 @@ def run_federation(grid: Grid, cfg: FedRecConfig) -> Path:
             config=cfg.to_run_config(),
             metrics=row,
             history=history,
-            privacy=report_for(cfg.privacy, eps_max if cfg.privacy.dp_enabled else None),
+            privacy=report_for(
+                cfg.privacy,
+                eps_max if cfg.privacy.dp_enabled else None,
+                federated_evaluation=evaluate,
+            ),
             server_state=optimizer.state_dict(),
             user_privacy=user_privacy,
         )

@@ -8,7 +8,7 @@
   carries K times as much; secagg: the clients' shares add up to at least that whenever
   SecAgg+ can unmask the sum). It accounts the subsampled Gaussian mechanism over the rounds
   with the real sampling rate ``q = sampled / connected`` of each round and writes the
-  report into every checkpoint (see :mod:`fedrec.shared.user_accounting`).
+  report into every checkpoint (see :mod:`fedrec.shared.privacy.accounting`).
 
 The averaged update divides the noised sum by the number of clients *sampled* (a fixed
 denominator, as in McMahan et al. 2018): dividing by the number whose updates arrived would
@@ -27,10 +27,19 @@ from typing import Any
 import numpy as np
 
 from fedrec.shared.checkpoint import latest_round
-from fedrec.shared.config import PrivacyConfig
-from fedrec.shared.privacy import HistoryEntry
-from fedrec.shared.user_accounting import compress, resolve_delta, user_report
-from fedrec.shared.user_dp import clip_update, gaussian_noise_like, noise_rng, noise_std
+from fedrec.shared.config import FedRecConfig, PrivacyConfig
+from fedrec.shared.privacy import (
+    DPRandom,
+    HistoryEntry,
+    SecureRandom,
+    clip_update,
+    compress,
+    dp_random,
+    gaussian_noise_like,
+    noise_std,
+    resolve_delta,
+    user_report,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -57,7 +66,7 @@ class CentralNoise:
 
     clip: float
     noise_multiplier: float
-    rng: np.random.Generator = field(default_factory=noise_rng)
+    rng: DPRandom = field(default_factory=SecureRandom)
 
     def noised_sum(self, deltas: Sequence[Mapping[str, np.ndarray]]) -> Arrays:
         """``sum_k clip(delta_k) + N(0, (σC)²)`` on every coordinate of every tensor."""
@@ -65,6 +74,17 @@ class CentralNoise:
         std = noise_std("central", self.noise_multiplier, self.clip)
         noise = gaussian_noise_like(total, std, self.rng)
         return {k: v + noise[k].astype(np.float64) for k, v in total.items()}
+
+
+def central_noise_for(cfg: FedRecConfig) -> CentralNoise:
+    """The run's central noise: CSPRNG, or seeded from the run seed if reproducible."""
+    privacy = cfg.privacy
+    rng = dp_random(
+        reproducible=privacy.reproducible_noise,
+        seeds=(cfg.data.seed, 3),
+        what="central user-level noise",
+    )
+    return CentralNoise(privacy.user_clip, privacy.user_noise_multiplier, rng=rng)
 
 
 def _latest_user_block(run_dir: Path) -> dict[str, Any] | None:
@@ -144,7 +164,7 @@ class UserLevelAccountant:
         if epsilon_max is not None and np.isfinite(epsilon_max):
             self.epsilon_against_server = max(self.epsilon_against_server, float(epsilon_max))
 
-    def report(self) -> dict[str, object] | None:
+    def report(self, *, federated_evaluation: bool = False) -> dict[str, object] | None:
         """The manifest's ``user_privacy`` block (``None`` when user-level DP is off)."""
         if not self.enabled:
             return None
@@ -156,4 +176,5 @@ class UserLevelAccountant:
             delta=self.delta,
             n_clients=self.n_clients,
             epsilon_against_server=self.epsilon_against_server,
+            federated_evaluation=federated_evaluation,
         )

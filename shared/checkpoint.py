@@ -3,6 +3,7 @@
 Layout of a run directory::
 
     <run_dir>/catalog.json                       items (public), written once per run
+    <run_dir>/RUN_ID                             the run's identity, written once per run
     <run_dir>/checkpoints/round-00005/model.safetensors
     <run_dir>/checkpoints/round-00005/manifest.json
     <run_dir>/checkpoints/round-00005/server_state.safetensors   optimizer moments, if any
@@ -19,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import secrets
 import shutil
 import tempfile
 from collections.abc import Mapping, Sequence
@@ -65,6 +67,29 @@ def save_catalog(run_dir: Path, catalog: ItemCatalog) -> None:
             raise CheckpointError(f"{path} holds another catalogue; use a new run directory")
         return
     path.write_text(text)
+
+
+def run_id(run_dir: Path) -> str:
+    """The run's identity: created with the run, before any client trains, kept on resume.
+
+    Clients keep their private state and privacy ledger per run identity, so a new run
+    never continues another's factors or budget, and a resumed one always finds its own.
+    """
+    path = Path(run_dir) / "RUN_ID"
+    if path.exists():
+        token = path.read_text().strip()
+        if not token.isalnum():
+            raise CheckpointError(f"{path} holds {token!r}, not a run identity")
+        return token
+    path.parent.mkdir(parents=True, exist_ok=True)
+    token = secrets.token_hex(16)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".RUN_ID.")
+    with os.fdopen(fd, "w") as fh:
+        fh.write(token)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+    return token
 
 
 def _round_dir(run_dir: Path, rnd: int) -> Path:

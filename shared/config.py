@@ -17,6 +17,7 @@ from fedrec.shared.errors import ConfigError
 DATASETS = ("ml-100k", "ml-1m", "ml-latest", "generic")
 USER_DP_PLACEMENTS = ("off", "central", "local", "secagg")
 ACCOUNTANTS = ("rdp", "prv")
+FEDERATED_EVALUATION = ("auto", "on", "off")
 
 
 def _check(condition: bool, message: str) -> None:
@@ -93,22 +94,26 @@ class PrivacyConfig:
     noise_multiplier: float = 2.1
     max_grad_norm: float = 1.0
     target_delta: float = 1e-5
-    # Poisson sampling rate of records per DP step (the expected batch is rate * n_records).
-    # One rate for every client makes epsilon independent of how many records a user has.
-    # 1.0 (full-batch DP-SGD, no amplification by sampling) because fewer, larger noisy
-    # steps kept more signal at the same epsilon: ML-100K hybrid, 3 DP rounds at eps 6.7,
-    # NDCG@10 0.0300 at q = 1 vs 0.0228 at q = 0.5 and 0.0167 at q = 0.1.
+    # Poisson sampling rate of records per DP step. Every client runs round(1 / rate) steps
+    # per epoch at rate 1 / round(1 / rate), so the step count and epsilon are the same for
+    # every client whatever its data. 1.0 is full-batch DP-SGD (no amplification by
+    # sampling): fewer, larger noisy steps kept more signal at the same epsilon
+    # (docs/privacy.md, "Choosing parameters").
     dp_sample_rate: float = 1.0
+    # The public constant a DP step's noised sum of clipped gradients is divided by (Opacus'
+    # "expected batch size", fixed here instead of derived from the client's record count,
+    # which the noise scale would then reveal). The same for every client.
+    dp_batch_size: int = 64
     # How Opacus clips per sample: "ghost" (norms only; same clipped update, far less
     # memory for large catalogues) or "hooks" (materialised per-sample gradients).
     grad_sample_mode: str = "ghost"
     # Each client refuses to train a round that would take its epsilon (at target-delta)
     # above this budget, and says so; 0 means no budget.
     epsilon_budget: float = 0.0
-    # false (default): DP-SGD noise comes from a generator seeded with 63 secret bits from
-    # the OS, so nobody can regenerate and subtract it. true: seeded from the public run
-    # seed, for bit-reproducible experiments only -- the guarantee then does not hold
-    # against anyone who knows the seed (the manifest says so).
+    # false (default): all DP randomness (noise, Poisson batch masks, negatives, dropout
+    # masks; record and user level) comes from ChaCha20 keyed by the OS, so nobody can
+    # regenerate it. true: drawn from the public run seed, for bit-reproducible experiments
+    # only -- the guarantee then does not hold (every report and the log say so).
     reproducible_noise: bool = False
     # User-level DP (unit: one client's whole update in a round; see docs/privacy.md):
     # off | central (the server clips each update and noises the sum) | local (each client
@@ -130,9 +135,14 @@ class PrivacyConfig:
     # client adds noise for the fewest survivors that still let the round complete.
     secagg_num_shares: float = 1.0
     secagg_reconstruction_threshold: float = 0.7
+    # Each client sizes its noise share so that the sum keeps N(0, (σC)²) even if this many
+    # surviving clients collude with the server and subtract their own shares.
+    secagg_max_colluders: int = 0
 
     def __post_init__(self) -> None:
         _check(self.noise_multiplier >= 0, "noise-multiplier must be >= 0")
+        _check(self.dp_batch_size >= 1, "dp-batch-size must be >= 1")
+        _check(self.secagg_max_colluders >= 0, "secagg-max-colluders must be >= 0")
         _check(self.max_grad_norm > 0, "max-grad-norm must be > 0")
         _check(0 < self.target_delta < 1, "target-delta must be in (0, 1)")
         _check(0 < self.dp_sample_rate <= 1, "dp-sample-rate must be in (0, 1]")
@@ -186,6 +196,11 @@ class FederationConfig:
     # from the few that happened to register first.
     min_available_nodes: int = 0
     final_evaluate_all: bool = True
+    # Federated evaluation: each sampled client ranks its held-out item and sends metrics.
+    # They are computed from the records without noise, so no DP guarantee covers them:
+    # auto runs it without DP and skips it under any DP (record or user level); on runs it
+    # anyway (the privacy reports then say so); off never runs it.
+    federated_evaluation: str = "auto"
     personalize_epochs: int = 5  # on-device fit of the private factor before ranking
     # Each item row is moved by the few clients that saw it, then averaged over all K
     # sampled clients; a server learning rate >> 1 undoes that dilution (1.0 is FedAvg).
@@ -225,6 +240,11 @@ class FederationConfig:
         _check(self.server_learning_rate > 0, "server-learning-rate must be > 0")
         _check(self.dense_server_learning_rate > 0, "dense-server-learning-rate must be > 0")
         _check(self.personalize_epochs >= 0, "personalize-epochs must be >= 0")
+        _check(
+            self.federated_evaluation in FEDERATED_EVALUATION,
+            "federated-evaluation must be one of "
+            f"{', '.join(FEDERATED_EVALUATION)}, got {self.federated_evaluation!r}",
+        )
         _check(
             self.strategy in STRATEGIES,
             f"strategy must be one of {', '.join(STRATEGIES)}, got {self.strategy!r}",
@@ -343,6 +363,17 @@ class FedRecConfig:
             f"user-dp={self.privacy.user_dp} needs aggregation=mean, got "
             f"{self.federation.aggregation!r}",
         )
+
+    @property
+    def any_dp(self) -> bool:
+        """Whether any DP guarantee (record or user level) is claimed for this run."""
+        return self.privacy.dp_enabled or self.privacy.user_dp != "off"
+
+    @property
+    def federated_evaluation(self) -> bool:
+        """Whether clients evaluate and send metrics (see ``federated-evaluation``)."""
+        setting = self.federation.federated_evaluation
+        return setting == "on" or (setting == "auto" and not self.any_dp)
 
     def to_run_config(self) -> dict[str, Any]:
         """The flat hyphenated mapping Flower uses (inverse of :func:`from_run_config`)."""

@@ -1,28 +1,37 @@
 """BPR training of the MF model: the local step every client runs, with or without DP-SGD.
 
 Negatives are drawn uniformly from the whole catalogue (not from the items the user did
-*not* touch): a sample then depends on its own record and public randomness only, which
-is what record-level DP-SGD's per-sample sensitivity needs. An occasional "negative" that
-is really a positive is the price, and is standard in uniform negative sampling.
+*not* touch): a sample then depends on its own record and on randomness that no other
+record changes, which is what record-level DP-SGD's per-sample sensitivity needs. An
+occasional "negative" that is really a positive is the price, and is standard in uniform
+negative sampling. Under DP that randomness is secret (a CSPRNG, as the noise is): drawn
+from public seeds, the server would know every batch and negative.
 """
 
 from __future__ import annotations
 
 import logging
-import secrets
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch.utils.data import DataLoader, TensorDataset
 
 from fedrec.shared.config import PrivacyConfig, TrainConfig
 from fedrec.shared.models.mf import MatrixFactorization
-from fedrec.shared.privacy import HistoryEntry, epsilon_of, history_of, make_accountant
+from fedrec.shared.privacy import (
+    HistoryEntry,
+    PoissonBatches,
+    PrivateTraining,
+    dp_random,
+    epsilon_of,
+    history_of,
+    make_private,
+    sample_rate,
+    steps_per_epoch,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -55,7 +64,11 @@ class BPRCriterion(torch.nn.Module):
 
 @dataclass(frozen=True)
 class LocalResult:
-    """What one local training run produced."""
+    """What one local training run produced.
+
+    ``loss`` and ``steps`` stay on the client under DP (they are computed from the records
+    without noise); ``accountant_history`` and ``epsilon`` depend on public settings only.
+    """
 
     loss: float
     steps: int
@@ -65,22 +78,26 @@ class LocalResult:
     epsilon: float | None
 
 
-def _batches_with_negatives(
-    users: torch.Tensor, pos: torch.Tensor, n_items: int, num_negatives: int, gen: torch.Generator
+NegativeDraw = Callable[[int, tuple[int, int]], torch.Tensor]  # (n_items, shape) -> ids
+
+
+def _with_negatives(
+    users: torch.Tensor, pos: torch.Tensor, n_items: int, num_negatives: int, draw: NegativeDraw
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    neg = torch.randint(n_items, (pos.shape[0], num_negatives), generator=gen, device="cpu")
+    neg = draw(n_items, (pos.shape[0], num_negatives))
     return users, torch.cat([pos[:, None], neg.to(pos.device)], dim=1)
 
 
-def dp_plan(n_records: int, train: TrainConfig, privacy: PrivacyConfig) -> HistoryEntry:
-    """The ``(noise_multiplier, sample_rate, steps)`` :func:`train_local` runs under DP.
+def _torch_negatives(gen: torch.Generator) -> NegativeDraw:
+    return lambda n_items, shape: torch.randint(n_items, shape, generator=gen, device="cpu")
 
-    The expected Poisson batch is ``dp_sample_rate * n`` records; Opacus samples each record
-    with probability ``1 / n_batches`` for ``n_batches`` steps per epoch.
-    """
-    batch = max(1, round(privacy.dp_sample_rate * n_records))
-    n_batches = -(-n_records // batch)
-    return (privacy.noise_multiplier, 1.0 / n_batches, train.local_epochs * n_batches)
+
+def _minibatches(
+    n: int, batch_size: int, epochs: int, gen: torch.Generator
+) -> Iterator[torch.Tensor]:
+    for _ in range(epochs):
+        perm = torch.randperm(n, generator=gen)
+        yield from perm.split(batch_size)
 
 
 def train_local(
@@ -101,25 +118,21 @@ def train_local(
     ``train.proximal_mu > 0`` (FedProx) the shared item parameters are pulled towards their
     values at the start of this call after every step.
 
-    With ``privacy.dp_enabled`` the model is wrapped by an Opacus PrivacyEngine (Poisson
-    sampling, per-sample clipping to ``max_grad_norm``, Gaussian noise) and every trainable
-    parameter -- user factors included -- goes through the DP optimizer. The accountant is
-    restored from ``accountant_history`` so the returned epsilon covers all steps so far.
+    With ``privacy.dp_enabled`` every trainable parameter -- user factors included -- is
+    trained by record-level DP-SGD (:func:`fedrec.shared.privacy.make_private`): Poisson
+    batches of public shape, per-record clipping, CSPRNG noise, the sum divided by the
+    public ``dp-batch-size``; negatives and dropout masks come from the same secure source.
+    The accountant is restored from ``accountant_history`` so the returned epsilon covers
+    all steps so far. ``seed`` seeds initialisation-free randomness only when DP is off or
+    ``reproducible-noise`` is on.
     """
     device = device or torch.device("cpu")
     model.to(device)
     n = int(len(items))
     if n == 0:
         raise ValueError("a client with no training interactions cannot train")
-    gen = torch.Generator().manual_seed(int(seed))
-    data = TensorDataset(
-        torch.as_tensor(users, dtype=torch.long), torch.as_tensor(items, dtype=torch.long)
-    )
-    # Under DP the batch is set by the sampling rate (Opacus then Poisson-samples each record
-    # with probability 1/len(loader) ~ dp_sample_rate); without DP by batch-size.
-    batch = max(1, round(privacy.dp_sample_rate * n)) if privacy.dp_enabled else train.batch_size
-    # (dp_plan states the same arithmetic for budget checks before training.)
-    loader = DataLoader(data, batch_size=batch, shuffle=True, generator=gen)
+    users_t = torch.as_tensor(users, dtype=torch.long)
+    items_t = torch.as_tensor(items, dtype=torch.long)
     lr = float(learning_rate if learning_rate is not None else train.learning_rate)
     trainable = [p for p in model.parameters() if p.requires_grad]
     optimizer: torch.optim.Optimizer = (
@@ -129,97 +142,96 @@ def train_local(
     )
     n_items = model.item.num_embeddings
     shared_params = model.shared_parameters()
-    if hasattr(model, "dropout_generator"):
-        model.dropout_generator = torch.Generator().manual_seed(int(seed) + 2)
     anchors = [p.detach().clone() for p in shared_params] if train.proximal_mu > 0 else []
 
-    accountant = None
+    private: PrivateTraining | None = None
     module: torch.nn.Module = model
-    criterion: Any = None  # Opacus' ghost-clipping loss wrapper, when used
     if privacy.dp_enabled:
-        from opacus import PrivacyEngine
-
-        with warnings.catch_warnings():
-            # secure_mode=False is Opacus' simulation setting; the warning is logged once below.
-            warnings.simplefilter("ignore")
-            engine = PrivacyEngine(accountant="rdp", secure_mode=False)
-        engine.accountant = make_accountant(accountant_history)
-        private: dict[str, Any] = {
-            "module": model,
-            "optimizer": optimizer,
-            "data_loader": loader,
-            "noise_multiplier": privacy.noise_multiplier,
-            "max_grad_norm": privacy.max_grad_norm,
-            "poisson_sampling": True,
-            "noise_generator": torch.Generator(device=device).manual_seed(
-                int(seed) + 1 if privacy.reproducible_noise else secrets.randbits(63)
-            ),
-        }
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            if privacy.grad_sample_mode == "ghost":
-                # Ghost clipping: per-sample gradient *norms* without materialising per-sample
-                # gradients, which for an embedding table are [batch, n_items, dim] dense.
-                module, optimizer, criterion, loader = engine.make_private(
-                    **private, criterion=BPRCriterion(model=model), grad_sample_mode="ghost"
-                )
-            else:
-                module, optimizer, loader = engine.make_private(**private)
-        accountant = engine.accountant
+        rng = dp_random(
+            reproducible=privacy.reproducible_noise, seeds=(seed,), what="record-level DP-SGD"
+        )
+        private = make_private(
+            model,
+            optimizer,
+            privacy=privacy,
+            criterion=BPRCriterion(model=model),
+            rng=rng,
+            history=accountant_history,
+        )
+        module, optimizer = private.module, private.optimizer
+        batches: Iterable[torch.Tensor] = (
+            batch
+            for _ in range(train.local_epochs)
+            for batch in PoissonBatches(
+                n, rate=sample_rate(privacy), steps=steps_per_epoch(privacy), rng=rng
+            )
+        )
+        negatives: NegativeDraw = lambda high, shape: rng.integers_torch(high, shape)  # noqa: E731
+        if hasattr(model, "dropout_mask"):
+            model.dropout_mask = rng.uniform_torch
+    else:
+        gen = torch.Generator().manual_seed(int(seed))
+        batches = _minibatches(n, train.batch_size, train.local_epochs, gen)
+        negatives = _torch_negatives(gen)
+        if hasattr(model, "dropout_mask"):
+            dropout_gen = torch.Generator().manual_seed(int(seed) + 2)
+            model.dropout_mask = lambda shape: torch.rand(shape, generator=dropout_gen)
 
     module.train()
     total, steps = 0.0, 0
-    for _ in range(train.local_epochs):
-        for u, pos in loader:
-            u, batch_items = _batches_with_negatives(u, pos, n_items, train.num_negatives, gen)
-            optimizer.zero_grad(set_to_none=True)
+    for idx in batches:
+        u, batch_items = _with_negatives(
+            users_t[idx], items_t[idx], n_items, train.num_negatives, negatives
+        )
+        optimizer.zero_grad(set_to_none=True)
+        if private is not None and u.shape[0] == 0:
             # An empty Poisson batch is still a step (noise added, accountant stepped):
-            # skipping it would misstate the sampling the accountant assumes.
-            if privacy.dp_enabled and u.shape[0] == 0:
-                # Ghost clipping (and a transformer) cannot run an empty batch; its clipped
-                # sum is zero, so the DP step is noise alone.
-                for param in trainable:
-                    param.grad = torch.zeros_like(param)
-                    if criterion is None:  # per-sample mode clips what grad_sample holds
-                        param.grad_sample = torch.zeros((0, *param.shape), device=param.device)
-                loss_value = 0.0
+            # skipping it would misstate the sampling the accountant assumes. Ghost clipping
+            # (and a transformer) cannot run an empty batch; its clipped sum is zero.
+            for param in trainable:
+                param.grad = torch.zeros_like(param)
+                if private.criterion is None:  # per-sample mode clips what grad_sample holds
+                    param.grad_sample = torch.zeros((0, *param.shape), device=param.device)
+            loss_value = 0.0
+        else:
+            scores = module(u.to(device), batch_items.to(device))
+            if private is not None and private.criterion is not None:
+                loss = private.criterion(scores, scores.new_zeros(scores.shape[0]))
+            elif private is not None:
+                loss = model.per_sample_loss(scores).sum()
             else:
-                scores = module(u.to(device), batch_items.to(device))
-                if criterion is not None:
-                    loss = criterion(scores, scores.new_zeros(scores.shape[0]))
-                else:
-                    loss = model.per_sample_loss(scores).sum() / max(int(u.shape[0]), 1)
-                with warnings.catch_warnings():
-                    # Opacus' hooks fire on outputs only (inputs are indices): harmless.
-                    warnings.simplefilter("ignore", UserWarning)
-                    loss.backward()
-                loss_value = float(loss.item())
-            optimizer.step()
-            if anchors:
-                # The gradient of mu/2 ||w - w_global||^2, as its own step: it depends on no
-                # record, so under DP it is post-processing (Opacus would drop a loss term
-                # that is not per-sample anyway).
-                with torch.no_grad():
-                    for param, anchor in zip(shared_params, anchors, strict=True):
-                        param.sub_(lr * train.proximal_mu * (param - anchor))
-            total += loss_value * u.shape[0]
-            steps += 1
-    close = getattr(module, "_close", None)
-    if privacy.dp_enabled and callable(close):
-        close()  # remove Opacus hooks; the plain model keeps the trained weights
+                loss = model.per_sample_loss(scores).mean()
+            with warnings.catch_warnings():
+                # Opacus' hooks fire on outputs only (inputs are indices): harmless.
+                warnings.simplefilter("ignore", UserWarning)
+                loss.backward()
+            loss_value = float(loss.item()) / (u.shape[0] if private is not None else 1)
+        optimizer.step()
+        if anchors:
+            # The gradient of mu/2 ||w - w_global||^2, as its own step: it depends on no
+            # record, so under DP it is post-processing (Opacus would drop a loss term
+            # that is not per-sample anyway).
+            with torch.no_grad():
+                for param, anchor in zip(shared_params, anchors, strict=True):
+                    param.sub_(lr * train.proximal_mu * (param - anchor))
+        total += loss_value * u.shape[0]
+        steps += 1
+    if private is not None:
+        private.close()  # remove Opacus hooks; the plain model keeps the trained weights
+    if hasattr(model, "dropout_mask"):
+        model.dropout_mask = None
 
-    sample_rate = 1.0 / len(loader)
-    if accountant is None:
-        return LocalResult(total / max(n * train.local_epochs, 1), steps, n, sample_rate, [], None)
-    history = history_of(accountant)
-    eps = epsilon_of(history, privacy.target_delta)
+    mean_loss = total / max(n * train.local_epochs, 1)
+    if private is None:
+        return LocalResult(mean_loss, steps, n, 1.0, [], None)
+    history = history_of(private.accountant)
     return LocalResult(
-        loss=total / max(n * train.local_epochs, 1),
+        loss=mean_loss,
         steps=steps,
         num_examples=n,
-        sample_rate=sample_rate,
+        sample_rate=sample_rate(privacy),
         accountant_history=history,
-        epsilon=eps,
+        epsilon=epsilon_of(history, privacy.target_delta),
     )
 
 
@@ -254,8 +266,8 @@ def finetune_users(
             perm = torch.randperm(len(i_all), generator=gen)
             for start in range(0, len(perm), train.batch_size):
                 idx = perm[start : start + train.batch_size]
-                u, batch_items = _batches_with_negatives(
-                    u_all[idx], i_all[idx], n_items, train.num_negatives, gen
+                u, batch_items = _with_negatives(
+                    u_all[idx], i_all[idx], n_items, train.num_negatives, _torch_negatives(gen)
                 )
                 opt.zero_grad(set_to_none=True)
                 bpr_loss(model.score(u, batch_items)).mean().backward()

@@ -38,7 +38,7 @@ Defenses, all applied to updates computed by the project's own client code
 - none (the no-DP scenario, and the defaults with DP off);
 - record-level DP-SGD (Opacus, the DP scenario) at several noise multipliers, with the
   epsilon the client's own accountant reports;
-- user-level DP with local noise (:mod:`fedrec.shared.user_dp`: clip the whole update to
+- user-level DP with local noise (:mod:`fedrec.shared.privacy.user`: clip the whole update to
   ``C``, add ``N(0, (sigma C)^2)`` to every coordinate before sending), and central
   user-level DP, where the server itself adds the noise and therefore sees the clipped
   update;
@@ -87,13 +87,16 @@ from fedrec.shared.config import FedRecConfig, PrivacyConfig, resolve_config
 from fedrec.shared.data import load_dataset, load_split
 from fedrec.shared.models.factory import init_global, item_text_embeddings
 from fedrec.shared.models.hybrid import USER_HEAD_W
-from fedrec.shared.privacy import epsilon_of
-from fedrec.shared.user_accounting import account, resolve_delta
-from fedrec.shared.user_dp import (
+from fedrec.shared.privacy import (
+    DPRandom,
+    SeededRandom,
+    account,
     clip_update,
+    epsilon_of,
     gaussian_noise_like,
     noise_std,
     privatize,
+    resolve_delta,
     update_norm,
 )
 from fedrec.simulations.plain import PlainFederation, sample_partitions
@@ -300,11 +303,11 @@ def delta_of(update: Mapping[str, np.ndarray], shared: Mapping[str, np.ndarray])
 
 
 def local_user_dp(
-    delta: Mapping[str, np.ndarray], clip: float, sigma: float, rng: np.random.Generator
+    delta: Mapping[str, np.ndarray], clip: float, sigma: float, rng: DPRandom
 ) -> Update:
     """The update a client sends under ``user-dp = local``: clipped, plus ``N(0, (sigma clip)^2)``.
 
-    The project's own :func:`fedrec.shared.user_dp.privatize`, with a seeded ``rng`` here.
+    The project's own :func:`fedrec.shared.privacy.privatize`, with a seeded ``rng`` here.
     """
     noised, _ = privatize(delta, clip, noise_std("local", sigma, clip), rng)
     return noised
@@ -547,10 +550,10 @@ def attack_round(
         rows.append(row.result(server_round, seed))
         progress(_line(rows[-1]))
 
-    # User-level DP as the project runs it (shared.user_dp), at its user-clip. Epsilon against
-    # the server: it picks the sample, so each round a user takes part in is a full Gaussian
-    # mechanism (q = 1; shared.user_accounting), for this round and for a run as long as the
-    # DP scenario's.
+    # User-level DP as the project runs it (shared/privacy/user.py), at its user-clip.
+    # Epsilon against the server: it picks the sample, so each round a user takes part in is
+    # a full Gaussian mechanism (q = 1; shared/privacy/accounting.py), for this round and for
+    # a run as long as the DP scenario's.
     privacy = nodp.privacy
     clip = privacy.user_clip
     delta_user = resolve_delta(privacy, fed.num_partitions)
@@ -591,7 +594,7 @@ def attack_round(
         )
         with _Timer(row):
             for c in clients:
-                rng = np.random.default_rng([seed, server_round, c.pid, int(sigma * 1e6)])
+                rng = SeededRandom(seed, server_round, c.pid, int(sigma * 1e6))
                 row.attack(local_user_dp(pool_deltas[c.pid], clip, sigma, rng), shared, c.truth)
         rows.append(row.result(server_round, seed))
         progress(_line(rows[-1]))
@@ -659,7 +662,7 @@ def attack_round(
         with _Timer(row):
             for c in clients:
                 group, extra = _cohort(pool_ids, c.pid, size, [seed, server_round, size])
-                rng = np.random.default_rng([seed, server_round, c.pid, size, 1])
+                rng = SeededRandom(seed, server_round, c.pid, size, 1)
                 shared_part = secure_sum([clipped[p] for p in group[1:]])
                 common = gaussian_noise_like(shared_part, std * math.sqrt(size - 1), rng)
                 own = gaussian_noise_like(shared_part, std, rng)
@@ -917,7 +920,7 @@ def markdown_report(result: Mapping[str, Any]) -> str:
         f"{fed['clients']} clients, {fed['seconds']:.0f} s. Record-level DP rows use "
         "scenario `ml100k-dp` with the noise multiplier shown; user-level and SecAgg+ rows "
         "post-process the no-DP scenario's updates with the project's user-level DP code "
-        "(`shared/user_dp.py`) at its `user-clip` C; "
+        "(`shared/privacy/user.py`) at its `user-clip` C; "
         + "; ".join(
             f"round {k}: C = {v['clip']:g}, median update norm {v['median_update_norm']:.3g}, "
             f"{100 * v['clipped_share']:.0f}% of updates clipped"

@@ -59,10 +59,14 @@ from fedrec.shared.data.dataset import Split
 from fedrec.shared.evaluation import evaluate_model, summarize
 from fedrec.shared.metrics import ndcg_at_k
 from fedrec.shared.models.factory import init_global
-from fedrec.shared.privacy import epsilon_of
-from fedrec.shared.training import dp_plan
-from fedrec.shared.user_accounting import account, default_delta, resolve_delta
-from fedrec.shared.user_dp import noise_std
+from fedrec.shared.privacy import (
+    account,
+    default_delta,
+    dp_plan,
+    epsilon_of,
+    noise_std,
+    resolve_delta,
+)
 from fedrec.simulations.plain import PlainFederation, sample_partitions
 from fedrec.simulations.scenarios import load_scenario
 
@@ -160,12 +164,12 @@ def calibrate_sigma(
 def record_plans(
     n_records: Iterable[int], train: TrainConfig, privacy: PrivacyConfig
 ) -> Counter[tuple[float, int]]:
-    """How many clients run each DP-SGD plan ``(sample rate, steps per round)``."""
-    plans: Counter[tuple[float, int]] = Counter()
-    for n in n_records:
-        _, q, steps = dp_plan(int(n), train, privacy)
-        plans[(float(q), int(steps))] += 1
-    return plans
+    """How many clients run each DP-SGD plan ``(sample rate, steps per round)``.
+
+    The plan depends on public settings only, so every client runs the same one.
+    """
+    _, q, steps = dp_plan(train, privacy)
+    return Counter({(float(q), int(steps)): sum(1 for _ in n_records)})
 
 
 def record_epsilon(

@@ -12,7 +12,7 @@ user-level (ε, δ) is kept by :class:`fedrec.server.user_dp.UserLevelAccountant
 - ``central``: :class:`fedrec.server.user_dp.CentralNoise` clips every update and noises
   their sum once; the sum is divided by the number of clients sampled.
 - ``local``: each client clips its update and adds all of the noise (the ClientApp's
-  :func:`fedrec.client.client_app.noised_update`), keeps its ledger
+  :func:`fedrec.client.task.noised_update`), keeps its ledger
   (:func:`fedrec.client.ledger.user_round_for`), and the server averages what it gets as
   without DP.
 - ``secagg``: each client adds its share of the noise for the threshold Flower's SecAgg+
@@ -32,14 +32,17 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from flwr.app import ConfigRecord
 from flwr.common.secure_aggregation.quantization import dequantize, quantize
 
-from fedrec.client.client_app import noised_update
 from fedrec.client.ledger import total_user_epsilon, user_round_for
-from fedrec.client.secagg import MIN_SURVIVORS_KEY
 from fedrec.client.state import ClientStateStore
-from fedrec.client.task import client_seed, load_client_data, local_train, local_user_evals
+from fedrec.client.task import (
+    client_seed,
+    load_client_data,
+    local_train,
+    local_user_evals,
+    noised_update,
+)
 from fedrec.server.aggregation import (
     ServerOptimizer,
     apply_updates,
@@ -47,7 +50,12 @@ from fedrec.server.aggregation import (
     update_norm,
 )
 from fedrec.server.secagg import clipping_range, quantization_levels, secagg_threshold
-from fedrec.server.user_dp import CentralNoise, UserLevelAccountant, mean_of_sum
+from fedrec.server.user_dp import (
+    CentralNoise,
+    UserLevelAccountant,
+    central_noise_for,
+    mean_of_sum,
+)
 from fedrec.shared.config import FedRecConfig, PrivacyConfig
 from fedrec.shared.evaluation import UserEval, summarize
 
@@ -74,9 +82,7 @@ class PlainFederation:
     def __post_init__(self) -> None:
         privacy = self.cfg.privacy
         if privacy.user_dp == "central":
-            self.central_noise = self.central_noise or CentralNoise(
-                privacy.user_clip, privacy.user_noise_multiplier
-            )
+            self.central_noise = self.central_noise or central_noise_for(self.cfg)
         if privacy.user_dp != "off":
             self.user_accountant = self.user_accountant or UserLevelAccountant(privacy)
         self.optimizer = self.optimizer or server_optimizer_for(self.cfg.federation)
@@ -93,6 +99,7 @@ class PlainFederation:
             delta = self.user_accountant.fix_delta(self.num_partitions)
             user_round = user_round_for(privacy, delta)  # the clients' ledgers (local/secagg)
         deltas = []
+        noise_seeds: list[tuple[int, int]] = []  # as the ClientApp's, used if reproducible
         for pid in partitions:
             data = load_client_data(self.cfg, pid, self.num_partitions)
             update, _ = local_train(
@@ -106,6 +113,7 @@ class PlainFederation:
                 user_round=user_round,
             )
             deltas.append({k: update[k] - v for k, v in self.shared.items()})
+            noise_seeds.append((client_seed(self.cfg, pid), server_round))
             if user_round is not None and self.user_accountant is not None:
                 # As the ClientApp's user-epsilon metric: what the client's ledger holds.
                 spent = total_user_epsilon(self._store(pid).load())
@@ -126,12 +134,19 @@ class PlainFederation:
         if privacy.user_dp == "secagg" and deltas:
             # As FedRecStrategy.aggregate_secure: the secure sum over the sampled clients.
             total = unmasked_secure_sum(
-                [self._client_noised(d, len(partitions)) for d in deltas], privacy
+                [
+                    self._client_noised(d, len(partitions), seeds)
+                    for d, seeds in zip(deltas, noise_seeds, strict=True)
+                ],
+                privacy,
             )
             self.shared = self.optimizer.step(self.shared, mean_of_sum(total, len(partitions)))
             return time.perf_counter() - t0
         if privacy.user_dp == "local":
-            deltas = [self._client_noised(d, len(partitions)) for d in deltas]
+            deltas = [
+                self._client_noised(d, len(partitions), seeds)
+                for d, seeds in zip(deltas, noise_seeds, strict=True)
+            ]
         new, _, norms = apply_updates(
             self.shared,
             deltas,
@@ -146,19 +161,17 @@ class PlainFederation:
             self.shared = new
         return time.perf_counter() - t0
 
-    def _client_noised(self, delta: Arrays, sampled: int) -> Arrays:
+    def _client_noised(self, delta: Arrays, sampled: int, seeds: Sequence[int]) -> Arrays:
         """The update a client sends under user-dp local/secagg, as a delta.
 
         The ClientApp's own :func:`noised_update`, told SecAgg+'s threshold as the
         workflow would tell it.
         """
         privacy = self.cfg.privacy
-        config = ConfigRecord()
-        if privacy.user_dp == "secagg":
-            config[MIN_SURVIVORS_KEY] = secagg_threshold(privacy, sampled)
+        survivors = secagg_threshold(privacy, sampled) if privacy.user_dp == "secagg" else None
         zero = {k: np.zeros_like(v) for k, v in delta.items()}
         # From a zero model the reply is the noised delta under both placements.
-        return noised_update(self.cfg, zero, delta, config)
+        return noised_update(self.cfg, zero, delta, survivors=survivors, seeds=seeds)
 
     def record_epsilons(self) -> list[float]:
         """The record-level ε each client's own accountant holds (clients that trained)."""

@@ -22,6 +22,8 @@ loss, because Opacus' ghost clipping wraps a single ``criterion(output)``.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -84,7 +86,9 @@ class HybridMF(MatrixFactorization):
         self.dim = dim
         self.factor_dropout = float(factor_dropout) if item_head else 0.0
         self.align_weight = float(align_weight)
-        self.dropout_generator: torch.Generator | None = None
+        # Draws the dropout mask's uniforms for a shape; training sets it (under DP from the
+        # same secret source as the noise), None falls back to torch's global generator.
+        self.dropout_mask: Callable[[tuple[int, ...]], torch.Tensor] | None = None
         # LoRA mode: the user tower reads the positive item's text through the adapted
         # encoder instead of the cached frozen embedding.
         self.user_encoder = user_encoder
@@ -129,11 +133,9 @@ class HybridMF(MatrixFactorization):
         if self.training and self.factor_dropout > 0:
             # Item-factor dropout (as in DropoutNet): some items are scored by their text
             # alone, so the item head learns to stand in for a factor a new item lacks.
-            # The mask is public randomness, so per-sample sensitivity is unchanged.
-            gen = self.dropout_generator
-            draw = torch.rand(items.shape, generator=gen) if gen is not None else None
-            if draw is None:
-                draw = torch.rand(items.shape)
+            # The mask depends on no record, so per-sample sensitivity is unchanged.
+            shape = tuple(items.shape)
+            draw = self.dropout_mask(shape) if self.dropout_mask is not None else torch.rand(shape)
             keep = (draw.to(items.device) >= self.factor_dropout).to(q.dtype)
             q = q * keep.unsqueeze(-1)
             b = b * keep

@@ -7,8 +7,7 @@ from fedrec.client.state import ClientState
 from fedrec.client.task import check_budget
 from fedrec.shared.config import resolve_config
 from fedrec.shared.errors import PrivacyBudgetExceeded
-from fedrec.shared.privacy import epsilon_of
-from fedrec.shared.training import dp_plan
+from fedrec.shared.privacy import dp_plan, epsilon_of
 
 
 def _state(history: list[tuple[float, float, int]]) -> ClientState:
@@ -19,7 +18,7 @@ def test_refuses_the_round_that_would_cross_the_budget() -> None:
     cfg = resolve_config(
         {}, {"epsilon-budget": 5.0, "noise-multiplier": 1.0, "dp-sample-rate": 0.1}
     )
-    one_round = dp_plan(100, cfg.train, cfg.privacy)
+    one_round = dp_plan(cfg.train, cfg.privacy)
     check_budget(cfg, _state([]), n_records=100)  # round 1: ~4.45 <= 5
     after_one = [one_round]
     assert epsilon_of([*after_one, one_round], 1e-5) > 5.0

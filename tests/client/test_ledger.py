@@ -16,7 +16,7 @@ from fedrec.client.ledger import (
 from fedrec.client.state import ClientState, ClientStateStore
 from fedrec.shared.config import resolve_config
 from fedrec.shared.errors import PrivacyBudgetExceeded
-from fedrec.shared.user_accounting import account
+from fedrec.shared.privacy import account
 
 
 def _state(rounds: list[int]) -> ClientState:

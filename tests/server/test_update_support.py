@@ -8,7 +8,6 @@ like the touched ones. Runs one real round of fedrec's client and server through
 loopback Grid (conftest.py), record-level DP off so only user-level noise can hide it.
 """
 
-import itertools
 from pathlib import Path
 from typing import Any
 
@@ -49,15 +48,13 @@ def _run(tmp_path: Path, loopback_grid: type, monkeypatch: pytest.MonkeyPatch, p
         raw.append((shared, updated))
         return updated, result
 
-    def recording_noised(*args: Any) -> dict[str, np.ndarray]:
-        out = noised(*args)
+    def recording_noised(*args: Any, **kwargs: Any) -> dict[str, np.ndarray]:
+        out = noised(*args, **kwargs)
         sent.append(out)
         return out
 
     monkeypatch.setattr(client_app_module, "local_train", recording_train)
     monkeypatch.setattr(client_app_module, "noised_update", recording_noised)
-    seeds = itertools.count(100)  # reproducible noise for the test (never in a real run)
-    monkeypatch.setattr(client_app_module, "noise_rng", lambda: np.random.default_rng(next(seeds)))
     settings = {
         "dataset": "generic",
         "data-path": str(_data(tmp_path)),
@@ -68,6 +65,7 @@ def _run(tmp_path: Path, loopback_grid: type, monkeypatch: pytest.MonkeyPatch, p
         "fraction-evaluate": 0.0,
         "final-evaluate-all": False,
         "dp-enabled": False,
+        "reproducible-noise": True,  # for the test only (never in a real run)
         "user-dp": placement,
         "user-delta": 1e-3,
         "min-available-nodes": N_USERS,

@@ -12,9 +12,8 @@ from fedrec.server.user_dp import CentralNoise, UserLevelAccountant, mean_of_sum
 from fedrec.shared.checkpoint import save_catalog, save_checkpoint
 from fedrec.shared.config import resolve_config
 from fedrec.shared.data.dataset import ItemCatalog
+from fedrec.shared.privacy import SeededRandom, account, clip_update, update_norm
 from fedrec.shared.serialization import arrays_to_numpy, numpy_to_arrays
-from fedrec.shared.user_accounting import account
-from fedrec.shared.user_dp import clip_update, update_norm
 
 pytestmark = pytest.mark.usefixtures("task_identity")  # see conftest.py
 
@@ -34,7 +33,7 @@ def test_central_noise_is_added_once_to_the_sum() -> None:
     # Ten clients with nothing to say: the noised sum is the noise, N(0, (σC)²) -- not ten
     # times that variance, as it would be if each update were noised.
     zeros = [{k: np.zeros_like(v) for k, v in d.items()} for d in _deltas(10, 1.0)]
-    central = CentralNoise(clip=2.0, noise_multiplier=1.5, rng=np.random.default_rng(0))
+    central = CentralNoise(clip=2.0, noise_multiplier=1.5, rng=SeededRandom(0))
     noise = np.concatenate([v.ravel() for v in central.noised_sum(zeros).values()])
     assert noise.std() == pytest.approx(3.0, rel=0.05)  # σC = 1.5 * 2, 2,400 coordinates
     assert np.count_nonzero(noise) == noise.size
@@ -42,11 +41,11 @@ def test_central_noise_is_added_once_to_the_sum() -> None:
 
 def test_central_clips_every_update_before_summing() -> None:
     deltas = _deltas(4, 5.0)  # norms ~ 250 >> clip
-    central = CentralNoise(clip=1.0, noise_multiplier=1.0, rng=np.random.default_rng(3))
+    central = CentralNoise(clip=1.0, noise_multiplier=1.0, rng=SeededRandom(3))
     got = central.noised_sum(deltas)
     clipped = [clip_update(d, 1.0)[0] for d in deltas]
     assert all(update_norm(c) == pytest.approx(1.0, rel=1e-5) for c in clipped)
-    replay = CentralNoise(clip=1.0, noise_multiplier=1.0, rng=np.random.default_rng(3))
+    replay = CentralNoise(clip=1.0, noise_multiplier=1.0, rng=SeededRandom(3))
     noise = replay.noised_sum([{k: np.zeros_like(v) for k, v in d.items()} for d in deltas])
     expected = sum_updates(clipped)
     for k in expected:
@@ -69,7 +68,7 @@ def test_central_strategy_averages_the_noised_sum_over_the_sampled_clients() -> 
         min_train_nodes=3,
         server_learning_rate=10.0,
         update_norm_factor=1.5,  # would reject; clipping replaces screening under DP
-        central_noise=CentralNoise(1.0, 1.0, rng=np.random.default_rng(11)),
+        central_noise=CentralNoise(1.0, 1.0, rng=SeededRandom(11)),
     )
     zero = {k: np.zeros_like(v) for k, v in deltas[0].items()}
     msgs = list(strategy.configure_train(1, numpy_to_arrays(zero), ConfigRecord({}), _Grid(3)))
@@ -87,7 +86,7 @@ def test_central_strategy_averages_the_noised_sum_over_the_sampled_clients() -> 
     ]
     new, metrics = strategy.aggregate_train(1, replies)
     assert new is not None and metrics is not None
-    expected = CentralNoise(1.0, 1.0, rng=np.random.default_rng(11)).noised_sum(deltas)
+    expected = CentralNoise(1.0, 1.0, rng=SeededRandom(11)).noised_sum(deltas)
     got = arrays_to_numpy(new)
     for k in expected:
         np.testing.assert_allclose(got[k], 10.0 * expected[k] / 3, rtol=1e-5, atol=1e-5)

@@ -6,8 +6,8 @@ import torch
 
 from fedrec.shared.config import PrivacyConfig, TrainConfig
 from fedrec.shared.models.mf import MatrixFactorization
-from fedrec.shared.privacy import epsilon_of
-from fedrec.shared.training import dp_plan, train_local
+from fedrec.shared.privacy import dp_plan, epsilon_of
+from fedrec.shared.training import train_local
 
 N_ITEMS = 50
 
@@ -185,7 +185,11 @@ def test_ghost_clipping_gives_the_same_update_as_per_sample_gradients() -> None:
             items,
             train=TrainConfig(local_epochs=2, learning_rate=0.5),
             privacy=PrivacyConfig(
-                noise_multiplier=1e-6, max_grad_norm=0.01, dp_sample_rate=0.2, grad_sample_mode=mode
+                noise_multiplier=1e-6,
+                max_grad_norm=0.01,
+                dp_sample_rate=0.2,
+                grad_sample_mode=mode,
+                reproducible_noise=True,  # the same batches and negatives for both modes
             ),
             seed=2,
         )
@@ -227,7 +231,7 @@ def test_dp_plan_is_what_training_runs(n: int) -> None:
         privacy=privacy,
         seed=0,
     )
-    sigma, q, steps = dp_plan(n, train, privacy)
+    sigma, q, steps = dp_plan(train, privacy)  # the same for every n
     assert res.accountant_history == [(sigma, pytest.approx(q), steps)]
 
 
@@ -254,3 +258,94 @@ def test_dp_noise_cannot_be_regenerated_from_the_public_seed() -> None:
 
     assert "does not hold" in str(report_for(PrivacyConfig(reproducible_noise=True), 1.0))
     assert "does not hold" not in str(report_for(PrivacyConfig(), 1.0))
+
+
+def test_torch_cpu_generators_keep_32_seed_bits_so_dp_noise_never_uses_them() -> None:
+    # Why the noise moved to a CSPRNG: seeds equal mod 2^32 give identical torch noise on
+    # CPU, so a "secret" 63-bit seed could be brute-forced in 2^32 tries.
+    seed = 123_456_789
+    a = torch.randn(8, generator=torch.Generator().manual_seed(seed))
+    b = torch.randn(8, generator=torch.Generator().manual_seed(seed + 2**32))
+    torch.testing.assert_close(a, b)
+    # fedrec's DP noise does not depend on any torch generator: the same public seed and the
+    # same torch global seed give different noise in two runs.
+    updates = []
+    for _ in range(2):
+        torch.manual_seed(0)
+        model = _model()
+        users, items = _data()
+        train_local(model, users, items, train=TrainConfig(), privacy=PrivacyConfig(), seed=7)
+        updates.append(model.get_shared()["item_factors"])
+    assert not np.allclose(updates[0], updates[1])
+
+
+def _noise_std_of_update(n: int, privacy: PrivacyConfig) -> float:
+    """The robust std of one client's item-table update when noise swamps the signal."""
+    model = MatrixFactorization(1, 2000, 8)
+    before = model.get_shared()["item_factors"]
+    rng = np.random.default_rng(n)
+    train_local(
+        model,
+        np.zeros(n, np.int64),
+        rng.choice(2000, n, replace=False),
+        train=TrainConfig(local_epochs=1, num_negatives=1, learning_rate=1.0),
+        privacy=privacy,
+        seed=n,
+    )
+    delta = (model.get_shared()["item_factors"] - before).ravel()
+    return float(np.median(np.abs(delta)) / 0.6745)
+
+
+def test_the_update_does_not_reveal_the_record_count() -> None:
+    # Regression: the noised sum was divided by the client's own record count (Opacus'
+    # expected batch size), so the noise std of an update was ~1/n and n could be read off
+    # one update. Now the divisor is the public dp-batch-size: the noise scale is flat in n.
+    privacy = PrivacyConfig(noise_multiplier=1e4, max_grad_norm=1.0, dp_batch_size=64)
+    counts = np.array([4, 16, 64, 256, 1024])
+    stds = np.array([_noise_std_of_update(int(n), privacy) for n in counts])
+    expected = 1.0 * 1e4 * 1.0 / 64  # lr * sigma * C / B, whatever n
+    np.testing.assert_allclose(stds, expected, rtol=0.05)
+    slope = np.polyfit(np.log(counts), np.log(stds), 1)[0]
+    assert abs(slope) < 0.02  # dividing by n gave a slope of -1
+
+
+@pytest.mark.parametrize("rate", [1.0, 0.5])
+def test_batches_and_negatives_are_secret_unless_reproducible(rate: float) -> None:
+    # Regression: Poisson masks and negatives came from generators seeded by public seeds,
+    # so the server knew every batch (no amplification) and every negative. With noise
+    # negligible, an update is a function of its batches and negatives alone.
+    def run(reproducible: bool) -> np.ndarray:
+        model = _model()
+        users, items = _data()
+        privacy = PrivacyConfig(
+            noise_multiplier=1e-9, dp_sample_rate=rate, reproducible_noise=reproducible
+        )
+        train_local(model, users, items, train=TrainConfig(), privacy=privacy, seed=7)
+        return model.get_shared()["item_factors"]
+
+    assert not np.allclose(run(False), run(False), atol=1e-6)
+    np.testing.assert_array_equal(run(True), run(True))
+
+
+def test_item_dropout_masks_come_from_the_dp_source(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Regression: the hybrid's item-factor dropout mask came from a generator seeded by a
+    # public seed. Under DP it is drawn from the same secret source as the noise.
+    import fedrec.shared.training as training
+    from fedrec.shared.models.hybrid import HybridMF
+    from fedrec.shared.privacy import SecureRandom
+
+    drawn: list[tuple[int, ...]] = []
+
+    class Recording(SecureRandom):
+        def uniform_torch(self, shape):  # type: ignore[no-untyped-def]
+            drawn.append(tuple(shape))
+            return super().uniform_torch(shape)
+
+    monkeypatch.setattr(training, "dp_random", lambda **_: Recording())
+    text = np.random.default_rng(0).normal(size=(N_ITEMS, 384)).astype(np.float32)
+    model = HybridMF(1, N_ITEMS, 8, text, factor_dropout=0.5, item_head=True)
+    users, items = _data()
+    train = TrainConfig(local_epochs=2, num_negatives=3)
+    train_local(model, users, items, train=train, privacy=PrivacyConfig(), seed=7)
+    assert drawn == [(len(items), 1 + 3)] * 2  # one mask per full-batch step
+    assert model.dropout_mask is None  # not left behind for scoring

@@ -6,15 +6,15 @@ import pytest
 
 from fedrec.shared.config import resolve_config
 from fedrec.shared.errors import AccountingError
-from fedrec.shared.privacy import epsilon_of
-from fedrec.shared.user_accounting import (
+from fedrec.shared.privacy import (
     account,
     compress,
     default_delta,
-    prv_epsilon,
+    epsilon_of,
     resolve_delta,
     user_report,
 )
+from fedrec.shared.privacy.accounting import prv_epsilon
 
 
 def test_rdp_is_the_record_level_arithmetic_and_prv_is_tighter() -> None:

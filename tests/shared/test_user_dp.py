@@ -3,10 +3,11 @@
 import numpy as np
 import pytest
 
-from fedrec.shared.user_dp import (
+from fedrec.shared.privacy import (
+    SecureRandom,
+    SeededRandom,
     clip_update,
     gaussian_noise_like,
-    noise_rng,
     noise_std,
     privatize,
     update_norm,
@@ -46,7 +47,7 @@ def test_noise_std_per_placement() -> None:
 
 def test_privatized_update_is_clipped_plus_noise_of_the_asked_std() -> None:
     update = _update(np.random.default_rng(1), 10.0)  # norm >> clip
-    sent, scale = privatize(update, 1.0, 0.5, np.random.default_rng(2))
+    sent, scale = privatize(update, 1.0, 0.5, SeededRandom(2))
     clipped, _ = clip_update(update, 1.0)
     noise = np.concatenate([(sent[k] - clipped[k]).ravel() for k in update])
     assert scale < 1.0
@@ -57,12 +58,12 @@ def test_privatized_update_is_clipped_plus_noise_of_the_asked_std() -> None:
 
 def test_noise_is_dense_even_for_a_zero_update() -> None:
     zero = {"item_factors": np.zeros((1000, 4), np.float32)}
-    noise = gaussian_noise_like(zero, 2.0, np.random.default_rng(0))["item_factors"]
+    noise = gaussian_noise_like(zero, 2.0, SeededRandom(0))["item_factors"]
     assert np.count_nonzero(noise) == noise.size
     assert noise.std() == pytest.approx(2.0, rel=0.03)
 
 
 def test_noise_generator_is_not_reproducible_from_any_seed() -> None:
-    # Two generators from the OS's entropy differ; the run seed (public) plays no part.
-    a, b = noise_rng().standard_normal(8), noise_rng().standard_normal(8)
+    # Two generators keyed from the OS's entropy differ; the run seed (public) plays no part.
+    a, b = SecureRandom().normal(8), SecureRandom().normal(8)
     assert not np.array_equal(a, b)

@@ -14,8 +14,7 @@ import pytest
 from dp_accounting.pld import pld_privacy_accountant
 from dp_accounting.rdp import rdp_privacy_accountant
 
-from fedrec.shared.privacy import RDP_ORDERS
-from fedrec.shared.user_accounting import account
+from fedrec.shared.privacy import RDP_ORDERS, account
 
 CASES = [
     (1.0, 1.0, 5),  # every client in every round (the default fraction-train = 1)

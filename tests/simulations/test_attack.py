@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 from fedrec.cli.bench import bench_app
 from fedrec.shared.config import FedRecConfig, PrivacyConfig, TrainConfig
 from fedrec.shared.models.mf import MatrixFactorization
+from fedrec.shared.privacy import SeededRandom
 from fedrec.shared.training import train_local
 from fedrec.simulations.attack import (
     MEMBERSHIP_ATTACKS,
@@ -113,7 +114,7 @@ def test_heavy_noise_takes_the_attack_to_chance() -> None:
     items, ratings = _client(1)
     truth = _truth(items, ratings)
     delta = _update(items, NO_DP, seed=1)
-    rng = np.random.default_rng(0)
+    rng = SeededRandom(0)
     clip = 1.0
     light = membership_aucs(membership_scores(local_user_dp(delta, clip, 1e-4, rng)), truth)
     heavy = membership_aucs(membership_scores(local_user_dp(delta, clip, 1.0, rng)), truth)
@@ -316,11 +317,10 @@ def test_tpr_at_low_fpr_extremes() -> None:
 
 
 def test_default_record_sigmas_reach_about_8_4_and_1_and_the_cli_agrees() -> None:
-    from fedrec.shared.privacy import epsilon_of
-    from fedrec.shared.training import dp_plan
+    from fedrec.shared.privacy import dp_plan, epsilon_of
 
     cfg = FedRecConfig()
-    _, q, steps = dp_plan(60, cfg.train, cfg.privacy)  # the product's plan for any user
+    _, q, steps = dp_plan(cfg.train, cfg.privacy)  # the product's plan, the same for every user
     eps = [epsilon_of([(s, q, 5 * steps)], cfg.privacy.target_delta) for s in RECORD_SIGMAS]
     for got, want in zip(eps, (8.0, 4.0, 1.0), strict=True):
         assert 0.85 * want <= got <= 1.05 * want, eps

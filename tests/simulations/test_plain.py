@@ -76,11 +76,12 @@ def test_clients_with_one_to_three_interactions_train_under_dp(tmp_path: Path) -
     owner = {int(load_client_data(cfg, k, 6).users[0]): k for k in range(6)}
     tiny = ClientStateStore(tmp_path / "c" / f"partition-{owner[0]}").load()
     big = ClientStateStore(tmp_path / "c" / f"partition-{owner[3]}").load()
-    # One record: every DP step samples it with probability 1 (no amplification), and the
-    # ledger says so -- such users dominate the reported maximum epsilon.
+    # Regression: the plan (rate, steps) followed the record count, so a one-record client
+    # sampled its record in every step and its epsilon (and reply) revealed that. Now every
+    # client runs the public plan, whatever it holds.
     assert tiny is not None and big is not None
-    assert tiny.accountant_history[0][1] == 1.0
-    assert tiny.epsilon > big.epsilon
+    assert tiny.accountant_history == big.accountant_history == [(1.0 * 2.1, 0.1, 20)]
+    assert tiny.epsilon == big.epsilon
 
 
 @pytest.mark.parametrize("placement", ["local", "secagg"])
@@ -110,7 +111,7 @@ def test_a_clients_noise_is_all_of_it_locally_and_its_share_under_secagg(
     privacy = {"user-dp": placement, "user-clip": 0.5, "user-noise-multiplier": 2.0}
     fed = _federation(tmp_path, **privacy)
     zero = {"x": np.zeros(200_000, np.float32)}
-    noise = fed._client_noised(zero, 6)["x"]
+    noise = fed._client_noised(zero, 6, ())["x"]
     assert noise.std() == pytest.approx(2.0 * 0.5 / np.sqrt(survivors), rel=0.02)
 
 

@@ -4,15 +4,18 @@ The unit here is one client's entire contribution in a round (all of its records
 update is the dict of shared-tensor deltas a client sends; its L2 norm is taken over all
 tensors together, so the clip bound is the sensitivity of the sum of clipped updates.
 Noise is dense: every coordinate of every tensor gets noise, so the noised update does not
-reveal which rows (items) the client touched.
+reveal which rows (items) the client touched. The noise comes from a
+:class:`~fedrec.shared.privacy.random.DPRandom` (a CSPRNG unless reproducible noise was
+asked for), in float64, rounded once when it is added.
 """
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Mapping
 
 import numpy as np
+
+from fedrec.shared.privacy.random import DPRandom
 
 PLACEMENTS = ("central", "local", "secagg")
 
@@ -36,25 +39,27 @@ def clip_update(
 
 
 def gaussian_noise_like(
-    delta: Mapping[str, np.ndarray], std: float, rng: np.random.Generator
+    delta: Mapping[str, np.ndarray], std: float, rng: DPRandom
 ) -> dict[str, np.ndarray]:
-    """Independent N(0, std^2) noise of the same shapes as ``delta`` (every coordinate)."""
-    if std < 0:
-        raise ValueError(f"noise std must be >= 0, got {std}")
-    return {
-        k: (rng.standard_normal(np.shape(v)) * std).astype(np.float32) for k, v in delta.items()
-    }
+    """Independent N(0, std^2) float64 noise of the same shapes as ``delta`` (every coordinate)."""
+    return {k: rng.normal(np.shape(v), std) for k, v in delta.items()}
 
 
 def noise_std(
-    placement: str, noise_multiplier: float, clip: float, *, survivors: int | None = None
+    placement: str,
+    noise_multiplier: float,
+    clip: float,
+    *,
+    survivors: int | None = None,
+    colluders: int = 0,
 ) -> float:
     """The std of the noise *one* party adds so that the sum carries at least N(0, (σC)²).
 
     ``central``: the server adds it once to the sum; ``local``: each client adds all of it
     to its own update; ``secagg``: each of at least ``survivors`` clients whose updates
-    reach the secure sum adds ``σC / sqrt(survivors)``, so the variances add up to at least
-    (σC)² however many of the others dropped out.
+    reach the secure sum adds ``σC / sqrt(survivors - colluders)``. The variances of the
+    honest shares then add up to at least (σC)² however many of the others dropped out,
+    even if ``colluders`` of the survivors tell the server their own shares.
     """
     if placement not in PLACEMENTS:
         raise ValueError(f"placement must be one of {PLACEMENTS}, got {placement!r}")
@@ -63,22 +68,18 @@ def noise_std(
         return full
     if survivors is None or survivors < 1:
         raise ValueError(f"secagg noise needs the minimum number of survivors, got {survivors}")
-    return full / float(np.sqrt(survivors))
+    if colluders < 0 or survivors - colluders < 1:
+        raise ValueError(
+            f"secagg noise for {colluders} colluder(s) needs more than that many survivors, "
+            f"got {survivors}; lower secagg-max-colluders or raise the reconstruction threshold"
+        )
+    return full / float(np.sqrt(survivors - colluders))
 
 
 def privatize(
-    delta: Mapping[str, np.ndarray], clip: float, std: float, rng: np.random.Generator
+    delta: Mapping[str, np.ndarray], clip: float, std: float, rng: DPRandom
 ) -> tuple[dict[str, np.ndarray], float]:
     """``delta`` clipped to joint L2 norm ``clip`` plus dense N(0, std²) noise; and the scale."""
     clipped, scale = clip_update(delta, clip)
     noise = gaussian_noise_like(clipped, std, rng)
     return {k: (clipped[k] + noise[k]).astype(np.float32) for k in clipped}, scale
-
-
-def noise_rng() -> np.random.Generator:
-    """A generator seeded from the operating system's entropy.
-
-    Never derive DP noise from the run's ``seed``: it is in every manifest, so anyone who
-    reads one could regenerate the noise and subtract it.
-    """
-    return np.random.default_rng(secrets.randbits(128))

@@ -1,24 +1,18 @@
-"""User-level privacy accounting: a subsampled Gaussian mechanism over federated rounds.
+"""Privacy accounting: (ε, δ) of a history of Gaussian mechanisms, record and user level.
 
-Each round releases ``sum of clipped client updates + N(0, (σC)²)`` (user-level DP-FedAvg,
-McMahan et al. 2018): a Gaussian mechanism of sensitivity ``C`` (adding or removing one
-user changes the sum by at most one clipped update), noise multiplier ``σ``, applied to the
-clients sampled with rate ``q = clients per round / clients``. Composed over the rounds it
-is the same object DP-SGD accounts for, so Opacus' accountants apply with one history
-entry ``(σ, q, rounds)`` per run of identical rounds:
+A history is a list of ``(noise_multiplier, sample_rate, steps)`` entries, the form Opacus'
+accountants keep. Record-level DP-SGD (one client's steps) and user-level DP (the rounds of
+a federation) are both subsampled Gaussian mechanisms and are accounted by the same code:
 
-- ``rdp``: Opacus' RDP analysis (the arithmetic of :func:`fedrec.shared.privacy.epsilon_of`);
+- ``rdp``: Opacus' RDP analysis (:func:`epsilon_of`), on :data:`RDP_ORDERS`;
 - ``prv``: Opacus' PRV accountant (Gopi et al. 2021), tighter, numerical. Its grid grows
   with the privacy loss; where it would not fit in memory fedrec falls back to RDP (a valid,
-  looser bound) and says so in the report.
+  looser bound) and says so (:func:`account`).
 
-Two views are accounted:
-
-- **released models** (anyone who reads a checkpoint or the HTTP API): the sample is secret
-  to them, so sampling amplifies privacy (``q = K / N``);
-- **the server**, which picks the sample and so knows whether a user took part: no
-  amplification, each round a user took part in is a full Gaussian mechanism (``q = 1``).
-  With ``central`` placement the server sees raw updates and there is no such guarantee.
+Flower's own Opacus example builds a new PrivacyEngine every round, so the epsilon it
+reports covers one round. Here a client's history is saved in its state after every round
+and restored before the next, so the epsilon it reports is what *all* its training so far
+has spent.
 """
 
 from __future__ import annotations
@@ -28,67 +22,81 @@ import math
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
+from opacus.accountants import RDPAccountant
+from opacus.accountants.analysis import rdp as rdp_analysis
 
 from fedrec.shared.config import PrivacyConfig
 from fedrec.shared.errors import AccountingError
-from fedrec.shared.privacy import HistoryEntry, epsilon_of
 
 logger = logging.getLogger(__name__)
 
-UNIT = "user"
-# PRV discretises the privacy-loss distribution on a grid; beyond this many points its
-# FFTs need gigabytes (a single round at σ = 0.1 wants ~10^9 points).
+# RDP orders used to convert to (epsilon, delta). Any set of orders gives a valid bound;
+# Opacus' default grid adds ~100 fractional orders whose evaluation dominated a client's
+# round time, and this coarser grid can only report a slightly larger (more conservative)
+# epsilon (tests/shared/test_privacy.py compares the two).
+RDP_ORDERS: tuple[float, ...] = (
+    1.25,
+    1.5,
+    1.75,
+    2.5,
+    3.5,
+    *map(float, range(2, 64)),
+    80.0,
+    128.0,
+    256.0,
+)
+
+HistoryEntry = tuple[float, float, int]  # (noise_multiplier, sample_rate, steps)
+
+
+def make_accountant(history: Sequence[Sequence[float]] | None = None) -> RDPAccountant:
+    """An RDP accountant restored from a saved history (empty when ``None``)."""
+    accountant = RDPAccountant()
+    if history:
+        accountant.load_state_dict(
+            {"history": [(float(s), float(q), int(n)) for s, q, n in history], "mechanism": "rdp"}
+        )
+    return accountant
+
+
+def history_of(accountant: RDPAccountant) -> list[HistoryEntry]:
+    """The accountant's history as plain tuples, ready for JSON/records."""
+    return [(float(s), float(q), int(n)) for s, q, n in accountant.history]
+
+
+@lru_cache(maxsize=4096)
+def _rdp_per_step(sample_rate: float, noise_multiplier: float) -> np.ndarray:
+    # Opacus' own RDP of one subsampled-Gaussian step. Cached: a simulation process serves
+    # many clients with the same (q, sigma), and this pure-Python series was a third of a
+    # DP client's round time.
+    return np.asarray(
+        rdp_analysis.compute_rdp(
+            q=sample_rate, noise_multiplier=noise_multiplier, steps=1, orders=list(RDP_ORDERS)
+        ),
+        dtype=np.float64,
+    )
+
+
+def epsilon_of(history: Sequence[Sequence[float]], delta: float) -> float:
+    """Epsilon spent by a history of DP-SGD steps at ``delta`` (0 for an empty history).
+
+    The same arithmetic as ``RDPAccountant.get_epsilon`` (RDP composes additively, and a
+    run of identical steps is ``steps`` times one step), on :data:`RDP_ORDERS`.
+    """
+    if not history:
+        return 0.0
+    rdp = sum(int(n) * _rdp_per_step(float(q), float(s)) for s, q, n in history)
+    eps, _ = rdp_analysis.get_privacy_spent(orders=list(RDP_ORDERS), rdp=rdp, delta=delta)
+    return float(eps)
+
+
+# PRV discretises the privacy-loss distribution on a grid that grows with the privacy loss;
+# beyond this many points its FFTs need gigabytes.
 PRV_MAX_POINTS = 5_000_000
 PRV_EPS_ERROR = 0.01
-
-MECHANISMS = {
-    "central": (
-        "Gaussian mechanism on the sum of clipped client updates (user-level DP-FedAvg): the "
-        "server clips each update to user-clip (L2 over all shared tensors) and adds "
-        "N(0, (user-noise-multiplier * user-clip)^2) once to their sum"
-    ),
-    "local": (
-        "Each client clips its update to user-clip (L2 over all shared tensors) and adds "
-        "N(0, (user-noise-multiplier * user-clip)^2) to it before sending"
-    ),
-    "secagg": (
-        "Gaussian mechanism on the sum of clipped client updates, noise distributed: each "
-        "client clips its update to user-clip and adds N(0, (user-noise-multiplier * "
-        "user-clip)^2 / t), t = the fewest survivors with which Flower's SecAgg+ can still "
-        "unmask the sum; the server only learns the sum"
-    ),
-}
-COVERS = {
-    "central": (
-        "Every published model (checkpoints, the HTTP API) with respect to everything one "
-        "user contributed in every round. Not the server: it sees every raw update. Not "
-        "federated-evaluation metrics, nor who took part."
-    ),
-    "local": (
-        "Every update a client sends, hence the server's view and every published model, "
-        "with respect to everything one user contributed. Not federated-evaluation "
-        "metrics, nor who took part."
-    ),
-    "secagg": (
-        "The server's view (only the noised sum of each round's updates, assuming it does "
-        "not collude with clients) and every published model, with respect to everything "
-        "one user contributed. Not federated-evaluation metrics, nor who took part."
-    ),
-}
-AGAINST_SERVER = {
-    "central": "none: the server sees every client's raw update",
-    "local": "each client's own ledger (one Gaussian mechanism per round it took part in)",
-    "secagg": (
-        "each client's own ledger (one Gaussian mechanism per round it took part in); holds "
-        "while the server does not collude with clients"
-    ),
-}
-EPSILON_SCOPE = (
-    "for anyone who reads the published models: the subsampled Gaussian mechanism over all "
-    "rounds so far, with the real client sampling rate per round"
-)
 
 
 def default_delta(n_clients: int) -> float:
@@ -192,37 +200,3 @@ def compress(history: Sequence[Sequence[float]]) -> list[HistoryEntry]:
         else:
             out.append(entry)
     return out
-
-
-def user_report(
-    privacy: PrivacyConfig,
-    *,
-    history: Sequence[HistoryEntry],
-    delta: float,
-    n_clients: int,
-    epsilon_against_server: float | None,
-) -> dict[str, object] | None:
-    """The manifest's ``user_privacy`` entry; ``None`` when user-level DP is off."""
-    placement = privacy.user_dp
-    if placement == "off":
-        return None
-    accounted = account(history, delta, privacy.accountant)
-    return {
-        "unit": UNIT,
-        "placement": placement,
-        "mechanism": MECHANISMS[placement],
-        "accountant": accounted.accountant,
-        "accountant_note": accounted.note,
-        "epsilon": accounted.epsilon,
-        "delta": delta,
-        "noise_multiplier": privacy.user_noise_multiplier,
-        "clip": privacy.user_clip,
-        "rounds": int(sum(n for _, _, n in history)),
-        "sample_rate": float(history[-1][1]) if history else None,
-        "clients": n_clients,
-        "epsilon_scope": EPSILON_SCOPE,
-        "epsilon_against_server": None if placement == "central" else epsilon_against_server,
-        "against_server": AGAINST_SERVER[placement],
-        "covers": COVERS[placement],
-        "history": [list(h) for h in history],
-    }

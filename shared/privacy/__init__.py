@@ -1,0 +1,74 @@
+"""Privacy in one place: the front door over record-level DP-SGD, user-level DP, accounting.
+
+- :mod:`~fedrec.shared.privacy.random`: the randomness every guarantee rests on (a CSPRNG
+  unless ``reproducible-noise`` asks for a seeded stream).
+- :mod:`~fedrec.shared.privacy.record`: record-level DP-SGD on a client (Opacus' clipping
+  and accountant, fedrec's noise and public normalisation, Poisson batches).
+- :mod:`~fedrec.shared.privacy.user`: user-level primitives (clip a whole update, noise it,
+  the share each party adds).
+- :mod:`~fedrec.shared.privacy.accounting`: (ε, δ) of a history of Gaussian mechanisms, by
+  RDP or PRV.
+- :mod:`~fedrec.shared.privacy.report`: what each guarantee states about itself.
+- :mod:`~fedrec.shared.privacy.calibrate`: the noise multiplier for a target ε.
+- :mod:`~fedrec.shared.privacy.audit`: empirical lower bounds on ε from canaries.
+"""
+
+from fedrec.shared.privacy.accounting import (
+    RDP_ORDERS,
+    Accounted,
+    HistoryEntry,
+    account,
+    compress,
+    default_delta,
+    epsilon_of,
+    history_of,
+    make_accountant,
+    resolve_delta,
+)
+from fedrec.shared.privacy.random import DPRandom, SecureRandom, SeededRandom, dp_random
+from fedrec.shared.privacy.record import (
+    PoissonBatches,
+    PrivateTraining,
+    dp_plan,
+    make_private,
+    sample_rate,
+    steps_per_epoch,
+)
+from fedrec.shared.privacy.report import report_for, user_report
+from fedrec.shared.privacy.user import (
+    clip_update,
+    gaussian_noise_like,
+    noise_std,
+    privatize,
+    update_norm,
+)
+
+__all__ = [
+    "RDP_ORDERS",
+    "Accounted",
+    "DPRandom",
+    "HistoryEntry",
+    "PoissonBatches",
+    "PrivateTraining",
+    "SecureRandom",
+    "SeededRandom",
+    "account",
+    "clip_update",
+    "compress",
+    "default_delta",
+    "dp_plan",
+    "dp_random",
+    "epsilon_of",
+    "gaussian_noise_like",
+    "history_of",
+    "make_accountant",
+    "make_private",
+    "noise_std",
+    "privatize",
+    "report_for",
+    "resolve_delta",
+    "sample_rate",
+    "steps_per_epoch",
+    "update_norm",
+    "user_report",
+]

@@ -1,0 +1,151 @@
+"""Randomness that DP guarantees rest on: a CSPRNG by default, a seeded stream on request.
+
+Every draw a guarantee depends on -- Gaussian noise, Poisson batch masks, negative samples,
+item-factor dropout masks -- comes from a :class:`DPRandom`:
+
+- :class:`SecureRandom` (the default): the ChaCha20 keystream of the ``cryptography``
+  package under a fresh 256-bit key from the operating system. Nobody, the server included,
+  can regenerate or predict it. (``torch.Generator`` on CPU keeps only 32 bits of its seed,
+  so a seed drawn from the OS can be brute-forced; it is never used for DP randomness.)
+- :class:`SeededRandom` (``reproducible-noise=true``): a PCG64 stream from public seeds, for
+  bit-equal experiments only. The guarantee is void (every report says so), and the process
+  warns once, loudly.
+
+Gaussian samples are made in float64 by the Box-Muller transform and only then rounded to
+the tensor's dtype, so the float32 values added to gradients do not carry the gaps of a
+float32 sampler (the floating-point attacks on DP noise of Mironov 2012 and Jin et al. 2022).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import warnings
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from functools import cache
+
+import numpy as np
+import torch
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms
+
+logger = logging.getLogger(__name__)
+
+_TWO_PI = 2.0 * math.pi
+_MANTISSA = 2.0**-53
+# A ChaCha20 block counter is 32 bits: one key yields at most 2^32 blocks of 64 bytes.
+_MAX_BYTES = (2**32 - 1) * 64
+
+
+class DPRandom(ABC):
+    """A source of uniform words and what DP training draws from them."""
+
+    secure: bool
+
+    @abstractmethod
+    def words(self, n: int) -> np.ndarray:
+        """``n`` independent uniform 64-bit words (``uint64``)."""
+
+    def uniform(self, shape: int | Sequence[int]) -> np.ndarray:
+        """Uniform float64 in the open interval (0, 1)."""
+        size = int(np.prod(shape))
+        top53 = (self.words(size) >> np.uint64(11)).astype(np.float64)
+        return ((top53 + 0.5) * _MANTISSA).reshape(shape)
+
+    def normal(self, shape: int | Sequence[int], std: float = 1.0) -> np.ndarray:
+        """Independent N(0, std²) samples in float64 (Box-Muller on pairs of uniforms)."""
+        if std < 0:
+            raise ValueError(f"noise std must be >= 0, got {std}")
+        size = int(np.prod(shape))
+        half = (size + 1) // 2
+        u = self.uniform(2 * half)
+        radius = np.sqrt(-2.0 * np.log(u[:half]))
+        angle = _TWO_PI * u[half:]
+        out = np.concatenate([radius * np.cos(angle), radius * np.sin(angle)])[:size]
+        return (out * std).reshape(shape)
+
+    def integers(self, high: int, shape: int | Sequence[int]) -> np.ndarray:
+        """Uniform integers in ``[0, high)`` (int64; bias below ``high / 2^64``)."""
+        if high < 1:
+            raise ValueError(f"high must be >= 1, got {high}")
+        size = int(np.prod(shape))
+        return (self.words(size) % np.uint64(high)).astype(np.int64).reshape(shape)
+
+    def bernoulli(self, p: float, shape: int | Sequence[int]) -> np.ndarray:
+        """Independent booleans, each true with probability ``p``."""
+        if not 0 <= p <= 1:
+            raise ValueError(f"p must be in [0, 1], got {p}")
+        return self.uniform(shape) < p
+
+    # torch conveniences: drawn here, on the CPU, then moved to the tensor's device.
+
+    def normal_like(self, reference: torch.Tensor, std: float) -> torch.Tensor:
+        """N(0, std²) noise of ``reference``'s shape, dtype and device."""
+        noise = torch.from_numpy(self.normal(tuple(reference.shape), std))
+        return noise.to(device=reference.device, dtype=reference.dtype)
+
+    def add_normal(self, value: torch.Tensor, std: float) -> torch.Tensor:
+        """``value + N(0, std²)``, summed in float64 and rounded once to ``value``'s dtype."""
+        noise = torch.from_numpy(self.normal(tuple(value.shape), std)).to(value.device)
+        return (value.to(torch.float64) + noise).to(value.dtype)
+
+    def integers_torch(self, high: int, shape: Sequence[int]) -> torch.Tensor:
+        """:meth:`integers` as a CPU ``torch.long`` tensor."""
+        return torch.from_numpy(self.integers(high, shape))
+
+    def uniform_torch(self, shape: Sequence[int]) -> torch.Tensor:
+        """:meth:`uniform` as a CPU float32 tensor (masks)."""
+        return torch.from_numpy(self.uniform(shape).astype(np.float32))
+
+
+class SecureRandom(DPRandom):
+    """ChaCha20 keyed with 256 fresh bits from the OS (``os.urandom``)."""
+
+    secure = True
+
+    def __init__(self) -> None:
+        key, nonce = os.urandom(32), os.urandom(16)
+        self._stream = Cipher(algorithms.ChaCha20(key, nonce), mode=None).encryptor()
+        self._used = 0
+
+    def words(self, n: int) -> np.ndarray:
+        """The next ``8 n`` bytes of the keystream as ``n`` words."""
+        size = 8 * int(n)
+        self._used += size
+        if self._used > _MAX_BYTES:
+            raise RuntimeError("a SecureRandom's keystream is spent; make a new one")
+        return np.frombuffer(self._stream.update(bytes(size)), dtype=np.uint64)
+
+
+class SeededRandom(DPRandom):
+    """PCG64 from public seeds: reproducible, and therefore no privacy at all."""
+
+    secure = False
+
+    def __init__(self, *seeds: int) -> None:
+        self._bits = np.random.PCG64(np.random.SeedSequence([int(s) for s in seeds]))
+
+    def words(self, n: int) -> np.ndarray:
+        """The next ``n`` words of the seeded stream."""
+        return np.asarray(self._bits.random_raw(int(n)), dtype=np.uint64)
+
+
+@cache
+def warn_not_secure(what: str) -> None:
+    """Warn once per process, loudly, that ``what`` draws DP randomness from public seeds."""
+    message = (
+        f"{what}: reproducible-noise=true draws DP noise, batch masks and negatives from the "
+        "public run seed; anyone who knows the seed can remove the noise, so NO privacy "
+        "guarantee holds. Use it only for bit-equal experiments."
+    )
+    logger.warning(message)
+    warnings.warn(message, UserWarning, stacklevel=2)
+
+
+def dp_random(*, reproducible: bool, seeds: Sequence[int] = (), what: str = "DP") -> DPRandom:
+    """The randomness of one DP computation: secure, or seeded from ``seeds`` if asked."""
+    if not reproducible:
+        return SecureRandom()
+    warn_not_secure(what)
+    return SeededRandom(*seeds)
