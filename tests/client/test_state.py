@@ -415,3 +415,41 @@ def test_a_round_its_process_checkpointed_is_kept_after_restarts(tmp_path) -> No
     committed = {"A": (1, 3), "B": (4, 5)}
     start = store.start_round(7, resumed_from=6, incarnation="C", committed=committed)
     assert start is not None and start.rounds_trained == [1, 2, 3] and not start.discarded_rounds
+
+
+# --------------------------------------------------------------------- ledger gaps
+
+
+def test_a_metadata_file_without_its_tensor_file_is_refused_not_reset(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    # Regression: state.json without state.safetensors loaded as "never trained", i.e. a
+    # fresh ledger -- deleting one file reset the privacy budget.
+    store = ClientStateStore(tmp_path / "c0")
+    store.save(_state([1, 2], fill=1.0, history=2))
+    (tmp_path / "c0" / "state.safetensors").unlink()
+    with pytest.raises(ClientStateError, match="missing; refusing to train with a fresh ledger"):
+        store.load()
+    with pytest.raises(ClientStateError):
+        store.start_round(3)
+
+
+def test_a_state_of_another_run_is_refused(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    # Regression: a second run on the same node continued the first run's factors and ledger.
+    store = ClientStateStore(tmp_path / "c0")
+    mine = _state([1], fill=1.0, history=1)
+    mine.run_id = "aaaa"
+    store.save(mine)
+    assert store.start_round(2, run_id="aaaa") is not None
+    with pytest.raises(ClientStateError, match="state of run aaaa, but this is run bbbb"):
+        store.start_round(1, run_id="bbbb")
+    assert store.load().run_id == "aaaa"  # type: ignore[union-attr]
+
+
+def test_node_state_is_kept_per_run(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from fedrec.client.task import state_dir
+
+    cfg = FedRecConfig()
+    node = str(tmp_path / "node")
+    first, second = state_dir(cfg, 0, node, "aaaa"), state_dir(cfg, 0, node, "bbbb")
+    assert first != second and first.parent == second.parent == tmp_path / "node"
+    # Simulation keeps one folder per partition under the run's own directory.
+    assert state_dir(cfg, 3, None, "aaaa").parts[-2:] == ("clients", "partition-3")

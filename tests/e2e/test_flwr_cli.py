@@ -40,7 +40,8 @@ def test_flwr_run_local_simulation(tmp_path: Path) -> None:
     env = flwr_env(flwr_home)
     run_config = (
         f"num-rounds=2 dataset='generic' data-path='{data}' output-dir='{runs}' "
-        "run-name='flwr-cli' fraction-train=0.7 embedding-dim=8 personalize-epochs=1"
+        "run-name='flwr-cli' fraction-train=0.7 embedding-dim=8 personalize-epochs=1 "
+        "federated-evaluation='on'"  # under DP only when asked for: it runs on every client
     )
     try:
         out = flwr_run("fedrec-test", run_config, env)
@@ -50,6 +51,7 @@ def test_flwr_run_local_simulation(tmp_path: Path) -> None:
     ckpt = load_checkpoint(runs / "flwr-cli")
     assert ckpt.round == 2
     assert ckpt.manifest["privacy"]["unit"] == "record"
+    assert "NOT covered: federated-evaluation metrics" in ckpt.manifest["privacy"]["covers"]
     assert ckpt.manifest["history"][-1]["eval/n_users"] == 6
     # Flower found no legacy connection settings to migrate out of pyproject.toml.
     assert not (ROOT / "pyproject.toml").read_text().count("CONFIGURATION MIGRATION NOTICE")

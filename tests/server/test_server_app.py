@@ -28,7 +28,10 @@ class _Grid:
         replies = []
         for msg in messages:
             self.sent.append(msg)
-            metrics = MetricRecord({"weight": 1.0, "train-loss": 0.5, "epsilon": -1.0})
+            if msg.metadata.message_type.startswith("evaluate"):
+                metrics = MetricRecord({"weight": 0.0, "n_users": 0.0})
+            else:
+                metrics = MetricRecord({"weight": 1.0, "train-loss": 0.5, "epsilon": -1.0})
             content = RecordDict({"arrays": msg.content["arrays"], "metrics": metrics})
             replies.append(Message(content=content, reply_to=msg))
         return replies
@@ -99,3 +102,51 @@ def test_committed_incarnations_span_the_rounds_each_process_checkpointed() -> N
     ]
     assert committed_incarnations(history) == ["a:1:2", "b:3:3"]
     assert committed_incarnations([]) == []
+
+
+def test_the_run_identity_is_sent_to_clients_and_kept_across_restarts(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    settings = {
+        "dataset": "generic",
+        "data-path": str(_ratings(tmp_path / "ratings.csv")),
+        "embedding-dim": 4,
+        "min-train-nodes": 1,
+        "output-dir": str(tmp_path / "runs"),
+        "run-name": "r",
+    }
+    first, second = _Grid(2), _Grid(2)
+    run_federation(first, resolve_config({}, {**settings, "num-rounds": 1}))
+    run_federation(second, resolve_config({}, {**settings, "num-rounds": 2}))
+    ids = {dict(m.content["config"])["run-id"] for m in first.sent + second.sent}
+    assert len(ids) == 1 and (tmp_path / "runs" / "r" / "RUN_ID").read_text() in ids
+
+
+@pytest.mark.parametrize(
+    ("dp", "setting", "evaluates"),
+    [(True, "auto", False), (False, "auto", True), (True, "on", True), (False, "off", False)],
+)
+def test_federated_evaluation_runs_only_where_its_metrics_are_allowed(  # type: ignore[no-untyped-def]
+    tmp_path, dp: bool, setting: str, evaluates: bool
+) -> None:
+    # Under DP the metrics are computed from held-out records without noise: by default no
+    # evaluate message is sent, and the manifest's privacy block says what holds.
+    settings = {
+        "dataset": "generic",
+        "data-path": str(_ratings(tmp_path / "ratings.csv")),
+        "embedding-dim": 4,
+        "min-train-nodes": 1,
+        "num-rounds": 1,
+        "dp-enabled": dp,
+        "federated-evaluation": setting,
+        "output-dir": str(tmp_path / "runs"),
+        "run-name": "r",
+    }
+    grid = _Grid(2)
+    run_dir = run_federation(grid, resolve_config({}, settings))
+    kinds = {m.metadata.message_type for m in grid.sent}
+    assert ("evaluate" in kinds) == evaluates
+    from fedrec.shared.checkpoint import load_checkpoint
+
+    privacy = load_checkpoint(run_dir).manifest["privacy"]
+    if dp:
+        assert ("NOT covered: federated-evaluation metrics" in privacy["covers"]) == evaluates
+        assert privacy["dp_batch_size"] == 64

@@ -67,3 +67,12 @@ def test_noise_generator_is_not_reproducible_from_any_seed() -> None:
     # Two generators keyed from the OS's entropy differ; the run seed (public) plays no part.
     a, b = SecureRandom().normal(8), SecureRandom().normal(8)
     assert not np.array_equal(a, b)
+
+
+def test_secagg_shares_are_sized_for_colluders() -> None:
+    # c colluding survivors can subtract their own shares: the other t - c must carry all
+    # of (σC)², so each share is σC / sqrt(t - c).
+    assert noise_std("secagg", 2.0, 0.5, survivors=10, colluders=3) == pytest.approx(1.0 / 7**0.5)
+    assert noise_std("secagg", 2.0, 0.5, survivors=10) == pytest.approx(1.0 / 10**0.5)
+    with pytest.raises(ValueError, match="needs more than that many survivors"):
+        noise_std("secagg", 2.0, 0.5, survivors=3, colluders=3)

@@ -1,4 +1,4 @@
-"""Shared fixtures of the server tests."""
+"""Shared fixtures: a Flower task identity and an in-process loopback Grid."""
 
 import copy
 import uuid

@@ -1,0 +1,75 @@
+"""What a ClientApp lets leave the device: under DP only the update and epsilon values."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from flwr.app import ConfigRecord, Message, RecordDict
+
+from fedrec.client.client_app import build_client_app
+from fedrec.client.task import train_metrics
+from fedrec.shared.config import resolve_config
+from fedrec.shared.data import load_split
+from fedrec.shared.models.factory import init_global
+from fedrec.shared.serialization import numpy_to_arrays
+from fedrec.shared.training import LocalResult
+
+pytestmark = pytest.mark.usefixtures("task_identity")
+
+
+def _result() -> LocalResult:
+    return LocalResult(0.7, 4, 33, 1.0, [(2.1, 1.0, 2)], 1.5)
+
+
+@pytest.mark.parametrize(
+    ("settings", "allowed"),
+    [
+        ({}, {"weight", "epsilon"}),  # record-level DP (the default)
+        ({"dp-enabled": False, "user-dp": "central"}, {"weight", "epsilon"}),
+        ({"dp-enabled": False}, {"weight", "epsilon", "train-loss", "steps", "seconds"}),
+    ],
+)
+def test_under_any_dp_no_statistic_of_the_records_is_sent(
+    settings: dict[str, object], allowed: set[str]
+) -> None:
+    # Regression: the noise-free mean training loss and step count left every DP client and
+    # were published in every checkpoint's history.
+    cfg = resolve_config({}, settings)
+    assert set(train_metrics(cfg, _result(), 1.25, user_epsilon=None)) == allowed
+
+
+def _ratings(path: Path) -> Path:
+    rng = np.random.default_rng(0)
+    rows = ["user,item,rating,timestamp"]
+    for u in range(3):
+        rows += [f"{u},{i},4,{1000 + t}" for t, i in enumerate(rng.choice(20, 6, replace=False))]
+    path.write_text("\n".join(rows) + "\n")
+    return path
+
+
+@pytest.mark.parametrize(("setting", "refused"), [("auto", True), ("on", False)])
+def test_a_dp_client_refuses_federated_evaluation_unless_the_run_asks(
+    tmp_path: Path, loopback_grid: type, setting: str, refused: bool
+) -> None:
+    settings = {
+        "dataset": "generic",
+        "data-path": str(_ratings(tmp_path / "r.csv")),
+        "embedding-dim": 4,
+        "text-tower": "off",
+        "federated-evaluation": setting,
+        "output-dir": str(tmp_path / "runs"),
+    }
+    cfg = resolve_config({}, settings)
+    _, split = load_split(cfg.data)
+    grid = loopback_grid(build_client_app(settings), 3, node_config=True)
+    content = RecordDict(
+        {
+            "arrays": numpy_to_arrays(init_global(cfg, split.n_items)),
+            "config": ConfigRecord({"k": 10, "personalize-epochs": 0}),
+        }
+    )
+    msg = Message(content=content, dst_node_id=1, message_type="evaluate")
+    (reply,) = grid.send_and_receive([msg])
+    assert reply.has_error() == refused
+    if refused:
+        assert "refusing federated evaluation" in reply.error.reason
