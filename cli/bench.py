@@ -362,3 +362,48 @@ def attack(
             seed=seed,
         )
     console.print((output_dir / f"{name}.md").read_text())
+
+
+@bench_app.command("privacy-audit")
+def privacy_audit(
+    config: ConfigOpt = None,
+    scenario: ScenarioOpt = None,
+    record_canaries: Annotated[
+        int, typer.Option(help="Record level: canary clients (one canary record each).")
+    ] = 943,
+    user_canaries: Annotated[
+        int, typer.Option(help="User level: canary clients (one coordinate each).")
+    ] = 1000,
+    background: Annotated[
+        int, typer.Option(help="User level: real clients whose round-1 updates surround them.")
+    ] = 200,
+    placements: Annotated[
+        str, typer.Option(help="User-level placements to audit (comma-separated; '' none).")
+    ] = "central,secagg,local",
+    controls: Annotated[
+        bool, typer.Option(help="Also audit deliberately broken mechanisms (must be caught).")
+    ] = True,
+    seed: Annotated[int, typer.Option(help="Seed of the canaries (not of any DP noise).")] = 0,
+    output_dir: OutputDirOpt = Path("docs/benchmarks"),
+    name: Annotated[str, typer.Option(help="File name stem of the report.")] = "privacy-audit",
+    render_only: RenderOnlyOpt = False,
+) -> None:
+    """Empirical lower bounds on ε from canaries in one run, next to the accounted ε."""
+    from fedrec.simulations.bench_audit import run_privacy_audit, write_report
+
+    setup_logging()
+    if render_only:
+        _render_from_json(output_dir, name, write_report)
+    else:
+        run_privacy_audit(
+            overrides=overrides_from(config, scenario),
+            output_dir=output_dir,
+            name=name,
+            record_canaries=record_canaries,
+            user_canaries=user_canaries,
+            background=background,
+            placements=[p for p in placements.split(",") if p.strip()],
+            controls=controls,
+            seed=seed,
+        )
+    console.print((output_dir / f"{name}.md").read_text())

@@ -128,7 +128,7 @@ def one_run_audit(
     ks = sorted({max(1, int(round(f * m / 2))) for f in fractions if f * m >= 2} or {1})
     tests = len(scores) * len(ks)
     beta = (1.0 - confidence) / tests
-    best = (0.0, None, 0, 0)
+    best: tuple[float, str | None, int, int] = (0.0, None, 0, 0)
     per_attacker: dict[str, float] = {}
     for name, values in scores.items():
         s = np.asarray(values, dtype=np.float64)
