@@ -34,7 +34,10 @@ logger = logging.getLogger(__name__)
 
 _TWO_PI = 2.0 * math.pi
 _MANTISSA = 2.0**-53
-# A ChaCha20 block counter is 32 bits: one key yields at most 2^32 blocks of 64 bytes.
+# cryptography's ChaCha20 takes a 16-byte nonce whose first 4 bytes (little-endian) are the
+# block counter: it starts at zero, the other 12 bytes are random. One key and nonce then
+# yield 2^32 blocks of 64 bytes.
+_COUNTER_BYTES = 4
 _MAX_BYTES = (2**32 - 1) * 64
 
 
@@ -105,8 +108,10 @@ class SecureRandom(DPRandom):
     secure = True
 
     def __init__(self) -> None:
-        key, nonce = os.urandom(32), os.urandom(16)
-        self._stream = Cipher(algorithms.ChaCha20(key, nonce), mode=None).encryptor()
+        # A random counter would overflow after a random, possibly tiny, number of blocks.
+        self.nonce = bytes(_COUNTER_BYTES) + os.urandom(16 - _COUNTER_BYTES)
+        cipher = Cipher(algorithms.ChaCha20(os.urandom(32), self.nonce), mode=None)
+        self._stream = cipher.encryptor()
         self._used = 0
 
     def words(self, n: int) -> np.ndarray:

@@ -1,0 +1,38 @@
+"""The DP randomness: CSPRNG by default, its samplers' distributions, a seeded stream only on request."""
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from fedrec.shared.privacy import SecureRandom, SeededRandom, dp_random
+
+
+def test_the_keystream_counter_starts_at_zero() -> None:
+    # Regression: a random 16-byte nonce put a random value in ChaCha20's 32-bit block
+    # counter, so a stream could run out after a few blocks (a federation crashed).
+    for _ in range(50):
+        assert SecureRandom().nonce[:4] == bytes(4)
+    rng = SecureRandom()
+    assert rng.words(2**20).shape == (2**20,)  # 8 MiB from one stream
+
+
+def test_two_secure_streams_differ_and_seeded_ones_repeat() -> None:
+    assert not np.array_equal(SecureRandom().words(16), SecureRandom().words(16))
+    np.testing.assert_array_equal(SeededRandom(1, 2).words(16), SeededRandom(1, 2).words(16))
+    assert not np.array_equal(SeededRandom(1, 2).words(16), SeededRandom(1, 3).words(16))
+    assert dp_random(reproducible=False).secure
+    with pytest.warns(UserWarning, match="NO privacy guarantee holds"):
+        assert not dp_random(reproducible=True, seeds=(5,), what="test-only").secure
+
+
+@pytest.mark.parametrize("rng", [SecureRandom(), SeededRandom(0)])
+def test_samplers_have_the_right_distributions(rng) -> None:  # type: ignore[no-untyped-def]
+    normal = rng.normal(200_001, std=2.5)
+    assert normal.dtype == np.float64 and normal.shape == (200_001,)
+    assert stats.kstest(normal / 2.5, "norm").pvalue > 1e-4
+    u = rng.uniform(100_000)
+    assert 0 < u.min() and u.max() < 1 and stats.kstest(u, "uniform").pvalue > 1e-4
+    ints = rng.integers(7, (70_000,))
+    assert set(np.unique(ints)) == set(range(7))
+    assert stats.chisquare(np.bincount(ints, minlength=7)).pvalue > 1e-4
+    assert abs(rng.bernoulli(0.3, 100_000).mean() - 0.3) < 0.01
