@@ -40,12 +40,15 @@ class CentralMF(Recommender):
         num_negatives: int = 4,
         batch_size: int = 512,
         seed: int = 42,
+        num_threads: int = 1,
     ) -> None:
         super().__init__()
         if epochs < 1 or patience < 1:
             raise ValueError(f"epochs and patience must be >= 1, got {epochs}, {patience}")
         if weight_decay < 0:
             raise ValueError(f"weight_decay must be >= 0, got {weight_decay}")
+        if num_threads < 1:
+            raise ValueError(f"num_threads must be >= 1, got {num_threads}")
         self.train = TrainConfig(embedding_dim=dim, num_negatives=num_negatives)
         self.learning_rate = float(learning_rate)
         self.weight_decay = float(weight_decay)
@@ -53,6 +56,7 @@ class CentralMF(Recommender):
         self.patience = int(patience)
         self.batch_size = int(batch_size)
         self.seed = int(seed)
+        self.num_threads = int(num_threads)
         self._model: MatrixFactorization | None = None
         self._best_epoch = 0
         self._epochs_run = 0
@@ -72,16 +76,23 @@ class CentralMF(Recommender):
         return {"best_epoch": self._best_epoch, "epochs_run": self._epochs_run}
 
     def _fit(self, split: Split) -> None:
-        result = train_central(
-            split,
-            train=self.train,
-            epochs=self.epochs,
-            learning_rate=self.learning_rate,
-            weight_decay=self.weight_decay,
-            batch_size=self.batch_size,
-            patience=self.patience,
-            seed=self.seed,
-        )
+        # Batches of a few thousand embedding rows gain nothing from intra-op threads, and
+        # idle-spinning threads slow the run down many times over when the cores are shared.
+        threads = torch.get_num_threads()
+        torch.set_num_threads(self.num_threads)
+        try:
+            result = train_central(
+                split,
+                train=self.train,
+                epochs=self.epochs,
+                learning_rate=self.learning_rate,
+                weight_decay=self.weight_decay,
+                batch_size=self.batch_size,
+                patience=self.patience,
+                seed=self.seed,
+            )
+        finally:
+            torch.set_num_threads(threads)
         result.model.eval()
         self._model = result.model
         self._best_epoch = result.best_epoch
