@@ -43,7 +43,7 @@ def quality(
     runs_dir: RunsDirOpt = Path("runs/bench"),
     name: Annotated[str, typer.Option(help="File name stem of the report.")] = "quality",
     central_epochs: Annotated[
-        int, typer.Option(help="Max epochs of the centralized reference.")
+        int, typer.Option(min=1, help="Max epochs of the tuned centralized MF (early stopping).")
     ] = 40,
     models: Annotated[
         str,
@@ -51,14 +51,33 @@ def quality(
             help="Federated models (comma-separated): MF (text-tower off), hybrid (heads)."
         ),
     ] = "MF,hybrid",
+    baselines_only: Annotated[
+        bool, typer.Option(help="Only the centralized baselines: no federated arms.")
+    ] = False,
+    dp_epsilons: Annotated[
+        str, typer.Option(help="User-level epsilons of DP popularity (comma-separated).")
+    ] = "1,4,8",
+    dp_draws: Annotated[
+        int, typer.Option(min=1, help="Fresh DP popularity releases per epsilon (mean shown).")
+    ] = 3,
     render_only: RenderOnlyOpt = False,
 ) -> None:
-    """Popularity vs centralized MF vs federated MF / hybrid without and with DP."""
+    """Centralized baselines (tuned on validation) vs federated MF / hybrid with and without DP.
+
+    Popularity, DP popularity, item-kNN, EASE, iALS and centralized MF/BPR; every NDCG@10
+    also as a ratio to the best of the non-private baselines.
+    """
+    epsilons = _floats(dp_epsilons)
+    if any(not 0 < eps < float("inf") for eps in epsilons):
+        raise typer.BadParameter(f"DP epsilons must be > 0 and finite, got {dp_epsilons!r}")
     from fedrec.simulations.bench import run_quality_benchmark, write_report
 
     setup_logging()
     if render_only:
-        _render_from_json(output_dir, name, write_report)
+        try:
+            _render_from_json(output_dir, name, write_report)
+        except ValueError as err:
+            raise typer.BadParameter(str(err)) from None
         console.print((output_dir / f"{name}.md").read_text())
         return
     result = run_quality_benchmark(
@@ -68,9 +87,15 @@ def quality(
         name=name,
         central_epochs=central_epochs,
         models=_models(models),
+        baselines_only=baselines_only,
+        dp_epsilons=epsilons,
+        dp_draws=dp_draws,
     )
     console.print((output_dir / f"{name}.md").read_text())
-    console.print(f"wrote {output_dir / (name + '.json')} ({len(result['arms'])} arms)")
+    console.print(
+        f"wrote {output_dir / (name + '.json')} ({len(result['baselines'])} baselines, "
+        f"{len(result['dp_popularity'])} DP popularity releases, {len(result['arms'])} arms)"
+    )
 
 
 def _models(text: str) -> list[str]:

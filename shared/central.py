@@ -82,7 +82,7 @@ def train_central(
             loss = bpr_loss(model(users[idx].to(device), batch_items)).mean()
             loss.backward()
             opt.step()
-            total += float(loss) * len(idx)
+            total += float(loss.detach()) * len(idx)
         model.eval()
         val = evaluate_model(score_fn_of(model, device), split, k=10, target="valid", seed=seed)
         row = {

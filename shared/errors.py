@@ -50,3 +50,7 @@ class PrivacyBudgetExceeded(FedRecError):
 
 class AccountingError(FedRecError):
     """A privacy accountant cannot compute epsilon for the given parameters."""
+
+
+class NotFittedError(FedRecError, RuntimeError):
+    """A baseline recommender was asked for scores before it was fitted."""

@@ -33,9 +33,13 @@ import numpy as np
 from fedrec.shared.data.dataset import Split
 from fedrec.shared.metrics import (
     catalogue_coverage,
+    genre_matrix,
     hit_rate_at_k,
+    intra_list_diversity,
+    mean_popularity_rank,
     mrr_at_k,
     ndcg_at_k,
+    popularity_rank,
 )
 
 logger = logging.getLogger(__name__)
@@ -306,6 +310,49 @@ def summarize(evals: Sequence[UserEval], *, k: int, n_items: int) -> dict[str, f
     }
 
 
+def list_metrics(
+    lists: Sequence[np.ndarray],
+    *,
+    k: int,
+    item_counts: np.ndarray,
+    genres: Sequence[Sequence[str]] | None = None,
+) -> dict[str, float]:
+    """Beyond accuracy: how novel and how varied the recommended lists are.
+
+    Args:
+        lists: each user's recommended items, best first (the first ``k`` are used).
+        k: list length.
+        item_counts: ``[n_items]`` training interaction counts (popularity).
+        genres: each item's genre names; without it, or when no item has a genre, the
+            diversity key is left out.
+
+    Returns:
+        ``mean_pop_rank@{k}``: the mean over users of their list's mean popularity rank
+        (1 = most popular item; higher is more novel), and ``ild_genres@{k}``: the mean
+        intra-list diversity over genres (cosine distance, 0 = every item has the same
+        genres). Users whose lists are too short for a metric do not count in its mean.
+    """
+    _check_k(k)
+    n_items = int(np.asarray(item_counts).shape[0])
+    top = np.full((len(lists), k), -1, dtype=np.int64)
+    for row, items in enumerate(lists):
+        head = np.asarray(items, dtype=np.int64)[:k]
+        top[row, : head.size] = head
+
+    def mean(values: np.ndarray) -> float:
+        kept = values[~np.isnan(values)]
+        return float(kept.mean()) if kept.size else float("nan")
+
+    out = {f"mean_pop_rank@{k}": mean(mean_popularity_rank(top, popularity_rank(item_counts)))}
+    if genres is not None:
+        if len(genres) != n_items:
+            raise ValueError(f"genres lists {len(genres)} items, item_counts {n_items}")
+        features = genre_matrix(genres)
+        if features.shape[1]:
+            out[f"ild_genres@{k}"] = mean(intra_list_diversity(top, features))
+    return out
+
+
 def aggregate_client_metrics(records: Sequence[Mapping[str, float]]) -> dict[str, float]:
     """Combine per-client :func:`summarize` outputs on the server, weighting by ``n_users``.
 
@@ -360,6 +407,7 @@ def evaluate_model(
     seed: int = 42,
     users: np.ndarray | None = None,
     batch_size: int = 256,
+    genres: Sequence[Sequence[str]] | None = None,
 ) -> dict[str, float]:
     """Evaluate a model on every user of ``split`` (or ``users``) with a held-out item.
 
@@ -374,9 +422,12 @@ def evaluate_model(
             outside train ∪ validation ∪ test, identical for both targets and every model.
         users: optional subset of user indices; default all users.
         batch_size: users scored per ``score_fn`` call.
+        genres: each item's genres (the catalogue's ``genres``, empty lists where
+            unknown). When given, :func:`list_metrics`' novelty and diversity keys are
+            added (popularity counted on the training interactions).
 
     Returns:
-        :func:`summarize`'s dictionary.
+        :func:`summarize`'s dictionary (and :func:`list_metrics`' with ``genres``).
     """
     if target not in ("test", "valid"):
         raise ValueError(f"target must be 'test' or 'valid', got {target!r}")
@@ -426,6 +477,9 @@ def evaluate_model(
             users.size,
         )
     metrics = summarize(evals, k=k, n_items=split.n_items)
+    if genres is not None:
+        counts = np.bincount(split.train.items, minlength=split.n_items)
+        metrics |= list_metrics([e.top_k for e in evals], k=k, item_counts=counts, genres=genres)
     logger.debug(
         "evaluated %d users on %s in %.2fs", len(evals), target, time.perf_counter() - started
     )

@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.stats import rankdata
 from scipy.stats import t as student_t
 
 logger = logging.getLogger(__name__)
@@ -160,6 +161,89 @@ def hit_multi_at_k(top_k: np.ndarray, relevant: Sequence[np.ndarray]) -> np.ndar
     """Per-user hit rate with several relevant items: 1.0 if any is in the list (NaN: none)."""
     recall = recall_at_k(top_k, relevant)
     return np.where(np.isnan(recall), np.nan, (recall > 0).astype(np.float64))
+
+
+def _as_lists(top_k: np.ndarray, n_items: int) -> np.ndarray:
+    lists = np.asarray(top_k)
+    if lists.ndim != 2:
+        raise ValueError(f"top_k must be a 2-D [n_users, k] array, got shape {lists.shape}")
+    if lists.size and not np.issubdtype(lists.dtype, np.integer):
+        raise ValueError(f"top_k must hold integer item indices, got dtype {lists.dtype}")
+    if lists.size and lists.max() >= n_items:
+        raise ValueError(f"top_k holds item {lists.max()} but there are only {n_items} items")
+    return lists.astype(np.int64, copy=False)
+
+
+def genre_matrix(genres: Sequence[Sequence[str]]) -> np.ndarray:
+    """Items' genres as a 0/1 ``[n_items, n_genres]`` matrix, genre columns sorted by name."""
+    names = sorted({g for item in genres for g in item})
+    column = {name: j for j, name in enumerate(names)}
+    matrix = np.zeros((len(genres), len(names)), dtype=np.float64)
+    for i, item in enumerate(genres):
+        matrix[i, [column[g] for g in item]] = 1.0
+    return matrix
+
+
+def intra_list_diversity(top_k: np.ndarray, features: np.ndarray) -> np.ndarray:
+    """Per-user intra-list diversity: mean pairwise cosine distance within the list.
+
+    ``ILD(L) = mean over pairs i < j in L of (1 - cos(f_i, f_j))`` (Ziegler et al. 2005),
+    with ``f`` the items' feature rows (e.g. :func:`genre_matrix`, or item factors). An item
+    whose features are all zero is at cosine 0 (distance 1) from every other item.
+
+    Args:
+        top_k: ``[n_users, k]`` recommended item indices; negative entries are padding.
+        features: ``[n_items, n_features]``.
+
+    Returns:
+        A float64 array ``[n_users]``; NaN for lists of fewer than two items.
+    """
+    feats = np.asarray(features, dtype=np.float64)
+    if feats.ndim != 2:
+        raise ValueError(f"features must be a 2-D [n_items, n] array, got shape {feats.shape}")
+    lists = _as_lists(top_k, feats.shape[0])
+    norms = np.linalg.norm(feats, axis=1, keepdims=True)
+    unit = np.divide(feats, norms, out=np.zeros_like(feats), where=norms > 0)
+    out = np.full(lists.shape[0], np.nan, dtype=np.float64)
+    for user, row in enumerate(lists):
+        items = row[row >= 0]
+        m = items.size
+        if m < 2:
+            continue
+        vectors = unit[items]
+        sim = vectors @ vectors.T
+        pairs = (sim.sum() - np.trace(sim)) / 2.0
+        out[user] = 1.0 - pairs / (m * (m - 1) / 2.0)
+    return out
+
+
+def popularity_rank(counts: np.ndarray | Sequence[float]) -> np.ndarray:
+    """Every item's 1-based rank by interaction count (1 = most popular; ties share the mean)."""
+    values = np.asarray(counts, dtype=np.float64)
+    if values.ndim != 1:
+        raise ValueError(f"counts must be a 1-D [n_items] array, got shape {values.shape}")
+    return np.asarray(rankdata(-values, method="average"), dtype=np.float64)
+
+
+def mean_popularity_rank(top_k: np.ndarray, ranks: np.ndarray) -> np.ndarray:
+    """Per-user mean :func:`popularity_rank` of the recommended items (higher = more novel).
+
+    Args:
+        top_k: ``[n_users, k]`` recommended item indices; negative entries are padding.
+        ranks: ``[n_items]`` popularity ranks.
+
+    Returns:
+        A float64 array ``[n_users]``; NaN for empty lists.
+    """
+    rank = np.asarray(ranks, dtype=np.float64)
+    lists = _as_lists(top_k, rank.shape[0])
+    valid = lists >= 0
+    picked = np.where(valid, rank[np.where(valid, lists, 0)], 0.0)
+    counts = valid.sum(axis=1)
+    out = np.full(lists.shape[0], np.nan, dtype=np.float64)
+    has = counts > 0
+    out[has] = picked.sum(axis=1)[has] / counts[has]
+    return out
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""Evaluate a run's checkpoint on the test split, with catalogue coverage.
+"""Evaluate a run's checkpoint on the test split, with coverage, genre diversity and novelty.
 
 - ``central`` runs keep their user factors in the checkpoint.
 - ``federated`` runs keep them on the clients; in a *simulation* those client states are on
@@ -14,6 +14,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from fedrec.client.state import ClientStateStore
 from fedrec.client.task import client_seed, load_client_data, local_user_evals, state_dir
 from fedrec.shared.central import score_fn_of
@@ -21,7 +23,7 @@ from fedrec.shared.checkpoint import load_checkpoint
 from fedrec.shared.config import from_run_config
 from fedrec.shared.data import load_split
 from fedrec.shared.errors import CheckpointError
-from fedrec.shared.evaluation import evaluate_model, summarize
+from fedrec.shared.evaluation import evaluate_model, list_metrics, summarize
 from fedrec.shared.models.mf import MatrixFactorization
 
 FEDERATION_FILE = "federation.json"
@@ -37,7 +39,8 @@ def evaluate_run(path: Path, *, personalize_epochs: int = 5, k: int = 10) -> dic
     """Test-split metrics of the newest checkpoint under ``path``."""
     ckpt = load_checkpoint(Path(path))
     cfg = from_run_config(ckpt.manifest["config"])
-    _, split = load_split(cfg.data)
+    dataset, split = load_split(cfg.data)
+    genres = dataset.items.genres
     shared = {name: t for name, t in ckpt.tensors.items() if name != "user_factors"}
     if ckpt.manifest["kind"] == "central":
         shared = {name: shared[name] for name in ("item_factors", "item_bias")}
@@ -45,7 +48,11 @@ def evaluate_run(path: Path, *, personalize_epochs: int = 5, k: int = 10) -> dic
         model.set_shared(shared)
         model.set_users(ckpt.tensors["user_factors"])
         metrics = evaluate_model(
-            score_fn_of(model, model.item.weight.device), split, k=k, seed=cfg.data.seed
+            score_fn_of(model, model.item.weight.device),
+            split,
+            k=k,
+            seed=cfg.data.seed,
+            genres=genres,
         )
     else:
         run_dir = ckpt.path.parent.parent
@@ -70,6 +77,8 @@ def evaluate_run(path: Path, *, personalize_epochs: int = 5, k: int = 10) -> dic
                 seed=client_seed(cfg, pid),
             )
         metrics = summarize(evals, k=k, n_items=split.n_items)
+        counts = np.bincount(split.train.items, minlength=split.n_items)
+        metrics |= list_metrics([e.top_k for e in evals], k=k, item_counts=counts, genres=genres)
     return {
         "model_version": ckpt.model_version,
         "kind": ckpt.manifest["kind"],

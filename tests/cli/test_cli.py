@@ -89,3 +89,18 @@ def test_config_option_help_names_the_pyproject_table() -> None:
     out = CliRunner().invoke(app, ["simulate", "--help"], env={"COLUMNS": "200"})
     assert out.exit_code == 0
     assert "keys of [tool.flwr.app.config]" in out.output
+
+
+def test_bench_quality_can_run_the_baselines_alone_and_checks_epsilons(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from fedrec.cli.main import app
+
+    runner = CliRunner()
+    out = runner.invoke(app, ["bench", "quality", "--help"], env={"COLUMNS": "200"})
+    assert out.exit_code == 0
+    assert "--baselines-only" in out.output and "--dp-epsilons" in out.output
+    bad = runner.invoke(
+        app, ["bench", "quality", "--baselines-only", "--dp-epsilons", "0,4", "--output-dir", "x"]
+    )
+    assert bad.exit_code == 2 and "epsilons must be > 0" in bad.output

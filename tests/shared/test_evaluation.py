@@ -426,3 +426,25 @@ def test_evaluate_model_warns_on_nan(caplog: pytest.LogCaptureFixture) -> None:
         got = evaluate_model(lambda u: np.full((len(u), N_ITEMS), np.nan), split)
     assert got["hr@10_full"] == 0.0
     assert "NaN" in caplog.text
+
+
+def test_evaluate_model_novelty_and_diversity_hand_computed() -> None:
+    # Prepare: item i's genre is its block i % 8. The oracle's top 2 for user u is its test
+    # item u + 32 (never trained on: popularity rank 32.5 of 40), then the first
+    # zero-scored candidate: item 0 (trained twice: rank 1), or item 1 for user 0 (trained
+    # once, like the other 22 of items 1..23: rank 13). The two genres always differ.
+    split = checkerboard_split()
+    genres = [[f"g{i % N_BLOCKS}"] for i in range(N_ITEMS)]
+
+    # Execute
+    plain = evaluate_model(oracle_scores, split, k=2)
+    got = evaluate_model(oracle_scores, split, k=2, genres=genres)
+
+    # Assert: the accuracy keys are untouched; the list metrics are added only on request.
+    assert got == {
+        **plain,
+        "mean_pop_rank@2": pytest.approx(((32.5 + 13) / 2 + 7 * (32.5 + 1) / 2) / 8),
+        "ild_genres@2": pytest.approx(1.0),
+    }
+    no_genres = evaluate_model(oracle_scores, split, k=2, genres=[[] for _ in range(N_ITEMS)])
+    assert set(no_genres) == set(plain) | {"mean_pop_rank@2"}

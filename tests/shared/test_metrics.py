@@ -8,12 +8,16 @@ from hypothesis import strategies as st
 
 from fedrec.shared.metrics import (
     catalogue_coverage,
+    genre_matrix,
     hit_multi_at_k,
     hit_rate_at_k,
+    intra_list_diversity,
+    mean_popularity_rank,
     mrr_at_k,
     ndcg_at_k,
     ndcg_multi_at_k,
     paired_difference,
+    popularity_rank,
     recall_at_k,
 )
 
@@ -196,3 +200,97 @@ def test_paired_difference_properties(values: list[float], shift: float) -> None
     fwd, back = paired_difference(a, b), paired_difference(b, a)
     assert math.isclose(fwd.mean, -back.mean, abs_tol=1e-12)
     assert math.isclose(fwd.se, back.se) and fwd.low <= fwd.mean <= fwd.high
+
+
+# ---------------------------------------------------------------- beyond accuracy
+
+
+def test_genre_matrix_columns_sorted_by_name() -> None:
+    got = genre_matrix([["Drama"], ["Action", "Drama"], []])
+    np.testing.assert_array_equal(got, [[0, 1], [1, 1], [0, 0]])
+
+
+def test_intra_list_diversity_hand_computed() -> None:
+    # Items 0 {Action}, 1 {Action, Comedy}, 2 {Drama}: cosines 1/sqrt(2), 0, 0 over the
+    # three pairs, so ILD = 1 - (1/sqrt(2)) / 3. A list of one item has no pair: NaN.
+    features = genre_matrix([["Action"], ["Action", "Comedy"], ["Drama"]])
+    top = np.array([[0, 1, 2], [0, 0, -1], [2, -1, -1]])
+
+    got = intra_list_diversity(top, features)
+
+    np.testing.assert_allclose(got[:2], [1 - (1 / math.sqrt(2)) / 3, 0.0])
+    assert math.isnan(got[2])
+
+
+def _brute_ild(row: list[int], features: np.ndarray) -> float:
+    items = [i for i in row if i >= 0]
+    distances = []
+    for a in range(len(items)):
+        for b in range(a + 1, len(items)):
+            fa, fb = features[items[a]], features[items[b]]
+            na, nb = math.sqrt(float(fa @ fa)), math.sqrt(float(fb @ fb))
+            cos = float(fa @ fb) / (na * nb) if na > 0 and nb > 0 else 0.0
+            distances.append(1.0 - cos)
+    return sum(distances) / len(distances) if distances else math.nan
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    data=st.data(),
+    n_items=st.integers(min_value=1, max_value=8),
+    n_features=st.integers(min_value=1, max_value=4),
+    k=st.integers(min_value=1, max_value=5),
+)
+def test_intra_list_diversity_matches_brute_force(
+    data: st.DataObject, n_items: int, n_features: int, k: int
+) -> None:
+    features = np.array(
+        data.draw(
+            st.lists(
+                st.lists(st.sampled_from([0.0, 1.0]), min_size=n_features, max_size=n_features),
+                min_size=n_items,
+                max_size=n_items,
+            )
+        )
+    )
+    rows = data.draw(
+        st.lists(st.lists(st.integers(-1, n_items - 1), min_size=k, max_size=k), max_size=6)
+    )
+
+    got = intra_list_diversity(np.array(rows, dtype=np.int64).reshape(-1, k), features)
+
+    expected = [_brute_ild(row, features) for row in rows]
+    np.testing.assert_allclose(got, expected, atol=1e-12)
+    assert np.all((got[~np.isnan(got)] >= -1e-12) & (got[~np.isnan(got)] <= 1 + 1e-12))
+
+
+def test_popularity_rank_hand_computed() -> None:
+    # Counts 5, 9, 5, 0: item 1 first, items 0 and 2 share ranks 2 and 3, item 3 last.
+    np.testing.assert_array_equal(popularity_rank([5, 9, 5, 0]), [2.5, 1.0, 2.5, 4.0])
+
+
+@given(counts=st.lists(st.integers(0, 6), min_size=1, max_size=15), data=st.data())
+def test_popularity_ranks_match_brute_force(counts: list[int], data: st.DataObject) -> None:
+    n = len(counts)
+    rows = data.draw(st.lists(st.lists(st.integers(-1, n - 1), min_size=3, max_size=3)))
+
+    ranks = popularity_rank(counts)
+    got = mean_popularity_rank(np.array(rows, dtype=np.int64).reshape(-1, 3), ranks)
+
+    for i, c in enumerate(counts):
+        above = sum(other > c for other in counts)
+        tied = sum(other == c for other in counts)
+        assert ranks[i] == pytest.approx(above + (tied + 1) / 2)
+    for row, value in zip(rows, got, strict=True):
+        items = [i for i in row if i >= 0]
+        if items:
+            assert value == pytest.approx(sum(ranks[i] for i in items) / len(items))
+        else:
+            assert math.isnan(value)
+
+
+def test_list_metrics_validate_shapes() -> None:
+    with pytest.raises(ValueError, match="2-D"):
+        intra_list_diversity(np.array([0, 1]), np.eye(2))
+    with pytest.raises(ValueError, match="only 2 items"):
+        mean_popularity_rank(np.array([[0, 2]]), np.array([1.0, 2.0]))

@@ -1,28 +1,17 @@
 import numpy as np
 import pytest
 
-from fedrec.shared.baselines import popularity_score_fn, popularity_scores, random_score_fn
-from fedrec.shared.data.dataset import Interactions, Split
+from fedrec.shared.baselines import (
+    Popularity,
+    popularity_score_fn,
+    popularity_scores,
+    random_score_fn,
+)
+from fedrec.shared.data.dataset import Split
+from fedrec.shared.errors import NotFittedError
 from fedrec.shared.evaluation import evaluate_model, top_k
 
-
-def make_split(
-    train: list[tuple[int, int]], valid: list[int], test: list[int], n_items: int
-) -> Split:
-    users = np.array([u for u, _ in train], dtype=np.int64)
-    items = np.array([i for _, i in train], dtype=np.int64)
-    return Split(
-        train=Interactions(
-            users=users,
-            items=items,
-            ratings=np.ones(len(train), dtype=np.float32),
-            timestamps=np.zeros(len(train), dtype=np.int64),
-        ),
-        valid_items=np.array(valid, dtype=np.int64),
-        test_items=np.array(test, dtype=np.int64),
-        n_users=len(valid),
-        n_items=n_items,
-    )
+from .helpers import make_split
 
 
 def popular_split() -> Split:
@@ -98,3 +87,18 @@ def test_random_score_fn_validates() -> None:
         random_score_fn(0, seed=1)
     with pytest.raises(ValueError, match="seed"):
         random_score_fn(5, seed=-1)
+
+
+def test_popularity_recommender_scores_like_the_score_fn() -> None:
+    split = popular_split()
+    users = np.array([4, 2])
+
+    model = Popularity().fit(split)
+
+    np.testing.assert_array_equal(model.score(users), popularity_score_fn(split)(users))
+    assert model.params() == {} and model.fitted() == {}
+
+
+def test_a_baseline_refuses_to_score_before_fit() -> None:
+    with pytest.raises(NotFittedError, match="fit"):
+        Popularity().score(np.array([0]))

@@ -1,0 +1,59 @@
+"""Wall time and peak memory of a benchmark step (this process and all its children)."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import psutil
+
+logger = logging.getLogger(__name__)
+
+
+class PeakMemory:
+    """Samples the RSS of this process and all its descendants; keeps the maximum."""
+
+    def __init__(self, interval_s: float = 0.2) -> None:
+        self.interval_s = interval_s
+        self.peak_bytes = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _sample(self) -> int:
+        me = psutil.Process()
+        total = 0
+        for proc in [me, *me.children(recursive=True)]:
+            try:
+                total += proc.memory_info().rss
+            except psutil.Error:
+                continue
+        return total
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.peak_bytes = max(self.peak_bytes, self._sample())
+            self._stop.wait(self.interval_s)
+
+    def __enter__(self) -> PeakMemory:
+        self.peak_bytes = self._sample()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def measure(name: str, fn: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    """Run ``fn``; add ``wall_s`` and ``peak_rss_mib`` to the dict it returns."""
+    logger.info("benchmark arm: %s", name)
+    t0 = time.perf_counter()
+    with PeakMemory() as mem:
+        out = fn()
+    out["wall_s"] = time.perf_counter() - t0
+    out["peak_rss_mib"] = mem.peak_bytes / 2**20
+    logger.info("%s: %.1fs, peak %.0f MiB", name, out["wall_s"], out["peak_rss_mib"])
+    return out
