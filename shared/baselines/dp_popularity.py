@@ -11,11 +11,11 @@ user's whole history stays protected. The mechanism:
    trained on or not, once. Nothing else about the data is released; ranking the noisy
    vector is post-processing.
 3. **Accounting.** σ is the smallest noise multiplier whose ε, by the project's user-level
-   accountant (:func:`fedrec.shared.user_accounting.account`; one Gaussian mechanism, no
+   accountant (:func:`fedrec.shared.privacy.account`; one Gaussian mechanism, no
    sampling), is at most the target ε at ``δ = 1/N^1.1`` (N = users).
 
 Each call of :meth:`DPPopularity.fit` is a fresh release with fresh noise from
-:func:`fedrec.shared.user_dp.noise_rng`: publishing two of them spends the budget twice.
+:class:`fedrec.shared.privacy.SecureRandom`: publishing two of them spends the budget twice.
 """
 
 from __future__ import annotations
@@ -28,10 +28,10 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from fedrec.shared import user_dp
 from fedrec.shared.baselines.base import Recommender, interaction_matrix
 from fedrec.shared.data.dataset import Split
-from fedrec.shared.user_accounting import UNIT, account, default_delta
+from fedrec.shared.privacy import DPRandom, SecureRandom, account, default_delta
+from fedrec.shared.privacy.report import USER_UNIT as UNIT
 
 logger = logging.getLogger(__name__)
 
@@ -114,7 +114,12 @@ class DPPopularity(Recommender):
     name = "dp-popularity"
 
     def __init__(
-        self, *, epsilon: float, delta: float | None = None, accountant: str = "rdp"
+        self,
+        *,
+        epsilon: float,
+        delta: float | None = None,
+        accountant: str = "rdp",
+        rng: DPRandom | None = None,
     ) -> None:
         super().__init__()
         if not (epsilon > 0 and math.isfinite(epsilon)):
@@ -124,6 +129,7 @@ class DPPopularity(Recommender):
         self.epsilon = float(epsilon)
         self.delta = delta
         self.accountant = accountant
+        self._rng = rng  # None: a fresh CSPRNG stream for every release
         self.release: Release | None = None
         self._scores = np.zeros(0)
 
@@ -139,7 +145,7 @@ class DPPopularity(Recommender):
         delta = self.delta if self.delta is not None else default_delta(split.n_users)
         sigma = noise_multiplier_for(self.epsilon, delta, accountant=self.accountant)
         exact = np.asarray(user_contributions(split).sum(axis=0)).ravel()
-        noise = user_dp.noise_rng().standard_normal(split.n_items) * (sigma * SENSITIVITY)
+        noise = (self._rng or SecureRandom()).normal(split.n_items, sigma * SENSITIVITY)
         self._scores = exact + noise
         self._scores.setflags(write=False)
         spent = account([(sigma, 1.0, 1)], delta, self.accountant)

@@ -1,4 +1,4 @@
-"""The DP randomness: CSPRNG by default, its samplers' distributions, a seeded stream only on request."""
+"""DP randomness: a CSPRNG by default, right distributions, a seeded stream on request."""
 
 import numpy as np
 import pytest

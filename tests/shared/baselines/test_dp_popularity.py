@@ -9,10 +9,9 @@ import numpy as np
 import pytest
 from dp_accounting.pld import pld_privacy_accountant
 
-from fedrec.shared import user_dp
 from fedrec.shared.baselines import DPPopularity, noise_multiplier_for
 from fedrec.shared.baselines.dp_popularity import epsilon_of_release, user_contributions
-from fedrec.shared.user_accounting import default_delta
+from fedrec.shared.privacy import SeededRandom, default_delta
 
 from .helpers import make_split
 
@@ -85,15 +84,14 @@ def test_released_noise_has_the_accounted_scale() -> None:
     assert noise.std() == pytest.approx(release["noise_multiplier"], rel=0.03)
 
 
-def test_noise_comes_from_the_projects_noise_rng(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_noise_comes_from_the_dp_source() -> None:
     split = make_split(heavy_and_light(50), [-1] * 6, [-1] * 6, 50)
     exact = np.asarray(user_contributions(split).sum(axis=0)).ravel()
-    monkeypatch.setattr(user_dp, "noise_rng", lambda: np.random.default_rng(7))
 
-    model = DPPopularity(epsilon=1.0).fit(split)
+    model = DPPopularity(epsilon=1.0, rng=SeededRandom(7)).fit(split)
 
     sigma = model.fitted()["noise_multiplier"]
-    expected = exact + np.random.default_rng(7).standard_normal(50) * sigma
+    expected = exact + SeededRandom(7).normal(50, sigma)
     np.testing.assert_allclose(model.score(np.array([1]))[0], expected)
 
 
