@@ -19,19 +19,15 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
 import numpy as np
 
-if TYPE_CHECKING:
-    from fedrec.shared.config import FederationConfig
+from fedrec.shared.config import AGGREGATIONS, STRATEGIES, FederationConfig
 
 logger = logging.getLogger(__name__)
 
 Arrays = dict[str, np.ndarray]
-
-AGGREGATIONS = ("mean", "trimmed-mean", "median")
-STRATEGIES = ("fedavg", "fedavgm", "fedadam", "fedyogi")
 
 
 def update_norm(delta: Mapping[str, np.ndarray]) -> float:
@@ -206,7 +202,7 @@ def server_optimizer_for(fed: FederationConfig) -> ServerOptimizer:
     """The server optimizer a federation's settings ask for."""
     return make_server_optimizer(
         fed.strategy,
-        lr=fed.server_learning_rate,
+        lr=fed.server_lr,
         momentum=fed.server_momentum,
         beta2=fed.server_beta2,
         tau=fed.server_tau,

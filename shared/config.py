@@ -18,6 +18,33 @@ DATASETS = ("ml-100k", "ml-1m", "ml-latest", "generic")
 USER_DP_PLACEMENTS = ("off", "central", "local", "secagg")
 ACCOUNTANTS = ("rdp", "prv")
 FEDERATED_EVALUATION = ("auto", "on", "off")
+# The server optimizers and update combiners fedrec.server.aggregation implements; named here
+# so that validating a config never imports the server.
+STRATEGIES = ("fedavg", "fedavgm", "fedadam", "fedyogi")
+AGGREGATIONS = ("mean", "trimmed-mean", "median")
+# FedAvg's server learning rate: a row of the item table is moved by the few clients that saw
+# it, then averaged over all sampled clients, and a rate well above 1 undoes that dilution.
+FEDAVG_SERVER_LEARNING_RATE = 100.0
+# FedAdam / FedYogi step every coordinate by about this much per round, whatever the size of
+# its averaged update (Reddi et al. 2021 tune it in [1e-3, 1]).
+ADAPTIVE_SERVER_LEARNING_RATE = 0.01
+
+
+def default_server_learning_rate(strategy: str, momentum: float) -> float:
+    """The server learning rate a strategy uses when ``server-learning-rate`` is 0.
+
+    ``fedavg``: :data:`FEDAVG_SERVER_LEARNING_RATE`. ``fedavgm``: the same scaled by
+    ``1 - momentum``, so that its steady-state step equals FedAvg's. ``fedadam`` and
+    ``fedyogi``: :data:`ADAPTIVE_SERVER_LEARNING_RATE` (their steps are normalised per
+    coordinate, so FedAvg's rate would move every coordinate by about 100 each round).
+    """
+    if strategy == "fedavg":
+        return FEDAVG_SERVER_LEARNING_RATE
+    if strategy == "fedavgm":
+        return FEDAVG_SERVER_LEARNING_RATE * (1.0 - momentum)
+    if strategy in ("fedadam", "fedyogi"):
+        return ADAPTIVE_SERVER_LEARNING_RATE
+    raise ConfigError(f"strategy must be one of {', '.join(STRATEGIES)}, got {strategy!r}")
 
 
 def _check(condition: bool, message: str) -> None:
@@ -202,9 +229,9 @@ class FederationConfig:
     # anyway (the privacy reports then say so); off never runs it.
     federated_evaluation: str = "auto"
     personalize_epochs: int = 5  # on-device fit of the private factor before ranking
-    # Each item row is moved by the few clients that saw it, then averaged over all K
-    # sampled clients; a server learning rate >> 1 undoes that dilution (1.0 is FedAvg).
-    server_learning_rate: float = 100.0
+    # The server optimizer's learning rate of the item table; 0: the strategy's own default
+    # (default_server_learning_rate). Read it through FederationConfig.server_lr.
+    server_learning_rate: float = 0.0
     # Server learning rate of the dense shared tensors (text heads, adapters): every client
     # updates all of them, so there is no dilution to undo.
     dense_server_learning_rate: float = 1.0
@@ -230,14 +257,15 @@ class FederationConfig:
     accept_failures: bool = True
 
     def __post_init__(self) -> None:
-        from fedrec.server.aggregation import AGGREGATIONS, STRATEGIES
-
         _check(self.num_rounds >= 1, "num-rounds must be >= 1")
         _check(0 < self.fraction_train <= 1, "fraction-train must be in (0, 1]")
         _check(0 <= self.fraction_evaluate <= 1, "fraction-evaluate must be in [0, 1]")
         _check(self.min_train_nodes >= 1, "min-train-nodes must be >= 1")
         _check(self.min_available_nodes >= 0, "min-available-nodes must be >= 0")
-        _check(self.server_learning_rate > 0, "server-learning-rate must be > 0")
+        _check(
+            self.server_learning_rate >= 0,
+            "server-learning-rate must be >= 0 (0: the strategy's default)",
+        )
         _check(self.dense_server_learning_rate > 0, "dense-server-learning-rate must be > 0")
         _check(self.personalize_epochs >= 0, "personalize-epochs must be >= 0")
         _check(
@@ -260,6 +288,13 @@ class FederationConfig:
         _check(self.update_norm_factor >= 0, "update-norm-factor must be >= 0")
         _check(self.round_timeout > 0, "round-timeout must be > 0")
         _check(self.max_in_flight >= 0, "max-in-flight must be >= 0")
+
+    @property
+    def server_lr(self) -> float:
+        """The item table's server learning rate in use (``server-learning-rate`` or default)."""
+        if self.server_learning_rate > 0:
+            return self.server_learning_rate
+        return default_server_learning_rate(self.strategy, self.server_momentum)
 
 
 @dataclass(frozen=True)
@@ -457,7 +492,9 @@ def default_config() -> FedRecConfig:
 
 
 __all__ = [
+    "AGGREGATIONS",
     "DATASETS",
+    "STRATEGIES",
     "DataConfig",
     "FaultConfig",
     "FederationConfig",
@@ -467,6 +504,7 @@ __all__ = [
     "TextConfig",
     "TrainConfig",
     "default_config",
+    "default_server_learning_rate",
     "from_run_config",
     "resolve_config",
 ]

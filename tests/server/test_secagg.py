@@ -199,7 +199,7 @@ def test_secagg_federation_applies_the_noised_sum_and_keeps_ledgers(
         assert norm > 1.0  # clip 1 plus dense noise: the noise dominates
     # The new item table is the global one + server-lr x (sum of what was sent) / sampled:
     # the secure sum is the plain sum of the noised updates (up to quantization).
-    lr = cfg.federation.server_learning_rate
+    lr = cfg.federation.server_lr
     start = sent[0][0]
     for k in ("item_factors", "item_bias"):
         total = sum(u[k].astype(np.float64) for _, u in sent)

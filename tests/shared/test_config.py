@@ -53,3 +53,39 @@ def test_unknown_key_is_an_error_listing_known_keys() -> None:
 def test_dp_needs_noise() -> None:
     with pytest.raises(ConfigError, match="noise-multiplier"):
         resolve_config({}, {"dp-enabled": True, "noise-multiplier": 0.0})
+
+
+@pytest.mark.parametrize(
+    ("strategy", "expected"),
+    [("fedavg", 100.0), ("fedavgm", 10.0), ("fedadam", 0.01), ("fedyogi", 0.01)],
+)
+def test_each_strategy_has_its_own_server_learning_rate_default(
+    strategy: str, expected: float
+) -> None:
+    # Regression: FedAdam and FedYogi silently used FedAvg's rate of 100.
+    cfg = resolve_config({}, {"strategy": strategy})
+    assert cfg.federation.server_lr == pytest.approx(expected)
+    explicit = resolve_config({}, {"strategy": strategy, "server-learning-rate": 3.0})
+    assert explicit.federation.server_lr == 3.0
+
+
+def test_the_server_optimizer_uses_the_strategys_default_rate() -> None:
+    from fedrec.server.aggregation import server_optimizer_for
+
+    cfg = resolve_config({}, {"strategy": "fedadam"})
+    assert server_optimizer_for(cfg.federation).lr == pytest.approx(0.01)  # type: ignore[attr-defined]
+    fedavgm = resolve_config({}, {"strategy": "fedavgm", "server-momentum": 0.5})
+    assert fedavgm.federation.server_lr == pytest.approx(50.0)
+
+
+def test_shared_never_imports_the_server_or_the_client() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, fedrec.shared.config, fedrec.shared.privacy, fedrec.shared.evaluation; "
+        "bad = [m for m in sys.modules if m.startswith(('fedrec.server', 'fedrec.client'))]; "
+        "print(bad); sys.exit(1 if bad else 0)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout + done.stderr
