@@ -85,6 +85,7 @@ from fedrec.client.state import ClientStateStore
 from fedrec.client.task import ClientData, client_seed, load_client_data, local_train
 from fedrec.shared.config import FedRecConfig, PrivacyConfig, resolve_config
 from fedrec.shared.data import load_dataset, load_split
+from fedrec.shared.evaluation import auc, mean_and_se, tpr_at_fpr
 from fedrec.shared.models.factory import init_global, item_text_embeddings
 from fedrec.shared.models.hybrid import USER_HEAD_W
 from fedrec.shared.privacy import (
@@ -121,46 +122,6 @@ RECORD_SIGMAS = (2.1, 3.7, 13.0)
 LOW_FPR = 0.01  # membership: the true-positive rate at this false-positive rate
 USER_SIGMAS = (0.01, 0.1, 1.0)
 SECAGG_SIZES = (10, 100)
-
-
-# ------------------------------------------------------------------- metric
-
-
-def auc(scores: np.ndarray, labels: np.ndarray) -> float:
-    """ROC AUC: P(score of a positive > score of a negative), ties counting one half.
-
-    Computed from tie-averaged ranks (Mann-Whitney U); ``nan`` when either class is empty.
-    """
-    s = np.asarray(scores, dtype=np.float64)
-    y = np.asarray(labels, dtype=bool)
-    n_pos = int(y.sum())
-    n_neg = int(y.size - n_pos)
-    if n_pos == 0 or n_neg == 0:
-        return float("nan")
-    _, inverse, counts = np.unique(s, return_inverse=True, return_counts=True)
-    upper = np.cumsum(counts)  # 1-based rank of the last member of each tie group
-    mean_rank = upper - (counts - 1) / 2.0
-    rank_sum = float(mean_rank[inverse][y].sum())
-    return (rank_sum - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg)
-
-
-def tpr_at_fpr(scores: np.ndarray, labels: np.ndarray, fpr: float = LOW_FPR) -> float:
-    """The share of positives scored above a threshold that at most ``fpr`` of negatives pass.
-
-    The threshold is the ``(floor(fpr x negatives) + 1)``-th highest negative score, and a
-    positive counts only if strictly above it (ties go against the attacker), so the
-    false-positive rate is at most ``fpr``. An attack that guesses has TPR ≈ ``fpr``: what
-    matters for membership is being sure about a few items, not the average ranking (AUC).
-    ``nan`` when either class is empty.
-    """
-    s = np.asarray(scores, dtype=np.float64)
-    y = np.asarray(labels, dtype=bool)
-    neg = np.sort(s[~y])[::-1]
-    if neg.size == 0 or not y.any():
-        return float("nan")
-    allowed = int(math.floor(fpr * neg.size))
-    threshold = neg[allowed] if allowed < neg.size else -math.inf
-    return float(np.mean(s[y] > threshold))
 
 
 # ------------------------------------------------------------------- attacks
@@ -285,7 +246,7 @@ def membership_aucs(scores: Mapping[str, np.ndarray], truth: Truth) -> dict[str,
 def membership_tprs(scores: Mapping[str, np.ndarray], truth: Truth) -> dict[str, float]:
     """TPR at :data:`LOW_FPR` of each attack's scores, on the same items as the AUC."""
     counted, labels = truth.membership_labels()
-    return {name: tpr_at_fpr(s[counted], labels) for name, s in scores.items()}
+    return {name: tpr_at_fpr(s[counted], labels, LOW_FPR) for name, s in scores.items()}
 
 
 def rating_aucs(scores: Mapping[str, np.ndarray], truth: Truth) -> dict[str, float]:
@@ -329,14 +290,6 @@ def _user_epsilon(privacy: PrivacyConfig, sigma: float, releases: int, delta: fl
 # ------------------------------------------------------------------- benchmark
 
 
-def _summary(values: Sequence[float]) -> dict[str, float]:
-    arr = np.array([v for v in values if not math.isnan(v)], dtype=np.float64)
-    if arr.size == 0:
-        return {"mean": float("nan"), "se": float("nan"), "n": 0}
-    se = float(arr.std(ddof=1) / math.sqrt(arr.size)) if arr.size > 1 else float("nan")
-    return {"mean": float(arr.mean()), "se": se, "n": int(arr.size)}
-
-
 class _Row:
     """Collects one defense setting's per-client AUCs and the time spent on it."""
 
@@ -374,11 +327,11 @@ class _Row:
                 self.control.setdefault(name, []).append(value)
 
     def result(self, attacked_round: int, seed: int) -> dict[str, Any]:
-        membership = {k: _summary(v) for k, v in self.membership.items()}
-        rating = {k: _summary(v) for k, v in self.rating.items()}
-        control = {k: _summary(v) for k, v in self.control.items()}
+        membership = {k: mean_and_se(v) for k, v in self.membership.items()}
+        rating = {k: mean_and_se(v) for k, v in self.rating.items()}
+        control = {k: mean_and_se(v) for k, v in self.control.items()}
         gap = {  # paired per client: with the client's update minus without it
-            k: _summary([a - b for a, b in zip(self.membership[k], v, strict=True)])
+            k: mean_and_se([a - b for a, b in zip(self.membership[k], v, strict=True)])
             for k, v in self.control.items()
         }
         attacks = [k for k in (*MEMBERSHIP_ATTACKS, TEXT_HEAD_ATTACK) if k in membership]
@@ -390,7 +343,9 @@ class _Row:
             "setting": self.setting,
             **self.extra,
             "membership_auc": membership,
-            "membership_tpr_at_low_fpr": {k: _summary(v) for k, v in self.membership_tpr.items()},
+            "membership_tpr_at_low_fpr": {
+                k: mean_and_se(v) for k, v in self.membership_tpr.items()
+            },
             "low_fpr": LOW_FPR,
             "rating_auc": rating,
             "membership_auc_without_client": control or None,

@@ -53,8 +53,9 @@ from fedrec.server.text_map import fit_text_map, min_items
 from fedrec.shared.config import FedRecConfig, resolve_config
 from fedrec.shared.data import load_dataset, load_split
 from fedrec.shared.data.dataset import Dataset
-from fedrec.shared.evaluation import summarize
-from fedrec.shared.metrics import hit_multi_at_k, ndcg_at_k, ndcg_multi_at_k, paired_difference
+from fedrec.shared.evaluation import paired_difference, standard_error, summarize
+from fedrec.shared.evaluation.metrics import hit_multi_at_k, ndcg_at_k, ndcg_multi_at_k
+from fedrec.shared.evaluation.ranking import top_k as _top_k
 from fedrec.shared.models.factory import init_global, item_text_embeddings
 from fedrec.shared.training import finetune_users
 from fedrec.simulations.plain import PlainFederation
@@ -222,11 +223,9 @@ def _recommender(cfg: FedRecConfig, fed: PlainFederation, dataset: Dataset) -> R
 
 def top_k(scores: np.ndarray, exclude: np.ndarray, k: int = K) -> np.ndarray:
     """The ``k`` best-scored items, best first, excluded ones last (fewer if fewer items)."""
-    s = scores.astype(np.float64).copy()
-    s[exclude] = -np.inf
-    k = min(k, s.size)  # a small catalogue (e.g. the held-out items) may have fewer
-    top = np.argpartition(-s, k - 1)[:k]
-    return top[np.argsort(-s[top], kind="stable")]
+    # A small catalogue (e.g. the held-out items) may have fewer than k candidates; filled
+    # up with the excluded ones, every list has the same length and the lists stack.
+    return _top_k(scores, exclude, k, fill=True)
 
 
 def _paired(a: np.ndarray, b: np.ndarray) -> dict[str, float]:
@@ -817,7 +816,7 @@ def _repeat_lines(repeats: list[dict[str, float]], vary: str) -> list[str]:
     stats = []
     for k in keys:
         v = np.array([row[k] for row in repeats])
-        se = _fmt(v.std(ddof=1) / np.sqrt(v.size), k).lstrip("+")
+        se = _fmt(standard_error(v), k).lstrip("+")
         stats.append(f"{_fmt(v.mean(), k)} ± {se}")
     lines.append("| mean | " + " | ".join(stats) + " |")
     d = paired_difference(

@@ -56,8 +56,13 @@ from fedrec.shared.baselines import popularity_score_fn
 from fedrec.shared.config import FedRecConfig, PrivacyConfig, TrainConfig, resolve_config
 from fedrec.shared.data import load_split
 from fedrec.shared.data.dataset import Split
-from fedrec.shared.evaluation import evaluate_model, summarize
-from fedrec.shared.metrics import ndcg_at_k
+from fedrec.shared.evaluation import (
+    evaluate_model,
+    paired_standard_error,
+    standard_error,
+    summarize,
+)
+from fedrec.shared.evaluation.metrics import ndcg_at_k
 from fedrec.shared.models.factory import init_global
 from fedrec.shared.privacy import (
     account,
@@ -307,19 +312,15 @@ def random_ranking_ndcg(split: Split, k: int = K) -> float:
 
 def ndcg_standard_error(ranks: Sequence[int], k: int = K) -> float:
     """The standard error of the mean NDCG@k over users."""
-    values = ndcg_at_k(np.asarray(ranks, dtype=np.int64), k)
-    if values.size < 2:
-        return float("nan")
-    return float(values.std(ddof=1) / math.sqrt(values.size))
+    return standard_error(ndcg_at_k(np.asarray(ranks, dtype=np.int64), k))
 
 
-def paired_standard_error(ranks: Sequence[int], reference: Sequence[int], k: int = K) -> float:
+def paired_ndcg_standard_error(ranks: Sequence[int], reference: Sequence[int], k: int = K) -> float:
     """The standard error of the mean per-user NDCG@k difference to ``reference``'s ranks."""
-    a = ndcg_at_k(np.asarray(ranks, dtype=np.int64), k)
-    b = ndcg_at_k(np.asarray(reference, dtype=np.int64), k)
-    if a.size != b.size or a.size < 2:
-        return float("nan")
-    return float((a - b).std(ddof=1) / math.sqrt(a.size))
+    return paired_standard_error(
+        ndcg_at_k(np.asarray(ranks, dtype=np.int64), k),
+        ndcg_at_k(np.asarray(reference, dtype=np.int64), k),
+    )
 
 
 def run_point(cfg: FedRecConfig, bench: Bench, label: str) -> dict[str, Any]:
@@ -613,7 +614,7 @@ def _run(
 
     def finish(point: dict[str, Any]) -> dict[str, Any]:
         point.pop("last_round_norms", None)
-        point["paired_se_vs_no_dp"] = paired_standard_error(point.pop("ranks_full"), reference)
+        point["paired_se_vs_no_dp"] = paired_ndcg_standard_error(point.pop("ranks_full"), reference)
         return point
 
     def repeated(cfg: FedRecConfig, label: str, n: int) -> dict[str, Any]:

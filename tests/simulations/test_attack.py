@@ -2,17 +2,14 @@
 
 import inspect
 import json
-import math
 from pathlib import Path
 
 import numpy as np
-import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from fedrec.cli.bench import bench_app
 from fedrec.shared.config import FedRecConfig, PrivacyConfig, TrainConfig
+from fedrec.shared.evaluation import auc
 from fedrec.shared.models.mf import MatrixFactorization
 from fedrec.shared.privacy import SeededRandom
 from fedrec.shared.training import train_local
@@ -22,7 +19,6 @@ from fedrec.simulations.attack import (
     RECORD_SIGMAS,
     TEXT_HEAD_ATTACK,
     Truth,
-    auc,
     local_user_dp,
     markdown_report,
     membership_aucs,
@@ -31,43 +27,12 @@ from fedrec.simulations.attack import (
     rating_scores,
     run_attack_benchmark,
     secure_sum,
-    tpr_at_fpr,
     user_direction,
     write_report,
 )
 from fedrec.simulations.bench_federation import write_synthetic
 
 N_ITEMS, DIM = 300, 8
-
-
-def _brute_force_auc(scores: list[float], labels: list[bool]) -> float:
-    pos = [s for s, y in zip(scores, labels, strict=True) if y]
-    neg = [s for s, y in zip(scores, labels, strict=True) if not y]
-    wins = sum(1.0 if p > n else 0.5 if p == n else 0.0 for p in pos for n in neg)
-    return wins / (len(pos) * len(neg))
-
-
-@settings(max_examples=200, deadline=None)
-@given(
-    st.lists(
-        st.tuples(st.integers(-3, 3) | st.floats(-1e3, 1e3, allow_nan=False), st.booleans()),
-        min_size=2,
-        max_size=40,
-    ).filter(lambda xs: 0 < sum(y for _, y in xs) < len(xs))
-)
-def test_auc_matches_the_pairwise_definition(pairs: list[tuple[float, bool]]) -> None:
-    scores = [float(s) for s, _ in pairs]
-    labels = [y for _, y in pairs]
-    assert auc(np.array(scores), np.array(labels)) == pytest.approx(
-        _brute_force_auc(scores, labels), abs=1e-12
-    )
-
-
-def test_auc_extremes_and_a_missing_class() -> None:
-    assert auc(np.array([3.0, 2.0, 1.0]), np.array([True, False, False])) == 1.0
-    assert auc(np.array([1.0, 2.0, 3.0]), np.array([True, False, False])) == 0.0
-    assert auc(np.array([1.0, 1.0]), np.array([True, False])) == 0.5
-    assert math.isnan(auc(np.array([1.0, 2.0]), np.array([True, True])))
 
 
 def _client(seed: int = 0, n_pos: int = 25) -> tuple[np.ndarray, np.ndarray]:
@@ -283,37 +248,6 @@ def test_benchmark_runs_every_defense_on_a_tiny_federation(tmp_path: Path) -> No
     assert json.loads((tmp_path / "out" / "attack.json").read_text())["rows"]
     assert "SecAgg+" in (tmp_path / "out" / "attack.md").read_text()
     assert not list((tmp_path / "runs").glob("attack-*"))  # scratch states are removed
-
-
-@settings(max_examples=80, deadline=None)
-@given(
-    st.lists(st.tuples(st.floats(-3, 3), st.booleans()), min_size=2, max_size=300),
-    st.sampled_from([0.0, 0.01, 0.1, 0.5]),
-)
-def test_tpr_at_low_fpr_keeps_the_false_positive_rate(
-    pairs: list[tuple[float, bool]], fpr: float
-) -> None:
-    scores = np.array([s for s, _ in pairs])
-    labels = np.array([y for _, y in pairs])
-    tpr = tpr_at_fpr(scores, labels, fpr)
-    if labels.all() or not labels.any():
-        assert math.isnan(tpr)
-        return
-    assert 0.0 <= tpr <= 1.0
-    # Some threshold lets at most fpr of the negatives and exactly tpr of the positives pass.
-    neg, pos = scores[~labels], scores[labels]
-    cuts = [-math.inf, *sorted(set(scores.tolist()))]
-    assert any(
-        np.mean(neg > t) <= fpr + 1e-12 and math.isclose(np.mean(pos > t), tpr) for t in cuts
-    )
-
-
-def test_tpr_at_low_fpr_extremes() -> None:
-    labels = np.array([True] * 5 + [False] * 200)
-    separated = np.r_[np.full(5, 2.0), np.linspace(-1, 1, 200)]
-    assert tpr_at_fpr(separated, labels) == 1.0
-    assert tpr_at_fpr(-separated, labels) == 0.0
-    assert tpr_at_fpr(np.zeros(205), labels) == 0.0  # ties go against the attacker
 
 
 def test_default_record_sigmas_reach_about_8_4_and_1_and_the_cli_agrees() -> None:

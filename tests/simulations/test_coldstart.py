@@ -28,7 +28,6 @@ from fedrec.simulations.bench_coldstart import (
     coldstart_markdown,
     genre_text,
     run_coldstart_benchmark,
-    top_k,
     user_cold_start,
     write_warm_dataset,
 )
@@ -242,27 +241,6 @@ def test_a_tiny_dp_run_end_to_end_reports_what_training_spent(tmp_path: Path) ->
     assert "| 2 | " in text
     assert f"ε = {result['privacy']['hybrid']['epsilon_max']:.3g} per interaction" in text
     assert json.loads((out / "coldstart-dp.json").read_text())["privacy"] == result["privacy"]
-
-
-@settings(max_examples=60, deadline=None)
-@given(
-    st.lists(st.floats(-5, 5), min_size=1, max_size=30),
-    st.sets(st.integers(0, 29)),
-    st.integers(1, 15),
-)
-def test_top_k_is_sorted_short_on_small_catalogues_and_puts_excluded_last(
-    scores: list[float], exclude: set[int], k: int
-) -> None:
-    s = np.array(scores)
-    excluded = np.array(sorted(i for i in exclude if i < s.size), np.int64)
-    top = top_k(s, excluded, k)
-    assert len(top) == min(k, s.size) == len(set(top.tolist()))
-    masked = s.copy()
-    masked[excluded] = -np.inf
-    ordered = masked[top]
-    assert all(a >= b for a, b in zip(ordered, ordered[1:], strict=False))  # best first
-    kept = s.size - excluded.size
-    assert not set(top[: min(k, kept)].tolist()) & set(excluded.tolist())
 
 
 def test_repeats_vary_the_noise_under_dp_and_the_seed_without() -> None:

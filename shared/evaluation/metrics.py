@@ -14,18 +14,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import numpy as np
 from scipy.stats import rankdata
-from scipy.stats import t as student_t
+
+from fedrec.shared.evaluation.ranking import _check_k
 
 logger = logging.getLogger(__name__)
-
-
-def _check_k(k: int) -> None:
-    if isinstance(k, bool) or not isinstance(k, int | np.integer) or k < 1:
-        raise ValueError(f"k must be an integer >= 1, got {k!r}")
 
 
 def _as_ranks(ranks: np.ndarray | Sequence[int]) -> np.ndarray:
@@ -244,37 +239,3 @@ def mean_popularity_rank(top_k: np.ndarray, ranks: np.ndarray) -> np.ndarray:
     has = counts > 0
     out[has] = picked.sum(axis=1)[has] / counts[has]
     return out
-
-
-@dataclass(frozen=True)
-class PairedDifference:
-    """Mean of per-user differences ``a - b`` with its standard error and a 95% interval."""
-
-    mean: float
-    se: float
-    low: float
-    high: float
-    n: int
-
-
-def paired_difference(
-    a: np.ndarray | Sequence[float], b: np.ndarray | Sequence[float]
-) -> PairedDifference:
-    """Compare two models on the same users (``a[u]`` and ``b[u]`` are one user's values).
-
-    Pairing removes the between-user spread, which dominates a leave-one-out metric: two
-    models whose means differ by less than their unpaired standard errors can still differ
-    clearly user by user. The interval is Student's t at 95% (mean ± t SE), which for a
-    few hundred users is the normal mean ± 1.96 SE and for a handful of repeated runs is
-    much wider, as it should be.
-    """
-    x, y = np.asarray(a, np.float64), np.asarray(b, np.float64)
-    if x.shape != y.shape or x.ndim != 1:
-        raise ValueError(f"need two 1-D arrays over the same users, got {x.shape} and {y.shape}")
-    if x.size < 2:
-        raise ValueError(f"need at least 2 users, got {x.size}")
-    d = x - y
-    mean = float(d.mean())
-    se = float(d.std(ddof=1) / np.sqrt(d.size))
-    t = float(student_t.ppf(0.975, d.size - 1))
-    return PairedDifference(mean, se, mean - t * se, mean + t * se, int(d.size))

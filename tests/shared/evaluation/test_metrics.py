@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fedrec.shared.metrics import (
+from fedrec.shared.evaluation.metrics import (
     catalogue_coverage,
     genre_matrix,
     hit_multi_at_k,
@@ -16,7 +16,6 @@ from fedrec.shared.metrics import (
     mrr_at_k,
     ndcg_at_k,
     ndcg_multi_at_k,
-    paired_difference,
     popularity_rank,
     recall_at_k,
 )
@@ -166,40 +165,6 @@ def test_ndcg_multi_perfect_ranking_and_users_without_relevant_items() -> None:
     top = np.array([[1, 2, 3], [4, 5, 6]])
     out = ndcg_multi_at_k(top, [np.array([3, 2, 1, 9]), np.array([], dtype=np.int64)])
     assert out[0] == pytest.approx(1.0) and np.isnan(out[1])
-
-
-def test_paired_difference_hand_computed() -> None:
-    d = paired_difference([0.5, 0.0, 1.0, 0.0], [0.0, 0.0, 0.5, 0.5])
-    # differences 0.5, 0, 0.5, -0.5: mean 0.125, sample sd 0.4787, se 0.2394
-    assert d.n == 4 and math.isclose(d.mean, 0.125)
-    assert math.isclose(d.se, 0.47871355 / 2, rel_tol=1e-6)
-    # Student's t with 3 degrees of freedom: 3.182, not the normal 1.96.
-    assert math.isclose(d.high - d.mean, 3.1824 * d.se, rel_tol=1e-4)
-    assert math.isclose(d.mean - d.low, d.high - d.mean)
-    many = paired_difference(np.arange(1000.0) % 7, np.zeros(1000))
-    assert math.isclose(many.high - many.mean, 1.9623 * many.se, rel_tol=1e-3)
-    with pytest.raises(ValueError, match="same users"):
-        paired_difference([1.0, 2.0], [1.0])
-    with pytest.raises(ValueError, match="at least 2"):
-        paired_difference([1.0], [1.0])
-
-
-@given(
-    st.lists(st.floats(0, 1), min_size=2, max_size=50),
-    st.floats(-1, 1),
-)
-def test_paired_difference_properties(values: list[float], shift: float) -> None:
-    a = np.array(values)
-    same = paired_difference(a, a)
-    assert same.mean == 0 and same.se == 0
-    # A constant shift for every user is found exactly, with no spread.
-    shifted = paired_difference(a + shift, a)
-    assert math.isclose(shifted.mean, shift, abs_tol=1e-9) and shifted.se < 1e-9
-    # Swapping the models mirrors the interval.
-    b = a[::-1]
-    fwd, back = paired_difference(a, b), paired_difference(b, a)
-    assert math.isclose(fwd.mean, -back.mean, abs_tol=1e-12)
-    assert math.isclose(fwd.se, back.se) and fwd.low <= fwd.mean <= fwd.high
 
 
 # ---------------------------------------------------------------- beyond accuracy
