@@ -23,7 +23,6 @@ from flwr.app import ArrayRecord, ConfigRecord, Context, Message, MetricRecord, 
 from flwr.clientapp import ClientApp
 
 from fedrec.client.faults import inject_faults
-from fedrec.client.ledger import UserRound, total_user_epsilon, user_round_for
 from fedrec.client.secagg import MIN_SURVIVORS_KEY, secagg_mod
 from fedrec.client.state import ClientStateStore
 from fedrec.client.task import (
@@ -38,7 +37,7 @@ from fedrec.client.task import (
 from fedrec.shared.config import FedRecConfig, resolve_config
 from fedrec.shared.device import resolve_device
 from fedrec.shared.errors import ConfigError, PrivacyBudgetExceeded
-from fedrec.shared.privacy import resolve_delta
+from fedrec.shared.privacy import UserRound, resolve_delta, user_round_for
 from fedrec.shared.serialization import arrays_to_numpy, numpy_to_arrays
 
 logger = logging.getLogger(__name__)
@@ -171,7 +170,7 @@ def build_client_app(overrides: dict[str, Any] | None = None) -> ClientApp:
                     "weight": 1.0,
                     "budget-exhausted": 1.0,
                     "epsilon": float(state.epsilon if state else 0.0),
-                    "user-epsilon": total_user_epsilon(state),
+                    "user-epsilon": state.reported_user_epsilon if state else 0.0,
                 }
             )
             arrays = ArrayRecord()
@@ -185,7 +184,8 @@ def build_client_app(overrides: dict[str, Any] | None = None) -> ClientApp:
         user_epsilon = None
         if user_round is not None:
             updated = noised_update(cfg, shared, updated, survivors=survivors, seeds=noise_seeds)
-            user_epsilon = total_user_epsilon(store.load())
+            state = store.load()
+            user_epsilon = state.reported_user_epsilon if state else 0.0
         metrics = train_metrics(cfg, result, time.perf_counter() - t0, user_epsilon=user_epsilon)
         content = RecordDict({"arrays": numpy_to_arrays(updated), "metrics": MetricRecord(metrics)})
         return Message(content=content, reply_to=msg)

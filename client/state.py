@@ -33,7 +33,7 @@ import logging
 import os
 import tempfile
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -42,7 +42,7 @@ from safetensors import safe_open
 from safetensors.numpy import save_file
 
 from fedrec.shared.errors import FedRecError
-from fedrec.shared.privacy import HistoryEntry
+from fedrec.shared.privacy import HistoryEntry, UserRound, reported_user_epsilon, spend_user_round
 
 logger = logging.getLogger(__name__)
 
@@ -88,6 +88,16 @@ class ClientState:
     def last_round(self) -> int | None:
         """The latest round this state has trained, or ``None``."""
         return self.rounds_trained[-1] if self.rounds_trained else None
+
+    @property
+    def reported_user_epsilon(self) -> float:
+        """The user-level epsilon this state's ledger reports (0 without one)."""
+        return reported_user_epsilon(self.user_epsilon)
+
+    def spend(self, rnd: UserRound) -> ClientState:
+        """A copy with one more user-level round of ``rnd`` in its ledger."""
+        ledger, epsilons = spend_user_round(self.user_ledger, rnd)
+        return replace(self, user_ledger=ledger, user_epsilon=epsilons, user_delta=rnd.delta)
 
 
 def _meta(state: ClientState) -> dict[str, Any]:

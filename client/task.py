@@ -15,15 +15,20 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from fedrec.client.ledger import UserRound, check_user_budget, spend
 from fedrec.client.state import ClientState, ClientStateStore
 from fedrec.shared.config import FedRecConfig
 from fedrec.shared.data import load_split, partition_users
-from fedrec.shared.errors import PrivacyBudgetExceeded
 from fedrec.shared.evaluation import UserEval, evaluate_user, sample_negatives, summarize
 from fedrec.shared.models.factory import make_model
 from fedrec.shared.models.mf import MatrixFactorization, init_user_factors
-from fedrec.shared.privacy import dp_plan, dp_random, epsilon_of, noise_std, privatize
+from fedrec.shared.privacy import (
+    UserRound,
+    check_record_budget,
+    check_user_budget,
+    dp_random,
+    noise_std,
+    privatize,
+)
 from fedrec.shared.training import LocalResult, finetune_users, train_local
 
 logger = logging.getLogger(__name__)
@@ -167,7 +172,7 @@ def local_train(
         )
     check_budget(cfg, start, n_records=len(data.train_items))
     if user_round is not None:
-        check_user_budget(start, user_round)
+        check_user_budget(start.user_ledger, user_round)
     model = build_model(cfg, data, shared, start, seed=seed)
     result = train_local(
         model,
@@ -193,24 +198,14 @@ def local_train(
         user_delta=start.user_delta,
         run_id=start.run_id,
     )
-    store.save(spend(trained, user_round) if user_round else trained, previous=start)
+    store.save(trained.spend(user_round) if user_round else trained, previous=start)
     return model.get_shared(), result
 
 
 def check_budget(cfg: FedRecConfig, state: ClientState, *, n_records: int) -> None:
     """Refuse (raise) before training a round that would take epsilon over the budget."""
-    budget = cfg.privacy.epsilon_budget
-    if not cfg.privacy.dp_enabled or budget <= 0 or n_records == 0:
-        return
-    history = list(state.accountant_history)
-    delta = cfg.privacy.target_delta
-    planned = epsilon_of([*history, dp_plan(cfg.train, cfg.privacy)], delta)
-    if planned > budget:
-        raise PrivacyBudgetExceeded(
-            f"privacy budget reached: epsilon spent {epsilon_of(history, delta):.3f}, another "
-            f"round would make it {planned:.3f} > epsilon-budget {budget:g} (delta {delta:g}, "
-            "per record); this client no longer trains"
-        )
+    if n_records:  # a client with nothing to train on releases nothing
+        check_record_budget(state.accountant_history, cfg.train, cfg.privacy)
 
 
 def local_user_evals(

@@ -24,16 +24,11 @@ from typing import Protocol
 import numpy as np
 
 from fedrec.shared.config import AGGREGATIONS, STRATEGIES, FederationConfig
+from fedrec.shared.privacy import update_norm
 
 logger = logging.getLogger(__name__)
 
 Arrays = dict[str, np.ndarray]
-
-
-def update_norm(delta: Mapping[str, np.ndarray]) -> float:
-    """L2 norm of a whole update (all tensors together)."""
-    total = sum(float(np.sum(np.square(v, dtype=np.float64))) for v in delta.values())
-    return float(np.sqrt(total))
 
 
 def screen_updates(deltas: Sequence[Arrays], factor: float) -> tuple[list[int], list[float]]:

@@ -91,7 +91,6 @@ from fedrec.shared.models.hybrid import USER_HEAD_W
 from fedrec.shared.privacy import (
     DPRandom,
     SeededRandom,
-    account,
     clip_update,
     epsilon_of,
     gaussian_noise_like,
@@ -99,6 +98,7 @@ from fedrec.shared.privacy import (
     privatize,
     resolve_delta,
     update_norm,
+    user_epsilon,
 )
 from fedrec.simulations.plain import PlainFederation, sample_partitions
 from fedrec.simulations.scenarios import load_scenario
@@ -284,7 +284,9 @@ def _user_epsilon(privacy: PrivacyConfig, sigma: float, releases: int, delta: fl
     """Epsilon of ``releases`` Gaussian releases of a clipped update, q = 1 (the server's view)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # "optimal order is the smallest alpha" at tiny sigma
-        return account([(sigma, 1.0, releases)], delta, privacy.accountant).epsilon
+        return user_epsilon(
+            sigma, q=1.0, rounds=releases, delta=delta, accountant=privacy.accountant
+        )
 
 
 # ------------------------------------------------------------------- benchmark

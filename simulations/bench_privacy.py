@@ -41,8 +41,7 @@ import os
 import platform
 import shutil
 import time
-from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -53,7 +52,7 @@ import torch
 
 from fedrec.server.secagg import secagg_threshold
 from fedrec.shared.baselines import popularity_score_fn
-from fedrec.shared.config import FedRecConfig, PrivacyConfig, TrainConfig, resolve_config
+from fedrec.shared.config import FedRecConfig, resolve_config
 from fedrec.shared.data import load_split
 from fedrec.shared.data.dataset import Split
 from fedrec.shared.evaluation import (
@@ -65,11 +64,11 @@ from fedrec.shared.evaluation import (
 from fedrec.shared.evaluation.metrics import ndcg_at_k
 from fedrec.shared.models.factory import init_global
 from fedrec.shared.privacy import (
-    account,
+    calibrate_record,
+    calibrate_user,
     default_delta,
-    dp_plan,
-    epsilon_of,
     noise_std,
+    record_plans,
     resolve_delta,
 )
 from fedrec.simulations.plain import PlainFederation, sample_partitions
@@ -118,158 +117,6 @@ def train_settings(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
     settings.update({"text-tower": "off", "dp-enabled": False, "user-dp": "off"})
     settings.update(overrides or {})
     return settings
-
-
-# -- calibration --------------------------------------------------------------------------
-
-
-def calibrate_sigma(
-    eps_of: Callable[[float], float],
-    target: float,
-    *,
-    rel_tol: float = 0.01,
-    start: float = 1.0,
-) -> float:
-    """The smallest noise multiplier, to ``rel_tol`` in ε, whose ε is at most ``target``.
-
-    ``eps_of`` must fall as σ grows. The result always satisfies ``eps_of(σ) <= target``
-    and, unless σ would be below 1e-3, ``eps_of(σ) >= (1 - rel_tol) * target``.
-    """
-    if not (target > 0 and math.isfinite(target)):
-        raise ValueError(f"target epsilon must be a positive number, got {target}")
-    cache: dict[float, float] = {}
-
-    def eps(sigma: float) -> float:
-        if sigma not in cache:
-            cache[sigma] = eps_of(sigma)
-        return cache[sigma]
-
-    hi = max(start, 1e-3)
-    while eps(hi) > target:
-        hi *= 2
-        if hi > 1e6:
-            raise ValueError(f"no noise multiplier up to 1e6 reaches epsilon {target}")
-    lo = hi
-    while eps(lo) <= target:
-        if lo <= 1e-3:
-            return lo
-        lo /= 2
-    # eps(lo) > target >= eps(hi): bisect (geometrically) until eps(hi) is close enough.
-    for _ in range(200):
-        if eps(hi) >= (1 - rel_tol) * target:
-            break
-        mid = math.sqrt(lo * hi)
-        if eps(mid) > target:
-            lo = mid
-        else:
-            hi = mid
-    return hi
-
-
-def record_plans(
-    n_records: Iterable[int], train: TrainConfig, privacy: PrivacyConfig
-) -> Counter[tuple[float, int]]:
-    """How many clients run each DP-SGD plan ``(sample rate, steps per round)``.
-
-    The plan depends on public settings only, so every client runs the same one.
-    """
-    _, q, steps = dp_plan(train, privacy)
-    return Counter({(float(q), int(steps)): sum(1 for _ in n_records)})
-
-
-def record_epsilon(
-    sigma: float, plans: Iterable[tuple[float, int]], rounds: int, delta: float
-) -> float:
-    """The largest ε, by the project's accountant, of a client training every round."""
-    return max(epsilon_of([(sigma, q, steps * rounds)], delta) for q, steps in plans)
-
-
-@dataclass(frozen=True)
-class RecordCalibration:
-    """σ of DP-SGD for a target ε over the run, and how it was found."""
-
-    target: float
-    sigma: float
-    sigma_opacus: float
-    planned_epsilon: float  # the project's accountant, worst plan, all rounds
-    worst_plan: tuple[float, int]  # (q, steps per round)
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready."""
-        return {
-            "target": self.target,
-            "sigma": self.sigma,
-            "sigma_opacus": self.sigma_opacus,
-            "planned_epsilon": self.planned_epsilon,
-            "worst_plan": {
-                "sample_rate": self.worst_plan[0],
-                "steps_per_round": self.worst_plan[1],
-            },
-        }
-
-
-def calibrate_record(
-    target: float,
-    plans: Iterable[tuple[float, int]],
-    *,
-    rounds: int,
-    delta: float,
-    candidates: int = 3,
-) -> RecordCalibration:
-    """DP-SGD's noise multiplier for ``target`` over ``rounds`` rounds of every plan.
-
-    Opacus' ``get_noise_multiplier`` on the ``candidates`` plans that spend the most (at
-    σ = 1), the largest σ taken; then checked with the project's accountant over all plans
-    and raised by bisection if that accountant puts it above ``target``.
-    """
-    from opacus.accountants.utils import get_noise_multiplier
-
-    plans = sorted(set(plans))
-    if not plans:
-        raise ValueError("no DP-SGD plans to calibrate")
-    worst = sorted(plans, key=lambda p: -record_epsilon(1.0, [p], rounds, delta))[:candidates]
-    sigma_opacus = max(
-        float(
-            get_noise_multiplier(
-                target_epsilon=target,
-                target_delta=delta,
-                sample_rate=q,
-                steps=steps * rounds,
-                accountant="rdp",
-                epsilon_tolerance=0.005 * target,
-            )
-        )
-        for q, steps in worst
-    )
-    sigma = sigma_opacus
-    if record_epsilon(sigma, plans, rounds, delta) > target:
-        sigma = calibrate_sigma(
-            lambda s: record_epsilon(s, plans, rounds, delta), target, start=sigma_opacus
-        )
-    worst_plan = max(plans, key=lambda p: record_epsilon(sigma, [p], rounds, delta))
-    return RecordCalibration(
-        target=target,
-        sigma=sigma,
-        sigma_opacus=sigma_opacus,
-        planned_epsilon=record_epsilon(sigma, plans, rounds, delta),
-        worst_plan=worst_plan,
-    )
-
-
-def user_epsilon(sigma: float, *, q: float, rounds: int, delta: float, accountant: str) -> float:
-    """User-level ε of ``rounds`` rounds at σ and sampling rate ``q`` (project's accountant)."""
-    return account([(sigma, q, rounds)], delta, accountant).epsilon
-
-
-def calibrate_user(
-    target: float, *, q: float, rounds: int, delta: float, accountant: str = "rdp"
-) -> dict[str, float]:
-    """User-level σ for ``target`` over ``rounds`` rounds, with the ε it gives."""
-    sigma = calibrate_sigma(
-        lambda s: user_epsilon(s, q=q, rounds=rounds, delta=delta, accountant=accountant), target
-    )
-    planned = user_epsilon(sigma, q=q, rounds=rounds, delta=delta, accountant=accountant)
-    return {"target": target, "sigma": sigma, "planned_epsilon": planned}
 
 
 # -- running points -------------------------------------------------------------------------

@@ -13,7 +13,7 @@ user-level (ε, δ) is kept by :class:`fedrec.server.user_dp.UserLevelAccountant
   their sum once; the sum is divided by the number of clients sampled.
 - ``local``: each client clips its update and adds all of the noise (the ClientApp's
   :func:`fedrec.client.task.noised_update`), keeps its ledger
-  (:func:`fedrec.client.ledger.user_round_for`), and the server averages what it gets as
+  (:func:`fedrec.shared.privacy.user_round_for`), and the server averages what it gets as
   without DP.
 - ``secagg``: each client adds its share of the noise for the threshold Flower's SecAgg+
   workflow would set (:func:`fedrec.server.secagg.secagg_threshold`); the sum is computed
@@ -34,7 +34,6 @@ import numpy as np
 import torch
 from flwr.common.secure_aggregation.quantization import dequantize, quantize
 
-from fedrec.client.ledger import total_user_epsilon, user_round_for
 from fedrec.client.state import ClientStateStore
 from fedrec.client.task import (
     client_seed,
@@ -58,6 +57,7 @@ from fedrec.server.user_dp import (
 )
 from fedrec.shared.config import FedRecConfig, PrivacyConfig
 from fedrec.shared.evaluation import UserEval, summarize
+from fedrec.shared.privacy import user_round_for
 
 Arrays = dict[str, np.ndarray]
 
@@ -116,7 +116,8 @@ class PlainFederation:
             noise_seeds.append((client_seed(self.cfg, pid), server_round))
             if user_round is not None and self.user_accountant is not None:
                 # As the ClientApp's user-epsilon metric: what the client's ledger holds.
-                spent = total_user_epsilon(self._store(pid).load())
+                state = self._store(pid).load()
+                spent = state.reported_user_epsilon if state else 0.0
                 self.user_accountant.observe_clients(spent)
         fed = self.cfg.federation
         assert self.optimizer is not None

@@ -12,7 +12,7 @@ Each is a :class:`Recommender`: ``fit(split)`` on the training interactions, the
 
 from fedrec.shared.baselines.base import Recommender, interaction_matrix
 from fedrec.shared.baselines.chance import random_score_fn
-from fedrec.shared.baselines.dp_popularity import DPPopularity, noise_multiplier_for
+from fedrec.shared.baselines.dp_popularity import DPPopularity
 from fedrec.shared.baselines.ease import EASE
 from fedrec.shared.baselines.ials import IALS
 from fedrec.shared.baselines.itemknn import ItemKNN
@@ -36,7 +36,6 @@ __all__ = [
     "Tuned",
     "grid_points",
     "interaction_matrix",
-    "noise_multiplier_for",
     "popularity_score_fn",
     "popularity_scores",
     "random_score_fn",

@@ -11,8 +11,8 @@ user's whole history stays protected. The mechanism:
    trained on or not, once. Nothing else about the data is released; ranking the noisy
    vector is post-processing.
 3. **Accounting.** σ is the smallest noise multiplier whose ε, by the project's user-level
-   accountant (:func:`fedrec.shared.privacy.account`; one Gaussian mechanism, no
-   sampling), is at most the target ε at ``δ = 1/N^1.1`` (N = users).
+   accountant (one Gaussian mechanism, no sampling), is at most the target ε at
+   ``δ = 1/N^1.1`` (N = users): :func:`fedrec.shared.privacy.calibrate_release`.
 
 Each call of :meth:`DPPopularity.fit` is a fresh release with fresh noise from
 :class:`fedrec.shared.privacy.SecureRandom`: publishing two of them spends the budget twice.
@@ -30,7 +30,13 @@ import scipy.sparse as sp
 
 from fedrec.shared.baselines.base import Recommender, interaction_matrix
 from fedrec.shared.data.dataset import Split
-from fedrec.shared.privacy import DPRandom, SecureRandom, account, default_delta
+from fedrec.shared.privacy import (
+    DPRandom,
+    SecureRandom,
+    account,
+    calibrate_release,
+    default_delta,
+)
 from fedrec.shared.privacy.report import USER_UNIT as UNIT
 
 logger = logging.getLogger(__name__)
@@ -43,9 +49,6 @@ MECHANISM = (
 )
 COVERS = "the released item scores, with respect to every training interaction of one user"
 
-# The calibration stops once two noise multipliers a factor this close bracket the target.
-_REL_TOL = 1e-4
-
 
 def user_contributions(split: Split) -> sp.csr_matrix:
     """Each user's training-item indicator row scaled to L2 norm 1 (users without items: 0)."""
@@ -55,37 +58,6 @@ def user_contributions(split: Split) -> sp.csr_matrix:
     has = per_user > 0
     scale[has] = 1.0 / np.sqrt(per_user[has])
     return sp.csr_matrix(sp.diags(scale) @ x)
-
-
-def epsilon_of_release(noise_multiplier: float, delta: float, accountant: str = "rdp") -> float:
-    """User-level ε of one release at noise multiplier σ (sensitivity 1, no sampling)."""
-    return account([(float(noise_multiplier), 1.0, 1)], delta, accountant).epsilon
-
-
-def noise_multiplier_for(epsilon: float, delta: float, *, accountant: str = "rdp") -> float:
-    """The smallest σ (to a relative 1e-4) whose one release costs at most ``epsilon``."""
-    if not (epsilon > 0 and math.isfinite(epsilon)):
-        raise ValueError(f"epsilon must be a positive number, got {epsilon}")
-    if not 0 < delta < 1:
-        raise ValueError(f"delta must be in (0, 1), got {delta}")
-    hi = 1.0
-    while epsilon_of_release(hi, delta, accountant) > epsilon:
-        hi *= 2
-        if hi > 1e6:
-            raise ValueError(f"no noise multiplier up to 1e6 reaches epsilon {epsilon}")
-    lo = hi / 2
-    while epsilon_of_release(lo, delta, accountant) <= epsilon:
-        if lo < 1e-4:
-            return lo
-        lo, hi = lo / 2, lo
-    # eps(lo) > epsilon >= eps(hi): shrink the bracket geometrically.
-    while hi / lo > 1 + _REL_TOL:
-        mid = math.sqrt(lo * hi)
-        if epsilon_of_release(mid, delta, accountant) > epsilon:
-            lo = mid
-        else:
-            hi = mid
-    return hi
 
 
 @dataclass(frozen=True)
@@ -143,7 +115,7 @@ class DPPopularity(Recommender):
 
     def _fit(self, split: Split) -> None:
         delta = self.delta if self.delta is not None else default_delta(split.n_users)
-        sigma = noise_multiplier_for(self.epsilon, delta, accountant=self.accountant)
+        sigma = calibrate_release(self.epsilon, delta, accountant=self.accountant)
         exact = np.asarray(user_contributions(split).sum(axis=0)).ravel()
         noise = (self._rng or SecureRandom()).normal(split.n_items, sigma * SENSITIVITY)
         self._scores = exact + noise

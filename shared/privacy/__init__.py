@@ -10,6 +10,8 @@
   RDP or PRV.
 - :mod:`~fedrec.shared.privacy.report`: what each guarantee states about itself.
 - :mod:`~fedrec.shared.privacy.calibrate`: the noise multiplier for a target ε.
+- :mod:`~fedrec.shared.privacy.ledger`: a client's ledger as numbers (what it spent, its
+  budgets); the client stores it (:mod:`fedrec.client.state`).
 - :mod:`~fedrec.shared.privacy.audit`: empirical lower bounds on ε from canaries.
 """
 
@@ -24,6 +26,26 @@ from fedrec.shared.privacy.accounting import (
     history_of,
     make_accountant,
     resolve_delta,
+)
+from fedrec.shared.privacy.calibrate import (
+    RecordCalibration,
+    calibrate_record,
+    calibrate_release,
+    calibrate_user,
+    record_epsilon,
+    record_plans,
+    release_epsilon,
+    smallest_sigma,
+    user_epsilon,
+)
+from fedrec.shared.privacy.ledger import (
+    UserRound,
+    check_record_budget,
+    check_user_budget,
+    ledger_epsilon,
+    reported_user_epsilon,
+    spend_user_round,
+    user_round_for,
 )
 from fedrec.shared.privacy.random import DPRandom, SecureRandom, SeededRandom, dp_random
 from fedrec.shared.privacy.record import (
@@ -50,9 +72,16 @@ __all__ = [
     "HistoryEntry",
     "PoissonBatches",
     "PrivateTraining",
+    "RecordCalibration",
     "SecureRandom",
     "SeededRandom",
+    "UserRound",
     "account",
+    "calibrate_record",
+    "calibrate_release",
+    "calibrate_user",
+    "check_record_budget",
+    "check_user_budget",
     "clip_update",
     "compress",
     "default_delta",
@@ -61,14 +90,23 @@ __all__ = [
     "epsilon_of",
     "gaussian_noise_like",
     "history_of",
+    "ledger_epsilon",
     "make_accountant",
     "make_private",
     "noise_std",
     "privatize",
+    "record_epsilon",
+    "record_plans",
+    "release_epsilon",
     "report_for",
+    "reported_user_epsilon",
     "resolve_delta",
     "sample_rate",
+    "smallest_sigma",
+    "spend_user_round",
     "steps_per_epoch",
     "update_norm",
+    "user_epsilon",
     "user_report",
+    "user_round_for",
 ]

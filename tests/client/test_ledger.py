@@ -6,17 +6,10 @@ import pytest
 from flwr.app import ConfigRecord
 
 from fedrec.client.client_app import _user_round
-from fedrec.client.ledger import (
-    UserRound,
-    check_user_budget,
-    spend,
-    total_user_epsilon,
-    user_round_for,
-)
 from fedrec.client.state import ClientState, ClientStateStore
 from fedrec.shared.config import resolve_config
 from fedrec.shared.errors import PrivacyBudgetExceeded
-from fedrec.shared.privacy import account
+from fedrec.shared.privacy import UserRound, account, check_user_budget, user_round_for
 
 
 def _state(rounds: list[int]) -> ClientState:
@@ -32,40 +25,41 @@ ROUND = UserRound(placement="local", noise_multiplier=1.0, delta=1e-3, accountan
 
 
 def test_spending_records_each_round_per_mechanism() -> None:
-    state = spend(spend(_state([1, 2]), ROUND), ROUND)
+    state = _state([1, 2]).spend(ROUND).spend(ROUND)
     assert state.user_ledger == {"local": [(1.0, 1.0, 2)]}
     assert state.user_epsilon["local"] == account([(1.0, 1.0, 2)], 1e-3, "rdp").epsilon
     assert state.user_delta == 1e-3
     # The record-level entry is its own mechanism and stays as it was.
     assert state.accountant_history == [(1.0, 0.1, 20)] and state.epsilon == 4.4
-    assert total_user_epsilon(state) == state.user_epsilon["local"]
+    assert state.reported_user_epsilon == state.user_epsilon["local"]
 
 
 def test_a_round_past_the_user_budget_is_refused_with_the_reason() -> None:
     # At σ = 1 and δ = 1e-3 one round costs ε ≈ 3.55, two ≈ 5.43 > 5.
-    once = spend(_state([1]), ROUND)
-    check_user_budget(_state([]), ROUND)
+    once = _state([1]).spend(ROUND)
+    check_user_budget(_state([]).user_ledger, ROUND)
     with pytest.raises(PrivacyBudgetExceeded, match=r"user-level .*spent 3\.55.*5\.4\d+ > user-"):
-        check_user_budget(once, ROUND)
-    check_user_budget(once, UserRound("local", 1.0, 1e-3, "rdp", budget=0.0))  # no budget
+        check_user_budget(once.user_ledger, ROUND)
+    no_budget = UserRound("local", 1.0, 1e-3, "rdp", budget=0.0)
+    check_user_budget(once.user_ledger, no_budget)
 
 
 def test_mechanisms_compose_in_the_budget() -> None:
     secagg = UserRound("secagg", 1.0, 1e-3, "rdp", budget=6.5)
-    state = spend(spend(_state([1]), ROUND), secagg)
+    state = _state([1]).spend(ROUND).spend(secagg)
     assert set(state.user_epsilon) == {"local", "secagg", "total"}
     assert state.user_epsilon["total"] == pytest.approx(
         account([(1.0, 1.0, 2)], 1e-3, "rdp").epsilon
     )
     with pytest.raises(PrivacyBudgetExceeded):
-        check_user_budget(state, secagg)  # a third round: ε ≈ 7.0 > 6.5
+        check_user_budget(state.user_ledger, secagg)  # a third round: ε ≈ 7.0 > 6.5
 
 
 def test_the_ledger_is_persisted_and_survives_a_rollback(tmp_path) -> None:  # type: ignore[no-untyped-def]
     store = ClientStateStore(tmp_path / "c")
-    before = spend(_state([1]), ROUND)
-    after = spend(_state([1, 2]), ROUND)
-    after = spend(after, ROUND)  # two user-level rounds by now
+    before = _state([1]).spend(ROUND)
+    after = _state([1, 2]).spend(ROUND)
+    after = after.spend(ROUND)  # two user-level rounds by now
     store.save(after, previous=before)
     loaded = store.load()
     assert loaded is not None and loaded.user_ledger == after.user_ledger

@@ -17,20 +17,18 @@ from fedrec.shared.models.factory import init_global
 from fedrec.shared.privacy import (
     SeededRandom,
     account,
+    calibrate_record,
     clip_update,
     default_delta,
     epsilon_of,
+    record_plans,
     update_norm,
 )
 from fedrec.simulations import plain
 from fedrec.simulations.bench_privacy import (
-    calibrate_record,
-    calibrate_sigma,
-    calibrate_user,
     goal_check,
     markdown_report,
     random_ranking_ndcg,
-    record_plans,
     run_privacy_benchmark,
     write_report,
 )
@@ -59,24 +57,6 @@ def _cfg(data: Path, **extra: object) -> FedRecConfig:
             **extra,
         },
     )
-
-
-def test_calibration_finds_the_smallest_sigma_within_tolerance() -> None:
-    sigma = calibrate_sigma(lambda s: 10.0 / s, 2.0, rel_tol=0.01)
-    assert 10.0 / sigma <= 2.0
-    assert 10.0 / sigma >= 0.99 * 2.0
-    with pytest.raises(ValueError):
-        calibrate_sigma(lambda s: 1.0 / s, float("inf"))
-
-
-@pytest.mark.parametrize(("q", "rounds"), [(1.0, 5), (0.1, 20)])
-@pytest.mark.parametrize("target", [0.5, 8.0])
-def test_user_level_sigma_hits_the_target_epsilon(q: float, rounds: int, target: float) -> None:
-    delta = default_delta(943)
-    cal = calibrate_user(target, q=q, rounds=rounds, delta=delta)
-    reached = account([(cal["sigma"], q, rounds)], delta, "rdp").epsilon
-    assert reached == pytest.approx(cal["planned_epsilon"])
-    assert 0.99 * target <= reached <= target
 
 
 def test_record_level_sigma_hits_the_target_and_the_clients_accountants_agree(
