@@ -26,7 +26,7 @@ lint: setup
 	$(BIN)/ruff format --check fedrec cli server client shared simulations tests
 
 typecheck: setup
-	$(BIN)/mypy shared server client simulations cli
+	$(BIN)/mypy fedrec shared server client simulations cli
 
 unit: setup
 	$(BIN)/python -m pytest -q

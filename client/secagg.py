@@ -1,4 +1,7 @@
-"""The client side of SecAgg+: Flower's ``secaggplus_mod`` around fedrec's train handler.
+"""The client half of SecAgg+: Flower's ``secaggplus_mod`` around fedrec's train handler.
+
+The server half is ``server/secagg.py``: the two modules share a name because they are the
+two ends of one protocol (its message keys are in :mod:`fedrec.shared.protocol`).
 
 The server (``server/secagg.py``) runs Flower's ``SecAggPlusWorkflow``, which sends four
 ``train`` messages per round: setup (protocol parameters; the client makes key pairs),
@@ -39,11 +42,8 @@ from flwr.common import (
 from flwr.common.secure_aggregation.secaggplus_constants import RECORD_KEY_CONFIGS, RECORD_KEY_STATE
 from flwr.compat.common import recorddict_compat as compat
 
+from fedrec.shared.protocol import SECAGG_CLIENTS, SECAGG_MIN_SURVIVORS, SECAGG_TENSORS
 from fedrec.shared.serialization import arrays_to_numpy, numpy_to_arrays
-
-TENSORS_KEY = "secagg-tensors"  # must match fedrec.server.secagg.TENSORS_KEY
-MIN_SURVIVORS_KEY = "secagg-min-survivors"
-CLIENTS_KEY = "secagg-clients"
 
 
 def is_secagg(msg: Message) -> bool:
@@ -64,12 +64,12 @@ def _bridge(call_next: ClientAppCallable) -> ClientAppCallable:
             msg.content.array_records["fitins.parameters"], keep_input=True
         )
         config: dict[str, Any] = dict(msg.content.config_records["fitins.config"])
-        names = [str(n) for n in config.pop(TENSORS_KEY)]
+        names = [str(n) for n in config.pop(SECAGG_TENSORS)]
         arrays = dict(zip(names, parameters_to_ndarrays(parameters), strict=True))
         # The protocol parameters this client accepted at setup (Flower keeps them here).
         protocol = SecAggPlusState(**ctxt.state.config_records[RECORD_KEY_STATE])
-        config[MIN_SURVIVORS_KEY] = int(protocol.threshold)
-        config[CLIENTS_KEY] = int(protocol.sample_num)
+        config[SECAGG_MIN_SURVIVORS] = int(protocol.threshold)
+        config[SECAGG_CLIENTS] = int(protocol.sample_num)
         msg.content["arrays"] = numpy_to_arrays(arrays)
         msg.content["config"] = ConfigRecord(config)
         reply = call_next(msg, ctxt)

@@ -1,23 +1,25 @@
 """The client's work, in plain Python: its data view, local training and local evaluation.
 
-``client_app.py`` only parses messages and calls these functions, as in Flower's app
-template. A client owns one user (cross-device) or a block of users (cross-silo); the
+``client_app.py`` only parses messages, calls :func:`train_round` or
+:func:`evaluate_round` and replies, as in Flower's app template; the plain loop calls the
+same two functions. A client owns one user (cross-device) or a block of users (cross-silo); the
 users' factors are private and live in :mod:`fedrec.client.state`.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
 
+from fedrec.client.dataview import ClientData
 from fedrec.client.state import ClientState, ClientStateStore
 from fedrec.shared.config import FedRecConfig
-from fedrec.shared.data import load_split, partition_users
+from fedrec.shared.errors import ConfigError, PrivacyBudgetExceeded
 from fedrec.shared.evaluation import UserEval, evaluate_user, sample_negatives, summarize
 from fedrec.shared.models.factory import make_model
 from fedrec.shared.models.mf import MatrixFactorization, init_user_factors
@@ -28,75 +30,12 @@ from fedrec.shared.privacy import (
     dp_random,
     noise_std,
     privatize,
+    update_norm,
 )
+from fedrec.shared.protocol import BUDGET_EXHAUSTED, EPSILON, USER_EPSILON, WEIGHT
 from fedrec.shared.training import LocalResult, finetune_users, train_local
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class ClientData:
-    """One client's slice of the data: its users and their interactions only."""
-
-    users: np.ndarray  # global user indices owned by this client
-    train_users: np.ndarray  # local user index (0..len(users)-1) per training row
-    train_items: np.ndarray  # item index per training row
-    exclude: list[np.ndarray]  # per local user: items never to rank (train + valid)
-    seen: list[np.ndarray]  # per local user: every item they touched (for negatives)
-    test_items: np.ndarray  # per local user, -1 when none
-    n_items: int
-    item_texts: Sequence[str] = ()  # the public catalogue's texts (for the text towers)
-
-
-def load_client_data(cfg: FedRecConfig, partition_id: int, num_partitions: int) -> ClientData:
-    """This partition's users and data (the split is loaded once per process)."""
-    dataset, split = load_split(cfg.data)
-    users = partition_users(split.n_users, num_partitions=num_partitions, seed=cfg.data.seed)[
-        partition_id
-    ]
-    mask = np.isin(split.train.users, users)
-    local_of = {int(u): k for k, u in enumerate(users)}
-    train_users = np.array([local_of[int(u)] for u in split.train.users[mask]], dtype=np.int64)
-    train_items = split.train.items[mask].astype(np.int64)
-    exclude, seen = [], []
-    for k, u in enumerate(users):
-        own = np.unique(train_items[train_users == k])
-        valid, test = int(split.valid_items[u]), int(split.test_items[u])
-        extra = [i for i in (valid,) if i >= 0]
-        exclude.append(np.union1d(own, np.array(extra, dtype=np.int64)))
-        seen.append(
-            np.union1d(exclude[-1], np.array([t for t in (test,) if t >= 0], dtype=np.int64))
-        )
-    return ClientData(
-        users=users,
-        train_users=train_users,
-        train_items=train_items,
-        exclude=exclude,
-        seen=seen,
-        test_items=split.test_items[users].astype(np.int64),
-        n_items=split.n_items,
-        item_texts=dataset.items.texts,
-    )
-
-
-def client_seed(cfg: FedRecConfig, partition_id: int) -> int:
-    """A per-client seed derived from the run seed (distinct for every partition)."""
-    return cfg.data.seed * 100_003 + partition_id
-
-
-def state_dir(
-    cfg: FedRecConfig, partition_id: int, node_state_dir: str | None, run_id: str | None = None
-) -> Path:
-    """Where this client keeps its private state: per run, never shared between runs.
-
-    On a node (``state-dir`` in its node config) one folder per run identity, so a second
-    run on the same node starts its own ledger instead of continuing the first run's.
-    """
-    if node_state_dir:
-        return Path(node_state_dir) / f"run-{run_id}" if run_id else Path(node_state_dir)
-    return (
-        Path(cfg.output.output_dir) / cfg.output.run_name / "clients" / f"partition-{partition_id}"
-    )
 
 
 def build_model(
@@ -316,13 +255,140 @@ def train_metrics(
     computed from its records without noise, so they are sent only without DP.
     """
     metrics = {
-        "weight": 1.0,  # unweighted mean: example counts would leak dataset sizes
-        "epsilon": float(result.epsilon if result.epsilon is not None else -1.0),
+        WEIGHT: 1.0,  # unweighted mean: example counts would leak dataset sizes
+        EPSILON: float(result.epsilon if result.epsilon is not None else -1.0),
     }
     if user_epsilon is not None:
-        metrics["user-epsilon"] = float(user_epsilon)
+        metrics[USER_EPSILON] = float(user_epsilon)
     if not cfg.any_dp:
         metrics.update(
             {"train-loss": result.loss, "steps": float(result.steps), "seconds": seconds}
         )
+    return metrics
+
+
+@dataclass(frozen=True)
+class TrainReply:
+    """What a client answers to a train message: its tensors and its metrics.
+
+    ``update_norm`` is the L2 norm of its update before any user-level clipping or noise: a
+    diagnostic the plain loop reads; it never leaves the client.
+    """
+
+    arrays: dict[str, np.ndarray]
+    metrics: dict[str, float]
+    update_norm: float | None = None
+
+    @property
+    def refused(self) -> bool:
+        """Whether the client refused the round (its privacy budget is spent)."""
+        return bool(self.metrics.get(BUDGET_EXHAUSTED))
+
+
+def train_round(
+    cfg: FedRecConfig,
+    data: ClientData,
+    global_tensors: dict[str, np.ndarray],
+    store: ClientStateStore,
+    *,
+    server_round: int,
+    seed: int,
+    device: torch.device,
+    user_round: UserRound | None = None,
+    survivors: int | None = None,
+    resumed_from: int | None = None,
+    incarnation: str | None = None,
+    committed: dict[str, tuple[int, int]] | None = None,
+    run_id: str | None = None,
+    started: float | None = None,
+) -> TrainReply:
+    """One training round as the server sees it: trained, noised where asked, or refused.
+
+    Trains with :func:`local_train` (its ``user_round`` and resume arguments), then adds
+    the client's user-level noise (``user-dp`` local or secagg; ``survivors`` is SecAgg+'s
+    threshold) with :func:`noised_update`. A round past a privacy budget is refused: the
+    reply carries no update and says why in its metrics, and under secagg it still holds
+    this client's noise share (a zero update noised), so that the others' noise is not
+    short by it. ``started`` (``time.perf_counter()``) times the round from the message's
+    arrival.
+    """
+    t0 = time.perf_counter() if started is None else started
+    seeds = (seed, server_round)  # seeds the user-level noise only if reproducible
+    try:
+        updated, result = local_train(
+            cfg,
+            data,
+            global_tensors,
+            store,
+            server_round=server_round,
+            seed=seed,
+            device=device,
+            resumed_from=resumed_from,
+            incarnation=incarnation,
+            committed=committed,
+            user_round=user_round,
+            run_id=run_id,
+        )
+    except PrivacyBudgetExceeded as refusal:
+        # A refusal is an answer, not a failure: no update, and the reason.
+        logger.info("%s: %s", store.directory.name, refusal)
+        state = store.load()
+        refused = {
+            WEIGHT: 1.0,
+            BUDGET_EXHAUSTED: 1.0,
+            EPSILON: float(state.epsilon if state else 0.0),
+            USER_EPSILON: state.reported_user_epsilon if state else 0.0,
+        }
+        arrays: dict[str, np.ndarray] = {}
+        if cfg.privacy.user_dp == "secagg":
+            arrays = noised_update(
+                cfg, global_tensors, global_tensors, survivors=survivors, seeds=seeds
+            )
+        return TrainReply(arrays, refused)
+    norm = update_norm({k: updated[k] - global_tensors[k] for k in global_tensors})
+    user_epsilon = None
+    if user_round is not None:
+        updated = noised_update(cfg, global_tensors, updated, survivors=survivors, seeds=seeds)
+        state = store.load()
+        user_epsilon = state.reported_user_epsilon if state else 0.0
+    seconds = time.perf_counter() - t0
+    metrics = train_metrics(cfg, result, seconds, user_epsilon=user_epsilon)
+    return TrainReply(updated, metrics, norm)
+
+
+def evaluate_round(
+    cfg: FedRecConfig,
+    data: ClientData,
+    global_tensors: dict[str, np.ndarray],
+    store: ClientStateStore,
+    *,
+    k: int,
+    personalize_epochs: int,
+    seed: int,
+) -> dict[str, float]:
+    """What a client answers to an evaluate message, or a refusal (raised) under DP.
+
+    Metrics from the held-out records carry no noise: under DP they leave the client only
+    if the run explicitly asked for them (``federated-evaluation = on``). Coverage is a
+    property of all users' lists together; a per-client value averages to nonsense, so the
+    server does not get it.
+    """
+    if not cfg.federated_evaluation:
+        raise ConfigError(
+            f"refusing federated evaluation: federated-evaluation="
+            f"{cfg.federation.federated_evaluation} and DP is "
+            f"{'on' if cfg.any_dp else 'off'} (set federated-evaluation=on to allow it; "
+            "its metrics are not covered by any DP guarantee)"
+        )
+    metrics = local_evaluate(
+        cfg,
+        data,
+        global_tensors,
+        store,
+        k=k,
+        personalize_epochs=personalize_epochs,
+        seed=seed,
+    )
+    metrics = {key: v for key, v in metrics.items() if not key.startswith("coverage")}
+    metrics[WEIGHT] = metrics.get("n_users", 0.0)
     return metrics

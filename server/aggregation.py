@@ -31,6 +31,20 @@ logger = logging.getLogger(__name__)
 Arrays = dict[str, np.ndarray]
 
 
+def sum_updates(updates: Sequence[Mapping[str, np.ndarray]]) -> Arrays:
+    """The coordinate-wise sum of ``updates`` (float64)."""
+    if not updates:
+        raise ValueError("no updates to sum")
+    return {k: np.sum([np.asarray(u[k], np.float64) for u in updates], axis=0) for k in updates[0]}
+
+
+def mean_of_sum(total: Mapping[str, np.ndarray], denominator: int) -> Arrays:
+    """``total / denominator`` (the fixed-denominator average of a noised sum)."""
+    if denominator < 1:
+        raise ValueError(f"denominator must be >= 1, got {denominator}")
+    return {k: np.asarray(v, np.float64) / denominator for k, v in total.items()}
+
+
 def screen_updates(deltas: Sequence[Arrays], factor: float) -> tuple[list[int], list[float]]:
     """Indices of deltas whose norm is at most ``factor`` x the median norm, and all norms.
 

@@ -1,4 +1,7 @@
-"""One training round summed under Flower's SecAgg+ (``user-dp = secagg``).
+"""The server half of SecAgg+: one training round summed under it (``user-dp = secagg``).
+
+The client half is ``client/secagg.py``: the two modules share a name because they are the
+two ends of one protocol (its message keys are in :mod:`fedrec.shared.protocol`).
 
 Flower 1.42 ships SecAgg+ as :class:`flwr.server.workflow.SecAggPlusWorkflow` (server) and
 :func:`flwr.client.mod.secaggplus_mod` (client). The workflow belongs to Flower's legacy
@@ -32,7 +35,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, cast
 
 import numpy as np
@@ -47,6 +50,7 @@ from flwr.common import (
     ndarrays_to_parameters,
     parameters_to_ndarrays,
 )
+from flwr.common.secure_aggregation.quantization import dequantize, quantize
 from flwr.server import LegacyContext
 from flwr.server.client_manager import ClientManager, SimpleClientManager
 from flwr.server.client_proxy import ClientProxy
@@ -56,12 +60,15 @@ from flwr.server.workflow.constant import MAIN_CONFIGS_RECORD, MAIN_PARAMS_RECOR
 from flwr.server.workflow.constant import Key as WorkflowKey
 from flwr.serverapp import Grid
 
+from fedrec.server.rounds import SecureSum
 from fedrec.shared.config import PrivacyConfig
+from fedrec.shared.protocol import SECAGG_TENSORS
 from fedrec.shared.serialization import arrays_to_numpy
+
+Arrays = dict[str, np.ndarray]
 
 logger = logging.getLogger(__name__)
 
-TENSORS_KEY = "secagg-tensors"  # the order of the shared tensors in the legacy parameters
 MODULUS = 2**32
 MAX_LEVELS = 2**22
 NOISE_MARGIN = 10.0  # clipping range = C + this many std of the largest noise share
@@ -107,17 +114,6 @@ def secagg_threshold(privacy: PrivacyConfig, n_sampled: int) -> int:
 def quantization_levels(n_clients: int) -> int:
     """Levels per value such that ``n_clients`` of them summed stay below the modulus."""
     return int(min(MAX_LEVELS, (MODULUS - 1) // max(n_clients, 1)))
-
-
-@dataclass
-class SecureSum:
-    """What one SecAgg+ round gave the server: the sum only, and who took part."""
-
-    sampled: int
-    total: dict[str, np.ndarray] | None = None  # None: the protocol halted
-    survivors: int = 0
-    metrics: list[dict[str, Any]] = field(default_factory=list)  # per survivor, plaintext
-    failures: int = 0
 
 
 @dataclass(frozen=True)
@@ -195,7 +191,7 @@ class _SampledClients(Strategy):
 def _fitins(message: Message, names: Sequence[str]) -> FitIns:
     arrays = arrays_to_numpy(message.content["arrays"])
     config: dict[str, Any] = dict(message.content["config"])
-    config[TENSORS_KEY] = list(names)
+    config[SECAGG_TENSORS] = list(names)
     return FitIns(ndarrays_to_parameters([arrays[n] for n in names]), config)
 
 
@@ -253,3 +249,25 @@ def secure_sum(
     }
     out.metrics = [dict(res.metrics) for res in strategy.results]
     return out
+
+
+def unmasked_secure_sum(vectors: Sequence[Arrays], privacy: PrivacyConfig) -> Arrays:
+    """The sum SecAgg+ would unmask for ``vectors``, by its arithmetic, without the masks.
+
+    Every vector is quantized as Flower's ``secaggplus_mod`` does (clip to the range,
+    stochastic rounding to the levels), the integers are summed (the range and levels are
+    chosen so that the sum cannot wrap, see the module docstring), and the sum is
+    dequantized and shifted back as Flower's workflow does. The masks are left out: they
+    cancel exactly in the integer sum.
+    """
+    if not vectors:
+        raise ValueError("no vectors to sum")
+    names = list(vectors[0])
+    cr, levels = clipping_range(privacy), quantization_levels(len(vectors))
+    totals = [np.zeros(np.shape(vectors[0][n]), np.int64) for n in names]
+    for vec in vectors:
+        for total, q in zip(totals, quantize([vec[n] for n in names], cr, levels), strict=True):
+            total += q
+    summed = dequantize(totals, cr, levels)
+    offset = -(len(vectors) - 1) * cr
+    return {n: np.asarray(v, np.float64) + offset for n, v in zip(names, summed, strict=True)}

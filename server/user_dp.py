@@ -10,9 +10,10 @@
   with the real sampling rate ``q = sampled / connected`` of each round and writes the
   report into every checkpoint (see :mod:`fedrec.shared.privacy.accounting`).
 
-The averaged update divides the noised sum by the number of clients *sampled* (a fixed
-denominator, as in McMahan et al. 2018): dividing by the number whose updates arrived would
-make the released value depend on who took part beyond the noised sum.
+Where the noise goes in a round, and what the noised sum is divided by, is the round's
+decision (:mod:`fedrec.server.rounds`). The client's half of user-level DP (its own noise
+and ledger) is :func:`fedrec.client.task.noised_update` over
+:mod:`fedrec.shared.privacy.user` and :mod:`fedrec.shared.privacy.ledger`.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from fedrec.server.aggregation import sum_updates
 from fedrec.shared.checkpoint import latest_round
 from fedrec.shared.config import FedRecConfig, PrivacyConfig
 from fedrec.shared.privacy import (
@@ -44,20 +46,6 @@ from fedrec.shared.privacy import (
 logger = logging.getLogger(__name__)
 
 Arrays = dict[str, np.ndarray]
-
-
-def sum_updates(updates: Sequence[Mapping[str, np.ndarray]]) -> Arrays:
-    """The coordinate-wise sum of ``updates`` (float64)."""
-    if not updates:
-        raise ValueError("no updates to sum")
-    return {k: np.sum([np.asarray(u[k], np.float64) for u in updates], axis=0) for k in updates[0]}
-
-
-def mean_of_sum(total: Mapping[str, np.ndarray], denominator: int) -> Arrays:
-    """``total / denominator`` (the fixed-denominator average of a noised sum)."""
-    if denominator < 1:
-        raise ValueError(f"denominator must be >= 1, got {denominator}")
-    return {k: np.asarray(v, np.float64) / denominator for k, v in total.items()}
 
 
 @dataclass

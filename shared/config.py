@@ -297,24 +297,6 @@ class FederationConfig:
         return default_server_learning_rate(self.strategy, self.server_momentum)
 
 
-@dataclass(frozen=True)
-class FaultConfig:
-    """Simulated faults, to test that a federation survives them (all off by default).
-
-    Each sampled client fails its training with probability ``failure-rate`` and sleeps
-    ``straggler-seconds`` first with probability ``straggler-rate``; draws are seeded.
-    """
-
-    failure_rate: float = 0.0
-    straggler_rate: float = 0.0
-    straggler_seconds: float = 0.0
-
-    def __post_init__(self) -> None:
-        _check(0 <= self.failure_rate <= 1, "failure-rate must be in [0, 1]")
-        _check(0 <= self.straggler_rate <= 1, "straggler-rate must be in [0, 1]")
-        _check(self.straggler_seconds >= 0, "straggler-seconds must be >= 0")
-
-
 TEXT_TOWERS = ("off", "heads", "lora")
 
 
@@ -384,7 +366,6 @@ class FedRecConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
     privacy: PrivacyConfig = field(default_factory=PrivacyConfig)
     federation: FederationConfig = field(default_factory=FederationConfig)
-    faults: FaultConfig = field(default_factory=FaultConfig)
     text: TextConfig = field(default_factory=TextConfig)
     output: OutputConfig = field(default_factory=OutputConfig)
 
@@ -476,6 +457,16 @@ def from_run_config(run_config: Mapping[str, Any]) -> FedRecConfig:
     return FedRecConfig(**sections)
 
 
+# Keys that earlier versions wrote into checkpoints and that no run config takes any more:
+# reading a checkpoint skips them (a run config that sets one is an error, as any unknown key).
+RETIRED_KEYS = frozenset({"failure-rate", "straggler-rate", "straggler-seconds"})
+
+
+def config_of_checkpoint(saved: Mapping[str, Any]) -> FedRecConfig:
+    """The settings a checkpoint's manifest recorded, read by this version of fedrec."""
+    return from_run_config({k: v for k, v in saved.items() if k not in RETIRED_KEYS})
+
+
 def resolve_config(
     run_config: Mapping[str, Any] | None, overrides: Mapping[str, Any] | None = None
 ) -> FedRecConfig:
@@ -495,14 +486,15 @@ __all__ = [
     "AGGREGATIONS",
     "DATASETS",
     "STRATEGIES",
+    "RETIRED_KEYS",
     "DataConfig",
-    "FaultConfig",
     "FederationConfig",
     "FedRecConfig",
     "OutputConfig",
     "PrivacyConfig",
     "TextConfig",
     "TrainConfig",
+    "config_of_checkpoint",
     "default_config",
     "default_server_learning_rate",
     "from_run_config",

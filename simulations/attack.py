@@ -81,8 +81,9 @@ from typing import Any
 import numpy as np
 import torch
 
+from fedrec.client.dataview import ClientData, client_seed, load_client_data
 from fedrec.client.state import ClientStateStore
-from fedrec.client.task import ClientData, client_seed, load_client_data, local_train
+from fedrec.client.task import local_train
 from fedrec.shared.config import FedRecConfig, PrivacyConfig, resolve_config
 from fedrec.shared.data import load_dataset, load_split
 from fedrec.shared.evaluation import auc, mean_and_se, tpr_at_fpr

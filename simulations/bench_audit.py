@@ -39,8 +39,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from fedrec.client.task import ClientData, build_model, client_seed, load_client_data
-from fedrec.server.secagg import secagg_threshold
+from fedrec.client.dataview import ClientData, client_seed, load_client_data
+from fedrec.client.task import build_model
+from fedrec.server.secagg import secagg_threshold, unmasked_secure_sum
 from fedrec.server.user_dp import CentralNoise, central_noise_for
 from fedrec.shared.config import FedRecConfig, PrivacyConfig, resolve_config
 from fedrec.shared.data import load_split
@@ -57,7 +58,6 @@ from fedrec.shared.privacy import (
 )
 from fedrec.shared.privacy.audit import one_run_audit
 from fedrec.shared.training import train_local
-from fedrec.simulations.plain import unmasked_secure_sum
 
 logger = logging.getLogger(__name__)
 

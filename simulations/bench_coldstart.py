@@ -46,8 +46,9 @@ from typing import Any
 import numpy as np
 import torch
 
+from fedrec.client.dataview import client_seed, load_client_data
 from fedrec.client.state import ClientStateStore
-from fedrec.client.task import build_model, client_seed, load_client_data
+from fedrec.client.task import build_model
 from fedrec.server.recommend import FOLD_IN_WEIGHT, Recommender, TextTowers
 from fedrec.server.text_map import fit_text_map, min_items
 from fedrec.shared.config import FedRecConfig, resolve_config

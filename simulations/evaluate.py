@@ -16,11 +16,12 @@ from typing import Any
 
 import numpy as np
 
+from fedrec.client.dataview import client_seed, load_client_data, state_dir
 from fedrec.client.state import ClientStateStore
-from fedrec.client.task import client_seed, load_client_data, local_user_evals, state_dir
+from fedrec.client.task import local_user_evals
 from fedrec.shared.central import score_fn_of
 from fedrec.shared.checkpoint import load_checkpoint
-from fedrec.shared.config import from_run_config
+from fedrec.shared.config import config_of_checkpoint
 from fedrec.shared.data import load_split
 from fedrec.shared.errors import CheckpointError
 from fedrec.shared.evaluation import evaluate_model, list_metrics, summarize
@@ -38,7 +39,7 @@ def write_federation_info(run_dir: Path, num_partitions: int) -> None:
 def evaluate_run(path: Path, *, personalize_epochs: int = 5, k: int = 10) -> dict[str, Any]:
     """Test-split metrics of the newest checkpoint under ``path``."""
     ckpt = load_checkpoint(Path(path))
-    cfg = from_run_config(ckpt.manifest["config"])
+    cfg = config_of_checkpoint(ckpt.manifest["config"])
     dataset, split = load_split(cfg.data)
     genres = dataset.items.genres
     shared = {name: t for name, t in ckpt.tensors.items() if name != "user_factors"}

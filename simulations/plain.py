@@ -1,26 +1,18 @@
-"""The same federated training without Flower: a plain loop in one process.
+"""The plain loop: the same federated rounds in one process, without Flower.
 
-This is the baseline of the framework-overhead benchmark (Flower round time divided by the
-time of exactly this loop over the same clients and settings), and a quick way to try
-settings. It calls the very functions a ClientApp and the strategy call -- client data
-view, local (DP) training, private state on disk, screening, combining, server optimizer --
-only the messaging, serialization and actor scheduling are left out.
+It calls what a Flower round calls -- the client's :func:`~fedrec.client.task.train_round`
+(data view, local DP training, user-level noise, budget refusal, private state on disk) and
+the server's :class:`~fedrec.server.rounds.RoundRules` (screening, combining, central noise,
+the server optimizer) and :class:`~fedrec.server.rounds.RunPrivacy` -- and leaves out only
+the messaging, serialization and actor scheduling. It is the baseline of the
+framework-overhead benchmark and what the quality, privacy and cold-start benchmarks train
+with.
 
-User-level DP, every placement, with the functions the Flower apps use; the run's
-user-level (ε, δ) is kept by :class:`fedrec.server.user_dp.UserLevelAccountant`:
-
-- ``central``: :class:`fedrec.server.user_dp.CentralNoise` clips every update and noises
-  their sum once; the sum is divided by the number of clients sampled.
-- ``local``: each client clips its update and adds all of the noise (the ClientApp's
-  :func:`fedrec.client.task.noised_update`), keeps its ledger
-  (:func:`fedrec.shared.privacy.user_round_for`), and the server averages what it gets as
-  without DP.
-- ``secagg``: each client adds its share of the noise for the threshold Flower's SecAgg+
-  workflow would set (:func:`fedrec.server.secagg.secagg_threshold`); the sum is computed
-  with SecAgg+'s own arithmetic -- Flower's stochastic quantization of every vector, an
-  integer sum, dequantization -- but without the pairwise and private masks, which cancel
-  exactly in that integer sum. The protocol itself (keys, shares, dropouts) runs only under
-  Flower (``fedrec simulate``; tests/server/test_secagg.py).
+Under ``user-dp = secagg`` each client adds its noise share for the threshold Flower's
+SecAgg+ workflow would set (:func:`fedrec.server.secagg.secagg_threshold`), and the sum is
+computed with SecAgg+'s own arithmetic without the masks
+(:func:`fedrec.server.secagg.unmasked_secure_sum`); the protocol itself (keys, shares,
+dropouts) runs only under Flower (``fedrec simulate``; tests/server/test_secagg.py).
 """
 
 from __future__ import annotations
@@ -29,33 +21,19 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
-from flwr.common.secure_aggregation.quantization import dequantize, quantize
 
+from fedrec.client.dataview import client_seed, load_client_data
 from fedrec.client.state import ClientStateStore
-from fedrec.client.task import (
-    client_seed,
-    load_client_data,
-    local_train,
-    local_user_evals,
-    noised_update,
-)
-from fedrec.server.aggregation import (
-    ServerOptimizer,
-    apply_updates,
-    server_optimizer_for,
-    update_norm,
-)
-from fedrec.server.secagg import clipping_range, quantization_levels, secagg_threshold
-from fedrec.server.user_dp import (
-    CentralNoise,
-    UserLevelAccountant,
-    central_noise_for,
-    mean_of_sum,
-)
-from fedrec.shared.config import FedRecConfig, PrivacyConfig
+from fedrec.client.task import local_user_evals, train_round
+from fedrec.server.aggregation import ServerOptimizer, server_optimizer_for
+from fedrec.server.rounds import Reply, RoundRules, RunPrivacy, SecureSum
+from fedrec.server.secagg import secagg_threshold, unmasked_secure_sum
+from fedrec.server.user_dp import CentralNoise, UserLevelAccountant, central_noise_for
+from fedrec.shared.config import FedRecConfig
 from fedrec.shared.evaluation import UserEval, summarize
 from fedrec.shared.privacy import user_round_for
 
@@ -72,20 +50,30 @@ class PlainFederation:
     state_root: Path
     device: torch.device = torch.device("cpu")  # noqa: B008 - immutable default
     optimizer: ServerOptimizer | None = None
-    # user-dp=central: the server's clip-and-noise and the run's user-level account.
+    # user-dp=central: the server's clip-and-noise.
     central_noise: CentralNoise | None = None
     user_accountant: UserLevelAccountant | None = None
-    # The L2 norms of the last round's raw client updates (a simulation diagnostic: with
-    # user-level DP nobody publishes them; under local/secagg the server never sees them).
+    # The L2 norms of the last round's client updates before any user-level clip or noise
+    # (a simulation diagnostic: under user-level DP nobody publishes them).
     last_norms: list[float] = field(default_factory=list)
+    # The last round's metrics, as a Flower round's checkpoint history row holds them.
+    last_metrics: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        privacy = self.cfg.privacy
+        privacy, fed = self.cfg.privacy, self.cfg.federation
         if privacy.user_dp == "central":
             self.central_noise = self.central_noise or central_noise_for(self.cfg)
-        if privacy.user_dp != "off":
-            self.user_accountant = self.user_accountant or UserLevelAccountant(privacy)
-        self.optimizer = self.optimizer or server_optimizer_for(self.cfg.federation)
+        self.user_accountant = self.user_accountant or UserLevelAccountant(privacy)
+        self.optimizer = self.optimizer or server_optimizer_for(fed)
+        self.rules = RoundRules(
+            self.optimizer,
+            aggregation=fed.aggregation,
+            trim_fraction=fed.trim_fraction,
+            update_norm_factor=fed.update_norm_factor,
+            accept_failures=fed.accept_failures,
+            central_noise=self.central_noise,
+        )
+        self.spent = RunPrivacy(privacy, self.user_accountant)
 
     def _store(self, pid: int) -> ClientStateStore:
         return ClientStateStore(self.state_root / f"partition-{pid}")
@@ -94,85 +82,49 @@ class PlainFederation:
         """Train ``partitions`` on the current model and aggregate; returns seconds taken."""
         t0 = time.perf_counter()
         privacy = self.cfg.privacy
+        assert self.user_accountant is not None
         user_round = None
-        if self.user_accountant is not None:
+        if self.user_accountant.enabled:
             delta = self.user_accountant.fix_delta(self.num_partitions)
             user_round = user_round_for(privacy, delta)  # the clients' ledgers (local/secagg)
-        deltas = []
-        noise_seeds: list[tuple[int, int]] = []  # as the ClientApp's, used if reproducible
-        for pid in partitions:
-            data = load_client_data(self.cfg, pid, self.num_partitions)
-            update, _ = local_train(
+        survivors = None
+        if privacy.user_dp == "secagg":
+            survivors = secagg_threshold(privacy, len(partitions))  # as the workflow sets it
+        replies = [
+            train_round(
                 self.cfg,
-                data,
+                load_client_data(self.cfg, pid, self.num_partitions),
                 self.shared,
                 self._store(pid),
                 server_round=server_round,
                 seed=client_seed(self.cfg, pid),
                 device=self.device,
                 user_round=user_round,
+                survivors=survivors,
             )
-            deltas.append({k: update[k] - v for k, v in self.shared.items()})
-            noise_seeds.append((client_seed(self.cfg, pid), server_round))
-            if user_round is not None and self.user_accountant is not None:
-                # As the ClientApp's user-epsilon metric: what the client's ledger holds.
-                state = self._store(pid).load()
-                spent = state.reported_user_epsilon if state else 0.0
-                self.user_accountant.observe_clients(spent)
-        fed = self.cfg.federation
-        assert self.optimizer is not None
-        if self.user_accountant is not None and deltas:
-            self.last_norms = [update_norm(d) for d in deltas]
-            self.user_accountant.record_round(
-                sampled=len(partitions), available=self.num_partitions
+            for pid in partitions
+        ]
+        self.last_norms = [r.update_norm for r in replies if r.update_norm is not None]
+        if privacy.user_dp == "secagg" and replies:
+            secure = SecureSum(
+                sampled=len(partitions),
+                total=unmasked_secure_sum([r.arrays for r in replies], privacy),
+                survivors=len(replies),
+                metrics=[dict(r.metrics) for r in replies],
             )
-        if self.central_noise is not None and deltas:
-            # As FedRecStrategy.aggregate_train under user-dp=central: clip each update, sum,
-            # noise the sum once, divide by the number of clients sampled, no screening.
-            total = self.central_noise.noised_sum(deltas)
-            self.shared = self.optimizer.step(self.shared, mean_of_sum(total, len(partitions)))
-            return time.perf_counter() - t0
-        if privacy.user_dp == "secagg" and deltas:
-            # As FedRecStrategy.aggregate_secure: the secure sum over the sampled clients.
-            total = unmasked_secure_sum(
-                [
-                    self._client_noised(d, len(partitions), seeds)
-                    for d, seeds in zip(deltas, noise_seeds, strict=True)
-                ],
-                privacy,
-            )
-            self.shared = self.optimizer.step(self.shared, mean_of_sum(total, len(partitions)))
-            return time.perf_counter() - t0
-        if privacy.user_dp == "local":
-            deltas = [
-                self._client_noised(d, len(partitions), seeds)
-                for d, seeds in zip(deltas, noise_seeds, strict=True)
+            result = self.rules.aggregate_secure(server_round, self.shared, secure)
+        else:
+            answers = [
+                Reply(pid, r.arrays, r.metrics) for pid, r in zip(partitions, replies, strict=True)
             ]
-        new, _, norms = apply_updates(
-            self.shared,
-            deltas,
-            self.optimizer,
-            aggregation=fed.aggregation,
-            trim_fraction=fed.trim_fraction,
-            norm_factor=fed.update_norm_factor,
-        )
-        if privacy.user_dp == "off":
-            self.last_norms = [float(x) for x in norms]
-        if new is not None:
-            self.shared = new
+            result = self.rules.aggregate(
+                server_round, self.shared, answers, sampled=len(partitions)
+            )
+        if result.model is not None:
+            self.shared = result.model
+        self.last_metrics = dict(result.metrics)
+        self.spent.after_round(self.last_metrics, available=self.num_partitions)
         return time.perf_counter() - t0
-
-    def _client_noised(self, delta: Arrays, sampled: int, seeds: Sequence[int]) -> Arrays:
-        """The update a client sends under user-dp local/secagg, as a delta.
-
-        The ClientApp's own :func:`noised_update`, told SecAgg+'s threshold as the
-        workflow would tell it.
-        """
-        privacy = self.cfg.privacy
-        survivors = secagg_threshold(privacy, sampled) if privacy.user_dp == "secagg" else None
-        zero = {k: np.zeros_like(v) for k, v in delta.items()}
-        # From a zero model the reply is the noised delta under both placements.
-        return noised_update(self.cfg, zero, delta, survivors=survivors, seeds=seeds)
 
     def record_epsilons(self) -> list[float]:
         """The record-level ε each client's own accountant holds (clients that trained)."""
@@ -207,28 +159,6 @@ class PlainFederation:
                 seed=client_seed(self.cfg, pid),
             )
         return evals, n_items
-
-
-def unmasked_secure_sum(vectors: Sequence[Arrays], privacy: PrivacyConfig) -> Arrays:
-    """The sum SecAgg+ would unmask for ``vectors``, by its arithmetic, without the masks.
-
-    Every vector is quantized as Flower's ``secaggplus_mod`` does (clip to the range,
-    stochastic rounding to the levels), the integers are summed (the range and levels are
-    chosen so that the sum cannot wrap, see :mod:`fedrec.server.secagg`), and the sum is
-    dequantized and shifted back as Flower's workflow does. The masks are left out: they
-    cancel exactly in the integer sum.
-    """
-    if not vectors:
-        raise ValueError("no vectors to sum")
-    names = list(vectors[0])
-    cr, levels = clipping_range(privacy), quantization_levels(len(vectors))
-    totals = [np.zeros(np.shape(vectors[0][n]), np.int64) for n in names]
-    for vec in vectors:
-        for total, q in zip(totals, quantize([vec[n] for n in names], cr, levels), strict=True):
-            total += q
-    summed = dequantize(totals, cr, levels)
-    offset = -(len(vectors) - 1) * cr
-    return {n: np.asarray(v, np.float64) + offset for n, v in zip(names, summed, strict=True)}
 
 
 def sample_partitions(num_partitions: int, fraction: float, *, seed: int, rnd: int) -> list[int]:

@@ -17,6 +17,7 @@ from fedrec.client.client_app import build_client_app
 from fedrec.server.server_app import build_server_app
 from fedrec.shared.config import FedRecConfig, resolve_config
 from fedrec.shared.data import load_split
+from fedrec.simulation.faults import fault_mod, split_faults
 from fedrec.simulations.evaluate import write_federation_info
 
 logger = logging.getLogger(__name__)
@@ -57,12 +58,15 @@ def simulate(
 ) -> Path:
     """Run the federation; ``num_supernodes`` defaults to one client per user.
 
+    ``overrides`` may also hold the simulated faults (``failure-rate``, ``straggler-rate``,
+    ``straggler-seconds``; :mod:`fedrec.simulation.faults`), which only a simulation has.
+
     ``output-dir`` is made absolute first so the server and every Ray actor agree on where
     checkpoints and client state live, whatever their working directory.
     """
     from flwr.simulation import run_simulation
 
-    overrides = dict(overrides or {})
+    overrides, faults = split_faults(overrides or {})
     cfg: FedRecConfig = resolve_config({}, overrides)
     overrides["output-dir"] = str(Path(cfg.output.output_dir).resolve())
     cfg = resolve_config({}, overrides)
@@ -85,7 +89,10 @@ def simulate(
     write_federation_info(run_dir, n)
     run_simulation(
         server_app=build_server_app(overrides),
-        client_app=build_client_app(overrides),
+        client_app=build_client_app(
+            overrides,
+            train_mods=[fault_mod(faults, seed=cfg.data.seed)] if faults.active else [],
+        ),
         num_supernodes=n,
         backend_config=backend_config(  # type: ignore[arg-type]
             num_cpus_per_client=num_cpus_per_client,

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from flwr.app import ConfigRecord
 
-from fedrec.client.client_app import _user_round
+from fedrec.client.client_app import user_round_of
 from fedrec.client.state import ClientState, ClientStateStore
 from fedrec.shared.config import resolve_config
 from fedrec.shared.errors import PrivacyBudgetExceeded
@@ -72,9 +72,9 @@ def test_the_ledger_is_persisted_and_survives_a_rollback(tmp_path) -> None:  # t
 
 def test_the_round_uses_the_runs_delta_from_the_server() -> None:
     cfg = resolve_config({}, {"user-dp": "secagg", "user-epsilon-budget": 3.0})
-    rnd = _user_round(cfg, ConfigRecord({"user-delta": 2e-4}), num_partitions=10)
+    rnd = user_round_of(cfg, ConfigRecord({"user-delta": 2e-4}), num_partitions=10)
     assert rnd == UserRound("secagg", 1.0, 2e-4, "rdp", budget=3.0)
-    fallback = _user_round(cfg, ConfigRecord({}), num_partitions=10)
+    fallback = user_round_of(cfg, ConfigRecord({}), num_partitions=10)
     assert fallback is not None and fallback.delta == pytest.approx(10**-1.1)
     # Central noise is the server's: the client has nothing to put in its ledger.
     assert user_round_for(resolve_config({}, {"user-dp": "central"}).privacy, 1e-3) is None

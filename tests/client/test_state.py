@@ -5,8 +5,9 @@ import pytest
 import torch
 from safetensors.numpy import save_file
 
+from fedrec.client.dataview import ClientData
 from fedrec.client.state import ClientState, ClientStateError, ClientStateStore
-from fedrec.client.task import ClientData, local_train
+from fedrec.client.task import local_train
 from fedrec.shared.config import FedRecConfig, resolve_config
 from fedrec.shared.models.mf import init_shared
 
@@ -445,7 +446,7 @@ def test_a_state_of_another_run_is_refused(tmp_path) -> None:  # type: ignore[no
 
 
 def test_node_state_is_kept_per_run(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    from fedrec.client.task import state_dir
+    from fedrec.client.dataview import state_dir
 
     cfg = FedRecConfig()
     node = str(tmp_path / "node")

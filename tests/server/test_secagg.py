@@ -9,9 +9,9 @@ import pytest
 from flwr.app import ConfigRecord, Context, Message, MetricRecord, RecordDict
 from flwr.clientapp import ClientApp
 
-import fedrec.client.client_app as client_app_module
+import fedrec.client.task as task_module
 from fedrec.client.client_app import build_client_app
-from fedrec.client.secagg import CLIENTS_KEY, MIN_SURVIVORS_KEY, secagg_mod
+from fedrec.client.secagg import secagg_mod
 from fedrec.server.secagg import (
     clipping_range,
     quantization_levels,
@@ -24,6 +24,7 @@ from fedrec.shared.checkpoint import load_checkpoint
 from fedrec.shared.config import resolve_config
 from fedrec.shared.errors import CheckpointError
 from fedrec.shared.privacy import clip_update
+from fedrec.shared.protocol import SECAGG_CLIENTS, SECAGG_MIN_SURVIVORS
 from fedrec.shared.serialization import numpy_to_arrays
 
 pytestmark = pytest.mark.usefixtures("task_identity")  # see conftest.py
@@ -102,7 +103,7 @@ def test_each_client_learns_the_threshold_it_must_noise_for(
     _round(loopback_grid(app, n), **privacy)
     for config in app.seen.values():  # type: ignore[attr-defined]
         # Flower's workflow computed it; the plain loop's simulation computes it alike.
-        assert config[MIN_SURVIVORS_KEY] == expected and config[CLIENTS_KEY] == n
+        assert config[SECAGG_MIN_SURVIVORS] == expected and config[SECAGG_CLIENTS] == n
         assert config["x"] == 1 and config["server-round"] == 1  # the round's own config
     cfg = resolve_config({}, {"user-dp": "secagg", **privacy})
     assert secagg_threshold(cfg.privacy, n) == expected
@@ -172,7 +173,7 @@ def test_secagg_federation_applies_the_noised_sum_and_keeps_ledgers(
 ) -> None:
     sent: list[tuple[dict[str, np.ndarray], dict[str, np.ndarray]]] = []
     clipped: list[dict[str, np.ndarray]] = []
-    noised = client_app_module.noised_update
+    noised = task_module.noised_update
 
     def recording(cfg: Any, shared: Any, updated: Any, **kwargs: Any) -> dict[str, np.ndarray]:
         out = noised(cfg, shared, updated, **kwargs)
@@ -180,7 +181,7 @@ def test_secagg_federation_applies_the_noised_sum_and_keeps_ledgers(
         clipped.append(clip_update({k: updated[k] - shared[k] for k in updated}, 1.0)[0])
         return out
 
-    monkeypatch.setattr(client_app_module, "noised_update", recording)
+    monkeypatch.setattr(task_module, "noised_update", recording)
     settings = _settings(tmp_path, "secagg", **{"num-rounds": 1, "embedding-dim": 16})
     cfg = resolve_config({}, settings)
     grid = loopback_grid(build_client_app(settings), 6, node_config=True)

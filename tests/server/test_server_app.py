@@ -92,7 +92,7 @@ def test_train_messages_name_the_server_incarnation_and_its_resumed_round(tmp_pa
 
 
 def test_committed_incarnations_span_the_rounds_each_process_checkpointed() -> None:
-    from fedrec.server.server_app import committed_incarnations
+    from fedrec.server.resume import committed_incarnations
 
     history = [
         {"round": 1, "server-incarnation": "a"},

@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 from flwr.app import ConfigRecord, Message, MetricRecord, RecordDict
 
+from fedrec.server.aggregation import mean_of_sum, sum_updates
 from fedrec.server.strategy import FedRecStrategy
-from fedrec.server.user_dp import CentralNoise, UserLevelAccountant, mean_of_sum, sum_updates
+from fedrec.server.user_dp import CentralNoise, UserLevelAccountant
 from fedrec.shared.checkpoint import save_catalog, save_checkpoint
 from fedrec.shared.config import resolve_config
 from fedrec.shared.data.dataset import ItemCatalog

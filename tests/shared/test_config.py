@@ -3,7 +3,12 @@ from pathlib import Path
 
 import pytest
 
-from fedrec.shared.config import FedRecConfig, from_run_config, resolve_config
+from fedrec.shared.config import (
+    FedRecConfig,
+    config_of_checkpoint,
+    from_run_config,
+    resolve_config,
+)
 from fedrec.shared.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -37,7 +42,6 @@ def test_round_trip_and_overrides() -> None:
         ("aggregation", "mode", "aggregation must be one of"),
         ("trim-fraction", 0.5, "trim-fraction"),
         ("lr-decay", 0.0, "lr-decay"),
-        ("failure-rate", 1.5, "failure-rate"),
     ],
 )
 def test_bad_values_say_why(key: str, value: object, needle: str) -> None:
@@ -89,3 +93,10 @@ def test_shared_never_imports_the_server_or_the_client() -> None:
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_a_checkpoint_written_before_the_faults_left_the_config_still_reads() -> None:
+    # Prepare: a manifest's config from a version that had the fault keys.
+    saved = {**FedRecConfig().to_run_config(), "failure-rate": 0.0, "straggler-rate": 0.0}
+    # Execute / Assert
+    assert config_of_checkpoint(saved) == FedRecConfig()

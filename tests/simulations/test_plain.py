@@ -7,13 +7,19 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from fedrec.client.dataview import load_client_data
 from fedrec.client.state import ClientStateStore
-from fedrec.client.task import load_client_data
-from fedrec.server.secagg import clipping_range, quantization_levels
+from fedrec.client.task import noised_update
+from fedrec.server.secagg import (
+    clipping_range,
+    quantization_levels,
+    secagg_threshold,
+    unmasked_secure_sum,
+)
 from fedrec.shared.config import resolve_config
 from fedrec.shared.data import load_split
 from fedrec.shared.models.factory import init_global
-from fedrec.simulations.plain import PlainFederation, sample_partitions, unmasked_secure_sum
+from fedrec.simulations.plain import PlainFederation, sample_partitions
 from tests.e2e.helpers import write_tiny_ratings
 
 
@@ -111,7 +117,10 @@ def test_a_clients_noise_is_all_of_it_locally_and_its_share_under_secagg(
     privacy = {"user-dp": placement, "user-clip": 0.5, "user-noise-multiplier": 2.0}
     fed = _federation(tmp_path, **privacy)
     zero = {"x": np.zeros(200_000, np.float32)}
-    noise = fed._client_noised(zero, 6, ())["x"]
+    # What the plain loop hands each of 6 sampled clients: the workflow's threshold.
+    threshold = secagg_threshold(fed.cfg.privacy, 6) if placement == "secagg" else None
+    assert threshold in (None, survivors)
+    noise = noised_update(fed.cfg, zero, zero, survivors=threshold)["x"]
     assert noise.std() == pytest.approx(2.0 * 0.5 / np.sqrt(survivors), rel=0.02)
 
 

@@ -9,6 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from fedrec.cli.main import app
+from fedrec.client import task
 from fedrec.client.state import ClientStateStore
 from fedrec.server.user_dp import CentralNoise
 from fedrec.shared.config import FedRecConfig, resolve_config
@@ -24,7 +25,7 @@ from fedrec.shared.privacy import (
     record_plans,
     update_norm,
 )
-from fedrec.simulations import plain
+from fedrec.shared.training import LocalResult
 from fedrec.simulations.bench_privacy import (
     goal_check,
     markdown_report,
@@ -93,11 +94,11 @@ def test_record_level_sigma_hits_the_target_and_the_clients_accountants_agree(
 def _fake_local_train(scales: dict[int, float]) -> Any:
     """A local_train stand-in: client p moves every item factor by p's scale (known norms)."""
 
-    def fake(cfg: Any, data: Any, shared: Any, store: Any, **_: Any) -> tuple[dict, None]:
+    def fake(cfg: Any, data: Any, shared: Any, store: Any, **_: Any) -> tuple[dict, LocalResult]:
         pid = int(store.directory.name.split("-")[-1])
         out = {k: np.asarray(v, np.float32).copy() for k, v in shared.items()}
         out["item_factors"] = out["item_factors"] + np.float32(scales[pid])
-        return out, None
+        return out, LocalResult(0.0, 0, 0, 1.0, [], None)
 
     return fake
 
@@ -107,7 +108,7 @@ def test_the_plain_loop_central_user_dp_clips_each_update_and_noises_the_sum(
 ) -> None:
     data = _ratings(tmp_path / "r.csv", [6, 6, 6, 6], n_items=20)
     scales = {0: 0.01, 1: 0.5, 2: 1.0, 3: 2.0}  # norms 0.09 to 17.9 with 80 item factors
-    monkeypatch.setattr(plain, "local_train", _fake_local_train(scales))
+    monkeypatch.setattr(task, "local_train", _fake_local_train(scales))
     clip, lr = 1.0, 1.0
 
     def federation(sigma: float, seed: int) -> PlainFederation:

@@ -2,8 +2,14 @@
 
 import pytest
 
-from fedrec.client.faults import SimulatedClientFailure, inject_faults
-from fedrec.shared.config import FaultConfig
+from fedrec.shared.config import resolve_config
+from fedrec.shared.errors import ConfigError
+from fedrec.simulation.faults import (
+    FaultConfig,
+    SimulatedClientFailure,
+    inject_faults,
+    split_faults,
+)
 
 
 def _fails(rate: float, pid: int, rnd: int) -> bool:
@@ -42,3 +48,24 @@ def test_stragglers_sleep_before_answering() -> None:
         server_round=1,
     )
     assert time.perf_counter() - t0 < 1.0
+
+
+def test_fault_settings_are_the_simulations_not_the_apps() -> None:
+    # Prepare
+    settings = {"num-rounds": 2, "failure-rate": 0.4, "straggler_seconds": 3.0}
+    # Execute
+    rest, faults = split_faults(settings)
+    # Assert: the app's config never sees them; a deployed client has no fault path.
+    assert rest == {"num-rounds": 2}
+    assert faults == FaultConfig(failure_rate=0.4, straggler_seconds=3.0) and faults.active
+    assert not split_faults({})[1].active
+    with pytest.raises(ConfigError, match="unknown config key.*failure-rate"):
+        resolve_config({}, {"failure-rate": 0.4})
+
+
+@pytest.mark.parametrize(
+    ("key", "value"), [("failure-rate", 1.5), ("straggler-rate", -0.1), ("straggler-seconds", -1)]
+)
+def test_bad_fault_settings_say_why(key: str, value: float) -> None:
+    with pytest.raises(ConfigError, match=key):
+        split_faults({key: value})

@@ -1,0 +1,83 @@
+"""A client's view of the data: its own users and their interactions, and where it keeps state.
+
+A client owns one user (cross-device) or a block of users (cross-silo). It sees the public
+catalogue (item texts, for the text towers) and its users' interactions only; the split
+(leave-last-out) is the same on every client because it is computed from the same seeded
+data.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from fedrec.shared.config import FedRecConfig
+from fedrec.shared.data import load_split, partition_users
+
+
+@dataclass(frozen=True)
+class ClientData:
+    """One client's slice of the data: its users and their interactions only."""
+
+    users: np.ndarray  # global user indices owned by this client
+    train_users: np.ndarray  # local user index (0..len(users)-1) per training row
+    train_items: np.ndarray  # item index per training row
+    exclude: list[np.ndarray]  # per local user: items never to rank (train + valid)
+    seen: list[np.ndarray]  # per local user: every item they touched (for negatives)
+    test_items: np.ndarray  # per local user, -1 when none
+    n_items: int
+    item_texts: Sequence[str] = ()  # the public catalogue's texts (for the text towers)
+
+
+def load_client_data(cfg: FedRecConfig, partition_id: int, num_partitions: int) -> ClientData:
+    """This partition's users and data (the split is loaded once per process)."""
+    dataset, split = load_split(cfg.data)
+    users = partition_users(split.n_users, num_partitions=num_partitions, seed=cfg.data.seed)[
+        partition_id
+    ]
+    mask = np.isin(split.train.users, users)
+    local_of = {int(u): k for k, u in enumerate(users)}
+    train_users = np.array([local_of[int(u)] for u in split.train.users[mask]], dtype=np.int64)
+    train_items = split.train.items[mask].astype(np.int64)
+    exclude, seen = [], []
+    for k, u in enumerate(users):
+        own = np.unique(train_items[train_users == k])
+        valid, test = int(split.valid_items[u]), int(split.test_items[u])
+        extra = [i for i in (valid,) if i >= 0]
+        exclude.append(np.union1d(own, np.array(extra, dtype=np.int64)))
+        seen.append(
+            np.union1d(exclude[-1], np.array([t for t in (test,) if t >= 0], dtype=np.int64))
+        )
+    return ClientData(
+        users=users,
+        train_users=train_users,
+        train_items=train_items,
+        exclude=exclude,
+        seen=seen,
+        test_items=split.test_items[users].astype(np.int64),
+        n_items=split.n_items,
+        item_texts=dataset.items.texts,
+    )
+
+
+def client_seed(cfg: FedRecConfig, partition_id: int) -> int:
+    """A per-client seed derived from the run seed (distinct for every partition)."""
+    return cfg.data.seed * 100_003 + partition_id
+
+
+def state_dir(
+    cfg: FedRecConfig, partition_id: int, node_state_dir: str | None, run_id: str | None = None
+) -> Path:
+    """Where this client keeps its private state: per run, never shared between runs.
+
+    On a node (``state-dir`` in its node config) one folder per run identity, so a second
+    run on the same node starts its own ledger instead of continuing the first run's.
+    """
+    if node_state_dir:
+        return Path(node_state_dir) / f"run-{run_id}" if run_id else Path(node_state_dir)
+    return (
+        Path(cfg.output.output_dir) / cfg.output.run_name / "clients" / f"partition-{partition_id}"
+    )

@@ -1,0 +1,33 @@
+"""The keys the server and its clients exchange, named once for both sides.
+
+A train message's ``config`` record carries the round and who asks; its reply's
+``metrics`` record what the client may say about its training. Both halves of SecAgg+
+(``server/secagg.py`` and ``client/secagg.py``) add their own keys. Keeping the names here
+means a change on one side cannot silently stop matching the other.
+"""
+
+from __future__ import annotations
+
+# ---- train message config (server -> client)
+SERVER_ROUND = "server-round"  # set by Flower's strategy when it builds the messages
+RUN_ID = "run-id"  # the run's identity: a client keeps one state per run
+RESUMED_FROM = "resumed-from"  # the round the asking server process started at
+SERVER_INCARNATION = "server-incarnation"  # a token per server process
+COMMITTED_INCARNATIONS = "committed-incarnations"  # "token:first:last" per earlier process
+USER_DP = "user-dp"  # where user-level noise is added, for the client's ledger
+USER_DELTA = "user-delta"  # the run's user-level delta, for the client's ledger
+
+# ---- evaluate message config (server -> client)
+EVAL_K = "k"
+PERSONALIZE_EPOCHS = "personalize-epochs"
+
+# ---- reply metrics (client -> server)
+WEIGHT = "weight"  # every client weighs 1: example counts would leak dataset sizes
+BUDGET_EXHAUSTED = "budget-exhausted"  # 1.0: the client refused, its budget is spent
+EPSILON = "epsilon"  # the record-level epsilon its accountant holds (-1 without DP)
+USER_EPSILON = "user-epsilon"  # the user-level epsilon its ledger holds
+
+# ---- SecAgg+ (both halves of the protocol)
+SECAGG_TENSORS = "secagg-tensors"  # the order of the shared tensors in legacy parameters
+SECAGG_MIN_SURVIVORS = "secagg-min-survivors"  # the reconstruction threshold t
+SECAGG_CLIENTS = "secagg-clients"  # how many clients the round sampled
