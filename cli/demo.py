@@ -15,7 +15,7 @@ from rich.table import Table
 from fedrec.server.api.main import create_app
 from fedrec.server.api.settings import Settings
 from fedrec.shared.config import FedRecConfig, resolve_config
-from fedrec.simulations.runner import simulate
+from fedrec.simulation.runner import simulate
 
 # Star Wars (1977), The Empire Strikes Back (1980), Return of the Jedi (1983) in ML-100K ids.
 DEMO_LIKED = ["50", "172", "181"]
@@ -60,7 +60,7 @@ def _print_quality(run_dir: Path, cfg: FedRecConfig, console: Console) -> None:
     from fedrec.shared.baselines import popularity_score_fn
     from fedrec.shared.data import load_split
     from fedrec.shared.evaluation import evaluate_model
-    from fedrec.simulations.evaluate import evaluate_run
+    from fedrec.simulation.evaluate import evaluate_run
 
     ours = evaluate_run(run_dir, personalize_epochs=cfg.federation.personalize_epochs)["metrics"]
     _, split = load_split(cfg.data)

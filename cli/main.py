@@ -62,7 +62,7 @@ def train_central_cmd(
     learning_rate: Annotated[float, typer.Option(help="Adam learning rate.")] = 0.005,
 ) -> None:
     """Train the centralized reference MF model and write a servable checkpoint."""
-    from fedrec.simulations.central import run_central
+    from fedrec.simulation.central import run_central
 
     setup_logging()
     overrides = overrides_from(config, scenario)
@@ -85,7 +85,7 @@ def simulate(
     verbose: Annotated[bool, typer.Option(help="Show Flower's and Ray's logs too.")] = False,
 ) -> None:
     """Run a federation on Flower's simulation engine; a checkpoint is written each round."""
-    from fedrec.simulations.runner import simulate as run
+    from fedrec.simulation.runner import simulate as run
 
     setup_logging(verbose)
     run_dir = run(
@@ -105,7 +105,7 @@ def evaluate(
     personalize_epochs: Annotated[int, typer.Option(help="On-device fit of private factors.")] = 5,
 ) -> None:
     """Evaluate a run on the test split (full ranking and 99 sampled negatives)."""
-    from fedrec.simulations.evaluate import evaluate_run
+    from fedrec.simulation.evaluate import evaluate_run
 
     setup_logging()
     console.print_json(json.dumps(evaluate_run(model_path, personalize_epochs=personalize_epochs)))

@@ -43,7 +43,7 @@ def setup_logging(verbose: bool = False) -> None:
 
 def overrides_from(config: list[str] | None, scenario: str | None) -> dict[str, Any]:
     """Scenario file first, then ``-c KEY=VALUE`` pairs (values parsed as TOML when they can be)."""
-    from fedrec.simulations.scenarios import load_scenario, parse_override
+    from fedrec.simulation.scenarios import load_scenario, parse_override
 
     out: dict[str, Any] = load_scenario(scenario) if scenario else {}
     for item in config or []:

@@ -54,7 +54,7 @@ paired per-client gain).
 
 Two attacked rounds, by default: round 1 (the seeded initial model, fresh user factors:
 the server knows nothing yet, so the update is all it has) and round 4, after three
-rounds of the no-DP federation over all clients (:class:`PlainFederation`), when the
+rounds of the no-DP federation over all clients (:class:`PlainLoop`), when the
 federated model has about reached the centralized one (docs/benchmarks/quality.md) and
 the user factors carry over. The attacked updates are trained from copies of the clients'
 states and never feed the federation. Noise here is seeded, for reproducible numbers; the
@@ -101,8 +101,8 @@ from fedrec.shared.privacy import (
     update_norm,
     user_epsilon,
 )
-from fedrec.simulations.plain import PlainFederation, sample_partitions
-from fedrec.simulations.scenarios import load_scenario
+from fedrec.simulation.plain_loop import PlainLoop, sample_partitions
+from fedrec.simulation.scenarios import load_scenario
 
 logger = logging.getLogger(__name__)
 
@@ -423,7 +423,7 @@ def _ratings_by_user(cfg: FedRecConfig) -> dict[int, dict[int, float]]:
 def attack_round(
     *,
     base: Mapping[str, Any],
-    fed: PlainFederation,
+    fed: PlainLoop,
     clients: Sequence[_Client],
     pool: Sequence[_Client],
     server_round: int,
@@ -444,7 +444,7 @@ def attack_round(
     def new_row(defense: str, setting: str) -> _Row:
         return _Row(defense, setting, item_text=item_text)
 
-    shared = fed.shared
+    shared = fed.global_tensors
     nodp = fed.cfg
     dp_base = resolve_config({}, {**load_scenario(DP_SCENARIO), **base})
     delta_pp = dp_base.privacy.target_delta
@@ -707,7 +707,7 @@ def run_attack_benchmark(
     cfg = resolve_config({}, {**load_scenario(NODP_SCENARIO), **base})
     _, split = load_split(cfg.data)
     n_clients = split.n_users
-    fed = PlainFederation(
+    fed = PlainLoop(
         cfg,
         n_clients,
         init_global(cfg, split.n_items),

@@ -30,11 +30,11 @@ from typing import Any
 from fedrec.shared.checkpoint import load_checkpoint
 from fedrec.shared.config import resolve_config
 from fedrec.shared.data import load_split
+from fedrec.simulation.evaluate import evaluate_run
+from fedrec.simulation.runner import simulate
+from fedrec.simulation.scenarios import load_scenario
 from fedrec.simulations.bench_baselines import DP_EPSILONS, add_ratios, reference_of, run_baselines
-from fedrec.simulations.evaluate import evaluate_run
 from fedrec.simulations.measure import PeakMemory, measure
-from fedrec.simulations.runner import simulate
-from fedrec.simulations.scenarios import load_scenario
 
 __all__ = ["PeakMemory", "run_quality_benchmark", "write_report"]
 

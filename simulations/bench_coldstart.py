@@ -59,7 +59,7 @@ from fedrec.shared.evaluation.metrics import hit_multi_at_k, ndcg_at_k, ndcg_mul
 from fedrec.shared.evaluation.ranking import top_k as _top_k
 from fedrec.shared.models.factory import init_global, item_text_embeddings
 from fedrec.shared.training import finetune_users
-from fedrec.simulations.plain import PlainFederation
+from fedrec.simulation.plain_loop import PlainLoop
 
 logger = logging.getLogger(__name__)
 
@@ -160,14 +160,14 @@ def genre_text(genres: Sequence[Sequence[str]], top: int = 3) -> str:
     return f"I enjoy {listed} movies."
 
 
-def _train(cfg: FedRecConfig, rounds: int, state_root: Path, label: str) -> PlainFederation:
+def _train(cfg: FedRecConfig, rounds: int, state_root: Path, label: str) -> PlainLoop:
     """Federate ``rounds`` rounds (or reload a finished run's global model from its folder)."""
     _, split = load_split(cfg.data)
-    fed = PlainFederation(cfg, split.n_users, init_global(cfg, split.n_items), state_root)
+    fed = PlainLoop(cfg, split.n_users, init_global(cfg, split.n_items), state_root)
     saved = state_root / "global.npz"
     if saved.is_file():
         with np.load(saved) as arrays:
-            fed.shared = {k: arrays[k] for k in arrays.files}
+            fed.global_tensors = {k: arrays[k] for k in arrays.files}
         logger.info("%s: reusing the trained global model in %s", label, saved)
         return fed
     every = list(range(split.n_users))
@@ -176,11 +176,12 @@ def _train(cfg: FedRecConfig, rounds: int, state_root: Path, label: str) -> Plai
         logger.info(
             "%s: round %d/%d trained %d clients in %.1fs", label, rnd, rounds, len(every), seconds
         )
-    np.savez(saved, **fed.shared)  # so the evaluation can be re-run without training
+    # So the evaluation can be re-run without training.
+    np.savez(saved, **fed.global_tensors)  # type: ignore[arg-type]
     return fed
 
 
-def _privacy_spent(fed: PlainFederation) -> dict[str, Any]:
+def _privacy_spent(fed: PlainLoop) -> dict[str, Any]:
     """What the model's training spent: record-level ε (max over clients), user-level report."""
     privacy = fed.cfg.privacy
     out: dict[str, Any] = {"dp_enabled": privacy.dp_enabled, "user_dp": privacy.user_dp}
@@ -202,19 +203,22 @@ def _privacy_spent(fed: PlainFederation) -> dict[str, Any]:
     return out
 
 
-def _recommender(cfg: FedRecConfig, fed: PlainFederation, dataset: Dataset) -> Recommender:
+def _recommender(cfg: FedRecConfig, fed: PlainLoop, dataset: Dataset) -> Recommender:
     """The serving model built from the federation's global tensors (as the API does)."""
     # As from_checkpoint: no fold-in for a model trained under DP.
     fold_in = not (cfg.privacy.dp_enabled or cfg.privacy.user_dp != "off")
     if cfg.text.text_tower == "off":
         return Recommender(
-            fed.shared["item_factors"], fed.shared["item_bias"], dataset.items, fold_in=fold_in
+            fed.global_tensors["item_factors"],
+            fed.global_tensors["item_bias"],
+            dataset.items,
+            fold_in=fold_in,
         )
-    towers = TextTowers(fed.shared, item_max_length=cfg.text.text_max_length)
+    towers = TextTowers(fed.global_tensors, item_max_length=cfg.text.text_max_length)
     emb = item_text_embeddings(cfg, dataset.items.texts)
     return Recommender(
-        fed.shared["item_factors"],
-        fed.shared["item_bias"],
+        fed.global_tensors["item_factors"],
+        fed.global_tensors["item_bias"],
         dataset.items,
         towers=towers,
         item_text_emb=emb,
@@ -461,13 +465,13 @@ def _best_weight(row: str, by_weight: dict[float, dict[str, float]]) -> dict[str
     return {f"{head}, λ {best:g} (best of {grid} here){paren}{tail}": by_weight[best]}
 
 
-def _user_factors(cfg: FedRecConfig, fed: PlainFederation) -> dict[int, np.ndarray]:
+def _user_factors(cfg: FedRecConfig, fed: PlainLoop) -> dict[int, np.ndarray]:
     """Each warm user's personalised private factor, computed client by client."""
     out: dict[int, np.ndarray] = {}
     for pid in range(fed.num_partitions):
         data = load_client_data(cfg, pid, fed.num_partitions)
         state = ClientStateStore(fed.state_root / f"partition-{pid}").load()
-        model = build_model(cfg, data, fed.shared, state, seed=client_seed(cfg, pid))
+        model = build_model(cfg, data, fed.global_tensors, state, seed=client_seed(cfg, pid))
         finetune_users(
             model,
             data.train_users,
@@ -486,11 +490,11 @@ def item_cold_start(
     full: Dataset,
     warm: Dataset,
     cold: ColdSplit,
-    fed_hy: PlainFederation,
+    fed_hy: PlainLoop,
     rec_hy: Recommender,
     *,
     seed: int,
-    mf: tuple[FedRecConfig, PlainFederation, Recommender] | None = None,
+    mf: tuple[FedRecConfig, PlainLoop, Recommender] | None = None,
 ) -> dict[str, dict[str, float]]:
     """Ranking only the held-out items for warm users, by text alone vs baselines.
 
@@ -548,7 +552,7 @@ def item_cold_start(
 
 
 def _warm_users(
-    fed_mf: PlainFederation, fed_hy: PlainFederation
+    fed_mf: PlainLoop, fed_hy: PlainLoop
 ) -> tuple[dict[str, float], dict[str, float], dict[str, float]]:
     """Both models' warm-user metrics and the hybrid's paired NDCG difference to MF only.
 

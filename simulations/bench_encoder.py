@@ -36,7 +36,7 @@ from fedrec.shared.device import resolve_device
 from fedrec.shared.models.encoder import MODEL_NAME, TextEncoder
 from fedrec.shared.models.factory import init_global, make_model
 from fedrec.shared.training import train_local
-from fedrec.simulations.plain import PlainFederation
+from fedrec.simulation.plain_loop import PlainLoop
 
 logger = logging.getLogger(__name__)
 
@@ -176,7 +176,7 @@ def federated_round_cost(
         with tempfile.TemporaryDirectory(prefix="fedrec-round-") as tmp:
             cfg = resolve_config({}, {**(overrides or {}), "text-tower": tower, "output-dir": tmp})
             _, split = load_split(cfg.data)
-            fed = PlainFederation(
+            fed = PlainLoop(
                 cfg, split.n_users, init_global(cfg, split.n_items), Path(tmp), device=device
             )
             fed.train_round([split.n_users - 1], 1)  # warm-up
@@ -184,8 +184,8 @@ def federated_round_cost(
             _sync(device)
             seconds = fed.train_round(parts, 2)
             _sync(device)
-            size = int(sum(np.asarray(v).nbytes for v in fed.shared.values()))
-            text = int(sum(np.asarray(v).nbytes for k, v in fed.shared.items() if "." in k))
+            size = int(sum(np.asarray(v).nbytes for v in fed.global_tensors.values()))
+            text = int(sum(np.asarray(v).nbytes for k, v in fed.global_tensors.items() if "." in k))
             rows.append(
                 {
                     "text_tower": tower,

@@ -31,9 +31,9 @@ import numpy as np
 from fedrec.shared.config import FedRecConfig, resolve_config
 from fedrec.shared.data import load_split
 from fedrec.shared.models.factory import init_global
+from fedrec.simulation.plain_loop import PlainLoop, sample_partitions
+from fedrec.simulation.runner import simulate
 from fedrec.simulations.bench import PeakMemory
-from fedrec.simulations.plain import PlainFederation, sample_partitions
-from fedrec.simulations.runner import simulate
 
 logger = logging.getLogger(__name__)
 
@@ -65,7 +65,7 @@ def _flower_rounds(settings: dict[str, Any], num_supernodes: int) -> dict[str, A
 def _plain_round(cfg: FedRecConfig, n_clients: int, state_root: Path) -> dict[str, Any]:
     """The same local training in one process (after one warm-up client)."""
     _, split = load_split(cfg.data)
-    fed = PlainFederation(
+    fed = PlainLoop(
         cfg,
         split.n_users,
         init_global(cfg, split.n_items),

@@ -7,7 +7,7 @@ server learning rate 100) with ``text-tower = off`` -- for a few rounds (default
 plain single-process loop of :mod:`fedrec.simulations.plain` (the same client functions and
 server aggregation as a Flower round; Flower's overhead is measured by ``bench federation``).
 It is then scored by the project's personalised federated evaluation
-(:meth:`PlainFederation.evaluate`: each client fits its private factor on-device and ranks
+(:meth:`PlainLoop.evaluate`: each client fits its private factor on-device and ranks
 its held-out test item against the full catalogue), NDCG@10 pooled over all users.
 
 - **record level** (DP-SGD on every client, unit = one interaction): the noise multiplier
@@ -71,8 +71,8 @@ from fedrec.shared.privacy import (
     record_plans,
     resolve_delta,
 )
-from fedrec.simulations.plain import PlainFederation, sample_partitions
-from fedrec.simulations.scenarios import load_scenario
+from fedrec.simulation.plain_loop import PlainLoop, sample_partitions
+from fedrec.simulation.scenarios import load_scenario
 
 logger = logging.getLogger(__name__)
 
@@ -174,7 +174,7 @@ def run_point(cfg: FedRecConfig, bench: Bench, label: str) -> dict[str, Any]:
     """Train one federation for ``bench.rounds`` rounds, evaluate it, and say what it spent."""
     state_root = bench.work / label.replace(" ", "-").replace("=", "")
     shutil.rmtree(state_root, ignore_errors=True)
-    fed = PlainFederation(cfg, bench.n_users, init_global(cfg, bench.n_items), state_root)
+    fed = PlainLoop(cfg, bench.n_users, init_global(cfg, bench.n_items), state_root)
     clip = cfg.privacy.user_clip if cfg.privacy.user_dp != "off" else None
     rounds: list[dict[str, Any]] = []
     t_start = time.perf_counter()
@@ -393,7 +393,7 @@ def _run(
         "notes": list(notes),
         "metric": METRIC,
         "evaluation": (
-            "personalised federated evaluation (PlainFederation.evaluate): every client fits "
+            "personalised federated evaluation (PlainLoop.evaluate): every client fits "
             f"its private factor for personalize-epochs={base.federation.personalize_epochs} "
             "on its own training records, then ranks its held-out (last) item against every "
             "item it has not interacted with in training/validation; pooled over all users"

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from fedrec.shared.checkpoint import latest_round, load_checkpoint
-from fedrec.simulations.evaluate import evaluate_run
-from fedrec.simulations.runner import simulate
+from fedrec.simulation.evaluate import evaluate_run
+from fedrec.simulation.runner import simulate
 
 pytestmark = pytest.mark.slow
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from fedrec.shared.checkpoint import load_checkpoint
-from fedrec.simulations.runner import simulate
+from fedrec.simulation.runner import simulate
 
 from .helpers import write_tiny_ratings
 

@@ -26,6 +26,7 @@ from fedrec.shared.privacy import (
     update_norm,
 )
 from fedrec.shared.training import LocalResult
+from fedrec.simulation.plain_loop import PlainLoop
 from fedrec.simulations.bench_privacy import (
     goal_check,
     markdown_report,
@@ -33,7 +34,6 @@ from fedrec.simulations.bench_privacy import (
     run_privacy_benchmark,
     write_report,
 )
-from fedrec.simulations.plain import PlainFederation
 
 
 def _ratings(path: Path, counts: list[int], n_items: int = 40) -> Path:
@@ -78,9 +78,7 @@ def test_record_level_sigma_hits_the_target_and_the_clients_accountants_agree(
 
     # Train the run with that sigma: the clients' own accountants end at the planned epsilon.
     run_cfg = cfg.replace(**{"noise-multiplier": cal.sigma})
-    fed = PlainFederation(
-        run_cfg, split.n_users, init_global(run_cfg, split.n_items), tmp_path / "c"
-    )
+    fed = PlainLoop(run_cfg, split.n_users, init_global(run_cfg, split.n_items), tmp_path / "c")
     for rnd in range(1, rounds + 1):
         fed.train_round(list(range(split.n_users)), rnd)
     reached = [
@@ -111,7 +109,7 @@ def test_the_plain_loop_central_user_dp_clips_each_update_and_noises_the_sum(
     monkeypatch.setattr(task, "local_train", _fake_local_train(scales))
     clip, lr = 1.0, 1.0
 
-    def federation(sigma: float, seed: int) -> PlainFederation:
+    def federation(sigma: float, seed: int) -> PlainLoop:
         cfg = _cfg(
             data,
             **{
@@ -124,33 +122,33 @@ def test_the_plain_loop_central_user_dp_clips_each_update_and_noises_the_sum(
         )
         shared = init_global(cfg, 20)
         noise = CentralNoise(clip, sigma, rng=SeededRandom(seed))
-        return PlainFederation(cfg, 4, shared, tmp_path / f"s{sigma}", central_noise=noise)
+        return PlainLoop(cfg, 4, shared, tmp_path / f"s{sigma}", central_noise=noise)
 
-    def expected_step(fed: PlainFederation, parts: list[int]) -> dict[str, np.ndarray]:
+    def expected_step(fed: PlainLoop, parts: list[int]) -> dict[str, np.ndarray]:
         deltas = []
         for p in parts:
-            delta = {k: np.zeros_like(v) for k, v in fed.shared.items()}
+            delta = {k: np.zeros_like(v) for k, v in fed.global_tensors.items()}
             delta["item_factors"] += np.float32(scales[p])
             deltas.append(clip_update(delta, clip)[0])
-        return {k: lr * sum(d[k] for d in deltas) / len(parts) for k in fed.shared}
+        return {k: lr * sum(d[k] for d in deltas) / len(parts) for k in fed.global_tensors}
 
     # Next to no noise: the step is the mean of the clipped updates over the clients sampled.
     fed = federation(1e-9, 0)
-    before = {k: v.copy() for k, v in fed.shared.items()}
+    before = {k: v.copy() for k, v in fed.global_tensors.items()}
     want = expected_step(fed, [0, 1, 2, 3])
     fed.train_round([0, 1, 2, 3], 1)
     for k in before:
-        np.testing.assert_allclose(fed.shared[k] - before[k], want[k], atol=1e-5)
+        np.testing.assert_allclose(fed.global_tensors[k] - before[k], want[k], atol=1e-5)
     assert fed.last_norms == pytest.approx([np.sqrt(80) * s for s in scales.values()], rel=1e-5)
-    assert update_norm({k: fed.shared[k] - before[k] for k in before}) <= clip + 1e-5
+    assert update_norm({k: fed.global_tensors[k] - before[k] for k in before}) <= clip + 1e-5
 
     # sigma = 2: the noise has std sigma * C / K on every coordinate of every tensor.
     fed = federation(2.0, 1)
-    before = {k: v.copy() for k, v in fed.shared.items()}
+    before = {k: v.copy() for k, v in fed.global_tensors.items()}
     want = expected_step(fed, [0, 1, 2, 3])
     fed.train_round([0, 1, 2, 3], 1)
     residual = np.concatenate(
-        [(fed.shared[k] - before[k] - want[k]).ravel() for k in sorted(before)]
+        [(fed.global_tensors[k] - before[k] - want[k]).ravel() for k in sorted(before)]
     )
     assert np.all(residual != 0)
     assert 0.7 * 0.5 < residual.std() < 1.3 * 0.5

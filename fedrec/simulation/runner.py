@@ -17,8 +17,8 @@ from fedrec.client.client_app import build_client_app
 from fedrec.server.server_app import build_server_app
 from fedrec.shared.config import FedRecConfig, resolve_config
 from fedrec.shared.data import load_split
+from fedrec.simulation.evaluate import write_federation_info
 from fedrec.simulation.faults import fault_mod, split_faults
-from fedrec.simulations.evaluate import write_federation_info
 
 logger = logging.getLogger(__name__)
 

@@ -5,8 +5,8 @@ from pathlib import Path
 import numpy as np
 
 from fedrec.shared.checkpoint import load_checkpoint
-from fedrec.simulations.central import run_central
-from fedrec.simulations.evaluate import evaluate_run
+from fedrec.simulation.central import run_central
+from fedrec.simulation.evaluate import evaluate_run
 
 
 def _clustered_csv(path: Path) -> Path:

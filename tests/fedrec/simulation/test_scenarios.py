@@ -2,7 +2,7 @@ import pytest
 
 from fedrec.shared.config import resolve_config
 from fedrec.shared.errors import ConfigError
-from fedrec.simulations.scenarios import load_scenario, parse_override, scenario_names
+from fedrec.simulation.scenarios import load_scenario, parse_override, scenario_names
 
 
 def test_every_shipped_scenario_is_a_valid_config() -> None:

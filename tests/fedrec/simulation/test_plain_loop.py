@@ -19,11 +19,11 @@ from fedrec.server.secagg import (
 from fedrec.shared.config import resolve_config
 from fedrec.shared.data import load_split
 from fedrec.shared.models.factory import init_global
-from fedrec.simulations.plain import PlainFederation, sample_partitions
+from fedrec.simulation.plain_loop import PlainLoop, sample_partitions
 from tests.e2e.helpers import write_tiny_ratings
 
 
-def _federation(tmp_path: Path, **extra: object) -> PlainFederation:
+def _federation(tmp_path: Path, **extra: object) -> PlainLoop:
     data = write_tiny_ratings(tmp_path / "r.csv", n_users=6, n_items=20, per_user=8)
     cfg = resolve_config(
         {},
@@ -37,16 +37,16 @@ def _federation(tmp_path: Path, **extra: object) -> PlainFederation:
     )
     _, split = load_split(cfg.data)
     shared = init_global(cfg, split.n_items)
-    return PlainFederation(cfg, split.n_users, shared, tmp_path / "clients")
+    return PlainLoop(cfg, split.n_users, shared, tmp_path / "clients")
 
 
 def test_rounds_update_the_model_and_client_states(tmp_path: Path) -> None:
     fed = _federation(tmp_path, **{"strategy": "fedadam", "server-learning-rate": 0.05})
-    before = fed.shared["item_factors"].copy()
+    before = fed.global_tensors["item_factors"].copy()
     for rnd in (1, 2):
         seconds = fed.train_round([0, 2, 4], rnd)
         assert seconds > 0
-    assert not np.allclose(fed.shared["item_factors"], before)
+    assert not np.allclose(fed.global_tensors["item_factors"], before)
     state = ClientStateStore(tmp_path / "clients" / "partition-2").load()
     assert state is not None and state.rounds_trained == [1, 2] and state.epsilon > 0
     assert ClientStateStore(tmp_path / "clients" / "partition-1").load() is None
@@ -76,9 +76,9 @@ def test_clients_with_one_to_three_interactions_train_under_dp(tmp_path: Path) -
         {"dataset": "generic", "data-path": str(data), "embedding-dim": 4, "dp-sample-rate": 0.1},
     )
     _, split = load_split(cfg.data)
-    fed = PlainFederation(cfg, split.n_users, init_global(cfg, split.n_items), tmp_path / "c")
+    fed = PlainLoop(cfg, split.n_users, init_global(cfg, split.n_items), tmp_path / "c")
     fed.train_round(list(range(6)), 1)
-    assert np.all(np.isfinite(fed.shared["item_factors"]))
+    assert np.all(np.isfinite(fed.global_tensors["item_factors"]))
     owner = {int(load_client_data(cfg, k, 6).users[0]): k for k in range(6)}
     tiny = ClientStateStore(tmp_path / "c" / f"partition-{owner[0]}").load()
     big = ClientStateStore(tmp_path / "c" / f"partition-{owner[3]}").load()
@@ -96,10 +96,10 @@ def test_client_side_user_dp_noises_every_update_and_keeps_the_ledgers(
 ) -> None:
     privacy = {"user-dp": placement, "user-clip": 0.5, "user-noise-multiplier": 2.0}
     fed = _federation(tmp_path, **{"dp-enabled": False, "text-tower": "off", **privacy})
-    before = {k: v.copy() for k, v in fed.shared.items()}
+    before = {k: v.copy() for k, v in fed.global_tensors.items()}
     fed.train_round(list(range(6)), 1)
     # Every coordinate moved (dense noise, also on the items nobody trained).
-    for k, v in fed.shared.items():
+    for k, v in fed.global_tensors.items():
         assert np.all(v != before[k]), k
     for pid in range(6):
         state = ClientStateStore(tmp_path / "clients" / f"partition-{pid}").load()

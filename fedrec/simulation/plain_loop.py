@@ -41,12 +41,12 @@ Arrays = dict[str, np.ndarray]
 
 
 @dataclass
-class PlainFederation:
-    """Global shared tensors + client states under ``state_root``, advanced round by round."""
+class PlainLoop:
+    """The global tensors + client states under ``state_root``, advanced round by round."""
 
     cfg: FedRecConfig
     num_partitions: int
-    shared: dict[str, np.ndarray]
+    global_tensors: dict[str, np.ndarray]
     state_root: Path
     device: torch.device = torch.device("cpu")  # noqa: B008 - immutable default
     optimizer: ServerOptimizer | None = None
@@ -94,7 +94,7 @@ class PlainFederation:
             train_round(
                 self.cfg,
                 load_client_data(self.cfg, pid, self.num_partitions),
-                self.shared,
+                self.global_tensors,
                 self._store(pid),
                 server_round=server_round,
                 seed=client_seed(self.cfg, pid),
@@ -112,16 +112,16 @@ class PlainFederation:
                 survivors=len(replies),
                 metrics=[dict(r.metrics) for r in replies],
             )
-            result = self.rules.aggregate_secure(server_round, self.shared, secure)
+            result = self.rules.aggregate_secure(server_round, self.global_tensors, secure)
         else:
             answers = [
                 Reply(pid, r.arrays, r.metrics) for pid, r in zip(partitions, replies, strict=True)
             ]
             result = self.rules.aggregate(
-                server_round, self.shared, answers, sampled=len(partitions)
+                server_round, self.global_tensors, answers, sampled=len(partitions)
             )
         if result.model is not None:
-            self.shared = result.model
+            self.global_tensors = result.model
         self.last_metrics = dict(result.metrics)
         self.spent.after_round(self.last_metrics, available=self.num_partitions)
         return time.perf_counter() - t0
@@ -152,7 +152,7 @@ class PlainFederation:
             evals += local_user_evals(
                 self.cfg,
                 data,
-                self.shared,
+                self.global_tensors,
                 self._store(pid).load(),
                 k=k,
                 personalize_epochs=self.cfg.federation.personalize_epochs,
