@@ -41,12 +41,12 @@ logger = logging.getLogger(__name__)
 def build_model(
     cfg: FedRecConfig,
     data: ClientData,
-    shared: dict[str, np.ndarray],
+    global_tensors: dict[str, np.ndarray],
     state: ClientState | None,
     *,
     seed: int,
 ) -> MatrixFactorization:
-    """The local model: global shared tensors + this client's private user factors.
+    """The local model: global tensors + this client's private user factors.
 
     The item texts are public catalogue data, the same on every client.
     """
@@ -59,7 +59,7 @@ def build_model(
         )
     else:
         model = make_model(cfg, len(data.users), data.item_texts)
-    model.set_shared(shared)
+    model.set_global(global_tensors)
     if state is not None:
         model.set_users(state.user_factors)
     else:
@@ -70,7 +70,7 @@ def build_model(
 def local_train(
     cfg: FedRecConfig,
     data: ClientData,
-    shared: dict[str, np.ndarray],
+    global_tensors: dict[str, np.ndarray],
     store: ClientStateStore,
     *,
     server_round: int,
@@ -82,7 +82,7 @@ def local_train(
     user_round: UserRound | None = None,
     run_id: str | None = None,
 ) -> tuple[dict[str, np.ndarray], LocalResult]:
-    """One round of local training; saves the private state and returns the shared update.
+    """One round of local training; saves the private state and returns the new global tensors.
 
     A round the server asks for again (it restarted before checkpointing it) starts from the
     state from before that round, not on top of it, and so does any round after a latest
@@ -112,7 +112,7 @@ def local_train(
     check_budget(cfg, start, n_records=len(data.train_items))
     if user_round is not None:
         check_user_budget(start.user_ledger, user_round)
-    model = build_model(cfg, data, shared, start, seed=seed)
+    model = build_model(cfg, data, global_tensors, start, seed=seed)
     result = train_local(
         model,
         data.train_users,
@@ -138,7 +138,7 @@ def local_train(
         run_id=start.run_id,
     )
     store.save(trained.spend(user_round) if user_round else trained, previous=start)
-    return model.get_shared(), result
+    return model.get_global(), result
 
 
 def check_budget(cfg: FedRecConfig, state: ClientState, *, n_records: int) -> None:
@@ -150,7 +150,7 @@ def check_budget(cfg: FedRecConfig, state: ClientState, *, n_records: int) -> No
 def local_user_evals(
     cfg: FedRecConfig,
     data: ClientData,
-    shared: dict[str, np.ndarray],
+    global_tensors: dict[str, np.ndarray],
     state: ClientState | None,
     *,
     k: int,
@@ -161,9 +161,9 @@ def local_user_evals(
 
     The private factor is first fit a few epochs on the user's own training items with the
     item side frozen (on-device personalisation). That fit is a throw-away copy: it never
-    feeds the DP training of shared parameters.
+    feeds the DP training of global parameters.
     """
-    model = build_model(cfg, data, shared, state, seed=seed)
+    model = build_model(cfg, data, global_tensors, state, seed=seed)
     finetune_users(
         model,
         data.train_users,
@@ -193,7 +193,7 @@ def local_user_evals(
 def local_evaluate(
     cfg: FedRecConfig,
     data: ClientData,
-    shared: dict[str, np.ndarray],
+    global_tensors: dict[str, np.ndarray],
     store: ClientStateStore,
     *,
     k: int,
@@ -205,7 +205,13 @@ def local_evaluate(
     The averages sent back are not covered by the DP guarantee (see docs/privacy.md).
     """
     evals = local_user_evals(
-        cfg, data, shared, store.load(), k=k, personalize_epochs=personalize_epochs, seed=seed
+        cfg,
+        data,
+        global_tensors,
+        store.load(),
+        k=k,
+        personalize_epochs=personalize_epochs,
+        seed=seed,
     )
     if not evals:
         return {"n_users": 0.0}
@@ -214,7 +220,7 @@ def local_evaluate(
 
 def noised_update(
     cfg: FedRecConfig,
-    shared: dict[str, np.ndarray],
+    global_tensors: dict[str, np.ndarray],
     updated: dict[str, np.ndarray],
     *,
     survivors: int | None,
@@ -222,7 +228,7 @@ def noised_update(
 ) -> dict[str, np.ndarray]:
     """What the client sends under ``user-dp`` local/secagg: its clipped, noised update.
 
-    Every coordinate of every shared tensor gets noise, so the reply does not reveal which
+    Every coordinate of every global tensor gets noise, so the reply does not reveal which
     items the user touched. ``local``: the global model plus the update with all the noise;
     ``secagg``: the update itself with this client's share for ``survivors`` (the secure sum
     adds the shares up). ``seeds`` seed the noise only under ``reproducible-noise``.
@@ -235,14 +241,14 @@ def noised_update(
         survivors=survivors,
         colluders=privacy.secagg_max_colluders,
     )
-    delta = {k: updated[k] - shared[k] for k in updated}
+    delta = {k: updated[k] - global_tensors[k] for k in updated}
     rng = dp_random(
         reproducible=privacy.reproducible_noise, seeds=(*seeds, 1), what="user-level noise"
     )
     noised, _ = privatize(delta, privacy.user_clip, std, rng)
     if privacy.user_dp == "secagg":
         return noised
-    return {k: (shared[k] + noised[k]).astype(np.float32) for k in noised}
+    return {k: (global_tensors[k] + noised[k]).astype(np.float32) for k in noised}
 
 
 def train_metrics(

@@ -116,7 +116,7 @@ class ServerOptimizer(Protocol):
 
 # Tensors whose rows only the clients that touched them move (the item table): their
 # averaged delta is diluted by the clients that did not, which the server learning rate
-# undoes. Every other shared tensor (text heads, adapters) gets ``dense_lr``.
+# undoes. Every other global tensor (text heads, adapters) gets ``dense_lr``.
 ROW_SPARSE = ("item_factors", "item_bias")
 
 
@@ -129,7 +129,7 @@ class ServerSGD:
         self.velocity: Arrays = {}
 
     def lr_of(self, name: str) -> float:
-        """The learning rate of one shared tensor (see :data:`ROW_SPARSE`)."""
+        """The learning rate of one global tensor (see :data:`ROW_SPARSE`)."""
         return self.lr if name in ROW_SPARSE else self.dense_lr
 
     def step(self, params: Arrays, delta: Arrays) -> Arrays:
@@ -176,7 +176,7 @@ class ServerAdaptive:
         self.v: Arrays = {}
 
     def lr_of(self, name: str) -> float:
-        """The learning rate of one shared tensor (see :data:`ROW_SPARSE`)."""
+        """The learning rate of one global tensor (see :data:`ROW_SPARSE`)."""
         return self.lr if name in ROW_SPARSE else self.dense_lr
 
     def step(self, params: Arrays, delta: Arrays) -> Arrays:

@@ -1,7 +1,7 @@
 """The server's part of user-level DP: central noise, and the global user-level account.
 
 - :class:`CentralNoise` (``user-dp = central``): clip each client's update to ``C`` over
-  all shared tensors, sum, add ``N(0, (σC)²)`` to the sum *once*. The server is trusted
+  all global tensors, sum, add ``N(0, (σC)²)`` to the sum *once*. The server is trusted
   with the raw updates; the guarantee is for what it publishes.
 - :class:`UserLevelAccountant`: every round releases a sum of clipped updates carrying at
   least ``N(0, (σC)²)`` (central: added here; local: each client added all of it, so the sum

@@ -83,7 +83,7 @@ class TrainConfig:
     client_optimizer: str = "sgd"
     # Client learning rate in round r is learning-rate * lr-decay ** (r - 1).
     lr_decay: float = 1.0
-    # FedProx: pull the shared item parameters towards the round's global model with
+    # FedProx: pull the global item parameters towards the round's global model with
     # strength mu (0 = off). Applied as a separate step after each optimizer step, so it is
     # data-independent post-processing and leaves the DP guarantee untouched.
     proximal_mu: float = 0.0
@@ -111,7 +111,7 @@ class PrivacyConfig:
     """Record-level DP-SGD (Opacus) on the client.
 
     Unit of privacy: one interaction (user, item, rating) of one user. Every parameter
-    trained on the client's records -- the private user factor, the shared item factors
+    trained on the client's records -- the private user factor, the global item factors
     and biases -- is trained by the same DP-SGD optimizer, so the per-sample sensitivity
     argument holds. Negatives are drawn uniformly from the whole catalogue, never from
     the complement of the user's items, so no sample depends on other records.
@@ -147,7 +147,7 @@ class PrivacyConfig:
     # clips and adds the full noise) | secagg (each client clips and adds its share of the
     # noise; the updates are summed under Flower's SecAgg+, the server sees only the sum).
     user_dp: str = "off"
-    user_clip: float = 1.0  # L2 bound of a client's update over all shared tensors together
+    user_clip: float = 1.0  # L2 bound of a client's update over all global tensors together
     user_noise_multiplier: float = 1.0  # noise std on the sum = multiplier * user-clip
     user_delta: float = 0.0  # 0: 1 / N^1.1 for N clients (DP-FedAvg's choice; < 1/N)
     # Accountant of the user-level guarantee: rdp (Opacus RDP) or prv (Opacus PRV, tighter;
@@ -232,7 +232,7 @@ class FederationConfig:
     # The server optimizer's learning rate of the item table; 0: the strategy's own default
     # (default_server_learning_rate). Read it through FederationConfig.server_lr.
     server_learning_rate: float = 0.0
-    # Server learning rate of the dense shared tensors (text heads, adapters): every client
+    # Server learning rate of the dense global tensors (text heads, adapters): every client
     # updates all of them, so there is no dilution to undo.
     dense_server_learning_rate: float = 1.0
     # Server optimizer: fedavg (SGD), fedavgm (momentum), fedadam, fedyogi.

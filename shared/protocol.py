@@ -28,6 +28,6 @@ EPSILON = "epsilon"  # the record-level epsilon its accountant holds (-1 without
 USER_EPSILON = "user-epsilon"  # the user-level epsilon its ledger holds
 
 # ---- SecAgg+ (both halves of the protocol)
-SECAGG_TENSORS = "secagg-tensors"  # the order of the shared tensors in legacy parameters
+SECAGG_TENSORS = "secagg-tensors"  # the order of the global tensors in legacy parameters
 SECAGG_MIN_SURVIVORS = "secagg-min-survivors"  # the reconstruction threshold t
 SECAGG_CLIENTS = "secagg-clients"  # how many clients the round sampled

@@ -1,4 +1,4 @@
-"""Shared tensors <-> Flower ``ArrayRecord`` (the wire format between server and clients)."""
+"""Global tensors <-> Flower ``ArrayRecord`` (the wire format between server and clients)."""
 
 from __future__ import annotations
 

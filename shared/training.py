@@ -115,7 +115,7 @@ def train_local(
     """Train ``model`` in place on ``(users[k], items[k])`` positive pairs with BPR + SGD.
 
     ``learning_rate`` overrides ``train.learning_rate`` (the round's scheduled rate). With
-    ``train.proximal_mu > 0`` (FedProx) the shared item parameters are pulled towards their
+    ``train.proximal_mu > 0`` (FedProx) the global item parameters are pulled towards their
     values at the start of this call after every step.
 
     With ``privacy.dp_enabled`` every trainable parameter -- user factors included -- is

@@ -97,7 +97,7 @@ def _local_update(
         seed=seed * 1_000_003 + 1,
         learning_rate=cfg.train.lr_at(1),
     )
-    updated = model.get_shared()
+    updated = model.get_global()
     return {k: updated[k] - shared[k] for k in shared}
 
 

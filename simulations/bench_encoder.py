@@ -116,7 +116,7 @@ def local_training_cost(
             arm_users = users[: lora_clients or clients] if tower == "lora" else users
             for k, u in enumerate(arm_users):
                 model = make_model(cfg, 1, dataset.items.texts, device=device)
-                model.set_shared(shared)
+                model.set_global(shared)
                 items = split.train.items[split.train.users == u]
                 if k == 0:  # warm-up client: lazy imports, kernels
                     train_local(
@@ -129,7 +129,7 @@ def local_training_cost(
                         device=device,
                     )
                     model = make_model(cfg, 1, dataset.items.texts, device=device)
-                    model.set_shared(shared)
+                    model.set_global(shared)
                 _sync(device)
                 t0 = time.perf_counter()
                 result = train_local(

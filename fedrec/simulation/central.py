@@ -51,7 +51,7 @@ def run_central(
     )
     run_dir = Path(cfg.output.output_dir) / cfg.output.run_name
     save_catalog(run_dir, dataset.items)
-    tensors = result.model.get_shared()
+    tensors = result.model.get_global()
     tensors["user_factors"] = result.model.get_users()  # central only: no user is private here
     save_checkpoint(
         run_dir,

@@ -46,7 +46,7 @@ def evaluate_run(path: Path, *, personalize_epochs: int = 5, k: int = 10) -> dic
     if ckpt.manifest["kind"] == "central":
         shared = {name: shared[name] for name in ("item_factors", "item_bias")}
         model = MatrixFactorization(split.n_users, split.n_items, cfg.train.embedding_dim)
-        model.set_shared(shared)
+        model.set_global(shared)
         model.set_users(ckpt.tensors["user_factors"])
         metrics = evaluate_model(
             score_fn_of(model, model.item.weight.device),

@@ -134,7 +134,7 @@ def add_lora(encoder: TextEncoder, *, rank: int, top_layers: int) -> list[str]:
     """Put LoRA adapters (peft) on the attention projections of the top ``top_layers`` layers.
 
     Only the adapters train; the pretrained weights stay frozen. Returns the adapted module
-    names. The adapters' weights are the encoder part of the shared model.
+    names. The adapters' weights are the encoder part of the global model.
     """
     from peft import LoraConfig, inject_adapter_in_model
 

@@ -77,7 +77,7 @@ def make_model(
 
 
 def init_global(cfg: FedRecConfig, n_items: int) -> dict[str, np.ndarray]:
-    """The seeded round-0 shared tensors of the model ``cfg`` asks for."""
+    """The seeded round-0 global tensors of the model ``cfg`` asks for."""
     dim, seed = cfg.train.embedding_dim, cfg.data.seed
     shared = init_shared(n_items, dim, seed=seed)
     if cfg.text.text_tower == "off":

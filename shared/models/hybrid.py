@@ -1,10 +1,16 @@
-"""Hybrid MF: matrix factorisation plus text towers over all-MiniLM-L6-v2.
+"""The hybrid model: matrix factorisation plus text towers over all-MiniLM-L6-v2.
 
-- Item tower (``item-head = true`` only): ``v_i = q_i + W_i e_i`` and ``b_i = b_free_i +
+Words, used the same way everywhere: the *text towers* are the feature (the encoder and the
+trained heads that map a text into the MF spaces; ``text-tower = heads | lora | off``);
+the *hybrid* is the MF model with them (:class:`HybridMF`); the *user head* and the *item
+head* are the two towers' trained parts; the *text map* is how the service places a new
+item (not a tower: it is fitted on the released model, :mod:`fedrec.server.text_map`).
+
+- Item head (``item-head = true`` only): ``v_i = q_i + W_i e_i`` and ``b_i = b_free_i +
   w_b . e_i`` where ``e_i`` is the item's text embedding. Without it (the default) items
   are scored by ``q_i`` and ``b_i`` alone, as in MF; the service places new items from text
   by a map fitted on the trained table (``fedrec.server.text_map``).
-- User tower: ``t(x) = W_u e(x)`` maps a text into the space of the private user factors.
+- User head: ``t(x) = W_u e(x)`` maps a text into the space of the private user factors.
   It is trained per record: for an interaction ``(u, i)`` it regresses the (DP-trained)
   private factor ``p_u`` from the liked item's text ``e_i``. A new user is then placed from
   the texts of the items they like, or from free text describing their interests.
@@ -160,7 +166,7 @@ class HybridMF(MatrixFactorization):
         bpr = -F.logsigmoid(scores[:, :1] - scores[:, 1:]).mean(dim=1)
         return bpr + self.align_weight * align
 
-    # -- shared parameters -------------------------------------------------------------
+    # -- global parameters -------------------------------------------------------------
 
     def _text_params(self) -> dict[str, torch.Tensor]:
         params: dict[str, torch.Tensor] = {
@@ -179,20 +185,20 @@ class HybridMF(MatrixFactorization):
         extra = [p for p in self._text_params().values() if isinstance(p, nn.Parameter)]
         return [*super().shared_parameters(), *extra]
 
-    def get_shared(self) -> dict[str, np.ndarray]:
+    def get_global(self) -> dict[str, np.ndarray]:
         """Item tensors plus the text towers' trainable tensors (copies)."""
-        out = super().get_shared()
+        out = super().get_global()
         for name, p in self._text_params().items():
             out[name] = p.detach().cpu().numpy().astype(np.float32, copy=True)
         return out
 
     @torch.no_grad()
-    def set_shared(self, shared: dict[str, np.ndarray]) -> None:
+    def set_global(self, global_tensors: dict[str, np.ndarray]) -> None:
         """Load item tensors and text towers; every text tensor must be present."""
-        super().set_shared(shared)
+        super().set_global(global_tensors)
         params = self._text_params()
-        missing = sorted(set(params) - set(shared))
-        if self.item_head is None and ITEM_HEAD_W in shared:
+        missing = sorted(set(params) - set(global_tensors))
+        if self.item_head is None and ITEM_HEAD_W in global_tensors:
             raise ValueError(
                 "the global model has an item head: it was trained with item-head = true"
             )
@@ -202,7 +208,7 @@ class HybridMF(MatrixFactorization):
                 "text-tower setting"
             )
         for name, p in params.items():
-            value = torch.as_tensor(shared[name], dtype=torch.float32)
+            value = torch.as_tensor(global_tensors[name], dtype=torch.float32)
             if value.shape != p.shape:
                 raise ValueError(f"{name}: {tuple(value.shape)} does not fit {tuple(p.shape)}")
             p.copy_(value.to(p.device))

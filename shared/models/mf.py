@@ -1,7 +1,7 @@
-"""Matrix factorisation with private user factors and shared item factors.
+"""Matrix factorisation with private user factors and global item factors.
 
 ``score(u, i) = p_u . q_i + b_i``. ``p_u`` (``user``) stays on the client that owns user
-``u``; ``q`` (``item``) and ``b`` (``item_bias``) are the shared parameters a federation
+``u``; ``q`` (``item``) and ``b`` (``item_bias``) are the global parameters a federation
 aggregates. The forward pass scores a positive and its negatives in one embedding call,
 so Opacus sees each embedding layer used once per sample.
 """
@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 SHARED_KEYS = ("item_factors", "item_bias")
-"""Names of the shared tensors, as sent over the wire and stored in checkpoints."""
+"""Names of the global tensors, as sent over the wire and stored in checkpoints."""
 
 
 class MatrixFactorization(nn.Module):
@@ -59,10 +59,10 @@ class MatrixFactorization(nn.Module):
         vectors, bias = self.item_table()
         return self.user(users) @ vectors.T + bias[None, :]
 
-    # -- shared parameters <-> numpy -------------------------------------------------
+    # -- global parameters <-> numpy -------------------------------------------------
 
-    def get_shared(self) -> dict[str, np.ndarray]:
-        """The shared tensors as float32 numpy arrays (copies)."""
+    def get_global(self) -> dict[str, np.ndarray]:
+        """The global tensors as float32 numpy arrays (copies)."""
         return {
             "item_factors": self.item.weight.detach().cpu().numpy().astype(np.float32, copy=True),
             "item_bias": self.item_bias.weight.detach()
@@ -72,13 +72,13 @@ class MatrixFactorization(nn.Module):
         }
 
     @torch.no_grad()
-    def set_shared(self, shared: dict[str, np.ndarray]) -> None:
-        """Load shared tensors; shapes must match this model."""
-        q = torch.as_tensor(shared["item_factors"], dtype=torch.float32)
-        b = torch.as_tensor(shared["item_bias"], dtype=torch.float32)
+    def set_global(self, global_tensors: dict[str, np.ndarray]) -> None:
+        """Load global tensors; shapes must match this model."""
+        q = torch.as_tensor(global_tensors["item_factors"], dtype=torch.float32)
+        b = torch.as_tensor(global_tensors["item_bias"], dtype=torch.float32)
         if q.shape != self.item.weight.shape or b.shape != (self.item.weight.shape[0],):
             raise ValueError(
-                f"shared tensors {tuple(q.shape)}/{tuple(b.shape)} do not fit a model with "
+                f"global tensors {tuple(q.shape)}/{tuple(b.shape)} do not fit a model with "
                 f"{self.item.weight.shape[0]} items of dim {self.item.weight.shape[1]}"
             )
         self.item.weight.copy_(q.to(self.item.weight.device))
@@ -102,7 +102,7 @@ class MatrixFactorization(nn.Module):
 def init_shared(
     n_items: int, dim: int, *, seed: int, init_std: float = 0.1
 ) -> dict[str, np.ndarray]:
-    """Seeded initial shared tensors (the server's round-0 model)."""
+    """Seeded initial global tensors (the server's round-0 model)."""
     rng = np.random.default_rng(seed)
     return {
         "item_factors": (rng.standard_normal((n_items, dim)) * init_std).astype(np.float32),

@@ -76,7 +76,7 @@ def test_lora_adapters_train_under_dp_and_start_identical(tmp_path: Path) -> Non
         np.testing.assert_array_equal(start[key], again[key])
     model = make_model(cfg, 1, texts)
     assert isinstance(model, HybridMF) and model.user_encoder is not None
-    model.set_shared(start)
+    model.set_global(start)
     res = train_local(
         model,
         np.zeros(12, np.int64),
@@ -85,7 +85,7 @@ def test_lora_adapters_train_under_dp_and_start_identical(tmp_path: Path) -> Non
         privacy=cfg.privacy,
         seed=0,
     )
-    after = model.get_shared()
+    after = model.get_global()
     assert res.epsilon is not None and res.epsilon > 0
     for key in adapters:
         assert np.abs(after[key] - start[key]).min() > 0, key  # noised everywhere

@@ -20,7 +20,7 @@ def _emb(seed: int = 0) -> np.ndarray:
 def _model(dropout: float = 0.0, seed: int = 0) -> HybridMF:
     torch.manual_seed(seed)
     model = HybridMF(2, N_ITEMS, DIM, _emb(), factor_dropout=dropout)
-    model.set_shared({**init_shared(N_ITEMS, DIM, seed=1), **init_text_shared(DIM, seed=1)})
+    model.set_global({**init_shared(N_ITEMS, DIM, seed=1), **init_text_shared(DIM, seed=1)})
     return model
 
 
@@ -80,13 +80,13 @@ def _dp_epoch(model: HybridMF, mode: str) -> dict[str, np.ndarray]:
         seed=0,
     )
     assert res.epsilon is not None and res.epsilon > 0
-    return model.get_shared()
+    return model.get_global()
 
 
 @pytest.mark.parametrize("mode", ["ghost", "hooks"])
 def test_dp_training_noises_every_shared_tensor(mode: str) -> None:
     model = _model(dropout=0.25)
-    before = model.get_shared()
+    before = model.get_global()
     after = _dp_epoch(model, mode)
     for key in ("item_factors", *HEAD_KEYS):
         moved = np.abs(after[key] - before[key])
@@ -113,19 +113,19 @@ def test_ghost_and_per_sample_clipping_agree_on_the_hybrid() -> None:
             ),
             seed=2,
         )
-        results[mode] = model.get_shared()
+        results[mode] = model.get_global()
     for key, value in results["hooks"].items():
         np.testing.assert_allclose(results["ghost"][key], value, atol=1e-5, err_msg=key)
 
 
 def test_personalisation_fits_only_the_user_factor() -> None:
     model = _model(dropout=0.5)
-    shared = model.get_shared()
+    shared = model.get_global()
     users = model.get_users()
     finetune_users(
         model, np.zeros(10, np.int64), np.arange(10), train=TrainConfig(), epochs=2, seed=0
     )
-    for key, value in model.get_shared().items():
+    for key, value in model.get_global().items():
         np.testing.assert_array_equal(value, shared[key])
     assert not np.allclose(model.get_users(), users)
     assert all(p.requires_grad for p in model.parameters())
@@ -134,7 +134,7 @@ def test_personalisation_fits_only_the_user_factor() -> None:
 def test_a_model_without_text_tensors_is_refused_clearly() -> None:
     model = _model()
     with pytest.raises(ValueError, match="text-tower"):
-        model.set_shared(init_shared(N_ITEMS, DIM, seed=1))
+        model.set_global(init_shared(N_ITEMS, DIM, seed=1))
     with pytest.raises(ValueError, match="item_text"):
         HybridMF(1, N_ITEMS, DIM, np.zeros((N_ITEMS, 10), np.float32))
 
@@ -150,7 +150,7 @@ def test_default_alignment_leaves_dp_sgd_clip_budget_to_the_recommender() -> Non
     emb /= np.linalg.norm(emb, axis=1, keepdims=True)
     torch.manual_seed(0)
     model = HybridMF(4, n_items, dim, emb, align_weight=TextConfig().text_align_weight)
-    model.set_shared({**init_shared(n_items, dim, seed=1), **init_text_shared(dim, seed=1)})
+    model.set_global({**init_shared(n_items, dim, seed=1), **init_text_shared(dim, seed=1)})
     shares = []
     for s in range(16):
         model.zero_grad()
@@ -171,7 +171,7 @@ def test_without_an_item_head_items_are_scored_as_in_mf_and_dp_still_covers_all(
     model = HybridMF(2, N_ITEMS, DIM, _emb(), factor_dropout=0.5, item_head=False)
     text = init_text_shared(DIM, seed=1, item_head=False)
     assert set(text) == {"text.user_head.weight", "text.user_head.bias"}
-    model.set_shared({**init_shared(N_ITEMS, DIM, seed=1), **text})
+    model.set_global({**init_shared(N_ITEMS, DIM, seed=1), **text})
     model.train()  # dropout would show here: there is none without an item head
     users, items = torch.tensor([0, 1]), torch.tensor([[1, 2, 3], [4, 5, 6]])
     out = model(users, items)
@@ -183,8 +183,8 @@ def test_without_an_item_head_items_are_scored_as_in_mf_and_dp_still_covers_all(
     torch.testing.assert_close(vectors, model.item.weight)
     # A global model that has an item head does not fit this one.
     with pytest.raises(ValueError, match="item-head = true"):
-        model.set_shared({**init_shared(N_ITEMS, DIM, seed=1), **init_text_shared(DIM, seed=1)})
-    before = model.get_shared()
+        model.set_global({**init_shared(N_ITEMS, DIM, seed=1), **init_text_shared(DIM, seed=1)})
+    before = model.get_global()
     assert set(before) == {"item_factors", "item_bias", *text}
     after = _dp_epoch(model, mode)
     for key in before:

@@ -23,7 +23,7 @@ def _data(n: int = 40) -> tuple[np.ndarray, np.ndarray]:
 
 def test_dp_step_accounts_and_touches_every_row() -> None:
     model = _model()
-    before = model.get_shared()["item_factors"]
+    before = model.get_global()["item_factors"]
     users, items = _data()
     res = train_local(
         model,
@@ -40,13 +40,13 @@ def test_dp_step_accounts_and_touches_every_row() -> None:
     assert res.epsilon > 0
     # Noise lands on every row, not only on the 10 items this user touched: the update
     # does not reveal which items were interacted with.
-    changed = np.abs(model.get_shared()["item_factors"] - before).sum(axis=1) > 0
+    changed = np.abs(model.get_global()["item_factors"] - before).sum(axis=1) > 0
     assert changed.all()
 
 
 def test_without_dp_only_touched_and_sampled_rows_move() -> None:
     model = _model()
-    before = model.get_shared()["item_factors"]
+    before = model.get_global()["item_factors"]
     users, items = _data()
     res = train_local(
         model,
@@ -57,7 +57,7 @@ def test_without_dp_only_touched_and_sampled_rows_move() -> None:
         seed=1,
     )
     assert res.epsilon is None and res.accountant_history == []
-    changed = np.abs(model.get_shared()["item_factors"] - before).sum(axis=1) > 0
+    changed = np.abs(model.get_global()["item_factors"] - before).sum(axis=1) > 0
     assert not changed.all()
 
 
@@ -135,7 +135,7 @@ def test_fedprox_keeps_shared_params_near_the_global_model(dp: bool) -> None:
 
     def drift(mu: float) -> float:
         model = _model()
-        before = model.get_shared()["item_factors"]
+        before = model.get_global()["item_factors"]
         train_local(
             model,
             users,
@@ -144,7 +144,7 @@ def test_fedprox_keeps_shared_params_near_the_global_model(dp: bool) -> None:
             privacy=PrivacyConfig(dp_enabled=dp, dp_sample_rate=0.2),
             seed=3,
         )
-        return float(np.linalg.norm(model.get_shared()["item_factors"] - before))
+        return float(np.linalg.norm(model.get_global()["item_factors"] - before))
 
     assert drift(5.0) < 0.5 * drift(0.0)
 
@@ -164,9 +164,9 @@ def test_learning_rate_schedule_decays_per_round() -> None:
             seed=1,
             learning_rate=lr,
         )
-    start = _model().get_shared()["item_factors"]
-    big = np.linalg.norm(model_a.get_shared()["item_factors"] - start)
-    small = np.linalg.norm(model_b.get_shared()["item_factors"] - start)
+    start = _model().get_global()["item_factors"]
+    big = np.linalg.norm(model_a.get_global()["item_factors"] - start)
+    small = np.linalg.norm(model_b.get_global()["item_factors"] - start)
     assert big > 10 * small
 
 
@@ -193,10 +193,10 @@ def test_ghost_clipping_gives_the_same_update_as_per_sample_gradients() -> None:
             ),
             seed=2,
         )
-        results[mode] = (model.get_shared(), model.get_users(), res.accountant_history)
+        results[mode] = (model.get_global(), model.get_users(), res.accountant_history)
     (shared_h, users_h, hist_h), (shared_g, users_g, hist_g) = results["hooks"], results["ghost"]
     assert hist_h == hist_g
-    assert not np.allclose(shared_h["item_factors"], _model().get_shared()["item_factors"])
+    assert not np.allclose(shared_h["item_factors"], _model().get_global()["item_factors"])
     np.testing.assert_allclose(shared_g["item_factors"], shared_h["item_factors"], atol=1e-5)
     np.testing.assert_allclose(shared_g["item_bias"], shared_h["item_bias"], atol=1e-5)
     np.testing.assert_allclose(users_g, users_h, atol=1e-5)
@@ -206,7 +206,7 @@ def test_ghost_clipping_gives_the_same_update_as_per_sample_gradients() -> None:
 def test_empty_poisson_batches_are_noised_steps(mode: str) -> None:
     # A 3-record client at q = 0.1 draws many empty batches: each is still a noised step.
     model = _model()
-    before = model.get_shared()["item_factors"]
+    before = model.get_global()["item_factors"]
     res = train_local(
         model,
         np.zeros(3, dtype=np.int64),
@@ -216,7 +216,7 @@ def test_empty_poisson_batches_are_noised_steps(mode: str) -> None:
         seed=4,
     )
     assert res.steps == res.accountant_history[0][2]
-    assert (np.abs(model.get_shared()["item_factors"] - before).sum(axis=1) > 0).all()
+    assert (np.abs(model.get_global()["item_factors"] - before).sum(axis=1) > 0).all()
 
 
 @pytest.mark.parametrize("n", [1, 3, 7, 10, 40, 99, 250])
@@ -243,7 +243,7 @@ def test_dp_noise_cannot_be_regenerated_from_the_public_seed() -> None:
         model = _model()
         users, items = _data()
         train_local(model, users, items, train=TrainConfig(), privacy=PrivacyConfig(), seed=7)
-        updates.append(model.get_shared()["item_factors"])
+        updates.append(model.get_global()["item_factors"])
     assert not np.allclose(updates[0], updates[1])
     # Only an explicit opt-in makes it reproducible, and the report then says so.
     again = []
@@ -252,7 +252,7 @@ def test_dp_noise_cannot_be_regenerated_from_the_public_seed() -> None:
         users, items = _data()
         privacy = PrivacyConfig(reproducible_noise=True)
         train_local(model, users, items, train=TrainConfig(), privacy=privacy, seed=7)
-        again.append(model.get_shared()["item_factors"])
+        again.append(model.get_global()["item_factors"])
     np.testing.assert_array_equal(again[0], again[1])
     from fedrec.shared.privacy import report_for
 
@@ -275,14 +275,14 @@ def test_torch_cpu_generators_keep_32_seed_bits_so_dp_noise_never_uses_them() ->
         model = _model()
         users, items = _data()
         train_local(model, users, items, train=TrainConfig(), privacy=PrivacyConfig(), seed=7)
-        updates.append(model.get_shared()["item_factors"])
+        updates.append(model.get_global()["item_factors"])
     assert not np.allclose(updates[0], updates[1])
 
 
 def _noise_std_of_update(n: int, privacy: PrivacyConfig) -> float:
     """The robust std of one client's item-table update when noise swamps the signal."""
     model = MatrixFactorization(1, 2000, 8)
-    before = model.get_shared()["item_factors"]
+    before = model.get_global()["item_factors"]
     rng = np.random.default_rng(n)
     train_local(
         model,
@@ -292,7 +292,7 @@ def _noise_std_of_update(n: int, privacy: PrivacyConfig) -> float:
         privacy=privacy,
         seed=n,
     )
-    delta = (model.get_shared()["item_factors"] - before).ravel()
+    delta = (model.get_global()["item_factors"] - before).ravel()
     return float(np.median(np.abs(delta)) / 0.6745)
 
 
@@ -321,7 +321,7 @@ def test_batches_and_negatives_are_secret_unless_reproducible(rate: float) -> No
             noise_multiplier=1e-9, dp_sample_rate=rate, reproducible_noise=reproducible
         )
         train_local(model, users, items, train=TrainConfig(), privacy=privacy, seed=7)
-        return model.get_shared()["item_factors"]
+        return model.get_global()["item_factors"]
 
     assert not np.allclose(run(False), run(False), atol=1e-6)
     np.testing.assert_array_equal(run(True), run(True))

@@ -45,7 +45,7 @@ def _client(seed: int = 0, n_pos: int = 25) -> tuple[np.ndarray, np.ndarray]:
 def _update(items: np.ndarray, privacy: PrivacyConfig, seed: int = 0) -> dict[str, np.ndarray]:
     """One client's real local update (the project's train_local) as a delta."""
     model = MatrixFactorization(1, N_ITEMS, DIM)
-    before = model.get_shared()
+    before = model.get_global()
     train_local(
         model,
         np.zeros(len(items), dtype=np.int64),
@@ -54,7 +54,7 @@ def _update(items: np.ndarray, privacy: PrivacyConfig, seed: int = 0) -> dict[st
         privacy=privacy,
         seed=seed,
     )
-    after = model.get_shared()
+    after = model.get_global()
     return {k: after[k] - before[k] for k in before}
 
 
