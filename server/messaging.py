@@ -2,17 +2,12 @@
 
 Flower 1.42's in-memory LinkState (the simulation engine's, and a SuperLink's default)
 finds a node's next message by scanning every stored message, and the simulation engine
-asks for every node in turn every 0.1 s: a sweep costs (nodes x stored messages). With all
-943 ML-100K clients' messages pushed at once that is ~900k checks per sweep, run
-continuously by a thread of the server process; profiled (py-spy, one round of 943
-clients), it took about two thirds of the server process's CPU samples and competes with
-the client actors for the cores. Keeping at most ``max-in-flight`` messages stored at a
-time bounds each sweep to (nodes x max-in-flight); new messages are pushed as replies
-arrive, so the clients stay busy. The replies are the same as with ``send_and_receive``.
-
-Measured (``fedrec bench federation --items "" --clients 943``, 2 idle CPU cores, hybrid
-model with DP): round 2 took 40.7 s and 43.9 s with all messages at once (1.72x and 1.77x
-the plain loop's 23.7 s and 24.8 s), 31.3 s with ``max-in-flight = 64`` (1.12x its 28.0 s).
+asks for every node in turn: a sweep costs (nodes x stored messages), run continuously by a
+thread of the server process that competes with the client actors for the cores. Keeping
+at most ``max-in-flight`` messages stored at a time bounds each sweep to (nodes x
+max-in-flight); new messages are pushed as replies arrive, so the clients stay busy. The
+replies are the same as with ``send_and_receive``. The profile and the round times with and
+without the window are in docs/benchmarks/README.md ("Reading federation.md").
 """
 
 from __future__ import annotations

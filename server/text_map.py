@@ -6,11 +6,10 @@ point of the factor space, so an item known only by its text lands among the tra
 whose texts resemble it. It uses only the released global model and public item texts, so
 it is post-processing: it spends no privacy budget and needs no client.
 
-Measured on ML-100K (docs/benchmarks/README.md, cold start): on the same trained models it
-placed held-out items better than the federated item head in every run tried (no DP, three
-seeds: 4.70x / 2.62x / 3.12x random against the head's 3.71x / 2.22x / 2.71x; under DP
-2.94x / 3.04x against 2.50x / 2.47x). A regression on 385 features needs many more items
-than that, so small catalogues keep the item head (:func:`fit_text_map` refuses them).
+On the same trained models it placed held-out items better than the federated item head in
+every run measured (docs/benchmarks/README.md, "Reading coldstart.md", has the runs). A
+regression with one weight per embedding feature needs several items per feature, so
+small catalogues keep the item head (:func:`fit_text_map` refuses them).
 """
 
 from __future__ import annotations
@@ -21,7 +20,9 @@ import numpy as np
 
 # Below this many trained items per feature the fit is mostly regularisation.
 MIN_ITEMS_PER_FEATURE = 2
-RIDGE_L2 = 1.0  # 0.1 / 1 / 10 gave the same ranking quality within 0.1x on ML-100K
+# Chosen among a decade either side, which ranked alike (docs/benchmarks/README.md,
+# "Reading coldstart.md").
+RIDGE_L2 = 1.0
 
 
 @dataclass(frozen=True)

@@ -212,8 +212,8 @@ class FederationConfig:
     """Rounds, client sampling and server-side aggregation."""
 
     # DP noise is independent per client, so it averages out over the clients of a round:
-    # every client in every round (few rounds) beats a 10% sample over many rounds at the
-    # same epsilon (see docs/benchmarks).
+    # every client in every round, for few rounds, beats a small sample over many rounds at
+    # the same epsilon (docs/privacy.md, "Choosing parameters").
     num_rounds: int = 5
     fraction_train: float = 1.0
     fraction_evaluate: float = 0.1
@@ -249,9 +249,9 @@ class FederationConfig:
     round_timeout: float = 3600.0
     # At most this many messages outstanding at once (0: all of a round's at once). Bounds
     # the cost of Flower's in-memory message store, which scans every stored message for
-    # each node it serves (server/messaging.py): at 943 simulated clients a round took
-    # 31 s with 64 in flight, 41-44 s with all at once. A deployment whose clients are slow
-    # devices may want more of them training at once (docs/deployment.md).
+    # each node it serves (server/messaging.py; the round times are in
+    # docs/benchmarks/README.md, "Reading federation.md"). A deployment whose clients are
+    # slow devices may want more of them training at once (docs/deployment.md).
     max_in_flight: int = 64
     # false: a round with any failed client is discarded (the global model stays as it was).
     accept_failures: bool = True
@@ -314,19 +314,19 @@ class TextConfig:
     text_tower: str = "heads"
     # Weight of the per-record loss that teaches the user head to map a liked item's text to
     # the user's (DP-trained) factor: what lets a new user be placed from text. Small because
-    # DP-SGD clips each sample's whole gradient: at 1.0 the alignment gradient took ~70% of
-    # the squared norm at initialisation and the MF signal was clipped away (ML-100K, 3 DP
-    # rounds: NDCG@10 0.0089 vs 0.0167 at 0.1). Local Adam (no DP) is scale-invariant here.
+    # DP-SGD clips each sample's whole gradient, and a large alignment term would take most
+    # of the clip bound from the recommender's signal (docs/architecture.md, "Text towers",
+    # has the measurement). Local Adam (no DP) is scale-invariant here.
     text_align_weight: float = 0.1
-    # Probability, per sample and item, of scoring an item by its text alone in training, so
-    # that the item head must carry signal for items that have no trained factor yet.
+    # Only with item-head = true: the probability, per sample and item, of scoring an item
+    # by its text alone in training, so that the item head must carry signal for items that
+    # have no trained factor yet. Without an item head it does nothing.
     item_factor_dropout: float = 0.1
     # false (default): no item head; items are scored by their factors alone, as in MF, so
-    # the text towers cannot cost warm users anything (ML-100K, 3 seeds: warm NDCG@10 equal
-    # to MF's to the last digit; with the head 0.96x), and the service places new items by a
-    # ridge map from text to the trained item table (fedrec.server.text_map: 3.75x random,
-    # against 3.48x with the head). true: item vector q_i + W_i e_i, trained with
-    # item-factor-dropout (docs/benchmarks/README.md has both).
+    # the text towers cannot cost warm users anything, and the service places new items by
+    # the text map (fedrec.server.text_map), which placed them better than the head. true:
+    # item vector q_i + W_i e_i, trained with item-factor-dropout. Both are measured in
+    # docs/benchmarks/README.md ("Reading coldstart.md").
     item_head: bool = False
     lora_rank: int = 8
     lora_layers: int = 2

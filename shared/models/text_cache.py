@@ -92,8 +92,9 @@ def catalogue_tokens(texts: Sequence[str], *, max_length: int = 64) -> Tokens:
     """The catalogue's token ids, tokenised once per process (LoRA clients read them).
 
     Every simulated client of a process builds its model over the same catalogue; without
-    this each one tokenised the whole catalogue again (0.1-0.4 s per client). Callers must
-    not modify the returned tensors in place.
+    this each one tokenised the whole catalogue again (the profile is in
+    docs/benchmarks/README.md, "Reading encoder.md"). Callers must not modify the returned
+    tensors in place.
     """
     return _tokens(tuple(texts), max_length)
 

@@ -34,9 +34,9 @@ from fedrec.shared.errors import AccountingError
 logger = logging.getLogger(__name__)
 
 # RDP orders used to convert to (epsilon, delta). Any set of orders gives a valid bound;
-# Opacus' default grid adds ~100 fractional orders whose evaluation dominated a client's
+# Opacus' default grid adds many fractional orders whose evaluation dominated a client's
 # round time, and this coarser grid can only report a slightly larger (more conservative)
-# epsilon (tests/shared/test_privacy.py compares the two).
+# epsilon (tests/shared/privacy/test_accounting.py compares the two).
 RDP_ORDERS: tuple[float, ...] = (
     1.25,
     1.5,
