@@ -153,7 +153,7 @@ class PrivacyConfig:
     # Accountant of the user-level guarantee: rdp (Opacus RDP) or prv (Opacus PRV, tighter;
     # falls back to rdp, saying so, where it cannot be computed). Record-level DP-SGD keeps
     # its RDP accountant.
-    accountant: str = "rdp"
+    user_accountant: str = "rdp"
     # Each client refuses a round that would take its user-level epsilon against the server
     # (local or secagg noise, its own ledger) above this; 0 means no budget.
     user_epsilon_budget: float = 0.0
@@ -193,8 +193,9 @@ class PrivacyConfig:
         )
         _check(0 <= self.user_delta < 1, "user-delta must be in [0, 1) (0 = 1/N^1.1)")
         _check(
-            self.accountant in ACCOUNTANTS,
-            f"accountant must be one of {', '.join(ACCOUNTANTS)}, got {self.accountant!r}",
+            self.user_accountant in ACCOUNTANTS,
+            f"user-accountant must be one of {', '.join(ACCOUNTANTS)}, "
+            f"got {self.user_accountant!r}",
         )
         _check(self.user_epsilon_budget >= 0, "user-epsilon-budget must be >= 0 (0 = none)")
         _check(
@@ -437,8 +438,18 @@ def _coerce(value: Any, target: type, key: str) -> Any:
 _TYPES = {"int": int, "float": float, "bool": bool, "str": str}
 
 
+# Old name -> new name. A run config with an old name is refused with the new one: silently
+# accepting both would leave two spellings of one setting in scenario files and manifests.
+RENAMED_KEYS = {"accountant": "user-accountant"}
+
+
 def from_run_config(run_config: Mapping[str, Any]) -> FedRecConfig:
     """Parse Flower's flat run config; unknown keys are an error (they are usually typos)."""
+    renamed = sorted(k for k in run_config if k in RENAMED_KEYS)
+    if renamed:
+        raise ConfigError(
+            "renamed config key(s): " + ", ".join(f"{k} is now {RENAMED_KEYS[k]}" for k in renamed)
+        )
     remaining = dict(run_config)
     sections: dict[str, Any] = {}
     for section in fields(FedRecConfig):
@@ -457,6 +468,26 @@ def from_run_config(run_config: Mapping[str, Any]) -> FedRecConfig:
     return FedRecConfig(**sections)
 
 
+# Implementation details: the "Advanced" group of [tool.flwr.app.config] and of
+# docs/configuration.md, whose defaults suit every run we know of.
+ADVANCED_KEYS = frozenset(
+    {
+        "min-train-nodes",
+        "min-available-nodes",
+        "final-evaluate-all",
+        "max-in-flight",
+        "server-beta2",
+        "server-tau",
+        "dense-server-learning-rate",
+        "grad-sample-mode",
+        "reproducible-noise",
+        "secagg-num-shares",
+        "secagg-reconstruction-threshold",
+        "text-max-length",
+        "text-cache-dir",
+    }
+)
+
 # Keys that earlier versions wrote into checkpoints and that no run config takes any more:
 # reading a checkpoint skips them (a run config that sets one is an error, as any unknown key).
 RETIRED_KEYS = frozenset({"failure-rate", "straggler-rate", "straggler-seconds"})
@@ -464,7 +495,8 @@ RETIRED_KEYS = frozenset({"failure-rate", "straggler-rate", "straggler-seconds"}
 
 def config_of_checkpoint(saved: Mapping[str, Any]) -> FedRecConfig:
     """The settings a checkpoint's manifest recorded, read by this version of fedrec."""
-    return from_run_config({k: v for k, v in saved.items() if k not in RETIRED_KEYS})
+    current = {RENAMED_KEYS.get(k, k): v for k, v in saved.items() if k not in RETIRED_KEYS}
+    return from_run_config(current)
 
 
 def resolve_config(
@@ -483,9 +515,11 @@ def default_config() -> FedRecConfig:
 
 
 __all__ = [
+    "ADVANCED_KEYS",
     "AGGREGATIONS",
     "DATASETS",
     "STRATEGIES",
+    "RENAMED_KEYS",
     "RETIRED_KEYS",
     "DataConfig",
     "FederationConfig",

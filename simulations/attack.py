@@ -286,7 +286,7 @@ def _user_epsilon(privacy: PrivacyConfig, sigma: float, releases: int, delta: fl
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # "optimal order is the smallest alpha" at tiny sigma
         return user_epsilon(
-            sigma, q=1.0, rounds=releases, delta=delta, accountant=privacy.accountant
+            sigma, q=1.0, rounds=releases, delta=delta, accountant=privacy.user_accountant
         )
 
 

@@ -107,7 +107,7 @@ def run_quality_benchmark(
         seed=cfg.data.seed,
         dp_epsilons=dp_epsilons,
         dp_draws=dp_draws,
-        accountant=cfg.privacy.accountant,
+        accountant=cfg.privacy.user_accountant,
         mf_epochs=central_epochs,
         grids=grids,
     )

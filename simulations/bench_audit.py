@@ -243,14 +243,14 @@ def user_audit(
         values = [float(seen[0]["item_factors"].ravel()[c]) for c in coords]
     delta = USER_AUDIT_DELTA
     result = one_run_audit({"coordinate": values}, included, delta=delta, confidence=CONFIDENCE)
-    claimed = account([(sigma, 1.0, 1)], delta, cfg.privacy.accountant).epsilon
+    claimed = account([(sigma, 1.0, 1)], delta, cfg.privacy.user_accountant).epsilon
     return {
         "level": "user",
         "placement": placement,
         "mechanism": control or "fedrec",
         "claimed_epsilon": claimed,
         "claimed_epsilon_run": account(
-            [(sigma, 1.0, cfg.federation.num_rounds)], delta, cfg.privacy.accountant
+            [(sigma, 1.0, cfg.federation.num_rounds)], delta, cfg.privacy.user_accountant
         ).epsilon,
         "delta": delta,
         "run_delta": resolve_delta(cfg.privacy, len(everyone)),

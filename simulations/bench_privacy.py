@@ -419,7 +419,7 @@ def _run(
             "placement": "central",
             "sample_rate": q_user,
             "delta": user_delta,
-            "accountant": base.privacy.accountant,
+            "accountant": base.privacy.user_accountant,
             "points": [],
             "scale": [],
         },
@@ -487,7 +487,11 @@ def _run(
             continue
         for eps in sorted(epsilons, reverse=True):
             cal = calibrate_user(
-                eps, q=q_user, rounds=rounds, delta=user_delta, accountant=base.privacy.accountant
+                eps,
+                q=q_user,
+                rounds=rounds,
+                delta=user_delta,
+                accountant=base.privacy.user_accountant,
             )
             goal = level == "user" and math.isclose(eps, GOAL_EPSILON)
             n = max(repeats, goal_repeats) if goal else repeats
@@ -508,7 +512,7 @@ def _run(
                 q=q_user,
                 rounds=rounds,
                 delta=big_delta,
-                accountant=base.privacy.accountant,
+                accountant=base.privacy.user_accountant,
             )
             sigma = cal["sigma"] / m
             point = repeated(user_cfg(sigma), f"user x{m:g} users", repeats)

@@ -58,7 +58,7 @@ def user_round_for(privacy: PrivacyConfig, delta: float) -> UserRound | None:
         placement=privacy.user_dp,
         noise_multiplier=privacy.user_noise_multiplier,
         delta=delta,
-        accountant=privacy.accountant,
+        accountant=privacy.user_accountant,
         budget=privacy.user_epsilon_budget,
     )
 

@@ -187,7 +187,7 @@ def user_report(
     placement = privacy.user_dp
     if placement == "off":
         return None
-    accounted = account(history, delta, privacy.accountant)
+    accounted = account(history, delta, privacy.user_accountant)
     return {
         "unit": USER_UNIT,
         "placement": placement,

@@ -4,6 +4,7 @@ from pathlib import Path
 import pytest
 
 from fedrec.shared.config import (
+    ADVANCED_KEYS,
     FedRecConfig,
     config_of_checkpoint,
     from_run_config,
@@ -100,3 +101,30 @@ def test_a_checkpoint_written_before_the_faults_left_the_config_still_reads() ->
     saved = {**FedRecConfig().to_run_config(), "failure-rate": 0.0, "straggler-rate": 0.0}
     # Execute / Assert
     assert config_of_checkpoint(saved) == FedRecConfig()
+
+
+def test_a_renamed_key_is_refused_with_its_new_name_and_old_checkpoints_still_read() -> None:
+    # Prepare / Execute / Assert: a run config with the old name says what to write instead.
+    with pytest.raises(ConfigError, match="accountant is now user-accountant"):
+        resolve_config({}, {"accountant": "prv"})
+    # A checkpoint written before the rename reads as the same settings.
+    saved = {**FedRecConfig().to_run_config(), "accountant": "prv"}
+    del saved["user-accountant"]
+    assert config_of_checkpoint(saved).privacy.user_accountant == "prv"
+
+
+def test_the_advanced_keys_come_last_in_pyproject_and_every_key_is_documented() -> None:
+    # Prepare
+    text = (ROOT / "pyproject.toml").read_text()
+    table = text[text.index("[tool.flwr.app.config]") :].split("\n[", 1)[0]
+    head, advanced = table.split("# ---- Advanced", 1)
+    docs = (ROOT / "docs" / "configuration.md").read_text()
+    docs_advanced = docs[docs.index("## Advanced") :]
+    keys = FedRecConfig().to_run_config()
+    # Assert
+    for name in keys:
+        in_advanced = f"\n{name} = " in advanced
+        assert in_advanced == (name in ADVANCED_KEYS), name
+        assert in_advanced or f"\n{name} = " in head, name
+        assert f"| `{name}` |" in docs, name
+        assert (f"| `{name}` |" in docs_advanced) == (name in ADVANCED_KEYS), name

@@ -68,7 +68,7 @@ def test_compress_merges_runs_of_equal_rounds() -> None:
 
 @pytest.mark.parametrize("placement", ["central", "local", "secagg"])
 def test_report_states_unit_placement_and_both_views(placement: str) -> None:
-    privacy = resolve_config({}, {"user-dp": placement, "accountant": "prv"}).privacy
+    privacy = resolve_config({}, {"user-dp": placement, "user-accountant": "prv"}).privacy
     report = user_report(
         privacy, history=[(1.0, 0.2, 5)], delta=1e-4, n_clients=50, epsilon_against_server=3.0
     )
@@ -94,7 +94,7 @@ def test_no_report_when_user_level_dp_is_off() -> None:
     [
         ("user-dp", "server", "user-dp must be one of"),
         ("user-clip", 0.0, "user-clip"),
-        ("accountant", "gdp", "accountant must be one of"),
+        ("user-accountant", "gdp", "user-accountant must be one of"),
         ("user-delta", 1.0, "user-delta"),
         ("secagg-reconstruction-threshold", 0.0, "secagg-reconstruction-threshold"),
     ],

@@ -16,7 +16,7 @@ from fedrec.shared.privacy import report_for
 
 
 def _run(run_dir: Path) -> Path:
-    cfg = resolve_config({}, {"user-dp": "secagg", "accountant": "prv"})
+    cfg = resolve_config({}, {"user-dp": "secagg", "user-accountant": "prv"})
     user = UserLevelAccountant(cfg.privacy)
     user.fix_delta(100)
     user.record_round(sampled=10, available=100)
