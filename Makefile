@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup demo test lint typecheck unit bench clean
+.PHONY: setup demo test test-fast lint typecheck unit bench clean
 
 # torch==2.13.0 goes in first, alone: it is the CPU build on disk here; letting pip resolve
 # torch through another package would download a multi-GB CUDA build.
@@ -31,7 +31,13 @@ typecheck: setup
 unit: setup
 	$(BIN)/python -m pytest -q
 
+# Everything CI runs (.ci/run): lint, types, every test including the slow end-to-end ones.
 test: lint typecheck unit
+
+# While developing: the unit tests of the library (no slow end-to-end tests, no benchmark
+# drivers, no CLI), under two minutes on 2 CPU cores.
+test-fast: setup
+	$(BIN)/python -m pytest -q -m "not slow" tests/shared tests/client tests/server tests/fedrec
 
 bench: setup
 	$(BIN)/fedrec bench quality
