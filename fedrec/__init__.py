@@ -1,13 +1,18 @@
 """fedrec: federated, privacy-preserving recommendations.
 
-The import root. The code lives in the top-level folders the project is organised by,
-mapped into this namespace by ``pyproject.toml``:
+The import root. ``pyproject.toml`` maps the project's top-level folders into it, so an
+import path names a folder that is not literally there:
 
-- ``fedrec.shared``      (``shared/``)      data, models, metrics, privacy, checkpoints
-- ``fedrec.client``      (``client/``)      Flower ClientApp and the local DP trainer
-- ``fedrec.server``      (``server/``)      Flower ServerApp, strategy, model store, HTTP API
-- ``fedrec.simulations`` (``simulations/``) scenario configs, runners, benchmarks
+- ``fedrec.simulation``  (``fedrec/simulation/``) what ``fedrec simulate``, ``evaluate`` and
+  ``train-central`` run: the simulation runner, the plain loop, run evaluation
+- ``fedrec.shared``      (``shared/``)      config, data, models, privacy, evaluation,
+  checkpoints: plain Python for both sides
+- ``fedrec.client``      (``client/``)      Flower ClientApp over the client's task
+- ``fedrec.server``      (``server/``)      Flower ServerApp, the round's rules, serving, API
+- ``fedrec.simulations`` (``simulations/``) scenario files, benchmark drivers and reports
 - ``fedrec.cli``         (``cli/``)         the ``fedrec`` command
+
+docs/architecture.md has the table and each module's job.
 """
 
 __version__ = "0.1.0"
