@@ -1,14 +1,10 @@
-"""All run settings in one typed place.
+"""The run's settings as frozen dataclasses, each section validating itself.
 
-Flower passes settings as a flat mapping with hyphenated keys (``[tool.flwr.app.config]``
-in ``pyproject.toml``, overridable with ``flwr run . --run-config``). :func:`from_run_config`
-parses that mapping once into frozen dataclasses that validate themselves; everything else
-in fedrec takes the dataclasses. A test keeps the defaults here equal to ``pyproject.toml``.
+Parsing Flower's flat run config into them is :mod:`fedrec.shared.config.parse`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
 
@@ -403,134 +399,9 @@ class FedRecConfig:
 
     def replace(self, **overrides: Any) -> FedRecConfig:
         """A copy with some flat hyphenated (or underscored) keys changed."""
+        from fedrec.shared.config.parse import from_run_config
+
         flat = self.to_run_config()
         for key, value in overrides.items():
             flat[key.replace("_", "-")] = value
         return from_run_config(flat)
-
-
-def _coerce(value: Any, target: type, key: str) -> Any:
-    if target is bool:
-        if isinstance(value, bool):
-            return value
-        if isinstance(value, str) and value.lower() in ("true", "false", "1", "0"):
-            return value.lower() in ("true", "1")
-        if isinstance(value, int) and value in (0, 1):
-            return bool(value)
-        raise ConfigError(f"{key} must be true or false, got {value!r}")
-    if target is int:
-        if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
-            raise ConfigError(f"{key} must be an integer, got {value!r}")
-        try:
-            return int(value)
-        except (TypeError, ValueError):
-            raise ConfigError(f"{key} must be an integer, got {value!r}") from None
-    if target is float:
-        if isinstance(value, bool):
-            raise ConfigError(f"{key} must be a number, got {value!r}")
-        try:
-            return float(value)
-        except (TypeError, ValueError):
-            raise ConfigError(f"{key} must be a number, got {value!r}") from None
-    return str(value)
-
-
-_TYPES = {"int": int, "float": float, "bool": bool, "str": str}
-
-
-# Old name -> new name. A run config with an old name is refused with the new one: silently
-# accepting both would leave two spellings of one setting in scenario files and manifests.
-RENAMED_KEYS = {"accountant": "user-accountant"}
-
-
-def from_run_config(run_config: Mapping[str, Any]) -> FedRecConfig:
-    """Parse Flower's flat run config; unknown keys are an error (they are usually typos)."""
-    renamed = sorted(k for k in run_config if k in RENAMED_KEYS)
-    if renamed:
-        raise ConfigError(
-            "renamed config key(s): " + ", ".join(f"{k} is now {RENAMED_KEYS[k]}" for k in renamed)
-        )
-    remaining = dict(run_config)
-    sections: dict[str, Any] = {}
-    for section in fields(FedRecConfig):
-        cls: Any = section.default_factory
-        kwargs: dict[str, Any] = {}
-        for f in fields(cls):
-            key = f.name.replace("_", "-")
-            if key in remaining:
-                kwargs[f.name] = _coerce(remaining.pop(key), _TYPES[str(f.type)], key)
-        sections[section.name] = cls(**kwargs)
-    if remaining:
-        known = sorted(FedRecConfig().to_run_config())
-        raise ConfigError(
-            f"unknown config key(s) {sorted(remaining)}; known keys: {', '.join(known)}"
-        )
-    return FedRecConfig(**sections)
-
-
-# Implementation details: the "Advanced" group of [tool.flwr.app.config] and of
-# docs/configuration.md, whose defaults suit every run we know of.
-ADVANCED_KEYS = frozenset(
-    {
-        "min-train-nodes",
-        "min-available-nodes",
-        "final-evaluate-all",
-        "max-in-flight",
-        "server-beta2",
-        "server-tau",
-        "dense-server-learning-rate",
-        "grad-sample-mode",
-        "reproducible-noise",
-        "secagg-num-shares",
-        "secagg-reconstruction-threshold",
-        "text-max-length",
-        "text-cache-dir",
-    }
-)
-
-# Keys that earlier versions wrote into checkpoints and that no run config takes any more:
-# reading a checkpoint skips them (a run config that sets one is an error, as any unknown key).
-RETIRED_KEYS = frozenset({"failure-rate", "straggler-rate", "straggler-seconds"})
-
-
-def config_of_checkpoint(saved: Mapping[str, Any]) -> FedRecConfig:
-    """The settings a checkpoint's manifest recorded, read by this version of fedrec."""
-    current = {RENAMED_KEYS.get(k, k): v for k, v in saved.items() if k not in RETIRED_KEYS}
-    return from_run_config(current)
-
-
-def resolve_config(
-    run_config: Mapping[str, Any] | None, overrides: Mapping[str, Any] | None = None
-) -> FedRecConfig:
-    """Defaults, then Flower's run config, then programmatic overrides (last wins)."""
-    flat = FedRecConfig().to_run_config()
-    flat.update(run_config or {})
-    flat.update({k.replace("_", "-"): v for k, v in (overrides or {}).items()})
-    return from_run_config(flat)
-
-
-def default_config() -> FedRecConfig:
-    """The defaults (equal to ``[tool.flwr.app.config]`` in ``pyproject.toml``)."""
-    return FedRecConfig()
-
-
-__all__ = [
-    "ADVANCED_KEYS",
-    "AGGREGATIONS",
-    "DATASETS",
-    "STRATEGIES",
-    "RENAMED_KEYS",
-    "RETIRED_KEYS",
-    "DataConfig",
-    "FederationConfig",
-    "FedRecConfig",
-    "OutputConfig",
-    "PrivacyConfig",
-    "TextConfig",
-    "TrainConfig",
-    "config_of_checkpoint",
-    "default_config",
-    "default_server_learning_rate",
-    "from_run_config",
-    "resolve_config",
-]
