@@ -398,7 +398,14 @@ def privacy_audit(
     ] = 943,
     user_canaries: Annotated[
         int, typer.Option(help="User level: canary clients (one coordinate each).")
-    ] = 1000,
+    ] = 10_000,
+    sigma_scales: Annotated[
+        str,
+        typer.Option(
+            help="Record level: audit at these multiples of noise-multiplier (comma-separated;"
+            " a larger σ brings the claim within what the canaries can certify)."
+        ),
+    ] = "1,3",
     background: Annotated[
         int, typer.Option(help="User level: real clients whose round-1 updates surround them.")
     ] = 200,
@@ -430,5 +437,6 @@ def privacy_audit(
             placements=[p for p in placements.split(",") if p.strip()],
             controls=controls,
             seed=seed,
+            sigma_scales=_floats(sigma_scales),
         )
     console.print((output_dir / f"{name}.md").read_text())
