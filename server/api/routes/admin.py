@@ -16,11 +16,12 @@ from typing import Annotated
 from fastapi import APIRouter, Header, HTTPException
 
 from fedrec.server.api.deps import CheckpointDep, RecommenderDep, SettingsDep
+from fedrec.server.api.routing import ApiRoute
 from fedrec.server.api.schemas import NewItemRequest, ScoredItemPublic
 from fedrec.server.recommend import NoTextTower, Recommender
 from fedrec.shared.checkpoint import Checkpoint
 
-router = APIRouter(prefix="/v1/admin", tags=["admin"])
+router = APIRouter(prefix="/v1/admin", tags=["admin"], route_class=ApiRoute)
 
 ADDED_ITEMS_FILE = "added-items.jsonl"
 
@@ -50,7 +51,10 @@ def _check_token(settings: SettingsDep, token: str | None) -> None:
         raise HTTPException(
             status_code=403, detail="admin routes are disabled: set FEDREC_ADMIN_TOKEN to enable"
         )
-    if token is None or not hmac.compare_digest(token, settings.admin_token):
+    # Compared as bytes: a header is any latin-1 text (Starlette's decoding), which
+    # compare_digest refuses on str once it is not ASCII.
+    sent = token.encode("latin-1", errors="replace") if token is not None else b""
+    if token is None or not hmac.compare_digest(sent, settings.admin_token.encode("utf-8")):
         raise HTTPException(status_code=401, detail="missing or wrong X-Admin-Token")
 
 

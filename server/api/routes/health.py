@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request
 
+from fedrec.server.api.routing import ApiRoute
 from fedrec.server.api.schemas import HealthPublic
 
-router = APIRouter(tags=["health"])
+router = APIRouter(tags=["health"], route_class=ApiRoute)
 
 
 @router.get("/health", summary="Is the service up, and which model does it serve?")

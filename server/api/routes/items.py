@@ -7,10 +7,11 @@ from typing import Annotated
 from fastapi import APIRouter, HTTPException, Query
 
 from fedrec.server.api.deps import CheckpointDep, RecommenderDep, SettingsDep
+from fedrec.server.api.routing import ApiRoute
 from fedrec.server.api.schemas import ItemPublic, ScoredItemPublic, SimilarPublic
 from fedrec.server.recommend import UnknownItems
 
-router = APIRouter(prefix="/v1/items", tags=["items"])
+router = APIRouter(prefix="/v1/items", tags=["items"], route_class=ApiRoute)
 
 
 def _index(rec: RecommenderDep, item_id: str) -> int:

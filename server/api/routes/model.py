@@ -5,9 +5,10 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from fedrec.server.api.deps import CheckpointDep, RecommenderDep
+from fedrec.server.api.routing import ApiRoute
 from fedrec.server.api.schemas import ModelPublic
 
-router = APIRouter(prefix="/v1", tags=["model"])
+router = APIRouter(prefix="/v1", tags=["model"], route_class=ApiRoute)
 
 
 @router.get("/model", summary="Version, metrics and privacy guarantee of the served model")

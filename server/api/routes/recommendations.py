@@ -5,10 +5,11 @@ from __future__ import annotations
 from fastapi import APIRouter, HTTPException
 
 from fedrec.server.api.deps import CheckpointDep, RecommenderDep, SettingsDep
+from fedrec.server.api.routing import ApiRoute
 from fedrec.server.api.schemas import ColdStartRequest, RecommendationsPublic, ScoredItemPublic
 from fedrec.server.recommend import NoTextTower, UnknownItems
 
-router = APIRouter(prefix="/v1/recommendations", tags=["recommendations"])
+router = APIRouter(prefix="/v1/recommendations", tags=["recommendations"], route_class=ApiRoute)
 
 
 @router.post("/cold-start", summary="Recommend for a new user given liked items and/or free text")

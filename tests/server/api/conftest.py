@@ -167,3 +167,9 @@ def text_client(text_run: Path) -> Iterator[httpx.Client]:
 def serve(model_path: Path, **extra: object) -> Iterator[httpx.Client]:
     """A server over ``model_path`` (for tests that restart it)."""
     yield from _serve(model_path, **extra)
+
+
+@pytest.fixture(scope="module")
+def client_with_admin(tmp_path_factory: pytest.TempPathFactory) -> Iterator[httpx.Client]:
+    """The tiny MF-only model with admin routes on."""
+    yield from _serve(make_run(tmp_path_factory.mktemp("runs") / "tiny"), admin_token=ADMIN_TOKEN)

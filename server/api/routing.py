@@ -1,0 +1,89 @@
+r"""Request parsing shared by every route: strict JSON, and admin auth before the body.
+
+FastAPI parses a JSON body with :func:`json.loads`, which accepts ``NaN``, ``Infinity``
+and lone UTF-16 surrogates (``"\ud800"``): none of them is I-JSON (RFC 7493), and each
+later fails deep inside the service (a float that is not a number, a string that cannot
+be encoded). Here they are refused up front with a 400.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+from fastapi import Request, Response
+from fastapi.routing import APIRoute
+
+from fedrec.server.api.errors import ApiError
+
+Handler = Callable[[Request], Coroutine[Any, Any, Response]]
+
+
+def _not_a_number(name: str) -> None:
+    raise ApiError(400, "invalid_json", f"the body holds {name}, which is not a JSON number")
+
+
+def _finite(literal: str) -> float:
+    value = float(literal)
+    if not math.isfinite(value):
+        raise ApiError(400, "invalid_json", f"the number {literal[:40]} is out of range")
+    return value
+
+
+def parse_json(body: bytes) -> Any:
+    """The JSON value of ``body``; :class:`ApiError` 400 unless it is I-JSON."""
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ApiError(400, "invalid_json", "the body is not UTF-8") from None
+    try:
+        value = json.loads(text, parse_constant=_not_a_number, parse_float=_finite)
+    except json.JSONDecodeError as err:
+        raise ApiError(
+            400,
+            "invalid_json",
+            f"the body is not valid JSON: {err.msg} (line {err.lineno}, column {err.colno})",
+        ) from None
+    except RecursionError:
+        raise ApiError(400, "invalid_json", "the body is nested too deeply") from None
+    except ValueError as err:  # e.g. an integer past Python's digit limit
+        raise ApiError(400, "invalid_json", f"the body is not valid JSON: {err}") from None
+    try:
+        # Re-encoding finds any lone surrogate, in keys as in values, at C speed.
+        json.dumps(value, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        raise ApiError(
+            400, "invalid_json", "the body holds a lone UTF-16 surrogate (\\ud800-\\udfff)"
+        ) from None
+    except RecursionError:
+        raise ApiError(400, "invalid_json", "the body is nested too deeply") from None
+    return value
+
+
+class StrictJSONRequest(Request):
+    """A request whose :meth:`json` is :func:`parse_json`."""
+
+    async def json(self) -> Any:
+        """The body as strict JSON (cached, like Starlette's)."""
+        if not hasattr(self, "_json"):
+            self._json = parse_json(await self.body())
+        return self._json
+
+
+class ApiRoute(APIRoute):
+    """A route that parses its body with :func:`parse_json`."""
+
+    def before_body(self, request: Request) -> None:
+        """Checks to run before the body is read or validated (none here)."""
+
+    def get_route_handler(self) -> Handler:
+        """FastAPI's handler, given a :class:`StrictJSONRequest`."""
+        handler = super().get_route_handler()
+
+        async def strict(request: Request) -> Response:
+            self.before_body(request)
+            return await handler(StrictJSONRequest(request.scope, request.receive))
+
+        return strict

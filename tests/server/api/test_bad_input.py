@@ -1,0 +1,43 @@
+"""Hand-made bad inputs: each is a clear 4xx, never a 500 or a reset connection."""
+
+import httpx
+import pytest
+
+URL = "/v1/recommendations/cold-start"
+JSON = {"content-type": "application/json"}
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"text": "\\ud800 x"}',  # a lone high surrogate
+        b'{"liked_item_ids": ["\\udfff"]}',  # a lone low surrogate
+        b'{"\\ud800": 1, "liked_item_ids": ["10"]}',  # in a key
+        b'{"liked_item_ids": ["10"], "k": NaN}',
+        b'{"liked_item_ids": ["10"], "k": Infinity}',
+        b'{"liked_item_ids": ["10"], "k": -Infinity}',
+        b'{"liked_item_ids": ["10"], "k": 1e400}',
+        b'{"liked_item_ids": ["10"], "k": 1' + b"0" * 5000 + b"}",  # past the digit limit
+        b"[" * 100_000 + b"]" * 100_000,  # deeper than the parser recurses
+        b'{"liked_item_ids": ["\xff"]}',  # not UTF-8
+    ],
+)
+def test_bodies_that_are_not_i_json_are_a_400(client: httpx.Client, body: bytes) -> None:
+    r = client.post(URL, content=body, headers=JSON)
+    assert r.status_code == 400, r.text
+    assert r.headers["content-type"].endswith("json")
+
+
+def test_a_valid_surrogate_pair_is_text_like_any_other(client: httpx.Client) -> None:
+    r = client.post(URL, content=b'{"liked_item_ids": ["\\ud83d\\ude00"]}', headers=JSON)
+    assert r.status_code == 404  # a well-formed (if unknown) id
+
+
+@pytest.mark.parametrize("token", ["é".encode(), b"\xff\xfe", "токен".encode()])
+def test_a_non_ascii_admin_token_is_a_401(client_with_admin: httpx.Client, token: bytes) -> None:
+    r = client_with_admin.post(
+        "/v1/admin/items",
+        json={"id": "x1", "title": "Anything"},
+        headers=[(b"x-admin-token", token)],
+    )
+    assert r.status_code == 401, r.text
