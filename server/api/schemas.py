@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 
 class ItemPublic(BaseModel):
@@ -78,7 +78,13 @@ class ModelPublic(BaseModel):
 MAX_TEXT_CHARS = 10_000
 
 
-class ColdStartRequest(BaseModel):
+class RequestBody(BaseModel):
+    """A request body: no coercion (``true`` is not 1, ``"5"`` is not 5), no unknown keys."""
+
+    model_config = ConfigDict(strict=True, extra="forbid")
+
+
+class ColdStartRequest(RequestBody):
     """A new user described by items they like, by free text, or both (not neither)."""
 
     liked_item_ids: list[str] = Field(default_factory=list, examples=[["50", "172", "181"]])
@@ -109,7 +115,7 @@ class RecommendationsPublic(BaseModel):
     warnings: list[str] = Field(default_factory=list)
 
 
-class NewItemRequest(BaseModel):
+class NewItemRequest(RequestBody):
     """A new item, known only by its text."""
 
     id: str = Field(min_length=1, max_length=200, pattern=r"^\S(.*\S)?$")

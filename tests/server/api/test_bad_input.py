@@ -41,3 +41,20 @@ def test_a_non_ascii_admin_token_is_a_401(client_with_admin: httpx.Client, token
         headers=[(b"x-admin-token", token)],
     )
     assert r.status_code == 401, r.text
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"liked_item_ids": ["10"], "k": True},
+        {"liked_item_ids": ["10"], "k": "2"},
+        {"liked_item_ids": ["10"], "k": 2.0},
+        {"liked_item_ids": [10]},
+        {"liked_item_ids": "10"},
+        {"liked_item_ids": ["10"], "text": 5},
+        {"liked_item_ids": ["10"], "genre": ["Drama"]},  # a misspelt key is not ignored
+    ],
+)
+def test_no_lax_coercion_or_unknown_keys(client: httpx.Client, body: dict[str, object]) -> None:
+    r = client.post(URL, json=body)
+    assert r.status_code == 422, r.text
