@@ -80,6 +80,20 @@ class NoTextTower(ValueError):
     """The served model was trained without text towers (text-tower = off)."""
 
 
+class TrainedItem(ValueError):
+    """An item of the trained model, which the admin routes may not change or remove."""
+
+
+@dataclass(frozen=True)
+class NewItem:
+    """An item to add, known only by its text."""
+
+    id: str
+    title: str
+    genres: tuple[str, ...] = ()
+    description: str = ""
+
+
 @dataclass(frozen=True)
 class ScoredItem:
     """One recommended item."""
@@ -199,6 +213,8 @@ class Recommender:
         self.genres = [list(g) for g in catalog.genres]
         self.texts = list(catalog.texts)
         self.index_of = {raw: i for i, raw in enumerate(self.ids)}
+        self._n_trained = n
+        self._catalog_genres = sorted({g for gs in self.genres for g in gs})
         self._lock = threading.Lock()
         q = item_factors.astype(np.float32)
         b = item_bias.astype(np.float32)
@@ -273,8 +289,8 @@ class Recommender:
 
     @property
     def known_genres(self) -> list[str]:
-        """Every genre in the catalogue, sorted."""
-        return sorted({g for gs in self.genres for g in gs})
+        """Every genre of the trained catalogue, sorted."""
+        return list(self._catalog_genres)
 
     def indices(self, ids: Sequence[str]) -> np.ndarray:
         """Catalogue indices of raw ids; :class:`UnknownItems` lists every unknown one."""
@@ -444,34 +460,94 @@ class Recommender:
 
     # -- new items ---------------------------------------------------------------------
 
-    def add_item(
-        self, item_id: str, title: str, genres: Sequence[str] = (), description: str = ""
-    ) -> ScoredItem:
-        """Add an item known only by its text; it is recommendable at once.
+    @property
+    def n_trained(self) -> int:
+        """How many items came with the model (the rest were added from their text)."""
+        return self._n_trained
 
-        Its vector comes from its text alone (no trained factor yet): the ridge map fitted on
-        the served item table (:mod:`fedrec.server.text_map`), or the item head where the
-        catalogue is too small to fit one.
-        """
+    def _placed(
+        self, items: Sequence[NewItem]
+    ) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray]:
+        """Texts, embeddings, vectors and biases of new items, encoded in one batch."""
         if self.towers is None:
             raise NoTextTower(
                 "this model was trained without text towers (text-tower = off): new items "
                 "cannot be placed from text"
             )
+        texts = [item_text(it.title, list(it.genres), extra=it.description) for it in items]
+        emb = self.towers.encode_items(texts)
+        place = self.text_map.place if self.text_map is not None else self.towers.item_part
+        tq, tb = place(emb)
+        return texts, emb, tq.astype(np.float32), tb.astype(np.float32)
+
+    def add_items(self, items: Sequence[NewItem]) -> list[ScoredItem]:
+        """Add items known only by their text; they are recommendable at once.
+
+        Their vectors come from their text alone (no trained factor yet): the ridge map
+        fitted on the served item table (:mod:`fedrec.server.text_map`), or the item head
+        where the catalogue is too small to fit one. All texts go through the encoder in
+        one batch, and the tables grow once, however many items there are.
+        """
+        if not items:
+            return []
         with self._lock:
-            if item_id in self.index_of:
-                raise ValueError(f"item id {item_id!r} is already in the catalogue")
-            text = item_text(title, list(genres), extra=description)
-            emb = self.towers.encode_items([text])
-            place = self.text_map.place if self.text_map is not None else self.towers.item_part
-            tq, tb = place(emb)
-            self.q = np.vstack([self.q, tq.astype(np.float32)])
-            self.b = np.concatenate([self.b, tb.astype(np.float32)])
+            ids = [it.id for it in items]
+            taken = [i for i in ids if i in self.index_of]
+            if taken or len(set(ids)) < len(ids):
+                raise ValueError(f"item id(s) already in the catalogue: {', '.join(taken or ids)}")
+            texts, emb, tq, tb = self._placed(items)
+            start = len(self.ids)
+            self.q = np.vstack([self.q, tq])
+            self.b = np.concatenate([self.b, tb])
             self.emb = np.vstack([self.emb, emb])
-            self._unit = self._normalise(self.q)
-            self.ids.append(item_id)
-            self.titles.append(title)
-            self.genres.append(list(genres))
-            self.texts.append(text)
-            self.index_of[item_id] = len(self.ids) - 1
-            return self.item(len(self.ids) - 1, float(tb[0]))
+            self._unit = np.vstack([self._unit, self._normalise(tq)])
+            for offset, (it, text) in enumerate(zip(items, texts, strict=True)):
+                self.ids.append(it.id)
+                self.titles.append(it.title)
+                self.genres.append(list(it.genres))
+                self.texts.append(text)
+                self.index_of[it.id] = start + offset
+            return [self.item(start + j, float(tb[j])) for j in range(len(items))]
+
+    def add_item(
+        self, item_id: str, title: str, genres: Sequence[str] = (), description: str = ""
+    ) -> ScoredItem:
+        """Add one item known only by its text (:meth:`add_items`)."""
+        return self.add_items([NewItem(item_id, title, tuple(genres), description)])[0]
+
+    def _added_index(self, item_id: str) -> int:
+        idx = int(self.indices([item_id])[0])
+        if idx < self._n_trained:
+            raise TrainedItem(
+                f"item {item_id!r} comes with the trained model; only added items can change"
+            )
+        return idx
+
+    def update_item(self, item: NewItem) -> ScoredItem:
+        """Replace an added item's text (and so its vector); trained items are refused."""
+        with self._lock:
+            idx = self._added_index(item.id)
+            texts, emb, tq, tb = self._placed([item])
+            # New arrays, not writes in place: a reader holding the old ones stays consistent.
+            self.q = self.q.copy()
+            self.b, self.emb, self._unit = self.b.copy(), self.emb.copy(), self._unit.copy()
+            self.q[idx], self.b[idx], self.emb[idx] = tq[0], tb[0], emb[0]
+            self._unit[idx] = self._normalise(tq)[0]
+            self.titles[idx], self.genres[idx], self.texts[idx] = (
+                item.title,
+                list(item.genres),
+                texts[0],
+            )
+            return self.item(idx, float(tb[0]))
+
+    def remove_item(self, item_id: str) -> None:
+        """Remove an added item; trained items are refused."""
+        with self._lock:
+            idx = self._added_index(item_id)
+            self.q = np.delete(self.q, idx, axis=0)
+            self.b = np.delete(self.b, idx)
+            self.emb = np.delete(self.emb, idx, axis=0)
+            self._unit = np.delete(self._unit, idx, axis=0)
+            for table in (self.ids, self.titles, self.genres, self.texts):
+                del table[idx]
+            self.index_of = {raw: i for i, raw in enumerate(self.ids)}

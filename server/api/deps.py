@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request
 
+from fedrec.server.api.errors import ApiError
 from fedrec.server.api.settings import Settings
 from fedrec.server.recommend import Recommender
 from fedrec.shared.checkpoint import Checkpoint
@@ -40,3 +42,31 @@ def get_recommender(
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 CheckpointDep = Annotated[Checkpoint, Depends(get_checkpoint)]
 RecommenderDep = Annotated[Recommender, Depends(get_recommender)]
+
+
+def get_genres(rec: RecommenderDep, settings: SettingsDep) -> dict[str, str]:
+    """The genre vocabulary, lower-case to its spelling: the catalogue's, then the extra ones."""
+    return genre_vocabulary(rec.known_genres, settings.extra_genres)
+
+
+def genre_vocabulary(catalogue: Sequence[str], extra: Sequence[str]) -> dict[str, str]:
+    """Lower-case genre to its first spelling among ``catalogue`` then ``extra``."""
+    vocabulary: dict[str, str] = {}
+    for genre in (*catalogue, *extra):
+        vocabulary.setdefault(genre.lower(), genre)
+    return vocabulary
+
+
+def canonical_genres(genres: Sequence[str], vocabulary: dict[str, str]) -> list[str]:
+    """``genres`` in the vocabulary's spelling, each once; 422 naming the unknown ones."""
+    unknown = [g for g in genres if g.lower() not in vocabulary]
+    if unknown:
+        raise ApiError(
+            422,
+            "unknown_genre",
+            f"unknown genre(s) {', '.join(unknown)}; known: {', '.join(vocabulary.values())}",
+        )
+    return list(dict.fromkeys(vocabulary[g.lower()] for g in genres))
+
+
+GenresDep = Annotated[dict[str, str], Depends(get_genres)]

@@ -11,15 +11,35 @@ import uvicorn
 from fastapi import FastAPI
 
 from fedrec import __version__
+from fedrec.server.api.added_items import Journal, journal_path
+from fedrec.server.api.deps import genre_vocabulary
 from fedrec.server.api.routes import admin, health, items, model, recommendations
-from fedrec.server.api.routes.admin import replay_added_items
 from fedrec.server.api.settings import Settings
-from fedrec.server.recommend import Recommender
+from fedrec.server.recommend import NewItem, Recommender
 from fedrec.shared.checkpoint import load_checkpoint
 from fedrec.shared.device import resolve_device
 from fedrec.shared.errors import CheckpointError
 
 logger = logging.getLogger(__name__)
+
+
+def replay_added_items(rec: Recommender, journal: Journal, settings: Settings) -> int:
+    """Re-add the items an admin added to this run before a restart; returns how many."""
+    if not rec.has_text:
+        if journal.path.is_file():
+            logger.warning("%s ignored: this model cannot place items from text", journal.path)
+        return 0
+    vocabulary = genre_vocabulary(rec.known_genres, settings.extra_genres)
+    items = []
+    for item in journal.read(vocabulary=vocabulary):
+        if item.id in rec.index_of:
+            logger.warning(
+                "%s: item %r skipped, the trained model has that id", journal.path, item.id
+            )
+            continue
+        genres = tuple(dict.fromkeys(vocabulary[g.lower()] for g in item.genres))
+        items.append(NewItem(item.id, item.title, genres, item.description))
+    return len(rec.add_items(items))
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -30,6 +50,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.checkpoint = None
         app.state.recommender = None
+        app.state.journal = None
         try:
             ckpt = load_checkpoint(Path(settings.model_path))
         except CheckpointError as err:
@@ -43,7 +64,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             )
             if rec.towers is not None:
                 rec.towers.max_length = settings.max_text_tokens
-            added = replay_added_items(rec, ckpt)
+            journal = Journal(journal_path(ckpt))
+            added = replay_added_items(rec, journal, settings)
+            app.state.journal = journal
             app.state.recommender = rec
             logger.info(
                 "serving %s from %s (%s; %d admin-added items)",

@@ -21,44 +21,46 @@ from fedrec.server.api.errors import ApiError
 Handler = Callable[[Request], Coroutine[Any, Any, Response]]
 
 
+class InvalidJSON(ValueError):
+    """Bytes that are not I-JSON: not UTF-8, not JSON, a non-finite number, a lone surrogate."""
+
+
 def _not_a_number(name: str) -> None:
-    raise ApiError(400, "invalid_json", f"the body holds {name}, which is not a JSON number")
+    raise InvalidJSON(f"the body holds {name}, which is not a JSON number")
 
 
 def _finite(literal: str) -> float:
     value = float(literal)
     if not math.isfinite(value):
-        raise ApiError(400, "invalid_json", f"the number {literal[:40]} is out of range")
+        raise InvalidJSON(f"the number {literal[:40]} is out of range")
     return value
 
 
 def parse_json(body: bytes) -> Any:
-    """The JSON value of ``body``; :class:`ApiError` 400 unless it is I-JSON."""
+    """The JSON value of ``body``; :class:`InvalidJSON` unless it is I-JSON."""
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError:
-        raise ApiError(400, "invalid_json", "the body is not UTF-8") from None
+        raise InvalidJSON("the body is not UTF-8") from None
     try:
         value = json.loads(text, parse_constant=_not_a_number, parse_float=_finite)
+    except InvalidJSON:
+        raise
     except json.JSONDecodeError as err:
-        raise ApiError(
-            400,
-            "invalid_json",
-            f"the body is not valid JSON: {err.msg} (line {err.lineno}, column {err.colno})",
+        raise InvalidJSON(
+            f"the body is not valid JSON: {err.msg} (line {err.lineno}, column {err.colno})"
         ) from None
     except RecursionError:
-        raise ApiError(400, "invalid_json", "the body is nested too deeply") from None
+        raise InvalidJSON("the body is nested too deeply") from None
     except ValueError as err:  # e.g. an integer past Python's digit limit
-        raise ApiError(400, "invalid_json", f"the body is not valid JSON: {err}") from None
+        raise InvalidJSON(f"the body is not valid JSON: {err}") from None
     try:
         # Re-encoding finds any lone surrogate, in keys as in values, at C speed.
         json.dumps(value, ensure_ascii=False).encode("utf-8")
     except UnicodeEncodeError:
-        raise ApiError(
-            400, "invalid_json", "the body holds a lone UTF-16 surrogate (\\ud800-\\udfff)"
-        ) from None
+        raise InvalidJSON("the body holds a lone UTF-16 surrogate (\\ud800-\\udfff)") from None
     except RecursionError:
-        raise ApiError(400, "invalid_json", "the body is nested too deeply") from None
+        raise InvalidJSON("the body is nested too deeply") from None
     return value
 
 
@@ -68,7 +70,10 @@ class StrictJSONRequest(Request):
     async def json(self) -> Any:
         """The body as strict JSON (cached, like Starlette's)."""
         if not hasattr(self, "_json"):
-            self._json = parse_json(await self.body())
+            try:
+                self._json = parse_json(await self.body())
+            except InvalidJSON as err:
+                raise ApiError(400, "invalid_json", str(err)) from None
         return self._json
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -115,13 +115,55 @@ class RecommendationsPublic(BaseModel):
     warnings: list[str] = Field(default_factory=list)
 
 
-class NewItemRequest(RequestBody):
+# Ids travel in URL paths: URL-unreserved characters only (RFC 3986), starting with a letter
+# or digit, so no "/", "..", NUL, whitespace, bidi controls or markup can get in.
+ITEM_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._~-]*$"
+MAX_ITEM_ID_CHARS = 64
+# Titles and genres are one line of printable text: no C0/C1 controls and no bidi
+# embeddings, overrides or isolates (which can make text display as something else).
+_BIDI = "\u202a-\u202e\u2066-\u2069"
+_CONTROLS = r"\x00-\x1f\x7f-\x9f" + _BIDI
+LINE_PATTERN = rf"^[^{_CONTROLS}\s]([^{_CONTROLS}]*[^{_CONTROLS}\s])?$"
+# A description may also hold line breaks and tabs.
+TEXT_PATTERN = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f" + _BIDI + "]*$"
+MAX_TITLE_CHARS = 300
+MAX_GENRE_CHARS = 40
+MAX_ITEM_GENRES = 10
+
+ItemId = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=MAX_ITEM_ID_CHARS,
+        pattern=ITEM_ID_PATTERN,
+        description="Letters, digits and . _ ~ -, starting with a letter or digit.",
+        examples=["9001"],
+    ),
+]
+Genre = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=MAX_GENRE_CHARS,
+        pattern=LINE_PATTERN,
+        description="One of the genres the service knows (GET /v1/genres), any case.",
+        examples=["Sci-Fi"],
+    ),
+]
+
+
+class ItemFields(RequestBody):
+    """What an admin says about an item: its text, from which it is placed."""
+
+    title: str = Field(min_length=1, max_length=MAX_TITLE_CHARS, pattern=LINE_PATTERN)
+    genres: list[Genre] = Field(default_factory=list, max_length=MAX_ITEM_GENRES)
+    description: str = Field("", max_length=MAX_TEXT_CHARS, pattern=TEXT_PATTERN)
+
+
+class NewItemRequest(ItemFields):
     """A new item, known only by its text."""
 
-    id: str = Field(min_length=1, max_length=200, pattern=r"^\S(.*\S)?$")
-    title: str = Field(min_length=1, max_length=500)
-    genres: list[str] = Field(default_factory=list, max_length=50)
-    description: str = Field("", max_length=MAX_TEXT_CHARS)
+    id: ItemId
 
 
 class SimilarPublic(BaseModel):

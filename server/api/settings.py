@@ -5,6 +5,7 @@ from __future__ import annotations
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from fedrec.server.api.schemas import Genre
 from fedrec.server.recommend import FOLD_IN_WEIGHT
 
 
@@ -24,6 +25,11 @@ class Settings(BaseSettings):
     )
     admin_token: str = Field(
         "", description="Token for admin routes (X-Admin-Token); empty disables them."
+    )
+    extra_genres: list[Genre] = Field(
+        default_factory=list,
+        max_length=100,
+        description="Genres admin-added items may have besides the catalogue's (a JSON list).",
     )
     device: str = Field("auto", description="Where the encoder runs: auto, cpu, cuda[:N].")
     fold_in_weight: float = Field(

@@ -1,79 +1,131 @@
-"""Admin routes: add a new item from its text (recommendable at once).
+"""Admin routes: add, replace and remove items known only by their text.
 
-Guarded by a shared token (``FEDREC_ADMIN_TOKEN``, sent as ``X-Admin-Token``); with no
-token configured the routes answer 403. Added items are appended to
-``added-items.jsonl`` in the run directory and replayed at start-up, so a restart keeps
-them.
+Guarded by a shared token (``FEDREC_ADMIN_TOKEN``, sent as ``X-Admin-Token``), checked
+before the body is read: a caller without it learns nothing about the body's schema. With
+no token configured the routes answer 403. Every change is appended to the run's journal
+(:mod:`fedrec.server.api.added_items`) and replayed at start-up, so a restart keeps it.
 """
 
 from __future__ import annotations
 
 import hmac
-import json
-from pathlib import Path
 from typing import Annotated
 
-from fastapi import APIRouter, Header, HTTPException
+from fastapi import APIRouter, Depends, Path, Request, Response
 
-from fedrec.server.api.deps import CheckpointDep, RecommenderDep, SettingsDep
+from fedrec.server.api.added_items import Journal
+from fedrec.server.api.deps import GenresDep, RecommenderDep, canonical_genres
+from fedrec.server.api.errors import ApiError
 from fedrec.server.api.routing import ApiRoute
-from fedrec.server.api.schemas import NewItemRequest, ScoredItemPublic
-from fedrec.server.recommend import NoTextTower, Recommender
-from fedrec.shared.checkpoint import Checkpoint
-
-router = APIRouter(prefix="/v1/admin", tags=["admin"], route_class=ApiRoute)
-
-ADDED_ITEMS_FILE = "added-items.jsonl"
-
-
-def added_items_path(ckpt: Checkpoint) -> Path:
-    """Where a run's admin-added items are kept (beside its checkpoints)."""
-    return ckpt.path.parent.parent / ADDED_ITEMS_FILE
+from fedrec.server.api.schemas import (
+    ITEM_ID_PATTERN,
+    MAX_ITEM_ID_CHARS,
+    ItemFields,
+    NewItemRequest,
+    ScoredItemPublic,
+)
+from fedrec.server.api.settings import Settings
+from fedrec.server.recommend import NewItem, NoTextTower, TrainedItem, UnknownItems
 
 
-def replay_added_items(rec: Recommender, ckpt: Checkpoint) -> int:
-    """Re-add the items added to this run before a restart; returns how many."""
-    path = added_items_path(ckpt)
-    if not path.is_file() or not rec.has_text:
-        return 0
-    count = 0
-    for line in path.read_text().splitlines():
-        if line.strip():
-            item = NewItemRequest.model_validate_json(line)
-            if item.id not in rec.index_of:
-                rec.add_item(item.id, item.title, item.genres, item.description)
-                count += 1
-    return count
-
-
-def _check_token(settings: SettingsDep, token: str | None) -> None:
+def check_admin_token(settings: Settings, token: str | None) -> None:
+    """403 when admin routes are off, 401 unless ``token`` is the admin token."""
     if not settings.admin_token:
-        raise HTTPException(
-            status_code=403, detail="admin routes are disabled: set FEDREC_ADMIN_TOKEN to enable"
+        raise ApiError(
+            403, "admin_disabled", "admin routes are disabled: set FEDREC_ADMIN_TOKEN to enable"
         )
     # Compared as bytes: a header is any latin-1 text (Starlette's decoding), which
     # compare_digest refuses on str once it is not ASCII.
     sent = token.encode("latin-1", errors="replace") if token is not None else b""
     if token is None or not hmac.compare_digest(sent, settings.admin_token.encode("utf-8")):
-        raise HTTPException(status_code=401, detail="missing or wrong X-Admin-Token")
+        raise ApiError(401, "unauthorized", "missing or wrong X-Admin-Token")
+
+
+def require_admin(request: Request) -> None:
+    """The admin check as a dependency (for routes not built by :class:`AdminRoute`)."""
+    check_admin_token(request.app.state.settings, request.headers.get("x-admin-token"))
+
+
+class AdminRoute(ApiRoute):
+    """A route that authenticates before it reads or validates the body."""
+
+    def before_body(self, request: Request) -> None:
+        """The admin token check."""
+        require_admin(request)
+
+
+router = APIRouter(
+    prefix="/v1/admin",
+    tags=["admin"],
+    route_class=AdminRoute,
+    dependencies=[Depends(require_admin)],
+)
+
+PathItemId = Annotated[
+    str, Path(min_length=1, max_length=MAX_ITEM_ID_CHARS, pattern=ITEM_ID_PATTERN)
+]
+
+
+def _journal(request: Request) -> Journal:
+    return request.app.state.journal  # type: ignore[no-any-return]
+
+
+def _new_item(item_id: str, body: ItemFields, genres: dict[str, str]) -> NewItem:
+    return NewItem(
+        id=item_id,
+        title=body.title,
+        genres=tuple(canonical_genres(body.genres, genres)),
+        description=body.description,
+    )
 
 
 @router.post("/items", status_code=201, summary="Add a new item from its text")
 def add_item(
-    body: NewItemRequest,
-    rec: RecommenderDep,
-    ckpt: CheckpointDep,
-    settings: SettingsDep,
-    x_admin_token: Annotated[str | None, Header()] = None,
+    body: NewItemRequest, rec: RecommenderDep, genres: GenresDep, request: Request
 ) -> ScoredItemPublic:
-    """Place a new item by the item tower applied to its text; returns it with its bias."""
-    _check_token(settings, x_admin_token)
+    """Place a new item by its text; it is recommendable at once. Returns it with its bias."""
+    new = _new_item(body.id, body, genres)
     try:
-        item = rec.add_item(body.id, body.title, body.genres, body.description)
+        item = rec.add_items([new])[0]
     except NoTextTower as err:
-        raise HTTPException(status_code=422, detail=str(err)) from None
-    except ValueError as err:
-        raise HTTPException(status_code=409, detail=str(err)) from None
-    with added_items_path(ckpt).open("a") as handle:
-        handle.write(json.dumps(body.model_dump()) + "\n")
+        raise ApiError(422, "text_not_supported", str(err)) from None
+    except ValueError:
+        raise ApiError(
+            409, "item_exists", f"item id {body.id!r} is already in the catalogue"
+        ) from None
+    _journal(request).put(body.model_copy(update={"genres": list(new.genres)}))
     return ScoredItemPublic(**vars(item))
+
+
+@router.put("/items/{item_id}", summary="Replace an added item's text (and so its vector)")
+def replace_item(
+    item_id: PathItemId, body: ItemFields, rec: RecommenderDep, genres: GenresDep, request: Request
+) -> ScoredItemPublic:
+    """Re-place an admin-added item from new text; items of the trained model are refused."""
+    new = _new_item(item_id, body, genres)
+    try:
+        item = rec.update_item(new)
+    except UnknownItems as err:
+        raise ApiError(404, "unknown_item", str(err)) from None
+    except TrainedItem as err:
+        raise ApiError(409, "trained_item", str(err)) from None
+    except NoTextTower as err:
+        raise ApiError(422, "text_not_supported", str(err)) from None
+    record = NewItemRequest(
+        id=item_id, title=new.title, genres=list(new.genres), description=new.description
+    )
+    _journal(request).put(record)
+    return ScoredItemPublic(**vars(item))
+
+
+@router.delete("/items/{item_id}", status_code=204, summary="Remove an added item")
+def remove_item(item_id: PathItemId, rec: RecommenderDep, request: Request) -> Response:
+    """Remove an admin-added item; items of the trained model are refused."""
+    try:
+        rec.remove_item(item_id)
+    except UnknownItems as err:
+        raise ApiError(404, "unknown_item", str(err)) from None
+    except TrainedItem as err:
+        raise ApiError(409, "trained_item", str(err)) from None
+    _journal(request).delete(item_id)
+    return Response(status_code=204)

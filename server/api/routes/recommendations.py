@@ -4,7 +4,13 @@ from __future__ import annotations
 
 from fastapi import APIRouter, HTTPException
 
-from fedrec.server.api.deps import CheckpointDep, RecommenderDep, SettingsDep
+from fedrec.server.api.deps import (
+    CheckpointDep,
+    GenresDep,
+    RecommenderDep,
+    SettingsDep,
+    canonical_genres,
+)
 from fedrec.server.api.routing import ApiRoute
 from fedrec.server.api.schemas import ColdStartRequest, RecommendationsPublic, ScoredItemPublic
 from fedrec.server.recommend import NoTextTower, UnknownItems
@@ -14,7 +20,11 @@ router = APIRouter(prefix="/v1/recommendations", tags=["recommendations"], route
 
 @router.post("/cold-start", summary="Recommend for a new user given liked items and/or free text")
 def cold_start(
-    body: ColdStartRequest, rec: RecommenderDep, ckpt: CheckpointDep, settings: SettingsDep
+    body: ColdStartRequest,
+    rec: RecommenderDep,
+    ckpt: CheckpointDep,
+    settings: SettingsDep,
+    vocabulary: GenresDep,
 ) -> RecommendationsPublic:
     """Top-k items for a user known only by liked items and/or how they describe themselves.
 
@@ -28,14 +38,7 @@ def cold_start(
         raise HTTPException(
             status_code=422, detail=f"at most {settings.max_liked_items} liked items per request"
         )
-    if body.genres:
-        known = {g.lower() for g in rec.known_genres}
-        unknown = [g for g in body.genres if g.lower() not in known]
-        if unknown:
-            raise HTTPException(
-                status_code=422,
-                detail=f"unknown genre(s) {unknown}; known: {', '.join(rec.known_genres)}",
-            )
+    canonical_genres(body.genres, vocabulary)
     try:
         result = rec.cold_start(
             body.liked_item_ids,
