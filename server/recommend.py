@@ -39,6 +39,7 @@ import numpy as np
 import torch
 
 from fedrec.server.text_map import TextMap, fit_text_map, min_items
+from fedrec.server.text_store import EmbeddingStore
 from fedrec.shared.checkpoint import Checkpoint
 from fedrec.shared.data.catalog import item_text
 from fedrec.shared.data.dataset import ItemCatalog
@@ -214,6 +215,8 @@ class Recommender:
         self.texts = list(catalog.texts)
         self.index_of = {raw: i for i, raw in enumerate(self.ids)}
         self._n_trained = n
+        # Where new items' text embeddings are kept between restarts (none: encode each time).
+        self.embedding_store: EmbeddingStore | None = None
         self._catalog_genres = sorted({g for gs in self.genres for g in gs})
         self._lock = threading.Lock()
         q = item_factors.astype(np.float32)
@@ -475,7 +478,10 @@ class Recommender:
                 "cannot be placed from text"
             )
         texts = [item_text(it.title, list(it.genres), extra=it.description) for it in items]
-        emb = self.towers.encode_items(texts)
+        if self.embedding_store is not None:
+            emb = self.embedding_store.encode(texts, self.towers.encode_items)
+        else:
+            emb = self.towers.encode_items(texts)
         place = self.text_map.place if self.text_map is not None else self.towers.item_part
         tq, tb = place(emb)
         return texts, emb, tq.astype(np.float32), tb.astype(np.float32)

@@ -23,6 +23,8 @@ from fedrec.shared.checkpoint import Checkpoint
 logger = logging.getLogger(__name__)
 
 ADDED_ITEMS_FILE = "added-items.jsonl"
+# Their text embeddings (:mod:`fedrec.server.text_store`), so a restart need not re-encode.
+EMBEDDINGS_FILE = "added-items.embeddings.npz"
 
 
 class Deletion(RequestBody):

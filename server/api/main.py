@@ -11,11 +11,12 @@ import uvicorn
 from fastapi import FastAPI
 
 from fedrec import __version__
-from fedrec.server.api.added_items import Journal, journal_path
+from fedrec.server.api.added_items import EMBEDDINGS_FILE, Journal, journal_path
 from fedrec.server.api.deps import genre_vocabulary
 from fedrec.server.api.routes import admin, health, items, model, recommendations
 from fedrec.server.api.settings import Settings
 from fedrec.server.recommend import NewItem, Recommender
+from fedrec.server.text_store import EmbeddingStore
 from fedrec.shared.checkpoint import load_checkpoint
 from fedrec.shared.device import resolve_device
 from fedrec.shared.errors import CheckpointError
@@ -29,6 +30,10 @@ def replay_added_items(rec: Recommender, journal: Journal, settings: Settings) -
         if journal.path.is_file():
             logger.warning("%s ignored: this model cannot place items from text", journal.path)
         return 0
+    assert rec.towers is not None
+    rec.embedding_store = EmbeddingStore(
+        journal.path.with_name(EMBEDDINGS_FILE), max_length=rec.towers.item_encoder.max_length
+    )
     vocabulary = genre_vocabulary(rec.known_genres, settings.extra_genres)
     items = []
     for item in journal.read(vocabulary=vocabulary):
@@ -39,7 +44,9 @@ def replay_added_items(rec: Recommender, journal: Journal, settings: Settings) -
             continue
         genres = tuple(dict.fromkeys(vocabulary[g.lower()] for g in item.genres))
         items.append(NewItem(item.id, item.title, genres, item.description))
-    return len(rec.add_items(items))
+    added = rec.add_items(items)
+    rec.embedding_store.retain(rec.texts[rec.n_trained :])
+    return len(added)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
