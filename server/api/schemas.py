@@ -43,7 +43,7 @@ class ModelPublic(BaseModel):
     round: int
     kind: str
     created_at: str
-    n_items: int
+    n_items: int = Field(description="Items served now: the trained ones and those added since.")
     embedding_dim: int
     metrics: dict[str, Any]
     history: list[dict[str, Any]]

@@ -24,7 +24,7 @@ def model_info(ckpt: CheckpointDep, rec: RecommenderDep) -> ModelPublic:
         round=ckpt.round,
         kind=m["kind"],
         created_at=m["created_at"],
-        n_items=m["n_items"],
+        n_items=rec.n_items,
         embedding_dim=m["embedding_dim"],
         metrics=m.get("metrics", {}),
         history=m.get("history", []),

@@ -82,7 +82,9 @@ def test_replace_and_remove_an_added_item(admin: httpx.Client) -> None:
     r = admin.put(url, json=new, headers=OK)
     assert r.status_code == 200 and r.json()["title"] == "Vault Heist"
     assert admin.get("/v1/items/swap1").json()["genres"] == ["Crime"]
+    n_items = admin.get("/v1/model").json()["n_items"]
     assert admin.delete(url, headers=OK).status_code == 204
+    assert admin.get("/v1/model").json()["n_items"] == n_items - 1
     assert admin.get("/v1/items/swap1").status_code == 404
     assert admin.delete(url, headers=OK).status_code == 404
     assert admin.put(url, json=new, headers=OK).status_code == 404
@@ -111,6 +113,7 @@ def test_changes_survive_a_restart(tmp_path: Path) -> None:
         assert client.get("/v1/items/k0").status_code == 404
         assert client.get("/v1/items/k1").json()["title"] == "Renamed"
         assert client.get("/v1/items/k2").status_code == 200
+        assert client.get("/v1/model").json()["n_items"] == 6 + 2
     finally:
         second.close()
 
