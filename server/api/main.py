@@ -13,6 +13,7 @@ from fastapi import FastAPI
 from fedrec import __version__
 from fedrec.server.api.added_items import EMBEDDINGS_FILE, Journal, journal_path
 from fedrec.server.api.deps import genre_vocabulary
+from fedrec.server.api.limits import RequestLimits
 from fedrec.server.api.routes import admin, health, items, model, recommendations
 from fedrec.server.api.settings import Settings
 from fedrec.server.recommend import NewItem, Recommender
@@ -95,6 +96,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.recommender = None
     for module in (health, model, items, recommendations, admin):
         app.include_router(module.router)
+    app.add_middleware(
+        RequestLimits,
+        max_body_bytes=settings.max_body_bytes,
+        max_header_bytes=settings.max_header_bytes,
+    )
     return app
 
 

@@ -75,50 +75,11 @@ class ModelPublic(BaseModel):
     )
 
 
-MAX_TEXT_CHARS = 10_000
-
-
-class RequestBody(BaseModel):
-    """A request body: no coercion (``true`` is not 1, ``"5"`` is not 5), no unknown keys."""
-
-    model_config = ConfigDict(strict=True, extra="forbid")
-
-
-class ColdStartRequest(RequestBody):
-    """A new user described by items they like, by free text, or both (not neither)."""
-
-    liked_item_ids: list[str] = Field(default_factory=list, examples=[["50", "172", "181"]])
-    text: str | None = Field(
-        None,
-        max_length=MAX_TEXT_CHARS,
-        description="Free-text interests; cut to the encoder's token limit with a warning.",
-        examples=["space opera, witty robots and old-school adventure"],
-    )
-    k: int | None = Field(None, ge=1, description="How many items (default 10, at most max_k)")
-    exclude_item_ids: list[str] = Field(default_factory=list)
-    genres: list[str] = Field(
-        default_factory=list, description="Only recommend items of one of these genres."
-    )
-
-    @model_validator(mode="after")
-    def _needs_input(self) -> ColdStartRequest:
-        if not self.liked_item_ids and not (self.text and self.text.strip()):
-            raise ValueError("give liked_item_ids, a non-empty text, or both")
-        return self
-
-
-class RecommendationsPublic(BaseModel):
-    """Recommended items, best first, and warnings about the request (e.g. truncation)."""
-
-    model_version: str
-    items: list[ScoredItemPublic]
-    warnings: list[str] = Field(default_factory=list)
-
-
 # Ids travel in URL paths: URL-unreserved characters only (RFC 3986), starting with a letter
 # or digit, so no "/", "..", NUL, whitespace, bidi controls or markup can get in.
 ITEM_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._~-]*$"
 MAX_ITEM_ID_CHARS = 64
+MAX_CATALOGUE_ID_CHARS = 128
 # Titles and genres are one line of printable text: no C0/C1 controls and no bidi
 # embeddings, overrides or isolates (which can make text display as something else).
 _BIDI = "\u202a-\u202e\u2066-\u2069"
@@ -140,6 +101,10 @@ ItemId = Annotated[
         examples=["9001"],
     ),
 ]
+# Ids of the trained catalogue come from the data set, so looser than admin-chosen ones.
+CatalogueId = Annotated[
+    str, Field(min_length=1, max_length=MAX_CATALOGUE_ID_CHARS, examples=["50"])
+]
 Genre = Annotated[
     str,
     Field(
@@ -150,6 +115,58 @@ Genre = Annotated[
         examples=["Sci-Fi"],
     ),
 ]
+
+
+MAX_TEXT_CHARS = 10_000
+# Hard caps on every list a request may hold (settings may set lower ones).
+MAX_LIST_ITEMS = 1_000
+MAX_FILTER_GENRES = 50
+
+
+class RequestBody(BaseModel):
+    """A request body: no coercion (``true`` is not 1, ``"5"`` is not 5), no unknown keys."""
+
+    model_config = ConfigDict(strict=True, extra="forbid")
+
+
+class ColdStartRequest(RequestBody):
+    """A new user described by items they like, by free text, or both (not neither)."""
+
+    liked_item_ids: list[CatalogueId] = Field(
+        default_factory=list,
+        max_length=MAX_LIST_ITEMS,
+        description="Items the user likes (at most max_liked_items).",
+        examples=[["50", "172", "181"]],
+    )
+    text: str | None = Field(
+        None,
+        max_length=MAX_TEXT_CHARS,
+        description="Free-text interests; cut to the encoder's token limit with a warning.",
+        examples=["space opera, witty robots and old-school adventure"],
+    )
+    k: int | None = Field(None, ge=1, description="How many items (default 10, at most max_k)")
+    exclude_item_ids: list[CatalogueId] = Field(
+        default_factory=list, max_length=MAX_LIST_ITEMS, description="Items never to return."
+    )
+    genres: list[Genre] = Field(
+        default_factory=list,
+        max_length=MAX_FILTER_GENRES,
+        description="Only recommend items of one of these genres.",
+    )
+
+    @model_validator(mode="after")
+    def _needs_input(self) -> ColdStartRequest:
+        if not self.liked_item_ids and not (self.text and self.text.strip()):
+            raise ValueError("give liked_item_ids, a non-empty text, or both")
+        return self
+
+
+class RecommendationsPublic(BaseModel):
+    """Recommended items, best first, and warnings about the request (e.g. truncation)."""
+
+    model_version: str
+    items: list[ScoredItemPublic]
+    warnings: list[str] = Field(default_factory=list)
 
 
 class ItemFields(RequestBody):

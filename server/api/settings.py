@@ -5,7 +5,7 @@ from __future__ import annotations
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from fedrec.server.api.schemas import Genre
+from fedrec.server.api.schemas import MAX_LIST_ITEMS, Genre
 from fedrec.server.recommend import FOLD_IN_WEIGHT
 
 
@@ -19,7 +19,13 @@ class Settings(BaseSettings):
     port: int = Field(8000, ge=1, le=65535)
     max_k: int = Field(100, ge=1)
     default_k: int = Field(10, ge=1)
-    max_liked_items: int = Field(100, ge=1)
+    max_liked_items: int = Field(100, ge=1, le=MAX_LIST_ITEMS)
+    max_body_bytes: int = Field(
+        256 * 1024, ge=1024, description="Larger request bodies are refused (413)."
+    )
+    max_header_bytes: int = Field(
+        16 * 1024, ge=1024, description="Larger request headers, in all, are refused (431)."
+    )
     max_text_tokens: int = Field(
         256, ge=8, le=512, description="Free text is cut here (the encoder's limit is 512)."
     )

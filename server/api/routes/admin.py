@@ -15,7 +15,7 @@ from fastapi import APIRouter, Depends, Path, Request, Response
 
 from fedrec.server.api.added_items import Journal
 from fedrec.server.api.deps import GenresDep, RecommenderDep, canonical_genres
-from fedrec.server.api.errors import ApiError
+from fedrec.server.api.errors import ApiError, unknown_items
 from fedrec.server.api.routing import ApiRoute
 from fedrec.server.api.schemas import (
     ITEM_ID_PATTERN,
@@ -106,7 +106,7 @@ def replace_item(
     try:
         item = rec.update_item(new)
     except UnknownItems as err:
-        raise ApiError(404, "unknown_item", str(err)) from None
+        raise unknown_items(err) from None
     except TrainedItem as err:
         raise ApiError(409, "trained_item", str(err)) from None
     except NoTextTower as err:
@@ -124,7 +124,7 @@ def remove_item(item_id: PathItemId, rec: RecommenderDep, request: Request) -> R
     try:
         rec.remove_item(item_id)
     except UnknownItems as err:
-        raise ApiError(404, "unknown_item", str(err)) from None
+        raise unknown_items(err) from None
     except TrainedItem as err:
         raise ApiError(409, "trained_item", str(err)) from None
     _journal(request).delete(item_id)

@@ -4,25 +4,34 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Query
+from fastapi import APIRouter, HTTPException, Path, Query
 
 from fedrec.server.api.deps import CheckpointDep, RecommenderDep, SettingsDep
+from fedrec.server.api.errors import unknown_items
 from fedrec.server.api.routing import ApiRoute
-from fedrec.server.api.schemas import ItemPublic, ScoredItemPublic, SimilarPublic
+from fedrec.server.api.schemas import (
+    MAX_CATALOGUE_ID_CHARS,
+    ItemPublic,
+    ScoredItemPublic,
+    SimilarPublic,
+)
 from fedrec.server.recommend import UnknownItems
 
 router = APIRouter(prefix="/v1/items", tags=["items"], route_class=ApiRoute)
+
+
+PathItemId = Annotated[str, Path(min_length=1, max_length=MAX_CATALOGUE_ID_CHARS)]
 
 
 def _index(rec: RecommenderDep, item_id: str) -> int:
     try:
         return int(rec.indices([item_id])[0])
     except UnknownItems as err:
-        raise HTTPException(status_code=404, detail=str(err)) from None
+        raise unknown_items(err) from None
 
 
 @router.get("/{item_id}", summary="One item of the catalogue")
-def get_item(item_id: str, rec: RecommenderDep) -> ItemPublic:
+def get_item(item_id: PathItemId, rec: RecommenderDep) -> ItemPublic:
     """Id, title and genres of an item."""
     it = rec.item(_index(rec, item_id))
     return ItemPublic(id=it.id, title=it.title, genres=it.genres)
@@ -30,7 +39,7 @@ def get_item(item_id: str, rec: RecommenderDep) -> ItemPublic:
 
 @router.get("/{item_id}/similar", summary="Items most similar to one item")
 def similar(
-    item_id: str,
+    item_id: PathItemId,
     rec: RecommenderDep,
     ckpt: CheckpointDep,
     settings: SettingsDep,

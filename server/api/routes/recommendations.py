@@ -11,6 +11,7 @@ from fedrec.server.api.deps import (
     SettingsDep,
     canonical_genres,
 )
+from fedrec.server.api.errors import unknown_items
 from fedrec.server.api.routing import ApiRoute
 from fedrec.server.api.schemas import ColdStartRequest, RecommendationsPublic, ScoredItemPublic
 from fedrec.server.recommend import NoTextTower, UnknownItems
@@ -48,7 +49,7 @@ def cold_start(
             genres=body.genres,
         )
     except UnknownItems as err:
-        raise HTTPException(status_code=404, detail=str(err)) from None
+        raise unknown_items(err) from None
     except NoTextTower as err:
         raise HTTPException(status_code=422, detail=str(err)) from None
     return RecommendationsPublic(

@@ -1,5 +1,7 @@
 """Hand-made bad inputs: each is a clear 4xx, never a 500 or a reset connection."""
 
+from collections.abc import Iterator
+
 import httpx
 import pytest
 
@@ -58,3 +60,33 @@ def test_a_non_ascii_admin_token_is_a_401(client_with_admin: httpx.Client, token
 def test_no_lax_coercion_or_unknown_keys(client: httpx.Client, body: dict[str, object]) -> None:
     r = client.post(URL, json=body)
     assert r.status_code == 422, r.text
+
+
+def test_a_body_past_the_limit_is_a_413_with_or_without_a_length(client: httpx.Client) -> None:
+    big = b'{"text": "' + b"x" * 10_000_000 + b'"}'
+    r = client.post(URL, content=big, headers=JSON)
+    assert r.status_code == 413, r.text
+
+    def chunks() -> Iterator[bytes]:  # no Content-Length: the limit counts what is read
+        yield b'{"liked_item_ids": ['
+        for _ in range(100):
+            yield b'"10",' * 1_000
+        yield b'"10"]}'
+
+    r = client.post(URL, content=chunks(), headers=JSON)
+    assert r.status_code == 413, r.text
+
+
+def test_long_lists_are_refused_and_not_echoed(client: httpx.Client) -> None:
+    for key in ("liked_item_ids", "exclude_item_ids", "genres"):
+        r = client.post(URL, json={"liked_item_ids": ["10"], key: ["10"] * 5_000})
+        assert r.status_code == 422, (key, r.text)
+    r = client.post(URL, json={"liked_item_ids": [f"unknown{i}" for i in range(100)]})
+    assert r.status_code == 404 and "unknown19" in r.text and "unknown20" not in r.text
+    assert len(r.content) < 2_000
+
+
+def test_headers_past_the_limit_are_refused(client: httpx.Client) -> None:
+    for size in (20_000, 1_000_000):
+        r = client.get("/health", headers={"x-padding": "x" * size})
+        assert r.status_code == 431, r.text
