@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Annotated
 
-from fastapi import Depends, HTTPException, Request
+from fastapi import Depends, Request
 
 from fedrec.server.api.errors import ApiError
 from fedrec.server.api.settings import Settings
@@ -22,12 +22,11 @@ def get_checkpoint(request: Request) -> Checkpoint:
     """The loaded checkpoint, or 503 saying how to produce one."""
     ckpt = request.app.state.checkpoint
     if ckpt is None:
-        raise HTTPException(
-            status_code=503,
-            detail=(
-                f"no model found under {request.app.state.settings.model_path!r}: train one with "
-                "`fedrec simulate` or `fedrec train-central`, then restart or set FEDREC_MODEL_PATH"
-            ),
+        raise ApiError(
+            503,
+            "no_model",
+            f"no model found under {request.app.state.settings.model_path!r}: train one with "
+            "`fedrec simulate` or `fedrec train-central`, then restart or set FEDREC_MODEL_PATH",
         )
     return ckpt  # type: ignore[no-any-return]
 
@@ -70,3 +69,12 @@ def canonical_genres(genres: Sequence[str], vocabulary: dict[str, str]) -> list[
 
 
 GenresDep = Annotated[dict[str, str], Depends(get_genres)]
+
+
+def checked_k(k: int | None, settings: Settings) -> int:
+    """``k``, or the default; 422 past ``max_k`` (the schema states it, this enforces it)."""
+    if k is None:
+        return min(settings.default_k, settings.max_k)
+    if k > settings.max_k:
+        raise ApiError(422, "validation_error", f"k must be at most {settings.max_k}")
+    return k

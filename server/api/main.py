@@ -13,8 +13,11 @@ from fastapi import FastAPI
 from fedrec import __version__
 from fedrec.server.api.added_items import EMBEDDINGS_FILE, Journal, journal_path
 from fedrec.server.api.deps import genre_vocabulary
+from fedrec.server.api.errors import install_error_handlers
 from fedrec.server.api.limits import RequestLimits
+from fedrec.server.api.openapi import install_openapi
 from fedrec.server.api.routes import admin, health, items, model, recommendations
+from fedrec.server.api.routes.docs import install_docs
 from fedrec.server.api.settings import Settings
 from fedrec.server.recommend import NewItem, Recommender
 from fedrec.server.text_store import EmbeddingStore
@@ -90,12 +93,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version=__version__,
         summary="Recommendations from a federated, differentially private model.",
         lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.checkpoint = None
     app.state.recommender = None
     for module in (health, model, items, recommendations, admin):
         app.include_router(module.router)
+    install_docs(app)
+    install_error_handlers(app)
+    install_openapi(app, settings)
     app.add_middleware(
         RequestLimits,
         max_body_bytes=settings.max_body_bytes,

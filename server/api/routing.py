@@ -64,6 +64,16 @@ def parse_json(body: bytes) -> Any:
     return value
 
 
+def _is_json(content_type: str | None) -> bool:
+    """Whether a Content-Type is JSON (``application/json`` or ``application/*+json``)."""
+    if not content_type:
+        return False
+    media = content_type.split(";", 1)[0].strip().lower()
+    return media == "application/json" or (
+        media.startswith("application/") and media.endswith("+json")
+    )
+
+
 class StrictJSONRequest(Request):
     """A request whose :meth:`json` is :func:`parse_json`."""
 
@@ -81,7 +91,11 @@ class ApiRoute(APIRoute):
     """A route that parses its body with :func:`parse_json`."""
 
     def before_body(self, request: Request) -> None:
-        """Checks to run before the body is read or validated (none here)."""
+        """Checks to run before the body is read or validated: it must be JSON."""
+        if self.body_field is not None and not _is_json(request.headers.get("content-type")):
+            raise ApiError(
+                415, "unsupported_media_type", "send the body as Content-Type: application/json"
+            )
 
     def get_route_handler(self) -> Handler:
         """FastAPI's handler, given a :class:`StrictJSONRequest`."""

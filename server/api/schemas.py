@@ -2,9 +2,52 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+ErrorCode = Literal[
+    "bad_request",
+    "invalid_json",
+    "unauthorized",
+    "admin_disabled",
+    "not_found",
+    "unknown_item",
+    "method_not_allowed",
+    "item_exists",
+    "trained_item",
+    "payload_too_large",
+    "unsupported_media_type",
+    "validation_error",
+    "unknown_genre",
+    "text_not_supported",
+    "too_many_requests",
+    "headers_too_large",
+    "internal_error",
+    "no_model",
+]
+
+
+class FieldError(BaseModel):
+    """Where a request is invalid and why."""
+
+    loc: list[str | int] = Field(description="Path to the field, e.g. ['body', 'k'].")
+    msg: str
+    type: str = Field(description="Kind of error, e.g. 'missing', 'int_type', 'too_long'.")
+
+
+class Problem(BaseModel):
+    """An error (RFC 9457 problem details), with a stable ``code`` to branch on."""
+
+    type: str = Field(description="'urn:fedrec:problem:' followed by the code.")
+    title: str = Field(description="The HTTP status phrase.")
+    status: int
+    code: ErrorCode = Field(description="Stable: clients branch on this, not on the text.")
+    detail: str = Field(description="What went wrong and what to do, for a person.")
+    request_id: str | None = Field(None, description="The X-Request-ID of the request.")
+    errors: list[FieldError] = Field(
+        default_factory=list, description="Validation errors (422), at most 20."
+    )
 
 
 class ItemPublic(BaseModel):
@@ -120,6 +163,7 @@ Genre = Annotated[
 MAX_TEXT_CHARS = 10_000
 # Hard caps on every list a request may hold (settings may set lower ones).
 MAX_LIST_ITEMS = 1_000
+MAX_K_LIMIT = 1_000
 MAX_FILTER_GENRES = 50
 
 
@@ -135,7 +179,8 @@ class ColdStartRequest(RequestBody):
     liked_item_ids: list[CatalogueId] = Field(
         default_factory=list,
         max_length=MAX_LIST_ITEMS,
-        description="Items the user likes (at most max_liked_items).",
+        description="Items the user likes (at most FEDREC_MAX_LIKED_ITEMS).",
+        json_schema_extra={"x-fedrec-limit": "max_liked_items"},
         examples=[["50", "172", "181"]],
     )
     text: str | None = Field(
@@ -144,7 +189,13 @@ class ColdStartRequest(RequestBody):
         description="Free-text interests; cut to the encoder's token limit with a warning.",
         examples=["space opera, witty robots and old-school adventure"],
     )
-    k: int | None = Field(None, ge=1, description="How many items (default 10, at most max_k)")
+    k: int | None = Field(
+        None,
+        ge=1,
+        le=MAX_K_LIMIT,
+        description="How many items (default FEDREC_DEFAULT_K, at most FEDREC_MAX_K).",
+        json_schema_extra={"x-fedrec-limit": "max_k"},
+    )
     exclude_item_ids: list[CatalogueId] = Field(
         default_factory=list, max_length=MAX_LIST_ITEMS, description="Items never to return."
     )
@@ -181,6 +232,12 @@ class NewItemRequest(ItemFields):
     """A new item, known only by its text."""
 
     id: ItemId
+
+
+class GenresPublic(BaseModel):
+    """The genre vocabulary: what ``genres`` filters and admin-added items may name."""
+
+    genres: list[str]
 
 
 class SimilarPublic(BaseModel):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from fedrec.server.api.schemas import MAX_LIST_ITEMS, Genre
+from fedrec.server.api.schemas import MAX_K_LIMIT, MAX_LIST_ITEMS, Genre
 from fedrec.server.recommend import FOLD_IN_WEIGHT
 
 
@@ -17,7 +17,7 @@ class Settings(BaseSettings):
     model_path: str = Field("runs", description="Run dir, checkpoint dir, or output dir.")
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=1, le=65535)
-    max_k: int = Field(100, ge=1)
+    max_k: int = Field(100, ge=1, le=MAX_K_LIMIT)
     default_k: int = Field(10, ge=1)
     max_liked_items: int = Field(100, ge=1, le=MAX_LIST_ITEMS)
     max_body_bytes: int = Field(

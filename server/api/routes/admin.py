@@ -11,11 +11,13 @@ from __future__ import annotations
 import hmac
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Request, Response
+from fastapi import APIRouter, Depends, Path, Request, Response, Security
+from fastapi.security import APIKeyHeader
 
 from fedrec.server.api.added_items import Journal
 from fedrec.server.api.deps import GenresDep, RecommenderDep, canonical_genres
 from fedrec.server.api.errors import ApiError, unknown_items
+from fedrec.server.api.openapi import problems
 from fedrec.server.api.routing import ApiRoute
 from fedrec.server.api.schemas import (
     ITEM_ID_PATTERN,
@@ -41,17 +43,26 @@ def check_admin_token(settings: Settings, token: str | None) -> None:
         raise ApiError(401, "unauthorized", "missing or wrong X-Admin-Token")
 
 
-def require_admin(request: Request) -> None:
-    """The admin check as a dependency (for routes not built by :class:`AdminRoute`)."""
-    check_admin_token(request.app.state.settings, request.headers.get("x-admin-token"))
+admin_token = APIKeyHeader(
+    name="X-Admin-Token",
+    scheme_name="AdminToken",
+    description="The admin token (FEDREC_ADMIN_TOKEN); admin routes only.",
+    auto_error=False,
+)
+
+
+def require_admin(request: Request, token: Annotated[str | None, Security(admin_token)]) -> None:
+    """The admin check as a dependency: declares the security scheme in the schema."""
+    check_admin_token(request.app.state.settings, token)
 
 
 class AdminRoute(ApiRoute):
     """A route that authenticates before it reads or validates the body."""
 
     def before_body(self, request: Request) -> None:
-        """The admin token check."""
-        require_admin(request)
+        """The admin token check, then the body's media type."""
+        check_admin_token(request.app.state.settings, request.headers.get("x-admin-token"))
+        super().before_body(request)
 
 
 router = APIRouter(
@@ -59,6 +70,7 @@ router = APIRouter(
     tags=["admin"],
     route_class=AdminRoute,
     dependencies=[Depends(require_admin)],
+    responses=problems(401, 403, 404, 409, 422, 503),
 )
 
 PathItemId = Annotated[
@@ -79,7 +91,13 @@ def _new_item(item_id: str, body: ItemFields, genres: dict[str, str]) -> NewItem
     )
 
 
-@router.post("/items", status_code=201, summary="Add a new item from its text")
+@router.post(
+    "/items",
+    status_code=201,
+    operation_id="addItem",
+    summary="Add a new item from its text",
+    responses=problems(415),
+)
 def add_item(
     body: NewItemRequest, rec: RecommenderDep, genres: GenresDep, request: Request
 ) -> ScoredItemPublic:
@@ -97,7 +115,12 @@ def add_item(
     return ScoredItemPublic(**vars(item))
 
 
-@router.put("/items/{item_id}", summary="Replace an added item's text (and so its vector)")
+@router.put(
+    "/items/{item_id}",
+    operation_id="replaceItem",
+    responses=problems(415),
+    summary="Replace an added item's text (and so its vector)",
+)
 def replace_item(
     item_id: PathItemId, body: ItemFields, rec: RecommenderDep, genres: GenresDep, request: Request
 ) -> ScoredItemPublic:
@@ -118,7 +141,13 @@ def replace_item(
     return ScoredItemPublic(**vars(item))
 
 
-@router.delete("/items/{item_id}", status_code=204, summary="Remove an added item")
+@router.delete(
+    "/items/{item_id}",
+    status_code=204,
+    operation_id="removeItem",
+    summary="Remove an added item",
+    response_class=Response,
+)
 def remove_item(item_id: PathItemId, rec: RecommenderDep, request: Request) -> Response:
     """Remove an admin-added item; items of the trained model are refused."""
     try:

@@ -4,14 +4,19 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from fedrec.server.api.deps import CheckpointDep, RecommenderDep
+from fedrec.server.api.deps import CheckpointDep, GenresDep, RecommenderDep
+from fedrec.server.api.openapi import problems
 from fedrec.server.api.routing import ApiRoute
-from fedrec.server.api.schemas import ModelPublic
+from fedrec.server.api.schemas import GenresPublic, ModelPublic
 
-router = APIRouter(prefix="/v1", tags=["model"], route_class=ApiRoute)
+router = APIRouter(prefix="/v1", tags=["model"], route_class=ApiRoute, responses=problems(503))
 
 
-@router.get("/model", summary="Version, metrics and privacy guarantee of the served model")
+@router.get(
+    "/model",
+    operation_id="getModel",
+    summary="Version, metrics and privacy guarantee of the served model",
+)
 def model_info(ckpt: CheckpointDep, rec: RecommenderDep) -> ModelPublic:
     """What is served: version, round, training metrics and each (ε, δ) with its unit.
 
@@ -33,3 +38,9 @@ def model_info(ckpt: CheckpointDep, rec: RecommenderDep) -> ModelPublic:
         cold_start_fold_in=rec.fold_in_enabled,
         cold_start_fold_in_weight=rec.fold_in_weight if rec.fold_in_enabled else None,
     )
+
+
+@router.get("/genres", operation_id="listGenres", summary="The genres the service knows")
+def genres(vocabulary: GenresDep) -> GenresPublic:
+    """The genre vocabulary: the trained catalogue's, then FEDREC_EXTRA_GENRES."""
+    return GenresPublic(genres=list(vocabulary.values()))

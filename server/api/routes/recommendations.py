@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, HTTPException
+from fastapi import APIRouter
 
 from fedrec.server.api.deps import (
     CheckpointDep,
@@ -10,16 +10,28 @@ from fedrec.server.api.deps import (
     RecommenderDep,
     SettingsDep,
     canonical_genres,
+    checked_k,
 )
-from fedrec.server.api.errors import unknown_items
+from fedrec.server.api.errors import ApiError, unknown_items
+from fedrec.server.api.openapi import problems
 from fedrec.server.api.routing import ApiRoute
 from fedrec.server.api.schemas import ColdStartRequest, RecommendationsPublic, ScoredItemPublic
 from fedrec.server.recommend import NoTextTower, UnknownItems
 
-router = APIRouter(prefix="/v1/recommendations", tags=["recommendations"], route_class=ApiRoute)
+router = APIRouter(
+    prefix="/v1/recommendations",
+    tags=["recommendations"],
+    route_class=ApiRoute,
+    responses=problems(404, 422, 503),
+)
 
 
-@router.post("/cold-start", summary="Recommend for a new user given liked items and/or free text")
+@router.post(
+    "/cold-start",
+    operation_id="recommendColdStart",
+    responses=problems(415),
+    summary="Recommend for a new user given liked items and/or free text",
+)
 def cold_start(
     body: ColdStartRequest,
     rec: RecommenderDep,
@@ -32,12 +44,12 @@ def cold_start(
     Liked and excluded items are never returned; ``genres`` restricts the result to items
     of those genres.
     """
-    k = body.k or min(settings.default_k, settings.max_k)
-    if k > settings.max_k:
-        raise HTTPException(status_code=422, detail=f"k must be at most {settings.max_k}")
+    k = checked_k(body.k, settings)
     if len(body.liked_item_ids) > settings.max_liked_items:
-        raise HTTPException(
-            status_code=422, detail=f"at most {settings.max_liked_items} liked items per request"
+        raise ApiError(
+            422,
+            "validation_error",
+            f"at most {settings.max_liked_items} liked items per request",
         )
     canonical_genres(body.genres, vocabulary)
     try:
@@ -51,7 +63,7 @@ def cold_start(
     except UnknownItems as err:
         raise unknown_items(err) from None
     except NoTextTower as err:
-        raise HTTPException(status_code=422, detail=str(err)) from None
+        raise ApiError(422, "text_not_supported", str(err)) from None
     return RecommendationsPublic(
         model_version=ckpt.model_version,
         items=[ScoredItemPublic(**vars(i)) for i in result.items],
