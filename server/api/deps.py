@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Annotated
 
 from fastapi import Depends, Request
 
 from fedrec.server.api.errors import ApiError
+from fedrec.server.api.genres import genre_vocabulary
 from fedrec.server.api.settings import Settings
+from fedrec.server.api.state import ModelHolder, ServedModel
 from fedrec.server.recommend import Recommender
 from fedrec.shared.checkpoint import Checkpoint
 
@@ -18,27 +19,50 @@ def get_settings(request: Request) -> Settings:
     return request.app.state.settings  # type: ignore[no-any-return]
 
 
-def get_checkpoint(request: Request) -> Checkpoint:
-    """The loaded checkpoint, or 503 saying how to produce one."""
-    ckpt = request.app.state.checkpoint
-    if ckpt is None:
+def get_holder(request: Request) -> ModelHolder:
+    """What holds the served model."""
+    return request.app.state.holder  # type: ignore[no-any-return]
+
+
+def get_served(holder: Annotated[ModelHolder, Depends(get_holder)]) -> ServedModel:
+    """The model this request is answered with (taken once: a reload cannot change it).
+
+    503 while it loads, or when there is none (saying how to produce one).
+    """
+    served = holder.served
+    if served is not None:
+        return served
+    if holder.status == "loading":
         raise ApiError(
             503,
-            "no_model",
-            f"no model found under {request.app.state.settings.model_path!r}: train one with "
-            "`fedrec simulate` or `fedrec train-central`, then restart or set FEDREC_MODEL_PATH",
+            "loading",
+            "the model is still loading; retry shortly",
+            headers={"Retry-After": "1"},
         )
-    return ckpt  # type: ignore[no-any-return]
+    raise ApiError(
+        503,
+        "no_model",
+        f"no model found under {holder.settings.model_path!r}: train one with "
+        "`fedrec simulate` or `fedrec train-central`, then reload, restart or set "
+        f"FEDREC_MODEL_PATH ({holder.error})",
+    )
 
 
-def get_recommender(
-    request: Request, ckpt: Annotated[Checkpoint, Depends(get_checkpoint)]
-) -> Recommender:
+ServedDep = Annotated[ServedModel, Depends(get_served)]
+
+
+def get_checkpoint(served: ServedDep) -> Checkpoint:
+    """The served checkpoint."""
+    return served.checkpoint
+
+
+def get_recommender(served: ServedDep) -> Recommender:
     """The serving model built from the checkpoint."""
-    return request.app.state.recommender  # type: ignore[no-any-return]
+    return served.recommender
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
+HolderDep = Annotated[ModelHolder, Depends(get_holder)]
 CheckpointDep = Annotated[Checkpoint, Depends(get_checkpoint)]
 RecommenderDep = Annotated[Recommender, Depends(get_recommender)]
 
@@ -46,26 +70,6 @@ RecommenderDep = Annotated[Recommender, Depends(get_recommender)]
 def get_genres(rec: RecommenderDep, settings: SettingsDep) -> dict[str, str]:
     """The genre vocabulary, lower-case to its spelling: the catalogue's, then the extra ones."""
     return genre_vocabulary(rec.known_genres, settings.extra_genres)
-
-
-def genre_vocabulary(catalogue: Sequence[str], extra: Sequence[str]) -> dict[str, str]:
-    """Lower-case genre to its first spelling among ``catalogue`` then ``extra``."""
-    vocabulary: dict[str, str] = {}
-    for genre in (*catalogue, *extra):
-        vocabulary.setdefault(genre.lower(), genre)
-    return vocabulary
-
-
-def canonical_genres(genres: Sequence[str], vocabulary: dict[str, str]) -> list[str]:
-    """``genres`` in the vocabulary's spelling, each once; 422 naming the unknown ones."""
-    unknown = [g for g in genres if g.lower() not in vocabulary]
-    if unknown:
-        raise ApiError(
-            422,
-            "unknown_genre",
-            f"unknown genre(s) {', '.join(unknown)}; known: {', '.join(vocabulary.values())}",
-        )
-    return list(dict.fromkeys(vocabulary[g.lower()] for g in genres))
 
 
 GenresDep = Annotated[dict[str, str], Depends(get_genres)]

@@ -5,52 +5,21 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from pathlib import Path
 
+import anyio.to_thread
 import uvicorn
 from fastapi import FastAPI
 
 from fedrec import __version__
-from fedrec.server.api.added_items import EMBEDDINGS_FILE, Journal, journal_path
-from fedrec.server.api.deps import genre_vocabulary
 from fedrec.server.api.errors import install_error_handlers
 from fedrec.server.api.limits import RequestLimits
 from fedrec.server.api.openapi import install_openapi
 from fedrec.server.api.routes import admin, health, items, model, recommendations
 from fedrec.server.api.routes.docs import install_docs
 from fedrec.server.api.settings import Settings
-from fedrec.server.recommend import NewItem, Recommender
-from fedrec.server.text_store import EmbeddingStore
-from fedrec.shared.checkpoint import load_checkpoint
-from fedrec.shared.device import resolve_device
-from fedrec.shared.errors import CheckpointError
+from fedrec.server.api.state import ModelHolder
 
 logger = logging.getLogger(__name__)
-
-
-def replay_added_items(rec: Recommender, journal: Journal, settings: Settings) -> int:
-    """Re-add the items an admin added to this run before a restart; returns how many."""
-    if not rec.has_text:
-        if journal.path.is_file():
-            logger.warning("%s ignored: this model cannot place items from text", journal.path)
-        return 0
-    assert rec.towers is not None
-    rec.embedding_store = EmbeddingStore(
-        journal.path.with_name(EMBEDDINGS_FILE), max_length=rec.towers.item_encoder.max_length
-    )
-    vocabulary = genre_vocabulary(rec.known_genres, settings.extra_genres)
-    items = []
-    for item in journal.read(vocabulary=vocabulary):
-        if item.id in rec.index_of:
-            logger.warning(
-                "%s: item %r skipped, the trained model has that id", journal.path, item.id
-            )
-            continue
-        genres = tuple(dict.fromkeys(vocabulary[g.lower()] for g in item.genres))
-        items.append(NewItem(item.id, item.title, genres, item.description))
-    added = rec.add_items(items)
-    rec.embedding_store.retain(rec.texts[rec.n_trained :])
-    return len(added)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -59,34 +28,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        app.state.checkpoint = None
-        app.state.recommender = None
-        app.state.journal = None
-        try:
-            ckpt = load_checkpoint(Path(settings.model_path))
-        except CheckpointError as err:
-            logger.warning("serving without a model: %s", err)
+        holder = ModelHolder(settings)
+        app.state.holder = holder
+        if settings.load_in_background:
+            holder.start()  # the port opens now; /ready says when the model serves
         else:
-            app.state.checkpoint = ckpt
-            rec = Recommender.from_checkpoint(
-                ckpt,
-                device=resolve_device(settings.device),
-                fold_in_weight=settings.fold_in_weight,
-            )
-            if rec.towers is not None:
-                rec.towers.max_length = settings.max_text_tokens
-            journal = Journal(journal_path(ckpt))
-            added = replay_added_items(rec, journal, settings)
-            app.state.journal = journal
-            app.state.recommender = rec
-            logger.info(
-                "serving %s from %s (%s; %d admin-added items)",
-                ckpt.model_version,
-                ckpt.path,
-                "text towers" if rec.has_text else "MF only",
-                added,
-            )
-        yield
+            await anyio.to_thread.run_sync(holder.load)
+        if settings.reload_interval_s > 0:
+            holder.watch(settings.reload_interval_s)
+        try:
+            yield
+        finally:
+            holder.stop()
 
     app = FastAPI(
         title="fedrec",
@@ -97,8 +50,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         redoc_url=None,
     )
     app.state.settings = settings
-    app.state.checkpoint = None
-    app.state.recommender = None
+    app.state.holder = ModelHolder(settings)  # replaced at start-up; "loading" until then
     for module in (health, model, items, recommendations, admin):
         app.include_router(module.router)
     install_docs(app)

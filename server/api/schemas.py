@@ -25,6 +25,8 @@ ErrorCode = Literal[
     "headers_too_large",
     "internal_error",
     "no_model",
+    "loading",
+    "reload_failed",
 ]
 
 
@@ -74,7 +76,9 @@ class ScoredItemPublic(ItemPublic):
 class HealthPublic(BaseModel):
     """Liveness and which model is loaded."""
 
-    status: str = Field(description="'ok', or 'no-model' when no checkpoint was found")
+    status: Literal["ok", "loading", "no-model"] = Field(
+        description="'ok' (serving), 'loading' (the model is loading), or 'no-model'"
+    )
     model_version: str | None = None
 
 
@@ -246,3 +250,18 @@ class SimilarPublic(BaseModel):
     model_version: str
     item: ItemPublic
     items: list[ScoredItemPublic]
+
+
+class ReloadPublic(BaseModel):
+    """What a reload did."""
+
+    reloaded: bool = Field(description="Whether a newer checkpoint was swapped in.")
+    model_version: str | None = Field(description="The version served now.")
+    detail: str
+
+
+class ReadyPublic(BaseModel):
+    """Readiness: a model serves."""
+
+    status: Literal["ready"]
+    model_version: str

@@ -37,6 +37,13 @@ class Settings(BaseSettings):
         max_length=100,
         description="Genres admin-added items may have besides the catalogue's (a JSON list).",
     )
+    load_in_background: bool = Field(
+        True,
+        description="Open the port at once and load the model behind it (/ready says when).",
+    )
+    reload_interval_s: float = Field(
+        0.0, ge=0.0, description="Look for a newer checkpoint this often (0: only on request)."
+    )
     device: str = Field("auto", description="Where the encoder runs: auto, cpu, cuda[:N].")
     fold_in_weight: float = Field(
         FOLD_IN_WEIGHT,

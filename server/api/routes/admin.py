@@ -9,14 +9,16 @@ no token configured the routes answer 403. Every change is appended to the run's
 from __future__ import annotations
 
 import hmac
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Request, Response, Security
 from fastapi.security import APIKeyHeader
 
-from fedrec.server.api.added_items import Journal
-from fedrec.server.api.deps import GenresDep, RecommenderDep, canonical_genres
+from fedrec.server.api.deps import HolderDep, SettingsDep, get_served
 from fedrec.server.api.errors import ApiError, unknown_items
+from fedrec.server.api.genres import canonical_genres, genre_vocabulary
 from fedrec.server.api.openapi import problems
 from fedrec.server.api.routing import ApiRoute
 from fedrec.server.api.schemas import (
@@ -24,10 +26,12 @@ from fedrec.server.api.schemas import (
     MAX_ITEM_ID_CHARS,
     ItemFields,
     NewItemRequest,
+    ReloadPublic,
     ScoredItemPublic,
 )
 from fedrec.server.api.settings import Settings
-from fedrec.server.recommend import NewItem, NoTextTower, TrainedItem, UnknownItems
+from fedrec.server.api.state import ModelHolder, ServedModel
+from fedrec.server.recommend import NewItem, NoTextTower, Recommender, TrainedItem, UnknownItems
 
 
 def check_admin_token(settings: Settings, token: str | None) -> None:
@@ -78,15 +82,19 @@ PathItemId = Annotated[
 ]
 
 
-def _journal(request: Request) -> Journal:
-    return request.app.state.journal  # type: ignore[no-any-return]
+@contextmanager
+def _writing(holder: ModelHolder) -> Iterator[ServedModel]:
+    """The served model, held still: no reload swaps it while an admin change is made."""
+    with holder.write_lock:
+        yield get_served(holder)
 
 
-def _new_item(item_id: str, body: ItemFields, genres: dict[str, str]) -> NewItem:
+def _new_item(item_id: str, body: ItemFields, rec: Recommender, settings: Settings) -> NewItem:
+    vocabulary = genre_vocabulary(rec.known_genres, settings.extra_genres)
     return NewItem(
         id=item_id,
         title=body.title,
-        genres=tuple(canonical_genres(body.genres, genres)),
+        genres=tuple(canonical_genres(body.genres, vocabulary)),
         description=body.description,
     )
 
@@ -98,20 +106,19 @@ def _new_item(item_id: str, body: ItemFields, genres: dict[str, str]) -> NewItem
     summary="Add a new item from its text",
     responses=problems(415),
 )
-def add_item(
-    body: NewItemRequest, rec: RecommenderDep, genres: GenresDep, request: Request
-) -> ScoredItemPublic:
+def add_item(body: NewItemRequest, holder: HolderDep, settings: SettingsDep) -> ScoredItemPublic:
     """Place a new item by its text; it is recommendable at once. Returns it with its bias."""
-    new = _new_item(body.id, body, genres)
-    try:
-        item = rec.add_items([new])[0]
-    except NoTextTower as err:
-        raise ApiError(422, "text_not_supported", str(err)) from None
-    except ValueError:
-        raise ApiError(
-            409, "item_exists", f"item id {body.id!r} is already in the catalogue"
-        ) from None
-    _journal(request).put(body.model_copy(update={"genres": list(new.genres)}))
+    with _writing(holder) as served:
+        new = _new_item(body.id, body, served.recommender, settings)
+        try:
+            item = served.recommender.add_items([new])[0]
+        except NoTextTower as err:
+            raise ApiError(422, "text_not_supported", str(err)) from None
+        except ValueError:
+            raise ApiError(
+                409, "item_exists", f"item id {body.id!r} is already in the catalogue"
+            ) from None
+        served.journal.put(body.model_copy(update={"genres": list(new.genres)}))
     return ScoredItemPublic(**vars(item))
 
 
@@ -122,22 +129,23 @@ def add_item(
     summary="Replace an added item's text (and so its vector)",
 )
 def replace_item(
-    item_id: PathItemId, body: ItemFields, rec: RecommenderDep, genres: GenresDep, request: Request
+    item_id: PathItemId, body: ItemFields, holder: HolderDep, settings: SettingsDep
 ) -> ScoredItemPublic:
     """Re-place an admin-added item from new text; items of the trained model are refused."""
-    new = _new_item(item_id, body, genres)
-    try:
-        item = rec.update_item(new)
-    except UnknownItems as err:
-        raise unknown_items(err) from None
-    except TrainedItem as err:
-        raise ApiError(409, "trained_item", str(err)) from None
-    except NoTextTower as err:
-        raise ApiError(422, "text_not_supported", str(err)) from None
-    record = NewItemRequest(
-        id=item_id, title=new.title, genres=list(new.genres), description=new.description
-    )
-    _journal(request).put(record)
+    with _writing(holder) as served:
+        new = _new_item(item_id, body, served.recommender, settings)
+        try:
+            item = served.recommender.update_item(new)
+        except UnknownItems as err:
+            raise unknown_items(err) from None
+        except TrainedItem as err:
+            raise ApiError(409, "trained_item", str(err)) from None
+        except NoTextTower as err:
+            raise ApiError(422, "text_not_supported", str(err)) from None
+        record = NewItemRequest(
+            id=item_id, title=new.title, genres=list(new.genres), description=new.description
+        )
+        served.journal.put(record)
     return ScoredItemPublic(**vars(item))
 
 
@@ -148,13 +156,29 @@ def replace_item(
     summary="Remove an added item",
     response_class=Response,
 )
-def remove_item(item_id: PathItemId, rec: RecommenderDep, request: Request) -> Response:
+def remove_item(item_id: PathItemId, holder: HolderDep) -> Response:
     """Remove an admin-added item; items of the trained model are refused."""
-    try:
-        rec.remove_item(item_id)
-    except UnknownItems as err:
-        raise unknown_items(err) from None
-    except TrainedItem as err:
-        raise ApiError(409, "trained_item", str(err)) from None
-    _journal(request).delete(item_id)
+    with _writing(holder) as served:
+        try:
+            served.recommender.remove_item(item_id)
+        except UnknownItems as err:
+            raise unknown_items(err) from None
+        except TrainedItem as err:
+            raise ApiError(409, "trained_item", str(err)) from None
+        served.journal.delete(item_id)
     return Response(status_code=204)
+
+
+@router.post("/reload", operation_id="reloadModel", summary="Serve the newest checkpoint now")
+def reload_model(holder: HolderDep) -> ReloadPublic:
+    """Load the newest checkpoint under the model path beside the served one, then swap.
+
+    Requests in flight finish on the old model. A checkpoint that does not load is refused
+    (409) and the old model keeps serving.
+    """
+    result = holder.reload()
+    if not result.reloaded and result.detail.startswith("reload refused"):
+        raise ApiError(409, "reload_failed", result.detail)
+    return ReloadPublic(
+        reloaded=result.reloaded, model_version=result.model_version, detail=result.detail
+    )

@@ -9,10 +9,10 @@ from fedrec.server.api.deps import (
     GenresDep,
     RecommenderDep,
     SettingsDep,
-    canonical_genres,
     checked_k,
 )
 from fedrec.server.api.errors import ApiError, unknown_items
+from fedrec.server.api.genres import canonical_genres
 from fedrec.server.api.openapi import problems
 from fedrec.server.api.routing import ApiRoute
 from fedrec.server.api.schemas import ColdStartRequest, RecommendationsPublic, ScoredItemPublic

@@ -60,7 +60,7 @@ def test_503_without_a_model(empty_client: httpx.Client) -> None:
 
 
 def test_a_failure_is_a_500_problem_not_a_reset(tmp_path: Path) -> None:
-    app = create_app(Settings(model_path=str(make_run(tmp_path / "run"))))
+    app = create_app(Settings(model_path=str(make_run(tmp_path / "run")), load_in_background=False))
 
     def broken() -> None:
         raise RuntimeError("boom")

@@ -24,7 +24,9 @@ EXAMPLES = 300
 # case runs the app's lifespan, which schemathesis then keeps up for the whole session.
 _ROOT = tempfile.TemporaryDirectory(prefix="fedrec-contract-")
 _RUN = make_text_run(Path(_ROOT.name) / "runs" / "text", Path(_ROOT.name) / "cache")
-APP = create_app(Settings(model_path=str(_RUN), admin_token=ADMIN_TOKEN, max_k=5))
+APP = create_app(
+    Settings(model_path=str(_RUN), admin_token=ADMIN_TOKEN, max_k=5, load_in_background=False)
+)
 schema = schemathesis.openapi.from_asgi("/openapi.json", APP)
 CATALOGUE = [str(100 + i) for i in range(6)]
 
