@@ -88,9 +88,11 @@ def _request_id(request: Request) -> str | None:
     return getattr(request.state, "request_id", None)
 
 
-def error_response(status_code: int, code: ErrorCode, detail: str) -> JSONResponse:
+def error_response(
+    status_code: int, code: ErrorCode, detail: str, *, request_id: str | None = None
+) -> JSONResponse:
     """The response for an error found outside a route (middleware)."""
-    return problem(status_code, code, detail)
+    return problem(status_code, code, detail, request_id=request_id)
 
 
 def unknown_items(err: UnknownItems) -> ApiError:
@@ -162,12 +164,21 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
 
 
 async def _server_error(request: Request, exc: Exception) -> JSONResponse:
-    logger.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    rid = _request_id(request)
+    logger.error(
+        "unhandled error on %s %s (request %s)",
+        request.method,
+        request.url.path,
+        rid,
+        exc_info=exc,
+    )
+    # This answer is sent outside the middleware that tags the others: tag it here.
     return problem(
         500,
         "internal_error",
         "the service failed to answer; the error is logged under this request id",
-        request_id=_request_id(request),
+        request_id=rid,
+        headers={"X-Request-ID": rid} if rid else None,
     )
 
 

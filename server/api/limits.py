@@ -10,6 +10,14 @@ from __future__ import annotations
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from fedrec.server.api.errors import error_response
+from fedrec.server.api.schemas import ErrorCode
+
+
+async def _refuse(
+    scope: Scope, receive: Receive, send: Send, status: int, code: ErrorCode, detail: str
+) -> None:
+    rid = scope.get("state", {}).get("request_id")
+    await error_response(status, code, detail, request_id=rid)(scope, receive, send)
 
 
 class RequestLimits:
@@ -28,7 +36,7 @@ class RequestLimits:
         headers = scope["headers"]
         if sum(len(k) + len(v) for k, v in headers) > self.max_header_bytes:
             detail = f"the request headers exceed {self.max_header_bytes} bytes in all"
-            await error_response(431, "headers_too_large", detail)(scope, receive, send)
+            await _refuse(scope, receive, send, 431, "headers_too_large", detail)
             return
         declared = [v for k, v in headers if k == b"content-length"]
         if declared:
@@ -38,7 +46,7 @@ class RequestLimits:
                 length = -1
             if length < 0 or len(declared) > 1:
                 detail = "the Content-Length header is not one non-negative integer"
-                await error_response(400, "bad_request", detail)(scope, receive, send)
+                await _refuse(scope, receive, send, 400, "bad_request", detail)
                 return
             if length > self.max_body_bytes:
                 await self._too_large(scope, receive, send)
@@ -69,4 +77,4 @@ class RequestLimits:
 
     async def _too_large(self, scope: Scope, receive: Receive, send: Send) -> None:
         detail = f"the request body exceeds {self.max_body_bytes} bytes"
-        await error_response(413, "payload_too_large", detail)(scope, receive, send)
+        await _refuse(scope, receive, send, 413, "payload_too_large", detail)

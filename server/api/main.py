@@ -13,8 +13,10 @@ from fastapi import FastAPI
 from fedrec import __version__
 from fedrec.server.api.errors import install_error_handlers
 from fedrec.server.api.limits import RequestLimits
+from fedrec.server.api.observability import Metrics, Observability
 from fedrec.server.api.openapi import install_openapi
 from fedrec.server.api.routes import admin, health, items, model, recommendations
+from fedrec.server.api.routes import metrics as metrics_route
 from fedrec.server.api.routes.docs import install_docs
 from fedrec.server.api.settings import Settings
 from fedrec.server.api.state import ModelHolder
@@ -30,6 +32,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         holder = ModelHolder(settings)
         app.state.holder = holder
+        metrics.watch(holder)
         if settings.load_in_background:
             holder.start()  # the port opens now; /ready says when the model serves
         else:
@@ -51,7 +54,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.holder = ModelHolder(settings)  # replaced at start-up; "loading" until then
-    for module in (health, model, items, recommendations, admin):
+    metrics = app.state.metrics = Metrics()
+    metrics.watch(app.state.holder)
+    for module in (health, model, items, recommendations, admin, metrics_route):
         app.include_router(module.router)
     install_docs(app)
     install_error_handlers(app)
@@ -61,11 +66,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         max_body_bytes=settings.max_body_bytes,
         max_header_bytes=settings.max_header_bytes,
     )
+    # Outermost: every answer, the limits' refusals included, is counted and tagged.
+    app.add_middleware(Observability, metrics=metrics)
     return app
 
 
 def serve(settings: Settings) -> None:
     """Run the service with uvicorn until interrupted."""
     uvicorn.run(
-        create_app(settings), host=settings.host, port=settings.port, log_level="info", ws="none"
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_level="info",
+        ws="none",
+        access_log=False,  # the app logs each request itself, with its request id
     )
