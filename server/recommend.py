@@ -295,6 +295,16 @@ class Recommender:
         """Every genre of the trained catalogue, sorted."""
         return list(self._catalog_genres)
 
+    def search(self, query: str = "", *, genres: Sequence[str] = ()) -> list[int]:
+        """Indices of items whose title holds ``query`` (any case), of ``genres`` if given."""
+        needle = query.casefold()
+        mask = self.genre_mask(genres) if genres else None
+        return [
+            i
+            for i, title in enumerate(self.titles)
+            if (not needle or needle in title.casefold()) and (mask is None or mask[i])
+        ]
+
     def indices(self, ids: Sequence[str]) -> np.ndarray:
         """Catalogue indices of raw ids; :class:`UnknownItems` lists every unknown one."""
         missing = [i for i in ids if i not in self.index_of]
@@ -322,11 +332,32 @@ class Recommender:
         top = np.argpartition(-scores, k - 1)[:k]
         return top[np.lexsort((top, -scores[top]))]
 
-    def similar_items(self, item_id: str, k: int) -> list[ScoredItem]:
-        """The ``k`` items whose vectors are most cosine-similar to ``item_id``'s."""
+    def genre_mask(self, genres: Sequence[str]) -> np.ndarray:
+        """Which items have one of ``genres`` (any case)."""
+        wanted = {g.lower() for g in genres}
+        return np.array([bool(wanted & {x.lower() for x in gs}) for gs in self.genres], bool)
+
+    def similar_items(
+        self,
+        item_id: str,
+        k: int,
+        *,
+        offset: int = 0,
+        exclude: Sequence[str] = (),
+        genres: Sequence[str] = (),
+    ) -> list[ScoredItem]:
+        """Items ``offset`` to ``offset + k`` by cosine similarity to ``item_id``'s vector.
+
+        The item itself and ``exclude`` are never returned; with ``genres`` only items having
+        one of them are.
+        """
         idx = int(self.indices([item_id])[0])
-        sims = self._unit @ self._unit[idx]
-        top = self._top(sims, np.array([idx]), k)
+        excluded = np.union1d([idx], self.indices(list(exclude)) if exclude else [idx])
+        unit = self._unit
+        sims = unit @ unit[idx]
+        if genres:
+            excluded = np.union1d(excluded, np.flatnonzero(~self.genre_mask(genres)))
+        top = self._top(sims, excluded.astype(np.int64), offset + k)[offset:]
         return [self.item(i, sims[i]) for i in top]
 
     # -- cold start --------------------------------------------------------------------
@@ -437,9 +468,7 @@ class Recommender:
         with self._lock:
             scores, _, warnings = self.user_scores(liked, text)
             if genres:
-                wanted = {g.lower() for g in genres}
-                allowed = np.array([bool(wanted & {x.lower() for x in gs}) for gs in self.genres])
-                excluded = np.union1d(excluded, np.flatnonzero(~allowed))
+                excluded = np.union1d(excluded, np.flatnonzero(~self.genre_mask(genres)))
             top = self._top(scores, excluded, k)
             reasons = self._explain(top, liked, text)
             items = [self.item(i, scores[i], because=r) for i, r in zip(top, reasons, strict=True)]

@@ -57,6 +57,26 @@ class ApiError(HTTPException):
         self.code: ErrorCode = code
 
 
+def problem_body(
+    status_code: int,
+    code: ErrorCode,
+    detail: str,
+    *,
+    errors: list[FieldError] | None = None,
+    request_id: str | None = None,
+) -> Problem:
+    """The problem details of an error."""
+    return Problem(
+        type=f"urn:fedrec:problem:{code}",
+        title=http.HTTPStatus(status_code).phrase,
+        status=status_code,
+        code=code,
+        detail=detail[:MAX_DETAIL_CHARS],
+        request_id=request_id,
+        errors=errors or [],
+    )
+
+
 def problem(
     status_code: int,
     code: ErrorCode,

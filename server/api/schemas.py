@@ -168,6 +168,9 @@ MAX_TEXT_CHARS = 10_000
 # Hard caps on every list a request may hold (settings may set lower ones).
 MAX_LIST_ITEMS = 1_000
 MAX_K_LIMIT = 1_000
+MAX_BATCH = 100
+MAX_OFFSET = 100_000
+MAX_PAGE = 100
 MAX_FILTER_GENRES = 50
 
 
@@ -265,3 +268,41 @@ class ReadyPublic(BaseModel):
 
     status: Literal["ready"]
     model_version: str
+
+
+class ItemPagePublic(BaseModel):
+    """One page of the catalogue (items in catalogue order)."""
+
+    model_version: str
+    total: int = Field(description="Items matching the query, on all pages.")
+    offset: int
+    limit: int
+    next_offset: int | None = Field(description="Where the next page starts; null on the last.")
+    items: list[ItemPublic]
+
+
+class BatchColdStartRequest(RequestBody):
+    """Several cold-start requests answered in one call."""
+
+    requests: list[ColdStartRequest] = Field(
+        min_length=1,
+        max_length=MAX_BATCH,
+        description="Each one as for POST /v1/recommendations/cold-start (at most "
+        "FEDREC_MAX_BATCH).",
+        json_schema_extra={"x-fedrec-limit": "max_batch"},
+    )
+
+
+class BatchEntryPublic(BaseModel):
+    """The answer to one request of a batch: recommendations, or why there are none."""
+
+    items: list[ScoredItemPublic] = Field(default_factory=list)
+    warnings: list[str] = Field(default_factory=list)
+    error: Problem | None = Field(None, description="Set when this one request was refused.")
+
+
+class BatchRecommendationsPublic(BaseModel):
+    """One answer per request of the batch, in order."""
+
+    model_version: str
+    results: list[BatchEntryPublic]

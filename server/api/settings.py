@@ -5,7 +5,7 @@ from __future__ import annotations
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from fedrec.server.api.schemas import MAX_K_LIMIT, MAX_LIST_ITEMS, Genre
+from fedrec.server.api.schemas import MAX_BATCH, MAX_K_LIMIT, MAX_LIST_ITEMS, Genre
 from fedrec.server.recommend import FOLD_IN_WEIGHT
 
 
@@ -20,6 +20,9 @@ class Settings(BaseSettings):
     max_k: int = Field(100, ge=1, le=MAX_K_LIMIT)
     default_k: int = Field(10, ge=1)
     max_liked_items: int = Field(100, ge=1, le=MAX_LIST_ITEMS)
+    max_batch: int = Field(
+        32, ge=1, le=MAX_BATCH, description="Most cold-start requests in one batch call."
+    )
     max_body_bytes: int = Field(
         256 * 1024, ge=1024, description="Larger request bodies are refused (413)."
     )
