@@ -215,6 +215,8 @@ class Recommender:
         self.texts = list(catalog.texts)
         self.index_of = {raw: i for i, raw in enumerate(self.ids)}
         self._n_trained = n
+        # Bumped by every change to the served items, so derived artifacts know they are stale.
+        self.revision = 0
         # Where new items' text embeddings are kept between restarts (none: encode each time).
         self.embedding_store: EmbeddingStore | None = None
         self._catalog_genres = sorted({g for gs in self.genres for g in gs})
@@ -542,6 +544,7 @@ class Recommender:
                 self.genres.append(list(it.genres))
                 self.texts.append(text)
                 self.index_of[it.id] = start + offset
+            self.revision += 1
             return [self.item(start + j, float(tb[j])) for j in range(len(items))]
 
     def add_item(
@@ -568,6 +571,7 @@ class Recommender:
             self.b, self.emb, self._unit = self.b.copy(), self.emb.copy(), self._unit.copy()
             self.q[idx], self.b[idx], self.emb[idx] = tq[0], tb[0], emb[0]
             self._unit[idx] = self._normalise(tq)[0]
+            self.revision += 1
             self.titles[idx], self.genres[idx], self.texts[idx] = (
                 item.title,
                 list(item.genres),
@@ -586,3 +590,4 @@ class Recommender:
             for table in (self.ids, self.titles, self.genres, self.texts):
                 del table[idx]
             self.index_of = {raw: i for i, raw in enumerate(self.ids)}
+            self.revision += 1

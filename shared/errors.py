@@ -50,3 +50,7 @@ class PrivacyBudgetExceeded(FedRecError):
 
 class AccountingError(FedRecError):
     """A privacy accountant cannot compute epsilon for the given parameters."""
+
+
+class SignatureError(FedRecError):
+    """A downloaded artifact does not verify against the pinned public key: do not use it."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Header, Request, Response
 
 from fedrec.server.api.errors import ApiError
 from fedrec.server.api.genres import genre_vocabulary
@@ -24,13 +24,16 @@ def get_holder(request: Request) -> ModelHolder:
     return request.app.state.holder  # type: ignore[no-any-return]
 
 
-def get_served(holder: Annotated[ModelHolder, Depends(get_holder)]) -> ServedModel:
+def get_served(
+    holder: Annotated[ModelHolder, Depends(get_holder)], response: Response
+) -> ServedModel:
     """The model this request is answered with (taken once: a reload cannot change it).
 
     503 while it loads, or when there is none (saying how to produce one).
     """
     served = holder.served
     if served is not None:
+        response.headers["X-Model-Version"] = served.version
         return served
     if holder.status == "loading":
         raise ApiError(
@@ -49,6 +52,30 @@ def get_served(holder: Annotated[ModelHolder, Depends(get_holder)]) -> ServedMod
 
 
 ServedDep = Annotated[ServedModel, Depends(get_served)]
+ModelVersionPin = Annotated[
+    str | None,
+    Header(
+        alias="X-Model-Version",
+        max_length=200,
+        description="Answer only from this model version (else 412): pins a client to one "
+        "model across reloads.",
+    ),
+]
+
+
+def check_pin(served: ServedModel, pin: str | None) -> None:
+    """412 when the request pins another model version than the one served.
+
+    Called by each route once its request is validated: a precondition counts only for a
+    request that would otherwise succeed (RFC 9110, 13.2.1).
+    """
+    if pin is not None and pin != served.version:
+        raise ApiError(
+            412,
+            "model_version_mismatch",
+            f"the request pins model version {pin!r}; the service serves {served.version!r}",
+            headers={"X-Model-Version": served.version},
+        )
 
 
 def get_checkpoint(served: ServedDep) -> Checkpoint:

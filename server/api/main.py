@@ -11,14 +11,16 @@ import uvicorn
 from fastapi import FastAPI
 
 from fedrec import __version__
+from fedrec.server.api.caching import ConditionalGet
 from fedrec.server.api.errors import install_error_handlers
 from fedrec.server.api.limits import RequestLimits
 from fedrec.server.api.observability import Metrics, Observability
 from fedrec.server.api.openapi import install_openapi
-from fedrec.server.api.routes import admin, health, items, model, recommendations
+from fedrec.server.api.routes import admin, health, item_model, items, model, recommendations
 from fedrec.server.api.routes import metrics as metrics_route
 from fedrec.server.api.routes.docs import install_docs
 from fedrec.server.api.settings import Settings
+from fedrec.server.api.signing import load_signing_key
 from fedrec.server.api.state import ModelHolder
 
 logger = logging.getLogger(__name__)
@@ -54,9 +56,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.holder = ModelHolder(settings)  # replaced at start-up; "loading" until then
+    app.state.signing_key = load_signing_key(settings.signing_key_path)
     metrics = app.state.metrics = Metrics()
     metrics.watch(app.state.holder)
-    for module in (health, model, items, recommendations, admin, metrics_route):
+    for module in (health, model, items, item_model, recommendations, admin, metrics_route):
         app.include_router(module.router)
     install_docs(app)
     install_error_handlers(app)
@@ -66,6 +69,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         max_body_bytes=settings.max_body_bytes,
         max_header_bytes=settings.max_header_bytes,
     )
+    app.add_middleware(ConditionalGet)
     # Outermost: every answer, the limits' refusals included, is counted and tagged.
     app.add_middleware(Observability, metrics=metrics)
     return app

@@ -13,6 +13,7 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
+from fedrec.server.api.caching import is_cached
 from fedrec.server.api.errors import PROBLEM_MEDIA_TYPE
 from fedrec.server.api.schemas import Problem
 from fedrec.server.api.settings import Settings
@@ -26,6 +27,7 @@ _WHEN = {
     403: "Admin routes are disabled (FEDREC_ADMIN_TOKEN is unset).",
     404: "Unknown item id(s), listed.",
     409: "The item id is taken, or belongs to the trained model.",
+    412: "X-Model-Version pins a version the service does not serve (now in X-Model-Version).",
     413: "The body is larger than FEDREC_MAX_BODY_BYTES.",
     415: "The body is not sent as Content-Type: application/json.",
     422: "The request is not valid; `errors` says where.",
@@ -38,8 +40,14 @@ _WHEN = {
 COMMON = (400, 413, 429, 431, 500)
 
 
-def problems(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    """``responses=`` for a route answering ``statuses`` (and :data:`COMMON`) as problem+json."""
+def problems(*statuses: int, pinned: bool = True) -> dict[int | str, dict[str, Any]]:
+    """``responses=`` for a route answering ``statuses`` (and :data:`COMMON`) as problem+json.
+
+    A route that needs the model (503) can also be pinned to a version (412, 422 for a
+    malformed pin).
+    """
+    if 503 in statuses and pinned:
+        statuses = (*statuses, 412, 422)
     return {
         status: {
             "description": _WHEN.get(status, http.HTTPStatus(status).phrase),
@@ -75,6 +83,30 @@ def _fill_limits(node: Any, settings: Settings) -> None:
             _fill_limits(value, settings)
 
 
+def _document_conditional_gets(schema: dict[str, Any]) -> None:
+    """The 304 and If-None-Match of every GET :mod:`fedrec.server.api.caching` answers."""
+    for path, item in schema.get("paths", {}).items():
+        op = item.get("get")
+        if op is None or not is_cached(path):
+            continue
+        op.setdefault("parameters", []).append(
+            {
+                "name": "If-None-Match",
+                "in": "header",
+                "required": False,
+                "description": "The ETag of a copy held: 304 while it is current.",
+                "schema": {"type": "string"},
+            }
+        )
+        op["responses"]["304"] = {"description": "Not Modified: the copy held is current."}
+        ok = op["responses"].get("200")
+        if ok is not None:
+            ok.setdefault("headers", {})["ETag"] = {
+                "description": "The body's SHA-256 (for the item model, its content hash).",
+                "schema": {"type": "string"},
+            }
+
+
 def install_openapi(app: FastAPI, settings: Settings) -> None:
     """Make ``app.openapi()`` the contract: Problem in components, limits filled in."""
 
@@ -93,6 +125,7 @@ def install_openapi(app: FastAPI, settings: Settings) -> None:
             components.update(problem.pop("$defs", {}))
             components["Problem"] = problem
             _fill_limits(schema, settings)
+            _document_conditional_gets(schema)
             app.openapi_schema = schema
         return app.openapi_schema
 

@@ -27,6 +27,7 @@ ErrorCode = Literal[
     "no_model",
     "loading",
     "reload_failed",
+    "model_version_mismatch",
 ]
 
 
@@ -306,3 +307,36 @@ class BatchRecommendationsPublic(BaseModel):
 
     model_version: str
     results: list[BatchEntryPublic]
+
+
+class SignaturePublic(BaseModel):
+    """A detached signature of an artifact's bytes."""
+
+    algorithm: Literal["Ed25519"]
+    key_id: str = Field(description="Names the key (GET /v1/signing-key) that made it.")
+    value: str = Field(description="The 64-byte signature, base64.")
+
+
+class ItemModelManifest(BaseModel):
+    """What to check a downloaded item model against."""
+
+    format: str
+    model_version: str
+    sha256: str = Field(description="SHA-256 of the artifact's bytes (also its ETag).")
+    size_bytes: int
+    n_items: int
+    embedding_dim: int
+    signature: SignaturePublic
+
+
+class SigningKeyPublic(BaseModel):
+    """The public key that signs item models: clients pin it."""
+
+    algorithm: Literal["Ed25519"]
+    key_id: str
+    public_key: str = Field(description="The raw 32-byte public key, base64.")
+    pem: str = Field(description="The same key as SubjectPublicKeyInfo PEM.")
+    ephemeral: bool = Field(
+        description="True when the key was made for this process (FEDREC_SIGNING_KEY_PATH "
+        "unset): it changes on restart, so it cannot be pinned."
+    )

@@ -47,6 +47,11 @@ class Settings(BaseSettings):
     reload_interval_s: float = Field(
         0.0, ge=0.0, description="Look for a newer checkpoint this often (0: only on request)."
     )
+    signing_key_path: str = Field(
+        "",
+        description="Ed25519 private key (PEM) that signs item models; empty: a key made for "
+        "this process only.",
+    )
     device: str = Field("auto", description="Where the encoder runs: auto, cpu, cuda[:N].")
     fold_in_weight: float = Field(
         FOLD_IN_WEIGHT,

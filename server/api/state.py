@@ -13,7 +13,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from fedrec.server.api.added_items import EMBEDDINGS_FILE, Journal, journal_path
 from fedrec.server.api.genres import genre_vocabulary
@@ -37,6 +37,8 @@ class ServedModel:
     recommender: Recommender
     journal: Journal
     loaded_at: float = field(default_factory=time.time)
+    # Artifacts derived from this model (e.g. the signed item model), built on first use.
+    cache: dict[str, Any] = field(default_factory=dict, compare=False)
 
     @property
     def version(self) -> str:

@@ -86,7 +86,7 @@ PathItemId = Annotated[
 def _writing(holder: ModelHolder) -> Iterator[ServedModel]:
     """The served model, held still: no reload swaps it while an admin change is made."""
     with holder.write_lock:
-        yield get_served(holder)
+        yield get_served(holder, Response())
 
 
 def _new_item(item_id: str, body: ItemFields, rec: Recommender, settings: Settings) -> NewItem:

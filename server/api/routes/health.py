@@ -31,7 +31,7 @@ def health(holder: HolderDep) -> HealthPublic:
     "/ready",
     operation_id="getReady",
     summary="Readiness: does the service answer with a model",
-    responses=problems(503),
+    responses=problems(503, pinned=False),
 )
 def ready(served: ServedDep) -> ReadyPublic:
     """200 once a model serves; 503 (``loading`` or ``no_model``) until then."""

@@ -6,7 +6,16 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query
 
-from fedrec.server.api.deps import CheckpointDep, GenresDep, RecommenderDep, SettingsDep, checked_k
+from fedrec.server.api.deps import (
+    CheckpointDep,
+    GenresDep,
+    ModelVersionPin,
+    RecommenderDep,
+    ServedDep,
+    SettingsDep,
+    check_pin,
+    checked_k,
+)
 from fedrec.server.api.errors import unknown_items
 from fedrec.server.api.genres import canonical_genres
 from fedrec.server.api.openapi import limit, problems
@@ -49,6 +58,7 @@ def _index(rec: RecommenderDep, item_id: str) -> int:
 
 @router.get("", operation_id="listItems", summary="Pages of the catalogue, with title search")
 def list_items(
+    served: ServedDep,
     rec: RecommenderDep,
     ckpt: CheckpointDep,
     vocabulary: GenresDep,
@@ -58,8 +68,10 @@ def list_items(
     genres: GenreFilter = [],  # noqa: B006 - FastAPI copies defaults per request
     offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
     limit_: Annotated[int, Query(alias="limit", ge=1, le=MAX_PAGE)] = 20,
+    pin: ModelVersionPin = None,
 ) -> ItemPagePublic:
     """Items in catalogue order (trained ones first, then admin-added ones)."""
+    check_pin(served, pin)
     found = rec.search(q, genres=canonical_genres(genres, vocabulary))
     page = found[offset : offset + limit_]
     end = offset + len(page)
@@ -79,8 +91,11 @@ def list_items(
     summary="One item of the catalogue",
     responses=problems(404),
 )
-def get_item(item_id: PathItemId, rec: RecommenderDep) -> ItemPublic:
+def get_item(
+    item_id: PathItemId, rec: RecommenderDep, served: ServedDep, pin: ModelVersionPin = None
+) -> ItemPublic:
     """Id, title and genres of an item."""
+    check_pin(served, pin)
     it = rec.item(_index(rec, item_id))
     return ItemPublic(id=it.id, title=it.title, genres=it.genres)
 
@@ -93,6 +108,7 @@ def get_item(item_id: PathItemId, rec: RecommenderDep) -> ItemPublic:
 )
 def similar(
     item_id: PathItemId,
+    served: ServedDep,
     rec: RecommenderDep,
     ckpt: CheckpointDep,
     settings: SettingsDep,
@@ -114,9 +130,11 @@ def similar(
         list[Annotated[str, Query(min_length=1, max_length=MAX_CATALOGUE_ID_CHARS)]],
         Query(max_length=MAX_EXCLUDED, description="Item ids never to return (repeatable)."),
     ] = [],  # noqa: B006
+    pin: ModelVersionPin = None,
 ) -> SimilarPublic:
     """Nearest items by cosine similarity of the global item factors."""
     k = checked_k(k, settings)
+    check_pin(served, pin)
     base = rec.item(_index(rec, item_id))
     try:
         items = rec.similar_items(

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from fedrec.server.api.deps import CheckpointDep, GenresDep, RecommenderDep
+from fedrec.server.api.deps import (
+    CheckpointDep,
+    GenresDep,
+    ModelVersionPin,
+    RecommenderDep,
+    ServedDep,
+    check_pin,
+)
 from fedrec.server.api.openapi import problems
 from fedrec.server.api.routing import ApiRoute
 from fedrec.server.api.schemas import GenresPublic, ModelPublic
@@ -17,11 +24,14 @@ router = APIRouter(prefix="/v1", tags=["model"], route_class=ApiRoute, responses
     operation_id="getModel",
     summary="Version, metrics and privacy guarantee of the served model",
 )
-def model_info(ckpt: CheckpointDep, rec: RecommenderDep) -> ModelPublic:
+def model_info(
+    ckpt: CheckpointDep, rec: RecommenderDep, served: ServedDep, pin: ModelVersionPin = None
+) -> ModelPublic:
     """What is served: version, round, training metrics and each (ε, δ) with its unit.
 
     ``privacy`` is the record-level guarantee, ``user_privacy`` the user-level one.
     """
+    check_pin(served, pin)
     m = ckpt.manifest
     return ModelPublic(
         model_version=ckpt.model_version,
@@ -41,6 +51,7 @@ def model_info(ckpt: CheckpointDep, rec: RecommenderDep) -> ModelPublic:
 
 
 @router.get("/genres", operation_id="listGenres", summary="The genres the service knows")
-def genres(vocabulary: GenresDep) -> GenresPublic:
+def genres(vocabulary: GenresDep, served: ServedDep, pin: ModelVersionPin = None) -> GenresPublic:
     """The genre vocabulary: the trained catalogue's, then FEDREC_EXTRA_GENRES."""
+    check_pin(served, pin)
     return GenresPublic(genres=list(vocabulary.values()))

@@ -7,8 +7,11 @@ from fastapi import APIRouter
 from fedrec.server.api.deps import (
     CheckpointDep,
     GenresDep,
+    ModelVersionPin,
     RecommenderDep,
+    ServedDep,
     SettingsDep,
+    check_pin,
     checked_k,
 )
 from fedrec.server.api.errors import ApiError, problem_body, unknown_items
@@ -77,12 +80,16 @@ def cold_start(
     ckpt: CheckpointDep,
     settings: SettingsDep,
     vocabulary: GenresDep,
+    served: ServedDep,
+    pin: ModelVersionPin = None,
 ) -> RecommendationsPublic:
     """Top-k items for a user known only by liked items and/or how they describe themselves.
 
     Liked and excluded items are never returned; ``genres`` restricts the result to items
     of those genres.
     """
+    _check_limits(body, settings)
+    check_pin(served, pin)
     result = _recommend(body, rec, settings, vocabulary)
     return RecommendationsPublic(
         model_version=ckpt.model_version,
@@ -102,6 +109,8 @@ def cold_start_batch(
     ckpt: CheckpointDep,
     settings: SettingsDep,
     vocabulary: GenresDep,
+    served: ServedDep,
+    pin: ModelVersionPin = None,
 ) -> BatchRecommendationsPublic:
     """One answer per request, in order, all from the same model version.
 
@@ -112,6 +121,7 @@ def cold_start_batch(
         raise ApiError(422, "validation_error", f"at most {settings.max_batch} requests a batch")
     for one in body.requests:  # past a schema limit, the body is invalid as a whole
         _check_limits(one, settings)
+    check_pin(served, pin)
     results = []
     for one in body.requests:
         try:

@@ -17,7 +17,7 @@ from fedrec.server.api.main import create_app
 from fedrec.server.api.settings import Settings
 from tests.server.api.conftest import ADMIN_TOKEN, make_text_run
 
-EXAMPLES = 300
+EXAMPLES = 200
 
 
 # Built at import (schemathesis parametrizes at collection); nothing is loaded until the first
