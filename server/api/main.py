@@ -9,13 +9,16 @@ from contextlib import asynccontextmanager
 import anyio.to_thread
 import uvicorn
 from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 
 from fedrec import __version__
+from fedrec.server.api.auth import AdminTokens
 from fedrec.server.api.caching import ConditionalGet
 from fedrec.server.api.errors import install_error_handlers
 from fedrec.server.api.limits import RequestLimits
 from fedrec.server.api.observability import Metrics, Observability
 from fedrec.server.api.openapi import install_openapi
+from fedrec.server.api.ratelimit import RateLimit
 from fedrec.server.api.routes import admin, health, item_model, items, model, recommendations
 from fedrec.server.api.routes import metrics as metrics_route
 from fedrec.server.api.routes.docs import install_docs
@@ -57,6 +60,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.holder = ModelHolder(settings)  # replaced at start-up; "loading" until then
     app.state.signing_key = load_signing_key(settings.signing_key_path)
+    app.state.admin_tokens = AdminTokens(settings.admin_token, settings.admin_tokens_file)
     metrics = app.state.metrics = Metrics()
     metrics.watch(app.state.holder)
     for module in (health, model, items, item_model, recommendations, admin, metrics_route):
@@ -70,6 +74,24 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         max_header_bytes=settings.max_header_bytes,
     )
     app.add_middleware(ConditionalGet)
+    if settings.rate_limit_per_minute:
+        burst = settings.rate_limit_burst or max(1, settings.rate_limit_per_minute // 10)
+        app.add_middleware(RateLimit, per_minute=settings.rate_limit_per_minute, burst=burst)
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST", "PUT", "DELETE"],
+            allow_headers=[
+                "Content-Type",
+                "If-None-Match",
+                "X-Admin-Token",
+                "X-Model-Version",
+                "X-Request-ID",
+            ],
+            expose_headers=["ETag", "Retry-After", "X-Model-Version", "X-Request-ID"],
+            max_age=600,
+        )
     # Outermost: every answer, the limits' refusals included, is counted and tagged.
     app.add_middleware(Observability, metrics=metrics)
     return app

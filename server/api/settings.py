@@ -35,6 +35,21 @@ class Settings(BaseSettings):
     admin_token: str = Field(
         "", description="Token for admin routes (X-Admin-Token); empty disables them."
     )
+    admin_tokens_file: str = Field(
+        "",
+        description="A file of admin tokens, one a line ('#' comments): each is accepted, "
+        "and the file is read again when it changes, so tokens rotate without a restart.",
+    )
+    rate_limit_per_minute: int = Field(
+        0, ge=0, description="Requests a client (address) may make a minute; 0: no limit."
+    )
+    rate_limit_burst: int = Field(
+        0, ge=0, description="Requests a client may make at once (0: a tenth of the minute's)."
+    )
+    cors_origins: list[str] = Field(
+        default_factory=list,
+        description="Browser origins allowed to call the API (a JSON list; ['*'] for any).",
+    )
     extra_genres: list[Genre] = Field(
         default_factory=list,
         max_length=100,

@@ -1,14 +1,13 @@
 """Admin routes: add, replace and remove items known only by their text.
 
-Guarded by a shared token (``FEDREC_ADMIN_TOKEN``, sent as ``X-Admin-Token``), checked
-before the body is read: a caller without it learns nothing about the body's schema. With
+Guarded by admin tokens (:mod:`fedrec.server.api.auth`, sent as ``X-Admin-Token``), checked
+before the body is read: a caller without one learns nothing about the body's schema. With
 no token configured the routes answer 403. Every change is appended to the run's journal
 (:mod:`fedrec.server.api.added_items`) and replayed at start-up, so a restart keeps it.
 """
 
 from __future__ import annotations
 
-import hmac
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Annotated
@@ -16,6 +15,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Path, Request, Response, Security
 from fastapi.security import APIKeyHeader
 
+from fedrec.server.api.auth import AdminTokens
 from fedrec.server.api.deps import HolderDep, SettingsDep, get_served
 from fedrec.server.api.errors import ApiError, unknown_items
 from fedrec.server.api.genres import canonical_genres, genre_vocabulary
@@ -34,30 +34,24 @@ from fedrec.server.api.state import ModelHolder, ServedModel
 from fedrec.server.recommend import NewItem, NoTextTower, Recommender, TrainedItem, UnknownItems
 
 
-def check_admin_token(settings: Settings, token: str | None) -> None:
-    """403 when admin routes are off, 401 unless ``token`` is the admin token."""
-    if not settings.admin_token:
-        raise ApiError(
-            403, "admin_disabled", "admin routes are disabled: set FEDREC_ADMIN_TOKEN to enable"
-        )
-    # Compared as bytes: a header is any latin-1 text (Starlette's decoding), which
-    # compare_digest refuses on str once it is not ASCII.
-    sent = token.encode("latin-1", errors="replace") if token is not None else b""
-    if token is None or not hmac.compare_digest(sent, settings.admin_token.encode("utf-8")):
-        raise ApiError(401, "unauthorized", "missing or wrong X-Admin-Token")
+def check_admin_token(request: Request, token: str | None) -> None:
+    """403 when admin routes are off, 401 unless ``token`` is an admin token in force."""
+    tokens: AdminTokens = request.app.state.admin_tokens
+    tokens.check(token)
 
 
 admin_token = APIKeyHeader(
     name="X-Admin-Token",
     scheme_name="AdminToken",
-    description="The admin token (FEDREC_ADMIN_TOKEN); admin routes only.",
+    description="An admin token (FEDREC_ADMIN_TOKEN or one of FEDREC_ADMIN_TOKENS_FILE); "
+    "admin routes only.",
     auto_error=False,
 )
 
 
 def require_admin(request: Request, token: Annotated[str | None, Security(admin_token)]) -> None:
     """The admin check as a dependency: declares the security scheme in the schema."""
-    check_admin_token(request.app.state.settings, token)
+    check_admin_token(request, token)
 
 
 class AdminRoute(ApiRoute):
@@ -65,7 +59,7 @@ class AdminRoute(ApiRoute):
 
     def before_body(self, request: Request) -> None:
         """The admin token check, then the body's media type."""
-        check_admin_token(request.app.state.settings, request.headers.get("x-admin-token"))
+        check_admin_token(request, request.headers.get("x-admin-token"))
         super().before_body(request)
 
 
