@@ -68,7 +68,7 @@ router = APIRouter(
     tags=["admin"],
     route_class=AdminRoute,
     dependencies=[Depends(require_admin)],
-    responses=problems(401, 403, 404, 409, 422, 503),
+    responses=problems(401, 403, pinned=False),
 )
 
 PathItemId = Annotated[
@@ -98,7 +98,7 @@ def _new_item(item_id: str, body: ItemFields, rec: Recommender, settings: Settin
     status_code=201,
     operation_id="addItem",
     summary="Add a new item from its text",
-    responses=problems(415),
+    responses=problems(409, 415, 422, 503, pinned=False),
 )
 def add_item(body: NewItemRequest, holder: HolderDep, settings: SettingsDep) -> ScoredItemPublic:
     """Place a new item by its text; it is recommendable at once. Returns it with its bias."""
@@ -119,7 +119,7 @@ def add_item(body: NewItemRequest, holder: HolderDep, settings: SettingsDep) -> 
 @router.put(
     "/items/{item_id}",
     operation_id="replaceItem",
-    responses=problems(415),
+    responses=problems(404, 409, 415, 422, 503, pinned=False),
     summary="Replace an added item's text (and so its vector)",
 )
 def replace_item(
@@ -148,6 +148,7 @@ def replace_item(
     status_code=204,
     operation_id="removeItem",
     summary="Remove an added item",
+    responses=problems(404, 409, 422, 503, pinned=False),
     response_class=Response,
 )
 def remove_item(item_id: PathItemId, holder: HolderDep) -> Response:
@@ -163,7 +164,12 @@ def remove_item(item_id: PathItemId, holder: HolderDep) -> Response:
     return Response(status_code=204)
 
 
-@router.post("/reload", operation_id="reloadModel", summary="Serve the newest checkpoint now")
+@router.post(
+    "/reload",
+    operation_id="reloadModel",
+    summary="Serve the newest checkpoint now",
+    responses=problems(409, pinned=False),
+)
 def reload_model(holder: HolderDep) -> ReloadPublic:
     """Load the newest checkpoint under the model path beside the served one, then swap.
 
