@@ -31,7 +31,7 @@ from fedrec.server.api.schemas import (
     ScoredItemPublic,
     SimilarPublic,
 )
-from fedrec.server.recommend import UnknownItems
+from fedrec.server.recommend import ScoredItem, UnknownItems
 
 router = APIRouter(
     prefix="/v1/items", tags=["items"], route_class=ApiRoute, responses=problems(422, 503)
@@ -49,9 +49,9 @@ GenreFilter = Annotated[
 MAX_EXCLUDED = 100
 
 
-def _index(rec: RecommenderDep, item_id: str) -> int:
+def _lookup(rec: RecommenderDep, item_id: str) -> ScoredItem:
     try:
-        return int(rec.indices([item_id])[0])
+        return rec.lookup(item_id)
     except UnknownItems as err:
         raise unknown_items(err) from None
 
@@ -81,7 +81,7 @@ def list_items(
         offset=offset,
         limit=limit_,
         next_offset=end if end < len(found) else None,
-        items=[ItemPublic(id=i.id, title=i.title, genres=i.genres) for i in map(rec.item, page)],
+        items=[ItemPublic(id=i.id, title=i.title, genres=i.genres) for i in page],
     )
 
 
@@ -96,7 +96,7 @@ def get_item(
 ) -> ItemPublic:
     """Id, title and genres of an item."""
     check_pin(served, pin)
-    it = rec.item(_index(rec, item_id))
+    it = _lookup(rec, item_id)
     return ItemPublic(id=it.id, title=it.title, genres=it.genres)
 
 
@@ -135,7 +135,7 @@ def similar(
     """Nearest items by cosine similarity of the global item factors."""
     k = checked_k(k, settings)
     check_pin(served, pin)
-    base = rec.item(_index(rec, item_id))
+    base = _lookup(rec, item_id)
     try:
         items = rec.similar_items(
             item_id,
