@@ -577,12 +577,17 @@ class Recommender:
         self, liked: np.ndarray, text: str | None = None, t: Tables | None = None
     ) -> tuple[np.ndarray, np.ndarray, list[str]]:
         """Scores of every item for a new user, the user vector, and warnings."""
-        t = t or self._t
+        text_part = self.text_vector(text) if text is not None and text.strip() else None
+        return self._scores(t or self._t, liked, text_part)
+
+    def _scores(
+        self, t: Tables, liked: np.ndarray, text_part: tuple[np.ndarray, bool] | None
+    ) -> tuple[np.ndarray, np.ndarray, list[str]]:
         parts, warnings = [], []
         if liked.size:
             parts.append(self.liked_vector(liked, t))
-        if text is not None and text.strip():
-            vec, truncated = self.text_vector(text)
+        if text_part is not None:
+            vec, truncated = text_part
             parts.append(vec)
             if truncated and self.towers is not None:
                 warnings.append(
@@ -595,6 +600,23 @@ class Recommender:
             # Fold-in from there, weighted against the bias (module docstring).
             user = self.fold_in_weight * self.fold_in(liked, start=user, t=t)
         return t.q @ user + t.b, user, warnings
+
+    def _text_parts(
+        self, text: str | None
+    ) -> tuple[tuple[np.ndarray, bool] | None, list[str], np.ndarray]:
+        """The text's user vector and truncation, its content words and their vectors.
+
+        The text and its words go through the encoder in one pass.
+        """
+        if text is None or not text.strip():
+            return None, [], np.zeros((0, 0), np.float32)
+        if self.towers is None:
+            self.text_vector(text)  # raises NoTextTower, saying what to send instead
+            raise AssertionError("unreachable")
+        words = words_of(text)
+        emb, truncated = self.towers.encode_user([text, *words])
+        vectors = self.towers.user_part(emb)
+        return (vectors[0], truncated[0]), words, vectors[1:]
 
     def cold_start(
         self,
@@ -613,27 +635,26 @@ class Recommender:
         t = self._t
         liked = self.indices(list(liked_item_ids), t) if liked_item_ids else np.zeros(0, np.int64)
         excluded = np.union1d(liked, self.indices(list(exclude), t) if exclude else liked)
-        scores, _, warnings = self.user_scores(liked, text, t)
+        text_part, words, word_vectors = self._text_parts(text)
+        scores, _, warnings = self._scores(t, liked, text_part)
         if genres:
             excluded = np.union1d(excluded, np.flatnonzero(~self.genre_mask(genres, t)))
         top = self._top(scores, excluded, k)
-        reasons = self._explain(t, top, liked, text)
+        reasons = self._explain(t, top, liked, words, word_vectors)
         items = [_item(t, i, scores[i], because=r) for i, r in zip(top, reasons, strict=True)]
         return ColdStartResult(items=items, warnings=warnings)
 
+    @staticmethod
     def _explain(
-        self, t: Tables, top: np.ndarray, liked: np.ndarray, text: str | None
+        t: Tables, top: np.ndarray, liked: np.ndarray, words: list[str], vectors: np.ndarray
     ) -> list[str | None]:
         """Per recommended item: the liked item id or ``"text: <word>"`` that agrees most."""
         best: list[tuple[float, str | None]] = [(-np.inf, None)] * len(top)
         if liked.size:
             affinity = t.q[top] @ t.q[liked].T  # [k, n_liked]
             best = [(float(row.max()), t.ids[liked[int(np.argmax(row))]]) for row in affinity]
-        words = words_of(text) if text and self.towers is not None else []
-        if words and self.towers is not None:
-            emb, _ = self.towers.encode_user(words)
-            vectors = self.towers.user_part(emb)  # [w, d]
-            affinity = t.q[top] @ vectors.T  # [k, w]
+        if words:
+            affinity = t.q[top] @ vectors.T  # [k, w], the words' user-space vectors
             for j, row in enumerate(affinity):
                 if float(row.max()) > best[j][0] or best[j][1] is None:
                     best[j] = (float(row.max()), f"text: {words[int(np.argmax(row))]}")
