@@ -389,6 +389,39 @@ def attack(
     console.print((output_dir / f"{name}.md").read_text())
 
 
+@bench_app.command("serve")
+def serve(
+    output_dir: OutputDirOpt = Path("docs/benchmarks"),
+    runs_dir: RunsDirOpt = Path("runs/bench"),
+    name: Annotated[str, typer.Option(help="File name stem of the report.")] = "serve",
+    added: Annotated[
+        int, typer.Option(min=0, help="Admin-added items in the start-up rows.")
+    ] = 1000,
+    requests: Annotated[
+        int, typer.Option(min=10, help="Requests per latency/throughput row.")
+    ] = 200,
+    concurrency: Annotated[str, typer.Option(help="Concurrencies (comma-separated).")] = "1,4,8",
+    render_only: RenderOnlyOpt = False,
+) -> None:
+    """HTTP API on loopback: start-up to ready, cold-start latency, throughput by concurrency."""
+    from fedrec.simulations.bench_serve import run_serve_benchmark, write_report
+
+    setup_logging()
+    if render_only:
+        _render_from_json(output_dir, name, write_report)
+    else:
+        run_serve_benchmark(
+            output_dir=output_dir,
+            runs_dir=runs_dir.resolve(),
+            name=name,
+            added=added,
+            requests=requests,
+            concurrency=_ints(concurrency),
+            progress=lambda message: console.print(f"[dim]{message}"),
+        )
+    console.print((output_dir / f"{name}.md").read_text())
+
+
 @bench_app.command("privacy-audit")
 def privacy_audit(
     config: ConfigOpt = None,
