@@ -389,6 +389,39 @@ def attack(
     console.print((output_dir / f"{name}.md").read_text())
 
 
+@bench_app.command("serve")
+def serve(
+    output_dir: OutputDirOpt = Path("docs/benchmarks"),
+    runs_dir: RunsDirOpt = Path("runs/bench"),
+    name: Annotated[str, typer.Option(help="File name stem of the report.")] = "serve",
+    added: Annotated[
+        int, typer.Option(min=0, help="Admin-added items in the start-up rows.")
+    ] = 1000,
+    requests: Annotated[
+        int, typer.Option(min=10, help="Requests per latency/throughput row.")
+    ] = 200,
+    concurrency: Annotated[str, typer.Option(help="Concurrencies (comma-separated).")] = "1,4,8",
+    render_only: RenderOnlyOpt = False,
+) -> None:
+    """HTTP API on loopback: start-up to ready, cold-start latency, throughput by concurrency."""
+    from fedrec.simulations.bench_serve import run_serve_benchmark, write_report
+
+    setup_logging()
+    if render_only:
+        _render_from_json(output_dir, name, write_report)
+    else:
+        run_serve_benchmark(
+            output_dir=output_dir,
+            runs_dir=runs_dir.resolve(),
+            name=name,
+            added=added,
+            requests=requests,
+            concurrency=_ints(concurrency),
+            progress=lambda message: console.print(f"[dim]{message}"),
+        )
+    console.print((output_dir / f"{name}.md").read_text())
+
+
 @bench_app.command("privacy-audit")
 def privacy_audit(
     config: ConfigOpt = None,
@@ -398,7 +431,14 @@ def privacy_audit(
     ] = 943,
     user_canaries: Annotated[
         int, typer.Option(help="User level: canary clients (one coordinate each).")
-    ] = 1000,
+    ] = 10_000,
+    sigma_scales: Annotated[
+        str,
+        typer.Option(
+            help="Record level: audit at these multiples of noise-multiplier (comma-separated;"
+            " a larger σ brings the claim within what the canaries can certify)."
+        ),
+    ] = "1,3",
     background: Annotated[
         int, typer.Option(help="User level: real clients whose round-1 updates surround them.")
     ] = 200,
@@ -430,5 +470,6 @@ def privacy_audit(
             placements=[p for p in placements.split(",") if p.strip()],
             controls=controls,
             seed=seed,
+            sigma_scales=_floats(sigma_scales),
         )
     console.print((output_dir / f"{name}.md").read_text())

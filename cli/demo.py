@@ -80,7 +80,10 @@ def run_demo(overrides: dict[str, Any], *, port: int, console: Console) -> None:
     run_dir = simulate(overrides)
     _print_quality(run_dir, cfg, console)
     console.rule("[bold]2. serving the newest checkpoint over HTTP")
-    settings = Settings(model_path=str(Path(run_dir)), host="127.0.0.1", port=port)
+    # The demo queries at once, so the server starts only once the model is loaded.
+    settings = Settings(
+        model_path=str(Path(run_dir)), host="127.0.0.1", port=port, load_in_background=False
+    )
     base = f"http://{settings.host}:{settings.port}"
     with _BackgroundServer(settings), httpx.Client(base_url=base, timeout=30) as http:
         model = http.get("/v1/model").raise_for_status().json()

@@ -30,8 +30,8 @@ from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -39,10 +39,11 @@ import numpy as np
 import torch
 
 from fedrec.server.text_map import TextMap, fit_text_map, min_items
+from fedrec.server.text_store import EmbeddingStore
 from fedrec.shared.checkpoint import Checkpoint
 from fedrec.shared.data.catalog import item_text
 from fedrec.shared.data.dataset import ItemCatalog
-from fedrec.shared.models.encoder import TextEncoder, add_lora, lora_state
+from fedrec.shared.models.encoder import TEXT_DIM, TextEncoder, add_lora, lora_state
 from fedrec.shared.models.hybrid import (
     ITEM_HEAD_B,
     ITEM_HEAD_W,
@@ -80,6 +81,20 @@ class NoTextTower(ValueError):
     """The served model was trained without text towers (text-tower = off)."""
 
 
+class TrainedItem(ValueError):
+    """An item of the trained model, which the admin routes may not change or remove."""
+
+
+@dataclass(frozen=True)
+class NewItem:
+    """An item to add, known only by its text."""
+
+    id: str
+    title: str
+    genres: tuple[str, ...] = ()
+    description: str = ""
+
+
 @dataclass(frozen=True)
 class ScoredItem:
     """One recommended item."""
@@ -100,8 +115,69 @@ class ColdStartResult:
     warnings: list[str] = field(default_factory=list)
 
 
+@dataclass
+class _Job:
+    texts: list[str]
+    result: tuple[np.ndarray, list[bool]] | None = None
+    error: BaseException | None = None
+    done: bool = False
+
+
+class _Batcher:
+    """Concurrent encoder calls combined into one forward pass.
+
+    The first caller to find the encoder idle runs every call queued by then in one batch
+    and hands each its rows; the others wait for theirs. A lone caller runs at once (no
+    added wait), and under load the batch grows with the queue. ``lock`` is shared by
+    every batcher of one encoder: the tokenizer and the weights serve one pass at a time.
+    """
+
+    def __init__(
+        self, run: Callable[[list[str]], tuple[np.ndarray, list[bool]]], lock: threading.Lock
+    ) -> None:
+        self._run = run
+        self._lock = lock
+        self._cond = threading.Condition()
+        self._queue: list[_Job] = []
+        self._running = False
+
+    def __call__(self, texts: Sequence[str]) -> tuple[np.ndarray, list[bool]]:
+        job = _Job(list(texts))
+        with self._cond:
+            self._queue.append(job)
+            while not job.done and self._running:
+                self._cond.wait()
+            if not job.done:  # the encoder is idle: run everything queued
+                batch, self._queue, self._running = self._queue, [], True
+        if not job.done:
+            try:
+                with self._lock:
+                    emb, truncated = self._run([t for j in batch for t in j.texts])
+                start = 0
+                for j in batch:
+                    end = start + len(j.texts)
+                    j.result = (emb[start:end], truncated[start:end])
+                    start = end
+            except BaseException as err:  # every caller of the batch hears of it
+                for j in batch:
+                    j.error = err
+            finally:
+                with self._cond:
+                    for j in batch:
+                        j.done = True
+                    self._running = False
+                    self._cond.notify_all()
+        if job.error is not None:
+            raise job.error
+        assert job.result is not None
+        return job.result
+
+
 class TextTowers:
-    """The trained heads and the encoder(s), as numpy maps text -> factor space."""
+    """The trained heads and the encoder(s), as numpy maps text -> factor space.
+
+    Safe to call from many threads: encoder calls go through :class:`_Batcher`.
+    """
 
     def __init__(
         self,
@@ -128,6 +204,9 @@ class TextTowers:
             if device is not None:
                 self.user_encoder.to(device)
         self.max_length = max_length
+        lock = threading.Lock()
+        self._user_batcher = _Batcher(self._encode_user_now, lock)
+        self._item_batcher = _Batcher(self._encode_items_now, lock)
 
     def item_part(self, emb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Text parts ``([n, d], [n])`` of item vectors and biases (zero without an item head)."""
@@ -142,6 +221,16 @@ class TextTowers:
 
     def encode_user(self, texts: Sequence[str]) -> tuple[np.ndarray, list[bool]]:
         """User-side embeddings (through the adapters, if any) and which texts were cut."""
+        return self._user_batcher(texts)
+
+    def encode_items(self, texts: Sequence[str]) -> np.ndarray:
+        """Frozen item-side embeddings."""
+        return self._item_batcher(texts)[0]
+
+    def _encode_user_now(self, texts: list[str]) -> tuple[np.ndarray, list[bool]]:
+        if not texts:
+            return np.zeros((0, TEXT_DIM), np.float32), []
+        # The user and item encoders may be one module: its token limit is set per pass.
         saved = self.user_encoder.max_length
         self.user_encoder.max_length = self.max_length
         try:
@@ -150,9 +239,8 @@ class TextTowers:
         finally:
             self.user_encoder.max_length = saved
 
-    def encode_items(self, texts: Sequence[str]) -> np.ndarray:
-        """Frozen item-side embeddings."""
-        return self.item_encoder.encode(list(texts))
+    def _encode_items_now(self, texts: list[str]) -> tuple[np.ndarray, list[bool]]:
+        return self.item_encoder.encode(texts), [False] * len(texts)
 
 
 def words_of(text: str) -> list[str]:
@@ -168,6 +256,21 @@ def words_of(text: str) -> list[str]:
 def trained_with_dp(manifest: dict[str, Any]) -> bool:
     """Whether a checkpoint's model was trained under record- or user-level DP."""
     return manifest.get("privacy") is not None or manifest.get("user_privacy") is not None
+
+
+@dataclass(frozen=True)
+class Tables:
+    """The served items, as one value: replaced whole by a change, never edited in place."""
+
+    q: np.ndarray  # [n, d] item vectors
+    b: np.ndarray  # [n] item biases
+    unit: np.ndarray  # [n, d] the vectors at unit length (similar items)
+    emb: np.ndarray  # [n, 384] text embeddings ([n, 0] without text towers)
+    ids: tuple[str, ...]
+    titles: tuple[str, ...]
+    genres: tuple[tuple[str, ...], ...]
+    texts: tuple[str, ...]
+    index_of: dict[str, int]
 
 
 class Recommender:
@@ -194,26 +297,38 @@ class Recommender:
         self.towers = towers
         self.fold_in_enabled = fold_in  # off for DP-trained models (module docstring)
         self.fold_in_weight = fold_in_weight
-        self.ids = list(catalog.raw_ids)
-        self.titles = list(catalog.titles)
-        self.genres = [list(g) for g in catalog.genres]
-        self.texts = list(catalog.texts)
-        self.index_of = {raw: i for i, raw in enumerate(self.ids)}
+        ids = tuple(catalog.raw_ids)
+        self._n_trained = n
+        # Bumped by every change to the served items, so derived artifacts know they are stale.
+        self.revision = 0
+        # Where new items' text embeddings are kept between restarts (none: encode each time).
+        self.embedding_store: EmbeddingStore | None = None
+        self._catalog_genres = sorted({g for gs in catalog.genres for g in gs})
+        # Held by writers (new items) only: readers take a snapshot of the tables instead.
         self._lock = threading.Lock()
         q = item_factors.astype(np.float32)
         b = item_bias.astype(np.float32)
-        self.emb = np.zeros((n, 0), np.float32)
+        emb = np.zeros((n, 0), np.float32)
         if towers is not None and item_text_emb is not None:
-            self.emb = item_text_emb.astype(np.float32)
-            tq, tb = towers.item_part(self.emb)
+            emb = item_text_emb.astype(np.float32)
+            tq, tb = towers.item_part(emb)
             q, b = q + tq, b + tb
-        self.q, self.b = q, b
-        self._unit = self._normalise(self.q)
+        self._t = Tables(
+            q=q,
+            b=b,
+            unit=self._normalise(q),
+            emb=emb,
+            ids=ids,
+            titles=tuple(catalog.titles),
+            genres=tuple(tuple(g) for g in catalog.genres),
+            texts=tuple(catalog.texts),
+            index_of={raw: i for i, raw in enumerate(ids)},
+        )
         # New items: the ridge map over the served table where the catalogue is big enough
         # to fit it (it placed held-out items better than the item head), else the head.
         self.text_map: TextMap | None = None
-        if towers is not None and n >= min_items(self.emb.shape[1]):
-            self.text_map = fit_text_map(self.emb, q, b)
+        if towers is not None and n >= min_items(emb.shape[1]):
+            self.text_map = fit_text_map(emb, q, b)
 
     @staticmethod
     def _normalise(q: np.ndarray) -> np.ndarray:
@@ -260,11 +375,58 @@ class Recommender:
         return towers, emb
 
     # -- look-ups ----------------------------------------------------------------------
+    # Every reader takes ``self._t`` once: an admin change swaps in whole new tables, so a
+    # request sees one consistent catalogue without holding a lock.
+
+    @property
+    def tables(self) -> Tables:
+        """The item tables now (a snapshot: later changes swap in new ones)."""
+        return self._t
+
+    @property
+    def q(self) -> np.ndarray:
+        """Item vectors ``[n, d]``."""
+        return self._t.q
+
+    @property
+    def b(self) -> np.ndarray:
+        """Item biases ``[n]``."""
+        return self._t.b
+
+    @property
+    def emb(self) -> np.ndarray:
+        """Item text embeddings ``[n, 384]`` (``[n, 0]`` without text towers)."""
+        return self._t.emb
+
+    @property
+    def ids(self) -> tuple[str, ...]:
+        """Item ids, in catalogue order."""
+        return self._t.ids
+
+    @property
+    def titles(self) -> tuple[str, ...]:
+        """Item titles."""
+        return self._t.titles
+
+    @property
+    def genres(self) -> tuple[tuple[str, ...], ...]:
+        """Item genres."""
+        return self._t.genres
+
+    @property
+    def texts(self) -> tuple[str, ...]:
+        """Item texts (what the encoder read)."""
+        return self._t.texts
+
+    @property
+    def index_of(self) -> dict[str, int]:
+        """Item id to index (do not modify)."""
+        return self._t.index_of
 
     @property
     def n_items(self) -> int:
         """Number of items in the catalogue (added items included)."""
-        return len(self.ids)
+        return len(self._t.ids)
 
     @property
     def has_text(self) -> bool:
@@ -273,28 +435,45 @@ class Recommender:
 
     @property
     def known_genres(self) -> list[str]:
-        """Every genre in the catalogue, sorted."""
-        return sorted({g for gs in self.genres for g in gs})
+        """Every genre of the trained catalogue, sorted."""
+        return list(self._catalog_genres)
 
-    def indices(self, ids: Sequence[str]) -> np.ndarray:
+    def genre_mask(self, genres: Sequence[str], t: Tables | None = None) -> np.ndarray:
+        """Which items have one of ``genres`` (any case)."""
+        t = t or self._t
+        wanted = {g.lower() for g in genres}
+        return np.array([bool(wanted & {x.lower() for x in gs}) for gs in t.genres], bool)
+
+    def search(self, query: str = "", *, genres: Sequence[str] = ()) -> list[ScoredItem]:
+        """Items whose title holds ``query`` (any case), of ``genres`` if given, in order."""
+        t = self._t
+        needle = query.casefold()
+        mask = self.genre_mask(genres, t) if genres else None
+        return [
+            _item(t, i)
+            for i, title in enumerate(t.titles)
+            if (not needle or needle in title.casefold()) and (mask is None or mask[i])
+        ]
+
+    def indices(self, ids: Sequence[str], t: Tables | None = None) -> np.ndarray:
         """Catalogue indices of raw ids; :class:`UnknownItems` lists every unknown one."""
-        missing = [i for i in ids if i not in self.index_of]
+        index_of = (t or self._t).index_of
+        missing = [i for i in ids if i not in index_of]
         if missing:
             raise UnknownItems(missing)
-        return np.array([self.index_of[i] for i in ids], dtype=np.int64)
+        return np.array([index_of[i] for i in ids], dtype=np.int64)
 
     def item(self, index: int, score: float = 0.0, because: str | None = None) -> ScoredItem:
         """The catalogue entry of ``index`` as a :class:`ScoredItem`."""
-        return ScoredItem(
-            id=self.ids[index],
-            index=int(index),
-            title=self.titles[index],
-            genres=list(self.genres[index]),
-            score=float(score),
-            because=because,
-        )
+        return _item(self._t, index, score, because)
 
-    def _top(self, scores: np.ndarray, exclude: np.ndarray, k: int) -> np.ndarray:
+    def lookup(self, item_id: str) -> ScoredItem:
+        """The catalogue entry of ``item_id``; :class:`UnknownItems` if there is none."""
+        t = self._t
+        return _item(t, int(self.indices([item_id], t)[0]))
+
+    @staticmethod
+    def _top(scores: np.ndarray, exclude: np.ndarray, k: int) -> np.ndarray:
         scores = scores.copy()
         scores[exclude] = -np.inf
         k = min(k, int(np.isfinite(scores).sum()))
@@ -303,20 +482,37 @@ class Recommender:
         top = np.argpartition(-scores, k - 1)[:k]
         return top[np.lexsort((top, -scores[top]))]
 
-    def similar_items(self, item_id: str, k: int) -> list[ScoredItem]:
-        """The ``k`` items whose vectors are most cosine-similar to ``item_id``'s."""
-        idx = int(self.indices([item_id])[0])
-        sims = self._unit @ self._unit[idx]
-        top = self._top(sims, np.array([idx]), k)
-        return [self.item(i, sims[i]) for i in top]
+    def similar_items(
+        self,
+        item_id: str,
+        k: int,
+        *,
+        offset: int = 0,
+        exclude: Sequence[str] = (),
+        genres: Sequence[str] = (),
+    ) -> list[ScoredItem]:
+        """Items ``offset`` to ``offset + k`` by cosine similarity to ``item_id``'s vector.
+
+        The item itself and ``exclude`` are never returned; with ``genres`` only items having
+        one of them are.
+        """
+        t = self._t
+        idx = int(self.indices([item_id], t)[0])
+        excluded = np.union1d([idx], self.indices(list(exclude), t) if exclude else [idx])
+        sims = t.unit @ t.unit[idx]
+        if genres:
+            excluded = np.union1d(excluded, np.flatnonzero(~self.genre_mask(genres, t)))
+        top = self._top(sims, excluded.astype(np.int64), offset + k)[offset:]
+        return [_item(t, i, sims[i]) for i in top]
 
     # -- cold start --------------------------------------------------------------------
 
-    def liked_vector(self, liked: np.ndarray) -> np.ndarray:
+    def liked_vector(self, liked: np.ndarray, t: Tables | None = None) -> np.ndarray:
         """The user vector of liked item indices (see the module docstring)."""
-        vec = self.q[liked].mean(axis=0)
+        t = t or self._t
+        vec = t.q[liked].mean(axis=0)
         if self.towers is not None:
-            vec = 0.5 * (vec + self.towers.user_part(self.emb[liked]).mean(axis=0))
+            vec = 0.5 * (vec + self.towers.user_part(t.emb[liked]).mean(axis=0))
         return vec  # type: ignore[no-any-return]
 
     def fold_in(
@@ -329,6 +525,7 @@ class Recommender:
         reg: float = 0.05,
         negatives: int = 64,
         seed: int = 0,
+        t: Tables | None = None,
     ) -> np.ndarray:
         """A user vector fit to ``liked`` with the item side frozen (MF "fold-in").
 
@@ -336,16 +533,16 @@ class Recommender:
         ``start`` (default: zero), by gradient descent: what a client's personalisation
         does, run here on the few items a new user sends. Seeded, so answers are stable.
         """
+        t = t or self._t
+        q, b = t.q, t.b
         rng = np.random.default_rng(seed)
-        anchor = (
-            np.zeros(self.q.shape[1], np.float64) if start is None else start.astype(np.float64)
-        )
+        anchor = np.zeros(q.shape[1], np.float64) if start is None else start.astype(np.float64)
         u = anchor.copy()
-        q_pos, b_pos = self.q[liked].astype(np.float64), self.b[liked].astype(np.float64)
+        q_pos, b_pos = q[liked].astype(np.float64), b[liked].astype(np.float64)
         for _ in range(steps):
-            neg = rng.integers(0, self.n_items, size=(len(liked), negatives))
-            diff = q_pos[:, None, :] - self.q[neg]  # [L, N, d]
-            x = diff @ u + (b_pos[:, None] - self.b[neg])
+            neg = rng.integers(0, len(t.ids), size=(len(liked), negatives))
+            diff = q_pos[:, None, :] - q[neg]  # [L, N, d]
+            x = diff @ u + (b_pos[:, None] - b[neg])
             weight = 1.0 / (1.0 + np.exp(np.clip(x, -30, 30)))  # -d/dx log sigmoid(x)
             grad = -(weight[..., None] * diff).mean(axis=(0, 1)) + reg * (u - anchor)
             u -= lr * grad
@@ -370,21 +567,27 @@ class Recommender:
         if self.towers is None:
             raise NoTextTower("this model was trained without text towers (text-tower = off)")
         query = self.towers.encode_items([text])[0]
-        sims = self.emb @ query
+        sims = self._t.emb @ query
         top = np.argsort(-sims, kind="stable")[: min(m, len(sims))]
         logits = (sims[top] - sims[top].max()) / 0.05
         weights = np.exp(logits) / np.exp(logits).sum()
         return top, weights
 
     def user_scores(
-        self, liked: np.ndarray, text: str | None = None
+        self, liked: np.ndarray, text: str | None = None, t: Tables | None = None
     ) -> tuple[np.ndarray, np.ndarray, list[str]]:
         """Scores of every item for a new user, the user vector, and warnings."""
+        text_part = self.text_vector(text) if text is not None and text.strip() else None
+        return self._scores(t or self._t, liked, text_part)
+
+    def _scores(
+        self, t: Tables, liked: np.ndarray, text_part: tuple[np.ndarray, bool] | None
+    ) -> tuple[np.ndarray, np.ndarray, list[str]]:
         parts, warnings = [], []
         if liked.size:
-            parts.append(self.liked_vector(liked))
-        if text is not None and text.strip():
-            vec, truncated = self.text_vector(text)
+            parts.append(self.liked_vector(liked, t))
+        if text_part is not None:
+            vec, truncated = text_part
             parts.append(vec)
             if truncated and self.towers is not None:
                 warnings.append(
@@ -395,9 +598,25 @@ class Recommender:
         user = np.mean(parts, axis=0)
         if liked.size and self.fold_in_enabled:
             # Fold-in from there, weighted against the bias (module docstring).
-            user = self.fold_in_weight * self.fold_in(liked, start=user)
-        q, b = self.q, self.b
-        return q @ user + b, user, warnings
+            user = self.fold_in_weight * self.fold_in(liked, start=user, t=t)
+        return t.q @ user + t.b, user, warnings
+
+    def _text_parts(
+        self, text: str | None
+    ) -> tuple[tuple[np.ndarray, bool] | None, list[str], np.ndarray]:
+        """The text's user vector and truncation, its content words and their vectors.
+
+        The text and its words go through the encoder in one pass.
+        """
+        if text is None or not text.strip():
+            return None, [], np.zeros((0, 0), np.float32)
+        if self.towers is None:
+            self.text_vector(text)  # raises NoTextTower, saying what to send instead
+            raise AssertionError("unreachable")
+        words = words_of(text)
+        emb, truncated = self.towers.encode_user([text, *words])
+        vectors = self.towers.user_part(emb)
+        return (vectors[0], truncated[0]), words, vectors[1:]
 
     def cold_start(
         self,
@@ -411,32 +630,31 @@ class Recommender:
         """Top ``k`` for a new user who likes ``liked_item_ids`` and/or describes themselves.
 
         Liked and ``exclude`` items are never returned; with ``genres`` only items having one
-        of them are.
+        of them are. Runs without a lock, on one snapshot of the tables.
         """
-        liked = self.indices(list(liked_item_ids)) if liked_item_ids else np.zeros(0, np.int64)
-        excluded = np.union1d(liked, self.indices(list(exclude)) if exclude else liked)
-        with self._lock:
-            scores, _, warnings = self.user_scores(liked, text)
-            if genres:
-                wanted = {g.lower() for g in genres}
-                allowed = np.array([bool(wanted & {x.lower() for x in gs}) for gs in self.genres])
-                excluded = np.union1d(excluded, np.flatnonzero(~allowed))
-            top = self._top(scores, excluded, k)
-            reasons = self._explain(top, liked, text)
-            items = [self.item(i, scores[i], because=r) for i, r in zip(top, reasons, strict=True)]
+        t = self._t
+        liked = self.indices(list(liked_item_ids), t) if liked_item_ids else np.zeros(0, np.int64)
+        excluded = np.union1d(liked, self.indices(list(exclude), t) if exclude else liked)
+        text_part, words, word_vectors = self._text_parts(text)
+        scores, _, warnings = self._scores(t, liked, text_part)
+        if genres:
+            excluded = np.union1d(excluded, np.flatnonzero(~self.genre_mask(genres, t)))
+        top = self._top(scores, excluded, k)
+        reasons = self._explain(t, top, liked, words, word_vectors)
+        items = [_item(t, i, scores[i], because=r) for i, r in zip(top, reasons, strict=True)]
         return ColdStartResult(items=items, warnings=warnings)
 
-    def _explain(self, top: np.ndarray, liked: np.ndarray, text: str | None) -> list[str | None]:
+    @staticmethod
+    def _explain(
+        t: Tables, top: np.ndarray, liked: np.ndarray, words: list[str], vectors: np.ndarray
+    ) -> list[str | None]:
         """Per recommended item: the liked item id or ``"text: <word>"`` that agrees most."""
         best: list[tuple[float, str | None]] = [(-np.inf, None)] * len(top)
         if liked.size:
-            affinity = self.q[top] @ self.q[liked].T  # [k, n_liked]
-            best = [(float(row.max()), self.ids[liked[int(np.argmax(row))]]) for row in affinity]
-        words = words_of(text) if text and self.towers is not None else []
-        if words and self.towers is not None:
-            emb, _ = self.towers.encode_user(words)
-            vectors = self.towers.user_part(emb)  # [w, d]
-            affinity = self.q[top] @ vectors.T  # [k, w]
+            affinity = t.q[top] @ t.q[liked].T  # [k, n_liked]
+            best = [(float(row.max()), t.ids[liked[int(np.argmax(row))]]) for row in affinity]
+        if words:
+            affinity = t.q[top] @ vectors.T  # [k, w], the words' user-space vectors
             for j, row in enumerate(affinity):
                 if float(row.max()) > best[j][0] or best[j][1] is None:
                     best[j] = (float(row.max()), f"text: {words[int(np.argmax(row))]}")
@@ -444,34 +662,132 @@ class Recommender:
 
     # -- new items ---------------------------------------------------------------------
 
-    def add_item(
-        self, item_id: str, title: str, genres: Sequence[str] = (), description: str = ""
-    ) -> ScoredItem:
-        """Add an item known only by its text; it is recommendable at once.
+    @property
+    def n_trained(self) -> int:
+        """How many items came with the model (the rest were added from their text)."""
+        return self._n_trained
 
-        Its vector comes from its text alone (no trained factor yet): the ridge map fitted on
-        the served item table (:mod:`fedrec.server.text_map`), or the item head where the
-        catalogue is too small to fit one.
-        """
+    def _placed(
+        self, items: Sequence[NewItem]
+    ) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray]:
+        """Texts, embeddings, vectors and biases of new items, encoded in one batch."""
         if self.towers is None:
             raise NoTextTower(
                 "this model was trained without text towers (text-tower = off): new items "
                 "cannot be placed from text"
             )
+        texts = [item_text(it.title, list(it.genres), extra=it.description) for it in items]
+        if self.embedding_store is not None:
+            emb = self.embedding_store.encode(texts, self.towers.encode_items)
+        else:
+            emb = self.towers.encode_items(texts)
+        place = self.text_map.place if self.text_map is not None else self.towers.item_part
+        tq, tb = place(emb)
+        return texts, emb, tq.astype(np.float32), tb.astype(np.float32)
+
+    def add_items(self, items: Sequence[NewItem]) -> list[ScoredItem]:
+        """Add items known only by their text; they are recommendable at once.
+
+        Their vectors come from their text alone (no trained factor yet): the ridge map
+        fitted on the served item table (:mod:`fedrec.server.text_map`), or the item head
+        where the catalogue is too small to fit one. All texts go through the encoder in
+        one batch, and the tables grow once, however many items there are.
+        """
+        if not items:
+            return []
         with self._lock:
-            if item_id in self.index_of:
-                raise ValueError(f"item id {item_id!r} is already in the catalogue")
-            text = item_text(title, list(genres), extra=description)
-            emb = self.towers.encode_items([text])
-            place = self.text_map.place if self.text_map is not None else self.towers.item_part
-            tq, tb = place(emb)
-            self.q = np.vstack([self.q, tq.astype(np.float32)])
-            self.b = np.concatenate([self.b, tb.astype(np.float32)])
-            self.emb = np.vstack([self.emb, emb])
-            self._unit = self._normalise(self.q)
-            self.ids.append(item_id)
-            self.titles.append(title)
-            self.genres.append(list(genres))
-            self.texts.append(text)
-            self.index_of[item_id] = len(self.ids) - 1
-            return self.item(len(self.ids) - 1, float(tb[0]))
+            t = self._t
+            ids = [it.id for it in items]
+            taken = [i for i in ids if i in t.index_of]
+            if taken or len(set(ids)) < len(ids):
+                raise ValueError(f"item id(s) already in the catalogue: {', '.join(taken or ids)}")
+            texts, emb, tq, tb = self._placed(items)
+            start = len(t.ids)
+            new_ids = t.ids + tuple(ids)
+            self._t = Tables(
+                q=np.vstack([t.q, tq]),
+                b=np.concatenate([t.b, tb]),
+                unit=np.vstack([t.unit, self._normalise(tq)]),
+                emb=np.vstack([t.emb, emb]),
+                ids=new_ids,
+                titles=t.titles + tuple(it.title for it in items),
+                genres=t.genres + tuple(tuple(it.genres) for it in items),
+                texts=t.texts + tuple(texts),
+                index_of={**t.index_of, **{raw: start + j for j, raw in enumerate(ids)}},
+            )
+            self.revision += 1
+            return [_item(self._t, start + j, float(tb[j])) for j in range(len(items))]
+
+    def add_item(
+        self, item_id: str, title: str, genres: Sequence[str] = (), description: str = ""
+    ) -> ScoredItem:
+        """Add one item known only by its text (:meth:`add_items`)."""
+        return self.add_items([NewItem(item_id, title, tuple(genres), description)])[0]
+
+    def _added_index(self, t: Tables, item_id: str) -> int:
+        idx = int(self.indices([item_id], t)[0])
+        if idx < self._n_trained:
+            raise TrainedItem(
+                f"item {item_id!r} comes with the trained model; only added items can change"
+            )
+        return idx
+
+    def update_item(self, item: NewItem) -> ScoredItem:
+        """Replace an added item's text (and so its vector); trained items are refused."""
+        with self._lock:
+            t = self._t
+            idx = self._added_index(t, item.id)
+            texts, emb, tq, tb = self._placed([item])
+            q, b, e, unit = t.q.copy(), t.b.copy(), t.emb.copy(), t.unit.copy()
+            q[idx], b[idx], e[idx], unit[idx] = tq[0], tb[0], emb[0], self._normalise(tq)[0]
+
+            def put(table: tuple[Any, ...], value: Any) -> tuple[Any, ...]:
+                return table[:idx] + (value,) + table[idx + 1 :]
+
+            self._t = replace(
+                t,
+                q=q,
+                b=b,
+                emb=e,
+                unit=unit,
+                titles=put(t.titles, item.title),
+                genres=put(t.genres, tuple(item.genres)),
+                texts=put(t.texts, texts[0]),
+            )
+            self.revision += 1
+            return _item(self._t, idx, float(tb[0]))
+
+    def remove_item(self, item_id: str) -> None:
+        """Remove an added item; trained items are refused."""
+        with self._lock:
+            t = self._t
+            idx = self._added_index(t, item_id)
+
+            def drop(table: tuple[Any, ...]) -> tuple[Any, ...]:
+                return table[:idx] + table[idx + 1 :]
+
+            ids = drop(t.ids)
+            self._t = Tables(
+                q=np.delete(t.q, idx, axis=0),
+                b=np.delete(t.b, idx),
+                unit=np.delete(t.unit, idx, axis=0),
+                emb=np.delete(t.emb, idx, axis=0),
+                ids=ids,
+                titles=drop(t.titles),
+                genres=drop(t.genres),
+                texts=drop(t.texts),
+                index_of={raw: i for i, raw in enumerate(ids)},
+            )
+            self.revision += 1
+
+
+def _item(t: Tables, index: int, score: float = 0.0, because: str | None = None) -> ScoredItem:
+    """The catalogue entry of ``index`` in ``t`` as a :class:`ScoredItem`."""
+    return ScoredItem(
+        id=t.ids[index],
+        index=int(index),
+        title=t.titles[index],
+        genres=list(t.genres[index]),
+        score=float(score),
+        because=because,
+    )

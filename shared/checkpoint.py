@@ -251,29 +251,34 @@ def _checked(path: Path, expected: str | None, what: str) -> None:
         )
 
 
-def load_checkpoint(path: Path, *, round: int | None = None) -> Checkpoint:
-    """Load a checkpoint from a checkpoint, run or output directory.
+def checkpoint_dir(path: Path, *, round: int | None = None) -> Path:
+    """The checkpoint folder :func:`load_checkpoint` would load, found without loading it.
 
-    A checkpoint dir is loaded as is; a run dir gives its LATEST (or ``round``); an output
-    dir holding several runs gives the newest checkpoint across them.
+    A checkpoint dir is itself; a run dir gives its LATEST (or ``round``); an output dir
+    holding several runs gives the newest checkpoint across them.
     """
     path = Path(path)
     if not path.exists():
         raise CheckpointError(f"{path} does not exist")
     if (path / "manifest.json").exists():
-        ckpt_dir = path
-    else:
-        run_dir = path
-        if latest_round(path) is None and round is None:
-            newest = _newest_run(path) if path.is_dir() else None
-            if newest is None:
-                raise CheckpointError(f"no checkpoint under {path}")
-            run_dir = newest
-        rnd = round if round is not None else latest_round(run_dir)
-        assert rnd is not None
-        ckpt_dir = _round_dir(run_dir, rnd)
-        if not ckpt_dir.exists():
-            raise CheckpointError(f"{run_dir} has no checkpoint for round {rnd}")
+        return path
+    run_dir = path
+    if latest_round(path) is None and round is None:
+        newest = _newest_run(path) if path.is_dir() else None
+        if newest is None:
+            raise CheckpointError(f"no checkpoint under {path}")
+        run_dir = newest
+    rnd = round if round is not None else latest_round(run_dir)
+    assert rnd is not None
+    ckpt_dir = _round_dir(run_dir, rnd)
+    if not ckpt_dir.exists():
+        raise CheckpointError(f"{run_dir} has no checkpoint for round {rnd}")
+    return ckpt_dir
+
+
+def load_checkpoint(path: Path, *, round: int | None = None) -> Checkpoint:
+    """Load a checkpoint from a checkpoint, run or output directory (:func:`checkpoint_dir`)."""
+    ckpt_dir = checkpoint_dir(path, round=round)
     manifest = _read_json(ckpt_dir / "manifest.json")
     if manifest.get("format") != FORMAT:
         raise CheckpointError(f"{ckpt_dir}: unknown checkpoint format {manifest.get('format')!r}")

@@ -54,3 +54,7 @@ class AccountingError(FedRecError):
 
 class NotFittedError(FedRecError, RuntimeError):
     """A baseline recommender was asked for scores before it was fitted."""
+
+
+class SignatureError(FedRecError):
+    """A downloaded artifact does not verify against the pinned public key: do not use it."""

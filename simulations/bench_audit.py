@@ -261,11 +261,18 @@ def user_audit(
 
 
 def verdict(row: dict[str, Any]) -> str:
-    """``holds`` / ``VIOLATED`` for the product; ``caught`` / ``missed`` for a control."""
-    above = row["audit"]["epsilon_lower_bound"] > row["claimed_epsilon"]
+    """``holds`` / ``VIOLATED`` for the product; ``caught`` / ``missed`` for a control.
+
+    A control is ``beyond power`` when even a perfect attacker could not certify more than
+    its claim with these canaries.
+    """
+    audit = row["audit"]
+    above = audit["epsilon_lower_bound"] > row["claimed_epsilon"]
     if row["mechanism"] == "fedrec":
         return "VIOLATED" if above else "holds"
-    return "caught" if above else "missed"
+    if above:
+        return "caught"
+    return "beyond power" if audit["power"] <= row["claimed_epsilon"] else "missed"
 
 
 def _rows(
@@ -276,26 +283,33 @@ def _rows(
     placements: Sequence[str],
     controls: bool,
     seed: int,
+    sigma_scales: Sequence[float],
 ) -> list[dict[str, Any]]:
     rows = []
-    for control in (None, *(RECORD_CONTROLS if controls else ())):
-        rows.append(record_audit(cfg, canaries=record_canaries, control=control, seed=seed))
-        logger.info("%s: %s", rows[-1]["mechanism"], verdict(rows[-1]))
+    for scale in sigma_scales:
+        # A larger σ lowers the claim below what this many canaries can certify, so the
+        # controls show the audit's power with the same code and attackers.
+        scaled = cfg.replace(**{"noise-multiplier": cfg.privacy.noise_multiplier * scale})
+        for control in (None, *(RECORD_CONTROLS if controls else ())):
+            row = record_audit(scaled, canaries=record_canaries, control=control, seed=seed)
+            row["noise_multiplier"] = scaled.privacy.noise_multiplier
+            rows.append(row)
+            logger.info("%s at σ %g: %s", row["mechanism"], row["noise_multiplier"], verdict(row))
     if placements:
         updates, shared = _background_updates(cfg, background, seed)
         for placement in placements:
             for control in (None, *(("noise-too-small",) if controls else ())):
-                rows.append(
-                    user_audit(
-                        cfg,
-                        placement=placement,
-                        canaries=user_canaries,
-                        background=updates,
-                        shared=shared,
-                        control=control,
-                        seed=seed,
-                    )
+                row = user_audit(
+                    cfg,
+                    placement=placement,
+                    canaries=user_canaries,
+                    background=updates,
+                    shared=shared,
+                    control=control,
+                    seed=seed,
                 )
+                row["noise_multiplier"] = cfg.privacy.user_noise_multiplier
+                rows.append(row)
     for row in rows:
         row["verdict"] = verdict(row)
     return rows
@@ -312,13 +326,23 @@ def run_privacy_audit(
     placements: Sequence[str] = USER_PLACEMENTS,
     controls: bool = True,
     seed: int = 0,
+    sigma_scales: Sequence[float] = (1.0,),
 ) -> dict[str, Any]:
     """Every audit row, written to ``<output_dir>/<name>.json`` and ``.md``."""
     cfg = resolve_config({}, {**(overrides or {}), "dp-enabled": True})
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # one small client at a time: threads only add overhead
     try:
-        rows = _rows(cfg, record_canaries, user_canaries, background, placements, controls, seed)
+        rows = _rows(
+            cfg,
+            record_canaries,
+            user_canaries,
+            background,
+            placements,
+            controls,
+            seed,
+            sigma_scales,
+        )
     finally:
         torch.set_num_threads(threads)
     result = {
@@ -333,6 +357,7 @@ def run_privacy_audit(
             "user_canaries": user_canaries,
             "background_clients": background if placements else 0,
             "seed": seed,
+            "record_sigma_scales": list(sigma_scales),
         },
         "machine": {
             "cpus": os.cpu_count(),
@@ -375,17 +400,19 @@ def markdown_report(result: dict[str, Any]) -> str:
         f"δ = {USER_AUDIT_DELTA:g} (the accountant restates each claim at that δ: the run's "
         "own δ = 1/N^1.1 is too large for a one-run bound to say anything).",
         "",
-        "| level | placement | mechanism | δ | accounted ε (this round) | accounted ε (run) "
-        "| empirical ε lower bound | best attacker | correct / guesses | verdict |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| level | placement | mechanism | σ | δ | accounted ε (this round) | accounted ε (run) "
+        "| empirical ε lower bound | best attacker | correct / guesses | a perfect attacker "
+        "could certify | verdict |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for row in result["rows"]:
         a = row["audit"]
         lines.append(
-            f"| {row['level']} | {row['placement']} | {row['mechanism']} | {row['delta']:g} "
+            f"| {row['level']} | {row['placement']} | {row['mechanism']} "
+            f"| {row['noise_multiplier']:g} | {row['delta']:g} "
             f"| {row['claimed_epsilon']:.2f} | {row['claimed_epsilon_run']:.2f} "
             f"| {a['epsilon_lower_bound']:.2f} | {a['attacker'] or '-'} "
-            f"| {a['correct']} / {a['guesses']} | {row['verdict']} |"
+            f"| {a['correct']} / {a['guesses']} | {a['power']:.2f} | {row['verdict']} |"
         )
     held = [r for r in result["rows"] if r["mechanism"] == "fedrec"]
     caught = [r for r in result["rows"] if r["mechanism"] != "fedrec"]
@@ -393,12 +420,18 @@ def markdown_report(result: dict[str, Any]) -> str:
         "",
         f"fedrec's mechanisms: {sum(r['verdict'] == 'holds' for r in held)} of {len(held)} "
         "hold. Controls: "
-        f"{sum(r['verdict'] == 'caught' for r in caught)} of {len(caught)} caught.",
+        f"{sum(r['verdict'] == 'caught' for r in caught)} of {len(caught)} caught, "
+        f"{sum(r['verdict'] == 'beyond power' for r in caught)} beyond what these canaries "
+        "can certify (a claim at or above what a perfect attacker could certify cannot be "
+        "shown broken by this audit: the record-level rows at a larger σ show the same "
+        "attackers catching the same broken mechanisms where the claim is within reach).",
         "",
         "A lower bound far below the accounted ε is expected: one round of canaries bounds "
         "what this attack can show, not what the mechanism leaks at worst.",
         "",
-        f"Regenerate: `fedrec bench privacy-audit` (seed {audit['seed']}).",
+        f"Regenerate: `fedrec bench privacy-audit` (seed {audit['seed']}, record-level σ "
+        f"scales {', '.join(f'{x:g}' for x in audit['record_sigma_scales'])}, "
+        f"{audit['user_canaries']} user-level canaries).",
         "",
     ]
     return "\n".join(lines)

@@ -5,7 +5,7 @@ Protocol (ML-100K by default, everything seeded):
 - 10% of users and 10% of items are held out of training entirely. The rest (warm users on
   warm items) is written as a plain ratings/items CSV pair and federated like any data set:
   the same client code and aggregation as a Flower round, in the plain single-process loop
-  of :mod:`fedrec.simulations.plain` (Flower's own overhead is measured separately).
+  of :mod:`fedrec.simulation.plain_loop` (Flower's own overhead is measured separately).
 - Two models are trained on it with identical settings: MF only (``text-tower = off``) and
   the hybrid (``text-tower = heads``).
 - **User cold start**: for each held-out user, their rated warm items in time order; the

@@ -1,7 +1,7 @@
 """Federation benchmark: framework overhead, cost growth, time to reach the centralized model.
 
 - **Overhead**: the wall time of a simulated Flower round divided by the wall time of the
-  same local training in a plain single-process loop (:mod:`fedrec.simulations.plain`)
+  same local training in a plain single-process loop (:mod:`fedrec.simulation.plain_loop`)
   over the same number of clients with the same settings, for several clients per round.
   Round 1 includes the actors' start-up (imports, data loading); round 2 is steady state.
 - **Cost growth**: round time and peak memory versus clients per round (ML-100K) and

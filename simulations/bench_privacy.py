@@ -4,7 +4,7 @@ For each target ε (default 0.5, 1, 2, 4, 8) and ∞ (no DP) one federation is t
 the same seeded initial model with the same settings -- the tuned non-private training of
 the ``ml100k-nodp`` scenario (every client every round, local Adam lr 0.01, 2 local epochs,
 server learning rate 100) with ``text-tower = off`` -- for a few rounds (default 5), in the
-plain single-process loop of :mod:`fedrec.simulations.plain` (the same client functions and
+plain single-process loop of :mod:`fedrec.simulation.plain_loop` (the same client functions and
 server aggregation as a Flower round; Flower's overhead is measured by ``bench federation``).
 It is then scored by the project's personalised federated evaluation
 (:meth:`PlainLoop.evaluate`: each client fits its private factor on-device and ranks

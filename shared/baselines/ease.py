@@ -20,20 +20,9 @@ import scipy.sparse as sp
 
 from fedrec.shared.baselines.base import Recommender, check_dense_items, interaction_matrix
 from fedrec.shared.data.dataset import Split
+from fedrec.shared.models.cooccurrence import ease_weights
 
 logger = logging.getLogger(__name__)
-
-
-def ease_weights(gram: np.ndarray, l2: float) -> np.ndarray:
-    """EASE's item-item matrix ``B`` from the Gram matrix ``XᵀX`` and the penalty ``λ``."""
-    if l2 <= 0:
-        raise ValueError(f"EASE's L2 penalty must be > 0 (it makes XᵀX invertible), got {l2}")
-    g = np.array(gram, dtype=np.float64, copy=True)
-    g[np.diag_indices_from(g)] += l2
-    p = np.linalg.inv(g)
-    weights = -p / np.diag(p)[None, :]
-    np.fill_diagonal(weights, 0.0)
-    return weights
 
 
 class EASE(Recommender):

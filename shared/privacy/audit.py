@@ -83,6 +83,9 @@ class AuditResult:
     correct: int
     tests: int  # attackers x guess counts: the confidence is split between them
     per_attacker: dict[str, float]
+    # The bound a perfect attacker (every guess right) would reach with these canaries: a
+    # claim at or above it cannot be shown broken by this audit, however leaky.
+    power: float
 
     def to_dict(self) -> dict[str, object]:
         """JSON-ready dict."""
@@ -96,6 +99,7 @@ class AuditResult:
             "correct": self.correct,
             "tests": self.tests,
             "per_attacker": dict(self.per_attacker),
+            "power": self.power,
         }
 
 
@@ -143,6 +147,7 @@ def one_run_audit(
             if bound > best[0]:
                 best = (bound, name, 2 * k, v)
         per_attacker[name] = mine
+    power = max(epsilon_lower_bound(m, 2 * k, 2 * k, delta, beta=beta) for k in ks)
     return AuditResult(
         epsilon_lower_bound=best[0],
         confidence=confidence,
@@ -153,4 +158,5 @@ def one_run_audit(
         correct=best[3],
         tests=tests,
         per_attacker=per_attacker,
+        power=power,
     )

@@ -1,75 +1,184 @@
-"""Admin routes: add a new item from its text (recommendable at once).
+"""Admin routes: add, replace and remove items known only by their text.
 
-Guarded by a shared token (``FEDREC_ADMIN_TOKEN``, sent as ``X-Admin-Token``); with no
-token configured the routes answer 403. Added items are appended to
-``added-items.jsonl`` in the run directory and replayed at start-up, so a restart keeps
-them.
+Guarded by admin tokens (:mod:`fedrec.server.api.auth`, sent as ``X-Admin-Token``), checked
+before the body is read: a caller without one learns nothing about the body's schema. With
+no token configured the routes answer 403. Every change is appended to the run's journal
+(:mod:`fedrec.server.api.added_items`) and replayed at start-up, so a restart keeps it.
 """
 
 from __future__ import annotations
 
-import hmac
-import json
-from pathlib import Path
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Annotated
 
-from fastapi import APIRouter, Header, HTTPException
+from fastapi import APIRouter, Depends, Path, Request, Response, Security
+from fastapi.security import APIKeyHeader
 
-from fedrec.server.api.deps import CheckpointDep, RecommenderDep, SettingsDep
-from fedrec.server.api.schemas import NewItemRequest, ScoredItemPublic
-from fedrec.server.recommend import NoTextTower, Recommender
-from fedrec.shared.checkpoint import Checkpoint
-
-router = APIRouter(prefix="/v1/admin", tags=["admin"])
-
-ADDED_ITEMS_FILE = "added-items.jsonl"
-
-
-def added_items_path(ckpt: Checkpoint) -> Path:
-    """Where a run's admin-added items are kept (beside its checkpoints)."""
-    return ckpt.path.parent.parent / ADDED_ITEMS_FILE
-
-
-def replay_added_items(rec: Recommender, ckpt: Checkpoint) -> int:
-    """Re-add the items added to this run before a restart; returns how many."""
-    path = added_items_path(ckpt)
-    if not path.is_file() or not rec.has_text:
-        return 0
-    count = 0
-    for line in path.read_text().splitlines():
-        if line.strip():
-            item = NewItemRequest.model_validate_json(line)
-            if item.id not in rec.index_of:
-                rec.add_item(item.id, item.title, item.genres, item.description)
-                count += 1
-    return count
+from fedrec.server.api.auth import AdminTokens
+from fedrec.server.api.deps import HolderDep, SettingsDep, get_served
+from fedrec.server.api.errors import ApiError, unknown_items
+from fedrec.server.api.genres import canonical_genres, genre_vocabulary
+from fedrec.server.api.openapi import problems
+from fedrec.server.api.routing import ApiRoute
+from fedrec.server.api.schemas import (
+    ITEM_ID_PATTERN,
+    MAX_ITEM_ID_CHARS,
+    ItemFields,
+    NewItemRequest,
+    ReloadPublic,
+    ScoredItemPublic,
+)
+from fedrec.server.api.settings import Settings
+from fedrec.server.api.state import ModelHolder, ServedModel
+from fedrec.server.recommend import NewItem, NoTextTower, Recommender, TrainedItem, UnknownItems
 
 
-def _check_token(settings: SettingsDep, token: str | None) -> None:
-    if not settings.admin_token:
-        raise HTTPException(
-            status_code=403, detail="admin routes are disabled: set FEDREC_ADMIN_TOKEN to enable"
-        )
-    if token is None or not hmac.compare_digest(token, settings.admin_token):
-        raise HTTPException(status_code=401, detail="missing or wrong X-Admin-Token")
+def check_admin_token(request: Request, token: str | None) -> None:
+    """403 when admin routes are off, 401 unless ``token`` is an admin token in force."""
+    tokens: AdminTokens = request.app.state.admin_tokens
+    tokens.check(token)
 
 
-@router.post("/items", status_code=201, summary="Add a new item from its text")
-def add_item(
-    body: NewItemRequest,
-    rec: RecommenderDep,
-    ckpt: CheckpointDep,
-    settings: SettingsDep,
-    x_admin_token: Annotated[str | None, Header()] = None,
-) -> ScoredItemPublic:
-    """Place a new item by the item tower applied to its text; returns it with its bias."""
-    _check_token(settings, x_admin_token)
-    try:
-        item = rec.add_item(body.id, body.title, body.genres, body.description)
-    except NoTextTower as err:
-        raise HTTPException(status_code=422, detail=str(err)) from None
-    except ValueError as err:
-        raise HTTPException(status_code=409, detail=str(err)) from None
-    with added_items_path(ckpt).open("a") as handle:
-        handle.write(json.dumps(body.model_dump()) + "\n")
+admin_token = APIKeyHeader(
+    name="X-Admin-Token",
+    scheme_name="AdminToken",
+    description="An admin token (FEDREC_ADMIN_TOKEN or one of FEDREC_ADMIN_TOKENS_FILE); "
+    "admin routes only.",
+    auto_error=False,
+)
+
+
+def require_admin(request: Request, token: Annotated[str | None, Security(admin_token)]) -> None:
+    """The admin check as a dependency: declares the security scheme in the schema."""
+    check_admin_token(request, token)
+
+
+class AdminRoute(ApiRoute):
+    """A route that authenticates before it reads or validates the body."""
+
+    def before_body(self, request: Request) -> None:
+        """The admin token check, then the body's media type."""
+        check_admin_token(request, request.headers.get("x-admin-token"))
+        super().before_body(request)
+
+
+router = APIRouter(
+    prefix="/v1/admin",
+    tags=["admin"],
+    route_class=AdminRoute,
+    dependencies=[Depends(require_admin)],
+    responses=problems(401, 403, pinned=False),
+)
+
+PathItemId = Annotated[
+    str, Path(min_length=1, max_length=MAX_ITEM_ID_CHARS, pattern=ITEM_ID_PATTERN)
+]
+
+
+@contextmanager
+def _writing(holder: ModelHolder) -> Iterator[ServedModel]:
+    """The served model, held still: no reload swaps it while an admin change is made."""
+    with holder.write_lock:
+        yield get_served(holder, Response())
+
+
+def _new_item(item_id: str, body: ItemFields, rec: Recommender, settings: Settings) -> NewItem:
+    vocabulary = genre_vocabulary(rec.known_genres, settings.extra_genres)
+    return NewItem(
+        id=item_id,
+        title=body.title,
+        genres=tuple(canonical_genres(body.genres, vocabulary)),
+        description=body.description,
+    )
+
+
+@router.post(
+    "/items",
+    status_code=201,
+    operation_id="addItem",
+    summary="Add a new item from its text",
+    responses=problems(409, 415, 422, 503, pinned=False),
+)
+def add_item(body: NewItemRequest, holder: HolderDep, settings: SettingsDep) -> ScoredItemPublic:
+    """Place a new item by its text; it is recommendable at once. Returns it with its bias."""
+    with _writing(holder) as served:
+        new = _new_item(body.id, body, served.recommender, settings)
+        try:
+            item = served.recommender.add_items([new])[0]
+        except NoTextTower as err:
+            raise ApiError(422, "text_not_supported", str(err)) from None
+        except ValueError:
+            raise ApiError(
+                409, "item_exists", f"item id {body.id!r} is already in the catalogue"
+            ) from None
+        served.journal.put(body.model_copy(update={"genres": list(new.genres)}))
     return ScoredItemPublic(**vars(item))
+
+
+@router.put(
+    "/items/{item_id}",
+    operation_id="replaceItem",
+    responses=problems(404, 409, 415, 422, 503, pinned=False),
+    summary="Replace an added item's text (and so its vector)",
+)
+def replace_item(
+    item_id: PathItemId, body: ItemFields, holder: HolderDep, settings: SettingsDep
+) -> ScoredItemPublic:
+    """Re-place an admin-added item from new text; items of the trained model are refused."""
+    with _writing(holder) as served:
+        new = _new_item(item_id, body, served.recommender, settings)
+        try:
+            item = served.recommender.update_item(new)
+        except UnknownItems as err:
+            raise unknown_items(err) from None
+        except TrainedItem as err:
+            raise ApiError(409, "trained_item", str(err)) from None
+        except NoTextTower as err:
+            raise ApiError(422, "text_not_supported", str(err)) from None
+        record = NewItemRequest(
+            id=item_id, title=new.title, genres=list(new.genres), description=new.description
+        )
+        served.journal.put(record)
+    return ScoredItemPublic(**vars(item))
+
+
+@router.delete(
+    "/items/{item_id}",
+    status_code=204,
+    operation_id="removeItem",
+    summary="Remove an added item",
+    responses=problems(404, 409, 422, 503, pinned=False),
+    response_class=Response,
+)
+def remove_item(item_id: PathItemId, holder: HolderDep) -> Response:
+    """Remove an admin-added item; items of the trained model are refused."""
+    with _writing(holder) as served:
+        try:
+            served.recommender.remove_item(item_id)
+        except UnknownItems as err:
+            raise unknown_items(err) from None
+        except TrainedItem as err:
+            raise ApiError(409, "trained_item", str(err)) from None
+        served.journal.delete(item_id)
+    return Response(status_code=204)
+
+
+@router.post(
+    "/reload",
+    operation_id="reloadModel",
+    summary="Serve the newest checkpoint now",
+    responses=problems(409, pinned=False),
+)
+def reload_model(holder: HolderDep) -> ReloadPublic:
+    """Load the newest checkpoint under the model path beside the served one, then swap.
+
+    Requests in flight finish on the old model. A checkpoint that does not load is refused
+    (409) and the old model keeps serving.
+    """
+    result = holder.reload()
+    if not result.reloaded and result.detail.startswith("reload refused"):
+        raise ApiError(409, "reload_failed", result.detail)
+    return ReloadPublic(
+        reloaded=result.reloaded, model_version=result.model_version, detail=result.detail
+    )

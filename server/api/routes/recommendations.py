@@ -1,42 +1,61 @@
-"""Recommendations for new (cold-start) users."""
+"""Recommendations for new (cold-start) users: one at a time, or a batch in one call."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, HTTPException
+from fastapi import APIRouter
 
-from fedrec.server.api.deps import CheckpointDep, RecommenderDep, SettingsDep
-from fedrec.server.api.schemas import ColdStartRequest, RecommendationsPublic, ScoredItemPublic
-from fedrec.server.recommend import NoTextTower, UnknownItems
+from fedrec.server.api.deps import (
+    CheckpointDep,
+    GenresDep,
+    ModelVersionPin,
+    RecommenderDep,
+    ServedDep,
+    SettingsDep,
+    check_pin,
+    checked_k,
+)
+from fedrec.server.api.errors import ApiError, problem_body, unknown_items
+from fedrec.server.api.genres import canonical_genres
+from fedrec.server.api.openapi import problems
+from fedrec.server.api.routing import ApiRoute
+from fedrec.server.api.schemas import (
+    BatchColdStartRequest,
+    BatchEntryPublic,
+    BatchRecommendationsPublic,
+    ColdStartRequest,
+    RecommendationsPublic,
+    ScoredItemPublic,
+)
+from fedrec.server.api.settings import Settings
+from fedrec.server.recommend import ColdStartResult, NoTextTower, Recommender, UnknownItems
 
-router = APIRouter(prefix="/v1/recommendations", tags=["recommendations"])
+router = APIRouter(
+    prefix="/v1/recommendations",
+    tags=["recommendations"],
+    route_class=ApiRoute,
+    responses=problems(415, 422, 503),
+)
 
 
-@router.post("/cold-start", summary="Recommend for a new user given liked items and/or free text")
-def cold_start(
-    body: ColdStartRequest, rec: RecommenderDep, ckpt: CheckpointDep, settings: SettingsDep
-) -> RecommendationsPublic:
-    """Top-k items for a user known only by liked items and/or how they describe themselves.
-
-    Liked and excluded items are never returned; ``genres`` restricts the result to items
-    of those genres.
-    """
-    k = body.k or min(settings.default_k, settings.max_k)
-    if k > settings.max_k:
-        raise HTTPException(status_code=422, detail=f"k must be at most {settings.max_k}")
+def _check_limits(body: ColdStartRequest, settings: Settings) -> int:
+    """``k`` of a request; 422 past the limits the schema states (k, liked items)."""
     if len(body.liked_item_ids) > settings.max_liked_items:
-        raise HTTPException(
-            status_code=422, detail=f"at most {settings.max_liked_items} liked items per request"
+        raise ApiError(
+            422,
+            "validation_error",
+            f"at most {settings.max_liked_items} liked items per request",
         )
-    if body.genres:
-        known = {g.lower() for g in rec.known_genres}
-        unknown = [g for g in body.genres if g.lower() not in known]
-        if unknown:
-            raise HTTPException(
-                status_code=422,
-                detail=f"unknown genre(s) {unknown}; known: {', '.join(rec.known_genres)}",
-            )
+    return checked_k(body.k, settings)
+
+
+def _recommend(
+    body: ColdStartRequest, rec: Recommender, settings: Settings, vocabulary: dict[str, str]
+) -> ColdStartResult:
+    """The answer to one request, or the :class:`ApiError` refusing it."""
+    k = _check_limits(body, settings)
+    canonical_genres(body.genres, vocabulary)
     try:
-        result = rec.cold_start(
+        return rec.cold_start(
             body.liked_item_ids,
             k,
             exclude=body.exclude_item_ids,
@@ -44,11 +63,77 @@ def cold_start(
             genres=body.genres,
         )
     except UnknownItems as err:
-        raise HTTPException(status_code=404, detail=str(err)) from None
+        raise unknown_items(err) from None
     except NoTextTower as err:
-        raise HTTPException(status_code=422, detail=str(err)) from None
+        raise ApiError(422, "text_not_supported", str(err)) from None
+
+
+@router.post(
+    "/cold-start",
+    operation_id="recommendColdStart",
+    summary="Recommend for a new user given liked items and/or free text",
+    responses=problems(404),
+)
+def cold_start(
+    body: ColdStartRequest,
+    rec: RecommenderDep,
+    ckpt: CheckpointDep,
+    settings: SettingsDep,
+    vocabulary: GenresDep,
+    served: ServedDep,
+    pin: ModelVersionPin = None,
+) -> RecommendationsPublic:
+    """Top-k items for a user known only by liked items and/or how they describe themselves.
+
+    Liked and excluded items are never returned; ``genres`` restricts the result to items
+    of those genres.
+    """
+    _check_limits(body, settings)
+    check_pin(served, pin)
+    result = _recommend(body, rec, settings, vocabulary)
     return RecommendationsPublic(
         model_version=ckpt.model_version,
         items=[ScoredItemPublic(**vars(i)) for i in result.items],
         warnings=result.warnings,
     )
+
+
+@router.post(
+    "/cold-start/batch",
+    operation_id="recommendColdStartBatch",
+    summary="Cold-start recommendations for several new users in one call",
+)
+def cold_start_batch(
+    body: BatchColdStartRequest,
+    rec: RecommenderDep,
+    ckpt: CheckpointDep,
+    settings: SettingsDep,
+    vocabulary: GenresDep,
+    served: ServedDep,
+    pin: ModelVersionPin = None,
+) -> BatchRecommendationsPublic:
+    """One answer per request, in order, all from the same model version.
+
+    A request refused on its own (an unknown item, an unknown genre) gets its ``error``
+    and does not fail the others; a body that does not match the schema is a 422 whole.
+    """
+    if len(body.requests) > settings.max_batch:
+        raise ApiError(422, "validation_error", f"at most {settings.max_batch} requests a batch")
+    for one in body.requests:  # past a schema limit, the body is invalid as a whole
+        _check_limits(one, settings)
+    check_pin(served, pin)
+    results = []
+    for one in body.requests:
+        try:
+            result = _recommend(one, rec, settings, vocabulary)
+        except ApiError as err:
+            error = problem_body(err.status_code, err.code, str(err.detail))
+            results.append(BatchEntryPublic(error=error))
+            continue
+        results.append(
+            BatchEntryPublic(
+                items=[ScoredItemPublic(**vars(i)) for i in result.items],
+                warnings=result.warnings,
+            )
+        )
+    return BatchRecommendationsPublic(model_version=ckpt.model_version, results=results)

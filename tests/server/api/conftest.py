@@ -10,6 +10,7 @@ import httpx
 import numpy as np
 import pytest
 import uvicorn
+from fastapi import FastAPI
 
 from fedrec.server.api.main import create_app
 from fedrec.server.api.settings import Settings
@@ -117,11 +118,24 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+# The app behind each live server, by port: tests may look inside (e.g. at its holder).
+SERVED_APPS: dict[str, FastAPI] = {}
+
+
+def wait_loaded(client: httpx.Client, timeout: float = 60) -> None:
+    """Wait until the model is loaded (or known to be absent): the port opens before."""
+    deadline = time.monotonic() + timeout
+    while client.get("/health").json()["status"] == "loading":
+        assert time.monotonic() < deadline, "the model did not load"
+        time.sleep(0.02)
+
+
 def _serve(model_path: Path, **extra: object) -> Iterator[httpx.Client]:
     settings = Settings(model_path=str(model_path), port=_free_port(), max_k=5, **extra)
+    app = SERVED_APPS[str(settings.port)] = create_app(settings)
     server = uvicorn.Server(
         uvicorn.Config(
-            create_app(settings),
+            app,
             host="127.0.0.1",
             port=settings.port,
             log_level="warning",
@@ -135,6 +149,7 @@ def _serve(model_path: Path, **extra: object) -> Iterator[httpx.Client]:
         assert time.monotonic() < deadline and thread.is_alive(), "server did not start"
         time.sleep(0.02)
     with httpx.Client(base_url=f"http://127.0.0.1:{settings.port}", timeout=10) as client:
+        wait_loaded(client)
         yield client
     server.should_exit = True
     thread.join(timeout=10)
@@ -167,3 +182,9 @@ def text_client(text_run: Path) -> Iterator[httpx.Client]:
 def serve(model_path: Path, **extra: object) -> Iterator[httpx.Client]:
     """A server over ``model_path`` (for tests that restart it)."""
     yield from _serve(model_path, **extra)
+
+
+@pytest.fixture(scope="module")
+def client_with_admin(tmp_path_factory: pytest.TempPathFactory) -> Iterator[httpx.Client]:
+    """The tiny MF-only model with admin routes on."""
+    yield from _serve(make_run(tmp_path_factory.mktemp("runs") / "tiny"), admin_token=ADMIN_TOKEN)

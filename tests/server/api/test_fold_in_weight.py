@@ -42,7 +42,7 @@ def _run(run_dir: Path) -> Path:
 
 
 def _first(weight: float, run: Path) -> str:
-    app = create_app(Settings(model_path=str(run), fold_in_weight=weight))
+    app = create_app(Settings(model_path=str(run), fold_in_weight=weight, load_in_background=False))
     with TestClient(app) as client:
         body = client.post("/v1/recommendations/cold-start", json={"liked_item_ids": ["a"], "k": 1})
         model = client.get("/v1/model").json()

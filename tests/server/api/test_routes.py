@@ -49,7 +49,13 @@ def test_bad_requests_get_useful_4xx(client: httpx.Client) -> None:
     r = client.post("/v1/recommendations/cold-start", json={"liked_item_ids": ["10", "nope"]})
     assert r.status_code == 404 and "nope" in r.json()["detail"]
     r = client.post("/v1/recommendations/cold-start", content=b"not json")
-    assert r.status_code == 422
+    assert r.status_code == 415  # no Content-Type: application/json
+    r = client.post(
+        "/v1/recommendations/cold-start",
+        content=b"not json",
+        headers={"content-type": "application/json"},
+    )
+    assert r.status_code == 400
     assert client.get("/v1/items/999/similar").status_code == 404
     assert client.get("/v1/items/10/similar", params={"k": 0}).status_code == 422
     assert client.get("/v1/items/11").json() == {

@@ -44,7 +44,7 @@ def _run(run_dir: Path) -> Path:
 
 
 def test_model_route_reports_record_and_user_level_guarantees(tmp_path: Path) -> None:
-    app = create_app(Settings(model_path=str(_run(tmp_path / "both"))))
+    app = create_app(Settings(model_path=str(_run(tmp_path / "both")), load_in_background=False))
     with TestClient(app) as client:
         body = client.get("/v1/model").json()
     record, user = body["privacy"], body["user_privacy"]

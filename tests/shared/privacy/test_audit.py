@@ -76,3 +76,16 @@ def test_more_attackers_split_the_confidence() -> None:
 def test_the_bound_is_monotone_in_correct_guesses() -> None:
     bounds = [epsilon_lower_bound(1000, 200, v, 1e-5) for v in (100, 140, 180, 200)]
     assert bounds == sorted(bounds) and bounds[0] == 0.0 and bounds[-1] > 2.0
+
+
+def test_power_is_what_a_perfect_attacker_would_certify() -> None:
+    rng = np.random.default_rng(2)
+    included = rng.random(400) < 0.5
+    perfect = one_run_audit({"oracle": included.astype(float)}, included, delta=1e-5)
+    blind = one_run_audit({"noise": rng.normal(size=400)}, included, delta=1e-5)
+    assert perfect.power == pytest.approx(perfect.epsilon_lower_bound)
+    assert blind.power == perfect.power  # a property of the canaries, not of the attack
+    more = one_run_audit(
+        {"oracle": np.r_[included, included].astype(float)}, np.r_[included, included], delta=1e-5
+    )
+    assert more.power > perfect.power

@@ -1,0 +1,377 @@
+"""Serving benchmark: start-up to ready, latency and throughput of the HTTP API on loopback.
+
+The service runs as its own process (``fedrec serve``), so the load generator here does
+not share its interpreter; every request is real HTTP on 127.0.0.1. The model is a
+hybrid checkpoint the size of ML-100K's (1,682 items, 32 factors, text towers over the
+real encoder) with synthetic titles, so the benchmark needs no data download.
+
+1. Start-up to ready (``/ready`` answers 200), with 0 and with ``added`` admin-added items
+   in the run's journal: the first start (their texts not yet encoded) and a restart.
+2. Latency at concurrency 1: cold start from 3 liked items, and from free text.
+3. Throughput at each concurrency: requests a second, text and liked-items requests.
+
+Every loop is bounded in count and time. The result records the load average before and
+after: on a shared machine the numbers are an upper bound on latency, not a clean one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+
+from fedrec.shared.checkpoint import save_catalog, save_checkpoint
+from fedrec.shared.data.catalog import item_text
+from fedrec.shared.data.dataset import ItemCatalog
+from fedrec.shared.models.encoder import TEXT_DIM
+
+N_ITEMS, DIM = 1682, 32
+GOALS = {
+    "liked_p99_ms_c1": 10.0,
+    "text_p99_ms_c1": 30.0,
+    "text_speedup_c8": 1.6,
+    "startup_s_1000_added": 10.0,
+}
+TEXTS = [
+    "witty space adventures with robots",
+    "a quiet romance in Paris",
+    "gangsters, heists and a double cross",
+    "animated films for kids about animals",
+    "war stories told by soldiers",
+    "a detective solving murders in the fog",
+    "musicals with big dance numbers",
+    "horror in an old house at night",
+]
+_WORDS = "space love heist war comedy drama robot ship city night dream family crime".split()
+
+
+def make_checkpoint(run_dir: Path, cache_dir: Path, *, seed: int = 0) -> Path:
+    """A hybrid checkpoint the size of ML-100K's, with synthetic titles (written once)."""
+    if (run_dir / "LATEST").exists():
+        return run_dir
+    rng = np.random.default_rng(seed)
+    genres = ["Drama", "Comedy", "Action", "Sci-Fi", "Romance"]
+    titles = [
+        " ".join(rng.choice(_WORDS, 3)).title() + f" ({1950 + i % 50})" for i in range(N_ITEMS)
+    ]
+    item_genres = [[genres[i % len(genres)]] for i in range(N_ITEMS)]
+    save_catalog(
+        run_dir,
+        ItemCatalog(
+            raw_ids=[str(i + 1) for i in range(N_ITEMS)],
+            titles=titles,
+            genres=item_genres,
+            texts=[item_text(t, g) for t, g in zip(titles, item_genres, strict=True)],
+            years=[None] * N_ITEMS,
+        ),
+    )
+    save_checkpoint(
+        run_dir,
+        round=1,
+        tensors={
+            "item_factors": rng.normal(0, 0.1, (N_ITEMS, DIM)).astype(np.float32),
+            "item_bias": rng.normal(0, 0.1, N_ITEMS).astype(np.float32),
+            "text.user_head.weight": rng.normal(0, 0.05, (DIM, TEXT_DIM)).astype(np.float32),
+            "text.user_head.bias": np.zeros(DIM, np.float32),
+        },
+        run_name="serve-bench",
+        kind="federated",
+        config={"text-tower": "heads", "text-max-length": 64, "text-cache-dir": str(cache_dir)},
+        metrics={},
+        history=[],
+        privacy=None,
+    )
+    return run_dir
+
+
+def write_journal(run_dir: Path, n: int) -> None:
+    """``n`` admin-added items in the run's journal (and no stored embeddings of them)."""
+    lines = [
+        json.dumps(
+            {
+                "id": f"added-{i}",
+                "title": f"A New Film Number {i}",
+                "genres": ["Drama"],
+                "description": f"The story of item {i}: a long journey home across the sea.",
+            }
+        )
+        for i in range(n)
+    ]
+    (run_dir / "added-items.jsonl").write_text("".join(line + "\n" for line in lines))
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class ServiceProcess:
+    """``fedrec serve`` in a child process; start-up time is measured to ``/ready``."""
+
+    def __init__(self, run_dir: Path, *, log: Path, timeout_s: float = 180.0) -> None:
+        self.port = _free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        env = {**os.environ, "FEDREC_MODEL_PATH": str(run_dir), "FEDREC_PORT": str(self.port)}
+        env["FEDREC_MAX_K"] = "100"
+        start = time.perf_counter()
+        self.proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-c",
+                "from fedrec.cli.main import main; main()",
+                "serve",
+                "--model-path",
+                str(run_dir),
+                "--port",
+                str(self.port),
+            ],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=log.open("ab"),
+        )
+        deadline = start + timeout_s
+        with httpx.Client(timeout=5) as client:
+            while True:
+                if self.proc.poll() is not None:
+                    raise RuntimeError(
+                        f"the service exited with {self.proc.returncode}; its log: {log}"
+                    )
+                if time.perf_counter() > deadline:
+                    self.stop()
+                    raise RuntimeError("the service was not ready in time")
+                try:
+                    if client.get(f"{self.url}/ready").status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                time.sleep(0.02)
+        self.startup_s = time.perf_counter() - start
+
+    def stop(self) -> None:
+        """End the child process (it is ours) and wait for it."""
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+def _percentiles(ms: Sequence[float]) -> dict[str, float]:
+    ordered = sorted(ms)
+    return {
+        "p50_ms": statistics.median(ordered),
+        "p99_ms": ordered[min(len(ordered) - 1, int(round(0.99 * (len(ordered) - 1))))],
+        "mean_ms": statistics.fmean(ordered),
+        "requests": len(ordered),
+    }
+
+
+def _bodies(kind: str, n: int, seed: int) -> list[dict[str, Any]]:
+    rng = np.random.default_rng(seed)
+    if kind == "liked":
+        return [
+            {"liked_item_ids": [str(i) for i in rng.choice(N_ITEMS, 3, replace=False) + 1], "k": 10}
+            for _ in range(n)
+        ]
+    return [{"text": TEXTS[i % len(TEXTS)], "k": 10} for i in range(n)]
+
+
+def _load(url: str, bodies: list[dict[str, Any]], concurrency: int) -> tuple[float, list[float]]:
+    """Send ``bodies`` from ``concurrency`` threads; wall seconds and each latency (ms)."""
+    latencies: list[float] = []
+    lock = threading.Lock()
+    chunks = [bodies[i::concurrency] for i in range(concurrency)]
+
+    def worker(chunk: list[dict[str, Any]]) -> None:
+        with httpx.Client(base_url=url, timeout=30) as client:
+            for body in chunk:
+                t0 = time.perf_counter()
+                r = client.post("/v1/recommendations/cold-start", json=body)
+                elapsed = (time.perf_counter() - t0) * 1000
+                if r.status_code != 200:
+                    raise RuntimeError(f"{r.status_code}: {r.text[:200]}")
+                with lock:
+                    latencies.append(elapsed)
+
+    threads = [threading.Thread(target=worker, args=(c,)) for c in chunks]
+    start = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return time.perf_counter() - start, latencies
+
+
+def _warm(url: str, requests: int = 64) -> None:
+    """Each text several times first: the encoder's kernels are set up per input shape."""
+    for kind in ("liked", "text"):
+        _load(url, _bodies(kind, requests, seed=99), 1)
+
+
+def run_serve_benchmark(
+    *,
+    output_dir: Path,
+    runs_dir: Path,
+    name: str = "serve",
+    added: int = 1000,
+    requests: int = 200,
+    concurrency: Sequence[int] = (1, 4, 8),
+    progress: Callable[[str], None] = lambda message: None,
+) -> dict[str, Any]:
+    """Measure and write ``<name>.json`` / ``<name>.md``."""
+    run_dir = make_checkpoint(runs_dir / "serve-bench", runs_dir / "cache")
+    load_before = os.getloadavg()
+    startup = []
+    for n_added, state in ((0, "first"), (added, "first"), (added, "restart")):
+        if state == "first":
+            write_journal(run_dir, n_added)
+            (run_dir / "added-items.embeddings.npz").unlink(missing_ok=True)
+        progress(f"start-up with {n_added} added items ({state} start)")
+        service = ServiceProcess(run_dir, log=runs_dir / "serve.log")
+        service.stop()
+        startup.append({"added_items": n_added, "start": state, "seconds": service.startup_s})
+    write_journal(run_dir, 0)
+    service = ServiceProcess(run_dir, log=runs_dir / "serve.log")
+    try:
+        _warm(service.url)
+        latency = {}
+        for kind in ("liked", "text"):
+            progress(f"latency, {kind} cold start, concurrency 1")
+            _, ms = _load(service.url, _bodies(kind, requests, seed=1), 1)
+            latency[kind] = _percentiles(ms)
+        throughput = []
+        for kind in ("liked", "text"):
+            for c in concurrency:
+                progress(f"throughput, {kind} cold start, concurrency {c}")
+                wall, ms = _load(service.url, _bodies(kind, requests, seed=2), c)
+                throughput.append(
+                    {"kind": kind, "concurrency": c, "rps": len(ms) / wall, **_percentiles(ms)}
+                )
+    finally:
+        service.stop()
+    result: dict[str, Any] = {
+        "benchmark": name,
+        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": {
+            "cpus": os.cpu_count(),
+            "platform": platform.platform(),
+            "python": platform.python_version(),
+            "load_avg_before": list(load_before),
+            "load_avg_after": list(os.getloadavg()),
+        },
+        "model": {"items": N_ITEMS, "embedding_dim": DIM, "text_towers": True},
+        "startup": startup,
+        "latency": latency,
+        "throughput": throughput,
+        "goals": GOALS,
+    }
+    write_report(result, output_dir, name)
+    return result
+
+
+def write_report(result: dict[str, Any], output_dir: Path, name: str) -> None:
+    """Write the JSON and its Markdown rendering."""
+    output_dir.mkdir(parents=True, exist_ok=True)
+    (output_dir / f"{name}.json").write_text(json.dumps(result, indent=2) + "\n")
+    (output_dir / f"{name}.md").write_text(serve_markdown(result))
+
+
+def _speedup(result: dict[str, Any], kind: str, c: int) -> float:
+    rows = {r["concurrency"]: r["rps"] for r in result["throughput"] if r["kind"] == kind}
+    return float(rows[c] / rows[min(rows)])
+
+
+def serve_markdown(result: dict[str, Any]) -> str:
+    """Start-up, latency and throughput tables, and each goal against its measurement."""
+    m, goals = result["machine"], result["goals"]
+    lat = result["latency"]
+    top_c = max(r["concurrency"] for r in result["throughput"])
+    startup_1000 = max(
+        (
+            s["seconds"]
+            for s in result["startup"]
+            if s["added_items"] > 0 and s["start"] == "restart"
+        ),
+        default=float("nan"),
+    )
+    measured = {
+        "liked_p99_ms_c1": lat["liked"]["p99_ms"],
+        "text_p99_ms_c1": lat["text"]["p99_ms"],
+        "text_speedup_c8": _speedup(result, "text", top_c),
+        "startup_s_1000_added": startup_1000,
+    }
+    lines = [
+        "# Serving: start-up, latency and throughput (HTTP on loopback)",
+        "",
+        f"Written by `fedrec bench serve` at {result['created_at']} on {m['platform']} "
+        f"({m['cpus']} CPUs), Python {m['python']}. The service ran as its own process; the "
+        f"load generator in another, on the same CPUs. Load average (1, 5, 15 min) before: "
+        f"{', '.join(f'{x:.2f}' for x in m['load_avg_before'])}; after: "
+        f"{', '.join(f'{x:.2f}' for x in m['load_avg_after'])}"
+        + (
+            " -- the machine was not idle, so latencies are upper bounds."
+            if max(m["load_avg_before"][:1]) > 0.5
+            else "."
+        ),
+        "",
+        f"Model: a hybrid checkpoint of {result['model']['items']} items, "
+        f"{result['model']['embedding_dim']} factors, text towers over the real encoder.",
+        "",
+        "| start-up to ready | added items | s |",
+        "| --- | ---: | ---: |",
+    ]
+    lines += [
+        f"| {s['start']} start | {s['added_items']} | {s['seconds']:.2f} |"
+        for s in result["startup"]
+    ]
+    lines += [
+        "",
+        "A restart is the usual case: an item added through the API has its text embedding "
+        "stored as it is added. A first start meets a journal whose texts were never encoded "
+        "here (e.g. copied from another machine) and encodes them all once.",
+        "",
+        "| cold start, concurrency 1 | p50 ms | p99 ms | mean ms | requests |",
+        "| --- | ---: | ---: | ---: | ---: |",
+    ]
+    lines += [
+        f"| {kind} | {v['p50_ms']:.2f} | {v['p99_ms']:.2f} | {v['mean_ms']:.2f} | {v['requests']} |"
+        for kind, v in lat.items()
+    ]
+    lines += [
+        "",
+        "| throughput | concurrency | requests/s | x concurrency 1 | p50 ms | p99 ms |",
+        "| --- | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    lines += [
+        f"| {r['kind']} | {r['concurrency']} | {r['rps']:.1f} | "
+        f"{_speedup(result, r['kind'], r['concurrency']):.2f}x | {r['p50_ms']:.2f} | "
+        f"{r['p99_ms']:.2f} |"
+        for r in result["throughput"]
+    ]
+    lines += ["", "| goal | target | measured | met |", "| --- | ---: | ---: | --- |"]
+    labels = {
+        "liked_p99_ms_c1": ("liked-items p99 at concurrency 1 (ms)", "<="),
+        "text_p99_ms_c1": ("text p99 at concurrency 1 (ms)", "<="),
+        "text_speedup_c8": (f"text throughput at concurrency {top_c} / 1", ">="),
+        "startup_s_1000_added": ("start-up with the added items, restart (s)", "<="),
+    }
+    for key, (label, op) in labels.items():
+        value, target = measured[key], goals[key]
+        met = value <= target if op == "<=" else value >= target
+        lines.append(f"| {label} | {op} {target:g} | {value:.2f} | {'yes' if met else 'no'} |")
+    return "\n".join(lines) + "\n"
