@@ -11,16 +11,14 @@ from what they tell us: items they like, free text, or both.
   the item head ``W_i e_i`` alone on small catalogues); free text contributes the user
   head applied to its embedding; given together with liked items, the two start vectors
   are averaged before the fold-in.
-- The fold-in's vector then counts at :data:`FOLD_IN_WEIGHT` (0.2) against the item bias:
-  fit to a few items it is sure of itself and its scores swamp the bias, the model's learned
-  popularity, which alone already ranks a new user's items as well as popularity counts. Chosen
-  on seed 42's held-out users (docs/benchmarks/coldstart.md, the sweep table); with 3 liked
-  items NDCG@10 went from 0.90x to 1.03x popularity there and, on users it was not chosen on
-  (seeds 43 and 44), from 0.86x / 1.03x to 1.04x / 1.10x.
+- The fold-in's vector then counts at :data:`FOLD_IN_WEIGHT` against the item bias: fit to
+  a few items it is sure of itself and its scores swamp the bias, the model's learned
+  popularity, which alone already ranks a new user's items as well as popularity counts.
+  The weight was chosen on one seed's held-out users and checked on others
+  (docs/benchmarks/coldstart.md, the sweep table).
 - Fold-in is skipped for a model trained under DP (record- or user-level): every item row
   then carries noise, and fitting a user vector to a few liked items' exact rows fits that
-  noise. Measured on ML-100K (docs/benchmarks/coldstart-dp.md): with 3 liked items the
-  DP hybrid's NDCG@10 was 0.171 with fold-in and 0.356 without.
+  noise (docs/benchmarks/coldstart-dp.md has the comparison).
 
 Each recommendation says what drove it: the liked item whose vector agrees most with it,
 or the word of the user's text whose vector does, whichever scores higher.
@@ -43,6 +41,7 @@ from fedrec.server.text_store import EmbeddingStore
 from fedrec.shared.checkpoint import Checkpoint
 from fedrec.shared.data.catalog import item_text
 from fedrec.shared.data.dataset import ItemCatalog
+from fedrec.shared.evaluation.ranking import top_k
 from fedrec.shared.models.encoder import TEXT_DIM, TextEncoder, add_lora, lora_state
 from fedrec.shared.models.hybrid import (
     ITEM_HEAD_B,
@@ -474,13 +473,11 @@ class Recommender:
 
     @staticmethod
     def _top(scores: np.ndarray, exclude: np.ndarray, k: int) -> np.ndarray:
-        scores = scores.copy()
-        scores[exclude] = -np.inf
-        k = min(k, int(np.isfinite(scores).sum()))
+        """The evaluation's own top-k (ties by item index); never a non-finite score."""
         if k <= 0:
             return np.zeros(0, dtype=np.int64)
-        top = np.argpartition(-scores, k - 1)[:k]
-        return top[np.lexsort((top, -scores[top]))]
+        top = top_k(scores, exclude, k)
+        return top[np.isfinite(scores[top])]
 
     def similar_items(
         self,
