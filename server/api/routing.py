@@ -1,24 +1,72 @@
-r"""Request parsing shared by every route: strict JSON, and admin auth before the body.
+r"""Request parsing shared by every route: strict JSON, whole integers, admin auth first.
 
 FastAPI parses a JSON body with :func:`json.loads`, which accepts ``NaN``, ``Infinity``
 and lone UTF-16 surrogates (``"\ud800"``): none of them is I-JSON (RFC 7493), and each
 later fails deep inside the service (a float that is not a number, a string that cannot
 be encoded). Here they are refused up front with a 400.
+
+Pydantic's lax mode reads a query string ``offset=0.0`` or ``k=2.0`` as an integer; the
+schema says integer, so such a request is refused with the same 422 as any other invalid
+parameter (else a precondition or an answer would be given to an invalid request).
 """
 
 from __future__ import annotations
 
 import json
 import math
+import re
+import types
+import typing
 from collections.abc import Callable, Coroutine
 from typing import Any
 
 from fastapi import Request, Response
+from fastapi.dependencies.utils import get_flat_dependant
+from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 
 from fedrec.server.api.errors import ApiError
 
 Handler = Callable[[Request], Coroutine[Any, Any, Response]]
+
+
+_WHOLE_NUMBER = re.compile(r"[+-]?[0-9]+")
+
+
+def _is_integer(annotation: Any) -> bool:
+    """Whether a parameter's type is ``int`` or an optional ``int``."""
+    if annotation is int:
+        return True
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(annotation) if a is not type(None)]
+        return args == [int]
+    return False
+
+
+def integer_queries(route: APIRoute) -> tuple[str, ...]:
+    """The names of a route's integer query parameters (its dependencies' included)."""
+    return tuple(
+        field.alias
+        for field in get_flat_dependant(route.dependant).query_params
+        if _is_integer(field.field_info.annotation)
+    )
+
+
+def whole_number_errors(names: tuple[str, ...], request: Request) -> list[dict[str, Any]]:
+    """Validation errors for integer query parameters not written as whole numbers."""
+    errors: list[dict[str, Any]] = []
+    for name in names:
+        for raw in request.query_params.getlist(name):
+            if not _WHOLE_NUMBER.fullmatch(raw.strip()):
+                errors.append(
+                    {
+                        "type": "int_parsing",
+                        "loc": ("query", name),
+                        "msg": "Input should be a whole number (digits only)",
+                        "input": raw,
+                    }
+                )
+    return errors
 
 
 class InvalidJSON(ValueError):
@@ -88,10 +136,14 @@ class StrictJSONRequest(Request):
 
 
 class ApiRoute(APIRoute):
-    """A route that parses its body with :func:`parse_json`."""
+    """A route that parses its body with :func:`parse_json` and its integers strictly."""
+
+    integer_queries: tuple[str, ...] = ()
 
     def before_body(self, request: Request) -> None:
-        """Checks to run before the body is read or validated: it must be JSON."""
+        """Checks to run before the body is read or validated: whole integers, JSON body."""
+        if errors := whole_number_errors(self.integer_queries, request):
+            raise RequestValidationError(errors)
         if self.body_field is not None and not _is_json(request.headers.get("content-type")):
             raise ApiError(
                 415, "unsupported_media_type", "send the body as Content-Type: application/json"
@@ -100,6 +152,7 @@ class ApiRoute(APIRoute):
     def get_route_handler(self) -> Handler:
         """FastAPI's handler, given a :class:`StrictJSONRequest`."""
         handler = super().get_route_handler()
+        self.integer_queries = integer_queries(self)
 
         async def strict(request: Request) -> Response:
             self.before_body(request)

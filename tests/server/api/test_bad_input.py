@@ -90,3 +90,31 @@ def test_headers_past_the_limit_are_refused(client: httpx.Client) -> None:
     for size in (20_000, 1_000_000):
         r = client.get("/health", headers={"x-padding": "x" * size})
         assert r.status_code == 431, r.text
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "offset=0.0",
+        "offset=1e2",
+        "limit=5.0",
+        "offset=",
+        "offset=0&offset=0.5",
+    ],
+)
+def test_integer_queries_must_be_whole_numbers(client: httpx.Client, query: str) -> None:
+    # Pydantic's lax mode reads "0.0" as 0; the schema says integer, so it is refused.
+    r = client.get(f"/v1/items?{query}", headers={"X-Model-Version": "not-the-served-one"})
+    assert r.status_code == 422, r.text
+    assert r.json()["code"] == "validation_error"
+    assert r.json()["errors"][0]["loc"][0] == "query"
+
+
+def test_similar_items_refuses_a_fractional_k(client: httpx.Client) -> None:
+    r = client.get("/v1/items/10/similar?k=2.0")
+    assert r.status_code == 422, r.text
+
+
+@pytest.mark.parametrize("query", ["offset=3", "offset=+3", "limit=07"])
+def test_whole_numbers_are_still_read(client: httpx.Client, query: str) -> None:
+    assert client.get(f"/v1/items?{query}").status_code == 200
