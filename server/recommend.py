@@ -39,9 +39,11 @@ import torch
 from fedrec.server.text_map import TextMap, fit_text_map, min_items
 from fedrec.server.text_store import EmbeddingStore
 from fedrec.shared.checkpoint import Checkpoint
+from fedrec.shared.config import config_of_checkpoint
 from fedrec.shared.data.catalog import item_text
 from fedrec.shared.data.dataset import ItemCatalog
 from fedrec.shared.evaluation.ranking import top_k
+from fedrec.shared.models.cooccurrence import user_vector
 from fedrec.shared.models.encoder import TEXT_DIM, TextEncoder, add_lora, lora_state
 from fedrec.shared.models.hybrid import (
     ITEM_HEAD_B,
@@ -285,6 +287,8 @@ class Recommender:
         item_text_emb: np.ndarray | None = None,
         fold_in: bool = True,
         fold_in_weight: float = FOLD_IN_WEIGHT,
+        text_in_liked: bool = True,
+        content_split: tuple[int, float] | None = None,
     ) -> None:
         n = len(catalog)
         if not 0.0 <= fold_in_weight <= 1.0:
@@ -296,6 +300,11 @@ class Recommender:
         self.towers = towers
         self.fold_in_enabled = fold_in  # off for DP-trained models (module docstring)
         self.fold_in_weight = fold_in_weight
+        # Whether a liked item also counts through the user head on its text; a co-occurrence
+        # model's factors already hold each item's text part, so there it would count twice.
+        self.text_in_liked = text_in_liked
+        # Co-occurrence models: (collaborative columns, fade) of their user vector.
+        self.content_split = content_split
         ids = tuple(catalog.raw_ids)
         self._n_trained = n
         # Bumped by every change to the served items, so derived artifacts know they are stale.
@@ -345,14 +354,23 @@ class Recommender:
         """Build from a loaded checkpoint (text towers when the checkpoint has them)."""
         tensors = ckpt.tensors
         towers, emb = cls._towers_of(ckpt, cache_dir, device)
+        cooccurrence = ckpt.manifest.get("kind") == "cooccurrence"
+        split = None
+        if cooccurrence:
+            saved = config_of_checkpoint(ckpt.manifest.get("config", {})).cooccurrence
+            n_trained = int(tensors["item_factors"].shape[0])
+            split = (min(saved.cooccurrence_rank, n_trained), saved.cooccurrence_content_fade)
         return cls(
             tensors["item_factors"],
             tensors["item_bias"],
             ckpt.catalog,
             towers=towers,
             item_text_emb=emb,
-            fold_in=not trained_with_dp(ckpt.manifest),
+            # A co-occurrence model has no trained user side to fold in against.
+            fold_in=not trained_with_dp(ckpt.manifest) and not cooccurrence,
             fold_in_weight=fold_in_weight,
+            text_in_liked=not cooccurrence,
+            content_split=split,
         )
 
     @staticmethod
@@ -507,8 +525,11 @@ class Recommender:
     def liked_vector(self, liked: np.ndarray, t: Tables | None = None) -> np.ndarray:
         """The user vector of liked item indices (see the module docstring)."""
         t = t or self._t
+        if self.content_split is not None:
+            rank, fade = self.content_split
+            return user_vector(t.q, liked, rank=rank, fade=fade).astype(np.float32)
         vec = t.q[liked].mean(axis=0)
-        if self.towers is not None:
+        if self.towers is not None and self.text_in_liked:
             vec = 0.5 * (vec + self.towers.user_part(t.emb[liked]).mean(axis=0))
         return vec  # type: ignore[no-any-return]
 

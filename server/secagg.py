@@ -251,23 +251,54 @@ def secure_sum(
     return out
 
 
+class SecureSumAccumulator:
+    """SecAgg+'s integer arithmetic, one vector at a time (what the server unmasks).
+
+    Each vector is quantized as Flower's ``secaggplus_mod`` does (clip to
+    ``[-clipping_range, clipping_range]``, stochastic rounding to ``levels``) and its
+    integers are added; :meth:`total` dequantizes and shifts back as Flower's workflow does.
+    The masks are left out: they cancel exactly in the integer sum. Streaming, so a large
+    vector per client costs one vector of memory, not one per client.
+    """
+
+    def __init__(self, clipping_range: float, levels: int) -> None:
+        self.clipping_range = float(clipping_range)
+        self.levels = int(levels)
+        self.count = 0
+        self._totals: dict[str, np.ndarray] = {}
+
+    def add(self, vector: Arrays) -> None:
+        """Quantize one client's vectors and add their integers."""
+        names = list(vector)
+        if self._totals and names != list(self._totals):
+            raise ValueError(f"expected tensors {list(self._totals)}, got {names}")
+        quantized = quantize([vector[n] for n in names], self.clipping_range, self.levels)
+        for name, q in zip(names, quantized, strict=True):
+            if name in self._totals:
+                self._totals[name] += q
+            else:
+                self._totals[name] = np.asarray(q, np.int64).copy()
+        self.count += 1
+
+    def total(self) -> Arrays:
+        """The dequantized sum of every vector added."""
+        if not self.count:
+            raise ValueError("no vectors to sum")
+        names = list(self._totals)
+        summed = dequantize([self._totals[n] for n in names], self.clipping_range, self.levels)
+        offset = -(self.count - 1) * self.clipping_range
+        return {n: np.asarray(v, np.float64) + offset for n, v in zip(names, summed, strict=True)}
+
+
 def unmasked_secure_sum(vectors: Sequence[Arrays], privacy: PrivacyConfig) -> Arrays:
     """The sum SecAgg+ would unmask for ``vectors``, by its arithmetic, without the masks.
 
-    Every vector is quantized as Flower's ``secaggplus_mod`` does (clip to the range,
-    stochastic rounding to the levels), the integers are summed (the range and levels are
-    chosen so that the sum cannot wrap, see the module docstring), and the sum is
-    dequantized and shifted back as Flower's workflow does. The masks are left out: they
-    cancel exactly in the integer sum.
+    The range and levels are those of a training round (see the module docstring), chosen
+    so that the sum cannot wrap.
     """
     if not vectors:
         raise ValueError("no vectors to sum")
-    names = list(vectors[0])
-    cr, levels = clipping_range(privacy), quantization_levels(len(vectors))
-    totals = [np.zeros(np.shape(vectors[0][n]), np.int64) for n in names]
+    acc = SecureSumAccumulator(clipping_range(privacy), quantization_levels(len(vectors)))
     for vec in vectors:
-        for total, q in zip(totals, quantize([vec[n] for n in names], cr, levels), strict=True):
-            total += q
-    summed = dequantize(totals, cr, levels)
-    offset = -(len(vectors) - 1) * cr
-    return {n: np.asarray(v, np.float64) + offset for n, v in zip(names, summed, strict=True)}
+        acc.add(vec)
+    return acc.total()

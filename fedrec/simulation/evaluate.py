@@ -1,6 +1,8 @@
 """Evaluate a run's checkpoint on the test split, with coverage, genre diversity and novelty.
 
 - ``central`` runs keep their user factors in the checkpoint.
+- ``cooccurrence`` runs have no user factors: a user is the mean of its items' factors,
+  computed on its device; here from the split's training items.
 - ``federated`` runs keep them on the clients; in a *simulation* those client states are on
   this disk, so the evaluation visits each partition exactly as its client would
   (same data view, same on-device fit, same seeded negatives) and pools the per-user
@@ -50,6 +52,17 @@ def evaluate_run(path: Path, *, personalize_epochs: int = 5, k: int = 10) -> dic
         model.set_users(ckpt.tensors["user_factors"])
         metrics = evaluate_model(
             score_fn_of(model, model.item.weight.device),
+            split,
+            k=k,
+            seed=cfg.data.seed,
+            genres=genres,
+        )
+    elif ckpt.manifest["kind"] == "cooccurrence":
+        from fedrec.simulation.cooccurrence import scores_of
+
+        # Users rank on their devices (their items' mean factor); here pooled over users.
+        metrics = evaluate_model(
+            scores_of(shared, split, cfg.cooccurrence),
             split,
             k=k,
             seed=cfg.data.seed,

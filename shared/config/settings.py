@@ -298,6 +298,42 @@ TEXT_TOWERS = ("off", "heads", "lora")
 
 
 @dataclass(frozen=True)
+class CooccurrenceConfig:
+    """The private co-occurrence model (``fedrec train-cooccurrence``).
+
+    Every user releases its item co-occurrence once, noised under user-level DP with the
+    placement of ``user-dp`` (``off``: exact, ``central``, ``local`` or ``secagg``); the
+    server builds item factors from the sum (:mod:`fedrec.server.cooccurrence`).
+    """
+
+    cooccurrence_epsilon: float = 4.0  # user-level ε of the one release (user-dp != off)
+    cooccurrence_rank: int = 128  # dimension of the item factors taken from the sum
+    # Weight of the public text similarity next to the co-occurrence (text-tower != off).
+    cooccurrence_content_weight: float = 0.1
+    # The content part counts fade / (fade + n) for a user with n items (cold start: most).
+    cooccurrence_content_fade: float = 2.0
+
+    def __post_init__(self) -> None:
+        _check(
+            0 < self.cooccurrence_epsilon <= 100,
+            f"cooccurrence-epsilon must be in (0, 100], got {self.cooccurrence_epsilon}",
+        )
+        _check(
+            1 <= self.cooccurrence_rank <= 4096,
+            f"cooccurrence-rank must be in [1, 4096], got {self.cooccurrence_rank}",
+        )
+        _check(
+            0 <= self.cooccurrence_content_weight <= 100,
+            "cooccurrence-content-weight must be in [0, 100], "
+            f"got {self.cooccurrence_content_weight}",
+        )
+        _check(
+            0 <= self.cooccurrence_content_fade <= 1000,
+            f"cooccurrence-content-fade must be in [0, 1000], got {self.cooccurrence_content_fade}",
+        )
+
+
+@dataclass(frozen=True)
 class TextConfig:
     """The text towers over all-MiniLM-L6-v2 (hybrid MF; cold start from text).
 
@@ -364,6 +400,7 @@ class FedRecConfig:
     privacy: PrivacyConfig = field(default_factory=PrivacyConfig)
     federation: FederationConfig = field(default_factory=FederationConfig)
     text: TextConfig = field(default_factory=TextConfig)
+    cooccurrence: CooccurrenceConfig = field(default_factory=CooccurrenceConfig)
     output: OutputConfig = field(default_factory=OutputConfig)
 
     def __post_init__(self) -> None:

@@ -50,11 +50,10 @@ def contribution(items: np.ndarray, n_items: int) -> np.ndarray:
     out = np.zeros(vector_size(n_items), dtype=np.float64)
     if unique.size == 0:
         return out
-    x = np.zeros(n_items, dtype=np.float64)
-    x[unique] = 1.0
-    rows, cols, scale = _upper(n_items)
-    hit = np.flatnonzero(x[rows] * x[cols])
-    out[hit] = scale[hit] / unique.size
+    a, b = np.triu_indices(unique.size)
+    i, j = unique[a], unique[b]  # i <= j: the pairs of the user's items
+    # Row i of the upper triangle starts at i*n - i*(i-1)/2 (row-major, as np.triu_indices).
+    out[i * n_items - (i * (i - 1)) // 2 + (j - i)] = np.where(i == j, 1.0, SQRT2) / unique.size
     return out
 
 
@@ -84,3 +83,45 @@ def ease_weights(gram: np.ndarray, l2: float) -> np.ndarray:
     weights = -p / np.diag(p)[None, :]
     np.fill_diagonal(weights, 0.0)
     return weights
+
+
+def spectral_factors(gram: np.ndarray, rank: int) -> np.ndarray:
+    """Item factors ``V_r √Λ_r`` from the top ``rank`` eigenpairs of a (noisy) Gram matrix.
+
+    A user who holds items ``x`` is the mean of its items' factors, so its scores are
+    ``V_r Λ_r V_rᵀ x`` up to a positive factor: the Gram matrix's best rank-``r``
+    approximation applied to the user's items (PureSVD's folding-in on ``XᵀX``). The
+    truncation is what removes most of the noise: the noise spreads over all ``n``
+    directions, the signal over a few. Negative eigenvalues (noise) count as zero.
+    """
+    gram = np.asarray(gram, dtype=np.float64)
+    if gram.ndim != 2 or gram.shape[0] != gram.shape[1]:
+        raise ValueError(f"expected a square Gram matrix, got shape {gram.shape}")
+    if not 1 <= rank <= gram.shape[0]:
+        raise ValueError(f"rank must be in [1, {gram.shape[0]}], got {rank}")
+    values, vectors = np.linalg.eigh((gram + gram.T) / 2.0)
+    top = np.argsort(values)[::-1][:rank]
+    scale = np.sqrt(np.maximum(values[top], 0.0))
+    factors = vectors[:, top] * scale[None, :]
+    # eigh's signs are arbitrary: fix each column's so the result is deterministic.
+    signs = np.sign(factors.sum(axis=0))
+    signs[signs == 0] = 1.0
+    return (factors * signs[None, :]).astype(np.float32)
+
+
+def user_vector(factors: np.ndarray, items: np.ndarray, *, rank: int, fade: float) -> np.ndarray:
+    """A user of a co-occurrence model: the mean factor of its items, content part faded.
+
+    The first ``rank`` columns of ``factors`` are collaborative, the rest the items' text
+    (content) part. The content part counts ``fade / (fade + n)`` for a user with ``n``
+    items: it carries a new user with a few liked items, and gives way to the
+    co-occurrence as the user's own history grows. ``fade = 0`` drops it.
+    """
+    items = np.asarray(items, dtype=np.int64)
+    if items.size == 0:
+        return np.zeros(factors.shape[1], dtype=np.float64)
+    vec = np.asarray(factors[items], dtype=np.float64).mean(axis=0)
+    if fade < 0:
+        raise ValueError(f"fade must be >= 0, got {fade}")
+    vec[rank:] *= fade / (fade + items.size)
+    return vec

@@ -5,7 +5,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fedrec.shared.models.cooccurrence import contribution, gram_from_vector, vector_size
+from fedrec.shared.models.cooccurrence import (
+    contribution,
+    gram_from_vector,
+    spectral_factors,
+    user_vector,
+    vector_size,
+)
 
 
 @given(items=st.lists(st.integers(0, 11), max_size=30))
@@ -41,3 +47,41 @@ def test_noise_on_the_vector_is_halved_off_the_diagonal() -> None:
 def test_bad_items_are_refused() -> None:
     with pytest.raises(ValueError, match="item indices"):
         contribution(np.array([3, 12]), 12)
+
+
+@given(items=st.lists(st.integers(0, 40), min_size=1, max_size=40))
+@settings(max_examples=60, deadline=None)
+def test_the_term_is_the_outer_product_over_the_count(items: list[int]) -> None:
+    x = np.zeros(41)
+    x[items] = 1.0
+    term = gram_from_vector(contribution(np.array(items), 41), 41)
+    np.testing.assert_allclose(term, np.outer(x, x) / x.sum(), atol=1e-12)
+
+
+def test_spectral_factors_are_the_best_low_rank_square_root() -> None:
+    rng = np.random.default_rng(1)
+    basis = np.linalg.qr(rng.normal(size=(30, 30)))[0]
+    values = np.array([9.0, 4.0, 1.0] + [0.0] * 27)
+    gram = (basis * values) @ basis.T
+    factors = spectral_factors(gram, 3)
+    assert factors.shape == (30, 3)
+    np.testing.assert_allclose(factors @ factors.T, gram, atol=1e-5)
+    # rank 1 keeps the top direction only, and negative eigenvalues never count
+    top = spectral_factors(gram - 2.0 * np.eye(30), 1)
+    np.testing.assert_allclose(top @ top.T, 7.0 * np.outer(basis[:, 0], basis[:, 0]), atol=1e-5)
+    np.testing.assert_array_equal(spectral_factors(gram, 3), factors)  # deterministic signs
+
+
+def test_spectral_factors_refuse_a_bad_rank() -> None:
+    with pytest.raises(ValueError, match="rank"):
+        spectral_factors(np.eye(4), 5)
+
+
+def test_the_content_part_fades_as_the_history_grows() -> None:
+    factors = np.hstack([np.ones((10, 2)), np.full((10, 3), 2.0)])
+    one = user_vector(factors, np.array([0]), rank=2, fade=2.0)
+    many = user_vector(factors, np.arange(8), rank=2, fade=2.0)
+    np.testing.assert_allclose(one, [1, 1, 4 / 3, 4 / 3, 4 / 3])
+    np.testing.assert_allclose(many, [1, 1, 0.4, 0.4, 0.4])
+    np.testing.assert_allclose(user_vector(factors, np.arange(3), rank=2, fade=0.0)[2:], 0.0)
+    assert not user_vector(factors, np.zeros(0, np.int64), rank=2, fade=2.0).any()

@@ -1,0 +1,195 @@
+"""Train the private co-occurrence model over a simulated federation, one client per user.
+
+One release, so one pass (docs/privacy.md, "The private co-occurrence model"):
+
+1. every client computes :func:`fedrec.client.cooccurrence.cooccurrence_share` from its own
+   training items (its term plus its noise share);
+2. the server gets their sum only, by SecAgg+'s arithmetic under ``user-dp = secagg``
+   (:class:`fedrec.server.secagg.SecureSumAccumulator`: quantized, summed, dequantized; the
+   masks, which cancel, are left out), a plain sum otherwise;
+3. the server adds central noise when placed there, builds the item factors and the text
+   head (:mod:`fedrec.server.cooccurrence`) and writes a servable checkpoint of kind
+   ``cooccurrence``, whose ``user_privacy`` states the guarantee.
+
+This is the single-process driver: the clients' and the server's code are the product's,
+the messages between them are function calls.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from fedrec.client.cooccurrence import cooccurrence_share
+from fedrec.server.cooccurrence import item_tensors, noised_sum
+from fedrec.server.secagg import (
+    NOISE_MARGIN,
+    SecureSumAccumulator,
+    quantization_levels,
+    secagg_threshold,
+)
+from fedrec.shared.checkpoint import save_catalog, save_checkpoint
+from fedrec.shared.config import CooccurrenceConfig, FedRecConfig, resolve_config
+from fedrec.shared.data import load_split
+from fedrec.shared.data.dataset import Split
+from fedrec.shared.evaluation import evaluate_model
+from fedrec.shared.models.cooccurrence import user_vector, vector_size
+from fedrec.shared.privacy import dp_random
+from fedrec.shared.privacy.cooccurrence import ReleasePlan, plan_release, release_report
+
+logger = logging.getLogger(__name__)
+
+KIND = "cooccurrence"
+# Item-item statistics are dense n x n: past this many items a client's vector is too big.
+MAX_ITEMS = 5_000
+
+
+@dataclass(frozen=True)
+class CooccurrenceRun:
+    """What one training produced."""
+
+    run_dir: Path
+    plan: ReleasePlan
+    tensors: dict[str, np.ndarray]
+    test: dict[str, float]
+    seconds: float
+    bytes_per_client: int  # the vector each client sends, as float32
+
+
+def released_sum(
+    cfg: FedRecConfig,
+    split: Split,
+    plan: ReleasePlan,
+    *,
+    progress: Callable[[int, int], None] | None = None,
+) -> np.ndarray:
+    """Every client's share, summed as the server receives it, plus the server's noise."""
+    n_items = split.n_items
+    by_user = split.train_items_by_user()
+    reproducible = cfg.privacy.reproducible_noise
+    secure = plan.placement == "secagg"
+    acc = None
+    if secure:
+        # Entries of a term are at most 1 (the diagonal of a one-item user): the range is
+        # that plus NOISE_MARGIN std of a share, so SecAgg+ never cuts a value in practice.
+        acc = SecureSumAccumulator(
+            1.0 + NOISE_MARGIN * plan.client_std, quantization_levels(len(by_user))
+        )
+    total = np.zeros(vector_size(n_items), np.float64)
+    for user, items in enumerate(by_user):
+        rng = None
+        if plan.client_std > 0:
+            rng = dp_random(
+                reproducible=reproducible,
+                seeds=(cfg.data.seed, user),
+                what="co-occurrence release",
+            )
+        share = cooccurrence_share(items, n_items, plan.client_std, rng)
+        if acc is not None:
+            acc.add({"cooccurrence": share})
+        else:
+            total += share
+        if progress is not None:
+            progress(user + 1, len(by_user))
+    if acc is not None:
+        total = acc.total()["cooccurrence"]
+    server_rng = None
+    if plan.server_std > 0:
+        server_rng = dp_random(
+            reproducible=reproducible, seeds=(cfg.data.seed, -1), what="co-occurrence release"
+        )
+    return noised_sum(total, plan, server_rng)
+
+
+def scores_of(
+    tensors: dict[str, np.ndarray], split: Split, cfg: CooccurrenceConfig
+) -> Callable[[np.ndarray], np.ndarray]:
+    """What each user computes on its device: :func:`user_vector` against every item."""
+    q = tensors["item_factors"].astype(np.float64)
+    bias = tensors["item_bias"].astype(np.float64)
+    by_user = split.train_items_by_user()
+    rank, fade = min(cfg.cooccurrence_rank, split.n_items), cfg.cooccurrence_content_fade
+
+    def score(users: np.ndarray) -> np.ndarray:
+        vecs = np.stack([user_vector(q, by_user[u], rank=rank, fade=fade) for u in users])
+        return vecs @ q.T + bias[None, :]
+
+    return score
+
+
+def train_cooccurrence(
+    overrides: dict[str, Any] | None = None,
+    *,
+    progress: Callable[[int, int], None] | None = None,
+    save: bool = True,
+) -> CooccurrenceRun:
+    """Release, build, evaluate (the pooled on-device ranking) and checkpoint the model."""
+    start = time.perf_counter()
+    cfg = resolve_config({}, overrides)
+    dataset, split = load_split(cfg.data)
+    if split.n_items > MAX_ITEMS:
+        raise ValueError(
+            f"the co-occurrence model keeps a dense {split.n_items} x {split.n_items} "
+            f"statistic per client; it supports at most {MAX_ITEMS} items"
+        )
+    survivors = None
+    if cfg.privacy.user_dp == "secagg":
+        survivors = secagg_threshold(cfg.privacy, split.n_users)
+    plan = plan_release(cfg.privacy, cfg.cooccurrence, split.n_users, survivors=survivors)
+    logger.info(
+        "co-occurrence release: %d clients, user-dp %s, σ on the sum %.3f, each client adds "
+        "%.4f, ε %s",
+        split.n_users,
+        plan.placement,
+        plan.noise_multiplier,
+        plan.client_std,
+        "none (no noise)" if plan.epsilon is None else f"{plan.epsilon:.3f} at δ {plan.delta:.3g}",
+    )
+    released = released_sum(cfg, split, plan, progress=progress)
+    emb = None
+    if cfg.text.text_tower != "off":
+        from fedrec.shared.models.text_cache import default_cache_dir, text_embeddings
+
+        cache = Path(cfg.text.text_cache_dir or default_cache_dir())
+        emb = text_embeddings(dataset.items.texts, cache, max_length=cfg.text.text_max_length)
+    tensors = item_tensors(
+        released,
+        split.n_items,
+        cfg.cooccurrence.cooccurrence_rank,
+        item_embeddings=emb,
+        content_weight=cfg.cooccurrence.cooccurrence_content_weight,
+    )
+    test = evaluate_model(
+        scores_of(tensors, split, cfg.cooccurrence), split, k=10, target="test", seed=cfg.data.seed
+    )
+    run_dir = Path(cfg.output.output_dir) / cfg.output.run_name
+    if save:
+        save_catalog(run_dir, dataset.items)
+        save_checkpoint(
+            run_dir,
+            round=1,
+            tensors=tensors,
+            run_name=cfg.output.run_name,
+            kind=KIND,
+            config=cfg.to_run_config(),
+            metrics={f"test/{k}": v for k, v in test.items()},
+            history=[{"round": 1, "release": plan.to_dict()}],
+            privacy=None,
+            user_privacy=release_report(plan, reproducible_noise=cfg.privacy.reproducible_noise),
+        )
+    seconds = time.perf_counter() - start
+    logger.info("test NDCG@10 %.4f (%.0f s)", test["ndcg@10_full"], seconds)
+    return CooccurrenceRun(
+        run_dir=run_dir,
+        plan=plan,
+        tensors=tensors,
+        test=test,
+        seconds=seconds,
+        bytes_per_client=4 * vector_size(split.n_items),
+    )
