@@ -473,3 +473,43 @@ def privacy_audit(
             sigma_scales=_floats(sigma_scales),
         )
     console.print((output_dir / f"{name}.md").read_text())
+
+
+@bench_app.command("cooccurrence")
+def cooccurrence(
+    config: ConfigOpt = None,
+    scenario: ScenarioOpt = None,
+    epsilons: Annotated[
+        str, typer.Option(help="User-level ε of the releases (comma-separated).")
+    ] = "1,2,4,8",
+    draws: Annotated[int, typer.Option(help="Fresh releases per ε (>= 3 for the goal).")] = 3,
+    placement: Annotated[
+        str, typer.Option(help="Where the noise goes: secagg, central or local.")
+    ] = "secagg",
+    baselines: Annotated[
+        Path | None,
+        typer.Option(help="The centralized baselines' JSON (default: OUTPUT_DIR/baselines.json)."),
+    ] = None,
+    output_dir: OutputDirOpt = Path("docs/benchmarks"),
+    name: Annotated[str, typer.Option(help="File name stem of the report.")] = "cooccurrence",
+    render_only: RenderOnlyOpt = False,
+) -> None:
+    """The private co-occurrence model vs popularity, DP popularity, the best baseline."""
+    from fedrec.simulations.bench_cooccurrence import run_cooccurrence_bench, write_report
+
+    setup_logging()
+    if placement not in ("secagg", "central", "local"):
+        raise typer.BadParameter(f"placement must be secagg, central or local, got {placement!r}")
+    if render_only:
+        _render_from_json(output_dir, name, write_report)
+    else:
+        run_cooccurrence_bench(
+            overrides=overrides_from(config, scenario),
+            output_dir=output_dir,
+            name=name,
+            epsilons=_floats(epsilons),
+            draws=draws,
+            placement=placement,
+            baselines_path=baselines,
+        )
+    console.print((output_dir / f"{name}.md").read_text())
