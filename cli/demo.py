@@ -1,4 +1,9 @@
-"""``fedrec demo``: federate, checkpoint, serve, and ask the HTTP API for recommendations."""
+"""``fedrec demo``: train privately, checkpoint, serve, and ask the HTTP API for answers.
+
+The default model is the private co-occurrence model (user-level DP, SecAgg+ noise shares:
+the best private configuration, docs/benchmarks/cooccurrence.md); ``--model mf`` runs the
+federated MF with record-level DP-SGD on Flower's simulation engine instead.
+"""
 
 from __future__ import annotations
 
@@ -19,8 +24,11 @@ from fedrec.simulation.runner import simulate
 
 # Star Wars (1977), The Empire Strikes Back (1980), Return of the Jedi (1983) in ML-100K ids.
 DEMO_LIKED = ["50", "172", "181"]
+# Toy Story (1995), Aladdin (1992), The Lion King (1994).
+DEMO_LIKED_KIDS = ["1", "95", "71"]
 # A new user who describes their taste in words (no item ids): the text towers place them.
 DEMO_TEXT = "funny animated films for the whole family"
+DEMO_MODELS = ("cooccurrence", "mf")
 
 
 class _BackgroundServer:
@@ -73,12 +81,81 @@ def _print_quality(run_dir: Path, cfg: FedRecConfig, console: Console) -> None:
     )
 
 
-def run_demo(overrides: dict[str, Any], *, port: int, console: Console) -> None:
-    """Simulate on the configured data (ML-100K by default), then serve and query."""
+def _train_cooccurrence(overrides: dict[str, Any], console: Console) -> tuple[Path, FedRecConfig]:
+    """The private co-occurrence model, its guarantee, its quality next to popularity's."""
+    from rich.progress import Progress
+
+    from fedrec.shared.baselines import DPPopularity, popularity_score_fn
+    from fedrec.shared.data import load_split
+    from fedrec.shared.evaluation import evaluate_model
+    from fedrec.simulation.cooccurrence import train_cooccurrence
+
+    overrides = {"user-dp": "secagg", **overrides}
     cfg = resolve_config({}, overrides)
-    console.rule("[bold]1. federated training (Flower simulation, Opacus DP-SGD)")
-    run_dir = simulate(overrides)
-    _print_quality(run_dir, cfg, console)
+    console.rule(
+        "[bold]1. private training: every user releases its co-occurrence once "
+        f"(user-level DP, noise placement {cfg.privacy.user_dp})"
+    )
+    with Progress(console=console, transient=True) as bar:
+        task = bar.add_task("clients adding their noise shares", total=None)
+        run = train_cooccurrence(
+            overrides, progress=lambda done, total: bar.update(task, completed=done, total=total)
+        )
+    _, split = load_split(cfg.data)
+    key = "ndcg@10_full"
+    popular = evaluate_model(popularity_score_fn(split), split, k=10, seed=cfg.data.seed)[key]
+    ours = run.test[key]
+    line = (
+        f"test split, full ranking (each user ranks on its device; pooled here): NDCG@10 "
+        f"{ours:.4f}, HR@10 {run.test['hr@10_full']:.4f}; popularity NDCG@10 {popular:.4f} "
+        f"({ours / popular:.2f}x)"
+    )
+    if run.plan.epsilon is not None:
+        dp_pop = DPPopularity(epsilon=run.plan.epsilon).fit(split)
+        dp_ndcg = evaluate_model(dp_pop.score, split, k=10, seed=cfg.data.seed)[key]
+        line += f"; DP popularity at the same ε {dp_ndcg:.4f}"
+    console.print(line)
+    console.print(
+        f"each client sent {run.bytes_per_client / 1e6:.1f} MB once; {run.seconds:.0f} s for "
+        f"{split.n_users} clients"
+    )
+    return run.run_dir, cfg
+
+
+def _print_liked(http: httpx.Client, liked: list[str], console: Console) -> None:
+    """Ask for a new user who liked ``liked``; print the answer as a table."""
+    body = {"liked_item_ids": liked, "k": 10}
+    resp = http.post("/v1/recommendations/cold-start", json=body).raise_for_status().json()
+    title_of = {i: http.get(f"/v1/items/{i}").json().get("title", i) for i in liked}
+    titles = list(title_of.values())
+    table = Table(title=f"POST /v1/recommendations/cold-start  (liked: {'; '.join(titles)})")
+    for col in ("#", "item", "title", "genres", "score", "because you liked"):
+        table.add_column(col)
+    for rank, item in enumerate(resp["items"], 1):
+        table.add_row(
+            str(rank),
+            item["id"],
+            item["title"],
+            ", ".join(item.get("genres", [])),
+            f"{item['score']:.3f}",
+            title_of.get(item.get("because") or "", ""),
+        )
+    console.print(table)
+
+
+def run_demo(
+    overrides: dict[str, Any], *, port: int, console: Console, model: str = "cooccurrence"
+) -> None:
+    """Train on the configured data (ML-100K by default), then serve and query."""
+    if model not in DEMO_MODELS:
+        raise ValueError(f"model must be one of {DEMO_MODELS}, got {model!r}")
+    if model == "cooccurrence":
+        run_dir, cfg = _train_cooccurrence(overrides, console)
+    else:
+        cfg = resolve_config({}, overrides)
+        console.rule("[bold]1. federated training (Flower simulation, Opacus DP-SGD)")
+        run_dir = simulate(overrides)
+        _print_quality(run_dir, cfg, console)
     console.rule("[bold]2. serving the newest checkpoint over HTTP")
     # The demo queries at once, so the server starts only once the model is loaded.
     settings = Settings(
@@ -86,38 +163,23 @@ def run_demo(overrides: dict[str, Any], *, port: int, console: Console) -> None:
     )
     base = f"http://{settings.host}:{settings.port}"
     with _BackgroundServer(settings), httpx.Client(base_url=base, timeout=30) as http:
-        model = http.get("/v1/model").raise_for_status().json()
+        info = http.get("/v1/model").raise_for_status().json()
         console.print(
-            f"GET {base}/v1/model -> version {model['model_version']}, round {model['round']}"
+            f"GET {base}/v1/model -> version {info['model_version']}, round {info['round']}"
         )
-        privacy = model.get("privacy")
-        if privacy:
+        guarantees = [g for g in (info.get("privacy"), info.get("user_privacy")) if g]
+        for privacy in guarantees:
             console.print(
-                f"  privacy: ({privacy['epsilon']:.2f}, {privacy['delta']:g})-DP "
-                f"per {privacy['unit']} "
-                f"({privacy['mechanism']})"
+                f"  privacy: ({privacy['epsilon']:.2f}, {privacy['delta']:.3g})-DP "
+                f"per {privacy['unit']} ({privacy['mechanism']}); covers {privacy['covers']}"
             )
-        else:
-            console.print("  privacy: none (dp-enabled=false)")
-        liked = DEMO_LIKED if cfg.data.dataset == "ml-100k" and not cfg.data.data_path else None
-        if liked is None:
-            liked = [str(http.get("/v1/items/0").json().get("id", "0"))]
-        body = {"liked_item_ids": liked, "k": 10}
-        resp = http.post("/v1/recommendations/cold-start", json=body).raise_for_status().json()
-        title_of = {i: http.get(f"/v1/items/{i}").json().get("title", i) for i in liked}
-        titles = list(title_of.values())
-        table = Table(title=f"POST /v1/recommendations/cold-start  (liked: {'; '.join(titles)})")
-        for col in ("#", "item", "title", "score", "because you liked"):
-            table.add_column(col)
-        for rank, item in enumerate(resp["items"], 1):
-            table.add_row(
-                str(rank),
-                item["id"],
-                item["title"],
-                f"{item['score']:.3f}",
-                title_of.get(item.get("because") or "", ""),
-            )
-        console.print(table)
+        if not guarantees:
+            console.print("  privacy: none (no DP setting was on)")
+        profiles = [DEMO_LIKED, DEMO_LIKED_KIDS]
+        if not (cfg.data.dataset == "ml-100k" and not cfg.data.data_path):
+            profiles = [[str(http.get("/v1/items", params={"limit": 1}).json()["items"][0]["id"])]]
+        for liked in profiles:
+            _print_liked(http, liked, console)
         if cfg.text.text_tower != "off":
             body = {"text": DEMO_TEXT, "k": 5}
             resp = http.post("/v1/recommendations/cold-start", json=body).raise_for_status()

@@ -170,12 +170,21 @@ def demo(
     config: ConfigOpt = None,
     scenario: ScenarioOpt = None,
     port: Annotated[int, typer.Option(help="Port for the demo HTTP server.")] = 8765,
+    model: Annotated[
+        str,
+        typer.Option(
+            help="cooccurrence: the private co-occurrence model (user-level DP, SecAgg+ noise "
+            "shares); mf: federated MF with record-level DP-SGD on Flower's simulation engine."
+        ),
+    ] = "cooccurrence",
 ) -> None:
-    """The main job: federate on ML-100K with DP, checkpoint, serve, and query over HTTP."""
-    from fedrec.cli.demo import run_demo
+    """The main job: train privately on ML-100K, checkpoint, serve, and query over HTTP."""
+    from fedrec.cli.demo import DEMO_MODELS, run_demo
 
+    if model not in DEMO_MODELS:
+        raise typer.BadParameter(f"--model must be one of {', '.join(DEMO_MODELS)}")
     setup_logging()
-    run_demo(overrides_from(config, scenario), port=port, console=console)
+    run_demo(overrides_from(config, scenario), port=port, console=console, model=model)
 
 
 def _register_bench() -> None:

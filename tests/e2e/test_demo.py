@@ -18,6 +18,24 @@ def _port() -> int:
         return int(s.getsockname()[1])
 
 
+def test_the_default_demo_trains_privately_and_serves(tmp_path: Path) -> None:
+    data = write_tiny_ratings(tmp_path / "ratings.csv", n_users=30, n_items=30, per_user=8)
+    console = Console(record=True, width=200)
+    overrides = {
+        "dataset": "generic",
+        "data-path": str(data),
+        "text-tower": "off",
+        "cooccurrence-rank": 8,
+        "output-dir": str(tmp_path / "runs"),
+        "run-name": "demo",
+    }
+    run_demo(overrides, port=_port(), console=console)
+    out = console.export_text()
+    assert "popularity NDCG@10" in out and "DP popularity" in out  # next to the baselines
+    assert "-DP per user" in out and "secagg" in out  # the guarantee, its unit, its placement
+    assert "POST /v1/recommendations/cold-start" in out
+
+
 def test_demo_trains_reports_quality_against_popularity_and_serves(tmp_path: Path) -> None:
     data = write_tiny_ratings(tmp_path / "ratings.csv", n_users=8, n_items=30, per_user=8)
     console = Console(record=True, width=200)
@@ -30,7 +48,7 @@ def test_demo_trains_reports_quality_against_popularity_and_serves(tmp_path: Pat
         "output-dir": str(tmp_path / "runs"),
         "run-name": "demo",
     }
-    run_demo(overrides, port=_port(), console=console)
+    run_demo(overrides, port=_port(), console=console, model="mf")
     out = console.export_text()
     assert "NDCG@10" in out and "popularity NDCG@10" in out  # measured, next to popularity
     assert "-DP per record" in out  # the guarantee, with its unit
