@@ -37,6 +37,7 @@ from fedrec.shared.data import load_split
 from fedrec.shared.data.dataset import Dataset, Split
 from fedrec.shared.evaluation import evaluate_model
 from fedrec.shared.evaluation.relevance import PROFILES, profile_relevance
+from fedrec.shared.errors import ConfigError
 from fedrec.shared.evaluation.stats import mean_and_se
 from fedrec.shared.models.cooccurrence import user_vector
 from fedrec.shared.privacy.cooccurrence import plan_release
@@ -57,7 +58,7 @@ ARMS = ("collaborative", "with-text")
 def _baselines(path: Path, cfg: FedRecConfig) -> dict[str, Any]:
     """The centralized baselines of ``path``, refused unless measured on this split."""
     if not path.exists():
-        raise FileNotFoundError(
+        raise ConfigError(
             f"{path} not found: run `fedrec bench quality --baselines-only` first"
         )
     saved = json.loads(path.read_text())
@@ -65,7 +66,7 @@ def _baselines(path: Path, cfg: FedRecConfig) -> dict[str, Any]:
     for key in ("dataset", "data-path", "seed", "implicit-threshold"):
         ours = cfg.to_run_config()[key]
         if settings.get(key) != ours:
-            raise ValueError(
+            raise ConfigError(
                 f"{path} was measured with {key} = {settings.get(key)!r}, this run has "
                 f"{ours!r}: re-run `fedrec bench quality --baselines-only` on this data"
             )

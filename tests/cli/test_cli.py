@@ -104,3 +104,39 @@ def test_bench_quality_can_run_the_baselines_alone_and_checks_epsilons(tmp_path:
         app, ["bench", "quality", "--baselines-only", "--dp-epsilons", "0,4", "--output-dir", "x"]
     )
     assert bad.exit_code == 2 and "epsilons must be > 0" in bad.output
+
+
+def _tiny_ratings(path: Path, users: int = 30) -> Path:
+    rows = ["user,item,rating,timestamp"]
+    for u in range(users):
+        base = 0 if u % 2 == 0 else 10
+        rows += [f"{u},{base + (u + t) % 10},5,{t}" for t in range(7)]
+    path.write_text("\n".join(rows) + "\n")
+    return path
+
+
+def test_train_cooccurrence_states_its_guarantee_and_writes_a_checkpoint(tmp_path: Path) -> None:
+    ratings = _tiny_ratings(tmp_path / "ratings.csv")
+    out = _fedrec(
+        "train-cooccurrence",
+        *("-c", "dataset=generic", "-c", f"data-path={ratings}", "-c", "text-tower=off"),
+        *("-c", "cooccurrence-rank=4", "-c", f"output-dir={tmp_path / 'runs'}"),
+    )
+    assert out.returncode == 0, out.stderr
+    assert "-DP per user (placement secagg" in out.stdout and "NDCG@10" in out.stdout
+    assert (tmp_path / "runs" / "cooccurrence" / "checkpoints").is_dir()
+
+
+def test_bench_cooccurrence_refuses_baselines_of_another_split(tmp_path: Path) -> None:
+    import json
+
+    ratings = _tiny_ratings(tmp_path / "ratings.csv")
+    (tmp_path / "baselines.json").write_text(
+        json.dumps({"settings": {"dataset": "ml-100k"}, "baselines": {}})
+    )
+    out = _fedrec(
+        *("bench", "cooccurrence", "--output-dir", str(tmp_path), "--draws", "1"),
+        *("-c", "dataset=generic", "-c", f"data-path={ratings}"),
+    )
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    assert "re-run `fedrec bench quality --baselines-only`" in out.stdout + out.stderr
