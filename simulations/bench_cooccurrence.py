@@ -35,9 +35,9 @@ from fedrec.shared.baselines import DPPopularity, Popularity
 from fedrec.shared.config import FedRecConfig, resolve_config
 from fedrec.shared.data import load_split
 from fedrec.shared.data.dataset import Dataset, Split
+from fedrec.shared.errors import ConfigError
 from fedrec.shared.evaluation import evaluate_model
 from fedrec.shared.evaluation.relevance import PROFILES, profile_relevance
-from fedrec.shared.errors import ConfigError
 from fedrec.shared.evaluation.stats import mean_and_se
 from fedrec.shared.models.cooccurrence import user_vector
 from fedrec.shared.privacy.cooccurrence import plan_release
