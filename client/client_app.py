@@ -18,6 +18,7 @@ from flwr.app import ConfigRecord, Context, Message, MetricRecord, RecordDict
 from flwr.clientapp import ClientApp
 from flwr.clientapp.typing import Mod
 
+from fedrec.client.cooccurrence import release_chunk
 from fedrec.client.dataview import ClientData, client_seed, load_client_data, state_dir
 from fedrec.client.secagg import secagg_mod
 from fedrec.client.state import ClientStateStore
@@ -93,6 +94,36 @@ def _node(context: Context) -> tuple[int, int, str | None]:
     return pid, num, str(state) if state else None
 
 
+def _release(
+    msg: Message,
+    cfg: FedRecConfig,
+    data: ClientData,
+    store: ClientStateStore,
+    pid: int,
+    config: ConfigRecord,
+    survivors: int | None,
+    n_clients: int,
+) -> Message:
+    """A slice of the co-occurrence release (client/cooccurrence.py); nothing else is sent."""
+    delta = config.get(key.USER_DELTA)
+    chunk = release_chunk(
+        cfg,
+        data,
+        store.directory,
+        start=_int(config, key.CHUNK_START),
+        end=_int(config, key.CHUNK_END),
+        n_clients=n_clients,
+        survivors=survivors,
+        delta=float(delta)
+        if isinstance(delta, int | float) and not isinstance(delta, bool)
+        else None,
+        seeds=(client_seed(cfg, pid),),
+    )
+    arrays = {name: chunk for name in arrays_to_numpy(msg.content["arrays"])}
+    content = {"arrays": numpy_to_arrays(arrays), "metrics": MetricRecord({key.WEIGHT: 1.0})}
+    return Message(content=RecordDict(content), reply_to=msg)
+
+
 def build_client_app(
     overrides: dict[str, Any] | None = None, *, train_mods: Sequence[Mod] = ()
 ) -> ClientApp:
@@ -120,6 +151,8 @@ def build_client_app(
         started = time.perf_counter()
         cfg, data, store, pid, config = _setup(msg, context)
         survivors = _secagg_survivors(cfg, config)  # before any training
+        if config.get(key.TASK) == key.TASK_COOCCURRENCE:
+            return _release(msg, cfg, data, store, pid, config, survivors, _node(context)[1])
         resumed_from = config.get(key.RESUMED_FROM)
         incarnation = config.get(key.SERVER_INCARNATION)
         reply = train_round(

@@ -5,14 +5,25 @@ training items' co-occurrence (L2 norm 1, :mod:`fedrec.shared.models.cooccurrenc
 the noise the release plan gives each client (:mod:`fedrec.shared.privacy.cooccurrence`),
 drawn from the privacy package's CSPRNG unless ``reproducible-noise`` asked otherwise.
 Validation and test items never enter it.
+
+Over Flower the release comes in slices (:func:`release_chunk`, one message or SecAgg+
+round each); the client notes each slice it released and never releases one twice.
 """
 
 from __future__ import annotations
 
+import json
+import os
+import tempfile
+from pathlib import Path
+
 import numpy as np
 
-from fedrec.shared.models.cooccurrence import contribution
-from fedrec.shared.privacy import DPRandom
+from fedrec.client.dataview import ClientData
+from fedrec.shared.config import FedRecConfig
+from fedrec.shared.models.cooccurrence import contribution, vector_size
+from fedrec.shared.privacy import DPRandom, dp_random
+from fedrec.shared.privacy.cooccurrence import plan_release
 
 
 def cooccurrence_share(
@@ -25,3 +36,80 @@ def cooccurrence_share(
             raise ValueError("a noised share needs a DP random source")
         vector += rng.normal(vector.shape, std)
     return vector
+
+
+RELEASE_LOG = "cooccurrence-released.json"
+
+
+class ReleaseRefused(ValueError):
+    """A request for entries this client already released in this run."""
+
+
+def users_terms(data: ClientData) -> np.ndarray:
+    """The sum of this client's users' terms (each of L2 norm 1): one vector per user."""
+    total = np.zeros(vector_size(data.n_items), np.float64)
+    for local in range(len(data.users)):
+        total += contribution(data.train_items[data.train_users == local], data.n_items)
+    return total
+
+
+def record_release(directory: Path, start: int, end: int) -> None:
+    """Note entries ``[start, end)`` as released; refuse if any of them already was.
+
+    A second release of the same entries with fresh noise would let the server average the
+    noise away, so a client releases each entry at most once per run. The note is written
+    (durably) before the reply: a crash in between costs the entries, never the guarantee.
+    """
+    path = Path(directory) / RELEASE_LOG
+    done: list[list[int]] = json.loads(path.read_text()) if path.exists() else []
+    for a, b in done:
+        if start < b and a < end:
+            raise ReleaseRefused(
+                f"entries [{start}, {end}) overlap [{a}, {b}), already released in this run: "
+                "refusing to release them again (fresh noise on a repeat would average away)"
+            )
+    done.append([int(start), int(end)])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".released.")
+    with os.fdopen(fd, "w") as fh:
+        json.dump(done, fh)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def release_chunk(
+    cfg: FedRecConfig,
+    data: ClientData,
+    directory: Path,
+    *,
+    start: int,
+    end: int,
+    n_clients: int,
+    survivors: int | None,
+    delta: float | None,
+    seeds: tuple[int, ...],
+) -> np.ndarray:
+    """Entries ``[start, end)`` of this client's share: its users' terms plus its noise.
+
+    The client sizes its noise itself, from its own settings (ε, placement, colluders) and
+    the protocol's threshold, so a server cannot talk it into less noise.
+    """
+    size = vector_size(data.n_items)
+    if not 0 <= start < end <= size:
+        raise ValueError(f"entries [{start}, {end}) are outside the release's {size}")
+    if cfg.privacy.user_dp == "local":
+        survivors = None
+    plan = plan_release(
+        cfg.privacy, cfg.cooccurrence, max(n_clients, 1), survivors=survivors, delta=delta
+    )
+    record_release(directory, start, end)
+    chunk = users_terms(data)[start:end]
+    if plan.client_std > 0:
+        rng = dp_random(
+            reproducible=cfg.privacy.reproducible_noise,
+            seeds=(*seeds, start),
+            what="co-occurrence release",
+        )
+        chunk = chunk + rng.normal(chunk.shape, plan.client_std)
+    return chunk

@@ -2,7 +2,9 @@
 
 The server holds only the sum of the clients' vectors (under SecAgg+ it never sees one
 alone); under ``central`` placement it adds the noise here. Everything after the sum is
-post-processing of a DP release and costs no privacy:
+post-processing of a DP release and costs no privacy (:func:`release_over_flower` is the
+release as a Flower run, ``model = cooccurrence``; the single-process driver is
+:mod:`fedrec.simulation.cooccurrence`):
 
 1. the sum becomes the symmetric co-occurrence (Gram) matrix;
 2. its top eigenpairs become the collaborative part of the item factors
@@ -21,12 +23,32 @@ post-processing of a DP release and costs no privacy:
 
 from __future__ import annotations
 
-import numpy as np
+import logging
+import time
+from pathlib import Path
+from typing import Any
 
-from fedrec.shared.models.cooccurrence import gram_from_vector, spectral_factors
+import numpy as np
+from flwr.app import ConfigRecord, Message, RecordDict
+from flwr.app.message_type import MessageType
+from flwr.serverapp import Grid
+
+from fedrec.server.messaging import send_and_receive
+from fedrec.server.secagg import NOISE_MARGIN, secagg_threshold, secure_sum
+from fedrec.shared import protocol as key
+from fedrec.shared.checkpoint import run_id, save_catalog, save_checkpoint
+from fedrec.shared.config import FedRecConfig
+from fedrec.shared.data import load_dataset
+from fedrec.shared.models.cooccurrence import gram_from_vector, spectral_factors, vector_size
+from fedrec.shared.models.factory import item_text_embeddings
 from fedrec.shared.models.hybrid import USER_HEAD_B, USER_HEAD_W
-from fedrec.shared.privacy import DPRandom
-from fedrec.shared.privacy.cooccurrence import ReleasePlan
+from fedrec.shared.privacy import DPRandom, dp_random
+from fedrec.shared.privacy.cooccurrence import ReleasePlan, plan_release, release_report
+from fedrec.shared.serialization import arrays_to_numpy, numpy_to_arrays
+
+logger = logging.getLogger(__name__)
+
+RELEASE_TENSOR = "cooccurrence"
 
 # Ridge penalty of the text head: the embeddings are unit-norm and there are far more items
 # than embedding dimensions, so a small penalty suffices to keep the fit stable.
@@ -96,3 +118,137 @@ def item_tensors(
     out[USER_HEAD_W] = np.vstack([w_collab, w_content]).astype(np.float32)
     out[USER_HEAD_B] = np.concatenate([b_collab, -scale * mean]).astype(np.float32)
     return out
+
+
+def _messages(node_ids: list[int], config: dict[str, Any], start: int, end: int) -> list[Message]:
+    content = {
+        # Placeholder: SecAgg+ sums whatever tensor comes back under this name.
+        "arrays": numpy_to_arrays({RELEASE_TENSOR: np.zeros(1, np.float32)}),
+        "config": ConfigRecord({**config, key.CHUNK_START: start, key.CHUNK_END: end}),
+    }
+    return [
+        Message(content=RecordDict(content), dst_node_id=nid, message_type=MessageType.TRAIN)
+        for nid in node_ids
+    ]
+
+
+def _plain_sum(replies: list[Message], length: int) -> tuple[np.ndarray, int]:
+    """The sum of the replies that arrived whole (under central/local/off placement)."""
+    total, arrived = np.zeros(length, np.float64), 0
+    for reply in replies:
+        if reply.has_error():
+            logger.warning("a client failed its slice of the release: %s", reply.error.reason)
+            continue
+        chunk = arrays_to_numpy(reply.content["arrays"]).get(RELEASE_TENSOR)
+        if chunk is None or chunk.shape != (length,) or not np.isfinite(chunk).all():
+            logger.warning("a client sent a malformed slice of the release; left out")
+            continue
+        total += chunk
+        arrived += 1
+    return total, arrived
+
+
+def release_over_flower(grid: Grid, cfg: FedRecConfig) -> Path:
+    """The co-occurrence release as a Flower run: slices, each summed (under SecAgg+).
+
+    Every connected client is asked for each slice of ``cooccurrence-chunk-size`` entries;
+    under ``user-dp = secagg`` each slice is one SecAgg+ round, so the server only ever
+    holds the sum. The model is built and checkpointed as by the single-process driver.
+    """
+    dataset = load_dataset(cfg.data)  # the public catalogue only
+    n_items = dataset.n_items
+    run_dir = Path(cfg.output.output_dir) / cfg.output.run_name
+    if (run_dir / "LATEST").exists():
+        # One release per run: asking again would spend the budget twice (and the clients,
+        # which note what they released, refuse).
+        logger.info("%s already holds its co-occurrence release; nothing to do", run_dir)
+        return run_dir
+    save_catalog(run_dir, dataset.items)
+    wanted = cfg.federation.min_available_nodes or cfg.federation.min_train_nodes
+    while len(list(grid.get_node_ids())) < wanted:
+        time.sleep(0.05)
+    nodes = sorted(grid.get_node_ids())
+    privacy = cfg.privacy
+    survivors = secagg_threshold(privacy, len(nodes)) if privacy.user_dp == "secagg" else None
+    plan = plan_release(privacy, cfg.cooccurrence, len(nodes), survivors=survivors)
+    identity = run_id(run_dir)
+    config: dict[str, Any] = {key.RUN_ID: identity, key.TASK: key.TASK_COOCCURRENCE}
+    if plan.delta is not None:
+        config[key.USER_DELTA] = plan.delta
+    size, step = vector_size(n_items), cfg.cooccurrence.cooccurrence_chunk_size
+    total = np.zeros(size, np.float64)
+    slices = list(range(0, size, step))
+    logger.info(
+        "co-occurrence release over Flower: %d clients, %d entries in %d slice(s), user-dp %s",
+        len(nodes),
+        size,
+        len(slices),
+        privacy.user_dp,
+    )
+    fewest = len(nodes)
+    for number, start in enumerate(slices, 1):
+        end = min(start + step, size)
+        messages = _messages(nodes, config, start, end)
+        if privacy.user_dp == "secagg":
+            secure = secure_sum(
+                grid,
+                messages,
+                server_round=number,
+                privacy=privacy,
+                timeout=cfg.federation.round_timeout,
+                clipping=1.0 + NOISE_MARGIN * plan.client_std,
+            )
+            if secure.total is None:
+                raise RuntimeError(
+                    f"slice {number}: SecAgg+ halted (fewer than {survivors} clients survived); "
+                    "the release is incomplete and no model is written"
+                )
+            total[start:end] = secure.total[RELEASE_TENSOR]
+            arrived = secure.survivors
+        else:
+            replies = send_and_receive(
+                grid,
+                messages,
+                timeout=cfg.federation.round_timeout,
+                max_in_flight=cfg.federation.max_in_flight,
+            )
+            total[start:end], arrived = _plain_sum(replies, end - start)
+        if arrived < max(cfg.federation.min_train_nodes, 1):
+            raise RuntimeError(
+                f"slice {number}: only {arrived} of {len(nodes)} clients answered (fewer than "
+                "min-train-nodes); the release is incomplete and no model is written"
+            )
+        fewest = min(fewest, arrived)
+        logger.info("slice %d/%d: %d of %d clients", number, len(slices), arrived, len(nodes))
+    rng = None
+    if plan.server_std > 0:
+        rng = dp_random(
+            reproducible=privacy.reproducible_noise,
+            seeds=(cfg.data.seed, -1),
+            what="co-occurrence release",
+        )
+    released = noised_sum(total, plan, rng)
+    emb = None
+    if cfg.text.text_tower != "off":
+        emb = item_text_embeddings(cfg, dataset.items.texts)
+    tensors = item_tensors(
+        released,
+        n_items,
+        cfg.cooccurrence.cooccurrence_rank,
+        item_embeddings=emb,
+        content_weight=cfg.cooccurrence.cooccurrence_content_weight,
+    )
+    save_checkpoint(
+        run_dir,
+        round=1,
+        tensors=tensors,
+        run_name=cfg.output.run_name,
+        kind="cooccurrence",
+        config=cfg.to_run_config(),
+        metrics={"clients": float(len(nodes)), "fewest-clients-per-slice": float(fewest)},
+        history=[{"round": 1, "release": plan.to_dict(), "slices": len(slices)}],
+        privacy=None,
+        user_privacy=release_report(plan, reproducible_noise=privacy.reproducible_noise),
+    )
+    logger.info("co-occurrence model written to %s", run_dir)
+    return run_dir

@@ -202,6 +202,7 @@ def secure_sum(
     server_round: int,
     privacy: PrivacyConfig,
     timeout: float | None,
+    clipping: float | None = None,
 ) -> SecureSum:
     """Run SecAgg+ over the clients ``messages`` are for; the sum of what they sent.
 
@@ -229,7 +230,7 @@ def secure_sum(
         num_shares=shares_fraction(privacy, len(messages)),
         reconstruction_threshold=float(privacy.secagg_reconstruction_threshold),
         max_weight=1.0,
-        clipping_range=clipping_range(privacy),
+        clipping_range=clipping if clipping is not None else clipping_range(privacy),
         quantization_range=quantization_levels(len(messages)),
         modulus_range=MODULUS,
         timeout=timeout,

@@ -19,6 +19,7 @@ from flwr.app import ConfigRecord, Context
 from flwr.serverapp import Grid, ServerApp
 
 from fedrec.server.aggregation import server_optimizer_for
+from fedrec.server.cooccurrence import release_over_flower
 from fedrec.server.messaging import send_and_receive
 from fedrec.server.resume import committed_incarnations, start_of
 from fedrec.server.rounds import RunPrivacy, progress_line
@@ -51,6 +52,8 @@ def _federated_evaluation(cfg: FedRecConfig) -> bool:
 
 def run_federation(grid: Grid, cfg: FedRecConfig) -> Path:
     """Run (or resume) the federation described by ``cfg``; returns the run directory."""
+    if cfg.train.model == "cooccurrence":
+        return release_over_flower(grid, cfg)
     dataset = load_dataset(cfg.data)  # the server uses the public item catalogue only
     if cfg.text.text_tower != "off":
         # Encode the catalogue once before any client needs it (simulated clients on this

@@ -16,6 +16,10 @@ SERVER_INCARNATION = "server-incarnation"  # a token per server process
 COMMITTED_INCARNATIONS = "committed-incarnations"  # "token:first:last" per earlier process
 USER_DP = "user-dp"  # where user-level noise is added, for the client's ledger
 USER_DELTA = "user-delta"  # the run's user-level delta, for the client's ledger
+TASK = "task"  # absent: a training round; TASK_COOCCURRENCE: a slice of the release
+TASK_COOCCURRENCE = "cooccurrence"
+CHUNK_START = "chunk-start"  # the release's entries [start, end) this message asks for
+CHUNK_END = "chunk-end"
 
 # ---- evaluate message config (server -> client)
 EVAL_K = "k"

@@ -25,6 +25,7 @@ from fedrec.shared.config.settings import (
     AGGREGATIONS,
     DATASETS,
     FEDERATED_EVALUATION,
+    MODELS,
     STRATEGIES,
     TEXT_TOWERS,
     USER_DP_PLACEMENTS,
@@ -42,6 +43,7 @@ from fedrec.shared.config.settings import (
 __all__ = [
     "ACCOUNTANTS",
     "FEDERATED_EVALUATION",
+    "MODELS",
     "TEXT_TOWERS",
     "USER_DP_PLACEMENTS",
     "ADVANCED_KEYS",

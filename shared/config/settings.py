@@ -14,6 +14,7 @@ DATASETS = ("ml-100k", "ml-1m", "ml-latest", "generic")
 USER_DP_PLACEMENTS = ("off", "central", "local", "secagg")
 ACCOUNTANTS = ("rdp", "prv")
 FEDERATED_EVALUATION = ("auto", "on", "off")
+MODELS = ("mf", "cooccurrence")
 # The server optimizers and update combiners fedrec.server.aggregation implements; named here
 # so that validating a config never imports the server.
 STRATEGIES = ("fedavg", "fedavgm", "fedadam", "fedyogi")
@@ -67,8 +68,11 @@ class DataConfig:
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """The MF model and the local optimisation every trainer (central or client) uses."""
+    """The model a run trains and the local optimisation every trainer uses."""
 
+    # mf: matrix factorisation (with text towers unless text-tower = off), trained in
+    # rounds; cooccurrence: the private co-occurrence model, one release (CooccurrenceConfig).
+    model: str = "mf"
     embedding_dim: int = 32
     local_epochs: int = 2
     batch_size: int = 32
@@ -85,6 +89,9 @@ class TrainConfig:
     proximal_mu: float = 0.0
 
     def __post_init__(self) -> None:
+        _check(
+            self.model in MODELS, f"model must be one of {', '.join(MODELS)}, got {self.model!r}"
+        )
         _check(1 <= self.embedding_dim <= 4096, "embedding-dim must be in [1, 4096]")
         _check(self.local_epochs >= 1, "local-epochs must be >= 1")
         _check(self.batch_size >= 1, "batch-size must be >= 1")
@@ -312,6 +319,8 @@ class CooccurrenceConfig:
     cooccurrence_content_weight: float = 0.1
     # The content part counts fade / (fade + n) for a user with n items (cold start: most).
     cooccurrence_content_fade: float = 2.0
+    # Entries per message over Flower (one SecAgg+ round each): bounds what the server holds.
+    cooccurrence_chunk_size: int = 200_000
 
     def __post_init__(self) -> None:
         _check(
@@ -326,6 +335,10 @@ class CooccurrenceConfig:
             0 <= self.cooccurrence_content_weight <= 100,
             "cooccurrence-content-weight must be in [0, 100], "
             f"got {self.cooccurrence_content_weight}",
+        )
+        _check(
+            self.cooccurrence_chunk_size >= 1,
+            f"cooccurrence-chunk-size must be >= 1, got {self.cooccurrence_chunk_size}",
         )
         _check(
             0 <= self.cooccurrence_content_fade <= 1000,

@@ -75,14 +75,22 @@ def plan_release(
     n_users: int,
     *,
     survivors: int | None = None,
+    delta: float | None = None,
 ) -> ReleasePlan:
-    """The noise of one release for ``n_users`` users (``survivors``: secagg only)."""
+    """The noise of one release for ``n_users`` users (``survivors``: secagg only).
+
+    ``delta`` (default: ``user-delta``, or 1/N^1.1) lets a client use the run's δ as the
+    server states it, where the client does not know how many users the federation has.
+    """
     placement = privacy.user_dp
     if n_users < 1:
         raise ValueError(f"a release needs at least one user, got {n_users}")
     if placement == "off":
         return ReleasePlan("off", n_users, 0.0, 0.0, 0.0, None, None, None, None, None, 0)
-    delta = resolve_delta(privacy, n_users)
+    if delta is None:
+        delta = resolve_delta(privacy, n_users)
+    if not 0 < delta < 1:
+        raise ValueError(f"delta must be in (0, 1), got {delta}")
     target = cooccurrence.cooccurrence_epsilon
     sigma = calibrate_release(target, delta, accountant=privacy.user_accountant)
     spent = account([(sigma, 1.0, 1)], delta, privacy.user_accountant)

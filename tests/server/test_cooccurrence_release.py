@@ -1,0 +1,97 @@
+"""The co-occurrence release over Flower's messages (and SecAgg+), on a loopback grid."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from fedrec.client import client_app as client_app_module
+from fedrec.client.cooccurrence import ReleaseRefused, record_release
+from fedrec.server.server_app import run_federation
+from fedrec.shared.checkpoint import load_checkpoint
+from fedrec.shared.config import resolve_config
+from fedrec.simulation.cooccurrence import train_cooccurrence
+
+USERS = 12
+
+
+def _settings(tmp_path: Path, placement: str, **extra: object) -> dict[str, object]:
+    rng = np.random.default_rng(4)
+    rows = ["user,item,rating,timestamp"]
+    for u in range(USERS):
+        base = 0 if u % 2 == 0 else 8
+        rows += [f"{u},{base + i},5,{t}" for t, i in enumerate(rng.permutation(8)[:6])]
+    data = tmp_path / "ratings.csv"
+    data.write_text("\n".join(rows) + "\n")
+    return {
+        "dataset": "generic",
+        "data-path": str(data),
+        "model": "cooccurrence",
+        "text-tower": "off",
+        "cooccurrence-rank": 3,
+        "cooccurrence-chunk-size": 50,  # 136 entries: three slices
+        "user-dp": placement,
+        "min-available-nodes": USERS,
+        "output-dir": str(tmp_path / "runs"),
+        "run-name": placement,
+        **extra,
+    }
+
+
+def _flower(tmp_path: Path, loopback_grid: type, settings: dict[str, object]) -> Path:
+    app = client_app_module.build_client_app(settings)
+    grid = loopback_grid(app, USERS, node_config=True)
+    return run_federation(grid, resolve_config({}, settings))
+
+
+def test_without_noise_flower_and_the_driver_build_the_same_model(
+    tmp_path: Path, loopback_grid: type
+) -> None:
+    settings = _settings(tmp_path, "off")
+    run_dir = _flower(tmp_path, loopback_grid, settings)
+    over_flower = load_checkpoint(run_dir)
+    driver = train_cooccurrence({**settings, "run-name": "driver"})
+    assert over_flower.manifest["kind"] == "cooccurrence"
+    assert over_flower.manifest["user_privacy"] is None  # no noise, no claim
+    np.testing.assert_allclose(
+        over_flower.tensors["item_factors"], driver.tensors["item_factors"], atol=1e-5
+    )
+
+
+def test_under_secagg_the_server_gets_only_a_noised_sum(
+    tmp_path: Path, loopback_grid: type
+) -> None:
+    settings = _settings(tmp_path, "secagg", **{"cooccurrence-epsilon": 2.0})
+    run_dir = _flower(tmp_path, loopback_grid, settings)
+    ckpt = load_checkpoint(run_dir)
+    report = ckpt.manifest["user_privacy"]
+    assert report["placement"] == "secagg" and report["epsilon"] <= 2.0
+    assert report["unit"] == "user" and report["secagg_survivors"] >= 2
+    assert ckpt.manifest["metrics"]["fewest-clients-per-slice"] == USERS
+
+
+def test_a_client_never_releases_the_same_entries_twice(tmp_path: Path) -> None:
+    record_release(tmp_path, 0, 50)
+    record_release(tmp_path, 50, 100)
+    with pytest.raises(ReleaseRefused, match="already released"):
+        record_release(tmp_path, 40, 60)
+    with pytest.raises(ReleaseRefused):
+        record_release(tmp_path, 0, 50)
+
+
+def test_a_second_release_in_the_same_run_is_refused_by_every_client(
+    tmp_path: Path, loopback_grid: type
+) -> None:
+    settings = _settings(tmp_path, "central")
+    app = client_app_module.build_client_app(settings)
+    grid = loopback_grid(app, USERS, node_config=True)
+    run_dir = run_federation(grid, resolve_config({}, settings))
+    latest = (run_dir / "LATEST").read_text()
+    assert run_federation(grid, resolve_config({}, settings)) == run_dir  # done: not re-asked
+    assert (run_dir / "LATEST").read_text() == latest
+    # A server that lost its checkpoint (same run identity) asks again: every client refuses.
+    (run_dir / "LATEST").unlink()
+    with pytest.raises(RuntimeError, match="incomplete"):
+        run_federation(grid, resolve_config({}, settings))
+    refused = [r for r in grid.replies[-USERS:] if r.has_error()]
+    assert len(refused) == USERS and "already released" in refused[0].error.reason
