@@ -75,3 +75,21 @@ def test_local_noise_simulation_samples_half_the_clients(tmp_path: Path) -> None
     # Against the server each client's own ledger counts the rounds it took part in.
     most = max(ledger["user_epsilon"]["local"] for ledger in ledgers)  # type: ignore[index]
     assert user["epsilon_against_server"] == pytest.approx(most)
+
+
+def test_cooccurrence_release_on_flowers_simulation_engine(tmp_path: Path) -> None:
+    settings = _settings(
+        tmp_path,
+        "secagg",
+        model="cooccurrence",
+        **{"text-tower": "off", "cooccurrence-rank": 4, "cooccurrence-chunk-size": 200},
+    )
+    run_dir = simulate(settings, num_supernodes=N_USERS)
+    ckpt = load_checkpoint(run_dir)
+    assert ckpt.manifest["kind"] == "cooccurrence"
+    assert ckpt.manifest["metrics"]["fewest-clients-per-slice"] == N_USERS
+    n = ckpt.tensors["item_factors"].shape[0]
+    assert ckpt.manifest["history"][0]["slices"] == -(-(n * (n + 1) // 2) // 200) > 1
+    report = ckpt.manifest["user_privacy"]
+    assert report["placement"] == "secagg" and report["delta"] == 1e-3
+    assert np.all(np.isfinite(ckpt.tensors["item_factors"]))
