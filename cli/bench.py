@@ -493,14 +493,38 @@ def cooccurrence(
     output_dir: OutputDirOpt = Path("docs/benchmarks"),
     name: Annotated[str, typer.Option(help="File name stem of the report.")] = "cooccurrence",
     render_only: RenderOnlyOpt = False,
+    scale: Annotated[
+        bool,
+        typer.Option(
+            help="Instead: utility at ε 1 and 4 for federations 1-100x larger (a stated model), "
+            "written to NAME-scale.*"
+        ),
+    ] = False,
 ) -> None:
     """The private co-occurrence model vs popularity, DP popularity, the best baseline."""
-    from fedrec.simulations.bench_cooccurrence import run_cooccurrence_bench, write_report
+    from fedrec.simulations.bench_cooccurrence import (
+        run_cooccurrence_bench,
+        run_scale_bench,
+        write_report,
+        write_scale_report,
+    )
 
     setup_logging()
     if placement not in ("secagg", "central", "local"):
         raise typer.BadParameter(f"placement must be secagg, central or local, got {placement!r}")
-    if render_only:
+    if scale:
+        name = f"{name}-scale"
+        if render_only:
+            _render_from_json(output_dir, name, write_scale_report)
+        else:
+            run_scale_bench(
+                overrides=overrides_from(config, scenario),
+                output_dir=output_dir,
+                name=name,
+                draws=draws,
+                placement=placement,
+            )
+    elif render_only:
         _render_from_json(output_dir, name, write_report)
     else:
         run_cooccurrence_bench(

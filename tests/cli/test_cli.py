@@ -141,3 +141,20 @@ def test_bench_cooccurrence_refuses_baselines_of_another_split(tmp_path: Path) -
     assert out.returncode == 2 and "Traceback" not in out.stderr
     said = " ".join((out.stdout + out.stderr).split())  # rich wraps long lines
     assert "measured with dataset = 'ml-100k'" in said and "--baselines-only" in said
+
+
+def test_bench_cooccurrence_scale_writes_its_report_and_rerenders_it(tmp_path: Path) -> None:
+    import json
+
+    ratings = _tiny_ratings(tmp_path / "ratings.csv")
+    common = ("--output-dir", str(tmp_path), "--draws", "1", "--scale")
+    out = _fedrec(
+        *("bench", "cooccurrence", *common),
+        *("-c", "dataset=generic", "-c", f"data-path={ratings}", "-c", "cooccurrence-rank=4"),
+    )
+    assert out.returncode == 0, out.stderr
+    result = json.loads((tmp_path / "cooccurrence-scale.json").read_text())
+    assert {r["users"] for r in result["rows"]} == {30 * m for m in (1, 2, 5, 10, 30, 100)}
+    before = (tmp_path / "cooccurrence-scale.md").read_text()
+    again = _fedrec("bench", "cooccurrence", "--render-only", *common)
+    assert again.returncode == 0 and (tmp_path / "cooccurrence-scale.md").read_text() == before
