@@ -2,8 +2,10 @@
 
 Three steps, each a small function or class so that strategies are combinations of them:
 
-1. :func:`screen_updates` drops updates whose norm is far above the round's typical norm
-   (a crude but scale-free poisoning and bug guard; non-finite updates never get here).
+1. :func:`bound_updates` scales every update whose norm is far above the round's typical
+   norm down to that bound (norm bounding, Sun et al. 2019: a scale-free guard against
+   poisoning and bugs that keeps an honest heavy user's update, with its direction, rather
+   than dropping it; non-finite updates never get here).
 2. :func:`combine` averages the surviving deltas: plain mean (FedAvg), coordinate-wise
    trimmed mean, or coordinate-wise median (robust aggregation).
 3. A :class:`ServerOptimizer` applies the combined delta as a pseudo-gradient: SGD with a
@@ -45,17 +47,37 @@ def mean_of_sum(total: Mapping[str, np.ndarray], denominator: int) -> Arrays:
     return {k: np.asarray(v, np.float64) / denominator for k, v in total.items()}
 
 
-def screen_updates(deltas: Sequence[Arrays], factor: float) -> tuple[list[int], list[float]]:
-    """Indices of deltas whose norm is at most ``factor`` x the median norm, and all norms.
+def norm_bound(norms: Sequence[float], factor: float) -> float | None:
+    """``factor`` x the median norm; ``None`` (no bound) for ``factor <= 0`` or < 3 updates.
 
-    ``factor <= 0`` keeps everything. With fewer than 3 updates there is no meaningful
-    "typical" norm, so nothing is screened.
+    With fewer than 3 updates there is no meaningful "typical" norm.
+    """
+    if factor <= 0 or len(norms) < 3:
+        return None
+    return factor * float(np.median(norms))
+
+
+def bound_updates(
+    deltas: Sequence[Arrays], factor: float
+) -> tuple[list[Arrays], list[float], list[int]]:
+    """Each delta scaled down to ``factor`` x the median norm if above it; norms; who was.
+
+    Returns the (possibly scaled) deltas, every delta's norm before scaling, and the
+    indices of those that were scaled. Nobody is dropped: a user with many records has a
+    larger honest update, and bounding it keeps its direction in the average.
     """
     norms = [update_norm(d) for d in deltas]
-    if factor <= 0 or len(deltas) < 3:
-        return list(range(len(deltas))), norms
-    bound = factor * float(np.median(norms))
-    return [i for i, n in enumerate(norms) if n <= bound], norms
+    bound = norm_bound(norms, factor)
+    if bound is None:
+        return list(deltas), norms, []
+    out, scaled = [], []
+    for i, (delta, norm) in enumerate(zip(deltas, norms, strict=True)):
+        if norm > bound > 0:
+            out.append({k: np.asarray(v, np.float64) * (bound / norm) for k, v in delta.items()})
+            scaled.append(i)
+        else:
+            out.append(delta)
+    return out, norms, scaled
 
 
 def combine(deltas: Sequence[Arrays], method: str, trim_fraction: float = 0.1) -> Arrays:
@@ -90,12 +112,12 @@ def apply_updates(
     trim_fraction: float,
     norm_factor: float,
 ) -> tuple[Arrays | None, list[int], list[float]]:
-    """Screen, combine and apply ``deltas``: the new model (None if none kept), kept, norms."""
-    keep, norms = screen_updates(deltas, norm_factor)
-    if not keep:
-        return None, keep, norms
-    delta = combine([deltas[i] for i in keep], aggregation, trim_fraction)
-    return optimizer.step(current, delta), keep, norms
+    """Bound, combine and apply ``deltas``: the new model (None if none), bounded, norms."""
+    if not deltas:
+        return None, [], []
+    bounded, norms, scaled = bound_updates(deltas, norm_factor)
+    delta = combine(bounded, aggregation, trim_fraction)
+    return optimizer.step(current, delta), scaled, norms
 
 
 class ServerOptimizer(Protocol):

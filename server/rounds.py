@@ -12,7 +12,8 @@ global model and the round's metrics. Everything the round decides is here:
 2. **Combine and add user-level noise**, by where the noise is placed (``user-dp``):
 
    - ``off`` and ``local`` (each client already noised its own update): updates far above
-     the round's median norm are rejected, the rest combined (mean, trimmed mean, median;
+     the round's median norm are scaled down to that bound (never dropped: an honest
+     heavy user's update is large), then combined (mean, trimmed mean, median;
      :mod:`fedrec.server.aggregation`);
    - ``central``: every update is clipped, the sum noised once
      (:class:`fedrec.server.user_dp.CentralNoise`) and divided by the clients *sampled*;
@@ -139,7 +140,7 @@ class RoundRules:
             new = self.optimizer.step(current, mean_of_sum(total, max(sampled, 1)))
             keep, norms = list(range(len(deltas))), []
         else:
-            new, keep, norms = apply_updates(
+            new, scaled, norms = apply_updates(
                 current,
                 deltas,
                 self.optimizer,
@@ -147,9 +148,11 @@ class RoundRules:
                 trim_fraction=self.trim_fraction,
                 norm_factor=self.update_norm_factor,
             )
-            for i in sorted(set(range(len(deltas))) - set(keep)):
+            keep = list(range(len(deltas)))
+            for i in scaled:
                 logger.warning(
-                    "round %d: rejected update from node %s: norm %.3g > %.1f x median %.3g",
+                    "round %d: update from node %s scaled down to the bound: norm %.3g > %.1f x "
+                    "median %.3g",
                     server_round,
                     valid[i].node,
                     norms[i],
@@ -157,6 +160,8 @@ class RoundRules:
                     float(np.median(norms)),
                 )
         metrics = counts.metrics(norms, keep)
+        if self.central_noise is None:
+            metrics["clients-norm-bounded"] = float(len(scaled))
         if new is not None:
             metrics.update(summarise_train([dict(valid[i].metrics) for i in keep]))
         return RoundResult(new, metrics, norms)

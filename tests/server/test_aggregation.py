@@ -1,4 +1,4 @@
-"""Server-side aggregation: robust combiners, norm screening and server optimizers."""
+"""Server-side aggregation: robust combiners, norm bounding and server optimizers."""
 
 import numpy as np
 import pytest
@@ -9,9 +9,9 @@ from hypothesis.extra.numpy import arrays
 from fedrec.server.aggregation import (
     ServerAdaptive,
     ServerSGD,
+    bound_updates,
     combine,
     make_server_optimizer,
-    screen_updates,
     update_norm,
 )
 
@@ -58,13 +58,32 @@ def test_one_malicious_client_cannot_move_the_model_much(method: str) -> None:
     assert np.abs(combine([*honest, attack], "mean")["w"] - clean).max() > 1e4
 
 
-def test_screening_rejects_norms_far_above_the_median() -> None:
+def test_norms_far_above_the_median_are_bounded_not_dropped() -> None:
     deltas = [_d(1.0), _d(1.2), _d(0.9), _d(50.0)]
-    keep, norms = screen_updates(deltas, factor=10.0)
-    assert keep == [0, 1, 2]
+    bounded, norms, scaled = bound_updates(deltas, factor=10.0)
+    assert scaled == [3] and len(bounded) == 4
     assert norms[3] == pytest.approx(update_norm(_d(50.0)))
-    assert screen_updates(deltas, factor=0.0)[0] == [0, 1, 2, 3]
-    assert screen_updates([deltas[0], deltas[3]], factor=10.0)[0] == [0, 1]  # < 3: no median
+    median = float(np.median(norms))
+    assert update_norm(bounded[3]) == pytest.approx(10.0 * median)
+    # the direction is kept: a heavy user still pulls the model its way
+    np.testing.assert_allclose(
+        bounded[3]["item_factors"] / np.linalg.norm(bounded[3]["item_factors"]),
+        deltas[3]["item_factors"] / np.linalg.norm(deltas[3]["item_factors"]),
+    )
+    assert bounded[:3] == deltas[:3]
+    assert bound_updates(deltas, factor=0.0)[2] == []
+    assert bound_updates([deltas[0], deltas[3]], factor=10.0)[2] == []  # < 3: no median
+
+
+def test_an_honest_heavy_user_counts_in_the_average() -> None:
+    # 1,000 ratings against 20 for the others: an update about 50x the median, honest.
+    light = [_d(0.02 * (1 + 0.1 * i)) for i in range(9)]
+    heavy = _d(1.0)
+    bounded, _, scaled = bound_updates([*light, heavy], factor=20.0)
+    assert scaled == [9]
+    with_heavy = combine(bounded, "mean")["item_factors"]
+    without = combine(light, "mean")["item_factors"]
+    assert np.all(with_heavy > without)  # it moved the model, bounded
 
 
 def test_fedavg_and_momentum_steps() -> None:

@@ -105,7 +105,7 @@ def test_arrayrecord_round_trip() -> None:
     assert np.array_equal(arrays_to_numpy(numpy_to_arrays(t))["a"], t["a"])
 
 
-def test_update_with_a_norm_far_above_the_others_is_rejected() -> None:
+def test_update_with_a_norm_far_above_the_others_is_bounded() -> None:
     strategy = FedRecStrategy(
         fraction_train=1.0, fraction_evaluate=0.0, min_train_nodes=3, update_norm_factor=10.0
     )
@@ -115,8 +115,11 @@ def test_update_with_a_norm_far_above_the_others_is_rejected() -> None:
         return _reply(msg, np.full((4, 2), value, np.float32), np.zeros(4, np.float32))
 
     arrays, metrics = _round(strategy, reply)
-    assert metrics["clients-rejected"] == 1 and metrics["clients-ok"] == 2
-    assert np.allclose(arrays_to_numpy(arrays)["item_factors"], 0.15)
+    assert metrics["clients-rejected"] == 0 and metrics["clients-ok"] == 3
+    assert metrics["clients-norm-bounded"] == 1
+    moved = arrays_to_numpy(arrays)["item_factors"]
+    # the 1e4 update counts at 10x the median norm at most: far from the mean it would force
+    assert np.all(moved > 0.15) and np.all(moved < 10.0)
 
 
 def test_failed_clients_are_counted_and_the_round_goes_on() -> None:
