@@ -542,7 +542,8 @@ def write_scale_report(result: dict[str, Any], output_dir: Path, name: str) -> N
         "# Private co-occurrence model: utility at fixed ε as the federation grows",
         "",
         f"{result['dataset']}, {result['date']}, placement {result['placement']}, "
-        f"{result['draws']} noise draws per point. **Model of a larger federation** "
+        f"{result['draws']} noise draws per point, the served default (co-occurrence and the "
+        "public-text part). **Model of a larger federation** "
         f"(an extrapolation, not a measurement on more users): m times "
         f"{result['users']} users who look like ML-100K's, so the exact co-occurrence sum is m "
         "times the observed one, with the noise the placement adds for that many clients at "
