@@ -64,6 +64,41 @@ def noised_sum(total: np.ndarray, plan: ReleasePlan, rng: DPRandom | None) -> np
     return np.asarray(total, np.float64) + rng.normal(np.shape(total), plan.server_std)
 
 
+def release_sum(cfg: FedRecConfig, total: np.ndarray, plan: ReleasePlan) -> np.ndarray:
+    """The sum the server publishes: ``total`` plus its own noise where it adds any."""
+    rng = None
+    if plan.server_std > 0:
+        rng = dp_random(
+            reproducible=cfg.privacy.reproducible_noise,
+            seeds=(cfg.data.seed, -1),
+            what="co-occurrence release",
+        )
+    return noised_sum(total, plan, rng)
+
+
+def release_clipping(plan: ReleasePlan) -> float:
+    """SecAgg+'s per-value range for the release's shares.
+
+    A term's entries are at most 1 (the diagonal of a one-item user): the range is that plus
+    NOISE_MARGIN std of a share, so SecAgg+ never cuts a value in practice.
+    """
+    return 1.0 + NOISE_MARGIN * plan.client_std
+
+
+def model_of_release(
+    cfg: FedRecConfig, released: np.ndarray, n_items: int, texts: list[str]
+) -> dict[str, np.ndarray]:
+    """The servable tensors of a released sum, with the text part when towers are on."""
+    emb = item_text_embeddings(cfg, texts) if cfg.text.text_tower != "off" else None
+    return item_tensors(
+        released,
+        n_items,
+        cfg.cooccurrence.cooccurrence_rank,
+        item_embeddings=emb,
+        content_weight=cfg.cooccurrence.cooccurrence_content_weight,
+    )
+
+
 def collaborative_factors(released: np.ndarray, n_items: int, rank: int) -> np.ndarray:
     """The spectral item factors of a released sum, scaled so the top eigenvalue is 1."""
     factors = spectral_factors(gram_from_vector(released, n_items), min(rank, n_items))
@@ -196,7 +231,7 @@ def release_over_flower(grid: Grid, cfg: FedRecConfig) -> Path:
                 server_round=number,
                 privacy=privacy,
                 timeout=cfg.federation.round_timeout,
-                clipping=1.0 + NOISE_MARGIN * plan.client_std,
+                clipping=release_clipping(plan),
             )
             if secure.total is None:
                 raise RuntimeError(
@@ -220,24 +255,7 @@ def release_over_flower(grid: Grid, cfg: FedRecConfig) -> Path:
             )
         fewest = min(fewest, arrived)
         logger.info("slice %d/%d: %d of %d clients", number, len(slices), arrived, len(nodes))
-    rng = None
-    if plan.server_std > 0:
-        rng = dp_random(
-            reproducible=privacy.reproducible_noise,
-            seeds=(cfg.data.seed, -1),
-            what="co-occurrence release",
-        )
-    released = noised_sum(total, plan, rng)
-    emb = None
-    if cfg.text.text_tower != "off":
-        emb = item_text_embeddings(cfg, dataset.items.texts)
-    tensors = item_tensors(
-        released,
-        n_items,
-        cfg.cooccurrence.cooccurrence_rank,
-        item_embeddings=emb,
-        content_weight=cfg.cooccurrence.cooccurrence_content_weight,
-    )
+    tensors = model_of_release(cfg, release_sum(cfg, total, plan), n_items, dataset.items.texts)
     save_checkpoint(
         run_dir,
         round=1,

@@ -27,9 +27,8 @@ from typing import Any
 import numpy as np
 
 from fedrec.client.cooccurrence import cooccurrence_share
-from fedrec.server.cooccurrence import item_tensors, noised_sum
+from fedrec.server.cooccurrence import model_of_release, release_clipping, release_sum
 from fedrec.server.secagg import (
-    NOISE_MARGIN,
     SecureSumAccumulator,
     quantization_levels,
     secagg_threshold,
@@ -76,11 +75,7 @@ def released_sum(
     secure = plan.placement == "secagg"
     acc = None
     if secure:
-        # Entries of a term are at most 1 (the diagonal of a one-item user): the range is
-        # that plus NOISE_MARGIN std of a share, so SecAgg+ never cuts a value in practice.
-        acc = SecureSumAccumulator(
-            1.0 + NOISE_MARGIN * plan.client_std, quantization_levels(len(by_user))
-        )
+        acc = SecureSumAccumulator(release_clipping(plan), quantization_levels(len(by_user)))
     total = np.zeros(vector_size(n_items), np.float64)
     for user, items in enumerate(by_user):
         rng = None
@@ -99,12 +94,7 @@ def released_sum(
             progress(user + 1, len(by_user))
     if acc is not None:
         total = acc.total()["cooccurrence"]
-    server_rng = None
-    if plan.server_std > 0:
-        server_rng = dp_random(
-            reproducible=reproducible, seeds=(cfg.data.seed, -1), what="co-occurrence release"
-        )
-    return noised_sum(total, plan, server_rng)
+    return release_sum(cfg, total, plan)
 
 
 def scores_of(
@@ -152,19 +142,7 @@ def train_cooccurrence(
         "none (no noise)" if plan.epsilon is None else f"{plan.epsilon:.3f} at δ {plan.delta:.3g}",
     )
     released = released_sum(cfg, split, plan, progress=progress)
-    emb = None
-    if cfg.text.text_tower != "off":
-        from fedrec.shared.models.text_cache import default_cache_dir, text_embeddings
-
-        cache = Path(cfg.text.text_cache_dir or default_cache_dir())
-        emb = text_embeddings(dataset.items.texts, cache, max_length=cfg.text.text_max_length)
-    tensors = item_tensors(
-        released,
-        split.n_items,
-        cfg.cooccurrence.cooccurrence_rank,
-        item_embeddings=emb,
-        content_weight=cfg.cooccurrence.cooccurrence_content_weight,
-    )
+    tensors = model_of_release(cfg, released, split.n_items, dataset.items.texts)
     test = evaluate_model(
         scores_of(tensors, split, cfg.cooccurrence), split, k=10, target="test", seed=cfg.data.seed
     )
