@@ -90,8 +90,14 @@ def _train_cooccurrence(overrides: dict[str, Any], console: Console) -> tuple[Pa
     from fedrec.shared.evaluation import evaluate_model
     from fedrec.simulation.cooccurrence import train_cooccurrence
 
-    overrides = {"user-dp": "secagg", **overrides}
+    overrides = {"user-dp": "secagg", "run-name": "cooccurrence", **overrides}
     cfg = resolve_config({}, overrides)
+    run_dir = Path(cfg.output.output_dir) / cfg.output.run_name
+    if (run_dir / "LATEST").exists():
+        # A second release of the same users would spend their budget again: serve this one.
+        console.rule(f"[bold]1. {run_dir} already holds a private release: serving it")
+        _print_quality(run_dir, cfg, console)
+        return run_dir, cfg
     console.rule(
         "[bold]1. private training: every user releases its co-occurrence once "
         f"(user-level DP, noise placement {cfg.privacy.user_dp})"

@@ -37,6 +37,7 @@ from fedrec.shared.checkpoint import save_catalog, save_checkpoint
 from fedrec.shared.config import CooccurrenceConfig, FedRecConfig, resolve_config
 from fedrec.shared.data import load_split
 from fedrec.shared.data.dataset import Split
+from fedrec.shared.errors import ConfigError
 from fedrec.shared.evaluation import evaluate_model
 from fedrec.shared.models.cooccurrence import user_vector, vector_size
 from fedrec.shared.privacy import dp_random
@@ -128,6 +129,12 @@ def train_cooccurrence(
             f"the co-occurrence model keeps a dense {split.n_items} x {split.n_items} "
             f"statistic per client; it supports at most {MAX_ITEMS} items"
         )
+    run_dir = Path(cfg.output.output_dir) / cfg.output.run_name
+    if save and (run_dir / "LATEST").exists():
+        raise ConfigError(
+            f"{run_dir} already holds a co-occurrence release: releasing the same users again "
+            "would spend their privacy budget twice; serve it, or pick a new run-name"
+        )
     survivors = None
     if cfg.privacy.user_dp == "secagg":
         survivors = secagg_threshold(cfg.privacy, split.n_users)
@@ -146,7 +153,6 @@ def train_cooccurrence(
     test = evaluate_model(
         scores_of(tensors, split, cfg.cooccurrence), split, k=10, target="test", seed=cfg.data.seed
     )
-    run_dir = Path(cfg.output.output_dir) / cfg.output.run_name
     if save:
         save_catalog(run_dir, dataset.items)
         save_checkpoint(

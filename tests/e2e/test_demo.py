@@ -34,6 +34,10 @@ def test_the_default_demo_trains_privately_and_serves(tmp_path: Path) -> None:
     assert "popularity NDCG@10" in out and "DP popularity" in out  # next to the baselines
     assert "-DP per user" in out and "secagg" in out  # the guarantee, its unit, its placement
     assert "POST /v1/recommendations/cold-start" in out
+    # Run again: the release is served, not repeated (that would spend the budget twice).
+    again = Console(record=True, width=200)
+    run_demo(overrides, port=_port(), console=again)
+    assert "already holds a private release" in again.export_text()
 
 
 def test_demo_trains_reports_quality_against_popularity_and_serves(tmp_path: Path) -> None:

@@ -11,6 +11,7 @@ from fedrec.server.secagg import SecureSumAccumulator, quantization_levels
 from fedrec.shared.checkpoint import load_checkpoint
 from fedrec.shared.config import resolve_config
 from fedrec.shared.data import load_split
+from fedrec.shared.errors import ConfigError
 from fedrec.shared.models.cooccurrence import contribution
 from fedrec.shared.models.hybrid import USER_HEAD_B, USER_HEAD_W
 from fedrec.shared.privacy.cooccurrence import plan_release
@@ -114,3 +115,10 @@ def test_the_text_head_maps_item_texts_to_their_factors_and_their_content() -> N
     )
     assert cos.min() > 0.999  # free text lands on the content of the item it describes
     assert np.linalg.norm(q[:, :5], axis=0)[0] == pytest.approx(1.0)  # top eigenvalue -> 1
+
+
+def test_a_second_release_into_the_same_run_is_refused(tmp_path: Path) -> None:
+    train_cooccurrence(_overrides(tmp_path, **{"user-dp": "central"}))
+    with pytest.raises(ConfigError, match="already holds a co-occurrence release"):
+        train_cooccurrence(_overrides(tmp_path, **{"user-dp": "central"}))
+    train_cooccurrence(_overrides(tmp_path, **{"user-dp": "central"}), save=False)  # no write
