@@ -7,6 +7,7 @@ federated MF with record-level DP-SGD on Flower's simulation engine instead.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from pathlib import Path
@@ -153,6 +154,8 @@ def run_demo(
     overrides: dict[str, Any], *, port: int, console: Console, model: str = "cooccurrence"
 ) -> None:
     """Train on the configured data (ML-100K by default), then serve and query."""
+    # One JSON line per request would bury the answers the demo prints.
+    logging.getLogger("fedrec.access").setLevel(logging.WARNING)
     if model not in DEMO_MODELS:
         raise ValueError(f"model must be one of {DEMO_MODELS}, got {model!r}")
     if model == "cooccurrence":
