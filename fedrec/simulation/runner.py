@@ -74,14 +74,23 @@ def simulate(
     n = num_supernodes or split.n_users
     if n > split.n_users:
         raise ValueError(f"{n} clients asked for, but the data set has only {split.n_users} users")
-    logger.info(
-        "simulating %d clients (%s), %d rounds, fraction-train %.2f, DP %s",
-        n,
-        "one user each" if n == split.n_users else "cross-silo",
-        cfg.federation.num_rounds,
-        cfg.federation.fraction_train,
-        "on" if cfg.privacy.dp_enabled else "off",
-    )
+    who = "one user each" if n == split.n_users else "cross-silo"
+    if cfg.train.model == "cooccurrence":
+        logger.info(
+            "simulating %d clients (%s): one co-occurrence release, user-dp %s",
+            n,
+            who,
+            cfg.privacy.user_dp,
+        )
+    else:
+        logger.info(
+            "simulating %d clients (%s), %d rounds, fraction-train %.2f, DP %s",
+            n,
+            who,
+            cfg.federation.num_rounds,
+            cfg.federation.fraction_train,
+            "on" if cfg.privacy.dp_enabled else "off",
+        )
     if not cfg.federation.min_available_nodes:
         # Wait for every simulated client before round 1 samples (see FederationConfig).
         overrides["min-available-nodes"] = n
