@@ -15,14 +15,14 @@ its held-out test item against the full catalogue), NDCG@10 pooled over all user
   same rate and runs ``local-epochs / q`` steps a round (``shared/training.py: dp_plan``;
   rounding to whole records gives a few distinct ``(q, steps)`` plans), so Opacus'
   ``get_noise_multiplier`` is run for the plans that spend the most and the largest σ is
-  taken; the project's own accountant (``shared/privacy.py``) then checks it, and σ is raised
-  where that accountant says the target would be passed. The ε reported is the one the
+  taken; the project's own accountant (``shared/privacy/accounting.py``) then checks it,
+  and σ is raised where that accountant says the target would be passed. The ε reported is the one the
   clients' own accountants hold at the end, maximum over clients.
 - **user level, central placement** (unit = everything one user contributed): the server
   clips every client's whole update to ``C`` and adds ``N(0, (σC)²)`` to their sum once,
   ``q`` = clients per round / clients, δ = the project's default ``1 / N^1.1``; σ is
   calibrated over the rounds with the project's user-level accountant
-  (``shared/user_accounting.py``). ``C`` is, unless given, the median L2 norm of the client
+  (``shared/privacy/accounting.py``). ``C`` is, unless given, the median L2 norm of the client
   updates of the non-private run (all its rounds), which is run first.
 
 "What it takes" (``scale``): the noise on the averaged update is ``σC / K`` for ``K``
@@ -738,7 +738,7 @@ def markdown_report(result: dict[str, Any], png: str) -> str:
         f"{usr['delta']:.3g} "
         f"(N = {result['users']}), accountant {usr['accountant']}. σ is calibrated for the "
         "target ε over the rounds with the project's user-level accountant "
-        "(`shared/user_accounting.py`); the ε column is the run's own report. The noise on "
+        "(`shared/privacy/accounting.py`); the ε column is the run's own report. The noise on "
         "the averaged update has std σC/K per coordinate; the server applies the average "
         f"with learning rate {result['settings'].get('server-learning-rate')}, noise "
         "included.",
@@ -895,8 +895,8 @@ def _record_bullet(result: dict[str, Any]) -> str:
         + _plans_text(rec.get("plans", []))
         + "; Opacus' `get_noise_multiplier` on the plans that spend the most, largest σ, "
         "checked (and raised where needed) with the project's RDP accountant "
-        "(`shared/privacy.py`). The ε column is what the clients' own accountants hold at the "
-        "end, maximum over clients."
+        "(`shared/privacy/accounting.py`). The ε column is what the clients' own accountants "
+        "hold at the end, maximum over clients."
         + (
             " Client training as the product's DP defaults ("
             + ", ".join(f"{k} {v}" for k, v in rec["settings"].items())
