@@ -16,8 +16,8 @@ its held-out test item against the full catalogue), NDCG@10 pooled over all user
   rounding to whole records gives a few distinct ``(q, steps)`` plans), so Opacus'
   ``get_noise_multiplier`` is run for the plans that spend the most and the largest σ is
   taken; the project's own accountant (``shared/privacy/accounting.py``) then checks it,
-  and σ is raised where that accountant says the target would be passed. The ε reported is the one the
-  clients' own accountants hold at the end, maximum over clients.
+  and σ is raised where that accountant says the target would be passed. The ε reported is
+  the one the clients' own accountants hold at the end, maximum over clients.
 - **user level, central placement** (unit = everything one user contributed): the server
   clips every client's whole update to ``C`` and adds ``N(0, (σC)²)`` to their sum once,
   ``q`` = clients per round / clients, δ = the project's default ``1 / N^1.1``; σ is
