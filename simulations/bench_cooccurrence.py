@@ -37,7 +37,7 @@ from fedrec.shared.data import load_split
 from fedrec.shared.data.dataset import Dataset, Split
 from fedrec.shared.errors import ConfigError
 from fedrec.shared.evaluation import evaluate_model
-from fedrec.shared.evaluation.relevance import PROFILES, profile_relevance
+from fedrec.shared.evaluation.relevance import PROFILES, profile_relevance, top_ten
 from fedrec.shared.evaluation.stats import mean_and_se
 from fedrec.shared.models.cooccurrence import user_vector
 from fedrec.shared.privacy import SecureRandom
@@ -96,9 +96,7 @@ def _relevance(
     q = tensors["item_factors"].astype(np.float64)
 
     def top(liked: np.ndarray) -> np.ndarray:
-        scores = q @ user_vector(q, liked, rank=rank, fade=fade)
-        scores[liked] = -np.inf
-        return np.argsort(-scores, kind="stable")[:10]
+        return top_ten(q @ user_vector(q, liked, rank=rank, fade=fade), liked)
 
     return profile_relevance(dataset.items, top)
 
@@ -169,9 +167,7 @@ def _point(
     return {"placement": placement, "epsilon": epsilon, "plan": plan.to_dict(), "arms": arms}
 
 
-def _dp_popularity(
-    split: Split, dataset: Dataset, epsilon: float, draws: int, seed: int
-) -> dict[str, Any]:
+def _dp_popularity(split: Split, epsilon: float, draws: int, seed: int) -> dict[str, Any]:
     runs = []
     for _ in range(draws):
         model = DPPopularity(epsilon=epsilon).fit(split)
@@ -201,9 +197,8 @@ def run_cooccurrence_bench(
     emb = text_embeddings(dataset.items.texts, cache, max_length=cfg.text.text_max_length)
     popular = Popularity().fit(split)
     pop_ndcg = evaluate_model(popular.score, split, k=10, seed=cfg.data.seed)[NDCG]
-    pop_relevance = profile_relevance(
-        dataset.items, lambda liked: _top_popular(popular, split, liked)
-    )
+    pop_scores = popular.score(np.zeros(1, np.int64))[0]
+    pop_relevance = profile_relevance(dataset.items, lambda liked: top_ten(pop_scores, liked))
     exact = measure("no DP", lambda: _point(cfg, dataset, split, emb, "off", None, 1))
     points = [
         measure(
@@ -212,7 +207,7 @@ def run_cooccurrence_bench(
         )
         for eps in epsilons
     ]
-    dp_pop = [_dp_popularity(split, dataset, eps, draws, cfg.data.seed) for eps in epsilons]
+    dp_pop = [_dp_popularity(split, eps, draws, cfg.data.seed) for eps in epsilons]
     result = {
         "benchmark": name,
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -239,12 +234,6 @@ def run_cooccurrence_bench(
     (output_dir / f"{name}.json").write_text(json.dumps(result, indent=2))
     write_report(result, output_dir, name)
     return result
-
-
-def _top_popular(model: Popularity, split: Split, liked: np.ndarray) -> np.ndarray:
-    scores = model.score(np.zeros(1, np.int64))[0].astype(np.float64)
-    scores[liked] = -np.inf
-    return np.argsort(-scores, kind="stable")[:10]
 
 
 def _goal(points: Sequence[dict[str, Any]], pop_ndcg: float, placement: str) -> dict[str, Any]:

@@ -25,6 +25,13 @@ PROFILES: Mapping[str, tuple[tuple[str, ...], frozenset[str]]] = {
 }
 
 
+def top_ten(scores: np.ndarray, liked: np.ndarray) -> np.ndarray:
+    """The 10 highest-scored items, the liked ones left out (ties in catalogue order)."""
+    scores = np.array(scores, dtype=np.float64, copy=True)
+    scores[liked] = -np.inf
+    return np.argsort(-scores, kind="stable")[:10]
+
+
 def genre_share(items: np.ndarray, catalog: ItemCatalog, genres: frozenset[str]) -> float:
     """The share of ``items`` that has at least one of ``genres``."""
     if len(items) == 0:

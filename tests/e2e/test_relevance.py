@@ -17,7 +17,12 @@ from fedrec.shared.checkpoint import load_checkpoint
 from fedrec.shared.config import resolve_config
 from fedrec.shared.data import load_split
 from fedrec.shared.evaluation import evaluate_model
-from fedrec.shared.evaluation.relevance import PROFILES, genre_share, profile_relevance
+from fedrec.shared.evaluation.relevance import (
+    PROFILES,
+    genre_share,
+    profile_relevance,
+    top_ten,
+)
 from fedrec.simulation.cooccurrence import train_cooccurrence
 
 pytestmark = pytest.mark.slow
@@ -41,14 +46,8 @@ def test_private_answers_follow_the_liked_genres_and_beat_popularity(tmp_path: P
         index = np.array([rec.index_of[i.id] for i in answer])
         ours[name] = genre_share(index, ckpt.catalog, genres)
     dataset, split = load_split(resolve_config({}, {}).data)
-    popular = Popularity().fit(split).score(np.zeros(1, np.int64))[0].astype(float)
-
-    def top_popular(liked: np.ndarray) -> np.ndarray:
-        scores = popular.copy()
-        scores[liked] = -np.inf
-        return np.argsort(-scores, kind="stable")[:10]
-
-    baseline = profile_relevance(dataset.items, top_popular)
+    popular = Popularity().fit(split).score(np.zeros(1, np.int64))[0]
+    baseline = profile_relevance(dataset.items, lambda liked: top_ten(popular, liked))
     assert min(ours.values()) >= 0.5, ours
     assert np.mean(list(ours.values())) >= 0.75, ours
     assert np.mean(list(ours.values())) >= np.mean(list(baseline.values())) + 0.3, (ours, baseline)
