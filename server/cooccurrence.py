@@ -9,8 +9,9 @@ release as a Flower run, ``model = cooccurrence``; the single-process driver is
 1. the sum becomes the symmetric co-occurrence (Gram) matrix;
 2. its top eigenpairs become the collaborative part of the item factors
    (:func:`fedrec.shared.models.cooccurrence.spectral_factors`, scaled so the top
-   eigenvalue counts 1), served like any MF item table with zero biases: a new or
-   on-device user is the mean of its items' factors;
+   eigenvalue counts 1; or, with ``cooccurrence-item-model = ease``, the full-rank
+   :func:`~fedrec.shared.models.cooccurrence.ease_factors`), served like any MF item table
+   with zero biases: a new or on-device user is the mean of its items' factors;
 3. with text towers on, each item's factor also gets a content part, its *public* text
    embedding (centred, unit norm) times ``sqrt(content-weight)``: a user's score then adds
    ``content-weight`` times the mean text similarity of its items to the candidate, which
@@ -37,9 +38,14 @@ from fedrec.server.messaging import send_and_receive
 from fedrec.server.secagg import NOISE_MARGIN, secagg_threshold, secure_sum
 from fedrec.shared import protocol as key
 from fedrec.shared.checkpoint import run_id, save_catalog, save_checkpoint
-from fedrec.shared.config import FedRecConfig
+from fedrec.shared.config import CooccurrenceConfig, FedRecConfig
 from fedrec.shared.data import load_dataset
-from fedrec.shared.models.cooccurrence import gram_from_vector, spectral_factors, vector_size
+from fedrec.shared.models.cooccurrence import (
+    ease_factors,
+    gram_from_vector,
+    spectral_factors,
+    vector_size,
+)
 from fedrec.shared.models.factory import item_text_embeddings
 from fedrec.shared.models.hybrid import USER_HEAD_B, USER_HEAD_W
 from fedrec.shared.privacy import DPRandom, dp_random
@@ -91,17 +97,20 @@ def model_of_release(
     """The servable tensors of a released sum, with the text part when towers are on."""
     emb = item_text_embeddings(cfg, texts) if cfg.text.text_tower != "off" else None
     return item_tensors(
-        released,
-        n_items,
-        cfg.cooccurrence.cooccurrence_rank,
+        collaborative_factors(released, n_items, cfg.cooccurrence),
         item_embeddings=emb,
         content_weight=cfg.cooccurrence.cooccurrence_content_weight,
     )
 
 
-def collaborative_factors(released: np.ndarray, n_items: int, rank: int) -> np.ndarray:
-    """The spectral item factors of a released sum, scaled so the top eigenvalue is 1."""
-    factors = spectral_factors(gram_from_vector(released, n_items), min(rank, n_items))
+def collaborative_factors(
+    released: np.ndarray, n_items: int, cfg: CooccurrenceConfig
+) -> np.ndarray:
+    """The item factors of a released sum by ``cooccurrence-item-model``, top eigenvalue 1."""
+    gram = gram_from_vector(released, n_items)
+    if cfg.cooccurrence_item_model == "ease":
+        return ease_factors(gram, cfg.cooccurrence_l2, cfg.cooccurrence_dropout)
+    factors = spectral_factors(gram, cfg.collaborative_width(n_items))
     top = float(np.linalg.norm(factors[:, 0]))  # sqrt of the top eigenvalue
     return factors / top if top > 0 else factors
 
@@ -121,19 +130,17 @@ def ridge_head(
 
 
 def item_tensors(
-    released: np.ndarray,
-    n_items: int,
-    rank: int,
+    collab: np.ndarray,
     *,
     item_embeddings: np.ndarray | None = None,
     content_weight: float = 0.0,
 ) -> dict[str, np.ndarray]:
-    """The servable tensors of a released sum: item factors, zero biases, the text head.
+    """The servable tensors of collaborative factors: item factors, zero biases, text head.
 
     Without ``item_embeddings`` the factors are the collaborative part alone and there is
     no text head.
     """
-    collab = collaborative_factors(released, n_items, rank)
+    n_items = collab.shape[0]
     out = {"item_bias": np.zeros(n_items, np.float32)}
     if item_embeddings is None:
         out["item_factors"] = collab.astype(np.float32)

@@ -359,7 +359,7 @@ class Recommender:
         if cooccurrence:
             saved = config_of_checkpoint(ckpt.manifest.get("config", {})).cooccurrence
             n_trained = int(tensors["item_factors"].shape[0])
-            split = (min(saved.cooccurrence_rank, n_trained), saved.cooccurrence_content_fade)
+            split = (saved.collaborative_width(n_trained), saved.cooccurrence_content_fade)
         return cls(
             tensors["item_factors"],
             tensors["item_bias"],

@@ -54,6 +54,7 @@ GRIDS: dict[str, dict[str, tuple[Any, ...]]] = {
     "mf": {"dim": (64, 128, 256), "learning_rate": (0.005, 0.01), "weight_decay": (1e-5, 3e-5)},
 }
 DP_EPSILONS = (1.0, 4.0, 8.0)
+MF_EPOCHS = 40  # the tuned MF's epoch cap (it stops early on validation)
 REFERENCE_RULE = (
     "the highest test NDCG@10 (full ranking) among the non-private centralized baselines"
 )
@@ -90,7 +91,7 @@ def run_baselines(
     dp_epsilons: Sequence[float] = DP_EPSILONS,
     dp_draws: int = 3,
     accountant: str = "rdp",
-    mf_epochs: int = 40,
+    mf_epochs: int = MF_EPOCHS,
     grids: Mapping[str, Mapping[str, Sequence[Any]]] | None = None,
 ) -> dict[str, Any]:
     """Fit, tune and evaluate every baseline; the result's ``baselines`` and ``dp_popularity``.

@@ -105,7 +105,7 @@ def scores_of(
     q = tensors["item_factors"].astype(np.float64)
     bias = tensors["item_bias"].astype(np.float64)
     by_user = split.train_items_by_user()
-    rank, fade = min(cfg.cooccurrence_rank, split.n_items), cfg.cooccurrence_content_fade
+    rank, fade = cfg.collaborative_width(split.n_items), cfg.cooccurrence_content_fade
 
     def score(users: np.ndarray) -> np.ndarray:
         vecs = np.stack([user_vector(q, by_user[u], rank=rank, fade=fade) for u in users])

@@ -302,6 +302,7 @@ class FederationConfig:
 
 
 TEXT_TOWERS = ("off", "heads", "lora")
+COOCCURRENCE_ITEM_MODELS = ("spectral", "ease")
 
 
 @dataclass(frozen=True)
@@ -314,7 +315,12 @@ class CooccurrenceConfig:
     """
 
     cooccurrence_epsilon: float = 4.0  # user-level ε of the one release (user-dp != off)
-    cooccurrence_rank: int = 128  # dimension of the item factors taken from the sum
+    # How the sum becomes item factors: "spectral" (its top eigenvectors: what survives DP
+    # noise) or "ease" (EASE with dropout emphasis, full rank: the exact sum without DP).
+    cooccurrence_item_model: str = "spectral"
+    cooccurrence_rank: int = 128  # dimension of the item factors taken from the sum (spectral)
+    cooccurrence_l2: float = 1.0  # EASE's L2 penalty λ on the summed terms (ease)
+    cooccurrence_dropout: float = 0.5  # EASE's dropout-emphasis rate p in [0, 1) (ease)
     # Weight of the public text similarity next to the co-occurrence (text-tower != off).
     cooccurrence_content_weight: float = 0.1
     # The content part counts fade / (fade + n) for a user with n items (cold start: most).
@@ -323,6 +329,19 @@ class CooccurrenceConfig:
     cooccurrence_chunk_size: int = 200_000
 
     def __post_init__(self) -> None:
+        _check(
+            self.cooccurrence_item_model in COOCCURRENCE_ITEM_MODELS,
+            f"cooccurrence-item-model must be one of {COOCCURRENCE_ITEM_MODELS}, "
+            f"got {self.cooccurrence_item_model!r}",
+        )
+        _check(
+            0 < self.cooccurrence_l2 <= 1e6,
+            f"cooccurrence-l2 must be in (0, 1e6], got {self.cooccurrence_l2}",
+        )
+        _check(
+            0 <= self.cooccurrence_dropout < 1,
+            f"cooccurrence-dropout must be in [0, 1), got {self.cooccurrence_dropout}",
+        )
         _check(
             0 < self.cooccurrence_epsilon <= 100,
             f"cooccurrence-epsilon must be in (0, 100], got {self.cooccurrence_epsilon}",
@@ -344,6 +363,12 @@ class CooccurrenceConfig:
             0 <= self.cooccurrence_content_fade <= 1000,
             f"cooccurrence-content-fade must be in [0, 1000], got {self.cooccurrence_content_fade}",
         )
+
+    def collaborative_width(self, n_items: int) -> int:
+        """Columns of the item factors that are collaborative (the rest are public text)."""
+        if self.cooccurrence_item_model == "ease":
+            return n_items
+        return min(self.cooccurrence_rank, n_items)
 
 
 @dataclass(frozen=True)

@@ -85,6 +85,42 @@ def ease_weights(gram: np.ndarray, l2: float) -> np.ndarray:
     return weights
 
 
+def ease_factors(gram: np.ndarray, l2: float, dropout: float = 0.0) -> np.ndarray:
+    """Full-rank item factors whose products rank as EASE with dropout emphasis does.
+
+    The penalty is EDLAE's (Steck 2020): ``Λ = λI + p / (1 - p) diag(G)``, ``P = (G + Λ)⁻¹``.
+    EASE scores item ``j`` by ``-(xᵀP)_j / P_jj``; this model uses the symmetric
+    normalisation ``C = D^-1/2 P D^-1/2`` (``D = diag(P)``), so one table serves items and
+    users alike: ``F Fᵀ = (μ_max I - C) / (μ_max - μ_min)`` with ``μ`` the eigenvalues of
+    ``C``. The shift by ``μ_max I`` only raises the scores of a user's own items (which are
+    never recommended), so a user who is the mean of its items' factors ranks the others by
+    ``-Σ_i C_ij``. Scaled so the largest eigenvalue of ``F Fᵀ`` is 1, as the spectral
+    factors are.
+    """
+    gram = np.asarray(gram, dtype=np.float64)
+    if gram.ndim != 2 or gram.shape[0] != gram.shape[1]:
+        raise ValueError(f"expected a square Gram matrix, got shape {gram.shape}")
+    if not 0 <= dropout < 1:
+        raise ValueError(f"dropout must be in [0, 1), got {dropout}")
+    if l2 <= 0:
+        raise ValueError(f"EASE's L2 penalty must be > 0, got {l2}")
+    g = (gram + gram.T) / 2.0
+    # A noisy diagonal can dip below zero; a negative penalty would undo the L2's damping.
+    penalty = l2 + dropout / (1.0 - dropout) * np.maximum(np.diag(g), 0.0)
+    g[np.diag_indices_from(g)] += penalty
+    p = np.linalg.inv(g)
+    root = 1.0 / np.sqrt(np.abs(np.diag(p)))
+    c = p * root[:, None] * root[None, :]
+    values, vectors = np.linalg.eigh((c + c.T) / 2.0)
+    spread = float(values[-1] - values[0])
+    if spread <= 0:
+        return np.zeros_like(c, dtype=np.float32)
+    factors = vectors * np.sqrt(np.maximum(values[-1] - values, 0.0) / spread)[None, :]
+    signs = np.sign(factors.sum(axis=0))
+    signs[signs == 0] = 1.0
+    return (factors * signs[None, :]).astype(np.float32)
+
+
 def spectral_factors(gram: np.ndarray, rank: int) -> np.ndarray:
     """Item factors ``V_r √Λ_r`` from the top ``rank`` eigenpairs of a (noisy) Gram matrix.
 

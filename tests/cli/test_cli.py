@@ -143,6 +143,43 @@ def test_bench_cooccurrence_refuses_baselines_of_another_split(tmp_path: Path) -
     assert "measured with dataset = 'ml-100k'" in said and "--baselines-only" in said
 
 
+@pytest.mark.slow
+def test_bench_cooccurrence_reports_the_exact_ease_arm_against_the_best_baseline(
+    tmp_path: Path,
+) -> None:
+    import json
+
+    ratings = _tiny_ratings(tmp_path / "ratings.csv")
+    data = ("-c", "dataset=generic", "-c", f"data-path={ratings}")
+    base = _fedrec(
+        *("bench", "quality", "--baselines-only", "--name", "baselines"),
+        *("--output-dir", str(tmp_path), *data),
+    )
+    assert base.returncode == 0, base.stderr
+    common = ("--output-dir", str(tmp_path), "--draws", "1", "--epsilons", "4")
+    out = _fedrec("bench", "cooccurrence", *common, *data, "-c", "cooccurrence-rank=4")
+    assert out.returncode == 0, out.stderr
+    result = json.loads((tmp_path / "cooccurrence.json").read_text())
+    ease = result["exact_ease"]
+    assert len(ease["tried"]) == 15 and ease["chosen"] in [
+        {k: row[k] for k in ease["chosen"]} for row in ease["tried"]
+    ]
+    best = max(ease["tried"], key=lambda row: row["valid"])
+    assert ease["chosen"]["cooccurrence-l2"] == best["cooccurrence-l2"]  # chosen on validation
+    paired = ease["paired"]
+    assert paired["baseline"] == result["baselines"]["best"]
+    # the refitted baseline is the one baselines.json measured, user by user
+    assert paired["baseline_ndcg"] == pytest.approx(result["baselines"]["best_ndcg"], abs=1e-6)
+    for arm in ("collaborative", "with-text"):
+        assert paired[arm]["ndcg"] == pytest.approx(
+            ease["arms"][arm]["metrics"]["ndcg@10_full"], abs=1e-9
+        )
+    before = (tmp_path / "cooccurrence.md").read_text()
+    assert "**No DP**" in before
+    again = _fedrec("bench", "cooccurrence", "--render-only", "--output-dir", str(tmp_path))
+    assert again.returncode == 0 and (tmp_path / "cooccurrence.md").read_text() == before
+
+
 def test_bench_cooccurrence_scale_writes_its_report_and_rerenders_it(tmp_path: Path) -> None:
     import json
 

@@ -10,6 +10,8 @@ from fedrec.client.cooccurrence import ReleaseRefused, record_release
 from fedrec.server.server_app import run_federation
 from fedrec.shared.checkpoint import load_checkpoint
 from fedrec.shared.config import resolve_config
+from fedrec.shared.data import load_split
+from fedrec.shared.models.cooccurrence import ease_factors
 from fedrec.simulation.cooccurrence import train_cooccurrence
 
 USERS = 12
@@ -56,6 +58,27 @@ def test_without_noise_flower_and_the_driver_build_the_same_model(
     np.testing.assert_allclose(
         over_flower.tensors["item_factors"], driver.tensors["item_factors"], atol=1e-5
     )
+
+
+def test_without_noise_the_ease_model_is_the_centralized_one(
+    tmp_path: Path, loopback_grid: type
+) -> None:
+    settings = _settings(
+        tmp_path, "off", **{"cooccurrence-item-model": "ease", "cooccurrence-l2": 0.5}
+    )
+    over_flower = load_checkpoint(_flower(tmp_path, loopback_grid, settings))
+    cfg = resolve_config({}, settings)
+    _, split = load_split(cfg.data)
+    # the statistic a centralized system would compute from every user's training items
+    gram = np.zeros((split.n_items, split.n_items))
+    for items in split.train_items_by_user():
+        x = np.zeros(split.n_items)
+        x[np.unique(items)] = 1.0
+        gram += np.outer(x, x) / x.sum()
+    expected = ease_factors(gram, 0.5, cfg.cooccurrence.cooccurrence_dropout)
+    q = over_flower.tensors["item_factors"].astype(np.float64)
+    assert q.shape == (split.n_items, split.n_items)  # full rank, no text part (towers off)
+    np.testing.assert_allclose(q @ q.T, expected @ expected.T.astype(np.float64), atol=1e-4)
 
 
 def test_under_secagg_the_server_gets_only_a_noised_sum(

@@ -5,11 +5,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from fedrec.server.cooccurrence import item_tensors
+from fedrec.server.cooccurrence import collaborative_factors, item_tensors
 from fedrec.server.recommend import Recommender
 from fedrec.server.secagg import SecureSumAccumulator, quantization_levels
 from fedrec.shared.checkpoint import load_checkpoint
-from fedrec.shared.config import resolve_config
+from fedrec.shared.config import CooccurrenceConfig, resolve_config
 from fedrec.shared.data import load_split
 from fedrec.shared.errors import ConfigError
 from fedrec.shared.models.cooccurrence import contribution
@@ -85,8 +85,11 @@ def test_a_private_run_writes_a_servable_checkpoint_with_its_guarantee(tmp_path:
     assert metrics["ndcg@10_full"] == pytest.approx(run.test["ndcg@10_full"])
 
 
-def test_without_noise_the_model_learns_the_taste_groups(tmp_path: Path) -> None:
-    run = train_cooccurrence(_overrides(tmp_path, **{"user-dp": "off"}))
+@pytest.mark.parametrize("item_model", ["spectral", "ease"])
+def test_without_noise_the_model_learns_the_taste_groups(tmp_path: Path, item_model: str) -> None:
+    run = train_cooccurrence(
+        _overrides(tmp_path, **{"user-dp": "off", "cooccurrence-item-model": item_model})
+    )
     # 12 candidates per user, 2 of them in the user's group: learning the groups puts the
     # test item in the top 2 (NDCG >= 0.63); random ranking gives about 0.35.
     assert run.test["ndcg@10_full"] >= 0.6
@@ -104,7 +107,8 @@ def test_the_text_head_maps_item_texts_to_their_factors_and_their_content() -> N
     emb /= np.linalg.norm(emb, axis=1, keepdims=True)
     users = [rng.choice(n, 6, replace=False) for _ in range(80)]
     total = sum(contribution(u, n) for u in users)
-    out = item_tensors(total, n, 5, item_embeddings=emb, content_weight=0.25)
+    collab = collaborative_factors(total, n, CooccurrenceConfig(cooccurrence_rank=5))
+    out = item_tensors(collab, item_embeddings=emb, content_weight=0.25)
     q = out["item_factors"]
     assert q.shape == (n, 5 + dim) and not out["item_bias"].any()
     # the content part is each item's centred, unit-norm embedding times sqrt(weight)

@@ -7,6 +7,7 @@ from hypothesis import strategies as st
 
 from fedrec.shared.models.cooccurrence import (
     contribution,
+    ease_factors,
     gram_from_vector,
     spectral_factors,
     user_vector,
@@ -85,3 +86,43 @@ def test_the_content_part_fades_as_the_history_grows() -> None:
     np.testing.assert_allclose(many, [1, 1, 0.4, 0.4, 0.4])
     np.testing.assert_allclose(user_vector(factors, np.arange(3), rank=2, fade=0.0)[2:], 0.0)
     assert not user_vector(factors, np.zeros(0, np.int64), rank=2, fade=2.0).any()
+
+
+def _edlae_symmetric_scores(gram: np.ndarray, l2: float, dropout: float) -> np.ndarray:
+    g = gram.copy()
+    g[np.diag_indices_from(g)] += l2 + dropout / (1 - dropout) * np.diag(gram)
+    p = np.linalg.inv(g)
+    root = 1 / np.sqrt(np.diag(p))
+    return -p * root[:, None] * root[None, :]
+
+
+@pytest.mark.parametrize("dropout", [0.0, 0.5])
+def test_ease_factors_rank_a_users_other_items_as_edlae_does(dropout: float) -> None:
+    rng = np.random.default_rng(5)
+    n = 30
+    users = [rng.choice(n, rng.integers(2, 9), replace=False) for _ in range(200)]
+    gram = sum(np.outer(np.isin(np.arange(n), u), np.isin(np.arange(n), u)) / len(u) for u in users)
+    factors = ease_factors(gram, 0.5, dropout)
+    expected = _edlae_symmetric_scores(gram, 0.5, dropout)
+    for items in users[:20]:
+        user = factors[items].mean(axis=0)
+        ours = factors @ user
+        theirs = expected[items].sum(axis=0)
+        others = np.setdiff1d(np.arange(n), items)
+        # the same scores up to a positive factor, on every item the user does not hold
+        a, b = ours[others], theirs[others]
+        scale = float(a @ b / (b @ b))
+        assert scale > 0
+        np.testing.assert_allclose(a, scale * b, atol=1e-5 * np.abs(a).max())
+    # scaled like the spectral factors: the largest eigenvalue of F Fᵀ is 1
+    assert np.linalg.eigvalsh(factors.astype(np.float64) @ factors.T)[-1] == pytest.approx(1.0)
+
+
+def test_ease_factors_refuse_bad_penalties() -> None:
+    gram = np.eye(4)
+    with pytest.raises(ValueError, match="dropout"):
+        ease_factors(gram, 1.0, 1.0)
+    with pytest.raises(ValueError, match="L2"):
+        ease_factors(gram, 0.0)
+    with pytest.raises(ValueError, match="square"):
+        ease_factors(np.ones((2, 3)), 1.0)
