@@ -195,7 +195,18 @@ def _register_bench() -> None:
     )
 
 
+def _register_certs() -> None:
+    from fedrec.cli.certs import certs_app
+
+    app.add_typer(
+        certs_app,
+        name="certs",
+        help="Make the CA, SuperLink TLS certificate and SuperNode keys a deployment needs.",
+    )
+
+
 _register_bench()
+_register_certs()
 
 
 def main() -> None:

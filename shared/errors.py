@@ -58,3 +58,7 @@ class NotFittedError(FedRecError, RuntimeError):
 
 class SignatureError(FedRecError):
     """A downloaded artifact does not verify against the pinned public key: do not use it."""
+
+
+class CertError(FedRecError, ValueError):
+    """Deployment key or certificate material is missing, invalid, or would be overwritten."""

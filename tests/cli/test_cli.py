@@ -20,7 +20,16 @@ def _fedrec(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[
 def test_help_lists_the_commands() -> None:
     out = _fedrec("--help")
     assert out.returncode == 0
-    for command in ("data", "train-central", "simulate", "serve", "evaluate", "demo", "bench"):
+    for command in (
+        "data",
+        "train-central",
+        "simulate",
+        "serve",
+        "evaluate",
+        "demo",
+        "bench",
+        "certs",
+    ):
         assert command in out.stdout
 
 
@@ -39,6 +48,10 @@ def test_data_command_on_a_generic_csv(tmp_path: Path) -> None:
         (["data", "-c", "fraction-train=2"], "fraction-train"),
         (["data", "-s", "no-such-scenario"], "no scenario"),
         (["data", "-c", "dataset=generic", "-c", "data-path=/nonexistent/r.csv"], "/nonexistent"),
+        (
+            ["certs", "server", "--ca", "/nonexistent/ca", "--host", "localhost", "--out", "x"],
+            "no CA in /nonexistent/ca",
+        ),
         (["bench", "encoder", "--round-clients", "10,x"], "comma-separated integers"),
         (["bench", "encoder", "--round-clients", "10,-1"], "must be >= 0"),
         (

@@ -5,9 +5,7 @@ at the end whatever happens.
 """
 
 import json
-import socket
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,27 +13,11 @@ import pytest
 
 from fedrec.shared.checkpoint import load_checkpoint
 
-from .helpers import BIN, flwr_env, flwr_run, write_tiny_ratings
+from .helpers import BIN, flwr_env, flwr_run, free_port, wait_port, write_tiny_ratings
 
 pytestmark = pytest.mark.slow
 
 N_NODES = 2
-
-
-def _port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _wait_port(port: int, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.2)
-    raise TimeoutError(f"nothing listens on 127.0.0.1:{port}")
 
 
 @pytest.fixture
@@ -67,7 +49,7 @@ def test_superlink_supernodes_flwr_run(
     data = write_tiny_ratings(tmp_path / "ratings.csv", n_users=4, n_items=20, per_user=10)
     env = flwr_env(tmp_path / "flwr-home")
     # Flower 1.42 serves the Fleet, Control and runtime APIs over one HTTP port.
-    link = _port()
+    link = free_port()
     logs = tmp_path / "logs"
     logs.mkdir()
 
@@ -86,7 +68,7 @@ def test_superlink_supernodes_flwr_run(
         "--port",
         str(link),
     )
-    _wait_port(link)
+    wait_port(link)
     for k in range(N_NODES):
         start(
             f"supernode-{k}",
@@ -95,7 +77,7 @@ def test_superlink_supernodes_flwr_run(
             "--superlink",
             f"127.0.0.1:{link}",
             "--port",
-            str(_port()),
+            str(free_port()),
             "--node-config",
             f"partition-id={k} num-partitions={N_NODES} state-dir='{tmp_path / f'state-{k}'}'",
         )

@@ -1,0 +1,1 @@
+"""Material a real deployment needs besides the apps: TLS certificates and node keys."""

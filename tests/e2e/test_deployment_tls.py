@@ -1,0 +1,245 @@
+"""docs/deployment.md's TLS + SuperNode-authentication walkthrough, command by command.
+
+On 127.0.0.1 with free ports: `fedrec certs` makes the CA, the SuperLink certificate and two
+node key pairs; the SuperLink runs with TLS, node authentication and a database; one node is
+registered with `flwr supernode register` and connects, the other is refused; a one-round
+`flwr run` goes over TLS end to end; the registration survives a SuperLink restart. Every
+process is killed at the end whatever happens.
+"""
+
+import contextlib
+import json
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import psutil
+import pytest
+
+from fedrec.shared.checkpoint import load_checkpoint
+
+from .helpers import BIN, flwr_env, flwr_run, free_port, wait_port, write_tiny_ratings
+
+pytestmark = pytest.mark.slow
+
+
+class Daemons:
+    """Long-running Flower processes started in one folder, each logging to its own file."""
+
+    def __init__(self, cwd: Path, env: dict[str, str]) -> None:
+        self.cwd, self.env = cwd, env
+        self.logs = cwd / "logs"
+        self.logs.mkdir()
+        self.started: dict[str, subprocess.Popen[bytes]] = {}
+
+    def start(self, name: str, *command: str) -> None:
+        log = open(self.logs / f"{name}.log", "wb")  # noqa: SIM115 (closed with the process)
+        self.started[name] = subprocess.Popen(
+            [str(BIN / command[0]), *command[1:]],
+            cwd=self.cwd,
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+
+    def stop(self, *names: str) -> None:
+        """Kill the named daemons and what they started (SuperExec, ServerApp, ClientApps)."""
+        popens = [self.started.pop(name) for name in names]
+        everything = [c for p in popens for c in _tree(p.pid)]
+        for proc in everything:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                proc.kill()
+        psutil.wait_procs(everything, timeout=30)
+        for popen in popens:
+            popen.wait(timeout=30)
+
+    def wait(self, name: str, timeout: float) -> int | None:
+        """The exit code of a daemon expected to stop by itself; None if it still runs."""
+        try:
+            return self.started[name].wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            return None
+
+    def log(self, name: str) -> str:
+        return (self.logs / f"{name}.log").read_text(errors="replace")
+
+    def wait_log(self, name: str, text: str, *, after: int, timeout: float = 90) -> None:
+        """Wait until ``text`` shows up in a daemon's log past its first ``after`` characters."""
+        deadline = time.monotonic() + timeout
+        while text not in self.log(name)[after:]:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{name} never logged {text!r}" + self.diagnostics())
+            time.sleep(1)
+
+    def stop_all(self) -> None:
+        """Stop every daemon, then whatever else runs with this test's FLWR_HOME.
+
+        A SuperNode that exited by itself leaves its SuperExec behind until that notices;
+        the sweep catches it.
+        """
+        self.stop(*self.started)
+        flwr_home = self.env["FLWR_HOME"]
+        left = []
+        for proc in psutil.process_iter():
+            with contextlib.suppress(psutil.Error):
+                if proc.environ().get("FLWR_HOME") == flwr_home:
+                    proc.kill()
+                    left.append(proc)
+        psutil.wait_procs(left, timeout=30)
+
+    def diagnostics(self) -> str:
+        return "".join(
+            f"\n--- {log.name}\n" + log.read_text(errors="replace")[-1500:]
+            for log in sorted(self.logs.iterdir())
+        )
+
+
+def _tree(pid: int) -> list[psutil.Process]:
+    """The process ``pid`` and its descendants, children first; none if it is gone."""
+    try:
+        proc = psutil.Process(pid)
+        return [*proc.children(recursive=True), proc]
+    except psutil.NoSuchProcess:
+        return []
+
+
+@pytest.fixture
+def deploy(tmp_path: Path) -> Iterator[Daemons]:
+    folder = tmp_path / "deploy"
+    folder.mkdir()
+    env = flwr_env(tmp_path / "flwr-home")
+    # The walkthrough passes --disable-runtime-dependency-installation itself; prove it does.
+    env.pop("FLWR_DISABLE_RUNTIME_DEPENDENCY_INSTALLATION")
+    daemons = Daemons(folder, env)
+    yield daemons
+    daemons.stop_all()
+
+
+def _run(daemons: Daemons, *command: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(BIN / command[0]), *command[1:]],
+        cwd=daemons.cwd,
+        env=daemons.env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def _nodes(daemons: Daemons) -> list[dict[str, Any]]:
+    out = _run(daemons, "flwr", "supernode", "list", "tls", "--format", "json")
+    assert out.returncode == 0, out.stdout + out.stderr
+    return list(json.loads(out.stdout)["nodes"])
+
+
+def _wait_online(daemons: Daemons, node_id: str, timeout: float = 90) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if any(n["node-id"] == node_id and n["status"] == "online" for n in _nodes(daemons)):
+            return
+        time.sleep(1)
+    raise AssertionError(f"node {node_id} never came online" + daemons.diagnostics())
+
+
+def test_tls_superlink_admits_registered_nodes_only(tmp_path: Path, deploy: Daemons) -> None:
+    # Prepare: the files of the walkthrough, made by `fedrec certs` (paths relative to deploy/).
+    for command in (
+        ["fedrec", "certs", "ca", "--out", "certs/ca"],
+        ["fedrec", "certs", "server", "--ca", "certs/ca", "--out", "certs/superlink"]
+        + ["--host", "127.0.0.1", "--host", "localhost", "--host", "superlink.example.org"],
+        ["fedrec", "certs", "node", "--out", "certs/nodes", "--name", "node-1", "--name", "node-2"],
+    ):
+        out = _run(deploy, *command)
+        assert out.returncode == 0, out.stdout + out.stderr
+    port = free_port()
+    superlink = (
+        "flower-superlink",
+        "--ssl-ca-certfile",
+        "certs/ca/ca.crt",
+        "--ssl-certfile",
+        "certs/superlink/server.crt",
+        "--ssl-keyfile",
+        "certs/superlink/server.key",
+        "--enable-supernode-auth",
+        "--database",
+        "superlink.db",
+        "--disable-runtime-dependency-installation",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+    )
+    deploy.start("superlink", *superlink)
+    wait_port(port)
+    flwr_home = Path(deploy.env["FLWR_HOME"])
+    flwr_home.mkdir(exist_ok=True)  # the SuperLink may have made it
+    # `flwr` wants root-certificates as an absolute path.
+    (flwr_home / "config.toml").write_text(
+        f'[superlink]\ndefault = "tls"\n\n[superlink.tls]\naddress = "127.0.0.1:{port}"\n'
+        f'root-certificates = "{deploy.cwd / "certs/ca/ca.crt"}"\n'
+    )
+
+    # Execute: register node-1 only, start both nodes.
+    registered = _run(
+        deploy, "flwr", "supernode", "register", "certs/nodes/node-1.pub", "tls", "--format", "json"
+    )
+    assert registered.returncode == 0, registered.stdout + registered.stderr + deploy.diagnostics()
+    node_id = str(json.loads(registered.stdout)["node-id"])  # `list` gives ids as strings
+
+    def supernode(key: str, *extra: str) -> tuple[str, ...]:
+        return (
+            "flower-supernode",
+            "--root-certificates",
+            "certs/ca/ca.crt",
+            "--superlink",
+            f"127.0.0.1:{port}",
+            "--auth-supernode-private-key",
+            f"certs/nodes/{key}.key",
+            "--port",
+            str(free_port()),
+            *extra,
+        )
+
+    deploy.start(
+        "supernode-1",
+        *supernode(
+            "node-1",
+            "--node-config",
+            f"partition-id=0 num-partitions=1 state-dir='{tmp_path / 'state-1'}'",
+        ),
+    )
+    deploy.start("supernode-2", *supernode("node-2"))
+
+    # Assert: node-1 is online, node-2 was turned away and never listed.
+    _wait_online(deploy, node_id)
+    refused = deploy.wait("supernode-2", timeout=90)
+    assert refused not in (None, 0), deploy.diagnostics()  # exited, and not cleanly
+    for text in ("Exit Code: 305", "Failed to activate SuperNode"):
+        assert text in deploy.log("supernode-2"), deploy.diagnostics()
+    assert [n["node-id"] for n in _nodes(deploy)] == [node_id]
+
+    # Execute: one round over TLS (the ServerApp connects back to 127.0.0.1 over TLS too).
+    data = write_tiny_ratings(tmp_path / "ratings.csv", n_users=4, n_items=20, per_user=10)
+    runs = tmp_path / "runs"
+    out = flwr_run(
+        "tls",
+        f"num-rounds=1 dataset='generic' data-path='{data}' output-dir='{runs}' run-name='tls' "
+        "min-train-nodes=1 embedding-dim=8 personalize-epochs=1",
+        deploy.env,
+    )
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:] + deploy.diagnostics()
+    ckpt = load_checkpoint(runs / "tls")
+    assert ckpt.round == 1 and ckpt.manifest["history"][-1]["clients-ok"] == 1
+
+    # Execute: restart the SuperLink on the same database.
+    seen = len(deploy.log("supernode-1"))
+    deploy.stop("superlink")
+    deploy.start("superlink-restarted", *superlink)
+    wait_port(port)
+
+    # Assert: node-1's registration survived; its signed requests are accepted again.
+    assert [n["node-id"] for n in _nodes(deploy)] == [node_id]
+    deploy.wait_log("supernode-1", "Connection successful", after=seen)
+    assert deploy.started["supernode-1"].poll() is None, deploy.diagnostics()
