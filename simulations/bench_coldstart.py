@@ -49,7 +49,7 @@ import torch
 from fedrec.client.dataview import client_seed, load_client_data
 from fedrec.client.state import ClientStateStore
 from fedrec.client.task import build_model
-from fedrec.server.recommend import FOLD_IN_WEIGHT, Recommender, TextTowers
+from fedrec.server.serving import FOLD_IN_WEIGHT, Recommender, TextTowers
 from fedrec.server.text_map import fit_text_map, min_items
 from fedrec.shared.config import FedRecConfig, resolve_config
 from fedrec.shared.data import load_dataset, load_split
@@ -67,9 +67,9 @@ K = 10
 GIVEN = (1, 3, 5)
 LIKED_RATING = 4.0
 
-# The served fold-in weight's sweep (server/recommend.py): 0 is the item bias alone, 1 the
-# fold-in alone. The served weight was chosen from this sweep on one seed's held-out users;
-# runs on other seeds are users it was not chosen on.
+# The served fold-in weight's sweep (server/serving/scoring.py): 0 is the item bias alone,
+# 1 the fold-in alone. The served weight was chosen from this sweep on one seed's held-out
+# users; runs on other seeds are users it was not chosen on.
 FOLD_IN_WEIGHTS = (0.0, 0.1, 0.2, 0.3, 0.5, 1.0)
 WEIGHT_CHOSEN_ON_SEED = 42
 WEIGHT_ROW = "fold-in weight "
@@ -535,7 +535,7 @@ def item_cold_start(
         none = np.zeros(0, np.int64)
         served = "hybrid, served: text map" if rec_hy.text_map else "hybrid, served: item head"
         tops.setdefault(served, []).append(top_k(q_new @ factors[wu] + b_new, none))
-        if rec_hy.towers.item_w is not None:
+        if rec_hy.towers.has_item_head:
             tops.setdefault("hybrid: item head alone", []).append(
                 top_k(head_q @ factors[wu] + head_b, none)
             )

@@ -10,7 +10,7 @@ from fedrec.server.api.errors import ApiError
 from fedrec.server.api.genres import genre_vocabulary
 from fedrec.server.api.settings import Settings
 from fedrec.server.api.state import ModelHolder, ServedModel
-from fedrec.server.recommend import Recommender
+from fedrec.server.serving import Recommender
 from fedrec.shared.checkpoint import Checkpoint
 
 

@@ -19,7 +19,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
 from fedrec.server.api.schemas import MAX_CATALOGUE_ID_CHARS, ErrorCode, FieldError, Problem
-from fedrec.server.recommend import UnknownItems
+from fedrec.server.serving import UnknownItems
 
 logger = logging.getLogger(__name__)
 

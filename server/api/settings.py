@@ -6,7 +6,7 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from fedrec.server.api.schemas import MAX_BATCH, MAX_K_LIMIT, MAX_LIST_ITEMS, Genre
-from fedrec.server.recommend import FOLD_IN_WEIGHT
+from fedrec.server.serving import FOLD_IN_WEIGHT
 
 
 class Settings(BaseSettings):

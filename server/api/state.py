@@ -18,7 +18,7 @@ from typing import Any, Literal
 from fedrec.server.api.added_items import EMBEDDINGS_FILE, Journal, journal_path
 from fedrec.server.api.genres import genre_vocabulary
 from fedrec.server.api.settings import Settings
-from fedrec.server.recommend import NewItem, Recommender
+from fedrec.server.serving import NewItem, Recommender
 from fedrec.server.text_store import EmbeddingStore
 from fedrec.shared.checkpoint import Checkpoint, checkpoint_dir, load_checkpoint
 from fedrec.shared.device import resolve_device

@@ -47,6 +47,22 @@ USER_HEAD_KEYS = (USER_HEAD_W, USER_HEAD_B)  # present in every hybrid (item-hea
 LORA_PREFIX = "text.lora."
 
 
+def hybrid_item_vectors(
+    factors: torch.Tensor,
+    bias: torch.Tensor,
+    text: torch.Tensor,
+    item_head: Callable[[torch.Tensor], torch.Tensor],
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Hybrid item vectors ``q_i + W_i e_i`` ``[..., d]`` and biases ``b_i + w_b . e_i`` ``[...]``.
+
+    ``item_head`` maps text embeddings ``e`` ``[..., 384]`` to ``[..., d + 1]``: the module
+    in training (so Opacus sees the layer's call), the released tensors in serving. The one
+    definition both use; without an item head an item is its factor and bias.
+    """
+    h = item_head(text)
+    return factors + h[..., :-1], bias + h[..., -1]
+
+
 def init_text_shared(
     dim: int, *, seed: int, std: float = 0.01, item_head: bool = True
 ) -> dict[str, np.ndarray]:
@@ -110,12 +126,6 @@ class HybridMF(MatrixFactorization):
 
     # -- towers ------------------------------------------------------------------------
 
-    def _text_part(self, items: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | None:
-        if self.item_head is None:
-            return None
-        h = self.item_head(self.item_text[items])
-        return h[..., : self.dim], h[..., self.dim]
-
     def user_text_vector(self, embeddings: torch.Tensor) -> torch.Tensor:
         """The user-space vector ``[B, d]`` of text embeddings ``[B, 384]``."""
         return self.user_head(embeddings)  # type: ignore[no-any-return]
@@ -145,9 +155,8 @@ class HybridMF(MatrixFactorization):
             keep = (draw.to(items.device) >= self.factor_dropout).to(q.dtype)
             q = q * keep.unsqueeze(-1)
             b = b * keep
-        text = self._text_part(items)
-        if text is not None:
-            q, b = q + text[0], b + text[1]
+        if self.item_head is not None:
+            q, b = hybrid_item_vectors(q, b, self.item_text[items], self.item_head)
         return torch.einsum("bd,bmd->bm", p, q) + b
 
     def forward(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
@@ -218,5 +227,6 @@ class HybridMF(MatrixFactorization):
         """Every item's hybrid vector ``[n, d]`` and bias ``[n]`` (no dropout)."""
         if self.item_head is None:
             return self.item.weight.clone(), self.item_bias.weight[:, 0].clone()
-        h = self.item_head(self.item_text)
-        return self.item.weight + h[:, : self.dim], self.item_bias.weight[:, 0] + h[:, self.dim]
+        return hybrid_item_vectors(
+            self.item.weight, self.item_bias.weight[:, 0], self.item_text, self.item_head
+        )

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from fedrec.server.recommend import Recommender
+from fedrec.server.serving import Recommender
 from fedrec.shared.baselines import Popularity, popularity_score_fn
 from fedrec.shared.checkpoint import load_checkpoint
 from fedrec.shared.config import resolve_config

@@ -5,7 +5,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fedrec.server.recommend import Recommender
+from fedrec.server.serving import Recommender
 from fedrec.server.text_map import fit_text_map, min_items
 from fedrec.shared.data.dataset import ItemCatalog
 
@@ -51,6 +51,11 @@ class _Towers:
 
     def __init__(self, new_emb: np.ndarray) -> None:
         self.new_emb = new_emb
+
+    def item_vectors(
+        self, q: np.ndarray, b: np.ndarray, emb: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        return q, b
 
     def item_part(self, emb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         return np.zeros((len(emb), 3)), np.zeros(len(emb))

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fedrec.server.recommend import FOLD_IN_WEIGHT, Recommender, TextTowers
+from fedrec.server.serving import FOLD_IN_WEIGHT, Recommender, TextTowers
 from fedrec.shared.config import DataConfig
 from fedrec.shared.data import load_dataset
 from fedrec.shared.data.catalog import item_text

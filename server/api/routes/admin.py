@@ -31,7 +31,7 @@ from fedrec.server.api.schemas import (
 )
 from fedrec.server.api.settings import Settings
 from fedrec.server.api.state import ModelHolder, ServedModel
-from fedrec.server.recommend import NewItem, NoTextTower, Recommender, TrainedItem, UnknownItems
+from fedrec.server.serving import NewItem, NoTextTower, Recommender, TrainedItem, UnknownItems
 
 
 def check_admin_token(request: Request, token: str | None) -> None:

@@ -31,7 +31,7 @@ from fedrec.server.api.schemas import (
     ScoredItemPublic,
     SimilarPublic,
 )
-from fedrec.server.recommend import ScoredItem, UnknownItems
+from fedrec.server.serving import ScoredItem, UnknownItems
 
 router = APIRouter(
     prefix="/v1/items", tags=["items"], route_class=ApiRoute, responses=problems(422, 503)

@@ -27,7 +27,7 @@ from fedrec.server.api.schemas import (
     ScoredItemPublic,
 )
 from fedrec.server.api.settings import Settings
-from fedrec.server.recommend import ColdStartResult, NoTextTower, Recommender, UnknownItems
+from fedrec.server.serving import ColdStartResult, NoTextTower, Recommender, UnknownItems
 
 router = APIRouter(
     prefix="/v1/recommendations",

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from fedrec.server.cooccurrence import collaborative_factors, item_tensors
-from fedrec.server.recommend import Recommender
 from fedrec.server.secagg import SecureSumAccumulator, quantization_levels
+from fedrec.server.serving import Recommender
 from fedrec.shared.checkpoint import load_checkpoint
 from fedrec.shared.config import CooccurrenceConfig, resolve_config
 from fedrec.shared.data import load_split

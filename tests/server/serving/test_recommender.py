@@ -1,50 +1,13 @@
-"""Serving from many threads: encoder calls batched, answers as if made one at a time."""
+"""The serving model from many threads: answers as if made one at a time, whole changes."""
 
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
-import numpy as np
 import pytest
 
-from fedrec.server.recommend import NewItem, Recommender, _Batcher
+from fedrec.server.serving import NewItem, Recommender
 from fedrec.shared.checkpoint import load_checkpoint
 from tests.server.api.conftest import make_text_run
-
-
-def test_concurrent_calls_share_passes_and_each_gets_its_rows() -> None:
-    calls: list[list[str]] = []
-    gate = threading.Event()
-
-    def run(texts: list[str]) -> tuple[np.ndarray, list[bool]]:
-        calls.append(texts)
-        gate.wait(5)  # the first pass is slow: the others queue behind it
-        return np.array([[float(len(t))] for t in texts]), [t.endswith("!") for t in texts]
-
-    batcher = _Batcher(run, threading.Lock())
-    texts = [["a" * i, "b!"] for i in range(1, 9)]
-    with ThreadPoolExecutor(8) as pool:
-        futures = [pool.submit(batcher, t) for t in texts]
-        gate.set()
-        results = [f.result(10) for f in futures]
-    for t, (emb, cut) in zip(texts, results, strict=True):
-        assert emb[:, 0].tolist() == [len(x) for x in t] and cut == [False, True]
-    assert len(calls) < len(texts)  # batched: fewer passes than calls
-    assert sorted(x for c in calls for x in c) == sorted(x for t in texts for x in t)
-
-
-def test_a_failed_pass_fails_every_call_in_it_and_the_next_one_runs() -> None:
-    fail = [True]
-
-    def run(texts: list[str]) -> tuple[np.ndarray, list[bool]]:
-        if fail[0]:
-            raise RuntimeError("encoder down")
-        return np.zeros((len(texts), 1)), [False] * len(texts)
-
-    batcher = _Batcher(run, threading.Lock())
-    with pytest.raises(RuntimeError):
-        batcher(["x"])
-    fail[0] = False
-    assert batcher(["x", "y"])[0].shape == (2, 1)
 
 
 @pytest.fixture(scope="module")

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from fedrec.server.recommend import NewItem, Recommender, TrainedItem, UnknownItems
+from fedrec.server.serving import NewItem, Recommender, TrainedItem, UnknownItems
 from fedrec.shared.checkpoint import load_checkpoint
 from tests.server.api.conftest import make_text_run
 

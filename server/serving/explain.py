@@ -1,0 +1,51 @@
+"""Why an item was recommended: the ``because`` of each answer.
+
+The evidence is the liked item whose vector agrees most with the recommended one, or the
+word of the user's text whose user-space vector does, whichever scores higher.
+"""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+
+from fedrec.server.serving.tables import Tables
+
+# Words too common to explain anything.
+_STOP = frozenset(
+    "a an and are as at be but by for from i i'm in into is it its like love me my of on or "
+    "really so some that the their them these this to very was we with you enjoy movies "
+    "movie films film watch watching".split()
+)
+_WORD = re.compile(r"[A-Za-z][A-Za-z'\-]+")
+MAX_EXPLAIN_WORDS = 16
+
+
+def words_of(text: str) -> list[str]:
+    """Distinct content words of ``text`` in order (at most :data:`MAX_EXPLAIN_WORDS`)."""
+    seen: list[str] = []
+    for word in _WORD.findall(text):
+        low = word.lower()
+        if low not in _STOP and low not in (w.lower() for w in seen):
+            seen.append(word)
+    return seen[:MAX_EXPLAIN_WORDS]
+
+
+def explain(
+    t: Tables, top: np.ndarray, liked: np.ndarray, words: list[str], vectors: np.ndarray
+) -> list[str | None]:
+    """Per recommended item: the liked item id or ``"text: <word>"`` that agrees most.
+
+    ``vectors`` are the user-space vectors of ``words``.
+    """
+    best: list[tuple[float, str | None]] = [(-np.inf, None)] * len(top)
+    if liked.size:
+        affinity = t.q[top] @ t.q[liked].T  # [k, n_liked]
+        best = [(float(row.max()), t.ids[liked[int(np.argmax(row))]]) for row in affinity]
+    if words:
+        affinity = t.q[top] @ vectors.T  # [k, w]
+        for j, row in enumerate(affinity):
+            if float(row.max()) > best[j][0] or best[j][1] is None:
+                best[j] = (float(row.max()), f"text: {words[int(np.argmax(row))]}")
+    return [b for _, b in best]

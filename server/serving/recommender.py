@@ -1,0 +1,303 @@
+"""The serving model: the served tables, with cold start, similar items and admin changes.
+
+:class:`Recommender` composes the package's parts over one :class:`Tables` snapshot at a
+time: the text towers (:mod:`.towers`), a new user's vector (:mod:`.scoring`), the
+``because`` of each answer (:mod:`.explain`) and new items' places (:mod:`.placement`).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from fedrec.server.serving import scoring
+from fedrec.server.serving.catalogue import Catalogue
+from fedrec.server.serving.errors import NoTextTower
+from fedrec.server.serving.explain import explain, words_of
+from fedrec.server.serving.placement import NewItem, place, text_map_for
+from fedrec.server.serving.scoring import FOLD_IN_WEIGHT
+from fedrec.server.serving.tables import ScoredItem, Tables
+from fedrec.server.serving.towers import TextTowers, towers_of
+from fedrec.server.text_store import EmbeddingStore
+from fedrec.shared.checkpoint import Checkpoint
+from fedrec.shared.config import config_of_checkpoint
+from fedrec.shared.data.dataset import ItemCatalog
+
+
+@dataclass(frozen=True)
+class ColdStartResult:
+    """Recommendations plus any warnings about the request (e.g. truncated text)."""
+
+    items: list[ScoredItem]
+    warnings: list[str] = field(default_factory=list)
+
+
+def trained_with_dp(manifest: dict[str, Any]) -> bool:
+    """Whether a checkpoint's model was trained under record- or user-level DP."""
+    return manifest.get("privacy") is not None or manifest.get("user_privacy") is not None
+
+
+class Recommender(Catalogue):
+    """Item vectors ``[n, d]``, biases ``[n]``, the catalogue, and the text towers if any."""
+
+    def __init__(
+        self,
+        item_factors: np.ndarray,
+        item_bias: np.ndarray,
+        catalog: ItemCatalog,
+        *,
+        towers: TextTowers | None = None,
+        item_text_emb: np.ndarray | None = None,
+        fold_in: bool = True,
+        fold_in_weight: float = FOLD_IN_WEIGHT,
+        text_in_liked: bool = True,
+        content_split: tuple[int, float] | None = None,
+    ) -> None:
+        n = len(catalog)
+        if not 0.0 <= fold_in_weight <= 1.0:
+            raise ValueError(f"fold_in_weight must be in [0, 1], got {fold_in_weight}")
+        if item_factors.shape[0] != n or item_bias.shape != (n,):
+            raise ValueError("item factors, biases and catalogue disagree on the number of items")
+        if towers is not None and (item_text_emb is None or item_text_emb.shape[0] != n):
+            raise ValueError("the text towers need one text embedding per catalogue item")
+        self.towers = towers
+        self.fold_in_enabled = fold_in  # off for DP-trained models (see .scoring)
+        self.fold_in_weight = fold_in_weight
+        # Whether a liked item also counts through the user head on its text; a co-occurrence
+        # model's factors already hold each item's text part, so there it would count twice.
+        self.text_in_liked = text_in_liked
+        # Co-occurrence models: (collaborative columns, fade) of their user vector.
+        self.content_split = content_split
+        # Where new items' text embeddings are kept between restarts (none: encode each time).
+        self.embedding_store: EmbeddingStore | None = None
+        # Held by writers (new items) only: readers take a snapshot of the tables instead.
+        self._lock = threading.Lock()
+        q, b = item_factors.astype(np.float32), item_bias.astype(np.float32)
+        emb = np.zeros((n, 0), np.float32)
+        if towers is not None and item_text_emb is not None:
+            emb = item_text_emb.astype(np.float32)
+            q, b = towers.item_vectors(q, b, emb)
+        super().__init__(Tables.of(q, b, emb, catalog))
+        # How new items are placed (.placement): this map, or the item head where it is None.
+        self.text_map = text_map_for(towers, emb, q, b)
+
+    @classmethod
+    def from_checkpoint(
+        cls,
+        ckpt: Checkpoint,
+        *,
+        cache_dir: Path | None = None,
+        device: torch.device | None = None,
+        fold_in_weight: float = FOLD_IN_WEIGHT,
+    ) -> Recommender:
+        """Build from a loaded checkpoint (text towers when the checkpoint has them)."""
+        tensors = ckpt.tensors
+        towers, emb = towers_of(ckpt, cache_dir, device)
+        cooccurrence = ckpt.manifest.get("kind") == "cooccurrence"
+        split = None
+        if cooccurrence:
+            saved = config_of_checkpoint(ckpt.manifest.get("config", {})).cooccurrence
+            n_trained = int(tensors["item_factors"].shape[0])
+            split = (saved.collaborative_width(n_trained), saved.cooccurrence_content_fade)
+        return cls(
+            tensors["item_factors"],
+            tensors["item_bias"],
+            ckpt.catalog,
+            towers=towers,
+            item_text_emb=emb,
+            # A co-occurrence model has no trained user side to fold in against.
+            fold_in=not trained_with_dp(ckpt.manifest) and not cooccurrence,
+            fold_in_weight=fold_in_weight,
+            text_in_liked=not cooccurrence,
+            content_split=split,
+        )
+
+    @property
+    def has_text(self) -> bool:
+        """Whether text input (free text, new items) is understood."""
+        return self.towers is not None
+
+    # -- cold start (see .scoring) -----------------------------------------------------
+
+    def liked_vector(self, liked: np.ndarray, t: Tables | None = None) -> np.ndarray:
+        """The user vector of liked item indices (see :mod:`.scoring`)."""
+        towers = self.towers if self.text_in_liked else None
+        return scoring.liked_vector(
+            t or self._t,
+            liked,
+            user_part=towers.user_part if towers is not None else None,
+            content_split=self.content_split,
+        )
+
+    def fold_in(
+        self,
+        liked: np.ndarray,
+        start: np.ndarray | None = None,
+        *,
+        steps: int = 100,
+        lr: float = 0.5,
+        reg: float = 0.05,
+        negatives: int = 64,
+        seed: int = 0,
+        t: Tables | None = None,
+    ) -> np.ndarray:
+        """A user vector fit to ``liked`` with the item side frozen (:func:`.scoring.fold_in`)."""
+        return scoring.fold_in(
+            t or self._t, liked, start, steps=steps, lr=lr, reg=reg, negatives=negatives, seed=seed
+        )
+
+    def text_vector(self, text: str) -> tuple[np.ndarray, bool]:
+        """The user vector of free text, and whether the text was truncated."""
+        towers = self._text_towers("describe the user with liked_item_ids instead")
+        emb, truncated = towers.encode_user([text])
+        return towers.user_part(emb)[0], truncated[0]
+
+    def text_neighbours(self, text: str, m: int = 20) -> tuple[np.ndarray, np.ndarray]:
+        """The ``m`` catalogue items whose texts are nearest ``text`` and their weights.
+
+        Weights are a softmax of cosine similarities, so the closest texts dominate. Used
+        to read free text through the items it resembles.
+        """
+        query = self._text_towers().encode_items([text])[0]
+        return scoring.nearest_texts(self._t.emb, query, m)
+
+    def user_scores(
+        self, liked: np.ndarray, text: str | None = None, t: Tables | None = None
+    ) -> tuple[np.ndarray, np.ndarray, list[str]]:
+        """Scores of every item for a new user, the user vector, and warnings."""
+        text_part = self.text_vector(text) if text is not None and text.strip() else None
+        return self._scores(t or self._t, liked, text_part)
+
+    def cold_start(
+        self,
+        liked_item_ids: Sequence[str] = (),
+        k: int = 10,
+        exclude: Sequence[str] = (),
+        *,
+        text: str | None = None,
+        genres: Sequence[str] = (),
+    ) -> ColdStartResult:
+        """Top ``k`` for a new user who likes ``liked_item_ids`` and/or describes themselves.
+
+        Liked and ``exclude`` items are never returned; with ``genres`` only items having one
+        of them are. Runs without a lock, on one snapshot of the tables.
+        """
+        t = self._t
+        liked = t.indices(list(liked_item_ids)) if liked_item_ids else np.zeros(0, np.int64)
+        excluded = np.union1d(liked, t.indices(list(exclude)) if exclude else liked)
+        text_part, words, word_vectors = self._text_parts(text)
+        scores, _, warnings = self._scores(t, liked, text_part)
+        if genres:
+            excluded = np.union1d(excluded, np.flatnonzero(~t.genre_mask(genres)))
+        top = scoring.top(scores, excluded, k)
+        reasons = explain(t, top, liked, words, word_vectors)
+        items = [t.entry(i, scores[i], because=r) for i, r in zip(top, reasons, strict=True)]
+        return ColdStartResult(items=items, warnings=warnings)
+
+    def _text_towers(self, instead: str = "") -> TextTowers:
+        if self.towers is None:
+            raise NoTextTower(
+                "this model was trained without text towers (text-tower = off)"
+                + (f": {instead}" if instead else "")
+            )
+        return self.towers
+
+    def _scores(
+        self, t: Tables, liked: np.ndarray, text_part: tuple[np.ndarray, bool] | None
+    ) -> tuple[np.ndarray, np.ndarray, list[str]]:
+        starts, warnings = [], []
+        if liked.size:
+            starts.append(self.liked_vector(liked, t))
+        if text_part is not None:
+            vec, truncated = text_part
+            starts.append(vec)
+            if truncated and self.towers is not None:
+                warnings.append(
+                    f"text was longer than {self.towers.max_length} tokens and was truncated"
+                )
+        weight = self.fold_in_weight if self.fold_in_enabled else None
+        user = scoring.new_user(t, liked, starts, fold_in_weight=weight)
+        return t.q @ user + t.b, user, warnings
+
+    def _text_parts(
+        self, text: str | None
+    ) -> tuple[tuple[np.ndarray, bool] | None, list[str], np.ndarray]:
+        """The text's user vector and truncation, its content words and their vectors.
+
+        The text and its words go through the encoder in one pass.
+        """
+        if text is None or not text.strip():
+            return None, [], np.zeros((0, 0), np.float32)
+        towers = self._text_towers("describe the user with liked_item_ids instead")
+        words = words_of(text)
+        emb, truncated = towers.encode_user([text, *words])
+        vectors = towers.user_part(emb)
+        return (vectors[0], truncated[0]), words, vectors[1:]
+
+    # -- new items (see .placement) ----------------------------------------------------
+
+    def add_items(self, items: Sequence[NewItem]) -> list[ScoredItem]:
+        """Add items known only by their text; they are recommendable at once.
+
+        Their vectors come from their text alone (:mod:`.placement`). All texts go through
+        the encoder in one batch, and the tables grow once, however many items there are.
+        """
+        if not items:
+            return []
+        with self._lock:
+            t = self._t
+            ids = [it.id for it in items]
+            taken = [i for i in ids if i in t.index_of]
+            if taken or len(set(ids)) < len(ids):
+                raise ValueError(f"item id(s) already in the catalogue: {', '.join(taken or ids)}")
+            new = place(items, self.towers, self.text_map, self.embedding_store)
+            self._swap(
+                t.appended(
+                    new.q,
+                    new.b,
+                    new.emb,
+                    ids=ids,
+                    titles=[it.title for it in items],
+                    genres=[it.genres for it in items],
+                    texts=new.texts,
+                )
+            )
+            start = len(t.ids)
+            return [self._t.entry(start + j, float(new.b[j])) for j in range(len(items))]
+
+    def add_item(
+        self, item_id: str, title: str, genres: Sequence[str] = (), description: str = ""
+    ) -> ScoredItem:
+        """Add one item known only by its text (:meth:`add_items`)."""
+        return self.add_items([NewItem(item_id, title, tuple(genres), description)])[0]
+
+    def update_item(self, item: NewItem) -> ScoredItem:
+        """Replace an added item's text (and so its vector); trained items are refused."""
+        with self._lock:
+            t = self._t
+            idx = self._added_index(t, item.id)
+            new = place([item], self.towers, self.text_map, self.embedding_store)
+            self._swap(
+                t.replaced(
+                    idx,
+                    new.q[0],
+                    float(new.b[0]),
+                    new.emb[0],
+                    title=item.title,
+                    genres=item.genres,
+                    text=new.texts[0],
+                )
+            )
+            return self._t.entry(idx, float(new.b[0]))
+
+    def remove_item(self, item_id: str) -> None:
+        """Remove an added item; trained items are refused."""
+        with self._lock:
+            t = self._t
+            self._swap(t.without(self._added_index(t, item_id)))

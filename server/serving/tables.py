@@ -1,0 +1,166 @@
+"""The served items as one value: vectors, biases, text embeddings and catalogue entries.
+
+A change to the items (an admin adding, replacing or removing one) builds new tables and
+swaps them in whole, so a reader that takes one snapshot sees a consistent catalogue
+without holding a lock.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+import numpy as np
+
+from fedrec.server.serving.errors import UnknownItems
+from fedrec.shared.data.dataset import ItemCatalog
+
+
+@dataclass(frozen=True)
+class ScoredItem:
+    """One recommended item."""
+
+    id: str
+    index: int
+    title: str
+    genres: list[str]
+    score: float
+    because: str | None = None
+
+
+def unit_rows(q: np.ndarray) -> np.ndarray:
+    """The rows of ``q`` at unit length (a zero row stays zero)."""
+    return q / np.maximum(np.linalg.norm(q, axis=1, keepdims=True), 1e-12)  # type: ignore[no-any-return]
+
+
+@dataclass(frozen=True)
+class Tables:
+    """The served items, as one value: replaced whole by a change, never edited in place."""
+
+    q: np.ndarray  # [n, d] item vectors
+    b: np.ndarray  # [n] item biases
+    unit: np.ndarray  # [n, d] the vectors at unit length (similar items)
+    emb: np.ndarray  # [n, 384] text embeddings ([n, 0] without text towers)
+    ids: tuple[str, ...]
+    titles: tuple[str, ...]
+    genres: tuple[tuple[str, ...], ...]
+    texts: tuple[str, ...]
+    index_of: dict[str, int]
+
+    @classmethod
+    def of(cls, q: np.ndarray, b: np.ndarray, emb: np.ndarray, catalog: ItemCatalog) -> Tables:
+        """The tables of a trained catalogue and its served vectors, biases and embeddings."""
+        ids = tuple(catalog.raw_ids)
+        return cls(
+            q=q,
+            b=b,
+            unit=unit_rows(q),
+            emb=emb,
+            ids=ids,
+            titles=tuple(catalog.titles),
+            genres=tuple(tuple(g) for g in catalog.genres),
+            texts=tuple(catalog.texts),
+            index_of={raw: i for i, raw in enumerate(ids)},
+        )
+
+    # -- look-ups ----------------------------------------------------------------------
+
+    def entry(self, index: int, score: float = 0.0, because: str | None = None) -> ScoredItem:
+        """The catalogue entry of ``index`` as a :class:`ScoredItem`."""
+        return ScoredItem(
+            id=self.ids[index],
+            index=int(index),
+            title=self.titles[index],
+            genres=list(self.genres[index]),
+            score=float(score),
+            because=because,
+        )
+
+    def indices(self, ids: Sequence[str]) -> np.ndarray:
+        """Indices of raw ids; :class:`UnknownItems` lists every unknown one."""
+        missing = [i for i in ids if i not in self.index_of]
+        if missing:
+            raise UnknownItems(missing)
+        return np.array([self.index_of[i] for i in ids], dtype=np.int64)
+
+    def genre_mask(self, genres: Sequence[str]) -> np.ndarray:
+        """Which items have one of ``genres`` (any case)."""
+        wanted = {g.lower() for g in genres}
+        return np.array([bool(wanted & {x.lower() for x in gs}) for gs in self.genres], bool)
+
+    # -- changes: each returns new tables --------------------------------------------
+
+    def appended(
+        self,
+        q: np.ndarray,
+        b: np.ndarray,
+        emb: np.ndarray,
+        *,
+        ids: Sequence[str],
+        titles: Sequence[str],
+        genres: Sequence[Sequence[str]],
+        texts: Sequence[str],
+    ) -> Tables:
+        """These tables with new items after the last (their ids must be new)."""
+        start = len(self.ids)
+        return Tables(
+            q=np.vstack([self.q, q]),
+            b=np.concatenate([self.b, b]),
+            unit=np.vstack([self.unit, unit_rows(q)]),
+            emb=np.vstack([self.emb, emb]),
+            ids=self.ids + tuple(ids),
+            titles=self.titles + tuple(titles),
+            genres=self.genres + tuple(tuple(g) for g in genres),
+            texts=self.texts + tuple(texts),
+            index_of={**self.index_of, **{raw: start + j for j, raw in enumerate(ids)}},
+        )
+
+    def replaced(
+        self,
+        index: int,
+        q: np.ndarray,
+        b: float,
+        emb: np.ndarray,
+        *,
+        title: str,
+        genres: Sequence[str],
+        text: str,
+    ) -> Tables:
+        """These tables with item ``index``'s vector, bias, embedding and entry replaced."""
+        vectors, bias, embs, unit = self.q.copy(), self.b.copy(), self.emb.copy(), self.unit.copy()
+        vectors[index], bias[index], embs[index] = q, b, emb
+        unit[index] = unit_rows(q[None, :])[0]
+
+        def put(table: tuple[Any, ...], value: Any) -> tuple[Any, ...]:
+            return table[:index] + (value,) + table[index + 1 :]
+
+        return replace(
+            self,
+            q=vectors,
+            b=bias,
+            emb=embs,
+            unit=unit,
+            titles=put(self.titles, title),
+            genres=put(self.genres, tuple(genres)),
+            texts=put(self.texts, text),
+        )
+
+    def without(self, index: int) -> Tables:
+        """These tables without item ``index`` (the items after it move up one)."""
+
+        def drop(table: tuple[Any, ...]) -> tuple[Any, ...]:
+            return table[:index] + table[index + 1 :]
+
+        ids = drop(self.ids)
+        return Tables(
+            q=np.delete(self.q, index, axis=0),
+            b=np.delete(self.b, index),
+            unit=np.delete(self.unit, index, axis=0),
+            emb=np.delete(self.emb, index, axis=0),
+            ids=ids,
+            titles=drop(self.titles),
+            genres=drop(self.genres),
+            texts=drop(self.texts),
+            index_of={raw: i for i, raw in enumerate(ids)},
+        )
