@@ -339,7 +339,6 @@ def markdown_section(arm: dict[str, Any]) -> list[str]:
     else:
         background += f", {arm['n_items']} items"
     lines = [
-        "",
         "## The private co-occurrence release",
         "",
         f"{arm['date']}. One release per row through the product's functions "
