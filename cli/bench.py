@@ -448,6 +448,35 @@ def privacy_audit(
     controls: Annotated[
         bool, typer.Option(help="Also audit deliberately broken mechanisms (must be caught).")
     ] = True,
+    cooccurrence: Annotated[
+        str,
+        typer.Option(help="Co-occurrence release: placements to audit (comma-separated; '' none)."),
+    ] = "central,secagg",
+    cooccurrence_epsilons: Annotated[
+        str, typer.Option(help="Co-occurrence release: claimed ε to audit (comma-separated).")
+    ] = "4,1",
+    cooccurrence_canaries: Annotated[
+        int, typer.Option(min=2, help="Co-occurrence release: canary users.")
+    ] = 5000,
+    cooccurrence_canary_size: Annotated[
+        int,
+        typer.Option(min=2, help="Co-occurrence release: items per canary (no pair in two)."),
+    ] = 5,
+    cooccurrence_items: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            help="Co-occurrence release: keep the data set's N most-rated items (0: all; "
+            "each client's vector has N(N+1)/2 entries).",
+        ),
+    ] = 500,
+    only_cooccurrence: Annotated[
+        bool,
+        typer.Option(
+            help="Run only the co-occurrence arm and put it into the existing NAME.json "
+            "(its other rows stay as they were measured)."
+        ),
+    ] = False,
     seed: Annotated[int, typer.Option(help="Seed of the canaries (not of any DP noise).")] = 0,
     output_dir: OutputDirOpt = Path("docs/benchmarks"),
     name: Annotated[str, typer.Option(help="File name stem of the report.")] = "privacy-audit",
@@ -460,18 +489,27 @@ def privacy_audit(
     if render_only:
         _render_from_json(output_dir, name, write_report)
     else:
-        run_privacy_audit(
-            overrides=overrides_from(config, scenario),
-            output_dir=output_dir,
-            name=name,
-            record_canaries=record_canaries,
-            user_canaries=user_canaries,
-            background=background,
-            placements=[p for p in placements.split(",") if p.strip()],
-            controls=controls,
-            seed=seed,
-            sigma_scales=_floats(sigma_scales),
-        )
+        try:
+            run_privacy_audit(
+                overrides=overrides_from(config, scenario),
+                output_dir=output_dir,
+                name=name,
+                record_canaries=record_canaries,
+                user_canaries=user_canaries,
+                background=background,
+                placements=[p.strip() for p in placements.split(",") if p.strip()],
+                controls=controls,
+                seed=seed,
+                sigma_scales=_floats(sigma_scales),
+                cooccurrence=[p.strip() for p in cooccurrence.split(",") if p.strip()],
+                cooccurrence_epsilons=_floats(cooccurrence_epsilons),
+                cooccurrence_canaries=cooccurrence_canaries,
+                cooccurrence_canary_size=cooccurrence_canary_size,
+                cooccurrence_items=cooccurrence_items or None,
+                only_cooccurrence=only_cooccurrence,
+            )
+        except ValueError as err:
+            raise typer.BadParameter(str(err)) from None
     console.print((output_dir / f"{name}.md").read_text())
 
 

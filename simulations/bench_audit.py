@@ -15,6 +15,9 @@ own code paths, attacked with what the server sees:
   (the clip bound on one coordinate of their own), or nothing, among real clients' updates
   of one round; the attacker reads the canary's coordinate of what it sees (the noised sum,
   or under local noise the client's own reply).
+- **The co-occurrence release** (central, SecAgg+): canary users among the data set's
+  training users in the one release of the private co-occurrence model, its own broken
+  controls included (:mod:`fedrec.simulations.bench_audit_cooccurrence`).
 
 Controls are deliberately broken mechanisms, run only here, to show the audit can fail:
 ``count-normalised`` (the noised sum divided by the client's own record count -- fedrec's
@@ -57,7 +60,9 @@ from fedrec.shared.privacy import (
     resolve_delta,
 )
 from fedrec.shared.privacy.audit import one_run_audit
+from fedrec.shared.privacy.audit import verdict as audit_verdict
 from fedrec.shared.training import train_local
+from fedrec.simulations.bench_audit_cooccurrence import cooccurrence_arm, markdown_section
 
 logger = logging.getLogger(__name__)
 
@@ -261,18 +266,14 @@ def user_audit(
 
 
 def verdict(row: dict[str, Any]) -> str:
-    """``holds`` / ``VIOLATED`` for the product; ``caught`` / ``missed`` for a control.
-
-    A control is ``beyond power`` when even a perfect attacker could not certify more than
-    its claim with these canaries.
-    """
+    """A row's verdict (:func:`fedrec.shared.privacy.audit.verdict`): the product or a control."""
     audit = row["audit"]
-    above = audit["epsilon_lower_bound"] > row["claimed_epsilon"]
-    if row["mechanism"] == "fedrec":
-        return "VIOLATED" if above else "holds"
-    if above:
-        return "caught"
-    return "beyond power" if audit["power"] <= row["claimed_epsilon"] else "missed"
+    return audit_verdict(
+        audit["epsilon_lower_bound"],
+        row["claimed_epsilon"],
+        audit["power"],
+        control=row["mechanism"] != "fedrec",
+    )
 
 
 def _rows(
@@ -327,9 +328,45 @@ def run_privacy_audit(
     controls: bool = True,
     seed: int = 0,
     sigma_scales: Sequence[float] = (1.0,),
+    cooccurrence: Sequence[str] = (),
+    cooccurrence_epsilons: Sequence[float] = (4.0, 1.0),
+    cooccurrence_canaries: int = 5000,
+    cooccurrence_canary_size: int = 5,
+    cooccurrence_items: int | None = 500,
+    only_cooccurrence: bool = False,
 ) -> dict[str, Any]:
-    """Every audit row, written to ``<output_dir>/<name>.json`` and ``.md``."""
+    """Every audit row, written to ``<output_dir>/<name>.json`` and ``.md``.
+
+    ``cooccurrence`` lists the placements of the co-occurrence release's audit
+    (:mod:`fedrec.simulations.bench_audit_cooccurrence`); ``only_cooccurrence`` runs that
+    arm alone and puts it into the existing ``<name>.json``, whose other rows stay as they
+    were measured.
+    """
     cfg = resolve_config({}, {**(overrides or {}), "dp-enabled": True})
+
+    def arm() -> dict[str, Any]:
+        return cooccurrence_arm(
+            cfg,
+            placements=cooccurrence,
+            epsilons=cooccurrence_epsilons,
+            canaries=cooccurrence_canaries,
+            canary_size=cooccurrence_canary_size,
+            items=cooccurrence_items,
+            controls=controls,
+            seed=seed,
+        )
+
+    if only_cooccurrence:
+        source = output_dir / f"{name}.json"
+        if not source.exists():
+            raise ValueError(f"{source} not found: run the whole audit first")
+        if not cooccurrence:
+            raise ValueError("only_cooccurrence needs at least one co-occurrence placement")
+        kept: dict[str, Any] = json.loads(source.read_text())
+        kept["cooccurrence"] = arm()
+        source.write_text(json.dumps(kept, indent=2))
+        write_report(kept, output_dir, name)
+        return kept
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # one small client at a time: threads only add overhead
     try:
@@ -366,6 +403,8 @@ def run_privacy_audit(
         },
         "rows": rows,
     }
+    if cooccurrence:
+        result["cooccurrence"] = arm()
     output_dir.mkdir(parents=True, exist_ok=True)
     (output_dir / f"{name}.json").write_text(json.dumps(result, indent=2))
     write_report(result, output_dir, name)
@@ -434,4 +473,6 @@ def markdown_report(result: dict[str, Any]) -> str:
         f"{audit['user_canaries']} user-level canaries).",
         "",
     ]
+    if "cooccurrence" in result:  # reports from before that arm existed render as they were
+        lines += markdown_section(result["cooccurrence"])
     return "\n".join(lines)

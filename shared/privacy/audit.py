@@ -160,3 +160,17 @@ def one_run_audit(
         per_attacker=per_attacker,
         power=power,
     )
+
+
+def verdict(lower_bound: float, claimed: float, power: float, *, control: bool) -> str:
+    """``holds`` / ``VIOLATED`` for a product's mechanism; ``caught`` / ``missed`` for a control.
+
+    A control is ``beyond power`` when even a perfect attacker could not certify more than
+    its claim with these canaries.
+    """
+    above = lower_bound > claimed
+    if not control:
+        return "VIOLATED" if above else "holds"
+    if above:
+        return "caught"
+    return "beyond power" if power <= claimed else "missed"

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fedrec.shared.privacy.audit import epsilon_lower_bound, one_run_audit, p_value
+from fedrec.shared.privacy.audit import epsilon_lower_bound, one_run_audit, p_value, verdict
 
 
 @given(
@@ -89,3 +89,12 @@ def test_power_is_what_a_perfect_attacker_would_certify() -> None:
         {"oracle": np.r_[included, included].astype(float)}, np.r_[included, included], delta=1e-5
     )
     assert more.power > perfect.power
+
+
+def test_verdicts_of_the_product_and_of_controls() -> None:
+    assert verdict(1.0, 4.0, 6.0, control=False) == "holds"
+    assert verdict(4.5, 4.0, 6.0, control=False) == "VIOLATED"
+    assert verdict(4.5, 4.0, 6.0, control=True) == "caught"
+    assert verdict(3.0, 4.0, 6.0, control=True) == "missed"
+    # A claim no perfect attacker could certify with these canaries cannot be caught.
+    assert verdict(3.0, 4.0, 3.5, control=True) == "beyond power"
