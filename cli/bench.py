@@ -151,6 +151,17 @@ def cold_start(
         ),
     ] = 1,
     render_only: RenderOnlyOpt = False,
+    intents: Annotated[
+        bool,
+        typer.Option(
+            help="Instead: free-text intents against the served default model "
+            "(shared/evaluation/intents.toml), written to NAME-intents.*"
+        ),
+    ] = False,
+    run: Annotated[
+        Path | None,
+        typer.Option(help="--intents: a co-occurrence run to read instead of training one."),
+    ] = None,
 ) -> None:
     """New users (1/3/5 liked items, or text) and new items (text) vs baselines; warm users.
 
@@ -164,6 +175,21 @@ def cold_start(
     )
 
     setup_logging()
+    if intents:
+        from fedrec.simulations.bench_intents import run_intents_bench, write_intents_report
+
+        name = f"{name}-intents"
+        if render_only:
+            _render_from_json(output_dir, name, write_intents_report)
+        else:
+            run_intents_bench(
+                overrides=overrides_from(config, None),
+                output_dir=output_dir,
+                name=name,
+                run_dir=run,
+            )
+        console.print((output_dir / f"{name}.md").read_text())
+        return
     try:
         check_repeats(overrides_from(config, None), repeats)
     except ValueError as err:

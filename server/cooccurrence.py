@@ -41,9 +41,11 @@ from fedrec.shared.checkpoint import run_id, save_catalog, save_checkpoint
 from fedrec.shared.config import CooccurrenceConfig, FedRecConfig
 from fedrec.shared.data import load_dataset
 from fedrec.shared.models.cooccurrence import (
+    ITEM_PRIOR,
     ease_factors,
     gram_from_vector,
     spectral_factors,
+    vector_diagonal,
     vector_size,
 )
 from fedrec.shared.models.factory import item_text_embeddings
@@ -100,6 +102,7 @@ def model_of_release(
         collaborative_factors(released, n_items, cfg.cooccurrence),
         item_embeddings=emb,
         content_weight=cfg.cooccurrence.cooccurrence_content_weight,
+        popularity=vector_diagonal(released, n_items),
     )
 
 
@@ -134,14 +137,19 @@ def item_tensors(
     *,
     item_embeddings: np.ndarray | None = None,
     content_weight: float = 0.0,
+    popularity: np.ndarray | None = None,
 ) -> dict[str, np.ndarray]:
     """The servable tensors of collaborative factors: item factors, zero biases, text head.
 
     Without ``item_embeddings`` the factors are the collaborative part alone and there is
-    no text head.
+    no text head. With ``popularity`` (the release's diagonal) and text towers, free-text
+    queries also get ``item_prior``, its log (:mod:`fedrec.server.serving.intent`); noise
+    can make an entry negative, which counts as none.
     """
     n_items = collab.shape[0]
     out = {"item_bias": np.zeros(n_items, np.float32)}
+    if popularity is not None and item_embeddings is not None:
+        out[ITEM_PRIOR] = np.log1p(np.maximum(popularity, 0.0)).astype(np.float32)
     if item_embeddings is None:
         out["item_factors"] = collab.astype(np.float32)
         return out

@@ -11,7 +11,7 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -20,6 +20,7 @@ from fedrec.server.serving import scoring
 from fedrec.server.serving.catalogue import Catalogue
 from fedrec.server.serving.errors import NoTextTower
 from fedrec.server.serving.explain import explain, words_of
+from fedrec.server.serving.intent import IntentScorer, standard_score
 from fedrec.server.serving.placement import NewItem, place, text_map_for
 from fedrec.server.serving.scoring import FOLD_IN_WEIGHT
 from fedrec.server.serving.tables import ScoredItem, Tables
@@ -28,6 +29,7 @@ from fedrec.server.text_store import EmbeddingStore
 from fedrec.shared.checkpoint import Checkpoint
 from fedrec.shared.config import config_of_checkpoint
 from fedrec.shared.data.dataset import ItemCatalog
+from fedrec.shared.models.cooccurrence import ITEM_PRIOR
 
 
 @dataclass(frozen=True)
@@ -41,6 +43,14 @@ class ColdStartResult:
 def trained_with_dp(manifest: dict[str, Any]) -> bool:
     """Whether a checkpoint's model was trained under record- or user-level DP."""
     return manifest.get("privacy") is not None or manifest.get("user_privacy") is not None
+
+
+class TextPart(NamedTuple):
+    """Free text as the model reads it."""
+
+    vector: np.ndarray  # the user head's vector of the text
+    truncated: bool  # whether the encoder cut the text at its token limit
+    raw: np.ndarray  # the encoder's embedding of the text (the intent reading)
 
 
 class Recommender(Catalogue):
@@ -58,6 +68,8 @@ class Recommender(Catalogue):
         fold_in_weight: float = FOLD_IN_WEIGHT,
         text_in_liked: bool = True,
         content_split: tuple[int, float] | None = None,
+        item_prior: np.ndarray | None = None,
+        intent_weights: tuple[float, float] | None = None,
     ) -> None:
         n = len(catalog)
         if not 0.0 <= fold_in_weight <= 1.0:
@@ -83,7 +95,16 @@ class Recommender(Catalogue):
         if towers is not None and item_text_emb is not None:
             emb = item_text_emb.astype(np.float32)
             q, b = towers.item_vectors(q, b, emb)
-        super().__init__(Tables.of(q, b, emb, catalog))
+        super().__init__(Tables.of(q, b, emb, catalog, item_prior))
+        # Free text as an intent (.intent) where the model says how to weigh it; else the
+        # user head places the text like a user.
+        self.intent: IntentScorer | None = None
+        if towers is not None and intent_weights is not None:
+            self.intent = IntentScorer(
+                towers.encode_items,
+                similarity_weight=intent_weights[0],
+                prior_weight=intent_weights[1],
+            )
         # How new items are placed (.placement): this map, or the item head where it is None.
         self.text_map = text_map_for(towers, emb, q, b)
 
@@ -100,11 +121,13 @@ class Recommender(Catalogue):
         tensors = ckpt.tensors
         towers, emb = towers_of(ckpt, cache_dir, device)
         cooccurrence = ckpt.manifest.get("kind") == "cooccurrence"
-        split = None
+        split, weights = None, None
         if cooccurrence:
             saved = config_of_checkpoint(ckpt.manifest.get("config", {})).cooccurrence
             n_trained = int(tensors["item_factors"].shape[0])
             split = (saved.collaborative_width(n_trained), saved.cooccurrence_content_fade)
+            if ITEM_PRIOR in tensors:
+                weights = (saved.cooccurrence_text_similarity, saved.cooccurrence_text_prior)
         return cls(
             tensors["item_factors"],
             tensors["item_bias"],
@@ -116,6 +139,8 @@ class Recommender(Catalogue):
             fold_in_weight=fold_in_weight,
             text_in_liked=not cooccurrence,
             content_split=split,
+            item_prior=tensors.get(ITEM_PRIOR),
+            intent_weights=weights,
         )
 
     @property
@@ -152,11 +177,11 @@ class Recommender(Catalogue):
             t or self._t, liked, start, steps=steps, lr=lr, reg=reg, negatives=negatives, seed=seed
         )
 
-    def text_vector(self, text: str) -> tuple[np.ndarray, bool]:
-        """The user vector of free text, and whether the text was truncated."""
+    def text_vector(self, text: str) -> TextPart:
+        """The user vector of free text, whether it was truncated, and its raw embedding."""
         towers = self._text_towers("describe the user with liked_item_ids instead")
         emb, truncated = towers.encode_user([text])
-        return towers.user_part(emb)[0], truncated[0]
+        return TextPart(towers.user_part(emb)[0], truncated[0], emb[0])
 
     def text_neighbours(self, text: str, m: int = 20) -> tuple[np.ndarray, np.ndarray]:
         """The ``m`` catalogue items whose texts are nearest ``text`` and their weights.
@@ -209,25 +234,29 @@ class Recommender(Catalogue):
         return self.towers
 
     def _scores(
-        self, t: Tables, liked: np.ndarray, text_part: tuple[np.ndarray, bool] | None
+        self, t: Tables, liked: np.ndarray, text_part: TextPart | None
     ) -> tuple[np.ndarray, np.ndarray, list[str]]:
         starts, warnings = [], []
         if liked.size:
             starts.append(self.liked_vector(liked, t))
         if text_part is not None:
-            vec, truncated = text_part
-            starts.append(vec)
-            if truncated and self.towers is not None:
+            starts.append(text_part.vector)
+            if text_part.truncated and self.towers is not None:
                 warnings.append(
                     f"text was longer than {self.towers.max_length} tokens and was truncated"
                 )
+        if text_part is not None and self.intent is not None:
+            text_scores = self.intent.scores(t, text_part.raw)
+            if not liked.size:
+                return text_scores, text_part.vector, warnings
+            # both: the liked items' ranking and the text's, each as standard scores
+            user = starts[0]
+            return standard_score(t.q @ user + t.b) + text_scores, user, warnings
         weight = self.fold_in_weight if self.fold_in_enabled else None
         user = scoring.new_user(t, liked, starts, fold_in_weight=weight)
         return t.q @ user + t.b, user, warnings
 
-    def _text_parts(
-        self, text: str | None
-    ) -> tuple[tuple[np.ndarray, bool] | None, list[str], np.ndarray]:
+    def _text_parts(self, text: str | None) -> tuple[TextPart | None, list[str], np.ndarray]:
         """The text's user vector and truncation, its content words and their vectors.
 
         The text and its words go through the encoder in one pass.
@@ -238,7 +267,7 @@ class Recommender(Catalogue):
         words = words_of(text)
         emb, truncated = towers.encode_user([text, *words])
         vectors = towers.user_part(emb)
-        return (vectors[0], truncated[0]), words, vectors[1:]
+        return TextPart(vectors[0], truncated[0], emb[0]), words, vectors[1:]
 
     # -- new items (see .placement) ----------------------------------------------------
 

@@ -8,7 +8,7 @@ without holding a lock.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -47,11 +47,22 @@ class Tables:
     genres: tuple[tuple[str, ...], ...]
     texts: tuple[str, ...]
     index_of: dict[str, int]
+    # [n] the model's item popularity (free-text queries, .intent); [0] when it has none
+    prior: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
 
     @classmethod
-    def of(cls, q: np.ndarray, b: np.ndarray, emb: np.ndarray, catalog: ItemCatalog) -> Tables:
+    def of(
+        cls,
+        q: np.ndarray,
+        b: np.ndarray,
+        emb: np.ndarray,
+        catalog: ItemCatalog,
+        prior: np.ndarray | None = None,
+    ) -> Tables:
         """The tables of a trained catalogue and its served vectors, biases and embeddings."""
         ids = tuple(catalog.raw_ids)
+        if prior is not None and prior.shape != (len(ids),):
+            raise ValueError(f"item_prior has shape {prior.shape}, expected ({len(ids)},)")
         return cls(
             q=q,
             b=b,
@@ -62,6 +73,7 @@ class Tables:
             genres=tuple(tuple(g) for g in catalog.genres),
             texts=tuple(catalog.texts),
             index_of={raw: i for i, raw in enumerate(ids)},
+            prior=np.zeros(0, np.float32) if prior is None else prior.astype(np.float32),
         )
 
     # -- look-ups ----------------------------------------------------------------------
@@ -114,6 +126,10 @@ class Tables:
             genres=self.genres + tuple(tuple(g) for g in genres),
             texts=self.texts + tuple(texts),
             index_of={**self.index_of, **{raw: start + j for j, raw in enumerate(ids)}},
+            # a new item has no interactions: the least popularity there is
+            prior=np.concatenate([self.prior, np.full(len(ids), _least(self.prior))])
+            if self.prior.size
+            else self.prior,
         )
 
     def replaced(
@@ -163,4 +179,9 @@ class Tables:
             genres=drop(self.genres),
             texts=drop(self.texts),
             index_of={raw: i for i, raw in enumerate(ids)},
+            prior=np.delete(self.prior, index) if self.prior.size else self.prior,
         )
+
+
+def _least(prior: np.ndarray) -> float:
+    return float(min(prior.min(), 0.0)) if prior.size else 0.0

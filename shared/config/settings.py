@@ -325,6 +325,10 @@ class CooccurrenceConfig:
     cooccurrence_content_weight: float = 0.1
     # The content part counts fade / (fade + n) for a user with n items (cold start: most).
     cooccurrence_content_fade: float = 2.0
+    # Free text read as an intent (fedrec.server.serving.intent): the weights of the text
+    # similarity and of the release's item popularity next to the genre match.
+    cooccurrence_text_similarity: float = 0.5
+    cooccurrence_text_prior: float = 1.0
     # Entries per message over Flower (one SecAgg+ round each): bounds what the server holds.
     cooccurrence_chunk_size: int = 200_000
 
@@ -337,6 +341,13 @@ class CooccurrenceConfig:
         _check(
             0 < self.cooccurrence_l2 <= 1e6,
             f"cooccurrence-l2 must be in (0, 1e6], got {self.cooccurrence_l2}",
+        )
+        _check(
+            all(
+                0 <= w <= 100
+                for w in (self.cooccurrence_text_similarity, self.cooccurrence_text_prior)
+            ),
+            "cooccurrence-text-similarity and cooccurrence-text-prior must be in [0, 100]",
         )
         _check(
             0 <= self.cooccurrence_dropout < 1,

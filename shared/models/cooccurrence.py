@@ -23,6 +23,8 @@ from functools import lru_cache
 import numpy as np
 
 SQRT2 = float(np.sqrt(2.0))
+# The served tensor of each item's popularity in the release (free-text queries).
+ITEM_PRIOR = "item_prior"
 
 
 @lru_cache(maxsize=4)
@@ -67,6 +69,19 @@ def gram_from_vector(vector: np.ndarray, n_items: int) -> np.ndarray:
     gram[rows, cols] = vector / scale
     gram[cols, rows] = gram[rows, cols]
     return gram
+
+
+def vector_diagonal(vector: np.ndarray, n_items: int) -> np.ndarray:
+    """The diagonal of the matrix a released vector stands for (each item's popularity).
+
+    Each user puts ``1 / n_u`` on the diagonal entry of every item it holds, so the
+    diagonal of the sum counts users, each user's items sharing one unit.
+    """
+    vector = np.asarray(vector, dtype=np.float64)
+    if vector.shape != (vector_size(n_items),):
+        raise ValueError(f"expected a vector of {vector_size(n_items)} entries, got {vector.shape}")
+    i = np.arange(n_items)
+    return vector[i * n_items - (i * (i - 1)) // 2]
 
 
 def ease_weights(gram: np.ndarray, l2: float) -> np.ndarray:
