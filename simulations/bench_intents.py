@@ -179,13 +179,13 @@ def run_intents_bench(
     run_dir: Path | None = None,
 ) -> dict[str, Any]:
     """Train (or read) the served default, choose its text weights, measure every arm."""
+    # The served default is the demo's: noise shares under SecAgg+, unless told otherwise.
+    overrides = {"user-dp": "secagg", **(overrides or {})}
     cfg = resolve_config({}, overrides)
     dataset, split = load_split(cfg.data)
     with tempfile.TemporaryDirectory() as tmp:
         if run_dir is None:
-            trained = train_cooccurrence(
-                {**(overrides or {}), "output-dir": tmp, "run-name": "intents"}
-            )
+            trained = train_cooccurrence({**overrides, "output-dir": tmp, "run-name": "intents"})
             run_dir = trained.run_dir
             source = "a fresh release of the default configuration"
         else:

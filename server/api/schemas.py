@@ -83,6 +83,17 @@ class HealthPublic(BaseModel):
     model_version: str | None = None
 
 
+class ModelComponent(BaseModel):
+    """One part of the served model and what it was computed from."""
+
+    part: str
+    source: Literal["private-dp", "private-exact", "public"] = Field(
+        description="private-dp: from users' data under the stated DP guarantee; private-exact: "
+        "from users' data without DP; public: no user's data (pretrained weights, catalogue)"
+    )
+    detail: str
+
+
 class ModelPublic(BaseModel):
     """The served model: version, training metrics and its privacy guarantee."""
 
@@ -105,6 +116,10 @@ class ModelPublic(BaseModel):
             "epsilon, delta, accountant, mechanism and coverage; null when user-level DP is "
             "off. 'privacy' is the record-level one (unit 'record')."
         ),
+    )
+    components: list[ModelComponent] = Field(
+        default_factory=list,
+        description="Each part of the served model: DP-trained, exact, or public",
     )
     cold_start_fold_in: bool = Field(
         True,

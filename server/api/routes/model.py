@@ -14,7 +14,8 @@ from fedrec.server.api.deps import (
 )
 from fedrec.server.api.openapi import problems
 from fedrec.server.api.routing import ApiRoute
-from fedrec.server.api.schemas import GenresPublic, ModelPublic
+from fedrec.server.api.schemas import GenresPublic, ModelComponent, ModelPublic
+from fedrec.server.serving.provenance import components
 
 router = APIRouter(prefix="/v1", tags=["model"], route_class=ApiRoute, responses=problems(503))
 
@@ -45,6 +46,7 @@ def model_info(
         history=m.get("history", []),
         privacy=m.get("privacy"),
         user_privacy=m.get("user_privacy"),
+        components=[ModelComponent(**c) for c in components(m, ckpt.tensors)],
         cold_start_fold_in=rec.fold_in_enabled,
         cold_start_fold_in_weight=rec.fold_in_weight if rec.fold_in_enabled else None,
     )

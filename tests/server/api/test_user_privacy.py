@@ -54,3 +54,31 @@ def test_model_route_reports_record_and_user_level_guarantees(tmp_path: Path) ->
     assert user["sample_rate"] == 0.1 and user["rounds"] == 1 and user["epsilon"] > 0
     assert user["epsilon_against_server"] == 1.9
     assert "SecAgg+" in user["mechanism"] and user["covers"]
+
+
+def test_model_route_says_which_parts_are_private_and_which_public(tmp_path: Path) -> None:
+    app = create_app(Settings(model_path=str(_run(tmp_path / "both")), load_in_background=False))
+    with TestClient(app) as client:
+        parts = {c["part"]: c for c in client.get("/v1/model").json()["components"]}
+    assert parts["item factors and biases"]["source"] == "private-dp"
+    assert "user-level" in parts["item factors and biases"]["detail"]
+    assert parts["catalogue"]["source"] == "public"
+
+
+def test_components_of_a_cooccurrence_model_separate_the_release_from_public_text() -> None:
+    from fedrec.server.serving.provenance import components
+    from fedrec.shared.models.cooccurrence import ITEM_PRIOR
+    from fedrec.shared.models.hybrid import USER_HEAD_B, USER_HEAD_W
+
+    tensors = {"item_factors", "item_bias", USER_HEAD_W, USER_HEAD_B, ITEM_PRIOR}
+    manifest = {
+        "kind": "cooccurrence",
+        "user_privacy": {"unit": "user", "epsilon": 4.0, "delta": 5e-4},
+    }
+    parts = {c["part"]: c["source"] for c in components(manifest, tensors)}
+    assert parts["item factors, collaborative part"] == "private-dp"
+    assert parts["item factors, content part"] == "public"
+    assert parts["text encoder"] == "public"
+    assert parts["item popularity for free-text queries"] == "private-dp"
+    exact = {c["part"]: c["source"] for c in components({"kind": "cooccurrence"}, tensors)}
+    assert exact["item factors, collaborative part"] == "private-exact"
