@@ -281,6 +281,21 @@ class SecureSumAccumulator:
                 self._totals[name] = np.asarray(q, np.int64).copy()
         self.count += 1
 
+    def merge(self, other: SecureSumAccumulator) -> None:
+        """Add another accumulator's integers (same range and levels): the sum of both."""
+        if (other.clipping_range, other.levels) != (self.clipping_range, self.levels):
+            raise ValueError("accumulators of different ranges or levels do not add up")
+        if not other.count:
+            return
+        if self._totals and list(other._totals) != list(self._totals):
+            raise ValueError(f"expected tensors {list(self._totals)}, got {list(other._totals)}")
+        for name, q in other._totals.items():
+            if name in self._totals:
+                self._totals[name] += q
+            else:
+                self._totals[name] = q.copy()
+        self.count += other.count
+
     def total(self) -> Arrays:
         """The dequantized sum of every vector added."""
         if not self.count:

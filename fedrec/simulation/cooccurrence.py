@@ -18,8 +18,11 @@ the messages between them are function calls.
 from __future__ import annotations
 
 import logging
+import multiprocessing
+import os
 import time
 from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,7 +30,12 @@ from typing import Any
 import numpy as np
 
 from fedrec.client.cooccurrence import cooccurrence_share
-from fedrec.server.cooccurrence import model_of_release, release_clipping, release_sum
+from fedrec.server.cooccurrence import (
+    RELEASE_TENSOR,
+    model_of_release,
+    release_clipping,
+    release_sum,
+)
 from fedrec.server.secagg import (
     SecureSumAccumulator,
     quantization_levels,
@@ -46,6 +54,9 @@ from fedrec.shared.privacy.cooccurrence import ReleasePlan, plan_release, releas
 logger = logging.getLogger(__name__)
 
 KIND = "cooccurrence"
+MAX_WORKERS = 4  # processes simulating the clients' shares
+BLOCK = 64  # users per task of a worker: progress is reported per block
+PARALLEL_FROM = 200_000_000  # entries of all shares together from which workers pay off
 # Item-item statistics are dense n x n: past this many items a client's vector is too big.
 MAX_ITEMS = 5_000
 
@@ -62,39 +73,88 @@ class CooccurrenceRun:
     bytes_per_client: int  # the vector each client sends, as float32
 
 
+def _shares(
+    cfg: FedRecConfig, by_user: list[np.ndarray], first: int, n_items: int, plan: ReleasePlan
+) -> SecureSumAccumulator | np.ndarray:
+    """The summed shares of users ``first, first + 1, ...`` (one worker's part).
+
+    Under SecAgg+ the quantized integers (exact to add up in any order), else the floats.
+    """
+    reproducible = cfg.privacy.reproducible_noise
+    acc = None
+    if plan.placement == "secagg":
+        acc = SecureSumAccumulator(release_clipping(plan), quantization_levels(plan.users))
+    total = np.zeros(vector_size(n_items), np.float64)
+    for offset, items in enumerate(by_user):
+        rng = None
+        if plan.client_std > 0:
+            rng = dp_random(
+                reproducible=reproducible,
+                seeds=(cfg.data.seed, first + offset),
+                what="co-occurrence release",
+            )
+        share = cooccurrence_share(items, n_items, plan.client_std, rng)
+        if acc is not None:
+            acc.add({RELEASE_TENSOR: share})
+        else:
+            total += share
+    return acc if acc is not None else total
+
+
 def released_sum(
     cfg: FedRecConfig,
     split: Split,
     plan: ReleasePlan,
     *,
     progress: Callable[[int, int], None] | None = None,
+    workers: int | None = None,
+    block: int = BLOCK,
 ) -> np.ndarray:
-    """Every client's share, summed as the server receives it, plus the server's noise."""
+    """Every client's share, summed as the server receives it, plus the server's noise.
+
+    The clients are simulated by ``workers`` processes (default: one per CPU, at most
+    :data:`MAX_WORKERS`, for a release big enough to repay starting them), each summing the
+    shares of a block of users as the server would; their sums add up to the same release
+    (SecAgg+'s integers exactly).
+    """
     n_items = split.n_items
     by_user = split.train_items_by_user()
-    reproducible = cfg.privacy.reproducible_noise
-    secure = plan.placement == "secagg"
-    acc = None
-    if secure:
-        acc = SecureSumAccumulator(release_clipping(plan), quantization_levels(len(by_user)))
-    total = np.zeros(vector_size(n_items), np.float64)
-    for user, items in enumerate(by_user):
-        rng = None
-        if plan.client_std > 0:
-            rng = dp_random(
-                reproducible=reproducible,
-                seeds=(cfg.data.seed, user),
-                what="co-occurrence release",
-            )
-        share = cooccurrence_share(items, n_items, plan.client_std, rng)
-        if acc is not None:
-            acc.add({"cooccurrence": share})
-        else:
-            total += share
+    if workers is None:
+        big = len(by_user) * vector_size(n_items) >= PARALLEL_FROM
+        workers = min(os.cpu_count() or 1, MAX_WORKERS) if big else 1
+    blocks = [(start, by_user[start : start + block]) for start in range(0, len(by_user), block)]
+    parts: list[SecureSumAccumulator | np.ndarray] = []
+    done = 0
+
+    def note(part: SecureSumAccumulator | np.ndarray, size: int) -> None:
+        nonlocal done
+        parts.append(part)
+        done += size
         if progress is not None:
-            progress(user + 1, len(by_user))
-    if acc is not None:
-        total = acc.total()["cooccurrence"]
+            progress(done, len(by_user))
+
+    if workers <= 1 or len(blocks) <= 1:
+        for start, block in blocks:
+            note(_shares(cfg, block, start, n_items, plan), len(block))
+    else:
+        # spawn, not fork: the parent may hold torch's and the encoder's threads
+        context = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(workers, mp_context=context) as pool:
+            futures = {
+                pool.submit(_shares, cfg, block, start, n_items, plan): len(block)
+                for start, block in blocks
+            }
+            for future in as_completed(futures):
+                note(future.result(), futures[future])
+    if plan.placement == "secagg":
+        acc = parts[0]
+        assert isinstance(acc, SecureSumAccumulator)
+        for part in parts[1:]:
+            assert isinstance(part, SecureSumAccumulator)
+            acc.merge(part)
+        total = acc.total()[RELEASE_TENSOR]
+    else:
+        total = np.sum([np.asarray(p) for p in parts], axis=0)
     return release_sum(cfg, total, plan)
 
 

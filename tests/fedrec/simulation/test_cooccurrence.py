@@ -5,7 +5,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from fedrec.server.cooccurrence import collaborative_factors, item_tensors
+from fedrec.server.cooccurrence import collaborative_factors, item_tensors, release_clipping
 from fedrec.server.secagg import SecureSumAccumulator, quantization_levels
 from fedrec.server.serving import Recommender
 from fedrec.shared.checkpoint import load_checkpoint
@@ -70,6 +70,25 @@ def test_the_released_sum_is_the_exact_sum_plus_the_planned_noise(
     # the noise on the sum: σ centrally; under secagg each of 40 clients adds σ/sqrt(28)
     expected = plan.noise_multiplier * (np.sqrt(40 / 28) if placement == "secagg" else 1.0)
     assert residual.std() == pytest.approx(expected, rel=0.15)
+
+
+@pytest.mark.parametrize("placement", ["off", "secagg"])
+def test_worker_processes_release_the_same_sum_as_one(tmp_path: Path, placement: str) -> None:
+    settings = _overrides(tmp_path, **{"user-dp": placement, "reproducible-noise": True})
+    cfg = resolve_config({}, settings)
+    _, split = load_split(cfg.data)
+    survivors = 28 if placement == "secagg" else None
+    plan = plan_release(cfg.privacy, cfg.cooccurrence, split.n_users, survivors=survivors)
+    seen: list[int] = []
+    one = released_sum(cfg, split, plan, workers=1)
+    two = released_sum(
+        cfg, split, plan, workers=2, block=8, progress=lambda done, _n: seen.append(done)
+    )
+    # the same shares (seeded noise); SecAgg+'s stochastic rounding differs by a level
+    levels = quantization_levels(split.n_users)
+    step = 2 * release_clipping(plan) / levels if survivors else 0.0
+    np.testing.assert_allclose(one, two, atol=split.n_users * step + 1e-9)
+    assert seen[-1] == split.n_users and len(seen) == 5
 
 
 def test_a_private_run_writes_a_servable_checkpoint_with_its_guarantee(tmp_path: Path) -> None:
