@@ -108,7 +108,7 @@ def released_sum(
     *,
     progress: Callable[[int, int], None] | None = None,
     workers: int | None = None,
-    block: int = BLOCK,
+    block_size: int = BLOCK,
 ) -> np.ndarray:
     """Every client's share, summed as the server receives it, plus the server's noise.
 
@@ -122,7 +122,9 @@ def released_sum(
     if workers is None:
         big = len(by_user) * vector_size(n_items) >= PARALLEL_FROM
         workers = min(os.cpu_count() or 1, MAX_WORKERS) if big else 1
-    blocks = [(start, by_user[start : start + block]) for start in range(0, len(by_user), block)]
+    blocks = [
+        (start, by_user[start : start + block_size]) for start in range(0, len(by_user), block_size)
+    ]
     parts: list[SecureSumAccumulator | np.ndarray] = []
     done = 0
 

@@ -82,7 +82,7 @@ def test_worker_processes_release_the_same_sum_as_one(tmp_path: Path, placement:
     seen: list[int] = []
     one = released_sum(cfg, split, plan, workers=1)
     two = released_sum(
-        cfg, split, plan, workers=2, block=8, progress=lambda done, _n: seen.append(done)
+        cfg, split, plan, workers=2, block_size=8, progress=lambda done, _n: seen.append(done)
     )
     # the same shares (seeded noise); SecAgg+'s stochastic rounding differs by a level
     levels = quantization_levels(split.n_users)
