@@ -39,7 +39,9 @@ def test_each_field_of_a_rule_must_hold() -> None:
     wanted=st.lists(st.sampled_from(GENRES), min_size=1, unique=True),
     banned=st.lists(st.sampled_from(GENRES), unique=True),
 )
-def test_any_and_none_are_set_rules(genres: list[str], wanted: list[str], banned: list[str]) -> None:
+def test_any_and_none_are_set_rules(
+    genres: list[str], wanted: list[str], banned: list[str]
+) -> None:
     intent = Intent("q", any=tuple(wanted), none=tuple(banned))
     expected = bool(set(genres) & set(wanted)) and not set(genres) & set(banned)
     assert intent.matches("X (1990)", genres) == expected
@@ -70,9 +72,11 @@ def test_the_shipped_query_set_is_answerable_on_movielens() -> None:
     assert len(intents) >= 40
     catalog = load_dataset(default_config().data).items
     sizes = [int(i.relevant(catalog).sum()) for i in intents]
-    assert min(sizes) >= 3, [i.query for i, n in zip(intents, sizes) if n < 3]
+    assert min(sizes) >= 3, [i.query for i, n in zip(intents, sizes, strict=True) if n < 3]
     # no rule is so loose that a random list would mostly pass it
-    assert max(sizes) < 0.5 * len(catalog), [i.query for i, n in zip(intents, sizes) if n > 800]
+    assert max(sizes) < 0.5 * len(catalog), [
+        i.query for i, n in zip(intents, sizes, strict=True) if n > 800
+    ]
 
 
 def test_precision_popularity_and_diversity_of_answers() -> None:
