@@ -205,8 +205,19 @@ def _register_certs() -> None:
     )
 
 
+def _register_node() -> None:
+    from fedrec.cli.node import node_app
+
+    app.add_typer(
+        node_app,
+        name="node",
+        help="On an edge node: its state key, its own users' data, feedback, recommendations.",
+    )
+
+
 _register_bench()
 _register_certs()
+_register_node()
 
 
 def main() -> None:

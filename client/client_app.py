@@ -10,6 +10,7 @@ Private user factors and the privacy ledger stay in the client's state.
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -20,6 +21,7 @@ from flwr.clientapp.typing import Mod
 
 from fedrec.client.cooccurrence import release_chunk
 from fedrec.client.dataview import ClientData, client_seed, load_client_data, state_dir
+from fedrec.client.sealing import node_key
 from fedrec.client.secagg import secagg_mod
 from fedrec.client.state import ClientStateStore
 from fedrec.client.task import evaluate_round, train_round
@@ -94,6 +96,25 @@ def _node(context: Context) -> tuple[int, int, str | None]:
     return pid, num, str(state) if state else None
 
 
+def state_store(cfg: FedRecConfig, context: Context, run_id: str | None) -> ClientStateStore:
+    """Where and under which key this client keeps its private state for run ``run_id``.
+
+    A node (``state-dir`` in its node config) seals it with the operator's key
+    (:func:`~fedrec.client.sealing.node_key`) in one folder per run, and so needs the run
+    identity from the server; a simulation uses the run's own key and folder.
+    """
+    pid, _, node_state = _node(context)
+    if not node_state:
+        return ClientStateStore(state_dir(cfg, pid, None, run_id))
+    if run_id is None:
+        raise ValueError(
+            f"this node keeps its state per run, but the server sent no {key.RUN_ID!r}; "
+            "a server of this fedrec version always does"
+        )
+    sealing_key = node_key(context.node_config, os.environ)
+    return ClientStateStore(state_dir(cfg, pid, node_state, run_id), sealing_key)
+
+
 def _release(
     msg: Message,
     cfg: FedRecConfig,
@@ -109,7 +130,7 @@ def _release(
     chunk = release_chunk(
         cfg,
         data,
-        store.directory,
+        store,
         start=_int(config, key.CHUNK_START),
         end=_int(config, key.CHUNK_END),
         n_clients=n_clients,
@@ -140,9 +161,9 @@ def build_client_app(
         msg: Message, context: Context
     ) -> tuple[FedRecConfig, ClientData, ClientStateStore, int, ConfigRecord]:
         cfg = resolve_config(context.run_config, overrides)
-        pid, num, node_state = _node(context)
+        pid, num, _ = _node(context)
         config = msg.content.config_records["config"]
-        store = ClientStateStore(state_dir(cfg, pid, node_state, _run_id(config)))
+        store = state_store(cfg, context, _run_id(config))
         return cfg, load_client_data(cfg, pid, num), store, pid, config
 
     # secagg_mod runs Flower's SecAgg+ stages (and passes every other message through).

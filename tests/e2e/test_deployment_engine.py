@@ -4,13 +4,14 @@ Everything runs on 127.0.0.1 with free ports, --insecure (local test only), and 
 at the end whatever happens.
 """
 
-import json
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from fedrec.client.sealing import read_key_file
+from fedrec.client.state import ClientStateStore
 from fedrec.shared.checkpoint import load_checkpoint
 
 from .helpers import BIN, flwr_env, flwr_run, free_port, wait_port, write_tiny_ratings
@@ -70,6 +71,11 @@ def test_superlink_supernodes_flwr_run(
     )
     wait_port(link)
     for k in range(N_NODES):
+        key = tmp_path / f"key-{k}" / "state.key"
+        made = subprocess.run(
+            [str(BIN / "fedrec"), "node", "keygen", "--out", str(key)], capture_output=True
+        )
+        assert made.returncode == 0, made.stderr
         start(
             f"supernode-{k}",
             "flower-supernode",
@@ -79,7 +85,8 @@ def test_superlink_supernodes_flwr_run(
             "--port",
             str(free_port()),
             "--node-config",
-            f"partition-id={k} num-partitions={N_NODES} state-dir='{tmp_path / f'state-{k}'}'",
+            f"partition-id={k} num-partitions={N_NODES} state-dir='{tmp_path / f'state-{k}'}' "
+            f"state-key-file='{key}'",
         )
     (tmp_path / "flwr-home").mkdir(exist_ok=True)
     (tmp_path / "flwr-home" / "config.toml").write_text(
@@ -104,14 +111,18 @@ def test_superlink_supernodes_flwr_run(
     assert not any(k.startswith("eval/") for k in ckpt.manifest["history"][-1])
     # Each SuperNode kept its private state in its own state-dir, on its side, per run.
     run_id = (runs / "deployed" / "RUN_ID").read_text()
-    for k in range(N_NODES):
-        assert (tmp_path / f"state-{k}" / f"run-{run_id}" / "state.json").exists(), diag
+    states = [
+        ClientStateStore(
+            tmp_path / f"state-{k}" / f"run-{run_id}",
+            read_key_file(tmp_path / f"key-{k}" / "state.key"),
+        ).load()
+        for k in range(N_NODES)
+    ]
+    assert all(s is not None and s.run_id == run_id for s in states), diag
     if "secagg" in extra:
         last = ckpt.manifest["history"][-1]
         assert last["secagg-survivors"] == N_NODES, diag
         user = ckpt.manifest["user_privacy"]
         assert user["placement"] == "secagg" and user["epsilon"] > 0, diag
-        for k in range(N_NODES):
-            state_file = tmp_path / f"state-{k}" / f"run-{run_id}" / "state.json"
-            state = json.loads(state_file.read_text())
-            assert "secagg" in state["user_ledger"], diag
+        for state in states:
+            assert state is not None and "secagg" in state.user_ledger, diag
