@@ -83,7 +83,7 @@ class Interaction:
     rating: float | None = None
     timestamp: int | None = None  # seconds; None: now
 
-    def checked(self, *, where: str, line: int | None = None) -> dict[str, object]:
+    def checked(self, *, where: str | None, line: int | None = None) -> dict[str, object]:
         """The row as SQL parameters, or a :class:`DataError` saying what is wrong."""
         if not self.user or not self.item:
             raise DataError("a user and an item id are needed", path=where, line=line)
@@ -196,7 +196,7 @@ class NodeStore:
             return [row[0] for row in conn.execute("SELECT DISTINCT item FROM interactions")]
 
     def record(
-        self, rows: list[Interaction], *, where: str = "record", holdout_newest: bool = False
+        self, rows: list[Interaction], *, where: str | None = None, holdout_newest: bool = False
     ) -> int:
         """Write ``rows`` in one transaction: all of them, or (on any error) none.
 
@@ -206,7 +206,7 @@ class NodeStore:
         known = set(self.catalog().raw_ids)
         params = []
         for n, row in enumerate(rows):
-            line = n + 2 if where != "record" else None  # CSV lines count the header as 1
+            line = n + 2 if where is not None else None  # CSV lines count the header as 1
             checked = row.checked(where=where, line=line)
             if row.item not in known:
                 raise DataError(
