@@ -52,6 +52,35 @@ def data(
     console.print(table)
 
 
+@app.command()
+def catalog(
+    out: Annotated[Path, typer.Option("--out", help="The catalogue file to write.")],
+    items_csv: Annotated[
+        Path | None,
+        typer.Option(
+            "--items", help="An items CSV (item,title[,genres]); else the data set's items."
+        ),
+    ] = None,
+    config: ConfigOpt = None,
+    scenario: ScenarioOpt = None,
+) -> None:
+    """Write the item catalogue: the file data-source=node runs and nodes import."""
+    from fedrec.shared.config import resolve_config
+    from fedrec.shared.data import catalog_json, catalog_version, load_dataset
+    from fedrec.shared.data.catalog import build_catalog
+    from fedrec.shared.data.generic import read_generic_items
+
+    if items_csv is not None:
+        items = build_catalog(read_generic_items(items_csv))
+    else:
+        items = load_dataset(resolve_config({}, overrides_from(config, scenario)).data).items
+    if out.exists():
+        raise typer.BadParameter(f"{out} already exists; choose another --out")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(catalog_json(items), encoding="utf-8")
+    console.print(f"{out}: {len(items)} items, version {catalog_version(items)[:12]}")
+
+
 @app.command("train-central")
 def train_central_cmd(
     config: ConfigOpt = None,
@@ -205,8 +234,19 @@ def _register_certs() -> None:
     )
 
 
+def _register_node() -> None:
+    from fedrec.cli.node import node_app
+
+    app.add_typer(
+        node_app,
+        name="node",
+        help="On an edge node: its state key, its own users' data, feedback, recommendations.",
+    )
+
+
 _register_bench()
 _register_certs()
+_register_node()
 
 
 def main() -> None:

@@ -10,6 +10,7 @@ Private user factors and the privacy ledger stay in the client's state.
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -20,6 +21,7 @@ from flwr.clientapp.typing import Mod
 
 from fedrec.client.cooccurrence import release_chunk
 from fedrec.client.dataview import ClientData, client_seed, load_client_data, state_dir
+from fedrec.client.sealing import node_key
 from fedrec.client.secagg import secagg_mod
 from fedrec.client.state import ClientStateStore
 from fedrec.client.task import evaluate_round, train_round
@@ -82,16 +84,64 @@ def _secagg_survivors(cfg: FedRecConfig, config: ConfigRecord) -> int | None:
 
 
 def _node(context: Context) -> tuple[int, int, str | None]:
+    """(partition-id, num-partitions, state-dir) of this node.
+
+    A node holding its own data (``data-dir``) owns no partition: it needs neither (they
+    only seed its initial factors, and give the fallback δ for servers that send none).
+    """
     cfg = context.node_config
+    own_data = bool(cfg.get("data-dir"))
     try:
-        pid, num = int(cfg["partition-id"]), int(cfg["num-partitions"])
+        pid = int(cfg.get("partition-id", 0) if own_data else cfg["partition-id"])
+        num = int(cfg.get("num-partitions", 1) if own_data else cfg["num-partitions"])
     except KeyError as missing:
         raise ValueError(
             f"node config lacks {missing}; start the SuperNode with "
-            "--node-config 'partition-id=N num-partitions=M'"
+            "--node-config 'partition-id=N num-partitions=M' (or data-dir=DIR for a node "
+            "holding its own users' data)"
         ) from None
     state = cfg.get("state-dir")
     return pid, num, str(state) if state else None
+
+
+def client_data(cfg: FedRecConfig, context: Context, config: ConfigRecord) -> ClientData:
+    """This node's data: its own store (``data-dir``) or its partition of the data set.
+
+    A node's own catalogue must be the run's (``catalog-sha256`` from the server): the
+    global model's rows follow the catalogue's order, so another version would train
+    every item's row on some other item's interactions.
+    """
+    pid, num, _ = _node(context)
+    data_dir = context.node_config.get("data-dir")
+    data = load_client_data(cfg, pid, num, data_dir=str(data_dir) if data_dir else None)
+    wanted = config.get(key.CATALOG_SHA256)
+    if data.catalog_version is not None and isinstance(wanted, str):
+        if wanted != data.catalog_version:
+            raise ValueError(
+                f"this node's catalogue is version {data.catalog_version[:12]}, the run's is "
+                f"{wanted[:12]}; import the run's catalog.json with `fedrec node catalog "
+                f"--data-dir {data_dir} FILE` (recorded interactions are kept)"
+            )
+    return data
+
+
+def state_store(cfg: FedRecConfig, context: Context, run_id: str | None) -> ClientStateStore:
+    """Where and under which key this client keeps its private state for run ``run_id``.
+
+    A node (``state-dir`` in its node config) seals it with the operator's key
+    (:func:`~fedrec.client.sealing.node_key`) in one folder per run, and so needs the run
+    identity from the server; a simulation uses the run's own key and folder.
+    """
+    pid, _, node_state = _node(context)
+    if not node_state:
+        return ClientStateStore(state_dir(cfg, pid, None, run_id))
+    if run_id is None:
+        raise ValueError(
+            f"this node keeps its state per run, but the server sent no {key.RUN_ID!r}; "
+            "a server of this fedrec version always does"
+        )
+    sealing_key = node_key(context.node_config, os.environ)
+    return ClientStateStore(state_dir(cfg, pid, node_state, run_id), sealing_key)
 
 
 def _release(
@@ -109,7 +159,7 @@ def _release(
     chunk = release_chunk(
         cfg,
         data,
-        store.directory,
+        store,
         start=_int(config, key.CHUNK_START),
         end=_int(config, key.CHUNK_END),
         n_clients=n_clients,
@@ -140,10 +190,10 @@ def build_client_app(
         msg: Message, context: Context
     ) -> tuple[FedRecConfig, ClientData, ClientStateStore, int, ConfigRecord]:
         cfg = resolve_config(context.run_config, overrides)
-        pid, num, node_state = _node(context)
+        pid, _, _ = _node(context)
         config = msg.content.config_records["config"]
-        store = ClientStateStore(state_dir(cfg, pid, node_state, _run_id(config)))
-        return cfg, load_client_data(cfg, pid, num), store, pid, config
+        store = state_store(cfg, context, _run_id(config))
+        return cfg, client_data(cfg, context, config), store, pid, config
 
     # secagg_mod runs Flower's SecAgg+ stages (and passes every other message through).
     @app.train(mods=[secagg_mod, *train_mods])

@@ -12,14 +12,12 @@ round each); the client notes each slice it released and never releases one twic
 
 from __future__ import annotations
 
-import json
-import os
-import tempfile
-from pathlib import Path
+from dataclasses import replace
 
 import numpy as np
 
 from fedrec.client.dataview import ClientData
+from fedrec.client.state import ClientState, ClientStateStore
 from fedrec.shared.config import FedRecConfig
 from fedrec.shared.models.cooccurrence import contribution, vector_size
 from fedrec.shared.privacy import DPRandom, dp_random
@@ -38,9 +36,6 @@ def cooccurrence_share(
     return vector
 
 
-RELEASE_LOG = "cooccurrence-released.json"
-
-
 class ReleaseRefused(ValueError):
     """A request for entries this client already released in this run."""
 
@@ -53,35 +48,29 @@ def users_terms(data: ClientData) -> np.ndarray:
     return total
 
 
-def record_release(directory: Path, start: int, end: int) -> None:
+def record_release(store: ClientStateStore, start: int, end: int) -> None:
     """Note entries ``[start, end)`` as released; refuse if any of them already was.
 
     A second release of the same entries with fresh noise would let the server average the
-    noise away, so a client releases each entry at most once per run. The note is written
-    (durably) before the reply: a crash in between costs the entries, never the guarantee.
+    noise away, so a client releases each entry at most once per run. The note is part of
+    the client's sealed ledger (:mod:`fedrec.client.state`), written durably before the
+    reply: a crash in between costs the entries, never the guarantee, and a deleted or
+    edited note is refused like any other ledger.
     """
-    path = Path(directory) / RELEASE_LOG
-    done: list[list[int]] = json.loads(path.read_text()) if path.exists() else []
-    for a, b in done:
+    state = store.load() or ClientState(user_factors=np.zeros((0, 0), np.float32))
+    for a, b in state.released:
         if start < b and a < end:
             raise ReleaseRefused(
                 f"entries [{start}, {end}) overlap [{a}, {b}), already released in this run: "
                 "refusing to release them again (fresh noise on a repeat would average away)"
             )
-    done.append([int(start), int(end)])
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".released.")
-    with os.fdopen(fd, "w") as fh:
-        json.dump(done, fh)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    store.save(replace(state, released=[*state.released, (int(start), int(end))]))
 
 
 def release_chunk(
     cfg: FedRecConfig,
     data: ClientData,
-    directory: Path,
+    store: ClientStateStore,
     *,
     start: int,
     end: int,
@@ -103,7 +92,7 @@ def release_chunk(
     plan = plan_release(
         cfg.privacy, cfg.cooccurrence, max(n_clients, 1), survivors=survivors, delta=delta
     )
-    record_release(directory, start, end)
+    record_release(store, start, end)
     chunk = users_terms(data)[start:end]
     if plan.client_std > 0:
         rng = dp_random(

@@ -1,20 +1,34 @@
 """The client's private state on its own disk: user factors and its privacy ledger.
 
-Nothing here is ever sent to the server. It lives in a directory of the node (on an edge
-device: ``state-dir`` in the node config; in simulation: under the run directory, one
-folder per partition) so it survives restarts of both the client and the server.
+Nothing here is ever sent to the server. It lives in a folder of the node (on an edge
+device: ``state-dir/run-<run id>`` in the node config; in simulation: one folder per
+partition under the run directory) so it survives restarts of both the client and the server.
 
-Layout of a state directory::
+Layout, under the state root (the node's ``state-dir``; a simulation's ``<run>/clients``)::
 
-    state.safetensors   the commit point: the current user factors and, after a training
-                        round, the factors from *before* that round, plus both states'
-                        metadata (JSON in the safetensors header); replaced atomically
-    state.json          a readable copy of the current metadata, written after it
+    <name>/state.sealed   the commit point: the current user factors and, after a training
+                          round, the factors from *before* that round, plus both states'
+                          metadata and ledgers; sealed and replaced atomically
+    witness/<name>        the second place: how many times ``<name>``'s state was saved
+    state.key             simulation only: the run's state key
+
+Sealed (:mod:`fedrec.client.sealing`): AES-256-GCM under the operator's key, bound to the
+folder's name, so that a changed byte, another client's file or another key is refused
+rather than read; folders are 0700 and files 0600.
+
+A missing or replaced ledger is refused, never taken for a fresh one. The *witness*, a sealed
+generation counter kept outside the state folder, is written before a state folder's first
+save and after every save; the sealed state carries its own generation. Loading compares the
+two: a witness without its state means the state was deleted; a state without a witness, or
+one older than its witness, was put back from elsewhere (an older copy would carry an
+older, smaller ε). The state may be one save ahead of its witness, the mark of a crash
+between the two writes. Only wiping the whole state root (witnesses too) goes unnoticed on
+the device: that is indistinguishable from a new device, and needs the key to be of any use
+(docs/privacy.md, "State at rest").
 
 One file holds everything, replaced with ``os.replace``: a killed client (or a killed
 simulation, whose clients die with it) leaves either the old or the new state, never new
-factors next to old metadata. ``state.json`` is for people and tools; loading trusts the
-tensor file (states written before it carried metadata are still read from ``state.json``).
+factors next to old metadata.
 
 Why the state before the latest round is kept: the server checkpoints after each round. If
 it dies after the clients trained round ``r`` but before checkpoint ``r`` was written, the
@@ -30,26 +44,34 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import tempfile
-from collections.abc import Callable, Mapping
+import shutil
+import struct
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from safetensors import safe_open
-from safetensors.numpy import save_file
+from safetensors.numpy import load as load_tensors
+from safetensors.numpy import save as save_tensors
 
+from fedrec.client.sealing import (
+    StateKey,
+    private_dir,
+    read_sealed,
+    simulation_key,
+    write_sealed,
+)
 from fedrec.shared.errors import FedRecError
 from fedrec.shared.privacy import HistoryEntry, UserRound, reported_user_epsilon, spend_user_round
 
 logger = logging.getLogger(__name__)
 
-_TENSORS = "state.safetensors"
-_META = "state.json"
-_FORMAT = "fedrec-client-state/2"
+STATE_FILE = "state.sealed"
+WITNESS_DIR = "witness"
+_FORMAT = "fedrec-client-state/3"
 _PREVIOUS = "previous."  # prefix of the snapshot's tensor names in the tensor file
+_UNSEALED = ("state.safetensors", "state.json")  # what versions before sealing wrote
 
 
 class ClientStateError(FedRecError):
@@ -83,6 +105,8 @@ class ClientState:
     user_epsilon: dict[str, float] = field(default_factory=dict)
     user_delta: float = 0.0
     run_id: str | None = None  # the run (server's RUN_ID) this state belongs to
+    # [start, end) spans of the co-occurrence release already sent (client/cooccurrence.py)
+    released: list[tuple[int, int]] = field(default_factory=list)
 
     @property
     def last_round(self) -> int | None:
@@ -93,6 +117,10 @@ class ClientState:
     def reported_user_epsilon(self) -> float:
         """The user-level epsilon this state's ledger reports (0 without one)."""
         return reported_user_epsilon(self.user_epsilon)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Everything but the factors, as JSON-ready values (for people and tools)."""
+        return _meta(self)
 
     def spend(self, rnd: UserRound) -> ClientState:
         """A copy with one more user-level round of ``rnd`` in its ledger."""
@@ -111,6 +139,7 @@ def _meta(state: ClientState) -> dict[str, Any]:
         "user_epsilon": dict(state.user_epsilon),
         "user_delta": state.user_delta,
         "run_id": state.run_id,
+        "released": [list(span) for span in state.released],
     }
 
 
@@ -129,20 +158,8 @@ def _state(factors: np.ndarray, meta: dict[str, Any]) -> ClientState:
         user_epsilon={k: float(v) for k, v in meta.get("user_epsilon", {}).items()},
         user_delta=float(meta.get("user_delta", 0.0)),
         run_id=meta.get("run_id"),
+        released=[(int(a), int(b)) for a, b in meta.get("released", [])],
     )
-
-
-def _atomic_write(path: Path, write: Callable[[str], object]) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        with open(tmp, "rb") as fh:  # durable before it becomes visible
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 def _was_committed(committed: Mapping[str, tuple[int, int]], token: str, rnd: int) -> bool:
@@ -151,37 +168,93 @@ def _was_committed(committed: Mapping[str, tuple[int, int]], token: str, rnd: in
 
 
 class ClientStateStore:
-    """Loads and saves one client's :class:`ClientState` in ``directory``."""
+    """Loads and saves one client's :class:`ClientState` in ``directory``, sealed.
 
-    def __init__(self, directory: Path) -> None:
+    ``key`` seals it (:mod:`fedrec.client.sealing`); without one the store belongs to a
+    simulation and uses the run's key in ``directory``'s parent, made on first save.
+    """
+
+    def __init__(self, directory: Path, key: StateKey | None = None) -> None:
         self.directory = Path(directory)
+        self._key = key
 
-    def _read(self) -> tuple[ClientState, ClientState | None] | None:
-        """(current, state before the latest round) from disk; ``None`` if never saved."""
-        tensor_path = self.directory / _TENSORS
-        if not tensor_path.exists():
-            if (self.directory / _META).exists():
-                # Starting afresh here would reset the privacy ledger: the budget would
-                # be spent again on records whose earlier releases were already seen.
-                raise ClientStateError(
-                    f"{self.directory}: {_META} exists but {_TENSORS}, which holds this "
-                    "client's factors and privacy ledger, is missing; refusing to train with "
-                    "a fresh ledger. Restore the file, or start a new run (new run-name)."
-                )
+    @property
+    def key(self) -> StateKey:
+        """The key this store seals with (a simulation's is made here on first use)."""
+        if self._key is None:
+            self._key = simulation_key(self.directory.parent)
+        return self._key
+
+    @property
+    def witness_path(self) -> Path:
+        """Where this state's witness lives: outside its folder, in the state root."""
+        return self.directory.parent / WITNESS_DIR / self.directory.name
+
+    def _bound(self, what: str) -> str:
+        return f"{_FORMAT}:{what}:{self.directory.name}"
+
+    def _witness(self) -> int | None:
+        path = self.witness_path
+        if not path.exists():
             return None
-        with safe_open(str(tensor_path), framework="numpy") as f:
-            header = f.metadata() or {}
-            tensors = {name: f.get_tensor(name) for name in f.keys()}  # noqa: SIM118
-        if header.get("format") != _FORMAT:  # written before the metadata moved in here
-            meta_path = self.directory / _META
-            if not meta_path.exists():  # killed between the two writes of its first save
+        data = json.loads(read_sealed(path, self.key, bound_to=self._bound("witness")))
+        return int(data["generation"])
+
+    def _write_witness(self, generation: int) -> None:
+        private_dir(self.witness_path.parent)
+        payload = json.dumps({"generation": generation}).encode()
+        write_sealed(self.witness_path, self.key, payload, bound_to=self._bound("witness"))
+
+    def _refuse(self, why: str) -> ClientStateError:
+        return ClientStateError(
+            f"{self.directory}: {why}; refusing to train: a fresh or older ledger would spend "
+            "the privacy budget again on records whose releases were already seen. Restore "
+            "the state folder and its witness together, or start a new run."
+        )
+
+    def _read(self) -> tuple[ClientState, ClientState | None, int] | None:
+        """(current, state before the latest round, generation); ``None`` if never saved.
+
+        Checks the sealed state against its witness first (see the module docstring).
+        """
+        path = self.directory / STATE_FILE
+        unsealed = [n for n in _UNSEALED if (self.directory / n).exists()]
+        if unsealed:
+            raise self._refuse(
+                f"{', '.join(unsealed)} is an unsealed state of an earlier fedrec version, "
+                "which cannot be told apart from an edited one"
+            )
+        has_witness = self.witness_path.exists()
+        if not path.exists():
+            if not has_witness:
                 return None
-            return _state(tensors["user_factors"], json.loads(meta_path.read_text())), None
+            if self._witness() == 0:  # killed before its first state was written
+                return None
+            raise self._refuse(
+                f"{STATE_FILE}, which holds this client's factors and privacy ledger, is "
+                f"missing, but its witness ({self.witness_path}) says it was saved"
+            )
+        blob = read_sealed(path, self.key, bound_to=self._bound("state"))
+        (size,) = struct.unpack("<Q", blob[:8])
+        header = json.loads(blob[8 : 8 + size])["__metadata__"]
+        generation = int(header["generation"])
+        witness = self._witness()
+        if witness is None:
+            raise self._refuse(
+                f"its witness ({self.witness_path}) is missing, so this {STATE_FILE} cannot "
+                "be told apart from an older copy put back"
+            )
+        if generation not in (witness, witness + 1):
+            raise self._refuse(
+                f"{STATE_FILE} is save {generation}, but its witness says save {witness}: "
+                "the file was replaced by another copy"
+            )
+        tensors = load_tensors(blob)
         current = _state(tensors["user_factors"], json.loads(header["state"]))
         previous = None
         if "previous" in header:
             previous = _state(tensors[_PREVIOUS + "user_factors"], json.loads(header["previous"]))
-        return current, previous
+        return current, previous, generation
 
     def load(self) -> ClientState | None:
         """The saved state, or ``None`` for a client that has never trained."""
@@ -193,23 +266,46 @@ class ClientStateStore:
         read = self._read()
         return read[1] if read else None
 
+    def copy_to(self, root: Path) -> ClientStateStore:
+        """A copy of this state, its witness included, under ``root``; same name, same key.
+
+        For work on a throw-away copy (the attack simulations train one and discard it).
+        """
+        copy = ClientStateStore(Path(root) / self.directory.name, self.key)
+        if self.directory.exists():
+            shutil.copytree(self.directory, private_dir(copy.directory), dirs_exist_ok=True)
+        if self.witness_path.exists():
+            private_dir(copy.witness_path.parent)
+            shutil.copy2(self.witness_path, copy.witness_path)
+        return copy
+
     def save(self, state: ClientState, *, previous: ClientState | None = None) -> None:
         """Persist ``state`` and, if given, ``previous`` (the state before its latest round).
 
-        Both go into one tensor file replaced atomically; ``state.json`` follows.
+        Both go into one sealed file replaced atomically, between two writes of the
+        witness: before a first save (so that deleting the state is noticed) and after.
+        A state that fails its checks is never overwritten.
         """
-        self.directory.mkdir(parents=True, exist_ok=True)
+        read = self._read()
+        generation = read[2] if read else 0
+        private_dir(self.directory.parent)
+        private_dir(self.directory)
+        if read is None and not self.witness_path.exists():
+            self._write_witness(0)
         tensors = {"user_factors": np.ascontiguousarray(state.user_factors, dtype=np.float32)}
-        header = {"format": _FORMAT, "state": json.dumps(_meta(state))}
-        mirror = _meta(state)
+        header = {
+            "format": _FORMAT,
+            "generation": str(generation + 1),
+            "state": json.dumps(_meta(state)),
+        }
         if previous is not None:
             tensors[_PREVIOUS + "user_factors"] = np.ascontiguousarray(
                 previous.user_factors, dtype=np.float32
             )
             header["previous"] = json.dumps(_meta(previous))
-            mirror["previous_rounds_trained"] = list(previous.rounds_trained)
-        _atomic_write(self.directory / _TENSORS, lambda p: save_file(tensors, p, metadata=header))
-        _atomic_write(self.directory / _META, lambda p: Path(p).write_text(json.dumps(mirror)))
+        blob = save_tensors(tensors, metadata=header)
+        write_sealed(self.directory / STATE_FILE, self.key, blob, bound_to=self._bound("state"))
+        self._write_witness(generation + 1)
 
     def start_round(
         self,
@@ -253,7 +349,7 @@ class ClientStateStore:
         read = self._read()
         if read is None:
             return None
-        current, previous = read
+        current, previous, _ = read
         if run_id is not None and current.run_id != run_id:
             raise ClientStateError(
                 f"{self.directory} holds the state of run {current.run_id or '(unknown)'}, "
@@ -328,4 +424,5 @@ class ClientStateStore:
             user_epsilon=dict(current.user_epsilon),
             user_delta=current.user_delta,
             run_id=current.run_id,
+            released=list(current.released),
         )

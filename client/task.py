@@ -60,11 +60,31 @@ def build_model(
     else:
         model = make_model(cfg, len(data.users), data.item_texts)
     model.set_global(global_tensors)
-    if state is not None:
-        model.set_users(state.user_factors)
-    else:
-        model.set_users(init_user_factors(len(data.users), cfg.train.embedding_dim, seed=seed))
+    model.set_users(user_factors_for(cfg, data, state, seed=seed))
     return model
+
+
+def user_factors_for(
+    cfg: FedRecConfig, data: ClientData, state: ClientState | None, *, seed: int
+) -> np.ndarray:
+    """The private factors of ``data``'s users: the saved ones, fresh ones for new users.
+
+    A node's store gives users an index in the order they first appear and never reuses
+    one, so users added since the state was saved come after its rows.
+    """
+    n, dim = len(data.users), cfg.train.embedding_dim
+    fresh = init_user_factors(n, dim, seed=seed)
+    if state is None:
+        return fresh
+    saved = np.asarray(state.user_factors, dtype=np.float32)
+    if saved.shape[0] > n or (saved.shape[0] and saved.shape[1] != dim):
+        raise ValueError(
+            f"the saved state holds factors of shape {saved.shape}, but this client has {n} "
+            f"users at embedding-dim {dim}; the state belongs to other data or settings"
+        )
+    if saved.shape[0] == n:
+        return saved
+    return np.concatenate([saved.reshape(-1, dim), fresh[saved.shape[0] :]]).astype(np.float32)
 
 
 def local_train(

@@ -39,7 +39,7 @@ from fedrec.server.secagg import NOISE_MARGIN, secagg_threshold, secure_sum
 from fedrec.shared import protocol as key
 from fedrec.shared.checkpoint import run_id, save_catalog, save_checkpoint
 from fedrec.shared.config import CooccurrenceConfig, FedRecConfig
-from fedrec.shared.data import load_dataset
+from fedrec.shared.data import catalog_version, load_catalog
 from fedrec.shared.models.cooccurrence import (
     ITEM_PRIOR,
     ease_factors,
@@ -205,15 +205,15 @@ def release_over_flower(grid: Grid, cfg: FedRecConfig) -> Path:
     under ``user-dp = secagg`` each slice is one SecAgg+ round, so the server only ever
     holds the sum. The model is built and checkpointed as by the single-process driver.
     """
-    dataset = load_dataset(cfg.data)  # the public catalogue only
-    n_items = dataset.n_items
+    catalog = load_catalog(cfg.data)  # the public catalogue only
+    n_items = len(catalog)
     run_dir = Path(cfg.output.output_dir) / cfg.output.run_name
     if (run_dir / "LATEST").exists():
         # One release per run: asking again would spend the budget twice (and the clients,
         # which note what they released, refuse).
         logger.info("%s already holds its co-occurrence release; nothing to do", run_dir)
         return run_dir
-    save_catalog(run_dir, dataset.items)
+    save_catalog(run_dir, catalog)
     wanted = cfg.federation.min_available_nodes or cfg.federation.min_train_nodes
     while len(list(grid.get_node_ids())) < wanted:
         time.sleep(0.05)
@@ -222,7 +222,11 @@ def release_over_flower(grid: Grid, cfg: FedRecConfig) -> Path:
     survivors = secagg_threshold(privacy, len(nodes)) if privacy.user_dp == "secagg" else None
     plan = plan_release(privacy, cfg.cooccurrence, len(nodes), survivors=survivors)
     identity = run_id(run_dir)
-    config: dict[str, Any] = {key.RUN_ID: identity, key.TASK: key.TASK_COOCCURRENCE}
+    config: dict[str, Any] = {
+        key.RUN_ID: identity,
+        key.TASK: key.TASK_COOCCURRENCE,
+        key.CATALOG_SHA256: catalog_version(catalog),
+    }
     if plan.delta is not None:
         config[key.USER_DELTA] = plan.delta
     size, step = vector_size(n_items), cfg.cooccurrence.cooccurrence_chunk_size
@@ -270,7 +274,7 @@ def release_over_flower(grid: Grid, cfg: FedRecConfig) -> Path:
             )
         fewest = min(fewest, arrived)
         logger.info("slice %d/%d: %d of %d clients", number, len(slices), arrived, len(nodes))
-    tensors = model_of_release(cfg, release_sum(cfg, total, plan), n_items, dataset.items.texts)
+    tensors = model_of_release(cfg, release_sum(cfg, total, plan), n_items, catalog.texts)
     save_checkpoint(
         run_dir,
         round=1,

@@ -27,6 +27,7 @@ logger = logging.getLogger(__name__)
 IDENTITY_KEYS = (
     "dataset",
     "data-path",
+    "data-source",
     "embedding-dim",
     "seed",
     "implicit-threshold",

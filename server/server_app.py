@@ -29,7 +29,7 @@ from fedrec.server.user_dp import UserLevelAccountant
 from fedrec.shared import protocol as key
 from fedrec.shared.checkpoint import run_id, save_catalog, save_checkpoint
 from fedrec.shared.config import FedRecConfig, resolve_config
-from fedrec.shared.data import load_dataset
+from fedrec.shared.data import catalog_version, load_catalog
 from fedrec.shared.models.factory import item_text_embeddings
 from fedrec.shared.serialization import arrays_to_numpy, numpy_to_arrays
 
@@ -54,14 +54,16 @@ def run_federation(grid: Grid, cfg: FedRecConfig) -> Path:
     """Run (or resume) the federation described by ``cfg``; returns the run directory."""
     if cfg.train.model == "cooccurrence":
         return release_over_flower(grid, cfg)
-    dataset = load_dataset(cfg.data)  # the server uses the public item catalogue only
+    # The server uses the public item catalogue only (under data-source=node it reads
+    # nothing else: the clients hold their own data).
+    catalog = load_catalog(cfg.data)
     if cfg.text.text_tower != "off":
         # Encode the catalogue once before any client needs it (simulated clients on this
         # machine then read the cache instead of each running the encoder).
-        item_text_embeddings(cfg, dataset.items.texts)
+        item_text_embeddings(cfg, catalog.texts)
     run_dir = Path(cfg.output.output_dir) / cfg.output.run_name
-    save_catalog(run_dir, dataset.items)
-    start = start_of(cfg, run_dir, dataset.n_items)
+    save_catalog(run_dir, catalog)
+    start = start_of(cfg, run_dir, len(catalog))
     # Fixed before any client trains, so a restarted server sends the same identity and
     # every client finds its own per-run state and ledger.
     identity = run_id(run_dir)
@@ -88,6 +90,7 @@ def run_federation(grid: Grid, cfg: FedRecConfig) -> Path:
         train_config = ConfigRecord(
             {
                 key.RUN_ID: identity,
+                key.CATALOG_SHA256: catalog_version(catalog),
                 key.RESUMED_FROM: start.round,
                 key.SERVER_INCARNATION: incarnation,
                 key.COMMITTED_INCARNATIONS: committed or [""],
@@ -123,6 +126,7 @@ def run_federation(grid: Grid, cfg: FedRecConfig) -> Path:
                     key.EVAL_K: EVAL_K,
                     key.PERSONALIZE_EPOCHS: fed.personalize_epochs,
                     key.RUN_ID: identity,
+                    key.CATALOG_SHA256: catalog_version(catalog),
                 }
             )
             eval_replies = send_and_receive(

@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 from safetensors.numpy import load_file, save_file
 
+from fedrec.shared.data.catalog_file import catalog_json
 from fedrec.shared.data.dataset import ItemCatalog
 from fedrec.shared.errors import CheckpointError
 
@@ -42,26 +43,11 @@ def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def _catalog_json(catalog: ItemCatalog) -> str:
-    items = [
-        {
-            "index": i,
-            "id": catalog.raw_ids[i],
-            "title": catalog.titles[i],
-            "genres": catalog.genres[i],
-            "year": catalog.years[i] if catalog.years else None,
-            "text": catalog.texts[i],
-        }
-        for i in range(len(catalog))
-    ]
-    return json.dumps({"format": "fedrec-catalog/1", "items": items})
-
-
 def save_catalog(run_dir: Path, catalog: ItemCatalog) -> None:
     """Write the run's item catalogue once."""
     run_dir.mkdir(parents=True, exist_ok=True)
     path = run_dir / "catalog.json"
-    text = _catalog_json(catalog)
+    text = catalog_json(catalog)
     if path.exists():
         if path.read_text() != text:
             raise CheckpointError(f"{path} holds another catalogue; use a new run directory")

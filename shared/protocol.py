@@ -11,6 +11,7 @@ from __future__ import annotations
 # ---- train message config (server -> client)
 SERVER_ROUND = "server-round"  # set by Flower's strategy when it builds the messages
 RUN_ID = "run-id"  # the run's identity: a client keeps one state per run
+CATALOG_SHA256 = "catalog-sha256"  # the run's catalogue version: a node's own must match
 RESUMED_FROM = "resumed-from"  # the round the asking server process started at
 SERVER_INCARNATION = "server-incarnation"  # a token per server process
 COMMITTED_INCARNATIONS = "committed-incarnations"  # "token:first:last" per earlier process

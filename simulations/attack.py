@@ -393,21 +393,18 @@ def _train_update(
     server_round: int,
 ) -> tuple[Update, float | None, list[tuple[float, float, int]]]:
     """One real local round of ``client`` from a copy of its state (the federation's stays)."""
-    source = state_root / f"partition-{client.pid}"
-    target = scratch / f"partition-{client.pid}"
-    shutil.rmtree(target, ignore_errors=True)
-    if source.exists():
-        shutil.copytree(source, target)
+    shutil.rmtree(scratch, ignore_errors=True)
+    copy = ClientStateStore(state_root / f"partition-{client.pid}").copy_to(scratch)
     update, result = local_train(
         cfg,
         client.data,
         shared,
-        ClientStateStore(target),
+        copy,
         server_round=server_round,
         seed=client_seed(cfg, client.pid),
         device=torch.device("cpu"),
     )
-    shutil.rmtree(target, ignore_errors=True)
+    shutil.rmtree(scratch, ignore_errors=True)
     return delta_of(update, shared), result.epsilon, list(result.accountant_history)
 
 

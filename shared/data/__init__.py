@@ -4,9 +4,10 @@ Start with :func:`load_split` (cached; what every client calls) or :func:`load_d
 """
 
 from fedrec.shared.data.catalog import item_text, parse_year
+from fedrec.shared.data.catalog_file import catalog_json, catalog_version, read_catalog
 from fedrec.shared.data.dataset import Dataset, Interactions, ItemCatalog, Split, UserInfo
 from fedrec.shared.data.generic import load_generic
-from fedrec.shared.data.load import load_dataset, load_split
+from fedrec.shared.data.load import load_catalog, load_dataset, load_split
 from fedrec.shared.data.movielens import (
     load_ml1m,
     load_ml100k,
@@ -24,11 +25,14 @@ __all__ = [
     "ML100KFiles",
     "Split",
     "UserInfo",
+    "catalog_json",
+    "catalog_version",
     "default_cache_dir",
     "ensure_ml100k",
     "implicit_view",
     "item_text",
     "leave_last_out",
+    "load_catalog",
     "load_dataset",
     "load_generic",
     "load_ml100k",
@@ -38,4 +42,5 @@ __all__ = [
     "load_split",
     "parse_year",
     "partition_users",
+    "read_catalog",
 ]

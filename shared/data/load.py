@@ -14,7 +14,8 @@ import logging
 from pathlib import Path
 
 from fedrec.shared.config import DataConfig
-from fedrec.shared.data.dataset import Dataset, Split
+from fedrec.shared.data.catalog_file import read_catalog
+from fedrec.shared.data.dataset import Dataset, ItemCatalog, Split
 from fedrec.shared.data.generic import load_generic
 from fedrec.shared.data.movielens import (
     load_ml1m,
@@ -51,6 +52,12 @@ def _generic(path: Path) -> Dataset:
 
 def load_dataset(cfg: DataConfig) -> Dataset:
     """Load the data set ``cfg`` names (see the module docstring for the dispatch)."""
+    if cfg.data_source == "node":
+        # Nobody's ratings are held centrally then; loading them here would be a bug.
+        raise DataError(
+            "data-source=node: the clients hold their own data (node config data-dir) and "
+            "data-path names the catalogue only; there is no data set to load here"
+        )
     if not cfg.data_path:
         if cfg.dataset == "ml-100k":
             return load_ml100k_embedded()
@@ -73,6 +80,17 @@ def load_dataset(cfg: DataConfig) -> Dataset:
     if cfg.dataset == "ml-latest":
         return load_ml_latest(path)
     return _generic(path)
+
+
+def load_catalog(cfg: DataConfig) -> ItemCatalog:
+    """The item catalogue alone: what a server needs (no one's ratings under ``node``).
+
+    ``data-source = node``: ``data-path`` is the catalogue file; otherwise the catalogue of
+    the data set ``cfg`` names.
+    """
+    if cfg.data_source == "node":
+        return read_catalog(cfg.data_path)
+    return load_dataset(cfg).items
 
 
 @functools.lru_cache(maxsize=4)

@@ -29,6 +29,8 @@ def test_help_lists_the_commands() -> None:
         "demo",
         "bench",
         "certs",
+        "catalog",
+        "node",
     ):
         assert command in out.stdout
 

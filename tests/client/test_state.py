@@ -27,11 +27,9 @@ def test_state_round_trip(tmp_path) -> None:  # type: ignore[no-untyped-def]
     assert np.array_equal(got.user_factors, state.user_factors)
     assert got.accountant_history == [(0.8, 0.25, 4)]
     assert got.rounds_trained == [1, 3] and got.epsilon == 2.5
-    # No temp files are left behind by the atomic writes.
-    assert sorted(p.name for p in (tmp_path / "c0").iterdir()) == [
-        "state.json",
-        "state.safetensors",
-    ]
+    # One sealed file, no temp files left behind; the witness and key live beside the folder.
+    assert [p.name for p in (tmp_path / "c0").iterdir()] == ["state.sealed"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c0", "state.key", "witness"]
 
 
 # --------------------------------------------------------------------- resume: lost rounds
@@ -59,14 +57,9 @@ def test_previous_state_is_kept_in_the_same_atomic_file(tmp_path) -> None:  # ty
     assert got.rounds_trained == [1, 2, 3] and np.all(got.user_factors == 3.0)
     assert prev.rounds_trained == [1, 2] and np.all(prev.user_factors == 2.0)
     assert prev.accountant_history == [(1.0, 0.1, 20)]
-    # Still two files: the snapshot travels inside the one tensor file that is replaced.
-    assert sorted(p.name for p in (tmp_path / "c0").iterdir()) == [
-        "state.json",
-        "state.safetensors",
-    ]
-    mirror = json.loads((tmp_path / "c0" / "state.json").read_text())
-    assert mirror["rounds_trained"] == [1, 2, 3] and mirror["previous_rounds_trained"] == [1, 2]
-    assert mirror["discarded_rounds"] == []
+    assert got.discarded_rounds == []
+    # Still one file: the snapshot travels inside the one sealed file that is replaced.
+    assert [p.name for p in (tmp_path / "c0").iterdir()] == ["state.sealed"]
 
 
 def test_start_round_is_the_saved_state_for_a_new_round(tmp_path) -> None:  # type: ignore[no-untyped-def]
@@ -140,7 +133,8 @@ def test_a_state_that_cannot_be_rolled_back_is_refused(tmp_path, previous) -> No
         store.start_round(3)
 
 
-def test_a_state_written_before_snapshots_is_still_read(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_an_unsealed_state_of_an_earlier_version_is_refused(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    # Plaintext cannot be told apart from an edited file, so it is never read.
     folder = tmp_path / "c0"
     folder.mkdir()
     save_file(
@@ -150,13 +144,10 @@ def test_a_state_written_before_snapshots_is_still_read(tmp_path) -> None:  # ty
         json.dumps({"accountant_history": [[1.0, 0.1, 5]], "rounds_trained": [1], "epsilon": 0.3})
     )
     store = ClientStateStore(folder)
-    got = store.load()
-    assert got is not None and got.rounds_trained == [1] and got.discarded_rounds == []
-    assert store.load_previous() is None
-    start = store.start_round(2)
-    assert start is not None and start.rounds_trained == [1]
+    with pytest.raises(ClientStateError, match="unsealed state of an earlier fedrec version"):
+        store.load()
     with pytest.raises(ClientStateError):
-        store.start_round(1)
+        store.start_round(2)
 
 
 # ------------------------------- resume: a lost round of a client not sampled for its re-run
@@ -176,7 +167,6 @@ def test_the_server_incarnation_is_saved_with_the_state(tmp_path) -> None:  # ty
     got, prev = store.load(), store.load_previous()
     assert got is not None and prev is not None
     assert got.incarnation == "A" and prev.incarnation == "A"
-    assert json.loads((tmp_path / "c0" / "state.json").read_text())["incarnation"] == "A"
 
 
 @pytest.mark.parametrize("lost_for", ["A", None], ids=["other-incarnation", "older-server"])
@@ -421,13 +411,13 @@ def test_a_round_its_process_checkpointed_is_kept_after_restarts(tmp_path) -> No
 # --------------------------------------------------------------------- ledger gaps
 
 
-def test_a_metadata_file_without_its_tensor_file_is_refused_not_reset(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    # Regression: state.json without state.safetensors loaded as "never trained", i.e. a
-    # fresh ledger -- deleting one file reset the privacy budget.
+def test_a_deleted_state_file_is_refused_not_reset(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    # Regression: a missing state loaded as "never trained", i.e. a fresh ledger -- deleting
+    # one file reset the privacy budget. Its witness, outside the folder, says it existed.
     store = ClientStateStore(tmp_path / "c0")
     store.save(_state([1, 2], fill=1.0, history=2))
-    (tmp_path / "c0" / "state.safetensors").unlink()
-    with pytest.raises(ClientStateError, match="missing; refusing to train with a fresh ledger"):
+    (tmp_path / "c0" / "state.sealed").unlink()
+    with pytest.raises(ClientStateError, match="is missing, but its witness"):
         store.load()
     with pytest.raises(ClientStateError):
         store.start_round(3)

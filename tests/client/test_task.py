@@ -34,3 +34,18 @@ def test_no_budget_or_no_dp_never_refuses() -> None:
         _state(spent),
         n_records=100,
     )
+
+
+def test_users_added_to_a_node_get_fresh_factors_and_the_others_keep_theirs() -> None:
+    from fedrec.client.dataview import ClientData
+    from fedrec.client.task import user_factors_for
+
+    cfg = resolve_config({}, {"embedding-dim": 4})
+    empty = np.zeros(0, np.int64)
+    data = ClientData(np.arange(2), empty, empty, [empty] * 2, [empty] * 2, np.array([-1, -1]), 5)
+    saved = ClientState(user_factors=np.full((1, 4), 7.0, np.float32))
+    grown = user_factors_for(cfg, data, saved, seed=3)
+    assert grown.shape == (2, 4) and np.all(grown[0] == 7.0) and not np.all(grown[1] == 7.0)
+    too_many = ClientState(user_factors=np.zeros((3, 4), np.float32))
+    with pytest.raises(ValueError, match="belongs to other data or settings"):
+        user_factors_for(cfg, data, too_many, seed=3)

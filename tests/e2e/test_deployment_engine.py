@@ -4,13 +4,14 @@ Everything runs on 127.0.0.1 with free ports, --insecure (local test only), and 
 at the end whatever happens.
 """
 
-import json
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from fedrec.client.sealing import read_key_file
+from fedrec.client.state import ClientStateStore
 from fedrec.shared.checkpoint import load_checkpoint
 
 from .helpers import BIN, flwr_env, flwr_run, free_port, wait_port, write_tiny_ratings
@@ -30,6 +31,33 @@ def processes() -> Iterator[list[subprocess.Popen[bytes]]]:
         proc.wait(timeout=30)
 
 
+def _fedrec(*args: str) -> str:
+    out = subprocess.run([str(BIN / "fedrec"), *args], capture_output=True, text=True)
+    assert out.returncode == 0, out.stdout + out.stderr
+    return out.stdout
+
+
+def _own_data(tmp_path: Path, ratings: Path) -> Path:
+    """docs/deployment.md, "Node-local data and feedback": the catalogue, and each node's
+    own users (users k and k + 2 on node k), imported and recorded with `fedrec node`."""
+    items = tmp_path / "items.csv"
+    items.write_text("item,title\n" + "".join(f"{i},Item {i}\n" for i in range(20)))
+    catalog = tmp_path / "catalog.json"
+    _fedrec("catalog", "--items", str(items), "--out", str(catalog))
+    lines = ratings.read_text().splitlines()
+    for k in range(N_NODES):
+        mine = [row for row in lines[1:] if int(row.split(",")[0]) % N_NODES == k]
+        history = tmp_path / f"history-{k}.csv"
+        history.write_text("\n".join([lines[0], *mine]) + "\n")
+        data = str(tmp_path / f"data-{k}")
+        _fedrec("node", "catalog", "--data-dir", data, str(catalog))
+        _fedrec("node", "import", "--data-dir", data, str(history), "--hold-out-newest")
+        _fedrec("node", "record", "--data-dir", data, "--user", str(k), "--item", "19", "--like")
+        history.unlink()  # the device's history is in its store now
+    ratings.unlink()  # nobody holds all ratings: not the server, not the nodes
+    return catalog
+
+
 @pytest.mark.parametrize(
     ("rounds", "extra"),
     [
@@ -37,8 +65,10 @@ def processes() -> Iterator[list[subprocess.Popen[bytes]]]:
         # SecAgg+ over the deployment engine's real transport: the server gets the sum only.
         # One round: each of its four stages starts a ClientApp process per node.
         (1, "user-dp='secagg' user-clip=0.5 user-noise-multiplier=0.5"),
+        # Each node holds its own users' data; the server reads the catalogue file alone.
+        (1, "own-data"),
     ],
-    ids=["record-dp", "secagg"],
+    ids=["record-dp", "secagg", "own-data"],
 )
 def test_superlink_supernodes_flwr_run(
     tmp_path: Path,
@@ -47,6 +77,12 @@ def test_superlink_supernodes_flwr_run(
     extra: str,
 ) -> None:
     data = write_tiny_ratings(tmp_path / "ratings.csv", n_users=4, n_items=20, per_user=10)
+    own_data = extra == "own-data"
+    source = f"dataset='generic' data-path='{data}'"
+    if own_data:
+        # No text towers: `fedrec node recommend` ranks plain factor models on the device.
+        source = f"data-source='node' data-path='{_own_data(tmp_path, data)}' text-tower='off'"
+        extra = ""
     env = flwr_env(tmp_path / "flwr-home")
     # Flower 1.42 serves the Fleet, Control and runtime APIs over one HTTP port.
     link = free_port()
@@ -70,6 +106,11 @@ def test_superlink_supernodes_flwr_run(
     )
     wait_port(link)
     for k in range(N_NODES):
+        key = tmp_path / f"key-{k}" / "state.key"
+        _fedrec("node", "keygen", "--out", str(key))
+        where = f"partition-id={k} num-partitions={N_NODES}"
+        if own_data:
+            where = f"data-dir='{tmp_path / f'data-{k}'}'"
         start(
             f"supernode-{k}",
             "flower-supernode",
@@ -79,7 +120,7 @@ def test_superlink_supernodes_flwr_run(
             "--port",
             str(free_port()),
             "--node-config",
-            f"partition-id={k} num-partitions={N_NODES} state-dir='{tmp_path / f'state-{k}'}'",
+            f"{where} state-dir='{tmp_path / f'state-{k}'}' state-key-file='{key}'",
         )
     (tmp_path / "flwr-home").mkdir(exist_ok=True)
     (tmp_path / "flwr-home" / "config.toml").write_text(
@@ -88,7 +129,7 @@ def test_superlink_supernodes_flwr_run(
     )
     runs = tmp_path / "runs"
     run_config = (
-        f"num-rounds={rounds} dataset='generic' data-path='{data}' output-dir='{runs}' "
+        f"num-rounds={rounds} {source} output-dir='{runs}' "
         "run-name='deployed' fraction-train=1.0 min-train-nodes=2 embedding-dim=8 "
         f"personalize-epochs=1 {extra}"
     )
@@ -104,14 +145,28 @@ def test_superlink_supernodes_flwr_run(
     assert not any(k.startswith("eval/") for k in ckpt.manifest["history"][-1])
     # Each SuperNode kept its private state in its own state-dir, on its side, per run.
     run_id = (runs / "deployed" / "RUN_ID").read_text()
-    for k in range(N_NODES):
-        assert (tmp_path / f"state-{k}" / f"run-{run_id}" / "state.json").exists(), diag
+    states = [
+        ClientStateStore(
+            tmp_path / f"state-{k}" / f"run-{run_id}",
+            read_key_file(tmp_path / f"key-{k}" / "state.key"),
+        ).load()
+        for k in range(N_NODES)
+    ]
+    assert all(s is not None and s.run_id == run_id for s in states), diag
     if "secagg" in extra:
         last = ckpt.manifest["history"][-1]
         assert last["secagg-survivors"] == N_NODES, diag
         user = ckpt.manifest["user_privacy"]
         assert user["placement"] == "secagg" and user["epsilon"] > 0, diag
-        for k in range(N_NODES):
-            state_file = tmp_path / f"state-{k}" / f"run-{run_id}" / "state.json"
-            state = json.loads(state_file.read_text())
-            assert "secagg" in state["user_ledger"], diag
+        for state in states:
+            assert state is not None and "secagg" in state.user_ledger, diag
+    if own_data:
+        # Each node trained one private factor per own user ...
+        assert all(s is not None and s.user_factors.shape[0] == 2 for s in states), diag
+        # ... and ranks for its users on the device, with that factor.
+        top = _fedrec(
+            "node", "recommend", "--data-dir", str(tmp_path / "data-0"), "--user", "0",
+            "--model", str(runs / "deployed"), "--state-dir", str(tmp_path / "state-0"),
+            "--state-key-file", str(tmp_path / "key-0" / "state.key"), "-k", "5",
+        )  # fmt: skip
+        assert len(top.splitlines()) == 5, top

@@ -150,6 +150,8 @@ def test_tls_superlink_admits_registered_nodes_only(tmp_path: Path, deploy: Daem
         ["fedrec", "certs", "server", "--ca", "certs/ca", "--out", "certs/superlink"]
         + ["--host", "127.0.0.1", "--host", "localhost", "--host", "superlink.example.org"],
         ["fedrec", "certs", "node", "--out", "certs/nodes", "--name", "node-1", "--name", "node-2"],
+        # On the node: the key that seals its private state.
+        ["fedrec", "node", "keygen", "--out", "node-1/state.key"],
     ):
         out = _run(deploy, *command)
         assert out.returncode == 0, out.stdout + out.stderr
@@ -207,7 +209,8 @@ def test_tls_superlink_admits_registered_nodes_only(tmp_path: Path, deploy: Daem
         *supernode(
             "node-1",
             "--node-config",
-            f"partition-id=0 num-partitions=1 state-dir='{tmp_path / 'state-1'}'",
+            f"partition-id=0 num-partitions=1 state-dir='{tmp_path / 'state-1'}' "
+            f"state-key-file='{deploy.cwd / 'node-1/state.key'}'",
         ),
     )
     deploy.start("supernode-2", *supernode("node-2"))

@@ -1,11 +1,11 @@
 """A real (small) Flower simulation: Ray backend, ClientApps with Opacus, checkpoints, resume."""
 
-import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from fedrec.client.state import ClientStateStore
 from fedrec.shared.checkpoint import latest_round, load_checkpoint
 from fedrec.simulation.evaluate import evaluate_run
 from fedrec.simulation.runner import simulate
@@ -70,10 +70,10 @@ def test_simulation_trains_checkpoints_and_resumes(tmp_path: Path) -> None:
     assert not any(k.startswith("eval/") or k == "train-loss" for k in last)
     assert "No other statistic computed from a client's records leaves it" in privacy["covers"]
     # Each sampled client kept its private state (and only on its side of the fence).
-    states = sorted((run_dir / "clients").glob("partition-*/state.json"))
+    states = sorted((run_dir / "clients").glob("partition-*/state.sealed"))
     assert states, "no client state was written"
-    one = json.loads(states[0].read_text())
-    assert one["epsilon"] > 0 and one["rounds_trained"]
+    one = ClientStateStore(states[0].parent).load()
+    assert one is not None and one.epsilon > 0 and one.rounds_trained
 
     # Resume: two more rounds continue from round 2, no round repeated or lost.
     rerun = simulate({**settings, "num-rounds": 4}, num_supernodes=N_USERS)
@@ -150,8 +150,8 @@ def test_clients_stop_at_their_privacy_budget(tmp_path: Path) -> None:
     assert first["clients-ok"] == N_USERS and first.get("clients-out-of-budget", 0) == 0
     assert second["clients-out-of-budget"] == N_USERS and second["clients-ok"] == 0
     assert ckpt.manifest["privacy"]["epsilon"] <= 5.0
-    for state in (run_dir / "clients").glob("partition-*/state.json"):
-        assert json.loads(state.read_text())["rounds_trained"] == [1]
+    for state in (run_dir / "clients").glob("partition-*/state.sealed"):
+        assert ClientStateStore(state.parent).load().rounds_trained == [1]  # type: ignore[union-attr]
 
 
 def test_stragglers_past_the_round_timeout_are_left_out_and_counted(tmp_path: Path) -> None:

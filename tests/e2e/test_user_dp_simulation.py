@@ -1,11 +1,11 @@
 """User-level DP in a real (small) Flower simulation: Ray backend, SecAgg+ and local noise."""
 
-import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from fedrec.client.state import ClientStateStore
 from fedrec.shared.checkpoint import load_checkpoint
 from fedrec.simulation.runner import simulate
 
@@ -37,7 +37,9 @@ def _settings(tmp_path: Path, placement: str, **extra: object) -> dict[str, obje
 
 
 def _ledgers(run_dir: Path) -> list[dict[str, object]]:
-    return [json.loads(p.read_text()) for p in (run_dir / "clients").glob("partition-*/state.json")]
+    """Each client's ledger, read through its sealed state."""
+    states = [ClientStateStore(p).load() for p in (run_dir / "clients").glob("partition-*")]
+    return [s.to_dict() for s in states if s is not None]
 
 
 def test_secagg_simulation_with_record_level_dp_too(tmp_path: Path) -> None:

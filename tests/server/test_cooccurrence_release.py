@@ -7,6 +7,7 @@ import pytest
 
 from fedrec.client import client_app as client_app_module
 from fedrec.client.cooccurrence import ReleaseRefused, record_release
+from fedrec.client.state import ClientStateStore
 from fedrec.server.server_app import run_federation
 from fedrec.shared.checkpoint import load_checkpoint
 from fedrec.shared.config import resolve_config
@@ -94,12 +95,12 @@ def test_under_secagg_the_server_gets_only_a_noised_sum(
 
 
 def test_a_client_never_releases_the_same_entries_twice(tmp_path: Path) -> None:
-    record_release(tmp_path, 0, 50)
-    record_release(tmp_path, 50, 100)
+    record_release(ClientStateStore(tmp_path / "c"), 0, 50)
+    record_release(ClientStateStore(tmp_path / "c"), 50, 100)
     with pytest.raises(ReleaseRefused, match="already released"):
-        record_release(tmp_path, 40, 60)
+        record_release(ClientStateStore(tmp_path / "c"), 40, 60)
     with pytest.raises(ReleaseRefused):
-        record_release(tmp_path, 0, 50)
+        record_release(ClientStateStore(tmp_path / "c"), 0, 50)
 
 
 def test_a_second_release_in_the_same_run_is_refused_by_every_client(

@@ -1,6 +1,5 @@
 """SecAgg+ through the loopback Grid (conftest.py): Flower's real workflow and mod, no Ray."""
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +11,7 @@ from flwr.clientapp import ClientApp
 import fedrec.client.task as task_module
 from fedrec.client.client_app import build_client_app
 from fedrec.client.secagg import secagg_mod
+from fedrec.client.state import ClientStateStore
 from fedrec.server.secagg import (
     clipping_range,
     quantization_levels,
@@ -150,6 +150,16 @@ def _ratings(path: Path) -> Path:
     return path
 
 
+def _ledgers(run_dir: Path) -> dict[str, dict[str, Any]]:
+    """Each simulated client's ledger, read through its sealed state."""
+    found = {}
+    for folder in sorted((run_dir / "clients").glob("partition-*")):
+        state = ClientStateStore(folder).load()
+        assert state is not None, folder
+        found[folder.name] = state.to_dict()
+    return found
+
+
 def _settings(tmp_path: Path, placement: str, **extra: object) -> dict[str, object]:
     return {
         "dataset": "generic",
@@ -223,8 +233,7 @@ def test_secagg_federation_applies_the_noised_sum_and_keeps_ledgers(
     row = ckpt.manifest["history"][-1]
     assert row["clients-ok"] == 6 and row["secagg-survivors"] == 6
     assert "train-loss" not in row and "update-norm-median" not in row
-    for state in (run_dir / "clients").glob("partition-*/state.json"):
-        ledger = json.loads(state.read_text())
+    for ledger in _ledgers(run_dir).values():
         assert ledger["user_ledger"] == {"secagg": [[1.0, 1.0, 1]]}
         assert ledger["user_epsilon"]["secagg"] == pytest.approx(user["epsilon"])
 
@@ -242,8 +251,7 @@ def test_secagg_clients_out_of_budget_still_send_their_noise(
     assert first["clients-ok"] == 6 and first["clients-out-of-budget"] == 0
     assert second["clients-ok"] == 0 and second["clients-out-of-budget"] == 6
     assert second["secagg-survivors"] == 6  # their noise shares are still in the sum
-    for state in (run_dir / "clients").glob("partition-*/state.json"):
-        ledger = json.loads(state.read_text())
+    for ledger in _ledgers(run_dir).values():
         assert ledger["rounds_trained"] == [1] and ledger["user_ledger"]["secagg"][0][2] == 1
         assert ledger["user_epsilon"]["secagg"] <= 4.0
 
@@ -289,9 +297,7 @@ def test_a_secagg_run_killed_before_unmasking_resumes_without_losing_or_repeatin
     created = {r: load_checkpoint(run_dir, round=r).manifest["created_at"] for r in (1, 2)}
     with pytest.raises(CheckpointError, match="no checkpoint for round 3"):
         load_checkpoint(run_dir, round=3)
-    at_kill = {
-        p.parent.name: json.loads(p.read_text()) for p in run_dir.glob("clients/*/state.json")
-    }
+    at_kill = _ledgers(run_dir)
     assert len(at_kill) == 6
     assert all(s["rounds_trained"] == [1, 2, 3] for s in at_kill.values())
 
@@ -305,8 +311,7 @@ def test_a_secagg_run_killed_before_unmasking_resumes_without_losing_or_repeatin
     user = final.manifest["user_privacy"]
     # The published model went through 3 noised releases ...
     assert user["rounds"] == 3 and user["history"] == [[1.0, 1.0, 3]]
-    for state in (run_dir / "clients").glob("partition-*/state.json"):
-        s = json.loads(state.read_text())
+    for s in _ledgers(run_dir).values():
         # ... every client trained each round once (round 3 again, from its round-2 state),
         assert s["rounds_trained"] == [1, 2, 3] and s["discarded_rounds"] == [3]
         # ... and its ledger keeps the lost round's masked vector as spent: 4 releases.
