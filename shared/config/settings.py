@@ -340,8 +340,8 @@ class CooccurrenceConfig:
     cooccurrence_content_fade: float = 2.0
     # Free text read as an intent (fedrec.server.serving.intent): the weights of the text
     # similarity and of the release's item popularity next to the genre match.
-    cooccurrence_text_similarity: float = 0.5
-    cooccurrence_text_prior: float = 1.0
+    cooccurrence_text_similarity: float = 2.0
+    cooccurrence_text_prior: float = 3.0
     # Entries per message over Flower (one SecAgg+ round each): bounds what the server holds.
     cooccurrence_chunk_size: int = 200_000
 
