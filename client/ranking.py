@@ -13,8 +13,10 @@ The user's vector:
   (:func:`fedrec.shared.models.cooccurrence.user_vector`), its width and fade from the
   checkpoint's own settings.
 
-A checkpoint with text towers computes item vectors from item texts through its heads;
-that is the service's job (``fedrec serve``), and such a model is refused here.
+The text heads (a user head, a co-occurrence model's item popularity) serve free-text
+queries, which are the service's job, and are not needed here. Only a checkpoint with an
+*item* head (``item-head = true``) computes item vectors from item texts through it; that
+is the service's job too (``fedrec serve``), and such a model is refused here.
 """
 
 from __future__ import annotations
@@ -31,8 +33,7 @@ from fedrec.shared.config import DataConfig, FedRecConfig, config_of_checkpoint
 from fedrec.shared.data import catalog_version
 from fedrec.shared.errors import ConfigError, DataError
 from fedrec.shared.models.cooccurrence import user_vector
-
-_ITEM_TENSORS = {"item_factors", "item_bias"}
+from fedrec.shared.models.hybrid import ITEM_HEAD_W, LORA_PREFIX
 
 
 @dataclass(frozen=True)
@@ -52,11 +53,10 @@ class GlobalItems:
 def load_global_items(path: Path) -> GlobalItems:
     """The item model of the checkpoint at ``path`` (run or checkpoint folder; hashes checked)."""
     ckpt = load_checkpoint(Path(path))
-    extra = sorted(set(ckpt.tensors) - _ITEM_TENSORS)
-    if extra:
+    if ITEM_HEAD_W in ckpt.tensors or any(k.startswith(LORA_PREFIX) for k in ckpt.tensors):
         raise ConfigError(
-            f"{ckpt.path} has text towers ({', '.join(extra)}): their item vectors come from "
-            "the item texts through the heads; rank with the service (`fedrec serve`)"
+            f"{ckpt.path} has an item head or adapters: its item vectors come from the item "
+            "texts through them; rank with the service (`fedrec serve`)"
         )
     factors = np.asarray(ckpt.tensors["item_factors"], dtype=np.float32)
     cfg = config_of_checkpoint(ckpt.manifest.get("config", {}))

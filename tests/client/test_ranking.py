@@ -12,7 +12,8 @@ from fedrec.shared.config import FedRecConfig, resolve_config
 from fedrec.shared.data.catalog import catalog_from_ids
 from fedrec.shared.data.catalog_file import catalog_json
 from fedrec.shared.errors import ConfigError, DataError
-from fedrec.shared.models.cooccurrence import user_vector
+from fedrec.shared.models.cooccurrence import ITEM_PRIOR, user_vector
+from fedrec.shared.models.hybrid import ITEM_HEAD_W, USER_HEAD_W
 
 ITEMS = [f"m{i}" for i in range(6)]
 # Item i points in direction i % 3 (checkerboard-like): a user along axis a likes items a, a+3.
@@ -74,14 +75,25 @@ def test_a_cooccurrence_user_is_the_faded_mean_of_its_items(tmp_path: Path) -> N
     assert [r.item for r in got] == [ITEMS[i] for i in np.argsort(-want, kind="stable")[:4]]
 
 
-def test_a_model_of_another_catalogue_or_with_text_towers_is_refused(tmp_path: Path) -> None:
+def test_a_model_of_another_catalogue_or_with_an_item_head_is_refused(tmp_path: Path) -> None:
     model = load_global_items(_model(tmp_path))
     store = _store(tmp_path, ["m0"], catalog=[*ITEMS, "m6"])
     with pytest.raises(ConfigError, match="node's catalogue is version"):
         recommend_on_device(store, model, "me", private_factors=None)
-    towers = _model(tmp_path, kind="towers", head=np.zeros((2, 2), np.float32))
-    with pytest.raises(ConfigError, match="has text towers"):
+    towers = _model(tmp_path, kind="towers", **{ITEM_HEAD_W: np.zeros((4, 384), np.float32)})
+    with pytest.raises(ConfigError, match="has an item head"):
         load_global_items(towers)
+
+
+def test_a_default_cooccurrence_model_with_its_text_parts_ranks_on_the_device(
+    tmp_path: Path,
+) -> None:
+    # the user head and item popularity serve free text at the service, not needed here
+    extra = {USER_HEAD_W: np.zeros((3, 384), np.float32), ITEM_PRIOR: np.ones(6, np.float32)}
+    cfg = resolve_config({}, {"cooccurrence-rank": 2})
+    model = load_global_items(_model(tmp_path, kind="cooccurrence", cfg=cfg, **extra))
+    got = recommend_on_device(_store(tmp_path, ["m1"]), model, "me", private_factors=None, k=2)
+    assert len(got) == 2 and "m1" not in [r.item for r in got]
 
 
 def test_an_unknown_user_is_refused(tmp_path: Path) -> None:
