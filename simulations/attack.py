@@ -66,8 +66,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
-import platform
 import shutil
 import time
 import warnings
@@ -103,6 +101,7 @@ from fedrec.shared.privacy import (
 )
 from fedrec.simulation.plain_loop import PlainLoop, sample_partitions
 from fedrec.simulation.scenarios import load_scenario
+from fedrec.simulations.measure import machine_stamp
 
 logger = logging.getLogger(__name__)
 
@@ -797,11 +796,7 @@ def run_attack_benchmark(
         "distributed_sigma": distributed_sigma,
         "clip": {str(k): v for k, v in clips.items()},
         "high_rating": HIGH_RATING,
-        "machine": {
-            "cpus": os.cpu_count(),
-            "platform": platform.platform(),
-            "python": platform.python_version(),
-        },
+        "machine": machine_stamp(),
         "rows": rows,
         "wall_s": time.perf_counter() - t_start,
     }

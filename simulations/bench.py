@@ -19,8 +19,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import platform
 import time
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
@@ -34,7 +32,7 @@ from fedrec.simulation.evaluate import evaluate_run
 from fedrec.simulation.runner import simulate
 from fedrec.simulation.scenarios import load_scenario
 from fedrec.simulations.bench_baselines import DP_EPSILONS, add_ratios, reference_of, run_baselines
-from fedrec.simulations.measure import PeakMemory, measure
+from fedrec.simulations.measure import PeakMemory, machine_stamp, measure
 
 __all__ = ["PeakMemory", "run_quality_benchmark", "write_report"]
 
@@ -95,11 +93,7 @@ def run_quality_benchmark(
             "dp-epsilons (user level)": list(dp_epsilons),
             "dp-draws": dp_draws,
         },
-        "machine": {
-            "cpus": os.cpu_count(),
-            "platform": platform.platform(),
-            "python": platform.python_version(),
-        },
+        "machine": machine_stamp(),
     }
     result |= run_baselines(
         split,

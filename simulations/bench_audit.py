@@ -30,8 +30,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import platform
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import replace
@@ -63,6 +61,7 @@ from fedrec.shared.privacy.audit import one_run_audit
 from fedrec.shared.privacy.audit import verdict as audit_verdict
 from fedrec.shared.training import train_local
 from fedrec.simulations.bench_audit_cooccurrence import cooccurrence_arm, markdown_section
+from fedrec.simulations.measure import machine_stamp
 
 logger = logging.getLogger(__name__)
 
@@ -396,11 +395,7 @@ def run_privacy_audit(
             "seed": seed,
             "record_sigma_scales": list(sigma_scales),
         },
-        "machine": {
-            "cpus": os.cpu_count(),
-            "platform": platform.platform(),
-            "python": platform.python_version(),
-        },
+        "machine": machine_stamp(),
         "rows": rows,
     }
     if cooccurrence:

@@ -27,8 +27,6 @@ mechanism on a sum over users, each term of L2 norm 1. Its audit, by the one-run
 from __future__ import annotations
 
 import logging
-import os
-import platform
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import replace
@@ -47,6 +45,7 @@ from fedrec.shared.models.cooccurrence import contribution, vector_size
 from fedrec.shared.privacy import DPRandom, account, dp_random
 from fedrec.shared.privacy.audit import one_run_audit, verdict
 from fedrec.shared.privacy.cooccurrence import ReleasePlan, plan_release
+from fedrec.simulations.measure import machine_stamp
 
 logger = logging.getLogger(__name__)
 
@@ -318,11 +317,7 @@ def cooccurrence_arm(
         "delta": AUDIT_DELTA,
         "confidence": CONFIDENCE,
         "seconds": time.perf_counter() - t0,
-        "machine": {
-            "cpus": os.cpu_count(),
-            "platform": platform.platform(),
-            "python": platform.python_version(),
-        },
+        "machine": machine_stamp(),
         "rows": rows,
     }
 

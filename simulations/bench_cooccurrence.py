@@ -21,8 +21,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-import os
-import platform
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -47,7 +45,7 @@ from fedrec.shared.privacy import SecureRandom
 from fedrec.shared.privacy.cooccurrence import plan_release
 from fedrec.simulation.cooccurrence import released_sum, scores_of
 from fedrec.simulations.bench_baselines import MF_EPOCHS, builders
-from fedrec.simulations.measure import measure
+from fedrec.simulations.measure import machine_stamp, measure
 
 logger = logging.getLogger(__name__)
 
@@ -324,11 +322,7 @@ def run_cooccurrence_bench(
         "points": points,
         "profiles": {k: {"liked": list(v[0]), "genres": sorted(v[1])} for k, v in PROFILES.items()},
         "goal": _goal(points, pop_ndcg, placement),
-        "machine": {
-            "cpus": os.cpu_count(),
-            "platform": platform.platform(),
-            "python": platform.python_version(),
-        },
+        "machine": machine_stamp(),
     }
     output_dir.mkdir(parents=True, exist_ok=True)
     (output_dir / f"{name}.json").write_text(json.dumps(result, indent=2))

@@ -17,8 +17,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import platform
 import shutil
 import time
 from collections.abc import Sequence
@@ -34,6 +32,7 @@ from fedrec.shared.models.factory import init_global
 from fedrec.simulation.plain_loop import PlainLoop, sample_partitions
 from fedrec.simulation.runner import simulate
 from fedrec.simulations.bench import PeakMemory
+from fedrec.simulations.measure import machine_stamp
 
 logger = logging.getLogger(__name__)
 
@@ -179,11 +178,7 @@ def run_federation_benchmark(
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "dataset": cfg.data.dataset,
         "settings": cfg.to_run_config(),
-        "machine": {
-            "cpus": os.cpu_count(),
-            "platform": platform.platform(),
-            "python": platform.python_version(),
-        },
+        "machine": machine_stamp(),
         "overhead": [overhead_arm(base, n, scratch) for n in clients_per_round],
         "catalogue": [catalogue_arm(base, n, catalogue_clients, scratch) for n in catalogue_sizes],
     }

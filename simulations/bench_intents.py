@@ -29,8 +29,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import platform
 import tempfile
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
@@ -49,6 +47,7 @@ from fedrec.shared.evaluation.metrics import ndcg_at_k
 from fedrec.shared.evaluation.ranking import full_rank, top_k
 from fedrec.simulation.cooccurrence import train_cooccurrence
 from fedrec.simulations.bench_coldstart import genre_text
+from fedrec.simulations.measure import machine_stamp
 
 logger = logging.getLogger(__name__)
 
@@ -235,11 +234,7 @@ def run_intents_bench(
             for row in r["rows"]
             for i in row["top"][:5]
         },
-        "machine": {
-            "cpus": os.cpu_count(),
-            "platform": platform.platform(),
-            "python": platform.python_version(),
-        },
+        "machine": machine_stamp(),
     }
     output_dir.mkdir(parents=True, exist_ok=True)
     (output_dir / f"{name}.json").write_text(json.dumps(result, indent=2))

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import os
+import platform
 import threading
 import time
 from collections.abc import Callable
@@ -57,3 +59,12 @@ def measure(name: str, fn: Callable[[], dict[str, Any]]) -> dict[str, Any]:
     out["peak_rss_mib"] = mem.peak_bytes / 2**20
     logger.info("%s: %.1fs, peak %.0f MiB", name, out["wall_s"], out["peak_rss_mib"])
     return out
+
+
+def machine_stamp() -> dict[str, Any]:
+    """What a benchmark ran on: CPU count, platform and Python (its JSON's ``machine``)."""
+    return {
+        "cpus": os.cpu_count(),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+    }
