@@ -69,7 +69,9 @@ class ScoredItemPublic(ItemPublic):
         None,
         description=(
             "What drove this item: the liked item id whose vector agrees most with it, or "
-            "'text: <word>' for the word of the user's text that does."
+            "'text: <word>' for the word of the user's text that does; for free text read as "
+            "an intent (co-occurrence models), the word whose removal lowers the item's score "
+            "most, or 'popularity' when no word raised it."
         ),
     )
 

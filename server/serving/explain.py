@@ -1,12 +1,16 @@
 """Why an item was recommended: the ``because`` of each answer.
 
-The evidence is the liked item whose vector agrees most with the recommended one, or the
-word of the user's text whose user-space vector does, whichever scores higher.
+Read through a user vector (:func:`explain`), the evidence is the liked item whose vector
+agrees most with the recommended one, or the word of the user's text whose user-space
+vector does, whichever scores higher. Read as an intent (:func:`explain_intent`), it is the
+query word whose removal lowers the item's score most — the evidence that actually raised
+it — and :data:`POPULARITY` where no word does: the item is there for its popularity.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -20,6 +24,7 @@ _STOP = frozenset(
 )
 _WORD = re.compile(r"[A-Za-z][A-Za-z'\-]+")
 MAX_EXPLAIN_WORDS = 16
+POPULARITY = "popularity"  # the because of an answer no word of the query raised
 
 
 def words_of(text: str) -> list[str]:
@@ -49,3 +54,27 @@ def explain(
             if float(row.max()) > best[j][0] or best[j][1] is None:
                 best[j] = (float(row.max()), f"text: {words[int(np.argmax(row))]}")
     return [b for _, b in best]
+
+
+def without_word(text: str, word: str) -> str:
+    """``text`` with every whole-word occurrence of ``word`` removed (any case)."""
+    cut = re.sub(rf"(?<![\w'-]){re.escape(word)}(?![\w'-])", " ", text, flags=re.IGNORECASE)
+    return " ".join(cut.split()) or "."
+
+
+def explain_intent(
+    scores: np.ndarray, top: np.ndarray, words: list[str], without: Sequence[np.ndarray]
+) -> list[str | None]:
+    """Per recommended item: ``"text: <word>"`` whose removal lowers its score most.
+
+    ``scores`` are the query's scores; ``without[i]`` the scores of the query without
+    ``words[i]``. An item no word raised says :data:`POPULARITY`.
+    """
+    out: list[str | None] = []
+    for item in top:
+        drops = [float(scores[item] - other[item]) for other in without]
+        if drops and max(drops) > 1e-9:
+            out.append(f"text: {words[int(np.argmax(drops))]}")
+        else:
+            out.append(POPULARITY)
+    return out

@@ -19,7 +19,7 @@ import torch
 from fedrec.server.serving import scoring
 from fedrec.server.serving.catalogue import Catalogue
 from fedrec.server.serving.errors import NoTextTower
-from fedrec.server.serving.explain import explain, words_of
+from fedrec.server.serving.explain import explain, explain_intent, without_word, words_of
 from fedrec.server.serving.intent import IntentScorer, standard_score
 from fedrec.server.serving.placement import NewItem, place, text_map_for
 from fedrec.server.serving.scoring import FOLD_IN_WEIGHT
@@ -216,12 +216,16 @@ class Recommender(Catalogue):
         t = self._t
         liked = t.indices(list(liked_item_ids)) if liked_item_ids else np.zeros(0, np.int64)
         excluded = np.union1d(liked, t.indices(list(exclude)) if exclude else liked)
-        text_part, words, word_vectors = self._text_parts(text)
+        text_part, words, evidence = self._text_parts(text)
         scores, _, warnings = self._scores(t, liked, text_part)
         if genres:
             excluded = np.union1d(excluded, np.flatnonzero(~t.genre_mask(genres)))
         top = scoring.top(scores, excluded, k)
-        reasons = explain(t, top, liked, words, word_vectors)
+        if self.intent is not None and text_part is not None and not liked.size:
+            without = [self.intent.scores(t, e) for e in evidence]
+            reasons = explain_intent(scores, top, words, without)
+        else:
+            reasons = explain(t, top, liked, words, evidence)
         items = [t.entry(i, scores[i], because=r) for i, r in zip(top, reasons, strict=True)]
         return ColdStartResult(items=items, warnings=warnings)
 
@@ -257,17 +261,21 @@ class Recommender(Catalogue):
         return t.q @ user + t.b, user, warnings
 
     def _text_parts(self, text: str | None) -> tuple[TextPart | None, list[str], np.ndarray]:
-        """The text's user vector and truncation, its content words and their vectors.
+        """The text as the model reads it, its content words, and the evidence of each word.
 
-        The text and its words go through the encoder in one pass.
+        The evidence is each word's user-space vector, or, where text is read as an intent,
+        the embedding of the text without that word (what :func:`explain_intent` compares).
+        The text and the evidence go through the encoder in one pass.
         """
         if text is None or not text.strip():
             return None, [], np.zeros((0, 0), np.float32)
         towers = self._text_towers("describe the user with liked_item_ids instead")
         words = words_of(text)
-        emb, truncated = towers.encode_user([text, *words])
+        others = [without_word(text, w) for w in words] if self.intent is not None else words
+        emb, truncated = towers.encode_user([text, *others])
         vectors = towers.user_part(emb)
-        return TextPart(vectors[0], truncated[0], emb[0]), words, vectors[1:]
+        part = TextPart(vectors[0], truncated[0], emb[0])
+        return part, words, (emb[1:] if self.intent is not None else vectors[1:])
 
     # -- new items (see .placement) ----------------------------------------------------
 

@@ -90,3 +90,40 @@ def test_a_prior_of_the_wrong_length_is_refused() -> None:
 def test_standard_scores_of_a_constant_are_zero() -> None:
     assert not standard_score(np.ones(4)).any()
     np.testing.assert_allclose(standard_score(np.array([0.0, 2.0])), [-1.0, 1.0])
+
+
+def _word_encode(texts: list[str]) -> np.ndarray:
+    """A stand-in encoder: "horror" and "musical" in a text each add their genre's axis."""
+    out = _encode(texts)
+    for row, text in enumerate(texts):
+        low = text.lower()
+        if "horror" in low or "musical" in low:
+            out[row] = 0.0
+            out[row, 0] += "horror" in low
+            out[row, 1] += "musical" in low
+    return out
+
+
+def test_because_names_the_word_that_raised_the_item_or_says_popularity() -> None:
+    from fedrec.server.serving.explain import POPULARITY, explain_intent, without_word
+
+    t = _tables([1.0, 3.0, 9.0, 9.0, 2.0])
+    scorer = IntentScorer(_word_encode, similarity_weight=1.0, prior_weight=0.5)
+    text, words = "a horror musical", ["horror", "musical"]
+    scores = scorer.scores(t, _word_encode([text])[0])
+    variants = _word_encode([without_word(text, w) for w in words])
+    without = [scorer.scores(t, v) for v in variants]
+    top = np.argsort(-scores)[:5]
+    reasons = dict(zip(top.tolist(), explain_intent(scores, top, words, without), strict=True))
+    assert reasons[1] == "text: horror" and reasons[2] == "text: musical"
+    assert reasons[3] == POPULARITY  # the western: no word of the query raised it
+    for item, why in reasons.items():
+        if why != POPULARITY:  # removing the named word lowers that item's score
+            assert without[words.index(why.removeprefix("text: "))][item] < scores[item]
+
+
+def test_a_word_is_removed_whole_and_in_any_case() -> None:
+    from fedrec.server.serving.explain import without_word
+
+    assert without_word("Horror and horror-comedy", "horror") == "and horror-comedy"
+    assert without_word("horror", "horror") == "."
