@@ -124,7 +124,8 @@ def _train_cooccurrence(overrides: dict[str, Any], console: Console) -> tuple[Pa
     console.print(line)
     console.print(
         f"each client sent {run.bytes_per_client / 1e6:.1f} MB once; {run.seconds:.0f} s for "
-        f"{split.n_users} clients"
+        f"{split.n_users} clients; the item model a device ranks with is "
+        f"{run.item_model_bytes / 1e6:.1f} MB"
     )
     return run.run_dir, cfg
 

@@ -134,7 +134,8 @@ def train_cooccurrence_cmd(
         )
     console.print(
         f"test NDCG@10 {result.test['ndcg@10_full']:.4f}, HR@10 {result.test['hr@10_full']:.4f} "
-        f"({result.seconds:.0f} s; each client sent {result.bytes_per_client / 1e6:.1f} MB)"
+        f"({result.seconds:.0f} s; each client sent {result.bytes_per_client / 1e6:.1f} MB; a "
+        f"device downloads {result.item_model_bytes / 1e6:.1f} MB to rank on its own)"
     )
     console.print(f"checkpoint: {result.run_dir}")
 

@@ -72,6 +72,11 @@ class CooccurrenceRun:
     seconds: float
     bytes_per_client: int  # the vector each client sends, as float32
 
+    @property
+    def item_model_bytes(self) -> int:
+        """What a device downloads to rank on its own: item factors and biases, float32."""
+        return 4 * (self.tensors["item_factors"].size + self.tensors["item_bias"].size)
+
 
 def _shares(
     cfg: FedRecConfig, by_user: list[np.ndarray], first: int, n_items: int, plan: ReleasePlan

@@ -100,6 +100,7 @@ def test_a_private_run_writes_a_servable_checkpoint_with_its_guarantee(tmp_path:
     assert report["epsilon"] <= 4.0 and report["epsilon"] == run.plan.epsilon
     assert "user_factors" not in ckpt.tensors  # no user's vector leaves its device
     assert ckpt.tensors["item_factors"].shape == (20, 4)
+    assert run.item_model_bytes == 4 * (20 * 4 + 20)  # what a device downloads, float32
     metrics = evaluate_run(tmp_path / "runs" / "cooc")["metrics"]
     assert metrics["ndcg@10_full"] == pytest.approx(run.test["ndcg@10_full"])
 
