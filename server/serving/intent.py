@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -47,6 +48,15 @@ def standard_score(values: np.ndarray) -> np.ndarray:
 def genre_text(genre: str) -> str:
     """The text a genre is embedded as: the wording of the items' own texts."""
     return f"Genres: {genre}."
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    unit_emb: np.ndarray  # [n, 384] item text embeddings at unit length
+    genre_names: list[str]
+    genre_vectors: np.ndarray  # [g, 384] the genres' text embeddings at unit length
+    members: np.ndarray  # [n, g] 0/1: which genres each item has
+    prior: np.ndarray | None  # [n] standard scores of the item popularity, if any
 
 
 class IntentScorer:
@@ -70,6 +80,9 @@ class IntentScorer:
         self.prior_weight = float(prior_weight)
         self._genres: dict[str, np.ndarray] = {}
         self._lock = threading.Lock()
+        # What scoring needs of one snapshot, kept for the last snapshot seen: tables are
+        # replaced whole by a change, so the snapshot object itself is the key.
+        self._prepared: tuple[Tables, _Prepared] | None = None
 
     def _genre_vectors(self, names: Sequence[str]) -> np.ndarray:
         missing = [g for g in names if g not in self._genres]
@@ -79,20 +92,37 @@ class IntentScorer:
                 self._genres.update(zip(missing, vectors, strict=True))
         return np.stack([self._genres[g] for g in names])
 
+    def _prepare(self, t: Tables) -> _Prepared:
+        held = self._prepared
+        if held is not None and held[0] is t:
+            return held[1]
+        names = sorted({g for gs in t.genres for g in gs})
+        column = {g: j for j, g in enumerate(names)}
+        members = np.zeros((len(t.ids), len(names)))
+        for i, gs in enumerate(t.genres):
+            members[i, [column[g] for g in gs]] = 1.0
+        prepared = _Prepared(
+            unit_emb=_unit(t.emb),
+            genre_names=names,
+            genre_vectors=self._genre_vectors(names) if names else np.zeros((0, 0)),
+            members=members,
+            prior=standard_score(t.prior) if t.prior.size == len(t.ids) else None,
+        )
+        self._prepared = (t, prepared)
+        return prepared
+
     def scores(self, t: Tables, query: np.ndarray) -> np.ndarray:
         """Every item's score for the raw (encoder) embedding ``query``."""
+        p = self._prepare(t)
         q = _unit(np.asarray(query, np.float64)[None, :])[0]
-        similarity = standard_score(_unit(t.emb) @ q)
+        similarity = standard_score(p.unit_emb @ q)
         out = self.similarity_weight * np.maximum(similarity - SIMILARITY_HINGE, 0.0)
-        names = sorted({g for gs in t.genres for g in gs})
-        if names:
-            affinity = self._genre_vectors(names) @ q
+        if p.genre_names:
+            affinity = p.genre_vectors @ q
             weights = np.exp((affinity - affinity.max()) / GENRE_TEMPERATURE)
-            weight_of = dict(zip(names, weights / weights.sum(), strict=True))
-            share = np.array([sum(weight_of[g] for g in gs) for gs in t.genres])
-            out = out + np.log(share + GENRE_FLOOR)
-        if t.prior.size == len(t.ids):
-            out = out + self.prior_weight * standard_score(t.prior)
+            out = out + np.log(p.members @ (weights / weights.sum()) + GENRE_FLOOR)
+        if p.prior is not None:
+            out = out + self.prior_weight * p.prior
         return out
 
 
