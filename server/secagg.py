@@ -96,6 +96,25 @@ def shares_fraction(privacy: PrivacyConfig, n_sampled: int) -> float:
     return float(shares)
 
 
+# Past this many pairs of clients sharing keys, a SecAgg+ round's key stages take minutes on
+# a small machine (every pair agrees a key and exchanges shares).
+MANY_PAIRS = 50_000
+
+
+def key_pairs_warning(privacy: PrivacyConfig, n_sampled: int) -> str | None:
+    """A warning when the share graph makes a round's key stages slow, else None."""
+    shares = round(shares_fraction(privacy, n_sampled) * n_sampled)
+    pairs = n_sampled * shares // 2
+    if pairs < MANY_PAIRS:
+        return None
+    return (
+        f"SecAgg+ over {n_sampled} clients with {shares} shares each: about {pairs} key pairs "
+        "per round, whose key stages grow with their number; fewer shares "
+        "(secagg-num-shares) cost less but lower the survivors each noise share is sized for, "
+        "so the sum carries more noise (docs/privacy.md)"
+    )
+
+
 def secagg_threshold(privacy: PrivacyConfig, n_sampled: int) -> int:
     """The fewest survivors SecAgg+ unmasks for, by Flower's rule for float parameters.
 
@@ -226,6 +245,9 @@ def secure_sum(
         {WorkflowKey.CURRENT_ROUND: server_round}
     )
     context.state.array_records[MAIN_PARAMS_RECORD] = ArrayRecord()
+    warning = key_pairs_warning(privacy, len(messages))
+    if warning is not None:
+        logger.warning(warning)
     workflow = SecAggPlusWorkflow(
         num_shares=shares_fraction(privacy, len(messages)),
         reconstruction_threshold=float(privacy.secagg_reconstruction_threshold),

@@ -318,3 +318,14 @@ def test_a_secagg_run_killed_before_unmasking_resumes_without_losing_or_repeatin
         assert s["user_ledger"] == {"secagg": [[1.0, 1.0, 4]]}
     # The server reports the clients' larger spend against itself.
     assert user["epsilon_against_server"] > user["epsilon"]
+
+
+def test_a_dense_share_graph_over_many_clients_is_warned_of() -> None:
+    from fedrec.server.secagg import key_pairs_warning
+    from fedrec.shared.config import resolve_config
+
+    every_pair = resolve_config({}, {"user-dp": "secagg", "secagg-num-shares": 1.0}).privacy
+    assert key_pairs_warning(every_pair, 943) is not None  # ML-100K's users, every pair
+    assert key_pairs_warning(every_pair, 100) is None
+    sparse = resolve_config({}, {"user-dp": "secagg", "secagg-num-shares": 20}).privacy
+    assert key_pairs_warning(sparse, 943) is None
