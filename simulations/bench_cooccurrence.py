@@ -35,9 +35,7 @@ from fedrec.shared.config import FedRecConfig, resolve_config
 from fedrec.shared.data import load_split
 from fedrec.shared.data.dataset import Dataset, Split
 from fedrec.shared.errors import ConfigError
-from fedrec.shared.evaluation import evaluate_model
-from fedrec.shared.evaluation.metrics import ndcg_at_k
-from fedrec.shared.evaluation.ranking import full_rank
+from fedrec.shared.evaluation import evaluate_model, user_ndcgs
 from fedrec.shared.evaluation.relevance import PROFILES, profile_relevance, top_ten
 from fedrec.shared.evaluation.stats import mean_and_se, paired_difference
 from fedrec.shared.models.cooccurrence import user_vector
@@ -217,18 +215,7 @@ def exact_ease(
 
 def _user_ndcgs(score_fn: Any, split: Split) -> np.ndarray:
     """Each test user's NDCG@10 (full ranking, train and validation items excluded)."""
-    users = np.flatnonzero(split.test_items >= 0)
-    train = split.train_items_by_user()
-    out = np.zeros(users.size)
-    for start in range(0, users.size, 256):
-        batch = users[start : start + 256]
-        for row, (i, user) in zip(score_fn(batch), enumerate(batch, start), strict=True):
-            exclude = train[user]
-            if split.valid_items[user] >= 0:
-                exclude = np.append(exclude, split.valid_items[user])
-            rank = full_rank(row, int(split.test_items[user]), exclude)
-            out[i] = ndcg_at_k(np.array([rank]), 10)[0]
-    return out
+    return user_ndcgs(score_fn, split, np.flatnonzero(split.test_items >= 0))
 
 
 def paired_against_best(

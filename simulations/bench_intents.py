@@ -33,7 +33,7 @@ import tempfile
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -42,9 +42,9 @@ from fedrec.shared.checkpoint import load_checkpoint
 from fedrec.shared.config import resolve_config
 from fedrec.shared.data import load_split
 from fedrec.shared.data.dataset import ItemCatalog, Split
+from fedrec.shared.evaluation import user_ndcgs
 from fedrec.shared.evaluation.intents import INTENTS_FILE, Intent, intent_metrics, load_intents
-from fedrec.shared.evaluation.metrics import ndcg_at_k
-from fedrec.shared.evaluation.ranking import full_rank, top_k
+from fedrec.shared.evaluation.ranking import top_k
 from fedrec.simulation.cooccurrence import train_cooccurrence
 from fedrec.simulations.bench_coldstart import genre_text
 from fedrec.simulations.measure import machine_stamp
@@ -101,25 +101,26 @@ def user_texts(split: Split, genres: Sequence[Sequence[str]], users: np.ndarray)
 
 
 def genre_text_ndcg(
-    score: Scorer, split: Split, texts: Sequence[str], users: np.ndarray, target: str
+    score: Scorer,
+    split: Split,
+    texts: Sequence[str],
+    users: np.ndarray,
+    target: Literal["test", "valid"],
 ) -> float:
     """Mean NDCG@10 of each user's held-out item when the user is known only by its text."""
-    held, other = (
-        (split.test_items, split.valid_items)
-        if target == "test"
-        else (split.valid_items, split.test_items)
-    )
-    by_user = split.train_items_by_user()
+    text_of = dict(zip(users.tolist(), texts, strict=True))
     cache: dict[str, np.ndarray] = {}
-    out = []
-    for user, text in zip(users, texts, strict=True):
-        if text not in cache:
-            cache[text] = score(text)
-        exclude = by_user[user]
-        if other[user] >= 0:
-            exclude = np.append(exclude, other[user])
-        out.append(ndcg_at_k(np.array([full_rank(cache[text], int(held[user]), exclude)]), K)[0])
-    return float(np.mean(out))
+
+    def scores(batch: np.ndarray) -> np.ndarray:
+        rows = []
+        for user in batch.tolist():
+            text = text_of[user]
+            if text not in cache:
+                cache[text] = score(text)
+            rows.append(cache[text])
+        return np.stack(rows)
+
+    return float(user_ndcgs(scores, split, users, k=K, target=target).mean())
 
 
 def choose_weights(

@@ -18,6 +18,7 @@ from fedrec.shared.evaluation.protocol import (
     evaluate_user,
     list_metrics,
     summarize,
+    user_ndcgs,
 )
 from fedrec.shared.evaluation.ranking import full_rank, sample_negatives, sampled_rank, top_k
 from fedrec.shared.evaluation.stats import (
@@ -48,5 +49,6 @@ __all__ = [
     "standard_error",
     "summarize",
     "top_k",
+    "user_ndcgs",
     "tpr_at_fpr",
 ]

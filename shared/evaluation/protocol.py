@@ -50,6 +50,7 @@ from fedrec.shared.evaluation.ranking import (
     _full_rank,
     _rank_against,
     _top_k,
+    full_rank,
     sample_negatives,
 )
 
@@ -225,6 +226,46 @@ def aggregate_client_metrics(records: Sequence[Mapping[str, float]]) -> dict[str
 # ---------------------------------------------------------------- central evaluator
 
 
+def _held_out(split: Split, target: str) -> tuple[np.ndarray, np.ndarray]:
+    """The ranked held-out items and the other held-out items of ``target``."""
+    if target == "test":
+        return split.test_items, split.valid_items
+    return split.valid_items, split.test_items
+
+
+def _excluded(train: np.ndarray, other: int) -> np.ndarray:
+    """What a user's full ranking leaves out: its train items and its other held-out item."""
+    return np.append(train, other) if other >= 0 else train
+
+
+def user_ndcgs(
+    score_fn: ScoreFn,
+    split: Split,
+    users: np.ndarray,
+    *,
+    k: int = 10,
+    target: Literal["test", "valid"] = "test",
+    batch_size: int = 256,
+) -> np.ndarray:
+    """Each of ``users``' NDCG@k (full ranking, as :func:`evaluate_model` ranks), for pairing.
+
+    Every user must have a ``target`` item.
+    """
+    _check_k(k)
+    held_out, other = _held_out(split, target)
+    users = np.asarray(users, dtype=np.int64)
+    if users.size and (held_out[users] < 0).any():
+        raise ValueError(f"every user needs a {target} item")
+    train_items = split.train_items_by_user()
+    ranks = np.zeros(users.size, dtype=np.int64)
+    for start in range(0, users.size, batch_size):
+        batch = users[start : start + batch_size]
+        for i, (row, user) in enumerate(zip(score_fn(batch), batch, strict=True), start):
+            exclude = _excluded(train_items[user], int(other[user]))
+            ranks[i] = full_rank(row, int(held_out[user]), exclude)
+    return ndcg_at_k(ranks, k)
+
+
 def evaluate_model(
     score_fn: ScoreFn,
     split: Split,
@@ -261,8 +302,7 @@ def evaluate_model(
     _check_k(k)
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-    held_out = split.test_items if target == "test" else split.valid_items
-    other = split.valid_items if target == "test" else split.test_items
+    held_out, other = _held_out(split, target)
     if users is None:
         users = np.arange(split.n_users)
     users = np.asarray(users, dtype=np.int64)
@@ -287,9 +327,7 @@ def evaluate_model(
         for row, user in zip(scores, batch, strict=True):
             # Full ranking drops train items and the other held-out item; the negatives
             # avoid everything the user ever interacted with, so both targets share them.
-            exclude = train_items[user]
-            if other[user] >= 0:
-                exclude = np.append(exclude, other[user])
+            exclude = _excluded(train_items[user], int(other[user]))
             interacted = np.append(exclude, held_out[user])
             negatives = sample_negatives(split.n_items, interacted, seed=seed, user=int(user))
             evals.append(

@@ -14,6 +14,7 @@ from fedrec.shared.evaluation import (
     sampled_rank,
     summarize,
     top_k,
+    user_ndcgs,
 )
 
 # ---------------------------------------------------------------- helpers
@@ -215,6 +216,26 @@ def test_evaluate_model_matches_evaluate_user_loop() -> None:
 
     # Assert
     assert small == large == summarize(evals, k=10, n_items=n_items)
+
+
+@pytest.mark.parametrize("target", ["test", "valid"])
+def test_user_ndcgs_are_the_per_user_values_evaluate_model_averages(target: str) -> None:
+    rng = np.random.default_rng(4)
+    n_users, n_items = 25, 60
+    train = [(u, int(i)) for u in range(n_users) for i in rng.choice(n_items, 6, replace=False)]
+    valid = [int(rng.integers(n_items)) for _ in range(n_users)]
+    test = [int(rng.integers(n_items)) for _ in range(n_users)]
+    split = make_split(train, valid, test, n_items)
+    table = rng.normal(size=(n_users, n_items))
+    users = np.arange(n_users)
+
+    per_user = user_ndcgs(lambda u: table[u], split, users, target=target, batch_size=7)
+    summary = evaluate_model(lambda u: table[u], split, target=target)  # type: ignore[arg-type]
+
+    assert per_user.shape == (n_users,)
+    assert per_user.mean() == pytest.approx(summary["ndcg@10_full"])
+    with pytest.raises(ValueError, match="needs a test item"):
+        user_ndcgs(lambda u: table[u], make_split(train, valid, [-1] * n_users, n_items), users)
 
 
 def test_evaluate_model_user_subset() -> None:
