@@ -45,7 +45,7 @@ from fedrec.shared.models.cooccurrence import (
     ease_factors,
     gram_from_vector,
     spectral_factors,
-    vector_diagonal,
+    vector_row_sums,
     vector_size,
 )
 from fedrec.shared.models.factory import item_text_embeddings
@@ -102,7 +102,7 @@ def model_of_release(
         collaborative_factors(released, n_items, cfg.cooccurrence),
         item_embeddings=emb,
         content_weight=cfg.cooccurrence.cooccurrence_content_weight,
-        popularity=vector_diagonal(released, n_items),
+        popularity=vector_row_sums(released, n_items),
     )
 
 
@@ -142,9 +142,10 @@ def item_tensors(
     """The servable tensors of collaborative factors: item factors, zero biases, text head.
 
     Without ``item_embeddings`` the factors are the collaborative part alone and there is
-    no text head. With ``popularity`` (the release's diagonal) and text towers, free-text
-    queries also get ``item_prior``, its log (:mod:`fedrec.server.serving.intent`); noise
-    can make an entry negative, which counts as none.
+    no text head. With ``popularity`` (the release's row sums: user counts) and text towers,
+    new users also get ``item_prior``, its log (free text: :mod:`fedrec.server.serving.intent`;
+    liked items: :mod:`fedrec.server.serving.scoring`); noise can make an entry negative,
+    which counts as none.
     """
     n_items = collab.shape[0]
     out = {"item_bias": np.zeros(n_items, np.float32)}

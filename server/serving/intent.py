@@ -13,8 +13,8 @@ lands near whatever is popular. This scorer answers it from three parts instead:
   its genres; in the score as its log, so an item of none of the wanted genres falls far
   behind however popular it is;
 - **popularity**: the model's own item popularity (``item_prior``: for a co-occurrence
-  model, the released sum's diagonal, post-processing of the DP release), so among the
-  items that answer the query the familiar ones come first.
+  model, the log of the released sum's row sums, i.e. user counts: post-processing of the
+  DP release), so among the items that answer the query the familiar ones come first.
 
 ``score = similarity_weight · max(z(similarity) - SIMILARITY_HINGE, 0) + log(genres +
 GENRE_FLOOR) + prior_weight · z(popularity)``, ``z`` the standard score over the

@@ -56,9 +56,9 @@ def components(manifest: Mapping[str, Any], tensors: Collection[str]) -> list[di
         if ITEM_PRIOR in tensors:
             out.append(
                 {
-                    "part": "item popularity for free-text queries",
+                    "part": "item popularity for new users (free text, liked items)",
                     "source": source,
-                    "detail": f"the diagonal of the released sum (post-processing); {detail}",
+                    "detail": f"the released sum's row sums (post-processing); {detail}",
                 }
             )
     else:

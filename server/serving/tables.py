@@ -126,8 +126,9 @@ class Tables:
             genres=self.genres + tuple(tuple(g) for g in genres),
             texts=self.texts + tuple(texts),
             index_of={**self.index_of, **{raw: start + j for j, raw in enumerate(ids)}},
-            # a new item has no interactions: the least popularity there is
-            prior=np.concatenate([self.prior, np.full(len(ids), _least(self.prior))])
+            # a new item's popularity is unknown, not nil: the catalogue's median, so its own
+            # text (not a penalty for being new) decides whether a query finds it
+            prior=np.concatenate([self.prior, np.full(len(ids), _typical(self.prior))])
             if self.prior.size
             else self.prior,
         )
@@ -183,5 +184,5 @@ class Tables:
         )
 
 
-def _least(prior: np.ndarray) -> float:
-    return float(min(prior.min(), 0.0)) if prior.size else 0.0
+def _typical(prior: np.ndarray) -> float:
+    return float(np.median(prior)) if prior.size else 0.0

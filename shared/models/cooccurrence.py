@@ -84,6 +84,16 @@ def vector_diagonal(vector: np.ndarray, n_items: int) -> np.ndarray:
     return vector[i * n_items - (i * (i - 1)) // 2]
 
 
+def vector_row_sums(vector: np.ndarray, n_items: int) -> np.ndarray:
+    """Row sums of the matrix a released vector stands for: each item's user count.
+
+    A user's term ``x xᵀ / n`` has row sums ``x``, so the sum's rows count the users who
+    hold each item, every user one each, as plain popularity does (the diagonal instead
+    gives a heavy user's items less). Each row sum adds up ``n`` noisy entries.
+    """
+    return gram_from_vector(vector, n_items).sum(axis=1)  # type: ignore[no-any-return]
+
+
 def ease_weights(gram: np.ndarray, l2: float) -> np.ndarray:
     """EASE's item-item matrix from a Gram matrix: ``B = I - P / diag(P)``, ``P = (G + λI)⁻¹``.
 

@@ -79,6 +79,6 @@ def test_components_of_a_cooccurrence_model_separate_the_release_from_public_tex
     assert parts["item factors, collaborative part"] == "private-dp"
     assert parts["item factors, content part"] == "public"
     assert parts["text encoder"] == "public"
-    assert parts["item popularity for free-text queries"] == "private-dp"
+    assert parts["item popularity for new users (free text, liked items)"] == "private-dp"
     exact = {c["part"]: c["source"] for c in components({"kind": "cooccurrence"}, tensors)}
     assert exact["item factors, collaborative part"] == "private-exact"

@@ -67,7 +67,7 @@ def test_a_standout_text_match_is_found_even_outside_the_genres() -> None:
     np.testing.assert_allclose(after[:-1] - after[0], 0.0, atol=1e-9)  # weak ones do not
 
 
-def test_new_items_get_the_least_popularity_and_removed_ones_take_theirs_along() -> None:
+def test_new_items_get_the_median_popularity_and_removed_ones_take_theirs_along() -> None:
     t = _tables([1.0, 3.0, 9.0, 9.0, 2.0])
     grown = t.appended(
         np.zeros((1, 2)),
@@ -78,8 +78,8 @@ def test_new_items_get_the_least_popularity_and_removed_ones_take_theirs_along()
         genres=[["Horror"]],
         texts=["New (1999)"],
     )
-    assert grown.prior.tolist() == [1.0, 3.0, 9.0, 9.0, 2.0, 0.0]
-    assert grown.without(1).prior.tolist() == [1.0, 9.0, 9.0, 2.0, 0.0]
+    assert grown.prior.tolist() == [1.0, 3.0, 9.0, 9.0, 2.0, 3.0]
+    assert grown.without(1).prior.tolist() == [1.0, 9.0, 9.0, 2.0, 3.0]
 
 
 def test_a_prior_of_the_wrong_length_is_refused() -> None:
@@ -105,7 +105,7 @@ def _word_encode(texts: list[str]) -> np.ndarray:
 
 
 def test_because_names_the_word_that_raised_the_item_or_says_popularity() -> None:
-    from fedrec.server.serving.explain import POPULARITY, explain_intent, without_word
+    from fedrec.server.serving.explain import POPULARITY, explain_by_removal, without_word
 
     t = _tables([1.0, 3.0, 9.0, 9.0, 2.0])
     scorer = IntentScorer(_word_encode, similarity_weight=1.0, prior_weight=0.5)
@@ -114,7 +114,13 @@ def test_because_names_the_word_that_raised_the_item_or_says_popularity() -> Non
     variants = _word_encode([without_word(text, w) for w in words])
     without = [scorer.scores(t, v) for v in variants]
     top = np.argsort(-scores)[:5]
-    reasons = dict(zip(top.tolist(), explain_intent(scores, top, words, without), strict=True))
+    reasons = dict(
+        zip(
+            top.tolist(),
+            explain_by_removal(scores, top, [f"text: {w}" for w in words], without),
+            strict=True,
+        )
+    )
     assert reasons[1] == "text: horror" and reasons[2] == "text: musical"
     assert reasons[3] == POPULARITY  # the western: no word of the query raised it
     for item, why in reasons.items():

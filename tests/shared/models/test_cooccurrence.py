@@ -126,3 +126,14 @@ def test_ease_factors_refuse_bad_penalties() -> None:
         ease_factors(gram, 0.0)
     with pytest.raises(ValueError, match="square"):
         ease_factors(np.ones((2, 3)), 1.0)
+
+
+def test_row_sums_of_the_summed_terms_count_each_items_users() -> None:
+    from fedrec.shared.models.cooccurrence import contribution, vector_row_sums
+
+    rng = np.random.default_rng(0)
+    n = 7
+    users = [rng.choice(n, size=rng.integers(1, n), replace=False) for _ in range(30)]
+    total = sum(contribution(items, n) for items in users)
+    counts = np.bincount(np.concatenate(users), minlength=n)
+    np.testing.assert_allclose(vector_row_sums(total, n), counts, atol=1e-9)
