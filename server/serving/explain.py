@@ -1,10 +1,11 @@
 """Why an item was recommended: the ``because`` of each answer.
 
-Read through a user vector (:func:`explain`), the evidence is the liked item whose vector
-agrees most with the recommended one, or the word of the user's text whose user-space
-vector does, whichever scores higher. Read as an intent (:func:`explain_intent`), it is the
-query word whose removal lowers the item's score most — the evidence that actually raised
-it — and :data:`POPULARITY` where no word does: the item is there for its popularity.
+Where the scores are a sum of evidence (a co-occurrence model's liked items, a query read as
+an intent: :func:`explain_by_removal`), the ``because`` is the liked item or query word whose
+removal lowers the item's score most — the evidence that actually raised it — and
+:data:`POPULARITY` where none does: the item is there for its popularity. Read through a
+user vector (:func:`explain`, the MF models), it is the liked item whose vector agrees most
+with the recommended one, or the word of the user's text whose user-space vector does.
 """
 
 from __future__ import annotations
@@ -62,19 +63,20 @@ def without_word(text: str, word: str) -> str:
     return " ".join(cut.split()) or "."
 
 
-def explain_intent(
-    scores: np.ndarray, top: np.ndarray, words: list[str], without: Sequence[np.ndarray]
+def explain_by_removal(
+    scores: np.ndarray, top: np.ndarray, labels: Sequence[str], without: Sequence[np.ndarray]
 ) -> list[str | None]:
-    """Per recommended item: ``"text: <word>"`` whose removal lowers its score most.
+    """Per recommended item: the label of the evidence whose removal lowers its score most.
 
-    ``scores`` are the query's scores; ``without[i]`` the scores of the query without
-    ``words[i]``. An item no word raised says :data:`POPULARITY`.
+    ``scores`` are the answer's scores; ``without[i]`` the scores without evidence
+    ``labels[i]`` (a liked item's id, ``"text: <word>"``). An item no evidence raised says
+    :data:`POPULARITY`.
     """
     out: list[str | None] = []
     for item in top:
         drops = [float(scores[item] - other[item]) for other in without]
         if drops and max(drops) > 1e-9:
-            out.append(f"text: {words[int(np.argmax(drops))]}")
+            out.append(labels[int(np.argmax(drops))])
         else:
             out.append(POPULARITY)
     return out

@@ -19,7 +19,7 @@ import torch
 from fedrec.server.serving import scoring
 from fedrec.server.serving.catalogue import Catalogue
 from fedrec.server.serving.errors import NoTextTower
-from fedrec.server.serving.explain import explain, explain_intent, without_word, words_of
+from fedrec.server.serving.explain import explain, explain_by_removal, without_word, words_of
 from fedrec.server.serving.intent import IntentScorer, standard_score
 from fedrec.server.serving.placement import NewItem, place, text_map_for
 from fedrec.server.serving.scoring import FOLD_IN_WEIGHT
@@ -70,6 +70,7 @@ class Recommender(Catalogue):
         content_split: tuple[int, float] | None = None,
         item_prior: np.ndarray | None = None,
         intent_weights: tuple[float, float] | None = None,
+        liked_weight: float | None = None,
     ) -> None:
         n = len(catalog)
         if not 0.0 <= fold_in_weight <= 1.0:
@@ -105,6 +106,11 @@ class Recommender(Catalogue):
                 similarity_weight=intent_weights[0],
                 prior_weight=intent_weights[1],
             )
+        # Liked items as item-kNN on the factors (.scoring.similar_to_liked) where the model
+        # says how to weigh them next to its popularity; else through a user vector.
+        self.liked_weight = (
+            liked_weight if content_split is not None and item_prior is not None else None
+        )
         # How new items are placed (.placement): this map, or the item head where it is None.
         self.text_map = text_map_for(towers, emb, q, b)
 
@@ -121,13 +127,14 @@ class Recommender(Catalogue):
         tensors = ckpt.tensors
         towers, emb = towers_of(ckpt, cache_dir, device)
         cooccurrence = ckpt.manifest.get("kind") == "cooccurrence"
-        split, weights = None, None
+        split, weights, liked_weight = None, None, None
         if cooccurrence:
             saved = config_of_checkpoint(ckpt.manifest.get("config", {})).cooccurrence
             n_trained = int(tensors["item_factors"].shape[0])
             split = (saved.collaborative_width(n_trained), saved.cooccurrence_content_fade)
             if ITEM_PRIOR in tensors:
                 weights = (saved.cooccurrence_text_similarity, saved.cooccurrence_text_prior)
+                liked_weight = saved.cooccurrence_liked_similarity
         return cls(
             tensors["item_factors"],
             tensors["item_bias"],
@@ -141,6 +148,7 @@ class Recommender(Catalogue):
             content_split=split,
             item_prior=tensors.get(ITEM_PRIOR),
             intent_weights=weights,
+            liked_weight=liked_weight,
         )
 
     @property
@@ -221,13 +229,40 @@ class Recommender(Catalogue):
         if genres:
             excluded = np.union1d(excluded, np.flatnonzero(~t.genre_mask(genres)))
         top = scoring.top(scores, excluded, k)
-        if self.intent is not None and text_part is not None and not liked.size:
-            without = [self.intent.scores(t, e) for e in evidence]
-            reasons = explain_intent(scores, top, words, without)
+        if self.liked_weight is not None or (self.intent is not None and text_part is not None):
+            labels, without = self._without_each(t, liked, text_part, words, evidence)
+            reasons = explain_by_removal(scores, top, labels, without)
         else:
             reasons = explain(t, top, liked, words, evidence)
         items = [t.entry(i, scores[i], because=r) for i, r in zip(top, reasons, strict=True)]
         return ColdStartResult(items=items, warnings=warnings)
+
+    def _without_each(
+        self,
+        t: Tables,
+        liked: np.ndarray,
+        text_part: TextPart | None,
+        words: list[str],
+        evidence: np.ndarray,
+    ) -> tuple[list[str], list[np.ndarray]]:
+        """Each piece of evidence (a liked item, a query word) and the scores without it."""
+        labels, without = [], []
+        for j in range(liked.size):
+            labels.append(t.ids[int(liked[j])])
+            without.append(self._evidence_scores(t, np.delete(liked, j), text_part))
+        if text_part is not None and self.intent is not None:
+            for word, emb in zip(words, evidence, strict=True):
+                labels.append(f"text: {word}")
+                without.append(self._evidence_scores(t, liked, text_part._replace(raw=emb)))
+        return labels, without
+
+    def _evidence_scores(
+        self, t: Tables, liked: np.ndarray, text_part: TextPart | None
+    ) -> np.ndarray:
+        """The scores of what is left; with nothing left, the model's popularity alone."""
+        if not liked.size and text_part is None:
+            return t.prior.astype(np.float64) if t.prior.size else t.b.astype(np.float64)
+        return self._scores(t, liked, text_part)[0]
 
     def _text_towers(self, instead: str = "") -> TextTowers:
         if self.towers is None:
@@ -249,13 +284,20 @@ class Recommender(Catalogue):
                 warnings.append(
                     f"text was longer than {self.towers.max_length} tokens and was truncated"
                 )
+        liked_scores = None
+        if liked.size and self.liked_weight is not None:
+            liked_scores = scoring.similar_to_liked(t, liked, weight=self.liked_weight)
         if text_part is not None and self.intent is not None:
             text_scores = self.intent.scores(t, text_part.raw)
             if not liked.size:
                 return text_scores, text_part.vector, warnings
             # both: the liked items' ranking and the text's, each as standard scores
             user = starts[0]
-            return standard_score(t.q @ user + t.b) + text_scores, user, warnings
+            if liked_scores is None:
+                liked_scores = t.q @ user + t.b
+            return standard_score(liked_scores) + text_scores, user, warnings
+        if liked_scores is not None:
+            return liked_scores, starts[0], warnings
         weight = self.fold_in_weight if self.fold_in_enabled else None
         user = scoring.new_user(t, liked, starts, fold_in_weight=weight)
         return t.q @ user + t.b, user, warnings
@@ -264,7 +306,7 @@ class Recommender(Catalogue):
         """The text as the model reads it, its content words, and the evidence of each word.
 
         The evidence is each word's user-space vector, or, where text is read as an intent,
-        the embedding of the text without that word (what :func:`explain_intent` compares).
+        the embedding of the text without that word (what :func:`explain_by_removal` compares).
         The text and the evidence go through the encoder in one pass.
         """
         if text is None or not text.strip():

@@ -13,6 +13,11 @@ from what they tell us: items they like, free text, or both.
   popularity, which alone already ranks a new user's items as well as popularity counts.
   The weight was chosen on one seed's held-out users and checked on others
   (docs/benchmarks/coldstart.md, the sweep table).
+- A co-occurrence model with the release's popularity (``item_prior``) scores liked items
+  as item-kNN does (:func:`similar_to_liked`): the log popularity plus a weight times the
+  summed cosine of the liked items' factors. Its weight (``cooccurrence-liked-similarity``)
+  was chosen on a development seed's held-out users, among the weights whose answers to
+  fixed liked-item profiles stay in the profiles' genres (docs/benchmarks/coldstart-liked.md).
 - Fold-in is skipped for a model trained under DP (record- or user-level): every item row
   then carries noise, and fitting a user vector to a few liked items' exact rows fits that
   noise (docs/benchmarks/coldstart-dp.md has the comparison).
@@ -51,6 +56,31 @@ def liked_vector(
     if user_part is not None:
         vec = 0.5 * (vec + user_part(t.emb[liked]).mean(axis=0))
     return vec  # type: ignore[no-any-return]
+
+
+def liked_similarity(t: Tables, liked: np.ndarray) -> np.ndarray:
+    """``[n, len(liked)]``: the cosine of every item's factors with each liked item's.
+
+    A co-occurrence model's factors hold its collaborative part and the items' public text
+    part, so an item whose collaborative part is mostly noise (a rarely held one, under DP)
+    is still placed by its text.
+    """
+    factors = t.q.astype(np.float64)
+    unit = factors / np.maximum(np.linalg.norm(factors, axis=1, keepdims=True), 1e-12)
+    return unit @ unit[liked].T  # type: ignore[no-any-return]
+
+
+def similar_to_liked(t: Tables, liked: np.ndarray, *, weight: float) -> np.ndarray:
+    """A co-occurrence model's scores from liked items: ``prior + weight · Σ cos``.
+
+    ``prior`` is the log of the release's item popularity; ``Σ cos`` sums
+    :func:`liked_similarity` over the liked items, so each liked item adds its evidence.
+    Without liked items, the prior alone.
+    """
+    prior = t.prior.astype(np.float64)
+    if not liked.size:
+        return prior
+    return prior + weight * liked_similarity(t, liked).sum(axis=1)  # type: ignore[no-any-return]
 
 
 def fold_in(

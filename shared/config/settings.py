@@ -342,6 +342,9 @@ class CooccurrenceConfig:
     # similarity and of the release's item popularity next to the genre match.
     cooccurrence_text_similarity: float = 2.0
     cooccurrence_text_prior: float = 3.0
+    # Liked items (fedrec.server.serving.scoring): the weight of their factors' similarity
+    # next to the release's item popularity.
+    cooccurrence_liked_similarity: float = 2.0
     # Entries per message over Flower (one SecAgg+ round each): bounds what the server holds.
     cooccurrence_chunk_size: int = 200_000
 
@@ -355,12 +358,15 @@ class CooccurrenceConfig:
             0 < self.cooccurrence_l2 <= 1e6,
             f"cooccurrence-l2 must be in (0, 1e6], got {self.cooccurrence_l2}",
         )
+        weights = (
+            self.cooccurrence_text_similarity,
+            self.cooccurrence_text_prior,
+            self.cooccurrence_liked_similarity,
+        )
         _check(
-            all(
-                0 <= w <= 100
-                for w in (self.cooccurrence_text_similarity, self.cooccurrence_text_prior)
-            ),
-            "cooccurrence-text-similarity and cooccurrence-text-prior must be in [0, 100]",
+            all(0 <= w <= 100 for w in weights),
+            "cooccurrence-text-similarity, cooccurrence-text-prior and "
+            "cooccurrence-liked-similarity must be in [0, 100]",
         )
         _check(
             0 <= self.cooccurrence_dropout < 1,

@@ -24,6 +24,17 @@ PROFILES: Mapping[str, tuple[tuple[str, ...], frozenset[str]]] = {
     "romance": (("88", "70", "49"), frozenset({"Romance", "Comedy"})),
 }
 
+# What "looks right" means for a list of profiles' answers: every profile's top 10 at least
+# half in its genres, and three quarters on average.
+MIN_SHARE = 0.5
+MEAN_SHARE = 0.75
+
+
+def looks_right(shares: Mapping[str, float]) -> bool:
+    """Whether profile genre shares meet :data:`MIN_SHARE` and :data:`MEAN_SHARE`."""
+    values = list(shares.values())
+    return bool(values) and min(values) >= MIN_SHARE and float(np.mean(values)) >= MEAN_SHARE
+
 
 def top_ten(scores: np.ndarray, liked: np.ndarray) -> np.ndarray:
     """The 10 highest-scored items, the liked ones left out (ties in catalogue order)."""
