@@ -38,12 +38,20 @@ from typing import Any, Literal
 import numpy as np
 
 from fedrec.server.serving import Recommender
+from fedrec.server.serving.placement import NewItem
 from fedrec.shared.checkpoint import load_checkpoint
 from fedrec.shared.config import resolve_config
 from fedrec.shared.data import load_split
 from fedrec.shared.data.dataset import ItemCatalog, Split
 from fedrec.shared.evaluation import user_ndcgs
-from fedrec.shared.evaluation.intents import INTENTS_FILE, Intent, intent_metrics, load_intents
+from fedrec.shared.evaluation.intents import (
+    INTENTS_FILE,
+    NEW_ITEMS_FILE,
+    Intent,
+    intent_metrics,
+    load_intents,
+    load_new_items,
+)
 from fedrec.shared.evaluation.ranking import top_k
 from fedrec.simulation.cooccurrence import train_cooccurrence
 from fedrec.simulations.bench_coldstart import genre_text
@@ -171,6 +179,40 @@ def choose_weights(
     }
 
 
+def new_item_ranks(rec: Recommender, score: Scorer | None = None) -> list[dict[str, Any]]:
+    """Each new item's rank in the answer to its paraphrase (goal 4), added as admins do.
+
+    The items go in through :meth:`Recommender.add_items` (what the admin route calls) and
+    are removed again afterwards. ``score`` ranks instead of the served answer (an arm).
+    """
+    items = load_new_items()
+    rec.add_items([NewItem(it.id, it.title, it.genres, it.description) for it in items])
+    try:
+        served = score or _arms_served(rec)
+        out = []
+        for it in items:
+            scores = served(it.query)
+            index = rec.index_of[it.id]
+            top = top_k(scores, np.zeros(0, np.int64), 3)
+            out.append(
+                {
+                    "id": it.id,
+                    "title": it.title,
+                    "query": it.query,
+                    "rank": 1 + int((scores > scores[index]).sum()),
+                    "top3": [rec.tables.titles[i] for i in top],
+                }
+            )
+        return out
+    finally:
+        for it in items:
+            rec.remove_item(it.id)
+
+
+def _arms_served(rec: Recommender) -> Scorer:
+    return lambda text: rec.user_scores(np.zeros(0, np.int64), text)[0]
+
+
 def run_intents_bench(
     *,
     overrides: dict[str, Any] | None,
@@ -215,6 +257,13 @@ def run_intents_bench(
             metrics[f"precision@{K}"],
             metrics["genre_text_ndcg"],
         )
+    new_items = new_item_ranks(rec)
+    logger.info(
+        "new items found in the top %d of their paraphrase: %d of %d",
+        K,
+        sum(r["rank"] <= K for r in new_items),
+        len(new_items),
+    )
     result = {
         "benchmark": name,
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -229,6 +278,8 @@ def run_intents_bench(
         "dev_query_set": str(DEV_FILE.relative_to(DEV_FILE.parents[2])),
         "selection": selection,
         "arms": arms,
+        "new_items_file": str(NEW_ITEMS_FILE.relative_to(NEW_ITEMS_FILE.parents[2])),
+        "new_items": new_items,
         "titles": {
             str(i): catalog.titles[i]
             for r in arms.values()
@@ -248,6 +299,28 @@ def write_intents_report(result: dict[str, Any], output_dir: Path, name: str) ->
     (output_dir / f"{name}.md").write_text(markdown_report(result))
 
 
+def _new_item_lines(result: dict[str, Any]) -> list[str]:
+    """Goal 4: each added item's rank for its paraphrase (absent from older results)."""
+    rows = result.get("new_items")
+    if not rows:
+        return []
+    found = sum(r["rank"] <= K for r in rows)
+    lines = [
+        "## New items found by a paraphrase of their description",
+        "",
+        f"Each item of `{result['new_items_file']}` (made-up films) is added from its title, "
+        "genres and description as the admin route does, then queried with a paraphrase "
+        f"(other words for the same film). Found in the top {K}: **{found} of {len(rows)}** "
+        f"(goal: every one).",
+        "",
+        "| item | paraphrase | rank | the answer's top 3 |",
+        "|---|---|---|---|",
+    ]
+    for r in rows:
+        lines.append(f"| {r['title']} | {r['query']} | {r['rank']} | {'; '.join(r['top3'])} |")
+    return [*lines, ""]
+
+
 def markdown_report(result: dict[str, Any]) -> str:
     """The report: the arms on the query set, the selection, answers a person can read."""
     arms, sel = result["arms"], result["selection"]
@@ -263,6 +336,7 @@ def markdown_report(result: dict[str, Any]) -> str:
         f"placement {guarantee['placement']}"
     )
     met = served[p] >= 0.8 and served[p] >= content[p] and served["genre_text_ndcg"] >= pop_ndcg
+    franchises = f"largest_franchise@{K}" in served  # absent from older results
     lines = [
         "# Free-text queries: do the answers match what was asked?",
         "",
@@ -272,14 +346,16 @@ def markdown_report(result: dict[str, Any]) -> str:
         "genres, year or title words, written before any answer was seen).",
         "",
         f"| arm | relevance precision@{K} | mean popularity rank@{K} | ILD genres@{K} "
-        f"| genre-text NDCG@{K} ({result['users']} users) |",
-        "|---|---|---|---|---|",
+        f"| genre-text NDCG@{K} ({result['users']} users) |"
+        + (" largest franchise |" if franchises else ""),
+        "|---|---|---|---|---|" + ("---|" if franchises else ""),
     ]
     for arm in ARMS:
         m = arms[arm]
         lines.append(
             f"| {arm} | {m[p]:.3f} | {m[f'mean_pop_rank@{K}']:.0f} | {m[f'ild_genres@{K}']:.3f} "
             f"| {m['genre_text_ndcg']:.4f} |"
+            + (f" {m[f'largest_franchise@{K}']} |" if franchises else "")
         )
     lines += [
         "",
@@ -290,7 +366,13 @@ def markdown_report(result: dict[str, Any]) -> str:
         "",
         f"Precision is the relevant items in the top {K} over min({K}, relevant items in the "
         "catalogue). Mean popularity rank: 1 is the most watched item (higher is more obscure). "
-        "ILD: mean pairwise genre distance within a list.",
+        "ILD: mean pairwise genre distance within a list."
+        + (
+            " Largest franchise: the most items of one franchise (titles grouped before a "
+            "colon, without sequel numbers) in any one answer."
+            if franchises
+            else ""
+        ),
         "",
         "## Weights of the served reading",
         "",
@@ -324,6 +406,7 @@ def markdown_report(result: dict[str, Any]) -> str:
             "- content match: " + "; ".join(titles[str(i)] for i in row_c["top"][:5]),
             "",
         ]
+    lines += _new_item_lines(result)
     lines += [
         "Regenerate: `fedrec bench cold-start --intents`.",
         "",

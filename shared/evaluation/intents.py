@@ -4,7 +4,8 @@ An intent is a query a person might type ("a feel-good musical") and a rule sayi
 items answer it, from metadata alone: genres, the year in the title, words of the title
 (``intents.toml`` beside this module; its header says how rules are written). A model's
 answer is its top 10 for the query; :func:`intent_metrics` scores a set of answers by
-relevance precision@10, how popular the answers are and how diverse.
+relevance precision@10, how popular the answers are and how diverse (genres, and the
+largest group of one franchise in a list).
 """
 
 from __future__ import annotations
@@ -20,13 +21,16 @@ import numpy as np
 from fedrec.shared.data.catalog import parse_year
 from fedrec.shared.data.dataset import ItemCatalog
 from fedrec.shared.evaluation.metrics import (
+    franchise,
     genre_matrix,
     intra_list_diversity,
+    largest_franchise,
     mean_popularity_rank,
     popularity_rank,
 )
 
 INTENTS_FILE = Path(__file__).with_name("intents.toml")
+NEW_ITEMS_FILE = Path(__file__).with_name("new-items.toml")
 _FIELDS = {"query", "kind", "any", "all", "none", "year_min", "year_max", "title"}
 
 
@@ -111,6 +115,42 @@ def load_intents(path: Path = INTENTS_FILE) -> list[Intent]:
     return intents
 
 
+@dataclass(frozen=True)
+class NewItemQuery:
+    """An item no catalogue holds, and a query that paraphrases its description."""
+
+    id: str
+    title: str
+    genres: tuple[str, ...]
+    description: str
+    query: str
+
+
+def load_new_items(path: Path = NEW_ITEMS_FILE) -> list[NewItemQuery]:
+    """The ``[[item]]`` tables of a TOML file (``new-items.toml`` by default), checked."""
+    try:
+        data = tomllib.loads(Path(path).read_text())
+    except (OSError, tomllib.TOMLDecodeError) as err:
+        raise ValueError(f"cannot read new items from {path}: {err}") from err
+    out = []
+    for number, row in enumerate(data.get("item", []), 1):
+        try:
+            out.append(
+                NewItemQuery(
+                    id=str(row["id"]),
+                    title=str(row["title"]),
+                    genres=tuple(row.get("genres", ())),
+                    description=str(row["description"]),
+                    query=str(row["query"]),
+                )
+            )
+        except KeyError as err:
+            raise ValueError(f"{path}, item {number}: missing {err}") from err
+    if len({it.id for it in out}) != len(out):
+        raise ValueError(f"{path}: an id appears twice")
+    return out
+
+
 def intent_metrics(
     intents: Sequence[Intent],
     answer: Callable[[Intent], np.ndarray],
@@ -128,6 +168,7 @@ def intent_metrics(
     """
     features = genre_matrix(catalog.genres)
     ranks = popularity_rank(item_counts)
+    keys = [franchise(t) for t in catalog.titles]
     rows = []
     for intent in intents:
         mask = intent.relevant(catalog)
@@ -144,6 +185,7 @@ def intent_metrics(
                 "relevant_items": int(mask.sum()),
                 "mean_pop_rank": float(mean_popularity_rank(top[None, :], ranks)[0]),
                 "ild_genres": float(intra_list_diversity(top[None, :], features)[0]),
+                "largest_franchise": int(largest_franchise(top[None, :], keys)[0]),
                 "top": top.tolist(),
             }
         )
@@ -157,6 +199,7 @@ def intent_metrics(
         f"precision@{k}": mean("precision"),
         f"mean_pop_rank@{k}": mean("mean_pop_rank"),
         f"ild_genres@{k}": mean("ild_genres"),
+        f"largest_franchise@{k}": max(r["largest_franchise"] for r in rows),
         "intents": len(rows),
         "unanswerable": len(intents) - len(rows),
         "rows": rows,

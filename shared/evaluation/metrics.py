@@ -13,6 +13,7 @@ array([1., 1., 0.])
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Sequence
 
 import numpy as np
@@ -238,4 +239,32 @@ def mean_popularity_rank(top_k: np.ndarray, ranks: np.ndarray) -> np.ndarray:
     out = np.full(lists.shape[0], np.nan, dtype=np.float64)
     has = counts > 0
     out[has] = picked.sum(axis=1)[has] / counts[has]
+    return out
+
+
+_YEAR = re.compile(r"\s*\(\d{4}\)\s*$")
+_SEQUEL = re.compile(r"(\s+(\d+|[ivx]+|part\s+\w+))+$")
+
+
+def franchise(title: str) -> str:
+    """A title's franchise key: before any colon, without year, sequel number or article."""
+    name = _YEAR.sub("", title).lower().split(":")[0]
+    name = re.sub(r",\s*(the|a|an)$", "", name.strip())
+    name = re.sub(r"^(the|a|an)\s+", "", name)
+    name = _SEQUEL.sub("", name)
+    return " ".join(name.split()[:2])
+
+
+def largest_franchise(lists: np.ndarray, keys: Sequence[str]) -> np.ndarray:
+    """Per list: how many of its items share the most common :func:`franchise` key.
+
+    A list made of one franchise says little a person did not know; negative entries are
+    padding.
+    """
+    out = np.zeros(len(lists), np.int64)
+    for row, items in enumerate(lists):
+        seen: dict[str, int] = {}
+        for i in items[items >= 0]:
+            seen[keys[i]] = seen.get(keys[i], 0) + 1
+        out[row] = max(seen.values()) if seen else 0
     return out

@@ -53,6 +53,11 @@ def test_the_bench_chooses_weights_on_development_queries_and_reports_every_arm(
     tops = {tuple(r["top"]) for r in result["arms"]["popularity"]["rows"]}
     assert len(tops) == 1
     assert result["user_privacy"]["unit"] == "user"
+    # every made-up item was added, ranked among the catalogue and the other new items, then
+    # removed again
+    n_new = len(result["new_items"])
+    assert n_new >= 10
+    assert all(1 <= r["rank"] <= result["items"] + n_new for r in result["new_items"])
     before = (tmp_path / "intents.md").read_text()
     write_intents_report(json.loads((tmp_path / "intents.json").read_text()), tmp_path, "intents")
     assert (tmp_path / "intents.md").read_text() == before

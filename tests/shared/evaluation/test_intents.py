@@ -88,3 +88,15 @@ def test_precision_popularity_and_diversity_of_answers() -> None:
     assert out["precision@3"] == pytest.approx(2 / 3)
     assert out["mean_pop_rank@3"] == pytest.approx(2.0)  # ranks 1, 2, 3
     assert 0 < out["ild_genres@3"] <= 1
+
+
+def test_the_new_items_file_parses_and_its_queries_are_paraphrases(tmp_path) -> None:
+    from fedrec.shared.evaluation.intents import load_new_items
+
+    items = load_new_items()
+    assert len(items) >= 10 and len({it.id for it in items}) == len(items)
+    for it in items:  # a paraphrase, not the description copied
+        assert it.query.lower() not in it.description.lower()
+    (tmp_path / "bad.toml").write_text('[[item]]\nid = "x"\ntitle = "X"\n')
+    with pytest.raises(ValueError, match="missing"):
+        load_new_items(tmp_path / "bad.toml")

@@ -259,3 +259,22 @@ def test_list_metrics_validate_shapes() -> None:
         intra_list_diversity(np.array([0, 1]), np.eye(2))
     with pytest.raises(ValueError, match="only 2 items"):
         mean_popularity_rank(np.array([[0, 2]]), np.array([1.0, 2.0]))
+
+
+def test_sequels_and_subtitles_share_a_franchise_key() -> None:
+    from fedrec.shared.evaluation.metrics import franchise
+
+    assert franchise("Star Trek: First Contact (1996)") == "star trek"
+    assert franchise("Star Trek VI: The Undiscovered Country (1991)") == "star trek"
+    assert franchise("Die Hard 2 (1990)") == franchise("Die Hard: With a Vengeance (1995)")
+    assert franchise("Godfather, The (1972)") == franchise("Godfather: Part II, The (1974)")
+    assert franchise("Free Willy 2: The Adventure Home (1995)") == "free willy"
+    assert franchise("Toy Story (1995)") != franchise("Star Wars (1977)")
+
+
+def test_largest_franchise_counts_the_biggest_group_and_skips_padding() -> None:
+    from fedrec.shared.evaluation.metrics import largest_franchise
+
+    keys = ["a", "a", "b", "a", "c"]
+    lists = np.array([[0, 1, 3, 2], [2, 4, -1, -1], [-1, -1, -1, -1]])
+    assert largest_franchise(lists, keys).tolist() == [3, 1, 0]
