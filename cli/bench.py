@@ -162,6 +162,14 @@ def cold_start(
         Path | None,
         typer.Option(help="--intents: a co-occurrence run to read instead of training one."),
     ] = None,
+    liked: Annotated[
+        bool,
+        typer.Option(
+            help="Instead: new users from 1/3/5 liked items against the served default "
+            "(private and exact co-occurrence releases without held-out users), written to "
+            "NAME-liked.*"
+        ),
+    ] = False,
 ) -> None:
     """New users (1/3/5 liked items, or text) and new items (text) vs baselines; warm users.
 
@@ -175,6 +183,21 @@ def cold_start(
     )
 
     setup_logging()
+    if liked:
+        from fedrec.simulations.bench_liked import run_liked_bench, write_liked_report
+
+        name = f"{name}-liked"
+        if render_only:
+            _render_from_json(output_dir, name, write_liked_report)
+        else:
+            run_liked_bench(
+                overrides=overrides_from(config, None),
+                output_dir=output_dir,
+                runs_dir=runs_dir.resolve() / "coldstart-liked",
+                name=name,
+            )
+        console.print((output_dir / f"{name}.md").read_text())
+        return
     if intents:
         from fedrec.simulations.bench_intents import run_intents_bench, write_intents_report
 
