@@ -6,7 +6,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from fedrec.simulations.bench_intents import ARMS, run_intents_bench, write_intents_report
+from fedrec.simulations.bench_intents import ARMS, run_intents_bench
+from fedrec.simulations.report import render
 
 GENRES = ["Horror", "Musical", "Sci-Fi", "Western", "Comedy", "Animation|Children's"]
 
@@ -54,5 +55,10 @@ def test_the_bench_chooses_weights_on_development_queries_and_reports_every_arm(
     assert len(tops) == 1
     assert result["user_privacy"]["unit"] == "user"
     before = (tmp_path / "intents.md").read_text()
-    write_intents_report(json.loads((tmp_path / "intents.json").read_text()), tmp_path, "intents")
+    render(
+        json.loads((tmp_path / "intents.json").read_text()),
+        tmp_path,
+        "intents",
+        kind="coldstart-intents",
+    )
     assert (tmp_path / "intents.md").read_text() == before
