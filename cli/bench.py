@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -23,16 +22,14 @@ RenderOnlyOpt = Annotated[
 ]
 
 
-def _render_from_json(
-    output_dir: Path, name: str, write: Callable[[dict[str, Any], Path, str], None]
-) -> None:
+def _rerender(output_dir: Path, name: str, kind: str) -> None:
     """The ``--render-only`` path of every bench command: re-render from the saved JSON."""
-    import json
+    from fedrec.simulations.report import render_only
 
-    source = output_dir / f"{name}.json"
-    if not source.exists():
-        raise typer.BadParameter(f"{source} not found: run the benchmark first")
-    write(json.loads(source.read_text()), output_dir, name)
+    try:
+        render_only(output_dir, name, kind=kind)
+    except ValueError as err:
+        raise typer.BadParameter(str(err)) from None
 
 
 @bench_app.command("quality")
@@ -70,14 +67,11 @@ def quality(
     epsilons = _floats(dp_epsilons)
     if any(not 0 < eps < float("inf") for eps in epsilons):
         raise typer.BadParameter(f"DP epsilons must be > 0 and finite, got {dp_epsilons!r}")
-    from fedrec.simulations.bench import run_quality_benchmark, write_report
+    from fedrec.simulations.bench import run_quality_benchmark
 
     setup_logging()
     if render_only:
-        try:
-            _render_from_json(output_dir, name, write_report)
-        except ValueError as err:
-            raise typer.BadParameter(str(err)) from None
+        _rerender(output_dir, name, "quality")
         console.print((output_dir / f"{name}.md").read_text())
         return
     result = run_quality_benchmark(
@@ -176,11 +170,7 @@ def cold_start(
     Trains without DP by default; `-c dp-enabled=true -c client-optimizer=sgd -c
     learning-rate=0.1` trains both models under the product's record-level DP-SGD.
     """
-    from fedrec.simulations.bench_coldstart import (
-        check_repeats,
-        run_coldstart_benchmark,
-        write_coldstart_report,
-    )
+    from fedrec.simulations.bench_coldstart import check_repeats, run_coldstart_benchmark
 
     setup_logging()
     if liked:
@@ -199,11 +189,11 @@ def cold_start(
         console.print((output_dir / f"{name}.md").read_text())
         return
     if intents:
-        from fedrec.simulations.bench_intents import run_intents_bench, write_intents_report
+        from fedrec.simulations.bench_intents import run_intents_bench
 
         name = f"{name}-intents"
         if render_only:
-            _render_from_json(output_dir, name, write_intents_report)
+            _rerender(output_dir, name, "coldstart-intents")
         else:
             run_intents_bench(
                 overrides=overrides_from(config, None),
@@ -218,7 +208,7 @@ def cold_start(
     except ValueError as err:
         raise typer.BadParameter(str(err)) from None
     if render_only:
-        _render_from_json(output_dir, name, write_coldstart_report)
+        _rerender(output_dir, name, "coldstart")
     else:
         run_coldstart_benchmark(
             output_dir=output_dir,
@@ -250,11 +240,16 @@ def encoder(
             "round sizes (0: skip that table)."
         ),
     ] = "10",
+    render_only: RenderOnlyOpt = False,
 ) -> None:
     """Encoder latency, local-step cost (MF vs heads vs LoRA, DP on/off), one round's cost."""
+    setup_logging()
+    if render_only:
+        _rerender(output_dir, name, "encoder")
+        console.print((output_dir / f"{name}.md").read_text())
+        return
     from fedrec.simulations.bench_encoder import run_encoder_benchmark
 
-    setup_logging()
     run_encoder_benchmark(
         output_dir=output_dir,
         device=device,
@@ -312,11 +307,11 @@ def privacy(
     render_only: RenderOnlyOpt = False,
 ) -> None:
     """NDCG@10 vs epsilon: record-level DP-SGD and user-level DP (central), and no DP."""
-    from fedrec.simulations.bench_privacy import run_privacy_benchmark, write_report
+    from fedrec.simulations.bench_privacy import run_privacy_benchmark
 
     setup_logging()
     if render_only:
-        _render_from_json(output_dir, name, write_report)
+        _rerender(output_dir, name, "privacy")
     else:
         try:
             run_privacy_benchmark(
@@ -358,11 +353,11 @@ def federation(
     render_only: RenderOnlyOpt = False,
 ) -> None:
     """Flower overhead vs a plain loop; round time and memory vs clients and catalogue size."""
-    from fedrec.simulations.bench_federation import run_federation_benchmark, write_report
+    from fedrec.simulations.bench_federation import run_federation_benchmark
 
     setup_logging()
     if render_only:
-        _render_from_json(output_dir, name, write_report)
+        _rerender(output_dir, name, "federation")
         console.print((output_dir / f"{name}.md").read_text())
         return
     run_federation_benchmark(
@@ -416,11 +411,11 @@ def attack(
     render_only: RenderOnlyOpt = False,
 ) -> None:
     """What an honest-but-curious server infers from one client's update, per defense."""
-    from fedrec.simulations.attack import run_attack_benchmark, write_report
+    from fedrec.simulations.attack import run_attack_benchmark
 
     setup_logging()
     if render_only:
-        _render_from_json(output_dir, name, write_report)
+        _rerender(output_dir, name, "attack")
     else:
         run_attack_benchmark(
             overrides=overrides_from(config, scenario),
@@ -453,11 +448,11 @@ def serve(
     render_only: RenderOnlyOpt = False,
 ) -> None:
     """HTTP API on loopback: start-up to ready, cold-start latency, throughput by concurrency."""
-    from fedrec.simulations.bench_serve import run_serve_benchmark, write_report
+    from fedrec.simulations.bench_serve import run_serve_benchmark
 
     setup_logging()
     if render_only:
-        _render_from_json(output_dir, name, write_report)
+        _rerender(output_dir, name, "serve")
     else:
         run_serve_benchmark(
             output_dir=output_dir,
@@ -532,11 +527,11 @@ def privacy_audit(
     render_only: RenderOnlyOpt = False,
 ) -> None:
     """Empirical lower bounds on ε from canaries in one run, next to the accounted ε."""
-    from fedrec.simulations.bench_audit import run_privacy_audit, write_report
+    from fedrec.simulations.bench_audit import run_privacy_audit
 
     setup_logging()
     if render_only:
-        _render_from_json(output_dir, name, write_report)
+        _rerender(output_dir, name, "privacy-audit")
     else:
         try:
             run_privacy_audit(
@@ -589,12 +584,7 @@ def cooccurrence(
     ] = False,
 ) -> None:
     """The private co-occurrence model vs popularity, DP popularity, the best baseline."""
-    from fedrec.simulations.bench_cooccurrence import (
-        run_cooccurrence_bench,
-        run_scale_bench,
-        write_report,
-        write_scale_report,
-    )
+    from fedrec.simulations.bench_cooccurrence import run_cooccurrence_bench, run_scale_bench
 
     setup_logging()
     if placement not in ("secagg", "central", "local"):
@@ -602,7 +592,7 @@ def cooccurrence(
     if scale:
         name = f"{name}-scale"
         if render_only:
-            _render_from_json(output_dir, name, write_scale_report)
+            _rerender(output_dir, name, "cooccurrence-scale")
         else:
             run_scale_bench(
                 overrides=overrides_from(config, scenario),
@@ -612,7 +602,7 @@ def cooccurrence(
                 placement=placement,
             )
     elif render_only:
-        _render_from_json(output_dir, name, write_report)
+        _rerender(output_dir, name, "cooccurrence")
     else:
         run_cooccurrence_bench(
             overrides=overrides_from(config, scenario),

@@ -60,8 +60,9 @@ from fedrec.shared.privacy import (
 from fedrec.shared.privacy.audit import one_run_audit
 from fedrec.shared.privacy.audit import verdict as audit_verdict
 from fedrec.shared.training import train_local
-from fedrec.simulations.bench_audit_cooccurrence import cooccurrence_arm, markdown_section
+from fedrec.simulations.bench_audit_cooccurrence import cooccurrence_arm
 from fedrec.simulations.measure import machine_stamp
+from fedrec.simulations.report import save
 
 logger = logging.getLogger(__name__)
 
@@ -363,8 +364,7 @@ def run_privacy_audit(
             raise ValueError("only_cooccurrence needs at least one co-occurrence placement")
         kept: dict[str, Any] = json.loads(source.read_text())
         kept["cooccurrence"] = arm()
-        source.write_text(json.dumps(kept, indent=2))
-        write_report(kept, output_dir, name)
+        save(kept, output_dir, name, kind="privacy-audit")
         return kept
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # one small client at a time: threads only add overhead
@@ -400,74 +400,5 @@ def run_privacy_audit(
     }
     if cooccurrence:
         result["cooccurrence"] = arm()
-    output_dir.mkdir(parents=True, exist_ok=True)
-    (output_dir / f"{name}.json").write_text(json.dumps(result, indent=2))
-    write_report(result, output_dir, name)
+    save(result, output_dir, name, kind="privacy-audit")
     return result
-
-
-def write_report(result: dict[str, Any], output_dir: Path, name: str) -> None:
-    """``<name>.md`` from the result dict."""
-    (output_dir / f"{name}.md").write_text(markdown_report(result))
-
-
-def markdown_report(result: dict[str, Any]) -> str:
-    """The report: one row per audited mechanism, the bound next to the claim."""
-    audit, s = result["audit"], result["settings"]
-    lines = [
-        "# Privacy audit: empirical lower bounds on ε",
-        "",
-        f"{audit['method']}, {result['dataset']}, {result['date']}. Each row trains one round "
-        "with canaries through fedrec's own code and attacks what the server sees; the lower "
-        f"bound holds with {audit['confidence']:.0%} confidence (split over the attackers and "
-        "guess counts tried). A bound above the accounted ε of that round means the "
-        "guarantee is broken. Controls are deliberately broken mechanisms, run only by this "
-        "benchmark: each must be caught, or the audit is too weak to mean anything.",
-        "",
-        f"- Record level: {audit['record_canaries']} canary clients (one canary record each), "
-        f"noise-multiplier {s['noise-multiplier']}, max-grad-norm {s['max-grad-norm']}, "
-        f"dp-batch-size {s['dp-batch-size']}, dp-sample-rate {s['dp-sample-rate']}, "
-        f"local-epochs {s['local-epochs']}, δ = {s['target-delta']:g}.",
-        f"- User level: {audit['user_canaries']} canary clients among "
-        f"{audit['background_clients']} real clients' round-1 updates, user-clip "
-        f"{s['user-clip']}, user-noise-multiplier {s['user-noise-multiplier']}; audited at "
-        f"δ = {USER_AUDIT_DELTA:g} (the accountant restates each claim at that δ: the run's "
-        "own δ = 1/N^1.1 is too large for a one-run bound to say anything).",
-        "",
-        "| level | placement | mechanism | σ | δ | accounted ε (this round) | accounted ε (run) "
-        "| empirical ε lower bound | best attacker | correct / guesses | a perfect attacker "
-        "could certify | verdict |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
-    ]
-    for row in result["rows"]:
-        a = row["audit"]
-        lines.append(
-            f"| {row['level']} | {row['placement']} | {row['mechanism']} "
-            f"| {row['noise_multiplier']:g} | {row['delta']:g} "
-            f"| {row['claimed_epsilon']:.2f} | {row['claimed_epsilon_run']:.2f} "
-            f"| {a['epsilon_lower_bound']:.2f} | {a['attacker'] or '-'} "
-            f"| {a['correct']} / {a['guesses']} | {a['power']:.2f} | {row['verdict']} |"
-        )
-    held = [r for r in result["rows"] if r["mechanism"] == "fedrec"]
-    caught = [r for r in result["rows"] if r["mechanism"] != "fedrec"]
-    lines += [
-        "",
-        f"fedrec's mechanisms: {sum(r['verdict'] == 'holds' for r in held)} of {len(held)} "
-        "hold. Controls: "
-        f"{sum(r['verdict'] == 'caught' for r in caught)} of {len(caught)} caught, "
-        f"{sum(r['verdict'] == 'beyond power' for r in caught)} beyond what these canaries "
-        "can certify (a claim at or above what a perfect attacker could certify cannot be "
-        "shown broken by this audit: the record-level rows at a larger σ show the same "
-        "attackers catching the same broken mechanisms where the claim is within reach).",
-        "",
-        "A lower bound far below the accounted ε is expected: one round of canaries bounds "
-        "what this attack can show, not what the mechanism leaks at worst.",
-        "",
-        f"Regenerate: `fedrec bench privacy-audit` (seed {audit['seed']}, record-level σ "
-        f"scales {', '.join(f'{x:g}' for x in audit['record_sigma_scales'])}, "
-        f"{audit['user_canaries']} user-level canaries).",
-        "",
-    ]
-    if "cooccurrence" in result:  # reports from before that arm existed render as they were
-        lines += markdown_section(result["cooccurrence"])
-    return "\n".join(lines)

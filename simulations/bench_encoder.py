@@ -16,7 +16,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import platform
 import statistics
@@ -37,6 +36,7 @@ from fedrec.shared.models.encoder import MODEL_NAME, TextEncoder
 from fedrec.shared.models.factory import init_global, make_model
 from fedrec.shared.training import train_local
 from fedrec.simulation.plain_loop import PlainLoop
+from fedrec.simulations.report import save
 
 logger = logging.getLogger(__name__)
 
@@ -240,64 +240,5 @@ def run_encoder_benchmark(
     sizes = [n for n in sizes if n > 0]
     if sizes:
         result["federated_round"] = federated_round_cost(dev, sizes)
-    output_dir.mkdir(parents=True, exist_ok=True)
-    (output_dir / f"{name}.json").write_text(json.dumps(result, indent=2) + "\n")
-    (output_dir / f"{name}.md").write_text(encoder_markdown(result))
+    save(result, output_dir, name, kind="encoder")
     return result
-
-
-def encoder_markdown(result: dict[str, Any]) -> str:
-    """Two tables: latency, and local training cost per arm."""
-    m = result["machine"]
-    where = m["gpu"] or f"CPU ({m['torch_threads']} threads)"
-    lines = [
-        f"# Encoder and local training cost ({where})",
-        "",
-        f"Written by `fedrec bench encoder` at {result['created_at']} on {m['platform']}, "
-        f"torch {m['torch']}, encoder {result['encoder']}.",
-        "",
-        "| encoder latency | ms |",
-        "| --- | ---: |",
-    ]
-    lines += [f"| {k} | {v:.2f} |" for k, v in result["latency"].items()]
-    lines += [
-        "",
-        "One client's local training, 1 epoch, typical ML-100K users (records near the median):",
-        "",
-        "| model | DP | clipping | s per client | ms per step | DP overhead | clients |",
-        "| --- | --- | --- | ---: | ---: | ---: | ---: |",
-    ]
-    for r in result["local_training"]:
-        overhead = f"{r['dp_overhead']:.2f}x" if "dp_overhead" in r else ""
-        lines.append(
-            f"| {r['model']} | {'yes' if r['dp'] else 'no'} | {r['grad_sample_mode']} | "
-            f"{r['s_per_client']:.3f} | {r['ms_per_step']:.1f} | {overhead} | {r['clients']} |"
-        )
-    n = result["local_training"][0]
-    lines += [
-        "",
-        f"Means over the clients shown, users with about {n['records_per_client']:.0f} training "
-        "records (the median). A round's compute on one device is about s per client x "
-        "clients; DP overhead = DP time / non-DP time of the same model.",
-    ]
-    rounds = result.get("federated_round") or []
-    if rounds:
-        r0 = rounds[0]
-        lines += [
-            "",
-            f"One federated round end to end (plain single-process federation, the same client "
-            f"and aggregation code as a Flower round), product defaults: record-level DP-SGD "
-            f"{'on' if r0['dp'] else 'off'}, {r0['local_epochs']} local epochs, sample rate "
-            f"{r0['dp_sample_rate']:g}; the first *clients* ML-100K users:",
-            "",
-            "| text tower | clients | round s | s per client | model per client (MB, each "
-            "way) | of which text tower (MB) |",
-            "| --- | ---: | ---: | ---: | ---: | ---: |",
-        ]
-        for r in rounds:
-            lines.append(
-                f"| {r['text_tower']} | {r['clients']} | {r['round_s']:.2f} | "
-                f"{r['s_per_client']:.2f} | {r['update_bytes'] / 1e6:.2f} | "
-                f"{r['text_tower_bytes'] / 1e6:.2f} |"
-            )
-    return "\n".join(lines) + "\n"

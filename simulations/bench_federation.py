@@ -33,10 +33,14 @@ from fedrec.simulation.plain_loop import PlainLoop, sample_partitions
 from fedrec.simulation.runner import simulate
 from fedrec.simulations.bench import PeakMemory
 from fedrec.simulations.measure import machine_stamp
+from fedrec.simulations.report import save
 
 logger = logging.getLogger(__name__)
 
 K = 10
+# The synthetic catalogue arms' users and interactions per user (recorded in each arm).
+SYNTHETIC_USERS = 200
+SYNTHETIC_PER_USER = 40
 
 
 def _fraction(n_clients: int, total: int) -> float:
@@ -133,9 +137,13 @@ def catalogue_arm(
     base: dict[str, Any], n_items: int, n_clients: int, runs_dir: Path
 ) -> dict[str, Any]:
     """Round time and memory at ``n_clients`` per round on a synthetic ``n_items`` catalogue."""
-    n_users = 200
+    n_users = SYNTHETIC_USERS
     data = write_synthetic(
-        runs_dir / f"synthetic-{n_items}", n_users=n_users, n_items=n_items, per_user=40, seed=0
+        runs_dir / f"synthetic-{n_items}",
+        n_users=n_users,
+        n_items=n_items,
+        per_user=SYNTHETIC_PER_USER,
+        seed=0,
     )
     settings = {**base, "dataset": "generic", "data-path": str(data)}
     logger.info("catalogue: %d items, %d clients per round", n_items, n_clients)
@@ -146,6 +154,8 @@ def catalogue_arm(
     plain = _plain_round(resolve_config({}, settings), n_clients, runs_dir / f"plain-{n_items}")
     return {
         "n_items": n_items,
+        "n_users": n_users,
+        "per_user": SYNTHETIC_PER_USER,
         "clients_per_round": n_clients,
         "flower": flower,
         "plain": plain,
@@ -183,111 +193,5 @@ def run_federation_benchmark(
         "catalogue": [catalogue_arm(base, n, catalogue_clients, scratch) for n in catalogue_sizes],
     }
     shutil.rmtree(scratch, ignore_errors=True)
-    output_dir.mkdir(parents=True, exist_ok=True)
-    (output_dir / f"{name}.json").write_text(json.dumps(result, indent=2, default=str))
-    write_report(result, output_dir, name)
+    save(result, output_dir, name, kind="federation")
     return result
-
-
-def write_report(result: dict[str, Any], output_dir: Path, name: str) -> None:
-    """The plot and Markdown table of a result (also re-rendered from its JSON)."""
-    plot(result, output_dir / f"{name}.png")
-    (output_dir / f"{name}.md").write_text(markdown_report(result, f"{name}.png"))
-
-
-def plot(result: dict[str, Any], path: Path) -> None:
-    """Round time vs clients per round and vs catalogue size; peak memory beside."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    cat = result["catalogue"]
-    fig, axes = plt.subplots(1, 3 if cat else 2, figsize=(15 if cat else 10, 4.2))
-    ov = result["overhead"]
-    x = [a["clients_per_round"] for a in ov]
-    ax = axes[0]
-    ax.plot(x, [a["flower"]["round_s"][0] for a in ov], "o--", label="Flower round 1 (start-up)")
-    ax.plot(x, [a["flower"]["round_s"][1] for a in ov], "o-", label="Flower round 2")
-    ax.plot(x, [a["plain"]["round_s"] for a in ov], "s-", label="plain loop")
-    ax.set(xscale="log", yscale="log", xlabel="clients per round", ylabel="round time (s)")
-    ax.set_title(f"{result['dataset']}: round time")
-    ax.legend()
-    xi = [a["n_items"] for a in cat]
-    if cat:
-        ax = axes[1]
-        ax.plot(xi, [a["flower"]["round_s"][1] for a in cat], "o-", label="Flower round 2")
-        ax.plot(xi, [a["plain"]["round_s"] for a in cat], "s-", label="plain loop")
-        ax.set(xscale="log", yscale="log", xlabel="catalogue size (items)", ylabel="round time (s)")
-        ax.set_title(f"synthetic data, {cat[0]['clients_per_round']} clients/round")
-        ax.legend()
-    ax = axes[-1]
-    ax.plot(x, [a["flower"]["peak_rss_mib"] for a in ov], "o-", label="vs clients/round")
-    if cat:
-        ax2 = ax.twiny()
-        ax2.plot(xi, [a["flower"]["peak_rss_mib"] for a in cat], "s-", color="C3")
-        ax2.set(xscale="log", xlabel="catalogue size (red)")
-    ax.set(
-        xscale="log",
-        xlabel="clients per round" + (" (blue)" if cat else ""),
-        ylabel="peak RSS, all processes (MiB)",
-    )
-    ax.set_title("peak memory (Flower run)")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-
-
-def markdown_report(result: dict[str, Any], png: str) -> str:
-    """The Markdown table written next to the JSON."""
-    s = result["settings"]
-    dp = (
-        f"DP-SGD on (noise {s['noise-multiplier']}, sample-rate {s['dp-sample-rate']})"
-        if s["dp-enabled"]
-        else "no DP"
-    )
-    lines = [
-        "# Federation benchmark",
-        "",
-        f"Written by `fedrec bench federation` on {result['date']} "
-        f"({result['machine']['cpus']} CPUs, {result['machine']['platform']}).",
-        f"Settings: {result['dataset']}, local-epochs {s['local-epochs']}, dim "
-        f"{s['embedding-dim']}, text-tower {s.get('text-tower', 'off')}, strategy "
-        f"{s['strategy']}, {dp}"
-        + (f", max-in-flight {s['max-in-flight']}" if "max-in-flight" in s else "")
-        + "; training-only rounds "
-        "(no evaluation). Flower: simulation engine, Ray backend, one actor per core. "
-        "Plain loop: the same client and aggregation functions in one process.",
-        "",
-        "## Framework overhead (ML-100K)",
-        "",
-        "| clients/round | Flower round 1 s | Flower round 2 s | plain loop s "
-        "| overhead (round 2) | peak RSS MiB (Flower) |",
-        "|---|---|---|---|---|---|",
-    ]
-    for a in result["overhead"]:
-        f = a["flower"]
-        lines.append(
-            f"| {a['clients_per_round']} | {f['round_s'][0]:.1f} | {f['round_s'][1]:.1f} | "
-            f"{a['plain']['round_s']:.1f} | {a['overhead_round2']:.2f}x | "
-            f"{f['peak_rss_mib']:.0f} |"
-        )
-    if not result["catalogue"]:
-        return "\n".join([*lines, "", f"![round time and memory]({png})", ""])
-    lines += [
-        "",
-        "## Catalogue size (synthetic, 200 users x 40 interactions)",
-        "",
-        "| items | clients/round | Flower round 2 s | plain loop s | overhead "
-        "| peak RSS MiB (Flower) |",
-        "|---|---|---|---|---|---|",
-    ]
-    for a in result["catalogue"]:
-        f = a["flower"]
-        lines.append(
-            f"| {a['n_items']} | {a['clients_per_round']} | {f['round_s'][1]:.1f} | "
-            f"{a['plain']['round_s']:.1f} | {a['overhead_round2']:.2f}x | "
-            f"{f['peak_rss_mib']:.0f} |"
-        )
-    lines += ["", f"![round time and memory]({png})", ""]
-    return "\n".join(lines)

@@ -20,7 +20,6 @@ from fedrec.simulations.attack import (
     TEXT_HEAD_ATTACK,
     Truth,
     local_user_dp,
-    markdown_report,
     membership_aucs,
     membership_scores,
     rating_aucs,
@@ -28,9 +27,10 @@ from fedrec.simulations.attack import (
     run_attack_benchmark,
     secure_sum,
     user_direction,
-    write_report,
 )
 from fedrec.simulations.bench_federation import write_synthetic
+from fedrec.simulations.report import save
+from fedrec.simulations.reports.attack import markdown
 
 N_ITEMS, DIM = 300, 8
 
@@ -187,26 +187,17 @@ def _result() -> dict:
     }
 
 
-def test_report_states_each_row_with_epsilon_and_the_control(tmp_path: Path) -> None:
-    text = markdown_report(_result())
-    assert "## Round 1 (initial model)" in text
-    assert "round 1: C = 1, median update norm 5, 97% of updates clipped" in text
-    assert (
-        "| none | scenario x | ∞ (no DP) | 0.800 ± 0.010 | 0.950 ± 0.010 (bias-signed) | "
-        "0.420 ± 0.030 | 0.500 ± 0.000 (public prior) | 0.510 ± 0.010 (update-magnitude) | "
-        "0.500 ± 0.000 | 3 | 7 | 1.2 |"
-    ) in text
-    assert "0.700 ± 0.010 (same attack, client swapped out; gain +0.110 ± 0.002)" in text
-    write_report(_result(), tmp_path, "attack")
+def test_saved_result_round_trips_and_renders(tmp_path: Path) -> None:
+    save(_result(), tmp_path, "attack", kind="attack")
     assert json.loads((tmp_path / "attack.json").read_text()) == _result()
-    assert (tmp_path / "attack.md").read_text() == text
+    assert (tmp_path / "attack.md").read_text() == markdown(_result(), "attack")
 
 
 def test_command_renders_the_report_from_its_json(tmp_path: Path) -> None:
     (tmp_path / "attack.json").write_text(json.dumps(_result()))
     out = CliRunner().invoke(bench_app, ["attack", "--render-only", "--output-dir", str(tmp_path)])
     assert out.exit_code == 0, out.output
-    assert (tmp_path / "attack.md").read_text() == markdown_report(_result())
+    assert (tmp_path / "attack.md").read_text() == markdown(_result(), "attack")
     missing = CliRunner().invoke(
         bench_app, ["attack", "--render-only", "--output-dir", str(tmp_path / "none")]
     )

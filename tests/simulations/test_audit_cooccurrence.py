@@ -14,16 +14,15 @@ import numpy as np
 import pytest
 
 from fedrec.shared.config import resolve_config
-from fedrec.simulations.bench_audit import markdown_report
 from fedrec.simulations.bench_audit_cooccurrence import (
     cooccurrence_arm,
     diagonal_entries,
     draw_canaries,
-    markdown_section,
     pair_entries,
     release_audit,
     training_background,
 )
+from fedrec.simulations.reports.audit import markdown_report, markdown_section
 
 REPORTS = Path(__file__).resolve().parents[2] / "docs" / "benchmarks"
 
@@ -116,8 +115,3 @@ def test_the_report_renders_the_section_only_when_the_result_has_it(arm: dict) -
     assert text.startswith(without) and "## The private co-occurrence release" in text
     assert text.count("\n| secagg | ") == 4 and "\n| central | fedrec |" in text
     assert "\n".join(markdown_section(arm)) in text
-
-
-def test_the_committed_audit_report_re_renders_from_its_json() -> None:
-    result = json.loads((REPORTS / "privacy-audit.json").read_text())
-    assert markdown_report(result) == (REPORTS / "privacy-audit.md").read_text()

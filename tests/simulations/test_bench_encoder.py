@@ -4,7 +4,8 @@ from pathlib import Path
 
 import torch
 
-from fedrec.simulations.bench_encoder import encoder_markdown, federated_round_cost
+from fedrec.simulations.bench_encoder import federated_round_cost
+from fedrec.simulations.reports.encoder import encoder_markdown
 from tests.e2e.helpers import write_tiny_ratings
 
 

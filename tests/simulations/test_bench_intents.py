@@ -6,7 +6,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from fedrec.simulations.bench_intents import ARMS, run_intents_bench, write_intents_report
+from fedrec.simulations.bench_intents import ARMS, run_intents_bench
+from fedrec.simulations.report import render
 
 GENRES = ["Horror", "Musical", "Sci-Fi", "Western", "Comedy", "Animation|Children's"]
 
@@ -59,5 +60,10 @@ def test_the_bench_chooses_weights_on_development_queries_and_reports_every_arm(
     assert n_new >= 10
     assert all(1 <= r["rank"] <= result["items"] + n_new for r in result["new_items"])
     before = (tmp_path / "intents.md").read_text()
-    write_intents_report(json.loads((tmp_path / "intents.json").read_text()), tmp_path, "intents")
+    render(
+        json.loads((tmp_path / "intents.json").read_text()),
+        tmp_path,
+        "intents",
+        kind="coldstart-intents",
+    )
     assert (tmp_path / "intents.md").read_text() == before

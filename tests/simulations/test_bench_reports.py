@@ -3,7 +3,8 @@
 from pathlib import Path
 
 from fedrec.simulations.bench import _first_reaching
-from fedrec.simulations.bench_federation import markdown_report, plot, write_synthetic
+from fedrec.simulations.bench_federation import write_synthetic
+from fedrec.simulations.reports.federation import markdown_report, plot
 
 
 def _result() -> dict:

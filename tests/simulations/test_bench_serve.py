@@ -4,7 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from fedrec.simulations.bench_serve import GOALS, run_serve_benchmark, serve_markdown
+from fedrec.simulations.bench_serve import GOALS, run_serve_benchmark
+from fedrec.simulations.reports.serve import serve_markdown
 
 
 def _row(kind: str, c: int, rps: float) -> dict:
