@@ -174,11 +174,11 @@ def cold_start(
 
     setup_logging()
     if liked:
-        from fedrec.simulations.bench_liked import run_liked_bench, write_liked_report
+        from fedrec.simulations.bench_liked import run_liked_bench
 
         name = f"{name}-liked"
         if render_only:
-            _render_from_json(output_dir, name, write_liked_report)
+            _rerender(output_dir, name, "coldstart-liked")
         else:
             run_liked_bench(
                 overrides=overrides_from(config, None),

@@ -67,6 +67,7 @@ REPORTS: dict[str, Report] = {
     "attack": Report("attack"),
     "coldstart": Report("coldstart"),
     "coldstart-intents": Report("intents"),
+    "coldstart-liked": Report("liked"),
     "cooccurrence": Report("cooccurrence", plot=True),
     "cooccurrence-scale": Report("cooccurrence_scale", plot=True),
     "encoder": Report("encoder"),

@@ -344,7 +344,7 @@ class CooccurrenceConfig:
     cooccurrence_text_prior: float = 3.0
     # Liked items (fedrec.server.serving.scoring): the weight of their factors' similarity
     # next to the release's item popularity.
-    cooccurrence_liked_similarity: float = 2.0
+    cooccurrence_liked_similarity: float = 4.0
     # Entries per message over Flower (one SecAgg+ round each): bounds what the server holds.
     cooccurrence_chunk_size: int = 200_000
 
