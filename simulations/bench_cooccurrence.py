@@ -7,8 +7,10 @@ SecAgg+ sum by its arithmetic, the server's model: :mod:`fedrec.simulation.coocc
 One release serves two arms, since they differ only in post-processing: the collaborative
 factors alone, and with the public-text content part (the served default). Each arm is
 evaluated on the test split (full ranking and 99 sampled negatives) as users would rank on
-their devices, and for a fixed set of new-user profiles by the genre share of the served
-top 10 (the relevance a person checks by eye).
+their devices, and for a fixed set of new-user profiles by the genre share of the top 10
+that a device ranks from the user vector of the three liked items (the relevance a person
+checks by eye; the service answers new users by item-kNN on the same factors instead:
+``fedrec bench cold-start --liked`` measures that path).
 
 The centralized baselines (EASE, iALS, item-kNN, tuned MF: tuned on validation) are read
 from ``baselines.json`` (``fedrec bench quality --baselines-only``) after checking that it

@@ -246,6 +246,39 @@ class Recommender(Catalogue):
         evidence: np.ndarray,
     ) -> tuple[list[str], list[np.ndarray]]:
         """Each piece of evidence (a liked item, a query word) and the scores without it."""
+        if self.liked_weight is None or not liked.size:
+            return self._without_each_rescored(t, liked, text_part, words, evidence)
+        # Additive in the liked items: each one's removal subtracts its own similarities,
+        # so the answer's cost grows with the liked items, not with their square.
+        sims = scoring.liked_similarity(t, liked)
+        total = sims.sum(axis=1)
+        prior = t.prior.astype(np.float64)
+        text_scores = None
+        if text_part is not None and self.intent is not None:
+            text_scores = self.intent.scores(t, text_part.raw)
+        labels, without = [], []
+        for j in range(liked.size):
+            labels.append(t.ids[int(liked[j])])
+            rest = prior + self.liked_weight * (total - sims[:, j])
+            if text_scores is not None:
+                rest = standard_score(rest) + text_scores if liked.size > 1 else text_scores
+            without.append(rest)
+        if text_scores is not None and self.intent is not None:
+            liked_part = standard_score(prior + self.liked_weight * total)
+            for word, emb in zip(words, evidence, strict=True):
+                labels.append(f"text: {word}")
+                without.append(liked_part + self.intent.scores(t, emb))
+        return labels, without
+
+    def _without_each_rescored(
+        self,
+        t: Tables,
+        liked: np.ndarray,
+        text_part: TextPart | None,
+        words: list[str],
+        evidence: np.ndarray,
+    ) -> tuple[list[str], list[np.ndarray]]:
+        """:meth:`_without_each` by scoring again without each piece (any model)."""
         labels, without = [], []
         for j in range(liked.size):
             labels.append(t.ids[int(liked[j])])

@@ -65,9 +65,7 @@ def liked_similarity(t: Tables, liked: np.ndarray) -> np.ndarray:
     part, so an item whose collaborative part is mostly noise (a rarely held one, under DP)
     is still placed by its text.
     """
-    factors = t.q.astype(np.float64)
-    unit = factors / np.maximum(np.linalg.norm(factors, axis=1, keepdims=True), 1e-12)
-    return unit @ unit[liked].T  # type: ignore[no-any-return]
+    return (t.unit @ t.unit[liked].T).astype(np.float64)  # type: ignore[no-any-return]
 
 
 def similar_to_liked(t: Tables, liked: np.ndarray, *, weight: float) -> np.ndarray:

@@ -89,3 +89,14 @@ def test_a_cooccurrence_checkpoint_serves_its_configured_liked_weight(tmp_path: 
     )
     rec = Recommender.from_checkpoint(load_checkpoint(tmp_path))
     assert rec.liked_weight == 4.0
+
+
+def test_removing_a_liked_item_subtracts_its_similarities_as_scoring_again_would() -> None:
+    rec = _rec(weight=2.5)
+    t, liked = rec.tables, np.array([0, 3, 4])
+    empty = np.zeros((0, 0), np.float32)
+    labels, fast = rec._without_each(t, liked, None, [], empty)
+    again_labels, again = rec._without_each_rescored(t, liked, None, [], empty)
+    assert labels == again_labels == ["0", "3", "4"]
+    for a, b in zip(fast, again, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-6)
