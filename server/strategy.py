@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 from flwr.app import ArrayRecord, ConfigRecord, Message, MetricRecord, RecordDict
@@ -23,11 +23,26 @@ from fedrec.server.aggregation import ServerOptimizer, ServerSGD
 from fedrec.server.rounds import Reply, RoundResult, RoundRules, SecureSum
 from fedrec.server.user_dp import CentralNoise, central_noise_for
 from fedrec.shared.config import FedRecConfig
+from fedrec.shared.errors import ConfigError
 from fedrec.shared.evaluation import aggregate_client_metrics
 from fedrec.shared.protocol import WEIGHT
 from fedrec.shared.serialization import arrays_to_numpy, numpy_to_arrays
 
 logger = logging.getLogger(__name__)
+
+
+class _HealthyNodes:
+    """The grid as sampling sees it: without the nodes whose node config is invalid."""
+
+    def __init__(self, grid: Grid, excluded: dict[int | str, str]) -> None:
+        self._grid = grid
+        self._excluded = excluded
+
+    def get_node_ids(self) -> list[int]:
+        return [n for n in self._grid.get_node_ids() if n not in self._excluded]
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._grid, name)
 
 
 def _aggregate_eval(records: list[RecordDict], weight_key: str) -> MetricRecord:
@@ -102,6 +117,7 @@ class FedRecStrategy(FedAvg):
     ) -> Iterable[Message]:
         """Remember the global model the clients start from, then sample as FedAvg does."""
         self._current = arrays_to_numpy(arrays)
+        grid = self._healthy(grid)
         self._wait_for_nodes(grid)
         self.last_available = len(list(grid.get_node_ids()))
         messages = list(super().configure_train(server_round, arrays, config, grid))
@@ -112,13 +128,38 @@ class FedRecStrategy(FedAvg):
         self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid
     ) -> Iterable[Message]:
         """Sample as FedAvg does, once enough clients are connected."""
+        grid = self._healthy(grid)
         self._wait_for_nodes(grid)
         return super().configure_evaluate(server_round, arrays, config, grid)
 
+    def aggregate_evaluate(
+        self, server_round: int, replies: Iterable[Message]
+    ) -> MetricRecord | None:
+        """FedAvg's weighted mean; a node that cannot run with its node config is left out."""
+        replies = list(replies)
+        self.rules.screen_failures(server_round, [_reply(m) for m in replies if m.has_error()])
+        return super().aggregate_evaluate(server_round, replies)
+
     def wait_for_clients(self, grid: Grid) -> int:
         """How many clients are connected, once at least ``min_available_nodes`` are."""
+        grid = self._healthy(grid)
         self._wait_for_nodes(grid)
         return len(list(grid.get_node_ids()))
+
+    def _healthy(self, grid: Grid) -> Grid:
+        """``grid`` without the misconfigured nodes; refuses when only they are missing."""
+        if not self.rules.misconfigured:
+            return grid
+        healthy = _HealthyNodes(grid, self.rules.misconfigured)
+        connected = len(list(grid.get_node_ids()))
+        if len(healthy.get_node_ids()) < self.min_available_nodes <= connected:
+            reasons = "; ".join(f"node {n}: {why}" for n, why in self.rules.misconfigured.items())
+            raise ConfigError(
+                f"the run needs {self.min_available_nodes} nodes and {connected} are connected, "
+                f"but {len(self.rules.misconfigured)} of them cannot train with their node "
+                f"config ({reasons}); fix those and restart them, then resume the run"
+            )
+        return cast(Grid, healthy)
 
     def _wait_for_nodes(self, grid: Grid, poll_s: float = 0.05) -> None:
         # FedAvg sizes its sample from the nodes connected *before* it waits for

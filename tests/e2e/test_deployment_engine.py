@@ -138,6 +138,12 @@ def test_superlink_supernodes_flwr_run(
     for log in sorted(logs.iterdir()):
         diag += f"\n--- {log.name}\n" + log.read_text(errors="replace")[-1500:]
     assert out.returncode == 0, diag
+    # fedrec's own lines reach what the operator sees: the ServerApp's output, streamed.
+    rounds_logged = [line for line in out.stdout.splitlines() if "fedrec: round " in line]
+    assert (
+        len(rounds_logged) == rounds
+        and " clients 2 ok/0 failed/0 rejected | devices " in rounds_logged[-1]
+    ), diag
     ckpt = load_checkpoint(runs / "deployed")
     assert ckpt.round == rounds, diag
     assert ckpt.manifest["history"][-1]["clients-ok"] == N_NODES
