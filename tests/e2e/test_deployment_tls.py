@@ -2,9 +2,11 @@
 
 On 127.0.0.1 with free ports: `fedrec certs` makes the CA, the SuperLink certificate and two
 node key pairs; the SuperLink runs with TLS, node authentication and a database; one node is
-registered with `flwr supernode register` and connects, the other is refused; a one-round
-`flwr run` goes over TLS end to end; the registration survives a SuperLink restart. Every
-process is killed at the end whatever happens.
+registered with `flwr supernode register` and connects (through `fedrec node start`), the
+other is refused; a two-round `fedrec deploy run` goes over TLS end to end while the
+registered SuperNode is killed in round 1 and rejoins by itself; a failing run exits 1; the
+registration survives a SuperLink restart. Every process is killed at the end whatever
+happens.
 """
 
 import contextlib
@@ -20,7 +22,7 @@ import pytest
 
 from fedrec.shared.checkpoint import load_checkpoint
 
-from .helpers import BIN, flwr_env, flwr_run, free_port, wait_port, write_tiny_ratings
+from .helpers import BIN, ROOT, flwr_env, free_port, wait_port, write_tiny_ratings
 
 pytestmark = pytest.mark.slow
 
@@ -204,15 +206,17 @@ def test_tls_superlink_admits_registered_nodes_only(tmp_path: Path, deploy: Daem
             *extra,
         )
 
+    # The documented way to start a node: `fedrec node start` restarts it when it fails.
     deploy.start(
         "supernode-1",
+        "fedrec", "node", "start", "--backoff", "1", "--backoff-max", "8", "--",
         *supernode(
             "node-1",
             "--node-config",
             f"partition-id=0 num-partitions=1 state-dir='{tmp_path / 'state-1'}' "
-            f"state-key-file='{deploy.cwd / 'node-1/state.key'}'",
+            f"state-key-file='{deploy.cwd / 'node-1/state.key'}' device='auto'",
         ),
-    )
+    )  # fmt: skip
     deploy.start("supernode-2", *supernode("node-2"))
 
     # Assert: node-1 is online, node-2 was turned away and never listed.
@@ -223,18 +227,43 @@ def test_tls_superlink_admits_registered_nodes_only(tmp_path: Path, deploy: Daem
         assert text in deploy.log("supernode-2"), deploy.diagnostics()
     assert [n["node-id"] for n in _nodes(deploy)] == [node_id]
 
-    # Execute: one round over TLS (the ServerApp connects back to 127.0.0.1 over TLS too).
+    # Execute: two rounds over TLS (the ServerApp connects back to 127.0.0.1 over TLS too),
+    # submitted and followed by `fedrec deploy run`; the SuperNode is killed (SIGKILL, with
+    # its ClientApp) as soon as it starts training round 1.
     data = write_tiny_ratings(tmp_path / "ratings.csv", n_users=4, n_items=20, per_user=10)
     runs = tmp_path / "runs"
-    out = flwr_run(
-        "tls",
-        f"num-rounds=1 dataset='generic' data-path='{data}' output-dir='{runs}' run-name='tls' "
-        "min-train-nodes=1 embedding-dim=8 personalize-epochs=1",
-        deploy.env,
-    )
-    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:] + deploy.diagnostics()
+    seen = len(deploy.log("supernode-1"))
+    deploy.start(
+        "deploy-run",
+        "fedrec", "deploy", "run", "tls", "--app", str(ROOT), "--run-config",
+        f"num-rounds=2 dataset='generic' data-path='{data}' output-dir='{runs}' run-name='tls' "
+        "min-train-nodes=1 embedding-dim=8 personalize-epochs=1 round-timeout=120",
+    )  # fmt: skip
+    deploy.wait_log("supernode-1", "Start `flwr-clientapp` process", after=seen, timeout=120)
+    killed_at = time.monotonic()
+    (daemon,) = psutil.Process(deploy.started["supernode-1"].pid).children()
+    for proc in _tree(daemon.pid):
+        with contextlib.suppress(psutil.NoSuchProcess):
+            proc.kill()
+
+    # Assert: the supervisor restarted the node, the SuperLink took it back, the run
+    # completed and `fedrec deploy run` said so with status 0.
+    assert deploy.wait("deploy-run", timeout=400) == 0, deploy.diagnostics()
+    rejoin = deploy.log("supernode-1")[seen:]
+    assert "fedrec node start: flower-supernode exited with status" in rejoin, rejoin
+    assert "run " in deploy.log("deploy-run") and ": finished:completed" in deploy.log("deploy-run")
+    assert "fedrec: round 2/2 | clients 1 ok" in deploy.log("deploy-run"), deploy.diagnostics()
     ckpt = load_checkpoint(runs / "tls")
-    assert ckpt.round == 1 and ckpt.manifest["history"][-1]["clients-ok"] == 1
+    assert ckpt.round == 2 and ckpt.manifest["history"][-1]["clients-ok"] == 1
+    print(f"killed SuperNode: run finished {time.monotonic() - killed_at:.0f} s after the kill")
+
+    # A run that fails (here: a setting no ServerApp accepts) exits non-zero.
+    failed = _run(
+        deploy, "fedrec", "deploy", "run", "tls", "--app", str(ROOT), "--run-config",
+        f"strategy='nope' output-dir='{runs}' run-name='bad'",
+    )  # fmt: skip
+    assert failed.returncode == 1, failed.stdout + failed.stderr
+    assert ": finished:failed" in failed.stdout, failed.stdout
 
     # Execute: restart the SuperLink on the same database.
     seen = len(deploy.log("supernode-1"))
