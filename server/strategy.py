@@ -93,6 +93,7 @@ class FedRecStrategy(FedAvg):
         self._sent = 0
         self.last_round_stats: dict[str, Any] = {}
         self.last_available = 0  # connected clients when the round was sampled
+        self._asked: list[Message] = []  # the messages of the round's last stage
 
     @classmethod
     def from_config(cls, cfg: FedRecConfig, optimizer: ServerOptimizer) -> FedRecStrategy:
@@ -122,6 +123,7 @@ class FedRecStrategy(FedAvg):
         self.last_available = len(list(grid.get_node_ids()))
         messages = list(super().configure_train(server_round, arrays, config, grid))
         self._sent = len(messages)
+        self._asked = messages
         return messages
 
     def configure_evaluate(
@@ -130,14 +132,17 @@ class FedRecStrategy(FedAvg):
         """Sample as FedAvg does, once enough clients are connected."""
         grid = self._healthy(grid)
         self._wait_for_nodes(grid)
-        return super().configure_evaluate(server_round, arrays, config, grid)
+        self._asked = list(super().configure_evaluate(server_round, arrays, config, grid))
+        return self._asked
 
     def aggregate_evaluate(
         self, server_round: int, replies: Iterable[Message]
     ) -> MetricRecord | None:
         """FedAvg's weighted mean; a node that cannot run with its node config is left out."""
         replies = list(replies)
-        self.rules.screen_failures(server_round, [_reply(m) for m in replies if m.has_error()])
+        senders = self._senders()
+        failed = [_reply(m, senders) for m in replies if m.has_error()]
+        self.rules.screen_failures(server_round, failed)
         return super().aggregate_evaluate(server_round, replies)
 
     def wait_for_clients(self, grid: Grid) -> int:
@@ -145,6 +150,14 @@ class FedRecStrategy(FedAvg):
         grid = self._healthy(grid)
         self._wait_for_nodes(grid)
         return len(list(grid.get_node_ids()))
+
+    def _senders(self) -> dict[str, int]:
+        """Who each reply is from, by the message it answers (Flower sets ids on push)."""
+        return {
+            m.metadata.message_id: m.metadata.dst_node_id
+            for m in self._asked
+            if m.metadata.message_id
+        }
 
     def _healthy(self, grid: Grid) -> Grid:
         """``grid`` without the misconfigured nodes; refuses when only they are missing."""
@@ -175,8 +188,9 @@ class FedRecStrategy(FedAvg):
     ) -> tuple[ArrayRecord | None, MetricRecord | None]:
         """The round's new model from the clients' replies (:meth:`RoundRules.aggregate`)."""
         assert self._current is not None, "configure_train first: it fixes the round's model"
+        senders = self._senders()
         result = self.rules.aggregate(
-            server_round, self._current, [_reply(m) for m in replies], sampled=self._sent
+            server_round, self._current, [_reply(m, senders) for m in replies], sampled=self._sent
         )
         return self._answer(result)
 
@@ -193,9 +207,13 @@ class FedRecStrategy(FedAvg):
         return arrays, MetricRecord(result.metrics)
 
 
-def _reply(message: Message) -> Reply:
-    """A Flower reply as the round sees it."""
-    node = message.metadata.src_node_id
+def _reply(message: Message, senders: dict[str, int] | None = None) -> Reply:
+    """A Flower reply as the round sees it.
+
+    An error reply the SuperLink writes for a node (it went silent) comes from the
+    SuperLink's own id: the node is then the one the answered message went to.
+    """
+    node = (senders or {}).get(message.metadata.reply_to_message_id, message.metadata.src_node_id)
     if message.has_error():
         return Reply(node, None, error=_short_reason(message.error.reason or ""))
     metrics = dict(message.content["metrics"])
