@@ -3,8 +3,9 @@
 ``flwr run`` exits 0 once the SuperLink has accepted a run, whatever becomes of the run,
 and ``flwr log`` exits 0 when the logs end. The run's outcome is its status in ``flwr ls
 --format json``: ``finished:completed``, ``finished:failed`` or ``finished:stopped``.
-:func:`submit_and_follow` submits, streams the logs, then reads that status, so the
-operator's command can exit non-zero when the run failed.
+:func:`submit` and :func:`follow` submit, stream the logs, then read that status, so the
+operator's command can exit non-zero when the run failed, and submit a run again whose
+ServerApp was lost with its SuperLink (the new ServerApp resumes from the checkpoint).
 """
 
 from __future__ import annotations
@@ -19,6 +20,10 @@ from typing import Any
 from fedrec.shared.errors import FedRecError
 
 COMPLETED = "finished:completed"
+FAILED = "finished:failed"
+# Flower's details when a run's ServerApp stopped sending heartbeats: it died with its
+# SuperLink (or machine), not because of anything in the run.
+LOST_SERVERAPP = "No heartbeat received"
 
 
 class DeployError(FedRecError):
@@ -42,6 +47,11 @@ class RunOutcome:
     def finished(self) -> bool:
         """Whether the run has ended, one way or another."""
         return self.status.startswith("finished")
+
+    @property
+    def lost(self) -> bool:
+        """Whether the run failed because its ServerApp process was lost, not by itself."""
+        return self.status == FAILED and LOST_SERVERAPP in self.details
 
 
 def _json_of(stdout: str) -> dict[str, Any] | None:

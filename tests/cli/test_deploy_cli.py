@@ -21,13 +21,18 @@ import json, os, sys
 args = sys.argv[1:]
 with open(os.environ["FAKE_FLWR_CALLS"], "a") as f:
     f.write(json.dumps(args) + "\\n")
+# Run k (42, 43, ...) ends with the k-th of FAKE_STATUS's ";"-separated "status|details".
 if args[0] == "run":
+    runs = os.environ["FAKE_FLWR_CALLS"] + ".runs"
+    n = int(open(runs).read()) if os.path.exists(runs) else 0
+    open(runs, "w").write(str(n + 1))
     print("Using SuperLink: test (127.0.0.1:1)")
-    print(json.dumps({{"success": True, "run-id": "42", "federation-id": ""}}))
+    print(json.dumps({{"success": True, "run-id": str(42 + n), "federation-id": ""}}))
 elif args[0] == "log":
     print("INFO    : fedrec: round 1/1 | clients 2 ok/0 failed/0 rejected")
 elif args[0] == "ls":
-    run = {{"run-id": "42", "status": os.environ["FAKE_STATUS"], "status-details": "why"}}
+    status, details = os.environ["FAKE_STATUS"].split(";")[int(args[3]) - 42].split("|")
+    run = {{"run-id": args[3], "status": status, "status-details": details}}
     print(json.dumps({{"success": True, "runs": [run]}}))
 """
 
@@ -51,7 +56,7 @@ def fake_flwr(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def test_deploy_run_exits_non_zero_unless_the_run_completed(
     fake_flwr: Path, monkeypatch: pytest.MonkeyPatch, status: str, code: int
 ) -> None:
-    monkeypatch.setenv("FAKE_STATUS", status)
+    monkeypatch.setenv("FAKE_STATUS", f"{status}|why")
     result = CliRunner().invoke(app, ["deploy", "run", "prod", "--run-config", "num-rounds=1"])
     assert result.exit_code == code, result.output
     assert f"run 42: {status} (why)" in result.output
@@ -61,6 +66,26 @@ def test_deploy_run_exits_non_zero_unless_the_run_completed(
         ["log", "42", "prod", "--stream"],
         ["ls", "prod", "--run-id", "42", "--format", "json"],
     ]
+
+
+def test_a_run_that_lost_its_serverapp_is_submitted_again_and_a_failed_one_is_not(
+    fake_flwr: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Run 42 lost its ServerApp with the SuperLink, 43 (its resubmission) completed.
+    lost = "finished:failed|No heartbeat received from the task"
+    monkeypatch.setenv("FAKE_STATUS", f"{lost};finished:completed|N/A")
+    result = CliRunner().invoke(app, ["deploy", "run", "prod", "--no-stream"])
+    assert result.exit_code == 0, result.output
+    assert "run 42 lost its ServerApp; submitting it again" in result.output
+    assert result.output.rstrip().endswith("run 43: finished:completed")
+    # A run that failed by itself is not submitted again; nor past --resubmit.
+    for status, flags in [("finished:failed|ValueError", []), (lost, ["--resubmit", "0"])]:
+        fake_flwr.unlink()
+        Path(f"{fake_flwr}.runs").unlink()
+        monkeypatch.setenv("FAKE_STATUS", f"{status};finished:completed|N/A")
+        result = CliRunner().invoke(app, ["deploy", "run", "prod", "--no-stream", *flags])
+        assert result.exit_code == 1, result.output
+        assert sum(json.loads(c)[0] == "run" for c in fake_flwr.read_text().splitlines()) == 1
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
