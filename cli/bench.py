@@ -466,6 +466,40 @@ def serve(
     console.print((output_dir / f"{name}.md").read_text())
 
 
+@bench_app.command("deployment")
+def deployment(
+    output_dir: OutputDirOpt = Path("docs/benchmarks"),
+    runs_dir: RunsDirOpt = Path("runs/bench"),
+    name: Annotated[str, typer.Option(help="File name stem of the report.")] = "deployment",
+    arms: Annotated[
+        str, typer.Option(help="Comma-separated: subprocess, process, secagg.")
+    ] = "subprocess,process,secagg",
+    nodes: Annotated[int, typer.Option(min=1, help="SuperNodes on 127.0.0.1.")] = 2,
+    rounds: Annotated[int, typer.Option(min=1, help="Rounds of each run.")] = 3,
+    render_only: RenderOnlyOpt = False,
+) -> None:
+    """A deployed round on loopback: its time, the clients' training, ClientApp start-up."""
+    from fedrec.simulations.bench_deployment import run_deployment_benchmark, write_report
+
+    setup_logging()
+    if render_only:
+        _render_from_json(output_dir, name, write_report)
+    else:
+        try:
+            run_deployment_benchmark(
+                output_dir=output_dir,
+                runs_dir=runs_dir.resolve(),
+                name=name,
+                arms=[a.strip() for a in arms.split(",") if a.strip()],
+                nodes=nodes,
+                rounds=rounds,
+                progress=lambda message: console.print(f"[dim]{message}"),
+            )
+        except ValueError as err:
+            raise typer.BadParameter(str(err)) from None
+    console.print((output_dir / f"{name}.md").read_text())
+
+
 @bench_app.command("privacy-audit")
 def privacy_audit(
     config: ConfigOpt = None,

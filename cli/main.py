@@ -245,9 +245,20 @@ def _register_node() -> None:
     )
 
 
+def _register_deploy() -> None:
+    from fedrec.cli.deploy import deploy_app
+
+    app.add_typer(
+        deploy_app,
+        name="deploy",
+        help="On the SuperLink's side: submit a run and exit non-zero unless it completed.",
+    )
+
+
 _register_bench()
 _register_certs()
 _register_node()
+_register_deploy()
 
 
 def main() -> None:

@@ -130,3 +130,41 @@ def recommend(
     found = recommend_on_device(NodeStore(data_dir), items, user, private_factors=factors, k=k)
     for rank, rec in enumerate(found, 1):
         typer.echo(f"{rank:>3}  {rec.item}  {rec.score:8.4f}  {rec.title}")
+
+
+@node_app.command(
+    "start", context_settings={"allow_extra_args": True, "ignore_unknown_options": True}
+)
+def start(
+    ctx: typer.Context,
+    max_restarts: Annotated[
+        int, typer.Option(help="Give up after this many restarts (0: never give up).")
+    ] = 0,
+    backoff: Annotated[float, typer.Option(help="Seconds before the first restart.")] = 1.0,
+    backoff_max: Annotated[
+        float, typer.Option(help="The most seconds between restarts (the wait doubles).")
+    ] = 60.0,
+) -> None:
+    """Run `flower-supernode ARGS...` (after `--`) and restart it with back-off when it fails.
+
+    The node config's device is checked first: a SuperNode that could never train is not
+    started at all.
+    """
+    from flwr.common.config import parse_config_args
+
+    from fedrec.shared.deploy.supervise import Backoff, supervise
+    from fedrec.shared.device import node_device
+
+    command = list(ctx.args)
+    if not command:
+        raise typer.BadParameter("give the SuperNode's command after `--`")
+    if "--node-config" in command[:-1]:
+        node_config = parse_config_args([command[command.index("--node-config") + 1]])
+        node_device(node_config)  # NodeConfigError: exit 2 with the reason and the fix
+    status = supervise(
+        command,
+        backoff=Backoff(first=backoff, most=backoff_max),
+        max_restarts=max_restarts or None,
+        notify=lambda line: typer.echo(f"fedrec node start: {line}", err=True),
+    )
+    raise typer.Exit(status)

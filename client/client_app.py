@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from flwr.app import ConfigRecord, Context, Message, MetricRecord, RecordDict
@@ -27,7 +27,9 @@ from fedrec.client.state import ClientStateStore
 from fedrec.client.task import evaluate_round, train_round
 from fedrec.shared import protocol as key
 from fedrec.shared.config import FedRecConfig, resolve_config
-from fedrec.shared.device import resolve_device
+from fedrec.shared.device import device_code, node_device
+from fedrec.shared.errors import NodeConfigError
+from fedrec.shared.logs import show_fedrec_logs
 from fedrec.shared.privacy import UserRound, resolve_delta, user_round_for
 from fedrec.shared.serialization import arrays_to_numpy, numpy_to_arrays
 
@@ -95,7 +97,7 @@ def _node(context: Context) -> tuple[int, int, str | None]:
         pid = int(cfg.get("partition-id", 0) if own_data else cfg["partition-id"])
         num = int(cfg.get("num-partitions", 1) if own_data else cfg["num-partitions"])
     except KeyError as missing:
-        raise ValueError(
+        raise NodeConfigError(
             f"node config lacks {missing}; start the SuperNode with "
             "--node-config 'partition-id=N num-partitions=M' (or data-dir=DIR for a node "
             "holding its own users' data)"
@@ -186,6 +188,16 @@ def build_client_app(
     # expected (and still accounted for), so the warning is noise in the federation's logs.
     logging.getLogger("opacus.data_loader").setLevel(logging.ERROR)
 
+    @app.lifespan()
+    def lifespan(context: Context) -> Iterator[None]:
+        # Before any message is handled: fedrec's warnings reach the SuperNode's output (INFO
+        # would repeat every client's routine in a simulation's output), and a node config
+        # that can never work fails here, with its reason, before any data is read.
+        show_fedrec_logs(logging.WARNING)
+        node_device(context.node_config)
+        _node(context)
+        yield
+
     def _setup(
         msg: Message, context: Context
     ) -> tuple[FedRecConfig, ClientData, ClientStateStore, int, ConfigRecord]:
@@ -205,6 +217,7 @@ def build_client_app(
             return _release(msg, cfg, data, store, pid, config, survivors, _node(context)[1])
         resumed_from = config.get(key.RESUMED_FROM)
         incarnation = config.get(key.SERVER_INCARNATION)
+        device = node_device(context.node_config)
         reply = train_round(
             cfg,
             data,
@@ -212,7 +225,7 @@ def build_client_app(
             store,
             server_round=_int(config, key.SERVER_ROUND),
             seed=client_seed(cfg, pid),
-            device=resolve_device(str(context.node_config.get("device", "auto"))),
+            device=device,
             user_round=user_round_of(cfg, config, _node(context)[1]),
             survivors=survivors,
             # Which server process asks and where it resumed: lets a client that trained a
@@ -223,7 +236,9 @@ def build_client_app(
             run_id=_run_id(config),
             started=started,
         )
-        content = {"arrays": numpy_to_arrays(reply.arrays), "metrics": MetricRecord(reply.metrics)}
+        # Where it trained says nothing about anyone's records: sent under DP too.
+        metrics = {**reply.metrics, key.DEVICE: device_code(device)}
+        content = {"arrays": numpy_to_arrays(reply.arrays), "metrics": MetricRecord(metrics)}
         return Message(content=RecordDict(content), reply_to=msg)
 
     @app.evaluate()

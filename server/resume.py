@@ -51,6 +51,7 @@ def start_of(cfg: FedRecConfig, run_dir: Path, n_items: int) -> RunStart:
     """Round 1 from the seeded initial model, or the round after the newest checkpoint."""
     last = latest_round(run_dir)
     if last is None:
+        logger.info("starting %s at round 1: it holds no checkpoint", run_dir)
         return RunStart(1, init_global(cfg, n_items))
     if not cfg.output.resume:
         raise ConfigError(

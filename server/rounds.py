@@ -40,8 +40,10 @@ import numpy as np
 from fedrec.server.aggregation import ServerOptimizer, apply_updates, mean_of_sum
 from fedrec.server.user_dp import CentralNoise, UserLevelAccountant
 from fedrec.shared.config import PrivacyConfig
+from fedrec.shared.device import device_label
+from fedrec.shared.errors import NodeConfigError
 from fedrec.shared.privacy import report_for, update_norm
-from fedrec.shared.protocol import BUDGET_EXHAUSTED
+from fedrec.shared.protocol import BUDGET_EXHAUSTED, DEVICE
 
 logger = logging.getLogger(__name__)
 
@@ -61,6 +63,11 @@ class Reply:
     def refused(self) -> bool:
         """Whether the client refused to train (its privacy budget is spent)."""
         return self.error is None and bool(self.metrics.get(BUDGET_EXHAUSTED))
+
+    @property
+    def misconfigured(self) -> bool:
+        """Whether the node failed because its own node config is invalid (see errors.py)."""
+        return self.error is not None and NodeConfigError.__name__ in self.error
 
 
 @dataclass
@@ -102,14 +109,45 @@ class RoundRules:
         self.update_norm_factor = update_norm_factor
         self.accept_failures = accept_failures
         self.central_noise = central_noise
+        # Nodes whose node config is invalid, with why: asked no more in this run.
+        self.misconfigured: dict[int | str, str] = {}
+        self.devices: dict[int | str, str] = {}  # the device each node last reported
+
+    def screen_failures(self, server_round: int, replies: Sequence[Reply]) -> None:
+        """Log each failed reply; a misconfigured node once, and remember it."""
+        for r in replies:
+            if r.error is None:
+                continue
+            if not r.misconfigured:
+                logger.warning("round %d: node %s failed: %s", server_round, r.node, r.error)
+            elif r.node not in self.misconfigured:
+                self.misconfigured[r.node] = r.error
+                logger.error(
+                    "round %d: node %s cannot train with its node config and is left out of "
+                    "the rest of this run: %s",
+                    server_round,
+                    r.node,
+                    r.error,
+                )
+
+    def note_devices(self, replies: Sequence[Reply]) -> None:
+        """Log the device of each node the first time it reports it, and when it changes."""
+        for r in replies:
+            code = r.metrics.get(DEVICE) if r.error is None else None
+            if code is None:
+                continue
+            label = device_label(float(code))
+            if self.devices.get(r.node) != label:
+                self.devices[r.node] = label
+                logger.info("node %s trains on %s", r.node, label)
 
     def aggregate(
         self, server_round: int, current: Arrays, replies: Sequence[Reply], *, sampled: int
     ) -> RoundResult:
         """The round's new model from ``replies`` to the ``sampled`` clients' messages."""
         failed = [r for r in replies if r.error is not None]
-        for r in failed:
-            logger.warning("round %d: node %s failed: %s", server_round, r.node, r.error)
+        self.screen_failures(server_round, replies)
+        self.note_devices(replies)
         answered = [r for r in replies if r.error is None]
         out_of_budget = sum(1 for r in answered if r.refused)
         valid = [r for r in answered if not r.refused and _valid(r, current)]
@@ -260,6 +298,9 @@ def summarise_train(rows: Sequence[Mapping[str, Any]]) -> dict[str, float]:
         out["client-seconds-mean"] = float(np.mean(col("seconds")))
     if col("user-epsilon"):
         out["user-epsilon-max"] = float(np.max(col("user-epsilon")))
+    if col(DEVICE):
+        out["clients-on-cuda"] = float(sum(1 for d in col(DEVICE) if d >= 0))
+        out["clients-on-cpu"] = float(sum(1 for d in col(DEVICE) if d < 0))
     return out
 
 
@@ -314,6 +355,11 @@ def progress_line(row: Mapping[str, Any], num_rounds: int, *, k: int = 10) -> st
         parts[-1] += f"/{int(row['clients-timed-out'])} timed out"
     if row.get("clients-out-of-budget"):
         parts[-1] += f"/{int(row['clients-out-of-budget'])} out of ε budget"
+    if "clients-on-cpu" in row or "clients-on-cuda" in row:
+        parts.append(
+            f"devices {int(row.get('clients-on-cpu', 0))} cpu"
+            f"/{int(row.get('clients-on-cuda', 0))} cuda"
+        )
     if "train-loss" in row:
         parts.append(f"loss {row['train-loss']:.4f}")
     if "epsilon" in row:

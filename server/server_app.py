@@ -30,6 +30,7 @@ from fedrec.shared import protocol as key
 from fedrec.shared.checkpoint import run_id, save_catalog, save_checkpoint
 from fedrec.shared.config import FedRecConfig, resolve_config
 from fedrec.shared.data import catalog_version, load_catalog
+from fedrec.shared.logs import show_fedrec_logs
 from fedrec.shared.models.factory import item_text_embeddings
 from fedrec.shared.serialization import arrays_to_numpy, numpy_to_arrays
 
@@ -163,6 +164,8 @@ def build_server_app(overrides: dict[str, Any] | None = None) -> ServerApp:
 
     @app.main()
     def main(grid: Grid, context: Context) -> None:
+        # In deployment this is a process of Flower's: without it fedrec's lines are lost.
+        show_fedrec_logs()
         run_federation(grid, resolve_config(context.run_config, overrides))
 
     return app

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 from flwr.app import ArrayRecord, ConfigRecord, Message, MetricRecord, RecordDict
@@ -23,11 +23,26 @@ from fedrec.server.aggregation import ServerOptimizer, ServerSGD
 from fedrec.server.rounds import Reply, RoundResult, RoundRules, SecureSum
 from fedrec.server.user_dp import CentralNoise, central_noise_for
 from fedrec.shared.config import FedRecConfig
+from fedrec.shared.errors import ConfigError
 from fedrec.shared.evaluation import aggregate_client_metrics
 from fedrec.shared.protocol import WEIGHT
 from fedrec.shared.serialization import arrays_to_numpy, numpy_to_arrays
 
 logger = logging.getLogger(__name__)
+
+
+class _HealthyNodes:
+    """The grid as sampling sees it: without the nodes whose node config is invalid."""
+
+    def __init__(self, grid: Grid, excluded: dict[int | str, str]) -> None:
+        self._grid = grid
+        self._excluded = excluded
+
+    def get_node_ids(self) -> list[int]:
+        return [n for n in self._grid.get_node_ids() if n not in self._excluded]
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._grid, name)
 
 
 def _aggregate_eval(records: list[RecordDict], weight_key: str) -> MetricRecord:
@@ -78,6 +93,7 @@ class FedRecStrategy(FedAvg):
         self._sent = 0
         self.last_round_stats: dict[str, Any] = {}
         self.last_available = 0  # connected clients when the round was sampled
+        self._asked: list[Message] = []  # the messages of the round's last stage
 
     @classmethod
     def from_config(cls, cfg: FedRecConfig, optimizer: ServerOptimizer) -> FedRecStrategy:
@@ -102,23 +118,61 @@ class FedRecStrategy(FedAvg):
     ) -> Iterable[Message]:
         """Remember the global model the clients start from, then sample as FedAvg does."""
         self._current = arrays_to_numpy(arrays)
+        grid = self._healthy(grid)
         self._wait_for_nodes(grid)
         self.last_available = len(list(grid.get_node_ids()))
         messages = list(super().configure_train(server_round, arrays, config, grid))
         self._sent = len(messages)
+        self._asked = messages
         return messages
 
     def configure_evaluate(
         self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid
     ) -> Iterable[Message]:
         """Sample as FedAvg does, once enough clients are connected."""
+        grid = self._healthy(grid)
         self._wait_for_nodes(grid)
-        return super().configure_evaluate(server_round, arrays, config, grid)
+        self._asked = list(super().configure_evaluate(server_round, arrays, config, grid))
+        return self._asked
+
+    def aggregate_evaluate(
+        self, server_round: int, replies: Iterable[Message]
+    ) -> MetricRecord | None:
+        """FedAvg's weighted mean; a node that cannot run with its node config is left out."""
+        replies = list(replies)
+        senders = self._senders()
+        failed = [_reply(m, senders) for m in replies if m.has_error()]
+        self.rules.screen_failures(server_round, failed)
+        return super().aggregate_evaluate(server_round, replies)
 
     def wait_for_clients(self, grid: Grid) -> int:
         """How many clients are connected, once at least ``min_available_nodes`` are."""
+        grid = self._healthy(grid)
         self._wait_for_nodes(grid)
         return len(list(grid.get_node_ids()))
+
+    def _senders(self) -> dict[str, int]:
+        """Who each reply is from, by the message it answers (Flower sets ids on push)."""
+        return {
+            m.metadata.message_id: m.metadata.dst_node_id
+            for m in self._asked
+            if m.metadata.message_id
+        }
+
+    def _healthy(self, grid: Grid) -> Grid:
+        """``grid`` without the misconfigured nodes; refuses when only they are missing."""
+        if not self.rules.misconfigured:
+            return grid
+        healthy = _HealthyNodes(grid, self.rules.misconfigured)
+        connected = len(list(grid.get_node_ids()))
+        if len(healthy.get_node_ids()) < self.min_available_nodes <= connected:
+            reasons = "; ".join(f"node {n}: {why}" for n, why in self.rules.misconfigured.items())
+            raise ConfigError(
+                f"the run needs {self.min_available_nodes} nodes and {connected} are connected, "
+                f"but {len(self.rules.misconfigured)} of them cannot train with their node "
+                f"config ({reasons}); fix those and restart them, then resume the run"
+            )
+        return cast(Grid, healthy)
 
     def _wait_for_nodes(self, grid: Grid, poll_s: float = 0.05) -> None:
         # FedAvg sizes its sample from the nodes connected *before* it waits for
@@ -134,8 +188,9 @@ class FedRecStrategy(FedAvg):
     ) -> tuple[ArrayRecord | None, MetricRecord | None]:
         """The round's new model from the clients' replies (:meth:`RoundRules.aggregate`)."""
         assert self._current is not None, "configure_train first: it fixes the round's model"
+        senders = self._senders()
         result = self.rules.aggregate(
-            server_round, self._current, [_reply(m) for m in replies], sampled=self._sent
+            server_round, self._current, [_reply(m, senders) for m in replies], sampled=self._sent
         )
         return self._answer(result)
 
@@ -152,9 +207,13 @@ class FedRecStrategy(FedAvg):
         return arrays, MetricRecord(result.metrics)
 
 
-def _reply(message: Message) -> Reply:
-    """A Flower reply as the round sees it."""
-    node = message.metadata.src_node_id
+def _reply(message: Message, senders: dict[str, int] | None = None) -> Reply:
+    """A Flower reply as the round sees it.
+
+    An error reply the SuperLink writes for a node (it went silent) comes from the
+    SuperLink's own id: the node is then the one the answered message went to.
+    """
+    node = (senders or {}).get(message.metadata.reply_to_message_id, message.metadata.src_node_id)
     if message.has_error():
         return Reply(node, None, error=_short_reason(message.error.reason or ""))
     metrics = dict(message.content["metrics"])

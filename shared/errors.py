@@ -11,6 +11,14 @@ class ConfigError(FedRecError, ValueError):
     """A configuration value is missing, of the wrong type or out of range."""
 
 
+class NodeConfigError(ConfigError):
+    """A SuperNode's ``--node-config`` is invalid: the node cannot train until restarted.
+
+    The server recognises it in a client's error reply by its class name and leaves the
+    node out of the rest of the run instead of asking it again every round.
+    """
+
+
 class DataError(FedRecError, ValueError):
     """An input data file is missing, malformed or inconsistent.
 

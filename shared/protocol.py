@@ -31,6 +31,7 @@ WEIGHT = "weight"  # every client weighs 1: example counts would leak dataset si
 BUDGET_EXHAUSTED = "budget-exhausted"  # 1.0: the client refused, its budget is spent
 EPSILON = "epsilon"  # the record-level epsilon its accountant holds (-1 without DP)
 USER_EPSILON = "user-epsilon"  # the user-level epsilon its ledger holds
+DEVICE = "device"  # the CUDA index it trained on, -1: the CPU (shared/device.py)
 
 # ---- SecAgg+ (both halves of the protocol)
 SECAGG_TENSORS = "secagg-tensors"  # the order of the global tensors in legacy parameters

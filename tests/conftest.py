@@ -1,6 +1,7 @@
 """Shared fixtures: a Flower task identity and an in-process loopback Grid."""
 
 import copy
+import logging
 import uuid
 from collections.abc import Iterable
 
@@ -9,6 +10,15 @@ from flwr.app import Context, Message, RecordDict
 from flwr.app.error import Error
 from flwr.clientapp import ClientApp
 from flwr.supercore.task_identity import TaskIdentity
+
+
+@pytest.fixture(autouse=True)
+def fedrec_logger() -> Iterable[None]:
+    """Undo what a ClientApp or ServerApp did to the ``fedrec`` logger (shared/logs.py)."""
+    logger = logging.getLogger("fedrec")
+    saved = (list(logger.handlers), logger.level, logger.propagate)
+    yield
+    logger.handlers[:], logger.level, logger.propagate = saved
 
 
 @pytest.fixture

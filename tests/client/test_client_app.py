@@ -4,12 +4,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from flwr.app import ConfigRecord, Message, RecordDict
+import torch
+from flwr.app import ConfigRecord, Context, Message, RecordDict
 
 from fedrec.client.client_app import build_client_app
 from fedrec.client.task import train_metrics
 from fedrec.shared.config import resolve_config
 from fedrec.shared.data import load_split
+from fedrec.shared.errors import NodeConfigError
 from fedrec.shared.models.factory import init_global
 from fedrec.shared.serialization import numpy_to_arrays
 from fedrec.shared.training import LocalResult
@@ -73,3 +75,15 @@ def test_a_dp_client_refuses_federated_evaluation_unless_the_run_asks(
     assert reply.has_error() == refused
     if refused:
         assert "refusing federated evaluation" in reply.error.reason
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_a_node_asking_for_cuda_without_it_fails_before_reading_any_data() -> None:
+    # No data set, no state dir: the node config is checked before either is needed.
+    app = build_client_app()
+    context = Context(
+        run_id=1, node_id=1, node_config={"device": "cuda"}, state=RecordDict(), run_config={}
+    )
+    msg = Message(RecordDict({"config": ConfigRecord({})}), dst_node_id=1, message_type="train")
+    with pytest.raises(NodeConfigError, match="device='cuda'"):
+        app(msg, context)

@@ -1,5 +1,6 @@
 """Shared pieces of the end-to-end tests: tiny data sets and Flower CLI invocations."""
 
+import contextlib
 import os
 import socket
 import subprocess
@@ -8,6 +9,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import psutil
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -68,3 +70,97 @@ def flwr_run(
         text=True,
         timeout=240,
     )
+
+
+def deploy_run(
+    connection: str, run_config: str, env: dict[str, str], *, timeout: float = 300
+) -> subprocess.CompletedProcess[str]:
+    """``fedrec deploy run CONNECTION --run-config ...`` from the repository root."""
+    return subprocess.run(
+        [str(BIN / "fedrec"), "deploy", "run", connection, "--run-config", run_config],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+class Daemons:
+    """Long-running Flower processes started in one folder, each logging to its own file."""
+
+    def __init__(self, cwd: Path, env: dict[str, str]) -> None:
+        self.cwd, self.env = cwd, env
+        self.logs = cwd / "logs"
+        self.logs.mkdir()
+        self.started: dict[str, subprocess.Popen[bytes]] = {}
+
+    def start(self, name: str, *command: str) -> None:
+        log = open(self.logs / f"{name}.log", "wb")  # noqa: SIM115 (closed with the process)
+        self.started[name] = subprocess.Popen(
+            [str(BIN / command[0]), *command[1:]],
+            cwd=self.cwd,
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+
+    def stop(self, *names: str) -> None:
+        """Kill the named daemons and what they started (SuperExec, ServerApp, ClientApps)."""
+        popens = [self.started.pop(name) for name in names]
+        everything = [c for p in popens for c in process_tree(p.pid)]
+        for proc in everything:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                proc.kill()
+        psutil.wait_procs(everything, timeout=30)
+        for popen in popens:
+            popen.wait(timeout=30)
+
+    def wait(self, name: str, timeout: float) -> int | None:
+        """The exit code of a daemon expected to stop by itself; None if it still runs."""
+        try:
+            return self.started[name].wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            return None
+
+    def log(self, name: str) -> str:
+        return (self.logs / f"{name}.log").read_text(errors="replace")
+
+    def wait_log(self, name: str, text: str, *, after: int, timeout: float = 90) -> None:
+        """Wait until ``text`` shows up in a daemon's log past its first ``after`` characters."""
+        deadline = time.monotonic() + timeout
+        while text not in self.log(name)[after:]:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{name} never logged {text!r}" + self.diagnostics())
+            time.sleep(1)
+
+    def stop_all(self) -> None:
+        """Stop every daemon, then whatever else runs with this test's FLWR_HOME.
+
+        A SuperNode that exited by itself leaves its SuperExec behind until that notices;
+        the sweep catches it.
+        """
+        self.stop(*self.started)
+        flwr_home = self.env["FLWR_HOME"]
+        left = []
+        for proc in psutil.process_iter():
+            with contextlib.suppress(psutil.Error):
+                if proc.environ().get("FLWR_HOME") == flwr_home:
+                    proc.kill()
+                    left.append(proc)
+        psutil.wait_procs(left, timeout=30)
+
+    def diagnostics(self) -> str:
+        return "".join(
+            f"\n--- {log.name}\n" + log.read_text(errors="replace")[-1500:]
+            for log in sorted(self.logs.iterdir())
+        )
+
+
+def process_tree(pid: int) -> list[psutil.Process]:
+    """The process ``pid`` and its descendants, children first; none if it is gone."""
+    try:
+        proc = psutil.Process(pid)
+        return [*proc.children(recursive=True), proc]
+    except psutil.NoSuchProcess:
+        return []

@@ -1,20 +1,24 @@
-"""The deployment engine: a real SuperLink, real SuperNodes (one per partition), `flwr run`.
+"""The deployment engine: a real SuperLink, real SuperNodes (one per partition), a real run.
+
+Runs are submitted and followed with `fedrec deploy run` (`flwr run`, `flwr log`, `flwr ls`).
 
 Everything runs on 127.0.0.1 with free ports, --insecure (local test only), and is killed
 at the end whatever happens.
 """
 
+import contextlib
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
+import psutil
 import pytest
 
 from fedrec.client.sealing import read_key_file
 from fedrec.client.state import ClientStateStore
 from fedrec.shared.checkpoint import load_checkpoint
 
-from .helpers import BIN, flwr_env, flwr_run, free_port, wait_port, write_tiny_ratings
+from .helpers import BIN, deploy_run, flwr_env, free_port, wait_port, write_tiny_ratings
 
 pytestmark = pytest.mark.slow
 
@@ -25,10 +29,18 @@ N_NODES = 2
 def processes() -> Iterator[list[subprocess.Popen[bytes]]]:
     started: list[subprocess.Popen[bytes]] = []
     yield started
-    for proc in started:
-        proc.kill()
-    for proc in started:
-        proc.wait(timeout=30)
+    # The process trees: `fedrec node start` cannot pass a SIGKILL on to its SuperNode.
+    trees = []
+    for popen in started:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            parent = psutil.Process(popen.pid)
+            trees += [*parent.children(recursive=True), parent]
+    for proc in trees:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            proc.kill()
+    psutil.wait_procs(trees, timeout=30)
+    for popen in started:
+        popen.wait(timeout=30)
 
 
 def _fedrec(*args: str) -> str:
@@ -113,6 +125,10 @@ def test_superlink_supernodes_flwr_run(
             where = f"data-dir='{tmp_path / f'data-{k}'}'"
         start(
             f"supernode-{k}",
+            "fedrec",
+            "node",
+            "start",
+            "--",
             "flower-supernode",
             "--insecure",
             "--superlink",
@@ -133,11 +149,18 @@ def test_superlink_supernodes_flwr_run(
         "run-name='deployed' fraction-train=1.0 min-train-nodes=2 embedding-dim=8 "
         f"personalize-epochs=1 {extra}"
     )
-    out = flwr_run("test", run_config, env)
+    out = deploy_run("test", run_config, env)
     diag = out.stdout[-2000:] + out.stderr[-2000:]
     for log in sorted(logs.iterdir()):
         diag += f"\n--- {log.name}\n" + log.read_text(errors="replace")[-1500:]
     assert out.returncode == 0, diag
+    assert ": finished:completed" in out.stdout, diag
+    # fedrec's own lines reach what the operator sees: the ServerApp's output, streamed.
+    rounds_logged = [line for line in out.stdout.splitlines() if "fedrec: round " in line]
+    assert (
+        len(rounds_logged) == rounds
+        and " clients 2 ok/0 failed/0 rejected | devices " in rounds_logged[-1]
+    ), diag
     ckpt = load_checkpoint(runs / "deployed")
     assert ckpt.round == rounds, diag
     assert ckpt.manifest["history"][-1]["clients-ok"] == N_NODES

@@ -2,9 +2,11 @@
 
 On 127.0.0.1 with free ports: `fedrec certs` makes the CA, the SuperLink certificate and two
 node key pairs; the SuperLink runs with TLS, node authentication and a database; one node is
-registered with `flwr supernode register` and connects, the other is refused; a one-round
-`flwr run` goes over TLS end to end; the registration survives a SuperLink restart. Every
-process is killed at the end whatever happens.
+registered with `flwr supernode register` and connects (through `fedrec node start`), the
+other is refused; a two-round `fedrec deploy run` goes over TLS end to end while the
+registered SuperNode is killed in round 1 and rejoins by itself; a failing run exits 1; the
+registration survives a SuperLink restart. Every process is killed at the end whatever
+happens.
 """
 
 import contextlib
@@ -20,89 +22,18 @@ import pytest
 
 from fedrec.shared.checkpoint import load_checkpoint
 
-from .helpers import BIN, flwr_env, flwr_run, free_port, wait_port, write_tiny_ratings
+from .helpers import (
+    BIN,
+    ROOT,
+    Daemons,
+    flwr_env,
+    free_port,
+    process_tree,
+    wait_port,
+    write_tiny_ratings,
+)
 
 pytestmark = pytest.mark.slow
-
-
-class Daemons:
-    """Long-running Flower processes started in one folder, each logging to its own file."""
-
-    def __init__(self, cwd: Path, env: dict[str, str]) -> None:
-        self.cwd, self.env = cwd, env
-        self.logs = cwd / "logs"
-        self.logs.mkdir()
-        self.started: dict[str, subprocess.Popen[bytes]] = {}
-
-    def start(self, name: str, *command: str) -> None:
-        log = open(self.logs / f"{name}.log", "wb")  # noqa: SIM115 (closed with the process)
-        self.started[name] = subprocess.Popen(
-            [str(BIN / command[0]), *command[1:]],
-            cwd=self.cwd,
-            env=self.env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-
-    def stop(self, *names: str) -> None:
-        """Kill the named daemons and what they started (SuperExec, ServerApp, ClientApps)."""
-        popens = [self.started.pop(name) for name in names]
-        everything = [c for p in popens for c in _tree(p.pid)]
-        for proc in everything:
-            with contextlib.suppress(psutil.NoSuchProcess):
-                proc.kill()
-        psutil.wait_procs(everything, timeout=30)
-        for popen in popens:
-            popen.wait(timeout=30)
-
-    def wait(self, name: str, timeout: float) -> int | None:
-        """The exit code of a daemon expected to stop by itself; None if it still runs."""
-        try:
-            return self.started[name].wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            return None
-
-    def log(self, name: str) -> str:
-        return (self.logs / f"{name}.log").read_text(errors="replace")
-
-    def wait_log(self, name: str, text: str, *, after: int, timeout: float = 90) -> None:
-        """Wait until ``text`` shows up in a daemon's log past its first ``after`` characters."""
-        deadline = time.monotonic() + timeout
-        while text not in self.log(name)[after:]:
-            if time.monotonic() > deadline:
-                raise AssertionError(f"{name} never logged {text!r}" + self.diagnostics())
-            time.sleep(1)
-
-    def stop_all(self) -> None:
-        """Stop every daemon, then whatever else runs with this test's FLWR_HOME.
-
-        A SuperNode that exited by itself leaves its SuperExec behind until that notices;
-        the sweep catches it.
-        """
-        self.stop(*self.started)
-        flwr_home = self.env["FLWR_HOME"]
-        left = []
-        for proc in psutil.process_iter():
-            with contextlib.suppress(psutil.Error):
-                if proc.environ().get("FLWR_HOME") == flwr_home:
-                    proc.kill()
-                    left.append(proc)
-        psutil.wait_procs(left, timeout=30)
-
-    def diagnostics(self) -> str:
-        return "".join(
-            f"\n--- {log.name}\n" + log.read_text(errors="replace")[-1500:]
-            for log in sorted(self.logs.iterdir())
-        )
-
-
-def _tree(pid: int) -> list[psutil.Process]:
-    """The process ``pid`` and its descendants, children first; none if it is gone."""
-    try:
-        proc = psutil.Process(pid)
-        return [*proc.children(recursive=True), proc]
-    except psutil.NoSuchProcess:
-        return []
 
 
 @pytest.fixture
@@ -204,15 +135,17 @@ def test_tls_superlink_admits_registered_nodes_only(tmp_path: Path, deploy: Daem
             *extra,
         )
 
+    # The documented way to start a node: `fedrec node start` restarts it when it fails.
     deploy.start(
         "supernode-1",
+        "fedrec", "node", "start", "--backoff", "1", "--backoff-max", "8", "--",
         *supernode(
             "node-1",
             "--node-config",
             f"partition-id=0 num-partitions=1 state-dir='{tmp_path / 'state-1'}' "
-            f"state-key-file='{deploy.cwd / 'node-1/state.key'}'",
+            f"state-key-file='{deploy.cwd / 'node-1/state.key'}' device='auto'",
         ),
-    )
+    )  # fmt: skip
     deploy.start("supernode-2", *supernode("node-2"))
 
     # Assert: node-1 is online, node-2 was turned away and never listed.
@@ -223,18 +156,43 @@ def test_tls_superlink_admits_registered_nodes_only(tmp_path: Path, deploy: Daem
         assert text in deploy.log("supernode-2"), deploy.diagnostics()
     assert [n["node-id"] for n in _nodes(deploy)] == [node_id]
 
-    # Execute: one round over TLS (the ServerApp connects back to 127.0.0.1 over TLS too).
+    # Execute: two rounds over TLS (the ServerApp connects back to 127.0.0.1 over TLS too),
+    # submitted and followed by `fedrec deploy run`; the SuperNode is killed (SIGKILL, with
+    # its ClientApp) as soon as it starts training round 1.
     data = write_tiny_ratings(tmp_path / "ratings.csv", n_users=4, n_items=20, per_user=10)
     runs = tmp_path / "runs"
-    out = flwr_run(
-        "tls",
-        f"num-rounds=1 dataset='generic' data-path='{data}' output-dir='{runs}' run-name='tls' "
-        "min-train-nodes=1 embedding-dim=8 personalize-epochs=1",
-        deploy.env,
-    )
-    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:] + deploy.diagnostics()
+    seen = len(deploy.log("supernode-1"))
+    deploy.start(
+        "deploy-run",
+        "fedrec", "deploy", "run", "tls", "--app", str(ROOT), "--run-config",
+        f"num-rounds=2 dataset='generic' data-path='{data}' output-dir='{runs}' run-name='tls' "
+        "min-train-nodes=1 embedding-dim=8 personalize-epochs=1 round-timeout=120",
+    )  # fmt: skip
+    deploy.wait_log("supernode-1", "Start `flwr-clientapp` process", after=seen, timeout=120)
+    killed_at = time.monotonic()
+    (daemon,) = psutil.Process(deploy.started["supernode-1"].pid).children()
+    for proc in process_tree(daemon.pid):
+        with contextlib.suppress(psutil.NoSuchProcess):
+            proc.kill()
+
+    # Assert: the supervisor restarted the node, the SuperLink took it back, the run
+    # completed and `fedrec deploy run` said so with status 0.
+    assert deploy.wait("deploy-run", timeout=400) == 0, deploy.diagnostics()
+    rejoin = deploy.log("supernode-1")[seen:]
+    assert "fedrec node start: flower-supernode exited with status" in rejoin, rejoin
+    assert "run " in deploy.log("deploy-run") and ": finished:completed" in deploy.log("deploy-run")
+    assert "fedrec: round 2/2 | clients 1 ok" in deploy.log("deploy-run"), deploy.diagnostics()
     ckpt = load_checkpoint(runs / "tls")
-    assert ckpt.round == 1 and ckpt.manifest["history"][-1]["clients-ok"] == 1
+    assert ckpt.round == 2 and ckpt.manifest["history"][-1]["clients-ok"] == 1
+    print(f"killed SuperNode: run finished {time.monotonic() - killed_at:.0f} s after the kill")
+
+    # A run that fails (here: a setting no ServerApp accepts) exits non-zero.
+    failed = _run(
+        deploy, "fedrec", "deploy", "run", "tls", "--app", str(ROOT), "--run-config",
+        f"strategy='nope' output-dir='{runs}' run-name='bad'",
+    )  # fmt: skip
+    assert failed.returncode == 1, failed.stdout + failed.stderr
+    assert ": finished:failed" in failed.stdout, failed.stdout
 
     # Execute: restart the SuperLink on the same database.
     seen = len(deploy.log("supernode-1"))

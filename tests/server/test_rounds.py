@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from fedrec.server.aggregation import ServerSGD
-from fedrec.server.rounds import Reply, RoundRules, RunPrivacy, SecureSum
+from fedrec.server.rounds import Reply, RoundRules, RunPrivacy, SecureSum, progress_line
 from fedrec.server.user_dp import CentralNoise, UserLevelAccountant
 from fedrec.shared.config import resolve_config
 from fedrec.shared.privacy import SeededRandom, account, default_delta
@@ -98,3 +98,51 @@ def test_the_run_privacy_accounts_each_round_at_its_sampling_rate() -> None:
     assert report is not None
     assert report["epsilon"] == pytest.approx(account(history, default_delta(4), "rdp").epsilon)
     assert second["user-epsilon"] == report["epsilon"]
+
+
+def test_failures_are_logged_a_misconfigured_node_once_and_each_node_s_device(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # Prepare: one node on the CPU, one on CUDA, one failing, one with an invalid node config
+    # (the reason as Flower's runtime words a ClientApp's exception).
+    misconfigured = (
+        "<class 'fedrec.shared.errors.NodeConfigError'>:<'node config device='cuda': ...'>"
+    )
+    replies = [
+        _ok(1, 1.0, device=-1.0),
+        _ok(2, 3.0, device=0.0),
+        Reply(3, None, error="killed"),
+        Reply(4, None, error=misconfigured),
+    ]
+    rules = RoundRules(ServerSGD(1.0))
+    # Execute: the same replies in two rounds.
+    with caplog.at_level("INFO", logger="fedrec"):
+        first = rules.aggregate(1, CURRENT, replies, sampled=4)
+        second = rules.aggregate(2, CURRENT, replies, sampled=4)
+    # Assert
+    lines = [r.getMessage() for r in caplog.records]
+    assert "round 1: node 3 failed: killed" in lines and "round 2: node 3 failed: killed" in lines
+    left_out = [line for line in lines if "node 4 cannot train with its node config" in line]
+    assert len(left_out) == 1 and "device='cuda'" in left_out[0]
+    assert rules.misconfigured.keys() == {4}
+    assert lines.count("node 1 trains on cpu") == 1 and lines.count("node 2 trains on cuda:0") == 1
+    for result in (first, second):
+        assert (result.metrics["clients-on-cpu"], result.metrics["clients-on-cuda"]) == (1, 1)
+
+
+def test_the_round_line_names_who_took_part_where_loss_epsilon_and_time() -> None:
+    row = {
+        "round": 2,
+        "clients-ok": 3,
+        "clients-failed": 1,
+        "clients-rejected": 0,
+        "clients-on-cpu": 2,
+        "clients-on-cuda": 1,
+        "train-loss": 0.51234,
+        "epsilon": 1.5,
+        "seconds": 12.34,
+    }
+    assert progress_line(row, 5) == (
+        "round 2/5 | clients 3 ok/1 failed/0 rejected | devices 2 cpu/1 cuda | loss 0.5123 | "
+        "eps 1.50 | 12.3s"
+    )

@@ -6,10 +6,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 from flwr.app import Message, MetricRecord, RecordDict
+from flwr.app.error import Error
 
 from fedrec.server.server_app import run_federation
-from fedrec.shared.checkpoint import latest_round
+from fedrec.shared.checkpoint import latest_round, load_checkpoint
 from fedrec.shared.config import resolve_config
+from fedrec.shared.errors import ConfigError
 
 pytestmark = pytest.mark.usefixtures("task_identity")  # see conftest.py
 
@@ -150,3 +152,74 @@ def test_federated_evaluation_runs_only_where_its_metrics_are_allowed(  # type: 
     if dp:
         assert ("NOT covered: federated-evaluation metrics" in privacy["covers"]) == evaluates
         assert privacy["dp_batch_size"] == 64
+
+
+class _DeviceGrid(_Grid):
+    """Clients on the CPU that report it; ``broken`` nodes fail as an invalid node config."""
+
+    def __init__(self, n: int, broken: tuple[int, ...] = ()) -> None:
+        super().__init__(n)
+        self.broken = broken
+
+    def send_and_receive(self, messages: Iterable[Message], timeout: float | None = None):  # type: ignore[no-untyped-def]
+        replies = []
+        for msg in messages:
+            self.sent.append(msg)
+            if msg.metadata.dst_node_id in self.broken:
+                reason = "<class 'fedrec.shared.errors.NodeConfigError'>:<'device='cuda': no'>"
+                replies.append(Message(Error(code=2, reason=reason), reply_to=msg))
+                continue
+            metrics = MetricRecord({"weight": 1.0, "epsilon": 0.5, "device": -1.0})
+            content = RecordDict({"arrays": msg.content["arrays"], "metrics": metrics})
+            replies.append(Message(content=content, reply_to=msg))
+        return replies
+
+
+def _settings(tmp_path: Path, **extra: object) -> dict[str, object]:
+    return {
+        "dataset": "generic",
+        "data-path": str(_ratings(tmp_path / "ratings.csv")),
+        "embedding-dim": 4,
+        "min-train-nodes": 1,
+        "text-tower": "off",
+        "output-dir": str(tmp_path / "runs"),
+        "run-name": "r",
+        **extra,
+    }
+
+
+def test_each_round_s_line_and_the_resume_decision_are_logged(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    settings = _settings(tmp_path)
+    with caplog.at_level("INFO", logger="fedrec"):
+        run_federation(_DeviceGrid(2), resolve_config({}, {**settings, "num-rounds": 1}))
+        run_federation(_DeviceGrid(2), resolve_config({}, {**settings, "num-rounds": 2}))
+    lines = [r.getMessage() for r in caplog.records if r.name.startswith("fedrec")]
+    run_dir = tmp_path / "runs" / "r"
+    assert f"starting {run_dir} at round 1: it holds no checkpoint" in lines
+    assert f"resuming {run_dir} from round 1" in lines
+    rounds = [line for line in lines if line.startswith("round ")]
+    assert [line.split(" | ")[0] for line in rounds] == ["round 1/1", "round 2/2"]
+    assert all(
+        " | clients 2 ok/0 failed/0 rejected | devices 2 cpu/0 cuda | eps 0.50 | " in line
+        for line in rounds
+    ), rounds
+    assert "node 1 trains on cpu" in lines
+
+
+def test_a_node_with_an_invalid_node_config_is_asked_once_then_left_out(tmp_path: Path) -> None:
+    grid = _DeviceGrid(3, broken=(3,))
+    run_federation(grid, resolve_config({}, {**_settings(tmp_path), "num-rounds": 3}))
+    asked = [m.metadata.dst_node_id for m in grid.sent]
+    assert asked.count(3) == 1 and asked.count(1) == 3
+    assert load_checkpoint(tmp_path / "runs" / "r").manifest["history"][-1]["clients-ok"] == 2
+
+
+def test_a_run_that_cannot_go_on_without_its_misconfigured_nodes_fails_saying_why(
+    tmp_path: Path,
+) -> None:
+    grid = _DeviceGrid(2, broken=(2,))
+    with pytest.raises(ConfigError, match=r"node 2: .*device='cuda'.*restart them"):
+        run_federation(grid, resolve_config({}, {**_settings(tmp_path, **{"min-train-nodes": 2})}))
+    assert latest_round(tmp_path / "runs" / "r") == 1  # the round it could train is kept

@@ -196,3 +196,26 @@ def test_clients_out_of_budget_are_counted_and_left_out() -> None:
     assert metrics["clients-out-of-budget"] == 1
     assert metrics["clients-ok"] == 2 and metrics["clients-rejected"] == 0
     assert np.allclose(arrays_to_numpy(arrays)["item_factors"], 2.0)
+
+
+def test_a_failure_the_superlink_reports_names_the_node_that_went_silent(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # Prepare: messages as Flower pushes them (ids set in place), one answered by the
+    # SuperLink itself (its own node id) because the node stopped sending heartbeats.
+    strategy = _strategy()
+    q0 = np.zeros((4, 2), np.float32)
+    arrays = numpy_to_arrays({"item_factors": q0, "item_bias": np.zeros(4, np.float32)})
+    msgs = list(strategy.configure_train(1, arrays, ConfigRecord({}), _Grid(3)))
+    for i, msg in enumerate(msgs):
+        msg.metadata.__dict__["_message_id"] = f"m{i}"
+    silent = Message(Error(code=5, reason="Node Unavailable"), reply_to=msgs[1])
+    silent.metadata.__dict__["_src_node_id"] = 1  # the SuperLink's id
+    ok = _reply(msgs[0], np.ones((4, 2), np.float32), np.zeros(4, np.float32))
+    # Execute
+    with caplog.at_level("WARNING", logger="fedrec"):
+        strategy.aggregate_train(1, [ok, silent])
+    # Assert
+    assert f"round 1: node {msgs[1].metadata.dst_node_id} failed: Node Unavailable" in [
+        r.getMessage() for r in caplog.records
+    ]
