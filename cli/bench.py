@@ -479,11 +479,11 @@ def deployment(
     render_only: RenderOnlyOpt = False,
 ) -> None:
     """A deployed round on loopback: its time, the clients' training, ClientApp start-up."""
-    from fedrec.simulations.bench_deployment import run_deployment_benchmark, write_report
+    from fedrec.simulations.bench_deployment import run_deployment_benchmark
 
     setup_logging()
     if render_only:
-        _render_from_json(output_dir, name, write_report)
+        _rerender(output_dir, name, "deployment")
     else:
         try:
             run_deployment_benchmark(

@@ -70,6 +70,7 @@ REPORTS: dict[str, Report] = {
     "coldstart-liked": Report("liked"),
     "cooccurrence": Report("cooccurrence", plot=True),
     "cooccurrence-scale": Report("cooccurrence_scale", plot=True),
+    "deployment": Report("deployment"),
     "encoder": Report("encoder"),
     "federation": Report("federation", plot=True),
     "privacy": Report("privacy", plot=True),

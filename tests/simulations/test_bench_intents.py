@@ -41,12 +41,10 @@ def test_the_bench_chooses_weights_on_development_queries_and_reports_every_arm(
     result = run_intents_bench(overrides=overrides, output_dir=tmp_path, name="intents")
     assert set(result["arms"]) == set(ARMS)
     sel = result["selection"]
-    findable = [
-        r for r in sel["tried"] if r["dev_new_items_found"] >= sel["new_items_bar"]
-    ] or sel["tried"]
-    allowed = [
-        r for r in findable if r["valid_genre_text_ndcg"] >= sel["popularity_valid_ndcg"]
+    findable = [r for r in sel["tried"] if r["dev_new_items_found"] >= sel["new_items_bar"]] or sel[
+        "tried"
     ]
+    allowed = [r for r in findable if r["valid_genre_text_ndcg"] >= sel["popularity_valid_ndcg"]]
     key = "dev_precision" if allowed else "valid_genre_text_ndcg"
     best = max(allowed or findable, key=lambda r: r[key])
     assert sel["chosen"] == {"similarity": best["similarity"], "prior": best["prior"]}
