@@ -119,8 +119,7 @@ class TextTowers:
         saved = self.user_encoder.max_length
         self.user_encoder.max_length = self.max_length
         try:
-            truncated = self.user_encoder.tokenize(list(texts)).truncated
-            return self.user_encoder.encode(list(texts)), truncated
+            return self.user_encoder.encode_flagged(list(texts))
         finally:
             self.user_encoder.max_length = saved
 
