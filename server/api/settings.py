@@ -68,6 +68,14 @@ class Settings(BaseSettings):
         "this process only.",
     )
     device: str = Field("auto", description="Where the encoder runs: auto, cpu, cuda[:N].")
+    compute_threads: int = Field(
+        1,
+        ge=0,
+        le=256,
+        description="Threads each encoder pass and matrix product uses (torch, BLAS); 0: the "
+        "libraries' defaults. One keeps requests steady on a busy machine; concurrent "
+        "requests use the other cores.",
+    )
     fold_in_weight: float = Field(
         FOLD_IN_WEIGHT,
         ge=0.0,
