@@ -9,6 +9,7 @@ trained with ``text-tower = lora``) turns texts into embeddings, one pass at a t
 from __future__ import annotations
 
 import threading
+from collections import OrderedDict
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,10 @@ from fedrec.shared.models.hybrid import (
 from fedrec.shared.models.text_cache import default_cache_dir, text_embeddings
 
 
+# User-side texts whose embeddings are kept (queries and their without-a-word variants).
+USER_CACHE_SIZE = 4096
+
+
 def _tensor(array: np.ndarray) -> torch.Tensor:
     """A float32 CPU tensor holding a copy of ``array``."""
     return torch.from_numpy(np.array(array, np.float32))
@@ -40,7 +45,9 @@ def _tensor(array: np.ndarray) -> torch.Tensor:
 class TextTowers:
     """The trained heads and the encoder(s), as numpy maps text -> factor space.
 
-    Safe to call from many threads: encoder calls go through a :class:`Batcher`.
+    Safe to call from many threads: encoder calls go through a :class:`Batcher`. User-side
+    embeddings are kept for the last :data:`USER_CACHE_SIZE` distinct texts: a query seen
+    again, and the without-a-word variants its explanation needs, skip the encoder.
     """
 
     def __init__(
@@ -73,6 +80,10 @@ class TextTowers:
         lock = threading.Lock()
         self._user_batcher = Batcher(self._encode_user_now, lock)
         self._item_batcher = Batcher(self._encode_items_now, lock)
+        # (token limit, text) -> (embedding, cut), least recently used first.
+        self._user_cache: OrderedDict[tuple[int, str], tuple[np.ndarray, bool]] = OrderedDict()
+        self._cache_lock = threading.Lock()
+        self.user_cache_size = USER_CACHE_SIZE
 
     @property
     def has_item_head(self) -> bool:
@@ -106,7 +117,28 @@ class TextTowers:
 
     def encode_user(self, texts: Sequence[str]) -> tuple[np.ndarray, list[bool]]:
         """User-side embeddings (through the adapters, if any) and which texts were cut."""
-        return self._user_batcher(texts)
+        limit = self.max_length
+        found: dict[str, tuple[np.ndarray, bool]] = {}
+        with self._cache_lock:
+            for text in texts:
+                hit = self._user_cache.get((limit, text))
+                if hit is not None:
+                    self._user_cache.move_to_end((limit, text))
+                    found[text] = hit
+        missing = list(dict.fromkeys(t for t in texts if t not in found))
+        if missing:
+            emb, truncated = self._user_batcher(missing)
+            with self._cache_lock:
+                for text, row, cut in zip(missing, emb, truncated, strict=True):
+                    row = row.copy()
+                    row.flags.writeable = False  # shared by every later hit
+                    found[text] = (row, bool(cut))
+                    self._user_cache[(limit, text)] = found[text]
+                while len(self._user_cache) > self.user_cache_size:
+                    self._user_cache.popitem(last=False)
+        if not texts:
+            return np.zeros((0, TEXT_DIM), np.float32), []
+        return np.stack([found[t][0] for t in texts]), [found[t][1] for t in texts]
 
     def encode_items(self, texts: Sequence[str]) -> np.ndarray:
         """Frozen item-side embeddings."""
