@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from fedrec.simulations.bench_serve import GOALS, run_serve_benchmark
+from fedrec.simulations.bench_serve import GOALS, run_serve_benchmark, unique_text
 from fedrec.simulations.reports.serve import serve_markdown
 
 
@@ -39,11 +39,49 @@ def test_the_report_computes_speedups_and_judges_each_goal() -> None:
     text = serve_markdown(_result(load=0.1))
     assert "| text | 8 | 36.0 | 1.80x |" in text
     assert "| text throughput at concurrency 8 / 1 | >= 1.6 | 1.80 | yes |" in text
-    assert "| text p99 at concurrency 1 (ms) | <= 30 | 40.00 | no |" in text
+    assert "| text p99 at concurrency 1, new texts (ms) | <= 30 | 40.00 | no |" in text
     assert "| liked-items p99 at concurrency 1 (ms) | <= 10 | 8.00 | yes |" in text
     assert "| start-up with the added items, restart (s) | <= 10 | 4.00 | yes |" in text
     assert "not idle" not in text
     assert "not idle" in serve_markdown(_result(load=2.5))
+
+
+def test_the_report_names_the_served_model_and_shows_the_profile_and_threads() -> None:
+    result = _result(load=0.1)
+    result["model"] = {
+        "kind": "cooccurrence",
+        "items": 1682,
+        "embedding_dim": 2066,
+        "text_towers": True,
+        "user_dp": "off",
+        "item_model": "ease",
+    }
+    result["threads"] = [{"compute_threads": 0, **_row("text", 1, 4.0), "requests": 48}]
+    result["throughput"][0]["requests"] = 200
+    stages = {"encode": 30.0, "encode.forward": 27.0, "scores": 5.0, "other": 5.0}
+    result["profile"] = {
+        "text": {
+            "requests": 40,
+            "mean_ms": 36.0,
+            "profiled_requests": 40,
+            "profiled_mean_ms": 40.0,
+            "stages_ms": stages,
+        }
+    }
+    text = serve_markdown(result)
+    assert "the served default, a co-occurrence checkpoint" in text
+    assert "user-dp off, item model ease" in text and "2066-wide" in text
+    assert "| 1 | 1 | 20.0 | 5.00 | 9.00 | 200 |" in text  # the default, from the main rows
+    assert "| 0 | 1 | 4.0 | 5.00 | 9.00 | 48 |" in text
+    assert "text: 36.00 ms a request over 40" in text
+    assert "| encode the text and its without-a-word variants | 30.00 | 75% |" in text
+    assert "| ... of which the encoder's forward pass | 27.00 | 68% |" in text
+    assert "| profiled request | 40.00 | 100% |" in text
+
+
+def test_distinct_texts_are_distinct() -> None:
+    texts = [unique_text(i) for i in range(50_000)]
+    assert len(set(texts)) == len(texts)
 
 
 @pytest.mark.slow
@@ -54,7 +92,12 @@ def test_a_tiny_real_run_writes_both_files(tmp_path: Path) -> None:
         added=5,
         requests=10,
         concurrency=(1, 2),
+        model="hybrid",  # the co-occurrence default trains on ML-100K first
+        compare_requests=4,
+        profile_requests_n=2,
     )
+    assert set(result["profile"]) == {"liked", "text"}
+    assert {(r["compute_threads"], r["concurrency"]) for r in result["threads"]} == {(0, 1), (0, 2)}
     assert {(r["kind"], r["concurrency"]) for r in result["throughput"]} == {
         ("liked", 1),
         ("liked", 2),
