@@ -76,6 +76,13 @@ class Settings(BaseSettings):
         "libraries' defaults. One keeps requests steady on a busy machine; concurrent "
         "requests use the other cores.",
     )
+    encoder_passes: int = Field(
+        2,
+        ge=1,
+        le=64,
+        description="Encoder passes that may run at once (each on compute_threads threads); "
+        "concurrent texts queued meanwhile share the next pass.",
+    )
     fold_in_weight: float = Field(
         FOLD_IN_WEIGHT,
         ge=0.0,

@@ -122,10 +122,14 @@ class Recommender(Catalogue):
         cache_dir: Path | None = None,
         device: torch.device | None = None,
         fold_in_weight: float = FOLD_IN_WEIGHT,
+        encoder_passes: int = 1,
     ) -> Recommender:
-        """Build from a loaded checkpoint (text towers when the checkpoint has them)."""
+        """Build from a loaded checkpoint (text towers when the checkpoint has them).
+
+        ``encoder_passes``: encoder passes that may run at once, for concurrent requests.
+        """
         tensors = ckpt.tensors
-        towers, emb = towers_of(ckpt, cache_dir, device)
+        towers, emb = towers_of(ckpt, cache_dir, device, passes=encoder_passes)
         cooccurrence = ckpt.manifest.get("kind") == "cooccurrence"
         split, weights, liked_weight = None, None, None
         if cooccurrence:

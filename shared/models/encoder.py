@@ -9,6 +9,7 @@ hidden states over real tokens, then L2-normalised. The model is used through
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -97,6 +98,8 @@ class TextEncoder(nn.Module):
         for p in self.backbone.parameters():
             p.requires_grad_(False)
         self.max_length = int(max_length)
+        # The tokenizer keeps its padding and truncation state per call: one call at a time.
+        self._tokenizer_lock = threading.Lock()
         self.eval()  # frozen until a trainer says otherwise (``train()``)
         if device is not None:
             self.to(device)
@@ -106,9 +109,10 @@ class TextEncoder(nn.Module):
         """The device the weights are on."""
         return next(self.backbone.parameters()).device
 
-    def tokenize(self, texts: Sequence[str]) -> Tokens:
+    def tokenize(self, texts: Sequence[str], *, max_length: int | None = None) -> Tokens:
         """Token ids for ``texts`` (cut at ``max_length`` tokens; cut ones are flagged)."""
-        return tokenize(self.tokenizer, texts, self.max_length)
+        with self._tokenizer_lock:
+            return tokenize(self.tokenizer, texts, max_length or self.max_length)
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         """Unit-norm sentence vectors ``[B, 384]`` (differentiable through adapters)."""
@@ -121,11 +125,12 @@ class TextEncoder(nn.Module):
 
     @torch.no_grad()
     def encode_flagged(
-        self, texts: Sequence[str], *, batch_size: int = 128
+        self, texts: Sequence[str], *, batch_size: int = 128, max_length: int | None = None
     ) -> tuple[np.ndarray, list[bool]]:
         """:meth:`encode`'s embeddings and which texts were cut at ``max_length`` tokens.
 
-        Each text is tokenised once, for both.
+        Each text is tokenised once, for both. ``max_length``: this call's token limit (the
+        encoder's own by default). Passes may run in several threads at once.
         """
         truncated = [False] * len(texts)
         if not texts:
@@ -140,7 +145,7 @@ class TextEncoder(nn.Module):
         try:
             for start in range(0, len(texts), batch_size):
                 idx = order[start : start + batch_size]
-                tokens = self.tokenize([texts[i] for i in idx])
+                tokens = self.tokenize([texts[i] for i in idx], max_length=max_length)
                 vec = self(tokens.input_ids.to(self.device), tokens.attention_mask.to(self.device))
                 out[idx] = vec.float().cpu().numpy()
                 for i, cut in zip(idx, tokens.truncated, strict=True):

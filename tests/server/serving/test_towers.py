@@ -1,5 +1,6 @@
 """The text towers at serving time: LoRA adapters, no item head, training's item vectors."""
 
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -128,3 +129,16 @@ def test_user_texts_seen_before_skip_the_encoder_and_the_cache_is_bounded() -> N
     towers.encode_user(["word " * 20, "a", "b"])
     assert passes[-1] == ["word " * 20, "a", "b"]
     assert list(towers._user_cache) == [(16, "a"), (16, "b")]
+
+
+def test_concurrent_passes_give_each_text_its_own_embedding() -> None:
+    tensors = {
+        "text.user_head.weight": np.zeros((2, TEXT_DIM), np.float32),
+        "text.user_head.bias": np.zeros(2, np.float32),
+    }
+    towers = TextTowers(tensors, max_length=32, passes=2)
+    texts = [f"{w} films about {w} and more {w}" * (1 + i % 3) for i, w in enumerate("abcdefgh")]
+    alone = np.vstack([towers._encode_user_now([t])[0] for t in texts])
+    with ThreadPoolExecutor(8) as pool:
+        rows = list(pool.map(lambda t: towers.encode_user([t])[0][0], texts))
+    np.testing.assert_allclose(np.vstack(rows), alone, atol=1e-5)
