@@ -12,7 +12,8 @@ checkpoint of the same size with synthetic titles.
    before (each request its own text), and from texts asked again (the service keeps
    recent texts' embeddings).
 3. Throughput at each concurrency: requests a second, text and liked-items requests.
-4. The text rows again with the libraries' own thread pools (``compute_threads`` 0).
+4. The text rows again at other service settings: the libraries' own thread pools
+   (``compute_threads`` 0), two encoder passes at once (``encoder_passes`` 2).
 5. Where one request's time goes, in process (:mod:`.serve_profile`).
 
 Every loop is bounded in count and time. The result records the load average before and
@@ -69,6 +70,8 @@ _EXTRA = (
     "romantic silly grim bold tender brutal hopeful"
 ).split()
 COOCCURRENCE_RUN = "serve-bench-cooccurrence"
+# The service's defaults of the settings the comparison rows change (server/api/settings.py).
+DEFAULT_SETTINGS = {"compute_threads": 1, "encoder_passes": 1}
 # The served default at its cheapest honest setting: what serving costs does not depend on
 # the release's noise, only on the tables' sizes and the text towers.
 COOCCURRENCE_OVERRIDES = {"user-dp": "off", "cooccurrence-item-model": "ease"}
@@ -173,14 +176,14 @@ class ServiceProcess:
         *,
         log: Path,
         timeout_s: float = 180.0,
-        compute_threads: int | None = None,
+        settings: dict[str, int] | None = None,
     ) -> None:
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         env = {**os.environ, "FEDREC_MODEL_PATH": str(run_dir), "FEDREC_PORT": str(self.port)}
         env["FEDREC_MAX_K"] = "100"
-        if compute_threads is not None:
-            env["FEDREC_COMPUTE_THREADS"] = str(compute_threads)
+        for key, value in (settings or {}).items():
+            env[f"FEDREC_{key.upper()}"] = str(value)
         start = time.perf_counter()
         self.proc = subprocess.Popen(
             [
@@ -312,7 +315,7 @@ def run_serve_benchmark(
     concurrency: Sequence[int] = (1, 4, 8),
     model: str = "cooccurrence",
     checkpoint: Path | None = None,
-    compare_threads: Sequence[int] = (0,),
+    compare: Sequence[dict[str, int]] = ({"compute_threads": 0}, {"encoder_passes": 2}),
     compare_requests: int = 48,
     profile_requests_n: int = 40,
     progress: Callable[[str], None] = lambda message: None,
@@ -321,7 +324,8 @@ def run_serve_benchmark(
 
     ``model``: ``cooccurrence`` (the served default, trained once under ``runs_dir``) or
     ``hybrid``; ``checkpoint``: a run to measure instead (its journal is rewritten).
-    ``compare_threads``: the service's other thread settings to measure text requests at.
+    ``compare``: other service settings (``FEDREC_*``, over the defaults) to measure text
+    requests at, at the lowest and highest concurrency.
     """
     runs_dir.mkdir(parents=True, exist_ok=True)
     if checkpoint is not None:
@@ -366,15 +370,15 @@ def run_serve_benchmark(
         throughput += _text_rows(service.url, ids, requests, concurrency, seed=10)
     finally:
         service.stop()
-    threads = []
+    settings_rows = []
     ends = sorted({min(concurrency), max(concurrency)})
-    for n_threads in compare_threads:
-        progress(f"text cold start with compute-threads {n_threads}")
-        service = ServiceProcess(run_dir, log=log, compute_threads=n_threads)
+    for changed in compare:
+        progress(f"text cold start with {changed}")
+        service = ServiceProcess(run_dir, log=log, settings=changed)
         try:
             _warm(service.url, ids, requests=16)
             for row in _text_rows(service.url, ids, compare_requests, ends, seed=20):
-                threads.append({"compute_threads": n_threads, **row})
+                settings_rows.append({**DEFAULT_SETTINGS, **changed, **row})
         finally:
             service.stop()
     load_after = os.getloadavg()
@@ -401,7 +405,7 @@ def run_serve_benchmark(
         "startup": startup,
         "latency": latency,
         "throughput": throughput,
-        "threads": threads,
+        "settings": settings_rows,
         "profile": profile,
         "goals": GOALS,
     }

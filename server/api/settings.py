@@ -77,11 +77,12 @@ class Settings(BaseSettings):
         "requests use the other cores.",
     )
     encoder_passes: int = Field(
-        2,
+        1,
         ge=1,
         le=64,
         description="Encoder passes that may run at once (each on compute_threads threads); "
-        "concurrent texts queued meanwhile share the next pass.",
+        "concurrent texts queued meanwhile share the next pass. More than one helps only "
+        "with cores to spare: otherwise one pass over a bigger batch does more.",
     )
     fold_in_weight: float = Field(
         FOLD_IN_WEIGHT,

@@ -9,7 +9,14 @@ from fedrec.simulations.reports.serve import serve_markdown
 
 
 def _row(kind: str, c: int, rps: float) -> dict:
-    return {"kind": kind, "concurrency": c, "rps": rps, "p50_ms": 5.0, "p99_ms": 9.0}
+    return {
+        "kind": kind,
+        "concurrency": c,
+        "rps": rps,
+        "p50_ms": 5.0,
+        "p99_ms": 9.0,
+        "requests": 200,
+    }
 
 
 def _result(load: float) -> dict:
@@ -56,8 +63,10 @@ def test_the_report_names_the_served_model_and_shows_the_profile_and_threads() -
         "user_dp": "off",
         "item_model": "ease",
     }
-    result["threads"] = [{"compute_threads": 0, **_row("text", 1, 4.0), "requests": 48}]
-    result["throughput"][0]["requests"] = 200
+    result["settings"] = [
+        {"compute_threads": 0, "encoder_passes": 1, **_row("text", 1, 4.0), "requests": 48},
+        {"compute_threads": 1, "encoder_passes": 2, **_row("text", 8, 30.0), "requests": 48},
+    ]
     stages = {"encode": 30.0, "encode.forward": 27.0, "scores": 5.0, "other": 5.0}
     result["profile"] = {
         "text": {
@@ -71,8 +80,9 @@ def test_the_report_names_the_served_model_and_shows_the_profile_and_threads() -
     text = serve_markdown(result)
     assert "the served default, a co-occurrence checkpoint" in text
     assert "user-dp off, item model ease" in text and "2066-wide" in text
-    assert "| 1 | 1 | 20.0 | 5.00 | 9.00 | 200 |" in text  # the default, from the main rows
-    assert "| 0 | 1 | 4.0 | 5.00 | 9.00 | 48 |" in text
+    assert "| 1 | 1 | 1 | 20.0 | 5.00 | 9.00 | 200 |" in text  # the defaults, from the main rows
+    assert "| 0 | 1 | 1 | 4.0 | 5.00 | 9.00 | 48 |" in text
+    assert "| 1 | 2 | 8 | 30.0 | 5.00 | 9.00 | 48 |" in text
     assert "text: 36.00 ms a request over 40" in text
     assert "| encode the text and its without-a-word variants | 30.00 | 75% |" in text
     assert "| ... of which the encoder's forward pass | 27.00 | 68% |" in text
@@ -97,7 +107,10 @@ def test_a_tiny_real_run_writes_both_files(tmp_path: Path) -> None:
         profile_requests_n=2,
     )
     assert set(result["profile"]) == {"liked", "text"}
-    assert {(r["compute_threads"], r["concurrency"]) for r in result["threads"]} == {(0, 1), (0, 2)}
+    changed = {
+        (r["compute_threads"], r["encoder_passes"], r["concurrency"]) for r in result["settings"]
+    }
+    assert changed == {(0, 1, 1), (0, 1, 2), (1, 2, 1), (1, 2, 2)}
     assert {(r["kind"], r["concurrency"]) for r in result["throughput"]} == {
         ("liked", 1),
         ("liked", 2),
