@@ -445,6 +445,17 @@ def serve(
         int, typer.Option(min=10, help="Requests per latency/throughput row.")
     ] = 200,
     concurrency: Annotated[str, typer.Option(help="Concurrencies (comma-separated).")] = "1,4,8",
+    model: Annotated[
+        str,
+        typer.Option(
+            help="cooccurrence: the served default (trained once on ML-100K under RUNS_DIR); "
+            "hybrid: a hybrid MF checkpoint with synthetic titles."
+        ),
+    ] = "cooccurrence",
+    checkpoint: Annotated[
+        Path | None,
+        typer.Option(help="A run to measure instead of --model's (its journal is rewritten)."),
+    ] = None,
     render_only: RenderOnlyOpt = False,
 ) -> None:
     """HTTP API on loopback: start-up to ready, cold-start latency, throughput by concurrency."""
@@ -461,6 +472,8 @@ def serve(
             added=added,
             requests=requests,
             concurrency=_ints(concurrency),
+            model=model,
+            checkpoint=checkpoint.resolve() if checkpoint is not None else None,
             progress=lambda message: console.print(f"[dim]{message}"),
         )
     console.print((output_dir / f"{name}.md").read_text())

@@ -1,14 +1,20 @@
 """Serving benchmark: start-up to ready, latency and throughput of the HTTP API on loopback.
 
 The service runs as its own process (``fedrec serve``), so the load generator here does
-not share its interpreter; every request is real HTTP on 127.0.0.1. The model is a
-hybrid checkpoint the size of ML-100K's (1,682 items, 32 factors, text towers over the
-real encoder) with synthetic titles, so the benchmark needs no data download.
+not share its interpreter; every request is real HTTP on 127.0.0.1. The model is the
+served default, a co-occurrence checkpoint trained on the embedded ML-100K (user-dp off:
+the private release serves at the same cost), or with ``model="hybrid"`` a hybrid MF
+checkpoint of the same size with synthetic titles.
 
 1. Start-up to ready (``/ready`` answers 200), with 0 and with ``added`` admin-added items
    in the run's journal: the first start (their texts not yet encoded) and a restart.
-2. Latency at concurrency 1: cold start from 3 liked items, and from free text.
+2. Latency at concurrency 1: cold start from 3 liked items, from free text never seen
+   before (each request its own text), and from texts asked again (the service keeps
+   recent texts' embeddings).
 3. Throughput at each concurrency: requests a second, text and liked-items requests.
+4. The text rows again at other service settings: the libraries' own thread pools
+   (``compute_threads`` 0), two encoder passes at once (``encoder_passes`` 2).
+5. Where one request's time goes, in process (:mod:`.serve_profile`).
 
 Every loop is bounded in count and time. The result records the load average before and
 after: on a shared machine the numbers are an upper bound on latency, not a clean one.
@@ -33,11 +39,12 @@ from typing import Any
 import httpx
 import numpy as np
 
-from fedrec.shared.checkpoint import save_catalog, save_checkpoint
+from fedrec.shared.checkpoint import load_checkpoint, save_catalog, save_checkpoint
 from fedrec.shared.data.catalog import item_text
 from fedrec.shared.data.dataset import ItemCatalog
 from fedrec.shared.models.encoder import TEXT_DIM
 from fedrec.simulations.report import save
+from fedrec.simulations.serve_profile import profile_requests
 
 N_ITEMS, DIM = 1682, 32
 GOALS = {
@@ -57,6 +64,17 @@ TEXTS = [
     "horror in an old house at night",
 ]
 _WORDS = "space love heist war comedy drama robot ship city night dream family crime".split()
+# Appended two at a time to TEXTS so that every request's text is one never seen before.
+_EXTRA = (
+    "funny dark slow epic gentle tense sad clever loud strange bleak warm violent "
+    "romantic silly grim bold tender brutal hopeful"
+).split()
+COOCCURRENCE_RUN = "serve-bench-cooccurrence"
+# The service's defaults of the settings the comparison rows change (server/api/settings.py).
+DEFAULT_SETTINGS = {"compute_threads": 1, "encoder_passes": 1}
+# The served default at its cheapest honest setting: what serving costs does not depend on
+# the release's noise, only on the tables' sizes and the text towers.
+COOCCURRENCE_OVERRIDES = {"user-dp": "off", "cooccurrence-item-model": "ease"}
 
 
 def make_checkpoint(run_dir: Path, cache_dir: Path, *, seed: int = 0) -> Path:
@@ -98,6 +116,35 @@ def make_checkpoint(run_dir: Path, cache_dir: Path, *, seed: int = 0) -> Path:
     return run_dir
 
 
+def make_cooccurrence_checkpoint(runs_dir: Path) -> Path:
+    """The served default, trained on the embedded ML-100K (once; reused after)."""
+    run_dir = runs_dir / COOCCURRENCE_RUN
+    if (run_dir / "LATEST").exists():
+        return run_dir
+    from fedrec.simulation.cooccurrence import train_cooccurrence
+
+    train_cooccurrence(
+        {**COOCCURRENCE_OVERRIDES, "output-dir": str(runs_dir), "run-name": COOCCURRENCE_RUN}
+    )
+    return run_dir
+
+
+def describe_model(run_dir: Path) -> dict[str, Any]:
+    """What the report says of the measured model: kind, size, settings."""
+    ckpt = load_checkpoint(run_dir)
+    config = ckpt.manifest.get("config", {})
+    tensors = ckpt.tensors
+    return {
+        "kind": ckpt.manifest.get("kind"),
+        "items": len(ckpt.catalog),
+        "embedding_dim": int(tensors["item_factors"].shape[1]),
+        "text_towers": "text.user_head.weight" in tensors,
+        "user_dp": config.get("user-dp"),
+        "item_model": config.get("cooccurrence-item-model"),
+        "path": run_dir.name,
+    }
+
+
 def write_journal(run_dir: Path, n: int) -> None:
     """``n`` admin-added items in the run's journal (and no stored embeddings of them)."""
     lines = [
@@ -123,11 +170,20 @@ def _free_port() -> int:
 class ServiceProcess:
     """``fedrec serve`` in a child process; start-up time is measured to ``/ready``."""
 
-    def __init__(self, run_dir: Path, *, log: Path, timeout_s: float = 180.0) -> None:
+    def __init__(
+        self,
+        run_dir: Path,
+        *,
+        log: Path,
+        timeout_s: float = 180.0,
+        settings: dict[str, int] | None = None,
+    ) -> None:
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         env = {**os.environ, "FEDREC_MODEL_PATH": str(run_dir), "FEDREC_PORT": str(self.port)}
         env["FEDREC_MAX_K"] = "100"
+        for key, value in (settings or {}).items():
+            env[f"FEDREC_{key.upper()}"] = str(value)
         start = time.perf_counter()
         self.proc = subprocess.Popen(
             [
@@ -182,13 +238,28 @@ def _percentiles(ms: Sequence[float]) -> dict[str, float]:
     }
 
 
-def _bodies(kind: str, n: int, seed: int) -> list[dict[str, Any]]:
+def unique_text(i: int) -> str:
+    """The ``i``-th text of an endless sequence of distinct ones (TEXTS and two extra words)."""
+    base, rest = TEXTS[i % len(TEXTS)], i // len(TEXTS)
+    m = len(_EXTRA)
+    first, second = _EXTRA[rest % m], _EXTRA[(rest // m + rest + 1) % m]
+    suffix = f", {first} and {second}" if first != second else f", {first}"
+    return base + suffix + (f" {rest // (m * m)}" if rest >= m * m else "")
+
+
+def _bodies(kind: str, n: int, seed: int, ids: Sequence[str]) -> list[dict[str, Any]]:
+    """Request bodies: 3 random liked items, distinct texts, or TEXTS in turn.
+
+    ``kind`` is ``liked``, ``text`` (texts no other seed gives) or ``text_repeated``.
+    """
     rng = np.random.default_rng(seed)
     if kind == "liked":
         return [
-            {"liked_item_ids": [str(i) for i in rng.choice(N_ITEMS, 3, replace=False) + 1], "k": 10}
+            {"liked_item_ids": [ids[i] for i in rng.choice(len(ids), 3, replace=False)], "k": 10}
             for _ in range(n)
         ]
+    if kind == "text":
+        return [{"text": unique_text(seed * 100_000 + i), "k": 10} for i in range(n)]
     return [{"text": TEXTS[i % len(TEXTS)], "k": 10} for i in range(n)]
 
 
@@ -218,10 +289,20 @@ def _load(url: str, bodies: list[dict[str, Any]], concurrency: int) -> tuple[flo
     return time.perf_counter() - start, latencies
 
 
-def _warm(url: str, requests: int = 64) -> None:
-    """Each text several times first: the encoder's kernels are set up per input shape."""
-    for kind in ("liked", "text"):
-        _load(url, _bodies(kind, requests, seed=99), 1)
+def _warm(url: str, ids: Sequence[str], requests: int = 64) -> None:
+    """Requests of each kind first: the encoder's kernels are set up per input shape."""
+    for kind in ("liked", "text", "text_repeated"):
+        _load(url, _bodies(kind, requests, seed=99, ids=ids), 1)
+
+
+def _text_rows(
+    url: str, ids: Sequence[str], requests: int, concurrency: Sequence[int], seed: int
+) -> list[dict[str, Any]]:
+    rows = []
+    for c in concurrency:
+        wall, ms = _load(url, _bodies("text", requests, seed=seed + c, ids=ids), c)
+        rows.append({"kind": "text", "concurrency": c, "rps": len(ms) / wall, **_percentiles(ms)})
+    return rows
 
 
 def run_serve_benchmark(
@@ -232,39 +313,84 @@ def run_serve_benchmark(
     added: int = 1000,
     requests: int = 200,
     concurrency: Sequence[int] = (1, 4, 8),
+    model: str = "cooccurrence",
+    checkpoint: Path | None = None,
+    compare: Sequence[dict[str, int]] = ({"compute_threads": 0}, {"encoder_passes": 2}),
+    compare_requests: int = 48,
+    profile_requests_n: int = 40,
     progress: Callable[[str], None] = lambda message: None,
 ) -> dict[str, Any]:
-    """Measure and write ``<name>.json`` / ``<name>.md``."""
-    run_dir = make_checkpoint(runs_dir / "serve-bench", runs_dir / "cache")
+    """Measure and write ``<name>.json`` / ``<name>.md``.
+
+    ``model``: ``cooccurrence`` (the served default, trained once under ``runs_dir``) or
+    ``hybrid``; ``checkpoint``: a run to measure instead (its journal is rewritten).
+    ``compare``: other service settings (``FEDREC_*``, over the defaults) to measure text
+    requests at, at the lowest and highest concurrency.
+    """
+    runs_dir.mkdir(parents=True, exist_ok=True)
+    if checkpoint is not None:
+        run_dir = checkpoint
+    elif model == "cooccurrence":
+        progress("training the co-occurrence checkpoint (once)")
+        run_dir = make_cooccurrence_checkpoint(runs_dir)
+    elif model == "hybrid":
+        run_dir = make_checkpoint(runs_dir / "serve-bench", runs_dir / "cache")
+    else:
+        raise ValueError(f"model must be cooccurrence or hybrid, got {model!r}")
+    described = describe_model(run_dir)
+    ids = load_checkpoint(run_dir).catalog.raw_ids
     load_before = os.getloadavg()
+    log = runs_dir / "serve.log"
     startup = []
     for n_added, state in ((0, "first"), (added, "first"), (added, "restart")):
         if state == "first":
             write_journal(run_dir, n_added)
             (run_dir / "added-items.embeddings.npz").unlink(missing_ok=True)
         progress(f"start-up with {n_added} added items ({state} start)")
-        service = ServiceProcess(run_dir, log=runs_dir / "serve.log")
+        service = ServiceProcess(run_dir, log=log)
         service.stop()
         startup.append({"added_items": n_added, "start": state, "seconds": service.startup_s})
     write_journal(run_dir, 0)
-    service = ServiceProcess(run_dir, log=runs_dir / "serve.log")
+    service = ServiceProcess(run_dir, log=log)
     try:
-        _warm(service.url)
+        _warm(service.url, ids)
         latency = {}
-        for kind in ("liked", "text"):
+        for kind in ("liked", "text", "text_repeated"):
             progress(f"latency, {kind} cold start, concurrency 1")
-            _, ms = _load(service.url, _bodies(kind, requests, seed=1), 1)
+            _, ms = _load(service.url, _bodies(kind, requests, seed=1, ids=ids), 1)
             latency[kind] = _percentiles(ms)
         throughput = []
-        for kind in ("liked", "text"):
-            for c in concurrency:
-                progress(f"throughput, {kind} cold start, concurrency {c}")
-                wall, ms = _load(service.url, _bodies(kind, requests, seed=2), c)
-                throughput.append(
-                    {"kind": kind, "concurrency": c, "rps": len(ms) / wall, **_percentiles(ms)}
-                )
+        for c in concurrency:
+            progress(f"throughput, liked cold start, concurrency {c}")
+            wall, ms = _load(service.url, _bodies("liked", requests, seed=2, ids=ids), c)
+            throughput.append(
+                {"kind": "liked", "concurrency": c, "rps": len(ms) / wall, **_percentiles(ms)}
+            )
+        progress("throughput, text cold start")
+        throughput += _text_rows(service.url, ids, requests, concurrency, seed=10)
     finally:
         service.stop()
+    settings_rows = []
+    ends = sorted({min(concurrency), max(concurrency)})
+    for changed in compare:
+        progress(f"text cold start with {changed}")
+        service = ServiceProcess(run_dir, log=log, settings=changed)
+        try:
+            _warm(service.url, ids, requests=16)
+            for row in _text_rows(service.url, ids, compare_requests, ends, seed=20):
+                settings_rows.append({**DEFAULT_SETTINGS, **changed, **row})
+        finally:
+            service.stop()
+    load_after = os.getloadavg()
+    profile = profile_requests(
+        run_dir,
+        {
+            kind: _bodies(kind, 2 * profile_requests_n, seed=7, ids=ids)
+            for kind in ("liked", "text")
+        },
+        warm={kind: _bodies(kind, 16, seed=99, ids=ids) for kind in ("liked", "text")},
+        progress=progress,
+    )
     result: dict[str, Any] = {
         "benchmark": name,
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -273,12 +399,14 @@ def run_serve_benchmark(
             "platform": platform.platform(),
             "python": platform.python_version(),
             "load_avg_before": list(load_before),
-            "load_avg_after": list(os.getloadavg()),
+            "load_avg_after": list(load_after),
         },
-        "model": {"items": N_ITEMS, "embedding_dim": DIM, "text_towers": True},
+        "model": described,
         "startup": startup,
         "latency": latency,
         "throughput": throughput,
+        "settings": settings_rows,
+        "profile": profile,
         "goals": GOALS,
     }
     save(result, output_dir, name, kind="serve")

@@ -1,4 +1,8 @@
-"""FastAPI dependencies as ``Annotated`` aliases."""
+"""FastAPI dependencies as ``Annotated`` aliases.
+
+The dependencies are ``async``: they only look things up, and FastAPI runs a plain ``def``
+dependency in its thread pool, one hand-off there and back for each, on every request.
+"""
 
 from __future__ import annotations
 
@@ -14,20 +18,28 @@ from fedrec.server.serving import Recommender
 from fedrec.shared.checkpoint import Checkpoint
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:
     """The settings the app was created with."""
     return request.app.state.settings  # type: ignore[no-any-return]
 
 
-def get_holder(request: Request) -> ModelHolder:
+async def get_holder(request: Request) -> ModelHolder:
     """What holds the served model."""
     return request.app.state.holder  # type: ignore[no-any-return]
 
 
-def get_served(
+async def get_served(
     holder: Annotated[ModelHolder, Depends(get_holder)], response: Response
 ) -> ServedModel:
     """The model this request is answered with (taken once: a reload cannot change it).
+
+    503 while it loads, or when there is none (:func:`served_model`).
+    """
+    return served_model(holder, response)
+
+
+def served_model(holder: ModelHolder, response: Response) -> ServedModel:
+    """The model served now, its version in ``response``'s headers.
 
     503 while it loads, or when there is none (saying how to produce one).
     """
@@ -78,12 +90,12 @@ def check_pin(served: ServedModel, pin: str | None) -> None:
         )
 
 
-def get_checkpoint(served: ServedDep) -> Checkpoint:
+async def get_checkpoint(served: ServedDep) -> Checkpoint:
     """The served checkpoint."""
     return served.checkpoint
 
 
-def get_recommender(served: ServedDep) -> Recommender:
+async def get_recommender(served: ServedDep) -> Recommender:
     """The serving model built from the checkpoint."""
     return served.recommender
 
@@ -94,7 +106,7 @@ CheckpointDep = Annotated[Checkpoint, Depends(get_checkpoint)]
 RecommenderDep = Annotated[Recommender, Depends(get_recommender)]
 
 
-def get_genres(rec: RecommenderDep, settings: SettingsDep) -> dict[str, str]:
+async def get_genres(rec: RecommenderDep, settings: SettingsDep) -> dict[str, str]:
     """The genre vocabulary, lower-case to its spelling: the catalogue's, then the extra ones."""
     return genre_vocabulary(rec.known_genres, settings.extra_genres)
 

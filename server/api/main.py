@@ -25,6 +25,7 @@ from fedrec.server.api.routes.docs import install_docs
 from fedrec.server.api.settings import Settings
 from fedrec.server.api.signing import load_signing_key
 from fedrec.server.api.state import ModelHolder
+from fedrec.server.serving.threads import limit_compute_threads
 
 logger = logging.getLogger(__name__)
 
@@ -35,6 +36,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        limit_compute_threads(settings.compute_threads)
         holder = ModelHolder(settings)
         app.state.holder = holder
         metrics.watch(holder)

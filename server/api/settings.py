@@ -68,6 +68,22 @@ class Settings(BaseSettings):
         "this process only.",
     )
     device: str = Field("auto", description="Where the encoder runs: auto, cpu, cuda[:N].")
+    compute_threads: int = Field(
+        1,
+        ge=0,
+        le=256,
+        description="Threads each encoder pass and matrix product uses (torch, BLAS); 0: the "
+        "libraries' defaults. One keeps requests steady on a busy machine; concurrent "
+        "requests use the other cores.",
+    )
+    encoder_passes: int = Field(
+        1,
+        ge=1,
+        le=64,
+        description="Encoder passes that may run at once (each on compute_threads threads); "
+        "concurrent texts queued meanwhile share the next pass. More than one helps only "
+        "with cores to spare: otherwise one pass over a bigger batch does more.",
+    )
     fold_in_weight: float = Field(
         FOLD_IN_WEIGHT,
         ge=0.0,

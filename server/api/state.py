@@ -75,7 +75,10 @@ def load_served(settings: Settings, ckpt_dir: Path | None = None) -> ServedModel
     """Load the newest checkpoint under the model path (or ``ckpt_dir``), ready to serve."""
     ckpt = load_checkpoint(ckpt_dir or Path(settings.model_path))
     rec = Recommender.from_checkpoint(
-        ckpt, device=resolve_device(settings.device), fold_in_weight=settings.fold_in_weight
+        ckpt,
+        device=resolve_device(settings.device),
+        fold_in_weight=settings.fold_in_weight,
+        encoder_passes=settings.encoder_passes,
     )
     if rec.towers is not None:
         rec.towers.max_length = settings.max_text_tokens

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -14,39 +16,52 @@ class _Job:
     texts: list[str]
     result: tuple[np.ndarray, list[bool]] | None = None
     error: BaseException | None = None
+    taken: bool = False  # a pass has it
     done: bool = False
 
 
 class Batcher:
     """Concurrent encoder calls combined into one forward pass.
 
-    The first caller to find the encoder idle runs every call queued by then in one batch
-    and hands each its rows; the others wait for theirs. A lone caller runs at once (no
-    added wait), and under load the batch grows with the queue. ``lock`` is shared by
-    every batcher of one encoder: the tokenizer and the weights serve one pass at a time.
+    A caller that finds fewer than ``passes`` passes running runs every call queued by then
+    in one batch and hands each its rows; the others wait for theirs. A lone caller runs at
+    once (no added wait), and under load the batch grows with the queue. ``slots`` (a lock,
+    or a semaphore of as many passes) is shared by every batcher of one encoder and bounds
+    its passes at once: on a machine of several cores, two single-threaded passes use two.
     """
 
     def __init__(
-        self, run: Callable[[list[str]], tuple[np.ndarray, list[bool]]], lock: threading.Lock
+        self,
+        run: Callable[[list[str]], tuple[np.ndarray, list[bool]]],
+        slots: AbstractContextManager[Any],
+        *,
+        passes: int = 1,
     ) -> None:
+        if passes < 1:
+            raise ValueError(f"passes must be >= 1, got {passes}")
         self._run = run
-        self._lock = lock
+        self._slots = slots
+        self._passes = passes
         self._cond = threading.Condition()
         self._queue: list[_Job] = []
-        self._running = False
+        self._running = 0
 
     def __call__(self, texts: Sequence[str]) -> tuple[np.ndarray, list[bool]]:
         """``run(texts)``'s rows for these texts, run in a batch with whatever else is queued."""
         job = _Job(list(texts))
+        batch: list[_Job] = []
         with self._cond:
             self._queue.append(job)
-            while not job.done and self._running:
+            while not job.taken and self._running >= self._passes:
                 self._cond.wait()
-            if not job.done:  # the encoder is idle: run everything queued
-                batch, self._queue, self._running = self._queue, [], True
-        if not job.done:
+            if not job.taken:  # a pass is free: run everything queued
+                batch, self._queue = self._queue, []
+                for j in batch:
+                    j.taken = True
+                self._running += 1
+        if batch:
             try:
-                with self._lock:
+                with self._slots:
                     emb, truncated = self._run([t for j in batch for t in j.texts])
                 start = 0
                 for j in batch:
@@ -60,8 +75,12 @@ class Batcher:
                 with self._cond:
                     for j in batch:
                         j.done = True
-                    self._running = False
+                    self._running -= 1
                     self._cond.notify_all()
+        else:
+            with self._cond:
+                while not job.done:
+                    self._cond.wait()
         if job.error is not None:
             raise job.error
         assert job.result is not None

@@ -122,10 +122,14 @@ class Recommender(Catalogue):
         cache_dir: Path | None = None,
         device: torch.device | None = None,
         fold_in_weight: float = FOLD_IN_WEIGHT,
+        encoder_passes: int = 1,
     ) -> Recommender:
-        """Build from a loaded checkpoint (text towers when the checkpoint has them)."""
+        """Build from a loaded checkpoint (text towers when the checkpoint has them).
+
+        ``encoder_passes``: encoder passes that may run at once, for concurrent requests.
+        """
         tensors = ckpt.tensors
-        towers, emb = towers_of(ckpt, cache_dir, device)
+        towers, emb = towers_of(ckpt, cache_dir, device, passes=encoder_passes)
         cooccurrence = ckpt.manifest.get("kind") == "cooccurrence"
         split, weights, liked_weight = None, None, None
         if cooccurrence:
@@ -225,12 +229,16 @@ class Recommender(Catalogue):
         liked = t.indices(list(liked_item_ids)) if liked_item_ids else np.zeros(0, np.int64)
         excluded = np.union1d(liked, t.indices(list(exclude)) if exclude else liked)
         text_part, words, evidence = self._text_parts(text)
-        scores, _, warnings = self._scores(t, liked, text_part)
+        # The liked items' similarities, computed once for the scores and the explanation.
+        sims = None
+        if self.liked_weight is not None and liked.size:
+            sims = scoring.liked_similarity(t, liked)
+        scores, _, warnings = self._scores(t, liked, text_part, sims=sims)
         if genres:
             excluded = np.union1d(excluded, np.flatnonzero(~t.genre_mask(genres)))
         top = scoring.top(scores, excluded, k)
         if self.liked_weight is not None or (self.intent is not None and text_part is not None):
-            labels, without = self._without_each(t, liked, text_part, words, evidence)
+            labels, without = self._without_each(t, liked, text_part, words, evidence, sims)
             reasons = explain_by_removal(scores, top, labels, without)
         else:
             reasons = explain(t, top, liked, words, evidence)
@@ -244,13 +252,18 @@ class Recommender(Catalogue):
         text_part: TextPart | None,
         words: list[str],
         evidence: np.ndarray,
+        sims: np.ndarray | None = None,
     ) -> tuple[list[str], list[np.ndarray]]:
-        """Each piece of evidence (a liked item, a query word) and the scores without it."""
+        """Each piece of evidence (a liked item, a query word) and the scores without it.
+
+        ``sims``: the liked items' :func:`.scoring.liked_similarity`, if already computed.
+        """
         if self.liked_weight is None or not liked.size:
             return self._without_each_rescored(t, liked, text_part, words, evidence)
         # Additive in the liked items: each one's removal subtracts its own similarities,
         # so the answer's cost grows with the liked items, not with their square.
-        sims = scoring.liked_similarity(t, liked)
+        if sims is None:
+            sims = scoring.liked_similarity(t, liked)
         total = sims.sum(axis=1)
         prior = t.prior.astype(np.float64)
         text_scores = None
@@ -306,7 +319,12 @@ class Recommender(Catalogue):
         return self.towers
 
     def _scores(
-        self, t: Tables, liked: np.ndarray, text_part: TextPart | None
+        self,
+        t: Tables,
+        liked: np.ndarray,
+        text_part: TextPart | None,
+        *,
+        sims: np.ndarray | None = None,
     ) -> tuple[np.ndarray, np.ndarray, list[str]]:
         starts, warnings = [], []
         if liked.size:
@@ -319,7 +337,7 @@ class Recommender(Catalogue):
                 )
         liked_scores = None
         if liked.size and self.liked_weight is not None:
-            liked_scores = scoring.similar_to_liked(t, liked, weight=self.liked_weight)
+            liked_scores = scoring.similar_to_liked(t, liked, weight=self.liked_weight, sims=sims)
         if text_part is not None and self.intent is not None:
             text_scores = self.intent.scores(t, text_part.raw)
             if not liked.size:

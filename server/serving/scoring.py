@@ -68,17 +68,21 @@ def liked_similarity(t: Tables, liked: np.ndarray) -> np.ndarray:
     return (t.unit @ t.unit[liked].T).astype(np.float64)  # type: ignore[no-any-return]
 
 
-def similar_to_liked(t: Tables, liked: np.ndarray, *, weight: float) -> np.ndarray:
+def similar_to_liked(
+    t: Tables, liked: np.ndarray, *, weight: float, sims: np.ndarray | None = None
+) -> np.ndarray:
     """A co-occurrence model's scores from liked items: ``prior + weight · Σ cos``.
 
     ``prior`` is the log of the release's item popularity; ``Σ cos`` sums
     :func:`liked_similarity` over the liked items, so each liked item adds its evidence.
-    Without liked items, the prior alone.
+    Without liked items, the prior alone. ``sims``: that similarity, if already computed.
     """
     prior = t.prior.astype(np.float64)
     if not liked.size:
         return prior
-    return prior + weight * liked_similarity(t, liked).sum(axis=1)  # type: ignore[no-any-return]
+    if sims is None:
+        sims = liked_similarity(t, liked)
+    return prior + weight * sims.sum(axis=1)  # type: ignore[no-any-return]
 
 
 def fold_in(

@@ -9,6 +9,7 @@ trained with ``text-tower = lora``) turns texts into embeddings, one pass at a t
 from __future__ import annotations
 
 import threading
+from collections import OrderedDict
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,9 @@ from fedrec.shared.models.hybrid import (
 )
 from fedrec.shared.models.text_cache import default_cache_dir, text_embeddings
 
+# User-side texts whose embeddings are kept (queries and their without-a-word variants).
+USER_CACHE_SIZE = 4096
+
 
 def _tensor(array: np.ndarray) -> torch.Tensor:
     """A float32 CPU tensor holding a copy of ``array``."""
@@ -40,7 +44,9 @@ def _tensor(array: np.ndarray) -> torch.Tensor:
 class TextTowers:
     """The trained heads and the encoder(s), as numpy maps text -> factor space.
 
-    Safe to call from many threads: encoder calls go through a :class:`Batcher`.
+    Safe to call from many threads: encoder calls go through a :class:`Batcher`. User-side
+    embeddings are kept for the last :data:`USER_CACHE_SIZE` distinct texts: a query seen
+    again, and the without-a-word variants its explanation needs, skip the encoder.
     """
 
     def __init__(
@@ -51,6 +57,7 @@ class TextTowers:
         item_max_length: int = 64,
         lora: tuple[int, int] | None = None,
         device: torch.device | None = None,
+        passes: int = 1,
     ) -> None:
         # No item head (item-head = false): items are their factors; new ones use the map.
         self._item_head: tuple[torch.Tensor, torch.Tensor] | None = None
@@ -70,9 +77,14 @@ class TextTowers:
             if device is not None:
                 self.user_encoder.to(device)
         self.max_length = max_length
-        lock = threading.Lock()
-        self._user_batcher = Batcher(self._encode_user_now, lock)
-        self._item_batcher = Batcher(self._encode_items_now, lock)
+        # Encoder passes at once, user and item side together (see Batcher).
+        slots = threading.BoundedSemaphore(passes)
+        self._user_batcher = Batcher(self._encode_user_now, slots, passes=passes)
+        self._item_batcher = Batcher(self._encode_items_now, slots, passes=passes)
+        # (token limit, text) -> (embedding, cut), least recently used first.
+        self._user_cache: OrderedDict[tuple[int, str], tuple[np.ndarray, bool]] = OrderedDict()
+        self._cache_lock = threading.Lock()
+        self.user_cache_size = USER_CACHE_SIZE
 
     @property
     def has_item_head(self) -> bool:
@@ -106,7 +118,28 @@ class TextTowers:
 
     def encode_user(self, texts: Sequence[str]) -> tuple[np.ndarray, list[bool]]:
         """User-side embeddings (through the adapters, if any) and which texts were cut."""
-        return self._user_batcher(texts)
+        limit = self.max_length
+        found: dict[str, tuple[np.ndarray, bool]] = {}
+        with self._cache_lock:
+            for text in texts:
+                hit = self._user_cache.get((limit, text))
+                if hit is not None:
+                    self._user_cache.move_to_end((limit, text))
+                    found[text] = hit
+        missing = list(dict.fromkeys(t for t in texts if t not in found))
+        if missing:
+            emb, truncated = self._user_batcher(missing)
+            with self._cache_lock:
+                for text, row, cut in zip(missing, emb, truncated, strict=True):
+                    row = row.copy()
+                    row.flags.writeable = False  # shared by every later hit
+                    found[text] = (row, bool(cut))
+                    self._user_cache[(limit, text)] = found[text]
+                while len(self._user_cache) > self.user_cache_size:
+                    self._user_cache.popitem(last=False)
+        if not texts:
+            return np.zeros((0, TEXT_DIM), np.float32), []
+        return np.stack([found[t][0] for t in texts]), [found[t][1] for t in texts]
 
     def encode_items(self, texts: Sequence[str]) -> np.ndarray:
         """Frozen item-side embeddings."""
@@ -115,23 +148,24 @@ class TextTowers:
     def _encode_user_now(self, texts: list[str]) -> tuple[np.ndarray, list[bool]]:
         if not texts:
             return np.zeros((0, TEXT_DIM), np.float32), []
-        # The user and item encoders may be one module: its token limit is set per pass.
-        saved = self.user_encoder.max_length
-        self.user_encoder.max_length = self.max_length
-        try:
-            truncated = self.user_encoder.tokenize(list(texts)).truncated
-            return self.user_encoder.encode(list(texts)), truncated
-        finally:
-            self.user_encoder.max_length = saved
+        # The user and item encoders may be one module: the user side's limit is per call.
+        return self.user_encoder.encode_flagged(list(texts), max_length=self.max_length)
 
     def _encode_items_now(self, texts: list[str]) -> tuple[np.ndarray, list[bool]]:
         return self.item_encoder.encode(texts), [False] * len(texts)
 
 
 def towers_of(
-    ckpt: Checkpoint, cache_dir: Path | None = None, device: torch.device | None = None
+    ckpt: Checkpoint,
+    cache_dir: Path | None = None,
+    device: torch.device | None = None,
+    *,
+    passes: int = 1,
 ) -> tuple[TextTowers | None, np.ndarray | None]:
-    """The checkpoint's text towers and catalogue embeddings (``None``s without towers)."""
+    """The checkpoint's text towers and catalogue embeddings (``None``s without towers).
+
+    ``passes``: encoder passes the towers may run at once (:class:`Batcher`).
+    """
     tensors = ckpt.tensors
     if not all(k in tensors for k in USER_HEAD_KEYS):
         return None, None
@@ -140,7 +174,7 @@ def towers_of(
     lora = None
     if any(k.startswith(LORA_PREFIX) for k in tensors):
         lora = (int(config.get("lora-rank", 8)), int(config.get("lora-layers", 2)))
-    towers = TextTowers(tensors, item_max_length=item_len, lora=lora, device=device)
+    towers = TextTowers(tensors, item_max_length=item_len, lora=lora, device=device, passes=passes)
     cache = cache_dir or Path(config.get("text-cache-dir") or default_cache_dir())
     emb = text_embeddings(ckpt.catalog.texts, cache, max_length=item_len, device=device)
     return towers, emb

@@ -9,6 +9,7 @@ hidden states over real tokens, then L2-normalised. The model is used through
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -64,14 +65,19 @@ def tokenize(tokenizer: Any, texts: Sequence[str], max_length: int) -> Tokens:
     if tokenizer.padding_side != "right":
         # HybridMF trims a batch's trailing padding columns; left padding would lose tokens.
         raise ValueError(f"expected right padding, the tokenizer pads {tokenizer.padding_side}")
-    full = tokenizer(list(texts), truncation=False)["input_ids"]
     batch = tokenizer(
         list(texts), padding=True, truncation=True, max_length=max_length, return_tensors="pt"
     )
+    lengths = batch["attention_mask"].sum(dim=1).tolist()
+    # Only a text that fills the limit may have been cut: tokenise just those in full.
+    full = [i for i, n in enumerate(lengths) if n >= max_length]
+    truncated = [False] * len(lengths)
+    if full:
+        whole = tokenizer([texts[i] for i in full], truncation=False)["input_ids"]
+        for i, ids in zip(full, whole, strict=True):
+            truncated[i] = len(ids) > max_length
     return Tokens(
-        input_ids=batch["input_ids"],
-        attention_mask=batch["attention_mask"],
-        truncated=[len(ids) > max_length for ids in full],
+        input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], truncated=truncated
     )
 
 
@@ -92,6 +98,9 @@ class TextEncoder(nn.Module):
         for p in self.backbone.parameters():
             p.requires_grad_(False)
         self.max_length = int(max_length)
+        # The tokenizer keeps its padding and truncation state per call: one call at a time.
+        self._tokenizer_lock = threading.Lock()
+        self.eval()  # frozen until a trainer says otherwise (``train()``)
         if device is not None:
             self.to(device)
 
@@ -100,34 +109,51 @@ class TextEncoder(nn.Module):
         """The device the weights are on."""
         return next(self.backbone.parameters()).device
 
-    def tokenize(self, texts: Sequence[str]) -> Tokens:
+    def tokenize(self, texts: Sequence[str], *, max_length: int | None = None) -> Tokens:
         """Token ids for ``texts`` (cut at ``max_length`` tokens; cut ones are flagged)."""
-        return tokenize(self.tokenizer, texts, self.max_length)
+        with self._tokenizer_lock:
+            return tokenize(self.tokenizer, texts, max_length or self.max_length)
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         """Unit-norm sentence vectors ``[B, 384]`` (differentiable through adapters)."""
         hidden = self.backbone(input_ids=input_ids, attention_mask=attention_mask)
         return F.normalize(mean_pool(hidden.last_hidden_state, attention_mask), dim=-1)
 
-    @torch.no_grad()
     def encode(self, texts: Sequence[str], *, batch_size: int = 128) -> np.ndarray:
         """Unit-norm float32 embeddings ``[len(texts), 384]``."""
+        return self.encode_flagged(texts, batch_size=batch_size)[0]
+
+    @torch.no_grad()
+    def encode_flagged(
+        self, texts: Sequence[str], *, batch_size: int = 128, max_length: int | None = None
+    ) -> tuple[np.ndarray, list[bool]]:
+        """:meth:`encode`'s embeddings and which texts were cut at ``max_length`` tokens.
+
+        Each text is tokenised once, for both. ``max_length``: this call's token limit (the
+        encoder's own by default). Passes may run in several threads at once.
+        """
+        truncated = [False] * len(texts)
         if not texts:
-            return np.zeros((0, TEXT_DIM), dtype=np.float32)
+            return np.zeros((0, TEXT_DIM), dtype=np.float32), truncated
         # Sorting by length keeps padding (wasted work) small within each batch.
         order = np.argsort([len(t) for t in texts], kind="stable")
         out = np.zeros((len(texts), TEXT_DIM), dtype=np.float32)
+        # Switching modes walks every submodule: on a serving path, only when needed.
         was_training = self.training
-        self.eval()
+        if was_training:
+            self.eval()
         try:
             for start in range(0, len(texts), batch_size):
                 idx = order[start : start + batch_size]
-                tokens = self.tokenize([texts[i] for i in idx])
+                tokens = self.tokenize([texts[i] for i in idx], max_length=max_length)
                 vec = self(tokens.input_ids.to(self.device), tokens.attention_mask.to(self.device))
                 out[idx] = vec.float().cpu().numpy()
+                for i, cut in zip(idx, tokens.truncated, strict=True):
+                    truncated[int(i)] = cut
         finally:
-            self.train(was_training)
-        return out
+            if was_training:
+                self.train(True)
+        return out, truncated
 
 
 def add_lora(encoder: TextEncoder, *, rank: int, top_layers: int) -> list[str]:

@@ -16,7 +16,7 @@ from fastapi import APIRouter, Depends, Path, Request, Response, Security
 from fastapi.security import APIKeyHeader
 
 from fedrec.server.api.auth import AdminTokens
-from fedrec.server.api.deps import HolderDep, SettingsDep, get_served
+from fedrec.server.api.deps import HolderDep, SettingsDep, served_model
 from fedrec.server.api.errors import ApiError, unknown_items
 from fedrec.server.api.genres import canonical_genres, genre_vocabulary
 from fedrec.server.api.openapi import problems
@@ -80,7 +80,7 @@ PathItemId = Annotated[
 def _writing(holder: ModelHolder) -> Iterator[ServedModel]:
     """The served model, held still: no reload swaps it while an admin change is made."""
     with holder.write_lock:
-        yield get_served(holder, Response())
+        yield served_model(holder, Response())
 
 
 def _new_item(item_id: str, body: ItemFields, rec: Recommender, settings: Settings) -> NewItem:

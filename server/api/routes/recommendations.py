@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import anyio.to_thread
 from fastapi import APIRouter
 
 from fedrec.server.api.deps import (
@@ -74,7 +75,7 @@ def _recommend(
     summary="Recommend for a new user given liked items and/or free text",
     responses=problems(404),
 )
-def cold_start(
+async def cold_start(
     body: ColdStartRequest,
     rec: RecommenderDep,
     ckpt: CheckpointDep,
@@ -90,7 +91,9 @@ def cold_start(
     """
     _check_limits(body, settings)
     check_pin(served, pin)
-    result = _recommend(body, rec, settings, vocabulary)
+    # The model's work in a worker thread, the rest here: a sync route would also hand its
+    # answer's validation to the thread pool, a second trip there and back.
+    result = await anyio.to_thread.run_sync(_recommend, body, rec, settings, vocabulary)
     return RecommendationsPublic(
         model_version=ckpt.model_version,
         items=[ScoredItemPublic(**vars(i)) for i in result.items],
@@ -103,7 +106,7 @@ def cold_start(
     operation_id="recommendColdStartBatch",
     summary="Cold-start recommendations for several new users in one call",
 )
-def cold_start_batch(
+async def cold_start_batch(
     body: BatchColdStartRequest,
     rec: RecommenderDep,
     ckpt: CheckpointDep,
@@ -122,6 +125,14 @@ def cold_start_batch(
     for one in body.requests:  # past a schema limit, the body is invalid as a whole
         _check_limits(one, settings)
     check_pin(served, pin)
+    results = await anyio.to_thread.run_sync(_answer_each, body, rec, settings, vocabulary)
+    return BatchRecommendationsPublic(model_version=ckpt.model_version, results=results)
+
+
+def _answer_each(
+    body: BatchColdStartRequest, rec: Recommender, settings: Settings, vocabulary: dict[str, str]
+) -> list[BatchEntryPublic]:
+    """Each request's answer, or its own error."""
     results = []
     for one in body.requests:
         try:
@@ -136,4 +147,4 @@ def cold_start_batch(
                 warnings=result.warnings,
             )
         )
-    return BatchRecommendationsPublic(model_version=ckpt.model_version, results=results)
+    return results

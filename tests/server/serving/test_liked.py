@@ -3,9 +3,11 @@
 from pathlib import Path
 
 import numpy as np
+from pytest import MonkeyPatch
 
-from fedrec.server.serving import Recommender
+from fedrec.server.serving import Recommender, scoring
 from fedrec.server.serving.explain import POPULARITY
+from fedrec.server.serving.tables import Tables
 from fedrec.shared.checkpoint import load_checkpoint, save_catalog, save_checkpoint
 from fedrec.shared.config import resolve_config
 from fedrec.shared.models.cooccurrence import ITEM_PRIOR
@@ -100,3 +102,19 @@ def test_removing_a_liked_item_subtracts_its_similarities_as_scoring_again_would
     assert labels == again_labels == ["0", "3", "4"]
     for a, b in zip(fast, again, strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-6)
+
+
+def test_an_answer_computes_the_liked_similarities_once(monkeypatch: MonkeyPatch) -> None:
+    rec = _rec(weight=3.0)
+    expected = [(it.id, it.score, it.because) for it in rec.cold_start(["0", "3"], k=4).items]
+    calls: list[np.ndarray] = []
+    once = scoring.liked_similarity
+
+    def counted(t: Tables, liked: np.ndarray) -> np.ndarray:
+        calls.append(liked)
+        return once(t, liked)
+
+    monkeypatch.setattr(scoring, "liked_similarity", counted)
+    answer = rec.cold_start(["0", "3"], k=4)
+    assert len(calls) == 1  # the scores and the explanation share them
+    assert [(it.id, it.score, it.because) for it in answer.items] == expected

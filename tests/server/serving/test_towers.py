@@ -1,5 +1,6 @@
 """The text towers at serving time: LoRA adapters, no item head, training's item vectors."""
 
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -98,3 +99,46 @@ def test_serving_places_items_where_training_does() -> None:
     np.testing.assert_allclose(rec.b, trained_b, rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(head_q, trained_q - tensors["item_factors"], rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(head_b, trained_b - tensors["item_bias"], rtol=1e-5, atol=1e-5)
+
+
+def test_user_texts_seen_before_skip_the_encoder_and_the_cache_is_bounded() -> None:
+    tensors = {
+        "text.user_head.weight": np.zeros((2, TEXT_DIM), np.float32),
+        "text.user_head.bias": np.zeros(2, np.float32),
+    }
+    towers = TextTowers(tensors, max_length=8)
+    passes: list[list[str]] = []
+    run = towers._encode_user_now
+
+    def counted(texts: list[str]) -> tuple[np.ndarray, list[bool]]:
+        passes.append(texts)
+        return run(texts)
+
+    towers._user_batcher._run = counted
+    first, cut = towers.encode_user(["space films", "word " * 20, "space films"])
+    again, cut_again = towers.encode_user(["word " * 20, "space films"])
+    assert passes == [["space films", "word " * 20]]  # each distinct text encoded once
+    assert cut == [False, True, False] and cut_again == [True, False]
+    np.testing.assert_array_equal(again, first[[1, 0]])
+    np.testing.assert_array_equal(
+        first, towers._encode_user_now(["space films", "word " * 20, "space films"])[0]
+    )
+    # Another token limit is another entry; past the bound, the least recently used goes.
+    towers.max_length = 16
+    towers.user_cache_size = 2
+    towers.encode_user(["word " * 20, "a", "b"])
+    assert passes[-1] == ["word " * 20, "a", "b"]
+    assert list(towers._user_cache) == [(16, "a"), (16, "b")]
+
+
+def test_concurrent_passes_give_each_text_its_own_embedding() -> None:
+    tensors = {
+        "text.user_head.weight": np.zeros((2, TEXT_DIM), np.float32),
+        "text.user_head.bias": np.zeros(2, np.float32),
+    }
+    towers = TextTowers(tensors, max_length=32, passes=2)
+    texts = [f"{w} films about {w} and more {w}" * (1 + i % 3) for i, w in enumerate("abcdefgh")]
+    alone = np.vstack([towers._encode_user_now([t])[0] for t in texts])
+    with ThreadPoolExecutor(8) as pool:
+        rows = list(pool.map(lambda t: towers.encode_user([t])[0][0], texts))
+    np.testing.assert_allclose(np.vstack(rows), alone, atol=1e-5)

@@ -40,6 +40,28 @@ def test_truncation_is_flagged(encoder: TextEncoder) -> None:
     assert tokens.input_ids.shape[1] == 16
 
 
+def test_a_text_exactly_at_the_limit_is_not_flagged(encoder: TextEncoder) -> None:
+    # 14 word pieces + [CLS] + [SEP] fill the 16 tokens without cutting anything.
+    exact, over = "word " * 14, "word " * 15
+    tokens = encoder.tokenize([exact, over, "tiny"])
+    assert tokens.attention_mask.sum(dim=1).tolist() == [16, 16, 3]
+    assert tokens.truncated == [False, True, False]
+
+
+def test_encode_flagged_is_encode_with_the_tokenizers_flags(encoder: TextEncoder) -> None:
+    texts = ["word " * 50, "tiny", "a mid length sentence"]
+    emb, truncated = encoder.encode_flagged(texts)
+    np.testing.assert_array_equal(emb, encoder.encode(texts))
+    assert truncated == encoder.tokenize(texts).truncated == [True, False, False]
+    assert not encoder.training  # an encoder starts frozen, in eval mode
+    encoder.train()
+    try:
+        np.testing.assert_array_equal(encoder.encode(texts), emb)  # eval mode for the pass
+        assert encoder.training and encoder.backbone.training  # and its own mode after
+    finally:
+        encoder.eval()
+
+
 def test_embeddings_are_cached_by_content(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     texts = ["Heat (1995). Genres: Action, Crime.", "Babe (1995). Genres: Comedy."]
     first = text_cache.text_embeddings(texts, tmp_path, max_length=32)
