@@ -28,7 +28,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -43,28 +42,14 @@ import psutil
 
 from fedrec.shared.checkpoint import load_checkpoint
 from fedrec.shared.deploy.runs import follow, submit
+from fedrec.simulations.measure import free_port as _free_port
 from fedrec.simulations.measure import machine_stamp
+from fedrec.simulations.measure import wait_port as _wait_port
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 ARMS = ("subprocess", "process", "secagg")
 IMPORTS = "import flwr.supernode.runtime.run_clientapp, fedrec.client.client_app"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _wait_port(port: int, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.2)
-    raise TimeoutError(f"nothing listens on 127.0.0.1:{port}")
 
 
 def clientapp_start_seconds(repeats: int) -> list[float]:

@@ -25,7 +25,6 @@ from __future__ import annotations
 import json
 import os
 import platform
-import socket
 import statistics
 import subprocess
 import sys
@@ -43,6 +42,7 @@ from fedrec.shared.checkpoint import load_checkpoint, save_catalog, save_checkpo
 from fedrec.shared.data.catalog import item_text
 from fedrec.shared.data.dataset import ItemCatalog
 from fedrec.shared.models.encoder import TEXT_DIM
+from fedrec.simulations.measure import free_port as _free_port
 from fedrec.simulations.report import save
 from fedrec.simulations.serve_profile import profile_requests
 
@@ -159,12 +159,6 @@ def write_journal(run_dir: Path, n: int) -> None:
         for i in range(n)
     ]
     (run_dir / "added-items.jsonl").write_text("".join(line + "\n" for line in lines))
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class ServiceProcess:

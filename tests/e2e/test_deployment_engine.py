@@ -17,8 +17,9 @@ import pytest
 from fedrec.client.sealing import read_key_file
 from fedrec.client.state import ClientStateStore
 from fedrec.shared.checkpoint import load_checkpoint
+from fedrec.simulations.measure import free_port, wait_port
 
-from .helpers import BIN, deploy_run, flwr_env, free_port, wait_port, write_tiny_ratings
+from .helpers import BIN, deploy_run, flwr_env, write_tiny_ratings
 
 pytestmark = pytest.mark.slow
 

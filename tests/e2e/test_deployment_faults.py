@@ -15,8 +15,9 @@ from pathlib import Path
 import pytest
 
 from fedrec.shared.checkpoint import latest_round, load_checkpoint
+from fedrec.simulations.measure import free_port, wait_port
 
-from .helpers import BIN, ROOT, Daemons, flwr_env, free_port, wait_port, write_tiny_ratings
+from .helpers import BIN, ROOT, Daemons, flwr_env, write_tiny_ratings
 
 pytestmark = pytest.mark.slow
 

@@ -21,15 +21,14 @@ import psutil
 import pytest
 
 from fedrec.shared.checkpoint import load_checkpoint
+from fedrec.simulations.measure import free_port, wait_port
 
 from .helpers import (
     BIN,
     ROOT,
     Daemons,
     flwr_env,
-    free_port,
     process_tree,
-    wait_port,
     write_tiny_ratings,
 )
 

@@ -1,6 +1,5 @@
 """A real uvicorn server on a free loopback port, over a tiny checkpoint with known answers."""
 
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -16,6 +15,7 @@ from fedrec.server.api.main import create_app
 from fedrec.server.api.settings import Settings
 from fedrec.shared.checkpoint import save_catalog, save_checkpoint
 from fedrec.shared.data.dataset import ItemCatalog
+from fedrec.simulations.measure import free_port as _free_port
 
 # Six items in two clusters: {0, 1, 2} point along x, {3, 4, 5} along y. Item 1 is the
 # nearest neighbour of item 0; item 2 has the larger bias within the x cluster.
@@ -110,12 +110,6 @@ def make_text_run(run_dir: Path, cache_dir: Path) -> Path:
         privacy=None,
     )
     return run_dir
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 # The app behind each live server, by port: tests may look inside (e.g. at its holder).
