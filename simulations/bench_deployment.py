@@ -26,7 +26,6 @@ bounds.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import statistics
 import subprocess
@@ -37,14 +36,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import psutil
-
 from fedrec.shared.checkpoint import load_checkpoint
 from fedrec.shared.deploy.runs import follow, submit
-from fedrec.simulations.measure import free_port as _free_port
+from fedrec.simulations.loopback import free_port as _free_port
+from fedrec.simulations.loopback import kill_trees, write_tiny_ratings
+from fedrec.simulations.loopback import wait_port as _wait_port
 from fedrec.simulations.measure import machine_stamp
-from fedrec.simulations.measure import wait_port as _wait_port
+from fedrec.simulations.report import save
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -62,16 +60,6 @@ def clientapp_start_seconds(repeats: int) -> list[float]:
     return out
 
 
-def _ratings(path: Path, *, users: int, items: int, per_user: int) -> Path:
-    rng = np.random.default_rng(0)
-    rows = ["user,item,rating,timestamp"]
-    for u in range(users):
-        for t, i in enumerate(rng.choice(items, per_user, replace=False)):
-            rows.append(f"{u},{i},{int(rng.integers(1, 6))},{1000 + t}")
-    path.write_text("\n".join(rows) + "\n")
-    return path
-
-
 @contextlib.contextmanager
 def _daemons(logs: Path, env: dict[str, str]) -> Iterator[Callable[..., None]]:
     """Start long-running processes (logging to files); kill them and their children after."""
@@ -87,15 +75,7 @@ def _daemons(logs: Path, env: dict[str, str]) -> Iterator[Callable[..., None]]:
     try:
         yield start
     finally:
-        procs = []
-        for p in started:
-            with contextlib.suppress(psutil.NoSuchProcess):
-                parent = psutil.Process(p.pid)
-                procs += [*parent.children(recursive=True), parent]
-        for proc in procs:
-            with contextlib.suppress(psutil.NoSuchProcess):
-                proc.kill()
-        psutil.wait_procs(procs, timeout=30)
+        kill_trees(started)
 
 
 def run_arm(
@@ -194,7 +174,9 @@ def run_deployment_benchmark(
         workdir = runs_dir / f"deployment-{arm}-{int(time.time())}"
         workdir.mkdir(parents=True)
         write_key_file(workdir / "key")
-        data = _ratings(workdir / "ratings.csv", users=users, items=items, per_user=per_user)
+        data = write_tiny_ratings(
+            workdir / "ratings.csv", n_users=users, n_items=items, per_user=per_user
+        )
         progress(f"arm {arm}: {nodes} SuperNodes, {rounds} rounds")
         results.append(
             run_arm(arm, workdir=workdir, nodes=nodes, rounds=rounds, data=data, timeout=timeout)
@@ -223,10 +205,8 @@ def run_deployment_benchmark(
 
 
 def write_report(result: dict[str, Any], output_dir: Path, name: str) -> None:
-    """Write the JSON and its Markdown rendering."""
-    output_dir.mkdir(parents=True, exist_ok=True)
-    (output_dir / f"{name}.json").write_text(json.dumps(result, indent=2) + "\n")
-    (output_dir / f"{name}.md").write_text(deployment_markdown(result))
+    """Write the JSON and its Markdown rendering (through the report base)."""
+    save(result, output_dir, name, kind="deployment")
 
 
 def _median(values: Sequence[float | None]) -> float | None:

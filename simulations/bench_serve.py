@@ -42,7 +42,7 @@ from fedrec.shared.checkpoint import load_checkpoint, save_catalog, save_checkpo
 from fedrec.shared.data.catalog import item_text
 from fedrec.shared.data.dataset import ItemCatalog
 from fedrec.shared.models.encoder import TEXT_DIM
-from fedrec.simulations.measure import free_port as _free_port
+from fedrec.simulations.loopback import free_port as _free_port
 from fedrec.simulations.report import save
 from fedrec.simulations.serve_profile import profile_requests
 

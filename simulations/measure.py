@@ -1,14 +1,10 @@
-"""Measuring a benchmark: wall time, peak memory, the machine, loopback ports.
-
-Peak memory covers this process and all its children.
-"""
+"""Wall time and peak memory of a benchmark step (this process and all its children)."""
 
 from __future__ import annotations
 
 import logging
 import os
 import platform
-import socket
 import threading
 import time
 from collections.abc import Callable
@@ -72,21 +68,3 @@ def machine_stamp() -> dict[str, Any]:
         "platform": platform.platform(),
         "python": platform.python_version(),
     }
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_port(port: int, timeout: float = 60) -> None:
-    """Return once something accepts connections on 127.0.0.1:``port``."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.2)
-    raise TimeoutError(f"nothing listens on 127.0.0.1:{port}")

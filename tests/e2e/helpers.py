@@ -7,22 +7,14 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import psutil
+
+from fedrec.simulations.loopback import kill_trees
+from fedrec.simulations.loopback import process_tree as process_tree  # the tests' import
+from fedrec.simulations.loopback import write_tiny_ratings as write_tiny_ratings
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
-
-
-def write_tiny_ratings(path: Path, *, n_users: int, n_items: int, per_user: int) -> Path:
-    """A seeded ``user,item,rating,timestamp`` CSV where every user has a test item."""
-    rng = np.random.default_rng(0)
-    rows = ["user,item,rating,timestamp"]
-    for u in range(n_users):
-        for t, i in enumerate(rng.choice(n_items, per_user, replace=False)):
-            rows.append(f"{u},{i},{int(rng.integers(1, 6))},{1000 + t}")
-    path.write_text("\n".join(rows) + "\n")
-    return path
 
 
 def flwr_env(flwr_home: Path) -> dict[str, str]:
@@ -88,14 +80,7 @@ class Daemons:
 
     def stop(self, *names: str) -> None:
         """Kill the named daemons and what they started (SuperExec, ServerApp, ClientApps)."""
-        popens = [self.started.pop(name) for name in names]
-        everything = [c for p in popens for c in process_tree(p.pid)]
-        for proc in everything:
-            with contextlib.suppress(psutil.NoSuchProcess):
-                proc.kill()
-        psutil.wait_procs(everything, timeout=30)
-        for popen in popens:
-            popen.wait(timeout=30)
+        kill_trees([self.started.pop(name) for name in names])
 
     def wait(self, name: str, timeout: float) -> int | None:
         """The exit code of a daemon expected to stop by itself; None if it still runs."""
@@ -136,12 +121,3 @@ class Daemons:
             f"\n--- {log.name}\n" + log.read_text(errors="replace")[-1500:]
             for log in sorted(self.logs.iterdir())
         )
-
-
-def process_tree(pid: int) -> list[psutil.Process]:
-    """The process ``pid`` and its descendants, children first; none if it is gone."""
-    try:
-        proc = psutil.Process(pid)
-        return [*proc.children(recursive=True), proc]
-    except psutil.NoSuchProcess:
-        return []

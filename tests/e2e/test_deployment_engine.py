@@ -6,18 +6,16 @@ Everything runs on 127.0.0.1 with free ports, --insecure (local test only), and 
 at the end whatever happens.
 """
 
-import contextlib
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
-import psutil
 import pytest
 
 from fedrec.client.sealing import read_key_file
 from fedrec.client.state import ClientStateStore
 from fedrec.shared.checkpoint import load_checkpoint
-from fedrec.simulations.measure import free_port, wait_port
+from fedrec.simulations.loopback import free_port, kill_trees, wait_port
 
 from .helpers import BIN, deploy_run, flwr_env, write_tiny_ratings
 
@@ -30,18 +28,7 @@ N_NODES = 2
 def processes() -> Iterator[list[subprocess.Popen[bytes]]]:
     started: list[subprocess.Popen[bytes]] = []
     yield started
-    # The process trees: `fedrec node start` cannot pass a SIGKILL on to its SuperNode.
-    trees = []
-    for popen in started:
-        with contextlib.suppress(psutil.NoSuchProcess):
-            parent = psutil.Process(popen.pid)
-            trees += [*parent.children(recursive=True), parent]
-    for proc in trees:
-        with contextlib.suppress(psutil.NoSuchProcess):
-            proc.kill()
-    psutil.wait_procs(trees, timeout=30)
-    for popen in started:
-        popen.wait(timeout=30)
+    kill_trees(started)
 
 
 def _fedrec(*args: str) -> str:

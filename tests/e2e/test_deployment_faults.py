@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from fedrec.shared.checkpoint import latest_round, load_checkpoint
-from fedrec.simulations.measure import free_port, wait_port
+from fedrec.simulations.loopback import free_port, wait_port
 
 from .helpers import BIN, ROOT, Daemons, flwr_env, write_tiny_ratings
 

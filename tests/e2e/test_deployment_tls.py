@@ -21,7 +21,7 @@ import psutil
 import pytest
 
 from fedrec.shared.checkpoint import load_checkpoint
-from fedrec.simulations.measure import free_port, wait_port
+from fedrec.simulations.loopback import free_port, wait_port
 
 from .helpers import (
     BIN,

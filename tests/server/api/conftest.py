@@ -15,7 +15,7 @@ from fedrec.server.api.main import create_app
 from fedrec.server.api.settings import Settings
 from fedrec.shared.checkpoint import save_catalog, save_checkpoint
 from fedrec.shared.data.dataset import ItemCatalog
-from fedrec.simulations.measure import free_port as _free_port
+from fedrec.simulations.loopback import free_port as _free_port
 
 # Six items in two clusters: {0, 1, 2} point along x, {3, 4, 5} along y. Item 1 is the
 # nearest neighbour of item 0; item 2 has the larger bias within the x cluster.
