@@ -39,6 +39,8 @@ _MANTISSA = 2.0**-53
 # yield 2^32 blocks of 64 bytes.
 _COUNTER_BYTES = 4
 _MAX_BYTES = (2**32 - 1) * 64
+# Elements per elementwise op of the Gaussian transform: under torch's parallel grain size.
+_CHUNK = 16_384
 
 
 class DPRandom(ABC):
@@ -58,15 +60,33 @@ class DPRandom(ABC):
 
     def normal(self, shape: int | Sequence[int], std: float = 1.0) -> np.ndarray:
         """Independent N(0, std²) samples in float64 (Box-Muller on pairs of uniforms)."""
+        return self.normal_torch(shape, std).numpy()
+
+    def normal_torch(self, shape: int | Sequence[int], std: float = 1.0) -> torch.Tensor:
+        """:meth:`normal` as a CPU float64 tensor.
+
+        Computed in chunks below torch's parallel grain size: each op then runs on the
+        calling thread (vectorised), never waking an intra-op pool that other threads or
+        processes compete for; it is the cost of DP-SGD noise on a large item table.
+        """
         if std < 0:
             raise ValueError(f"noise std must be >= 0, got {std}")
         size = int(np.prod(shape))
         half = (size + 1) // 2
-        u = self.uniform(2 * half)
-        radius = np.sqrt(-2.0 * np.log(u[:half]))
-        angle = _TWO_PI * u[half:]
-        out = np.concatenate([radius * np.cos(angle), radius * np.sin(angle)])[:size]
-        return (out * std).reshape(shape)
+        words = torch.from_numpy((self.words(2 * half) >> np.uint64(11)).view(np.int64))
+        out = torch.empty(2 * half, dtype=torch.float64)
+        for start in range(0, half, _CHUNK):
+            end = min(start + _CHUNK, half)
+            cos, sin = out[start:end], out[half + start : half + end]
+            # Uniforms in (0, 1): radius from the first half of the words, angle from the
+            # second, written straight into the output slots they become.
+            r = cos.copy_(words[start:end]).add_(0.5).mul_(_MANTISSA).log_().mul_(-2.0)
+            r = r.sqrt_().mul_(std)
+            a = sin.copy_(words[half + start : half + end]).add_(0.5).mul_(_MANTISSA * _TWO_PI)
+            radius = r.clone()
+            torch.cos(a, out=cos).mul_(radius)
+            sin.sin_().mul_(radius)
+        return out[:size].reshape(shape if isinstance(shape, int) else tuple(shape))
 
     def integers(self, high: int, shape: int | Sequence[int]) -> np.ndarray:
         """Uniform integers in ``[0, high)`` (int64; bias below ``high / 2^64``)."""
@@ -85,12 +105,12 @@ class DPRandom(ABC):
 
     def normal_like(self, reference: torch.Tensor, std: float) -> torch.Tensor:
         """N(0, std²) noise of ``reference``'s shape, dtype and device."""
-        noise = torch.from_numpy(self.normal(tuple(reference.shape), std))
+        noise = self.normal_torch(tuple(reference.shape), std)
         return noise.to(device=reference.device, dtype=reference.dtype)
 
     def add_normal(self, value: torch.Tensor, std: float) -> torch.Tensor:
         """``value + N(0, std²)``, summed in float64 and rounded once to ``value``'s dtype."""
-        noise = torch.from_numpy(self.normal(tuple(value.shape), std)).to(value.device)
+        noise = self.normal_torch(tuple(value.shape), std).to(value.device)
         return (value.to(torch.float64) + noise).to(value.dtype)
 
     def integers_torch(self, high: int, shape: Sequence[int]) -> torch.Tensor:

@@ -36,3 +36,17 @@ def test_samplers_have_the_right_distributions(rng) -> None:  # type: ignore[no-
     assert set(np.unique(ints)) == set(range(7))
     assert stats.chisquare(np.bincount(ints, minlength=7)).pvalue > 1e-4
     assert abs(rng.bernoulli(0.3, 100_000).mean() - 0.3) < 0.01
+
+
+def test_the_chunked_gaussian_is_box_muller_of_the_stream() -> None:
+    # The fast path transforms the words in chunks; every chunk boundary must pair the same
+    # uniforms as the textbook transform, over sizes around the chunk length.
+    for size in (1, 2, 7, 16_383, 16_384, 32_769, 50_001):
+        words = SeededRandom(9, size).words(2 * ((size + 1) // 2))
+        u = ((words >> np.uint64(11)).astype(np.float64) + 0.5) * 2.0**-53
+        half = len(u) // 2
+        radius = np.sqrt(-2.0 * np.log(u[:half]))
+        angle = 2.0 * np.pi * u[half:]
+        expected = np.concatenate([radius * np.cos(angle), radius * np.sin(angle)])[:size]
+        got = SeededRandom(9, size).normal((size,), std=1.5)
+        np.testing.assert_allclose(got, 1.5 * expected, rtol=1e-12, atol=1e-12)
