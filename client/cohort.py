@@ -16,17 +16,29 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
 from fedrec.client.dataview import ClientData, client_seed, load_client_data, state_dir
-from fedrec.client.state import ClientStateStore
-from fedrec.client.task import TrainReply, evaluate_round, train_round
+from fedrec.client.state import ClientState, ClientStateStore
+from fedrec.client.task import (
+    TrainReply,
+    evaluate_round,
+    finish_local_round,
+    local_seed,
+    refusal_reply,
+    start_local_round,
+    train_round,
+    trained_reply,
+    user_factors_for,
+)
+from fedrec.shared import cohort_training
 from fedrec.shared.config import FedRecConfig
-from fedrec.shared.errors import ConfigError
+from fedrec.shared.errors import ConfigError, PrivacyBudgetExceeded
+from fedrec.shared.models.factory import item_text_embeddings
 from fedrec.shared.privacy import UserRound
 
 logger = logging.getLogger(__name__)
@@ -88,29 +100,115 @@ def train_cohort(
     committed: dict[str, tuple[int, int]] | None = None,
     run_id: str | None = None,
 ) -> list[TrainReply]:
-    """Each member's reply to this round's train message, in ``members``' order."""
+    """Each member's reply to this round's train message, in ``members``' order.
+
+    Settings the batched trainer covers (:func:`fedrec.shared.cohort_training.supports`)
+    train all members in one computation; others train one by one through
+    :func:`~fedrec.client.task.train_round`. Either way each member's budget checks, state,
+    ledger and user-level noise are its own.
+    """
     check_cohorts_allowed(cfg)
-    replies = []
-    for member in members:
-        started = time.perf_counter()
-        replies.append(
-            train_round(
+    if not cohort_training.supports(cfg.train, cfg.privacy, cfg.text):
+        return [
+            _guarded(
+                lambda m=member: train_round(  # type: ignore[misc]
+                    cfg,
+                    m.data,
+                    global_tensors,
+                    m.store,
+                    server_round=server_round,
+                    seed=m.seed,
+                    device=device,
+                    user_round=user_round,
+                    resumed_from=resumed_from,
+                    incarnation=incarnation,
+                    committed=committed,
+                    run_id=run_id,
+                )
+            )
+            for member in members
+        ]
+    started = time.perf_counter()
+    replies: dict[int, TrainReply] = {}
+    starts: dict[int, ClientState] = {}
+    for j, member in enumerate(members):
+        seeds = (member.seed, server_round)
+        try:
+            starts[j] = start_local_round(
                 cfg,
                 member.data,
-                global_tensors,
                 member.store,
                 server_round=server_round,
                 seed=member.seed,
-                device=device,
-                user_round=user_round,
                 resumed_from=resumed_from,
                 incarnation=incarnation,
                 committed=committed,
+                user_round=user_round,
                 run_id=run_id,
-                started=started,
             )
+            if len(member.data.train_items) == 0:
+                raise ValueError("a client with no training interactions cannot train")
+        except PrivacyBudgetExceeded as refusal:
+            replies[j] = refusal_reply(
+                cfg, global_tensors, member.store, refusal, survivors=None, seeds=seeds
+            )
+        except Exception as err:  # noqa: BLE001 - one member's failure is its own reply
+            replies[j] = TrainReply({}, {}, error=f"{type(err).__name__}: {err}")
+    order = sorted(starts)
+    runs = [
+        cohort_training.MemberRun(
+            user_factors=user_factors_for(cfg, members[j].data, starts[j], seed=members[j].seed),
+            users=members[j].data.train_users,
+            items=members[j].data.train_items,
+            accountant_history=starts[j].accountant_history,
+            seed=local_seed(members[j].seed, server_round),
         )
-    return replies
+        for j in order
+    ]
+    item_text = None
+    if cfg.text.text_tower == "heads" and order:
+        item_text = item_text_embeddings(cfg, members[order[0]].data.item_texts)
+    trained = cohort_training.train_cohort_local(
+        global_tensors,
+        runs,
+        train=cfg.train,
+        privacy=cfg.privacy,
+        text=cfg.text,
+        item_text=item_text,
+        learning_rate=cfg.train.lr_at(server_round),
+        device=device,
+    )
+    for j, out in zip(order, trained, strict=True):
+        member = members[j]
+        finish_local_round(
+            member.store,
+            starts[j],
+            user_factors=out.user_factors,
+            result=out.result,
+            server_round=server_round,
+            incarnation=incarnation,
+            user_round=user_round,
+        )
+        replies[j] = trained_reply(
+            cfg,
+            global_tensors,
+            out.global_tensors,
+            out.result,
+            member.store,
+            user_round=user_round,
+            survivors=None,
+            seeds=(member.seed, server_round),
+            started=started,
+        )
+    return [replies[j] for j in range(len(members))]
+
+
+def _guarded(train: Callable[[], TrainReply]) -> TrainReply:
+    """One member's reply, or its failure as an error reply (the others still answer)."""
+    try:
+        return train()
+    except Exception as err:  # noqa: BLE001 - one member's failure is its own reply
+        return TrainReply({}, {}, error=f"{type(err).__name__}: {err}")
 
 
 def evaluate_cohort(

@@ -12,12 +12,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 
 from fedrec.client.localstore import NodeStore
-from fedrec.shared.config import FedRecConfig
+from fedrec.shared.config import DataConfig, FedRecConfig
 from fedrec.shared.data import catalog_version, load_split, partition_users
 from fedrec.shared.errors import ConfigError
 
@@ -58,10 +59,12 @@ def load_client_data(
     users = partition_users(split.n_users, num_partitions=num_partitions, seed=cfg.data.seed)[
         partition_id
     ]
-    mask = np.isin(split.train.users, users)
-    local_of = {int(u): k for k, u in enumerate(users)}
-    train_users = np.array([local_of[int(u)] for u in split.train.users[mask]], dtype=np.int64)
-    train_items = split.train.items[mask].astype(np.int64)
+    order, starts = _rows_by_user(cfg.data)
+    rows = np.sort(np.concatenate([order[starts[u] : starts[u + 1]] for u in users]))
+    local_of = np.full(split.n_users, -1, dtype=np.int64)
+    local_of[users] = np.arange(len(users))
+    train_users = local_of[split.train.users[rows]]
+    train_items = split.train.items[rows].astype(np.int64)
     exclude, seen = [], []
     for k, u in enumerate(users):
         own = np.unique(train_items[train_users == k])
@@ -81,6 +84,18 @@ def load_client_data(
         n_items=split.n_items,
         item_texts=dataset.items.texts,
     )
+
+
+@lru_cache(maxsize=4)
+def _rows_by_user(data: DataConfig) -> tuple[np.ndarray, np.ndarray]:
+    """The split's training rows grouped by user: ``order[starts[u]:starts[u + 1]]``.
+
+    Computed once per process: every simulated client would otherwise scan all rows.
+    """
+    _, split = load_split(data)
+    order = np.argsort(split.train.users, kind="stable")
+    counts = np.bincount(split.train.users, minlength=split.n_users)
+    return order, np.concatenate([[0], np.cumsum(counts)])
 
 
 def node_client_data(cfg: FedRecConfig, store: NodeStore) -> ClientData:

@@ -174,15 +174,23 @@ def unseal(key: StateKey, blob: bytes, *, bound_to: str, path: Path) -> bytes:
         ) from None
 
 
-def write_sealed(path: Path, key: StateKey, plaintext: bytes, *, bound_to: str) -> None:
-    """Seal ``plaintext`` into ``path`` (0600), atomically and durably."""
+def write_sealed(
+    path: Path, key: StateKey, plaintext: bytes, *, bound_to: str, durable: bool = True
+) -> None:
+    """Seal ``plaintext`` into ``path`` (0600), atomically, and durably unless told not to.
+
+    ``durable=False`` skips the flush to disk: the file is still replaced atomically, so a
+    killed process leaves the old or the new file, but an operating-system crash may lose
+    the write (for simulated clients, whose run dies with the machine anyway).
+    """
     blob = seal(key, plaintext, bound_to=bound_to)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as fh:  # mkstemp makes it 0600
             fh.write(blob)
-            fh.flush()
-            os.fsync(fh.fileno())  # durable before it becomes visible
+            if durable:
+                fh.flush()
+                os.fsync(fh.fileno())  # durable before it becomes visible
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

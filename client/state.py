@@ -171,12 +171,15 @@ class ClientStateStore:
     """Loads and saves one client's :class:`ClientState` in ``directory``, sealed.
 
     ``key`` seals it (:mod:`fedrec.client.sealing`); without one the store belongs to a
-    simulation and uses the run's key in ``directory``'s parent, made on first save.
+    simulation and uses the run's key in ``directory``'s parent, made on first save. A
+    node's store is flushed to disk on every save; a simulation's is replaced atomically
+    but not flushed (``durable=False`` in :func:`~fedrec.client.sealing.write_sealed`).
     """
 
     def __init__(self, directory: Path, key: StateKey | None = None) -> None:
         self.directory = Path(directory)
         self._key = key
+        self.durable = key is not None
 
     @property
     def key(self) -> StateKey:
@@ -203,7 +206,13 @@ class ClientStateStore:
     def _write_witness(self, generation: int) -> None:
         private_dir(self.witness_path.parent)
         payload = json.dumps({"generation": generation}).encode()
-        write_sealed(self.witness_path, self.key, payload, bound_to=self._bound("witness"))
+        write_sealed(
+            self.witness_path,
+            self.key,
+            payload,
+            bound_to=self._bound("witness"),
+            durable=self.durable,
+        )
 
     def _refuse(self, why: str) -> ClientStateError:
         return ClientStateError(
@@ -272,6 +281,7 @@ class ClientStateStore:
         For work on a throw-away copy (the attack simulations train one and discard it).
         """
         copy = ClientStateStore(Path(root) / self.directory.name, self.key)
+        copy.durable = self.durable
         if self.directory.exists():
             shutil.copytree(self.directory, private_dir(copy.directory), dirs_exist_ok=True)
         if self.witness_path.exists():
@@ -304,7 +314,13 @@ class ClientStateStore:
             )
             header["previous"] = json.dumps(_meta(previous))
         blob = save_tensors(tensors, metadata=header)
-        write_sealed(self.directory / STATE_FILE, self.key, blob, bound_to=self._bound("state"))
+        write_sealed(
+            self.directory / STATE_FILE,
+            self.key,
+            blob,
+            bound_to=self._bound("state"),
+            durable=self.durable,
+        )
         self._write_witness(generation + 1)
 
     def start_round(

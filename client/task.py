@@ -117,6 +117,65 @@ def local_train(
     take the user-level epsilon over its budget, and is written to the ledger with the
     new state, before the caller noises and sends the update.
     """
+    start = start_local_round(
+        cfg,
+        data,
+        store,
+        server_round=server_round,
+        seed=seed,
+        resumed_from=resumed_from,
+        incarnation=incarnation,
+        committed=committed,
+        user_round=user_round,
+        run_id=run_id,
+    )
+    model = build_model(cfg, data, global_tensors, start, seed=seed)
+    result = train_local(
+        model,
+        data.train_users,
+        data.train_items,
+        train=cfg.train,
+        privacy=cfg.privacy,
+        # A discarded round's DP steps stay in here: start_round never rolls accounting back.
+        accountant_history=start.accountant_history,
+        seed=local_seed(seed, server_round),
+        device=device,
+        learning_rate=cfg.train.lr_at(server_round),
+    )
+    finish_local_round(
+        store,
+        start,
+        user_factors=model.get_users(),
+        result=result,
+        server_round=server_round,
+        incarnation=incarnation,
+        user_round=user_round,
+    )
+    return model.get_global(), result
+
+
+def local_seed(seed: int, server_round: int) -> int:
+    """The seed of a round's local training (DP randomness only under reproducible-noise)."""
+    return seed * 1_000_003 + server_round
+
+
+def start_local_round(
+    cfg: FedRecConfig,
+    data: ClientData,
+    store: ClientStateStore,
+    *,
+    server_round: int,
+    seed: int,
+    resumed_from: int | None = None,
+    incarnation: str | None = None,
+    committed: dict[str, tuple[int, int]] | None = None,
+    user_round: UserRound | None = None,
+    run_id: str | None = None,
+) -> ClientState:
+    """The state a round trains from, after the budget checks (raises when refused).
+
+    See :func:`local_train` for the resume arguments and ``user_round``.
+    """
     start = store.start_round(
         server_round,
         resumed_from=resumed_from,
@@ -132,21 +191,22 @@ def local_train(
     check_budget(cfg, start, n_records=len(data.train_items))
     if user_round is not None:
         check_user_budget(start.user_ledger, user_round)
-    model = build_model(cfg, data, global_tensors, start, seed=seed)
-    result = train_local(
-        model,
-        data.train_users,
-        data.train_items,
-        train=cfg.train,
-        privacy=cfg.privacy,
-        # A discarded round's DP steps stay in here: start_round never rolls accounting back.
-        accountant_history=start.accountant_history,
-        seed=seed * 1_000_003 + server_round,
-        device=device,
-        learning_rate=cfg.train.lr_at(server_round),
-    )
+    return start
+
+
+def finish_local_round(
+    store: ClientStateStore,
+    start: ClientState,
+    *,
+    user_factors: np.ndarray,
+    result: LocalResult,
+    server_round: int,
+    incarnation: str | None,
+    user_round: UserRound | None,
+) -> None:
+    """Save the trained private state (and the round's user-level ledger entry)."""
     trained = ClientState(
-        user_factors=model.get_users(),
+        user_factors=user_factors,
         accountant_history=result.accountant_history,
         rounds_trained=start.rounds_trained + [server_round],
         epsilon=result.epsilon or 0.0,
@@ -158,7 +218,6 @@ def local_train(
         run_id=start.run_id,
     )
     store.save(trained.spend(user_round) if user_round else trained, previous=start)
-    return model.get_global(), result
 
 
 def check_budget(cfg: FedRecConfig, state: ClientState, *, n_records: int) -> None:
@@ -304,6 +363,8 @@ class TrainReply:
     arrays: dict[str, np.ndarray]
     metrics: dict[str, float]
     update_norm: float | None = None
+    # A cohort member that could not train (its worker's other members still answer).
+    error: str | None = None
 
     @property
     def refused(self) -> bool:
@@ -356,28 +417,66 @@ def train_round(
             run_id=run_id,
         )
     except PrivacyBudgetExceeded as refusal:
-        # A refusal is an answer, not a failure: no update, and the reason.
-        logger.info("%s: %s", store.directory.name, refusal)
-        state = store.load()
-        refused = {
-            WEIGHT: 1.0,
-            BUDGET_EXHAUSTED: 1.0,
-            EPSILON: float(state.epsilon if state else 0.0),
-            USER_EPSILON: state.reported_user_epsilon if state else 0.0,
-        }
-        arrays: dict[str, np.ndarray] = {}
-        if cfg.privacy.user_dp == "secagg":
-            arrays = noised_update(
-                cfg, global_tensors, global_tensors, survivors=survivors, seeds=seeds
-            )
-        return TrainReply(arrays, refused)
+        return refusal_reply(cfg, global_tensors, store, refusal, survivors=survivors, seeds=seeds)
+    return trained_reply(
+        cfg,
+        global_tensors,
+        updated,
+        result,
+        store,
+        user_round=user_round,
+        survivors=survivors,
+        seeds=seeds,
+        started=t0,
+    )
+
+
+def refusal_reply(
+    cfg: FedRecConfig,
+    global_tensors: dict[str, np.ndarray],
+    store: ClientStateStore,
+    refusal: PrivacyBudgetExceeded,
+    *,
+    survivors: int | None,
+    seeds: Sequence[int],
+) -> TrainReply:
+    """A refusal is an answer, not a failure: no update, and the reason."""
+    logger.info("%s: %s", store.directory.name, refusal)
+    state = store.load()
+    refused = {
+        WEIGHT: 1.0,
+        BUDGET_EXHAUSTED: 1.0,
+        EPSILON: float(state.epsilon if state else 0.0),
+        USER_EPSILON: state.reported_user_epsilon if state else 0.0,
+    }
+    arrays: dict[str, np.ndarray] = {}
+    if cfg.privacy.user_dp == "secagg":
+        arrays = noised_update(
+            cfg, global_tensors, global_tensors, survivors=survivors, seeds=seeds
+        )
+    return TrainReply(arrays, refused)
+
+
+def trained_reply(
+    cfg: FedRecConfig,
+    global_tensors: dict[str, np.ndarray],
+    updated: dict[str, np.ndarray],
+    result: LocalResult,
+    store: ClientStateStore,
+    *,
+    user_round: UserRound | None,
+    survivors: int | None,
+    seeds: Sequence[int],
+    started: float,
+) -> TrainReply:
+    """The reply after training: the update, noised under user-level local/secagg."""
     norm = update_norm({k: updated[k] - global_tensors[k] for k in global_tensors})
     user_epsilon = None
     if user_round is not None:
         updated = noised_update(cfg, global_tensors, updated, survivors=survivors, seeds=seeds)
         state = store.load()
         user_epsilon = state.reported_user_epsilon if state else 0.0
-    seconds = time.perf_counter() - t0
+    seconds = time.perf_counter() - started
     metrics = train_metrics(cfg, result, seconds, user_epsilon=user_epsilon)
     return TrainReply(updated, metrics, norm)
 

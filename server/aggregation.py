@@ -88,10 +88,15 @@ def combine(deltas: Sequence[Arrays], method: str, trim_fraction: float = 0.1) -
         raise ValueError(f"aggregation must be one of {AGGREGATIONS}, got {method!r}")
     out: Arrays = {}
     for name in deltas[0]:
-        stack = np.stack([d[name] for d in deltas]).astype(np.float64)
         if method == "mean":
-            out[name] = stack.mean(axis=0)
-        elif method == "median":
+            # A running float64 sum: no [clients, ...] stack of a large table in memory.
+            total = np.zeros(np.shape(deltas[0][name]), dtype=np.float64)
+            for d in deltas:
+                total += d[name]
+            out[name] = total / len(deltas)
+            continue
+        stack = np.stack([d[name] for d in deltas]).astype(np.float64)
+        if method == "median":
             out[name] = np.median(stack, axis=0)
         else:
             # Drop the k largest and k smallest values of every coordinate.

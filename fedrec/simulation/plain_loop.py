@@ -1,7 +1,8 @@
 """The plain loop: the same federated rounds in one process, without Flower.
 
-It calls what a Flower round calls -- the client's :func:`~fedrec.client.task.train_round`
-(data view, local DP training, user-level noise, budget refusal, private state on disk) and
+It calls what a Flower round calls -- the client's :func:`~fedrec.client.cohort.train_cohort`
+(data view, local DP training, user-level noise, budget refusal, private state on disk; all
+of a round's clients as one cohort) and
 the server's :class:`~fedrec.server.rounds.RoundRules` (screening, combining, central noise,
 the server optimizer) and :class:`~fedrec.server.rounds.RunPrivacy` -- and leaves out only
 the messaging, serialization and actor scheduling. It is the baseline of the
@@ -26,6 +27,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from fedrec.client.cohort import Member, train_cohort
 from fedrec.client.dataview import client_seed, load_client_data
 from fedrec.client.state import ClientStateStore
 from fedrec.client.task import local_user_evals, train_round
@@ -78,6 +80,10 @@ class PlainLoop:
     def _store(self, pid: int) -> ClientStateStore:
         return ClientStateStore(self.state_root / f"partition-{pid}")
 
+    def _member(self, pid: int) -> Member:
+        data = load_client_data(self.cfg, pid, self.num_partitions)
+        return Member(pid, data, self._store(pid), client_seed(self.cfg, pid))
+
     def train_round(self, partitions: Sequence[int], server_round: int) -> float:
         """Train ``partitions`` on the current model and aggregate; returns seconds taken."""
         t0 = time.perf_counter()
@@ -90,20 +96,34 @@ class PlainLoop:
         survivors = None
         if privacy.user_dp == "secagg":
             survivors = secagg_threshold(privacy, len(partitions))  # as the workflow sets it
-        replies = [
-            train_round(
+        if privacy.user_dp == "secagg":
+            # Every user is its own SecAgg+ party: trained one by one, with its share.
+            replies = [
+                train_round(
+                    self.cfg,
+                    load_client_data(self.cfg, pid, self.num_partitions),
+                    self.global_tensors,
+                    self._store(pid),
+                    server_round=server_round,
+                    seed=client_seed(self.cfg, pid),
+                    device=self.device,
+                    user_round=user_round,
+                    survivors=survivors,
+                )
+                for pid in partitions
+            ]
+        else:
+            replies = train_cohort(
                 self.cfg,
-                load_client_data(self.cfg, pid, self.num_partitions),
+                [self._member(pid) for pid in partitions],
                 self.global_tensors,
-                self._store(pid),
                 server_round=server_round,
-                seed=client_seed(self.cfg, pid),
                 device=self.device,
                 user_round=user_round,
-                survivors=survivors,
             )
-            for pid in partitions
-        ]
+        failed = [(pid, r.error) for pid, r in zip(partitions, replies, strict=True) if r.error]
+        if failed:
+            raise RuntimeError(f"{len(failed)} clients failed, e.g. partition {failed[0]}")
         self.last_norms = [r.update_norm for r in replies if r.update_norm is not None]
         if privacy.user_dp == "secagg" and replies:
             secure = SecureSum(

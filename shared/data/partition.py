@@ -7,6 +7,8 @@ cross-device setting); fewer partitions give blocks of users per node (cross-sil
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 
 from fedrec.shared.errors import ConfigError
@@ -17,7 +19,14 @@ def partition_users(n_users: int, *, num_partitions: int, seed: int) -> list[np.
 
     Deterministic for a seed; the partitions are disjoint and together cover
     ``0..n_users-1``. Raises :class:`ConfigError` unless ``1 <= num_partitions <= n_users``.
+    The arrays are read-only: they are computed once per process and shared.
     """
+    return list(_partitions(int(n_users), int(num_partitions), int(seed)))
+
+
+@lru_cache(maxsize=16)
+def _partitions(n_users: int, num_partitions: int, seed: int) -> tuple[np.ndarray, ...]:
+    # Every simulated client of a process asks for the same cut.
     if num_partitions < 1 or num_partitions > n_users:
         raise ConfigError(
             f"num-partitions must be between 1 and the number of users ({n_users}), got "
@@ -25,4 +34,7 @@ def partition_users(n_users: int, *, num_partitions: int, seed: int) -> list[np.
             "(cross-silo)"
         )
     shuffled = np.random.default_rng(seed).permutation(n_users).astype(np.int64)
-    return [np.sort(chunk) for chunk in np.array_split(shuffled, num_partitions)]
+    chunks = tuple(np.sort(chunk) for chunk in np.array_split(shuffled, num_partitions))
+    for chunk in chunks:
+        chunk.flags.writeable = False
+    return chunks

@@ -113,6 +113,20 @@ class DPRandom(ABC):
         noise = self.normal_torch(tuple(value.shape), std).to(value.device)
         return (value.to(torch.float64) + noise).to(value.dtype)
 
+    def add_normal_each(self, values: Sequence[torch.Tensor], std: float) -> list[torch.Tensor]:
+        """:meth:`add_normal` of every tensor in ``values``, from one draw split in order.
+
+        One draw per optimizer step rather than one per parameter: the same distribution
+        (independent noise on every coordinate), with the transform's fixed cost paid once.
+        """
+        sizes = [int(v.numel()) for v in values]
+        noise = self.normal_torch(sum(sizes), std)
+        out = []
+        for value, part in zip(values, noise.split(sizes), strict=True):
+            summed = value.to(torch.float64) + part.view(value.shape).to(value.device)
+            out.append(summed.to(value.dtype))
+        return out
+
     def integers_torch(self, high: int, shape: Sequence[int]) -> torch.Tensor:
         """:meth:`integers` as a CPU ``torch.long`` tensor."""
         return torch.from_numpy(self.integers(high, shape))

@@ -103,11 +103,13 @@ class _FedrecNoiseAndScale:
         """``p.grad = summed clipped gradients + N(0, (σC)²)``, noise from the DP source."""
         std = getattr(self, "_adjusted_noise_multiplier", self.noise_multiplier)
         std *= self.max_grad_norm
-        for p in self.params:
-            _check_processed_flag(p.summed_grad)  # type: ignore[attr-defined]
-            summed = p.summed_grad  # type: ignore[attr-defined]
-            p.grad = self.noise_source.add_normal(summed, std).view_as(p)
-            _mark_as_processed(summed)
+        summed = [p.summed_grad for p in self.params]  # type: ignore[attr-defined]
+        for value in summed:
+            _check_processed_flag(value)
+        noised = self.noise_source.add_normal_each(summed, std)
+        for p, value, grad in zip(self.params, summed, noised, strict=True):
+            p.grad = grad.view_as(p)
+            _mark_as_processed(value)
 
     def scale_grad(self) -> None:
         """Divide by the public batch size (never by the client's own record count)."""
