@@ -3,7 +3,7 @@
 The reply carries only the global tensors after local DP-SGD (noised again under
 ``user-dp`` local or secagg) and a few scalars; what may leave the client, the budget
 refusal and the evaluation refusal under DP are the task's decisions
-(:func:`~fedrec.client.task.train_round`, :func:`~fedrec.client.task.evaluate_round`).
+(:func:`~fedrec.client.task.train_round`, :func:`~fedrec.client.evaluation.evaluate_round`).
 Private user factors and the privacy ledger stay in the client's state.
 """
 
@@ -21,10 +21,11 @@ from flwr.clientapp.typing import Mod
 
 from fedrec.client.cooccurrence import release_chunk
 from fedrec.client.dataview import ClientData, client_seed, load_client_data, state_dir
+from fedrec.client.evaluation import evaluate_round
 from fedrec.client.sealing import node_key
 from fedrec.client.secagg import secagg_mod
 from fedrec.client.state import ClientStateStore
-from fedrec.client.task import evaluate_round, train_round
+from fedrec.client.task import train_round
 from fedrec.shared import protocol as key
 from fedrec.shared.config import FedRecConfig, resolve_config
 from fedrec.shared.device import device_code, node_device

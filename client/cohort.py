@@ -23,16 +23,14 @@ import numpy as np
 import torch
 
 from fedrec.client.dataview import ClientData, client_seed, load_client_data, state_dir
+from fedrec.client.evaluation import evaluate_round
+from fedrec.client.replies import TrainReply, refusal_reply, trained_reply
 from fedrec.client.state import ClientState, ClientStateStore
 from fedrec.client.task import (
-    TrainReply,
-    evaluate_round,
     finish_local_round,
     local_seed,
-    refusal_reply,
     start_local_round,
     train_round,
-    trained_reply,
     user_factors_for,
 )
 from fedrec.shared import cohort_training

@@ -1,39 +1,30 @@
-"""The client's work, in plain Python: its data view, local training and local evaluation.
+"""The client's work, in plain Python: one round of local training, start to reply.
 
-``client_app.py`` only parses messages, calls :func:`train_round` or
-:func:`evaluate_round` and replies, as in Flower's app template; the plain loop calls the
-same two functions. A client owns one user (cross-device) or a block of users (cross-silo); the
-users' factors are private and live in :mod:`fedrec.client.state`.
+``client_app.py`` only parses messages, calls :func:`train_round` (or
+:func:`fedrec.client.evaluation.evaluate_round`) and replies, as in Flower's app template;
+the plain loop calls the same functions. What the reply holds is
+:mod:`fedrec.client.replies`; a cohort of simulated clients is :mod:`fedrec.client.cohort`.
+A client owns one user (cross-device) or a block of users (cross-silo); the users' factors
+are private and live in :mod:`fedrec.client.state`.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass
 
 import numpy as np
 import torch
 
 from fedrec.client.dataview import ClientData
+from fedrec.client.replies import TrainReply, refusal_reply, trained_reply
 from fedrec.client.state import ClientState, ClientStateStore
 from fedrec.shared.config import FedRecConfig
-from fedrec.shared.errors import ConfigError, PrivacyBudgetExceeded
-from fedrec.shared.evaluation import UserEval, evaluate_user, sample_negatives, summarize
+from fedrec.shared.errors import PrivacyBudgetExceeded
 from fedrec.shared.models.factory import make_model
 from fedrec.shared.models.mf import MatrixFactorization, init_user_factors
-from fedrec.shared.privacy import (
-    UserRound,
-    check_record_budget,
-    check_user_budget,
-    dp_random,
-    noise_std,
-    privatize,
-    update_norm,
-)
-from fedrec.shared.protocol import BUDGET_EXHAUSTED, EPSILON, USER_EPSILON, WEIGHT
-from fedrec.shared.training import LocalResult, finetune_users, train_local
+from fedrec.shared.privacy import UserRound, check_record_budget, check_user_budget
+from fedrec.shared.training import LocalResult, train_local
 
 logger = logging.getLogger(__name__)
 
@@ -226,152 +217,6 @@ def check_budget(cfg: FedRecConfig, state: ClientState, *, n_records: int) -> No
         check_record_budget(state.accountant_history, cfg.train, cfg.privacy)
 
 
-def local_user_evals(
-    cfg: FedRecConfig,
-    data: ClientData,
-    global_tensors: dict[str, np.ndarray],
-    state: ClientState | None,
-    *,
-    k: int,
-    personalize_epochs: int,
-    seed: int,
-) -> list[UserEval]:
-    """Rank each local user's held-out item with the private factor over the full catalogue.
-
-    The private factor is first fit a few epochs on the user's own training items with the
-    item side frozen (on-device personalisation). That fit is a throw-away copy: it never
-    feeds the DP training of global parameters.
-    """
-    model = build_model(cfg, data, global_tensors, state, seed=seed)
-    finetune_users(
-        model,
-        data.train_users,
-        data.train_items,
-        train=cfg.train,
-        epochs=personalize_epochs,
-        seed=seed,
-    )
-    with torch.no_grad():
-        scores = model.score_all(torch.arange(len(data.users))).numpy()
-    evals = []
-    for j, user in enumerate(data.users):
-        target = int(data.test_items[j])
-        if target < 0:
-            continue
-        negatives = sample_negatives(
-            data.n_items, data.seen[j], n=99, seed=cfg.data.seed, user=int(user)
-        )
-        evals.append(
-            evaluate_user(
-                scores[j], target=target, exclude=data.exclude[j], negatives=negatives, k=k
-            )
-        )
-    return evals
-
-
-def local_evaluate(
-    cfg: FedRecConfig,
-    data: ClientData,
-    global_tensors: dict[str, np.ndarray],
-    store: ClientStateStore,
-    *,
-    k: int,
-    personalize_epochs: int,
-    seed: int,
-) -> dict[str, float]:
-    """This client's metrics, averaged over its users (see :func:`local_user_evals`).
-
-    The averages sent back are not covered by the DP guarantee (see docs/privacy.md).
-    """
-    evals = local_user_evals(
-        cfg,
-        data,
-        global_tensors,
-        store.load(),
-        k=k,
-        personalize_epochs=personalize_epochs,
-        seed=seed,
-    )
-    if not evals:
-        return {"n_users": 0.0}
-    return summarize(evals, k=k, n_items=data.n_items)
-
-
-def noised_update(
-    cfg: FedRecConfig,
-    global_tensors: dict[str, np.ndarray],
-    updated: dict[str, np.ndarray],
-    *,
-    survivors: int | None,
-    seeds: Sequence[int] = (),
-) -> dict[str, np.ndarray]:
-    """What the client sends under ``user-dp`` local/secagg: its clipped, noised update.
-
-    Every coordinate of every global tensor gets noise, so the reply does not reveal which
-    items the user touched. ``local``: the global model plus the update with all the noise;
-    ``secagg``: the update itself with this client's share for ``survivors`` (the secure sum
-    adds the shares up). ``seeds`` seed the noise only under ``reproducible-noise``.
-    """
-    privacy = cfg.privacy
-    std = noise_std(
-        privacy.user_dp,
-        privacy.user_noise_multiplier,
-        privacy.user_clip,
-        survivors=survivors,
-        colluders=privacy.secagg_max_colluders,
-    )
-    delta = {k: updated[k] - global_tensors[k] for k in updated}
-    rng = dp_random(
-        reproducible=privacy.reproducible_noise, seeds=(*seeds, 1), what="user-level noise"
-    )
-    noised, _ = privatize(delta, privacy.user_clip, std, rng)
-    if privacy.user_dp == "secagg":
-        return noised
-    return {k: (global_tensors[k] + noised[k]).astype(np.float32) for k in noised}
-
-
-def train_metrics(
-    cfg: FedRecConfig, result: LocalResult, seconds: float, *, user_epsilon: float | None
-) -> dict[str, float]:
-    """The scalars a client sends with its update.
-
-    Under any DP only ε values leave the client: they follow from public settings and the
-    rounds the client took part in. The loss, the step count and the time taken are
-    computed from its records without noise, so they are sent only without DP.
-    """
-    metrics = {
-        WEIGHT: 1.0,  # unweighted mean: example counts would leak dataset sizes
-        EPSILON: float(result.epsilon if result.epsilon is not None else -1.0),
-    }
-    if user_epsilon is not None:
-        metrics[USER_EPSILON] = float(user_epsilon)
-    if not cfg.any_dp:
-        metrics.update(
-            {"train-loss": result.loss, "steps": float(result.steps), "seconds": seconds}
-        )
-    return metrics
-
-
-@dataclass(frozen=True)
-class TrainReply:
-    """What a client answers to a train message: its tensors and its metrics.
-
-    ``update_norm`` is the L2 norm of its update before any user-level clipping or noise: a
-    diagnostic the plain loop reads; it never leaves the client.
-    """
-
-    arrays: dict[str, np.ndarray]
-    metrics: dict[str, float]
-    update_norm: float | None = None
-    # A cohort member that could not train (its worker's other members still answer).
-    error: str | None = None
-
-    @property
-    def refused(self) -> bool:
-        """Whether the client refused the round (its privacy budget is spent)."""
-        return bool(self.metrics.get(BUDGET_EXHAUSTED))
-
-
 def train_round(
     cfg: FedRecConfig,
     data: ClientData,
@@ -429,91 +274,3 @@ def train_round(
         seeds=seeds,
         started=t0,
     )
-
-
-def refusal_reply(
-    cfg: FedRecConfig,
-    global_tensors: dict[str, np.ndarray],
-    store: ClientStateStore,
-    refusal: PrivacyBudgetExceeded,
-    *,
-    survivors: int | None,
-    seeds: Sequence[int],
-) -> TrainReply:
-    """A refusal is an answer, not a failure: no update, and the reason."""
-    logger.info("%s: %s", store.directory.name, refusal)
-    state = store.load()
-    refused = {
-        WEIGHT: 1.0,
-        BUDGET_EXHAUSTED: 1.0,
-        EPSILON: float(state.epsilon if state else 0.0),
-        USER_EPSILON: state.reported_user_epsilon if state else 0.0,
-    }
-    arrays: dict[str, np.ndarray] = {}
-    if cfg.privacy.user_dp == "secagg":
-        arrays = noised_update(
-            cfg, global_tensors, global_tensors, survivors=survivors, seeds=seeds
-        )
-    return TrainReply(arrays, refused)
-
-
-def trained_reply(
-    cfg: FedRecConfig,
-    global_tensors: dict[str, np.ndarray],
-    updated: dict[str, np.ndarray],
-    result: LocalResult,
-    store: ClientStateStore,
-    *,
-    user_round: UserRound | None,
-    survivors: int | None,
-    seeds: Sequence[int],
-    started: float,
-) -> TrainReply:
-    """The reply after training: the update, noised under user-level local/secagg."""
-    norm = update_norm({k: updated[k] - global_tensors[k] for k in global_tensors})
-    user_epsilon = None
-    if user_round is not None:
-        updated = noised_update(cfg, global_tensors, updated, survivors=survivors, seeds=seeds)
-        state = store.load()
-        user_epsilon = state.reported_user_epsilon if state else 0.0
-    seconds = time.perf_counter() - started
-    metrics = train_metrics(cfg, result, seconds, user_epsilon=user_epsilon)
-    return TrainReply(updated, metrics, norm)
-
-
-def evaluate_round(
-    cfg: FedRecConfig,
-    data: ClientData,
-    global_tensors: dict[str, np.ndarray],
-    store: ClientStateStore,
-    *,
-    k: int,
-    personalize_epochs: int,
-    seed: int,
-) -> dict[str, float]:
-    """What a client answers to an evaluate message, or a refusal (raised) under DP.
-
-    Metrics from the held-out records carry no noise: under DP they leave the client only
-    if the run explicitly asked for them (``federated-evaluation = on``). Coverage is a
-    property of all users' lists together; a per-client value averages to nonsense, so the
-    server does not get it.
-    """
-    if not cfg.federated_evaluation:
-        raise ConfigError(
-            f"refusing federated evaluation: federated-evaluation="
-            f"{cfg.federation.federated_evaluation} and DP is "
-            f"{'on' if cfg.any_dp else 'off'} (set federated-evaluation=on to allow it; "
-            "its metrics are not covered by any DP guarantee)"
-        )
-    metrics = local_evaluate(
-        cfg,
-        data,
-        global_tensors,
-        store,
-        k=k,
-        personalize_epochs=personalize_epochs,
-        seed=seed,
-    )
-    metrics = {key: v for key, v in metrics.items() if not key.startswith("coverage")}
-    metrics[WEIGHT] = metrics.get("n_users", 0.0)
-    return metrics

@@ -12,7 +12,7 @@
 
 Where the noise goes in a round, and what the noised sum is divided by, is the round's
 decision (:mod:`fedrec.server.rounds`). The client's half of user-level DP (its own noise
-and ledger) is :func:`fedrec.client.task.noised_update` over
+and ledger) is :func:`fedrec.client.replies.noised_update` over
 :mod:`fedrec.shared.privacy.user` and :mod:`fedrec.shared.privacy.ledger`.
 """
 

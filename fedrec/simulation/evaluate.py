@@ -19,8 +19,8 @@ from typing import Any
 import numpy as np
 
 from fedrec.client.dataview import client_seed, load_client_data, state_dir
+from fedrec.client.evaluation import local_user_evals
 from fedrec.client.state import ClientStateStore
-from fedrec.client.task import local_user_evals
 from fedrec.shared.central import score_fn_of
 from fedrec.shared.checkpoint import load_checkpoint
 from fedrec.shared.config import config_of_checkpoint

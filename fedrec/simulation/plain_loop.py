@@ -29,8 +29,9 @@ import torch
 
 from fedrec.client.cohort import Member, train_cohort
 from fedrec.client.dataview import client_seed, load_client_data
+from fedrec.client.evaluation import local_user_evals
 from fedrec.client.state import ClientStateStore
-from fedrec.client.task import local_user_evals, train_round
+from fedrec.client.task import train_round
 from fedrec.server.aggregation import ServerOptimizer, server_optimizer_for
 from fedrec.server.rounds import Reply, RoundRules, RunPrivacy, SecureSum
 from fedrec.server.secagg import secagg_threshold, unmasked_secure_sum

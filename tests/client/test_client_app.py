@@ -8,7 +8,7 @@ import torch
 from flwr.app import ConfigRecord, Context, Message, RecordDict
 
 from fedrec.client.client_app import build_client_app
-from fedrec.client.task import train_metrics
+from fedrec.client.replies import train_metrics
 from fedrec.shared.config import resolve_config
 from fedrec.shared.data import load_split
 from fedrec.shared.errors import NodeConfigError

@@ -282,3 +282,21 @@ def test_a_node_whose_ledger_went_missing_replies_with_a_refusal(
     assert reply.has_error()
     assert "is missing, but its witness" in reply.error.reason
     assert "refusing to train" in reply.error.reason
+
+
+def test_a_nodes_state_is_flushed_to_disk_and_a_simulations_is_not(
+    tmp_path: Path, key: StateKey, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    flushed: list[int] = []
+    real_fsync = __import__("os").fsync
+    monkeypatch.setattr("os.fsync", lambda fd: flushed.append(fd) or real_fsync(fd))
+    node = ClientStateStore(tmp_path / "node" / "run-aaaa", key)
+    node.save(_state([1], fill=0.5, epsilon=1.0))
+    assert len(flushed) >= 2  # the state and its witness
+    flushed.clear()
+    simulated = ClientStateStore(tmp_path / "sim" / "partition-0")
+    simulated.save(_state([1], fill=0.5, epsilon=1.0))
+    assert flushed == []
+    got = simulated.load()  # still sealed and complete
+    assert got is not None and got.epsilon == 1.0
+    assert simulated.copy_to(tmp_path / "copy").durable is False

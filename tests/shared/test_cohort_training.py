@@ -69,7 +69,11 @@ def _one_by_one(
         n_users = len(m.user_factors)
         if cfg.text.text_tower == "heads":
             model: MatrixFactorization = HybridMF(
-                n_users, N_ITEMS, DIM, text, item_head=False,
+                n_users,
+                N_ITEMS,
+                DIM,
+                text,
+                item_head=False,
                 align_weight=cfg.text.text_align_weight,
             )
         else:
@@ -77,11 +81,17 @@ def _one_by_one(
         model.set_global(glob)
         model.set_users(m.user_factors)
         result = train_local(
-            model, m.users, m.items, train=cfg.train, privacy=cfg.privacy,
-            accountant_history=m.accountant_history, seed=m.seed,
+            model,
+            m.users,
+            m.items,
+            train=cfg.train,
+            privacy=cfg.privacy,
+            accountant_history=m.accountant_history,
+            seed=m.seed,
         )
-        out.append((model.get_users(), model.get_global(), result.epsilon,
-                    result.accountant_history))
+        out.append(
+            (model.get_users(), model.get_global(), result.epsilon, result.accountant_history)
+        )
     return out
 
 
@@ -105,8 +115,13 @@ def test_cohort_updates_equal_each_members_own_run(over: dict[str, object]) -> N
         warnings.simplefilter("ignore", UserWarning)  # reproducible-noise's loud warning
         expected = _one_by_one(cfg, glob, members, text)
         got = train_cohort_local(
-            glob, members, train=cfg.train, privacy=cfg.privacy, text=cfg.text,
-            item_text=text if heads else None, learning_rate=cfg.train.learning_rate,
+            glob,
+            members,
+            train=cfg.train,
+            privacy=cfg.privacy,
+            text=cfg.text,
+            item_text=text if heads else None,
+            learning_rate=cfg.train.learning_rate,
         )
     assert len(got) == len(members)
     for (users, tensors, eps, history), res in zip(expected, got, strict=True):
@@ -124,8 +139,13 @@ def test_without_reproducible_noise_members_get_independent_noise() -> None:
     glob = _globals(False, np.zeros((N_ITEMS, TEXT), np.float32))
     member = _members(1, seed=3)[0]
     a, b = train_cohort_local(
-        glob, [member, member], train=cfg.train, privacy=cfg.privacy, text=cfg.text,
-        item_text=None, learning_rate=0.3,
+        glob,
+        [member, member],
+        train=cfg.train,
+        privacy=cfg.privacy,
+        text=cfg.text,
+        item_text=None,
+        learning_rate=0.3,
     )
     assert not np.allclose(a.global_tensors["item_factors"], b.global_tensors["item_factors"])
     # Every coordinate moved: the noise covers rows no record touched.
@@ -138,6 +158,11 @@ def test_unsupported_settings_are_refused() -> None:
     assert not supports(cfg.train, cfg.privacy, cfg.text)
     with pytest.raises(ValueError, match="member by member"):
         train_cohort_local(
-            _globals(False, np.zeros((1, 1))), [], train=cfg.train, privacy=cfg.privacy,
-            text=cfg.text, item_text=None, learning_rate=0.1,
+            _globals(False, np.zeros((1, 1))),
+            [],
+            train=cfg.train,
+            privacy=cfg.privacy,
+            text=cfg.text,
+            item_text=None,
+            learning_rate=0.1,
         )

@@ -9,8 +9,8 @@ from hypothesis import strategies as st
 
 from fedrec.client.client_app import build_client_app
 from fedrec.client.dataview import load_client_data
+from fedrec.client.replies import noised_update
 from fedrec.client.state import ClientStateStore
-from fedrec.client.task import noised_update
 from fedrec.server.secagg import (
     clipping_range,
     quantization_levels,
@@ -140,9 +140,19 @@ def test_the_unmasked_secure_sum_is_the_sum_up_to_quantization(n: int, seed: int
     assert np.all(np.abs(total - exact) <= n * step + 1e-9)
 
 
-@pytest.mark.parametrize("user_dp", ["off", "local"])
+@pytest.mark.parametrize(
+    ("user_dp", "dp", "text"),
+    [
+        ("off", False, "off"),
+        ("local", False, "off"),
+        # DP-SGD: the plain loop trains the round's clients as one batched cohort
+        # (shared/cohort_training.py), the Flower apps one by one through Opacus.
+        ("off", True, "off"),
+        ("local", True, "heads"),
+    ],
+)
 def test_the_plain_loop_and_the_flower_apps_reach_the_same_model(
-    tmp_path: Path, loopback_grid: type, user_dp: str
+    tmp_path: Path, loopback_grid: type, user_dp: str, dp: bool, text: str
 ) -> None:
     # Prepare: one seeded federation, run by both drivers (noise seeded where there is any).
     data = write_tiny_ratings(tmp_path / "r.csv", n_users=5, n_items=20, per_user=8)
@@ -150,8 +160,8 @@ def test_the_plain_loop_and_the_flower_apps_reach_the_same_model(
         "dataset": "generic",
         "data-path": str(data),
         "embedding-dim": 4,
-        "text-tower": "off",
-        "dp-enabled": False,
+        "text-tower": text,
+        "dp-enabled": dp,
         "user-dp": user_dp,
         "reproducible-noise": True,
         "num-rounds": 2,
