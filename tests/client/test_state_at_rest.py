@@ -293,9 +293,10 @@ def test_a_nodes_state_is_flushed_to_disk_and_a_simulations_is_not(
     node = ClientStateStore(tmp_path / "node" / "run-aaaa", key)
     node.save(_state([1], fill=0.5, epsilon=1.0))
     assert len(flushed) >= 2  # the state and its witness
-    flushed.clear()
     simulated = ClientStateStore(tmp_path / "sim" / "partition-0")
-    simulated.save(_state([1], fill=0.5, epsilon=1.0))
+    simulated.save(_state([1], fill=0.5, epsilon=1.0))  # makes the run's key (flushed)
+    flushed.clear()
+    simulated.save(_state([1, 2], fill=0.5, epsilon=1.0))
     assert flushed == []
     got = simulated.load()  # still sealed and complete
     assert got is not None and got.epsilon == 1.0
