@@ -32,9 +32,7 @@ Protocol (ML-100K by default, everything seeded):
 from __future__ import annotations
 
 import csv
-import json
 import logging
-import platform
 import time
 from collections import Counter
 from collections.abc import Sequence
@@ -44,7 +42,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
 from fedrec.client.dataview import client_seed, load_client_data
 from fedrec.client.state import ClientStateStore
@@ -54,16 +51,26 @@ from fedrec.server.text_map import fit_text_map, min_items
 from fedrec.shared.config import FedRecConfig, resolve_config
 from fedrec.shared.data import load_dataset, load_split
 from fedrec.shared.data.dataset import Dataset
-from fedrec.shared.evaluation import paired_difference, standard_error, summarize
+from fedrec.shared.evaluation import paired_difference, summarize
 from fedrec.shared.evaluation.metrics import hit_multi_at_k, ndcg_at_k, ndcg_multi_at_k
 from fedrec.shared.evaluation.ranking import top_k as _top_k
 from fedrec.shared.models.factory import init_global, item_text_embeddings
 from fedrec.shared.training import finetune_users
 from fedrec.simulation.plain_loop import PlainLoop
+from fedrec.simulations.coldstart_rows import (
+    BEST_REF,
+    PAIRED_ROW,
+    RANDOM_LIKED,
+    SERVED_ROW,
+    SERVED_TEXT_ROW,
+    WEIGHT_ROW,
+    K,
+    best_reference,
+)
+from fedrec.simulations.report import machine_stamp, save, timestamp
 
 logger = logging.getLogger(__name__)
 
-K = 10
 GIVEN = (1, 3, 5)
 LIKED_RATING = 4.0
 
@@ -72,15 +79,11 @@ LIKED_RATING = 4.0
 # users; runs on other seeds are users it was not chosen on.
 FOLD_IN_WEIGHTS = (0.0, 0.1, 0.2, 0.3, 0.5, 1.0)
 WEIGHT_CHOSEN_ON_SEED = 42
-WEIGHT_ROW = "fold-in weight "
-SERVED_ROW = "hybrid, served: both"
-SERVED_TEXT_ROW = "hybrid, served (text only)"
-BEST_REF = "best reference, "  # the repeats' columns of the best centralized reference
 
 # The goals set for new users (NDCG@10 over popularity's), reported against what was measured.
+GOAL_GIVEN = 3  # the liked items of the first goal (and of the repeats' headline column)
 GOAL_3_LIKED = 1.5
 GOAL_TEXT = 1.2
-PAIRED_ROW = "_paired vs popularity: "
 
 # The federation both models are trained with unless overridden: the ml100k-nodp scenario
 # (no DP). A DP run overrides dp-enabled and the client optimizer (see the CLI's help).
@@ -353,7 +356,7 @@ def _cold_users_items(full: Dataset, warm: Dataset, cold: ColdSplit) -> list[Col
 # optimistic bound, not a tuned method: it is chosen on the users it is scored on).
 KNN_POP_WEIGHTS = (0.5, 1.0, 2.0, 4.0, 8.0, 16.0)
 GENRE_POP_WEIGHTS = (0.05, 0.1, 0.25, 0.5, 1.0)
-RANDOM_LIKED = "3 liked at random"  # the prefix of the rows with a friendlier choice of items
+RANDOM_GIVEN = 3  # the liked items given in the RANDOM_LIKED rows (of max(GIVEN) drawn)
 
 
 def centralized_references(
@@ -429,7 +432,7 @@ def centralized_references(
         rest_drawn = np.setdiff1d(every, drawn)
         add(f"{RANDOM_LIKED}: popularity", pop, drawn, rest_drawn)
         profile = np.zeros(warm.n_items)
-        profile[drawn[:3]] = 1.0
+        profile[drawn[:RANDOM_GIVEN]] = 1.0
         sweep(
             f"{RANDOM_LIKED}: item-kNN + log popularity",
             KNN_POP_WEIGHTS,
@@ -672,18 +675,20 @@ def _repeat_summary(run: dict[str, Any]) -> dict[str, float]:
     users, items = run["user_cold_start"], run["item_cold_start"]
     pop = users["popularity"][f"ndcg@{K}"]
     served3 = next(
-        v for k, v in users.items() if k.startswith(SERVED_ROW) and k.endswith("(3 liked)")
+        v
+        for k, v in users.items()
+        if k.startswith(SERVED_ROW) and k.endswith(f"({GOAL_GIVEN} liked)")
     )
     out = {
         "warm MF only": run["warm_mf"][f"ndcg@{K}_full"],
         "warm hybrid": run["warm_hy"][f"ndcg@{K}_full"],
         "warm hybrid - MF only": run["warm_diff"]["mean"],
-        "new user, 3 liked (x popularity)": served3[f"ndcg@{K}"] / pop,
+        f"new user, {GOAL_GIVEN} liked (x popularity)": served3[f"ndcg@{K}"] / pop,
         "new user, text (x popularity)": users[SERVED_TEXT_ROW][f"ndcg@{K}"] / pop,
         "new items, text (x random)": _served_items(items)[f"ndcg@{K}"]
         / items["random"][f"ndcg@{K}"],
     }
-    for key, suffix in (("3 liked", "(3 liked)"), ("text", "(text)")):
+    for key, suffix in ((f"{GOAL_GIVEN} liked", f"({GOAL_GIVEN} liked)"), ("text", "(text)")):
         best = best_reference(run["references"], suffix)
         if best is not None:
             out[f"{BEST_REF}{key} (x popularity)"] = best[1]
@@ -744,13 +749,8 @@ def run_coldstart_benchmark(
     warm_mf, warm_hy, warm_diff = run["warm_mf"], run["warm_hy"], run["warm_diff"]
     result = {
         "benchmark": name,
-        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": {
-            "cpu_count": torch.get_num_threads(),
-            "platform": platform.platform(),
-            "torch": torch.__version__,
-            "device": "cpu",
-        },
+        "created_at": timestamp(),
+        "machine": machine_stamp(),
         "protocol": {
             "dataset": base_cfg.data.dataset,
             "held_out_fraction": fraction,
@@ -760,6 +760,12 @@ def run_coldstart_benchmark(
             "train_settings": {**TRAIN_SETTINGS, **(overrides or {})},
             "loop": "plain single-process federation (same client + aggregation code as Flower)",
             "k": K,
+            "given": list(GIVEN),
+            "random_liked_given": RANDOM_GIVEN,
+            "goals": {
+                "liked": {"given": GOAL_GIVEN, "ratio": GOAL_3_LIKED},
+                "text": {"ratio": GOAL_TEXT},
+            },
             "fold_in_weight": FOLD_IN_WEIGHT,
             "fold_in_weight_chosen_on_seed": WEIGHT_CHOSEN_ON_SEED,
         },
@@ -777,354 +783,5 @@ def run_coldstart_benchmark(
         "timings": {**timings, "total (s)": time.perf_counter() - t_start},
         "notes": reused,
     }
-    write_coldstart_report(result, output_dir, name)
+    save(result, output_dir, name, kind="coldstart")
     return result
-
-
-def write_coldstart_report(result: dict[str, Any], output_dir: Path, name: str) -> None:
-    """``<name>.json`` and ``<name>.md`` under ``output_dir``."""
-    output_dir.mkdir(parents=True, exist_ok=True)
-    (output_dir / f"{name}.json").write_text(json.dumps(result, indent=2) + "\n")
-    (output_dir / f"{name}.md").write_text(coldstart_markdown(result))
-
-
-def _times(value: float, baseline: float) -> str:
-    """``"1.50x"``, or ``"-"`` where the baseline is zero (no ratio to give)."""
-    return f"{value / baseline:.2f}x" if baseline > 0 else "-"
-
-
-def _repeat_lines(repeats: list[dict[str, float]], vary: str) -> list[str]:
-    """Each training run's headline numbers, their mean and its standard error."""
-    if len(repeats) < 2:
-        return []
-    # The references depend on the split alone: repeats with fresh noise share theirs.
-    same_split = vary == "dp-noise"
-    keys = [k for k in repeats[0] if k != "seed" and not (same_split and k.startswith(BEST_REF))]
-    how = (
-        "same split and seeds, fresh DP noise"
-        if vary == "dp-noise"
-        else "one seed each: its own held-out users and items, partitions and initialisation"
-    )
-    lines = [
-        "",
-        f"## Repeated training ({len(repeats)} runs: {how})",
-        "",
-        "Run 1 is the one reported above. NDCG@10; the last row is the mean over runs ± its "
-        "standard error (sd / √runs).",
-        "",
-        "| run | " + " | ".join(keys) + " |",
-        "| --- |" + " ---: |" * len(keys),
-    ]
-    for r, row in enumerate(repeats, start=1):
-        run = f"{r} (seed {int(row['seed'])})" if vary == "seed" and "seed" in row else str(r)
-        lines.append(f"| {run} | " + " | ".join(_fmt(row[k], k) for k in keys) + " |")
-    stats = []
-    for k in keys:
-        v = np.array([row[k] for row in repeats])
-        se = _fmt(standard_error(v), k).lstrip("+")
-        stats.append(f"{_fmt(v.mean(), k)} ± {se}")
-    lines.append("| mean | " + " | ".join(stats) + " |")
-    d = paired_difference(
-        [row["warm hybrid"] for row in repeats], [row["warm MF only"] for row in repeats]
-    )
-    verdict = _verdict(d.low, d.high)
-    lines += [
-        "",
-        f"Warm users, hybrid - MF only over the {d.n} runs: {d.mean:+.4f} NDCG@10 (95% interval "
-        f"{d.low:+.4f} to {d.high:+.4f}, Student's t): {verdict} at that level.",
-    ]
-    return lines
-
-
-def _weight_lines(users: dict[str, dict[str, float]], protocol: dict[str, Any]) -> list[str]:
-    """The sweep of the served fold-in weight (absent for DP models, which skip fold-in)."""
-    rows = sorted(
-        {m[len(WEIGHT_ROW) :].split(" (")[0] for m in users if m.startswith(WEIGHT_ROW)}, key=float
-    )
-    if not rows:
-        return []
-    pop = users["popularity"][f"ndcg@{K}"]
-    served = protocol.get("fold_in_weight")
-    lines = [
-        "",
-        "### The served fold-in weight",
-        "",
-        "A new user's folded-in vector u scores item i as w · q_i·u + b_i: w = 0 ranks by the "
-        "item bias alone (the model's learned popularity), w = 1 by the fold-in as it comes "
-        f"out. The service uses w = {served:g}, chosen from this table on seed "
-        f"{protocol.get('fold_in_weight_chosen_on_seed')}'s held-out users; runs with other "
-        "seeds (repeats below) are users it was not chosen on. NDCG@10 x popularity:",
-        "",
-        "| fold-in weight | " + " | ".join(f"{n} liked" for n in GIVEN) + " |",
-        "| --- |" + " ---: |" * len(GIVEN),
-    ]
-    for w in rows:
-        cells = [_times(users[f"{WEIGHT_ROW}{w} ({n} liked)"][f"ndcg@{K}"], pop) for n in GIVEN]
-        label = f"{w} (served)" if served is not None and float(w) == served else w
-        lines.append(f"| {label} | " + " | ".join(cells) + " |")
-    return lines
-
-
-def _paired_lines(users: dict[str, dict[str, float]]) -> list[str]:
-    """Each served answer minus popularity, user by user, with its 95% interval."""
-    rows = [(m[len(PAIRED_ROW) :], d) for m, d in users.items() if m.startswith(PAIRED_ROW)]
-    if not rows:
-        return []
-    lines = [
-        "",
-        "Served answers - popularity, paired user by user (NDCG@10, 95% Student's t interval "
-        "over these users):",
-        "",
-    ]
-    for name, d in rows:
-        verdict = _verdict(d["low"], d["high"])
-        lines.append(
-            f"- {name}: {d['mean']:+.4f} ({d['low']:+.4f} to {d['high']:+.4f}, "
-            f"{int(d['n_users'])} users): {verdict}"
-        )
-    return lines
-
-
-def _unseen_seed_lines(repeats: list[dict[str, float]], chosen_on: int | None) -> list[str]:
-    """New users over the runs whose held-out users the served weight was not chosen on."""
-    key = "new user, 3 liked (x popularity)"
-    unseen = [row for row in repeats if chosen_on is not None and int(row["seed"]) != chosen_on]
-    if not unseen:
-        return []
-    seeds = ", ".join(str(int(row["seed"])) for row in unseen)
-    mean = float(np.mean([row[key] for row in unseen]))
-    return [
-        "",
-        f"On the held-out users the served fold-in weight was not chosen on (seeds {seeds}), "
-        f"new users from 3 liked items: {mean:.2f}x popularity on average.",
-    ]
-
-
-def _reference_base(method: str, refs: dict[str, dict[str, float]]) -> str:
-    """The popularity row a centralized reference is a ratio against (see the references)."""
-    prefix = method.split(": ")[0] + ": " if ": " in method else ""
-    return next(m for m in refs if m.startswith(f"{prefix}popularity"))
-
-
-def _ratio(refs: dict[str, dict[str, float]], method: str) -> float:
-    """A centralized reference's NDCG@10 over its popularity row's (0 where that is 0)."""
-    base = refs[_reference_base(method, refs)][f"ndcg@{K}"]
-    return refs[method][f"ndcg@{K}"] / base if base > 0 else 0.0
-
-
-def best_reference(
-    refs: dict[str, dict[str, float]], suffix: str = "", prefix: str = ""
-) -> tuple[str, float] | None:
-    """The centralized reference (not a popularity row) with the highest ratio to popularity.
-
-    Among the rows ending with ``suffix`` under ``prefix`` (``""``: the unprefixed rows,
-    which share the served answers' protocol).
-    """
-    rows = [
-        (m, _ratio(refs, m))
-        for m in refs
-        if m.endswith(suffix)
-        and m != _reference_base(m, refs)
-        and not m.startswith("ceiling")
-        and (m.startswith(f"{prefix}: ") if prefix else ": " not in m)
-    ]
-    return max(rows, key=lambda mv: mv[1]) if rows else None
-
-
-def _goal_lines(
-    users: dict[str, dict[str, float]],
-    refs: dict[str, dict[str, float]],
-    repeats: list[dict[str, float]],
-) -> list[str]:
-    """The served new-user answers against the goals, beside the best centralized reference."""
-    pop = users["popularity"][f"ndcg@{K}"]
-    served3 = next(
-        (v for m, v in users.items() if m.startswith(SERVED_ROW) and m.endswith("(3 liked)")), None
-    )
-    text = users.get(SERVED_TEXT_ROW)
-    if served3 is None or text is None or pop <= 0:
-        return []
-    lines = [
-        "",
-        "### Against the goals",
-        "",
-        "The goals set for new users, the served answers (this run, and the mean over the "
-        "repeated runs below where there are any) and the best centralized reference on the "
-        "same users and protocol:",
-        "",
-    ]
-    for what, goal, served, given in (
-        ("3 liked items", GOAL_3_LIKED, served3, "3 liked"),
-        ("text alone", GOAL_TEXT, text, "text"),
-    ):
-        ratio = served[f"ndcg@{K}"] / pop
-        parts = [f"served {ratio:.2f}x popularity"]
-        key = f"new user, {given} (x popularity)"  # the repeats' columns (_repeat_summary)
-        if len(repeats) > 1:
-            parts.append(f"{np.mean([r[key] for r in repeats]):.2f}x over {len(repeats)} runs")
-        best = best_reference(refs, f"({given})")
-        if best is not None:
-            ref_key = f"{BEST_REF}{given} (x popularity)"
-            over = list({r.get("seed"): r[ref_key] for r in repeats if ref_key in r}.values())
-            mean = f", {np.mean(over):.2f}x over the runs' seeds" if len(over) > 1 else ""
-            parts.append(f"best centralized reference {best[1]:.2f}x{mean} ({best[0]})")
-        lines.append(
-            f"- From {what}, goal {goal:g}x: {'; '.join(parts)}. "
-            f"{'Met' if round(ratio, 9) >= goal else 'Not met'}."
-        )
-    drawn = best_reference(refs, prefix=RANDOM_LIKED)
-    if drawn is not None:
-        lines.append(
-            f"- With 3 liked items drawn at random instead of the first (a friendlier choice): "
-            f"best centralized reference {drawn[1]:.2f}x ({drawn[0]})."
-        )
-    return lines
-
-
-def _verdict(low: float, high: float) -> str:
-    """What a 95% interval of a difference ("hybrid - MF only", "served - popularity") says."""
-    return "worse" if high < 0 else "better" if low > 0 else "not different"
-
-
-def _fmt(value: float, key: str) -> str:
-    if key.endswith(")"):
-        return f"{value:.2f}x"
-    if "-" in key:
-        return f"{value if round(value, 4) else 0.0:+.4f}"  # no "-0.0000"
-    return f"{value:.4f}"
-
-
-def _privacy_lines(privacy: dict[str, Any]) -> list[str]:
-    """What each model's training spent (nothing for reports from before it was recorded)."""
-    if not privacy:
-        return []
-    lines = ["", "## Privacy spent in training", ""]
-    for model, p in privacy.items():
-        parts = []
-        if p.get("dp_enabled"):
-            parts.append(
-                f"record-level DP-SGD, ε = {p['epsilon_max']:.3g} per interaction (maximum "
-                f"over clients), δ = {p['delta']:g}; σ {p['noise_multiplier']:g}, clip "
-                f"{p['max_grad_norm']:g}, sample rate {p['dp_sample_rate']:g}"
-            )
-        if p.get("user_level"):
-            u = p["user_level"]
-            parts.append(
-                f"user-level ({u['placement']}), ε = {u['epsilon']:.3g} per user, "
-                f"δ = {u['delta']:.3g}"
-            )
-        lines.append(f"- {model}: " + ("; ".join(parts) if parts else "no DP"))
-    lines.append(
-        "- The serving-time inputs of a new user (liked items, text) are not training data "
-        "and are not covered by these guarantees."
-    )
-    return lines
-
-
-def coldstart_markdown(result: dict[str, Any]) -> str:
-    """The report as Markdown tables (ratios against popularity / random)."""
-    p = result["protocol"]
-    lines = [
-        f"# Cold start ({p['dataset']})",
-        "",
-        f"Written by `fedrec bench cold-start` at {result['created_at']}. {p['cold_users']} users "
-        f"and {p['cold_items']} items ({p['held_out_fraction']:.0%}) held out of training; "
-        f"both models federated for {p['rounds']} rounds ({p['loop']}), settings "
-        f"`{json.dumps(p['train_settings'])}`. Metrics at k={p['k']}. See "
-        "simulations/bench_coldstart.py for the protocol.",
-        "",
-        "## New users",
-        "",
-        "| method | NDCG@10 | HR@10 | x popularity (NDCG) | users |",
-        "| --- | ---: | ---: | ---: | ---: |",
-    ]
-    users = result["user_cold_start"]
-    repeats, vary = result.get("repeats") or [], result.get("repeats_vary", "dp-noise")
-    pop = users["popularity"][f"ndcg@{K}"]
-    for method, m in users.items():
-        if method.startswith(("_", WEIGHT_ROW)):
-            continue
-        lines.append(
-            f"| {method} | {m[f'ndcg@{K}']:.4f} | {m[f'hr@{K}']:.4f} | "
-            f"{_times(m[f'ndcg@{K}'], pop)} | {int(m['n_users'])} |"
-        )
-    lines += _paired_lines(users)
-    lines += _weight_lines(users, p)
-    refs = result.get("user_cold_start_centralized_references")
-    if refs:
-        lines += [
-            "",
-            "### Centralized references (not private: they read every warm user's history)",
-            "",
-            "Same users and liked items; item-kNN and EASE use the co-occurrence matrix of all "
-            "warm users, which a federated server never sees. '+ log popularity' rows score "
-            "log(1 + count) + λ · similarity and report the best λ on these very users (an "
-            "optimistic bound); the genre row's similarity is how many of the text's genres an "
-            f"item has. The '{RANDOM_LIKED}' rows give 3 of 5 liked items drawn at random "
-            "instead of the first ones (mostly the popular films every new user was asked to "
-            "rate), against popularity on that draw. The ceiling rows rank a random half of "
-            "each user's warm items from the other half, against popularity on that half.",
-            "",
-            "| method | NDCG@10 | HR@10 | x popularity (NDCG) | users |",
-            "| --- | ---: | ---: | ---: | ---: |",
-        ]
-        for method, m in refs.items():
-            base = refs[_reference_base(method, refs)][f"ndcg@{K}"]
-            lines.append(
-                f"| {method} | {m[f'ndcg@{K}']:.4f} | {m[f'hr@{K}']:.4f} | "
-                f"{_times(m[f'ndcg@{K}'], base)} | {int(m['n_users'])} |"
-            )
-    lines += _goal_lines(users, refs or {}, repeats)
-    items = result["item_cold_start"]
-    rnd = items["random"][f"ndcg@{K}"]
-    lines += [
-        "",
-        "## New items (ranked among the held-out items only)",
-        "",
-        "| method | NDCG@10 | HR@10 | x random (NDCG) | users |",
-        "| --- | ---: | ---: | ---: | ---: |",
-    ]
-    for method, m in items.items():
-        lines.append(
-            f"| {method} | {m[f'ndcg@{K}']:.4f} | {m[f'hr@{K}']:.4f} | "
-            f"{_times(m[f'ndcg@{K}'], rnd)} | {int(m['n_users'])} |"
-        )
-    if any("text map" in method for method in items):
-        lines += [
-            "",
-            "Text map: a ridge regression from the items' frozen text embeddings to the "
-            "model's trained item vectors and biases, fitted by the server on the global model "
-            "(post-processing: no privacy cost); what the service uses to add an item from its "
-            "text. Item head: the hybrid's trained head alone.",
-        ]
-    lines += [
-        "",
-        "## Warm users (personalised, full ranking)",
-        "",
-        "| model | NDCG@10 | HR@10 | users |",
-        "| --- | ---: | ---: | ---: |",
-    ]
-    for model, m in result["warm_users"].items():
-        lines.append(
-            f"| {model} | {m[f'ndcg@{K}_full']:.4f} | {m[f'hr@{K}_full']:.4f} | "
-            f"{int(m['n_users'])} |"
-        )
-    diff = result.get("warm_users_paired")
-    if diff:
-        verdict = _verdict(diff["low"], diff["high"])
-        lines += [
-            "",
-            f"Hybrid - MF only, paired user by user: {diff['mean']:+.4f} NDCG@10 "
-            f"(SE {diff['se']:.4f}, 95% interval {diff['low']:+.4f} to {diff['high']:+.4f}, "
-            f"{diff['n_users']} users): {verdict} at that level. The interval covers the "
-            "choice of users only, not the training's randomness (DP noise above all): "
-            "compare repeated runs for that.",
-        ]
-    lines += _repeat_lines(repeats, vary)
-    if vary == "seed" and any(m.startswith(WEIGHT_ROW) for m in users):
-        lines += _unseen_seed_lines(repeats, p.get("fold_in_weight_chosen_on_seed"))
-    lines += _privacy_lines(result.get("privacy") or {})
-    lines += ["", "## Time", ""]
-    lines += [f"- {k}: {v:.1f}" for k, v in result["timings"].items()]
-    lines += [f"- {note}" for note in result.get("notes", [])]
-    return "\n".join(lines) + "\n"

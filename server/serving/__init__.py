@@ -14,6 +14,8 @@ One job a module:
 - :mod:`~fedrec.server.serving.scoring`: a new user's vector (liked items, fold-in,
   text) and the top k;
 - :mod:`~fedrec.server.serving.explain`: the ``because`` of each recommendation;
+- :mod:`~fedrec.server.serving.admin`: the admin's changes (add, replace, remove items
+  known by their text), one writer at a time;
 - :mod:`~fedrec.server.serving.placement`: where an admin-added item goes (text map or
   item head);
 - :mod:`~fedrec.server.serving.errors`: what the serving model refuses.

@@ -2,12 +2,12 @@
 
 :class:`Recommender` composes the package's parts over one :class:`Tables` snapshot at a
 time: the text towers (:mod:`.towers`), a new user's vector (:mod:`.scoring`), the
-``because`` of each answer (:mod:`.explain`) and new items' places (:mod:`.placement`).
+``because`` of each answer (:mod:`.explain`) and the admin's changes to the items
+(:mod:`.admin`, which places new items through :mod:`.placement`).
 """
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,15 +17,14 @@ import numpy as np
 import torch
 
 from fedrec.server.serving import scoring
-from fedrec.server.serving.catalogue import Catalogue
+from fedrec.server.serving.admin import EditableCatalogue
 from fedrec.server.serving.errors import NoTextTower
 from fedrec.server.serving.explain import explain, explain_by_removal, without_word, words_of
 from fedrec.server.serving.intent import IntentScorer, standard_score
-from fedrec.server.serving.placement import NewItem, place, text_map_for
+from fedrec.server.serving.placement import text_map_for
 from fedrec.server.serving.scoring import FOLD_IN_WEIGHT
 from fedrec.server.serving.tables import ScoredItem, Tables
 from fedrec.server.serving.towers import TextTowers, towers_of
-from fedrec.server.text_store import EmbeddingStore
 from fedrec.shared.checkpoint import Checkpoint
 from fedrec.shared.config import config_of_checkpoint
 from fedrec.shared.data.dataset import ItemCatalog
@@ -53,7 +52,7 @@ class TextPart(NamedTuple):
     raw: np.ndarray  # the encoder's embedding of the text (the intent reading)
 
 
-class Recommender(Catalogue):
+class Recommender(EditableCatalogue):
     """Item vectors ``[n, d]``, biases ``[n]``, the catalogue, and the text towers if any."""
 
     def __init__(
@@ -79,7 +78,6 @@ class Recommender(Catalogue):
             raise ValueError("item factors, biases and catalogue disagree on the number of items")
         if towers is not None and (item_text_emb is None or item_text_emb.shape[0] != n):
             raise ValueError("the text towers need one text embedding per catalogue item")
-        self.towers = towers
         self.fold_in_enabled = fold_in  # off for DP-trained models (see .scoring)
         self.fold_in_weight = fold_in_weight
         # Whether a liked item also counts through the user head on its text; a co-occurrence
@@ -87,16 +85,16 @@ class Recommender(Catalogue):
         self.text_in_liked = text_in_liked
         # Co-occurrence models: (collaborative columns, fade) of their user vector.
         self.content_split = content_split
-        # Where new items' text embeddings are kept between restarts (none: encode each time).
-        self.embedding_store: EmbeddingStore | None = None
-        # Held by writers (new items) only: readers take a snapshot of the tables instead.
-        self._lock = threading.Lock()
         q, b = item_factors.astype(np.float32), item_bias.astype(np.float32)
         emb = np.zeros((n, 0), np.float32)
         if towers is not None and item_text_emb is not None:
             emb = item_text_emb.astype(np.float32)
             q, b = towers.item_vectors(q, b, emb)
-        super().__init__(Tables.of(q, b, emb, catalog, item_prior))
+        super().__init__(
+            Tables.of(q, b, emb, catalog, item_prior),
+            towers=towers,
+            text_map=text_map_for(towers, emb, q, b),
+        )
         # Free text as an intent (.intent) where the model says how to weigh it; else the
         # user head places the text like a user.
         self.intent: IntentScorer | None = None
@@ -111,8 +109,6 @@ class Recommender(Catalogue):
         self.liked_weight = (
             liked_weight if content_split is not None and item_prior is not None else None
         )
-        # How new items are placed (.placement): this map, or the item head where it is None.
-        self.text_map = text_map_for(towers, emb, q, b)
 
     @classmethod
     def from_checkpoint(
@@ -369,65 +365,3 @@ class Recommender(Catalogue):
         vectors = towers.user_part(emb)
         part = TextPart(vectors[0], truncated[0], emb[0])
         return part, words, (emb[1:] if self.intent is not None else vectors[1:])
-
-    # -- new items (see .placement) ----------------------------------------------------
-
-    def add_items(self, items: Sequence[NewItem]) -> list[ScoredItem]:
-        """Add items known only by their text; they are recommendable at once.
-
-        Their vectors come from their text alone (:mod:`.placement`). All texts go through
-        the encoder in one batch, and the tables grow once, however many items there are.
-        """
-        if not items:
-            return []
-        with self._lock:
-            t = self._t
-            ids = [it.id for it in items]
-            taken = [i for i in ids if i in t.index_of]
-            if taken or len(set(ids)) < len(ids):
-                raise ValueError(f"item id(s) already in the catalogue: {', '.join(taken or ids)}")
-            new = place(items, self.towers, self.text_map, self.embedding_store)
-            self._swap(
-                t.appended(
-                    new.q,
-                    new.b,
-                    new.emb,
-                    ids=ids,
-                    titles=[it.title for it in items],
-                    genres=[it.genres for it in items],
-                    texts=new.texts,
-                )
-            )
-            start = len(t.ids)
-            return [self._t.entry(start + j, float(new.b[j])) for j in range(len(items))]
-
-    def add_item(
-        self, item_id: str, title: str, genres: Sequence[str] = (), description: str = ""
-    ) -> ScoredItem:
-        """Add one item known only by its text (:meth:`add_items`)."""
-        return self.add_items([NewItem(item_id, title, tuple(genres), description)])[0]
-
-    def update_item(self, item: NewItem) -> ScoredItem:
-        """Replace an added item's text (and so its vector); trained items are refused."""
-        with self._lock:
-            t = self._t
-            idx = self._added_index(t, item.id)
-            new = place([item], self.towers, self.text_map, self.embedding_store)
-            self._swap(
-                t.replaced(
-                    idx,
-                    new.q[0],
-                    float(new.b[0]),
-                    new.emb[0],
-                    title=item.title,
-                    genres=item.genres,
-                    text=new.texts[0],
-                )
-            )
-            return self._t.entry(idx, float(new.b[0]))
-
-    def remove_item(self, item_id: str) -> None:
-        """Remove an added item; trained items are refused."""
-        with self._lock:
-            t = self._t
-            self._swap(t.without(self._added_index(t, item_id)))

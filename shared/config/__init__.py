@@ -5,8 +5,10 @@ in ``pyproject.toml``, overridable with ``flwr run . --run-config``). :func:`fro
 parses that mapping once into frozen dataclasses that validate themselves; everything else
 in fedrec takes the dataclasses. A test keeps the defaults here equal to ``pyproject.toml``.
 
-- :mod:`~fedrec.shared.config.settings`: the dataclasses, one per section, and the names
-  of every choice (strategies, aggregations, placements, ...);
+- :mod:`~fedrec.shared.config.settings`: :class:`FedRecConfig`, the sections joined;
+- one module per section, with the names of its choices: :mod:`.data`, :mod:`.train`,
+  :mod:`.privacy` (record and user level), :mod:`.federation` (rounds, strategies,
+  aggregations), :mod:`.text`, :mod:`.cooccurrence`; :mod:`.validate` is how each refuses;
 - :mod:`~fedrec.shared.config.parse`: the flat run config in and out, renamed and retired
   keys, the Advanced group.
 """

@@ -118,11 +118,15 @@ def full_rank(scores: np.ndarray, target: int, exclude: np.ndarray | Sequence[in
     return _full_rank(scores, target, _candidate_mask(n_items, exclude, target))
 
 
+# Negatives per user in the sampled protocol, as NCF and much of the literature use.
+SAMPLED_NEGATIVES = 99
+
+
 def sample_negatives(
     n_items: int,
     exclude: np.ndarray | Sequence[int],
     *,
-    n: int = 99,
+    n: int = SAMPLED_NEGATIVES,
     seed: int,
     user: int,
 ) -> np.ndarray:

@@ -11,7 +11,6 @@ import numpy as np
 
 from fedrec.simulations.bench_privacy import (
     GOAL_EPSILON,
-    GOAL_ISSUE,
     GOAL_RATIO,
     METRIC,
     PLACEMENT_LEVELS,
@@ -456,7 +455,7 @@ def _goal_lines(goal: dict[str, Any], result: dict[str, Any]) -> list[str]:
     point = _point_at(result["user"]["points"], GOAL_EPSILON)
     paired = f" ± {point['paired_se_vs_no_dp']:.4f}" if point else ""
     lines = [
-        f"Goal of issue {goal.get('issue', GOAL_ISSUE)}, user-level ε = {goal['epsilon']:g} "
+        f"Goal of issue {goal['issue']}, user-level ε = {goal['epsilon']:g} "
         f"(δ = {_user_delta_source(result)} ≈ "
         f"{result['user']['delta']:.2g}) within {goal['ratio_required']}x the non-private "
         f"federated model: {verdict} -- NDCG@10 {goal['ndcg']:.4f} = {goal['ratio']:.2f}x "

@@ -98,7 +98,7 @@ def _tuning_line(key: str, tuning: Mapping[str, Any]) -> str:
         + "; ".join(f"{axis} ∈ {_values(values)}" for axis, values in tuning["grid"].items())
         + f" ({len(tuning['trials'])} fits). Chosen: "
         + ", ".join(f"{axis} {_values([v])[1:-1]}" for axis, v in chosen.items())
-        + f" (validation NDCG@10 {valid[NDCG]:.4f})"
+        + f" (validation NDCG@{K} {valid[NDCG]:.4f})"
     ]
     if "best_epoch" in fitted:
         parts.append(
@@ -131,6 +131,7 @@ def markdown_table(result: dict[str, Any]) -> str:
     """The Markdown report of a quality benchmark result (every number read from it)."""
     reference = result["reference"]
     arms = result.get("arms", {})
+    k, negatives, reach = result["k"], result["sampled_negatives"], result["reach_fraction"]
     lines = [
         f"# Quality benchmark: {result['dataset']}"
         + (" (centralized baselines only)" if result.get("baselines_only") else ""),
@@ -138,17 +139,17 @@ def markdown_table(result: dict[str, Any]) -> str:
         f"Written by `fedrec bench quality` on {result['date']} "
         f"({result['machine']['cpus']} CPUs, {result['machine']['platform']}) in "
         f"{result['wall_s'] / 60:.1f} min.",
-        f"Split: {result['split']}. K = {K}. Every model is fitted on the training "
+        f"Split: {result['split']}. K = {k}. Every model is fitted on the training "
         "interactions; hyperparameters are chosen on the validation items, and the table "
         "reports the test items: full ranking (against every item the user has not trained "
-        "on) and sampled (against 99 seeded negatives).",
+        f"on) and sampled (against {negatives} seeded negatives).",
         "",
         f"Reference ({reference['rule']}): **{baseline_label(reference['baseline'])}**, "
-        f"NDCG@10 {reference[NDCG]:.4f}. The `/ reference` column is each model's NDCG@10 "
+        f"NDCG@{k} {reference[NDCG]:.4f}. The `/ reference` column is each model's NDCG@{k} "
         "(full ranking) over it.",
         "",
-        "| model | privacy | HR@10 full | NDCG@10 full | HR@10 sampled (99 neg) "
-        "| NDCG@10 sampled | coverage@10 | ILD genres@10 | mean pop. rank@10 | / reference "
+        f"| model | privacy | HR@{k} full | NDCG@{k} full | HR@{k} sampled ({negatives} neg) "
+        f"| NDCG@{k} sampled | coverage@{k} | ILD genres@{k} | mean pop. rank@{k} | / reference "
         "| wall s | peak RSS MiB |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
@@ -167,12 +168,12 @@ def markdown_table(result: dict[str, Any]) -> str:
         lines.append(_row(arm_label(arm), arm, privacy))
     lines += [
         "",
-        "ILD genres@10: mean pairwise cosine distance between the genre sets of a user's "
-        "top 10 (0: all the same genres). Mean pop. rank@10: the mean rank of the "
+        f"ILD genres@{k}: mean pairwise cosine distance between the genre sets of a user's "
+        f"top {k} (0: all the same genres). Mean pop. rank@{k}: the mean rank of the "
         "recommended items by training popularity (1 = the most popular item; higher is "
-        "more novel). Coverage@10: the share of the catalogue in at least one top 10.",
+        f"more novel). Coverage@{k}: the share of the catalogue in at least one top {k}.",
         "",
-        "## Tuning (validation items, full-ranking NDCG@10)",
+        f"## Tuning (validation items, full-ranking NDCG@{k})",
         "",
     ]
     lines += [
@@ -187,7 +188,7 @@ def markdown_table(result: dict[str, Any]) -> str:
             lines.append(
                 f"- ε = {entry['epsilon']:g} (accounted {r['epsilon']:.3f} by {r['accountant']}"
                 f", δ = {r['delta']:.2e} = 1/N^1.1 for N = {r['users']} users): noise σ = "
-                f"{r['noise_multiplier']:.3f} on every item's score; NDCG@10 (full) of the "
+                f"{r['noise_multiplier']:.3f} on every item's score; NDCG@{k} (full) of the "
                 f"{len(entry['draws'])} releases: {draws}."
             )
         lines.append("")
@@ -200,19 +201,19 @@ def markdown_table(result: dict[str, Any]) -> str:
         lines += [_arm_line(arm) for arm in arms.values()]
         lines.append("")
         for arm in arms.values():
-            hit = arm.get("reached_0.95_reference")
+            hit = arm.get(f"reached_{reach:g}_reference")
             rounds = len(arm.get("curve", []))
             if hit:
                 lines.append(
-                    f"{arm_label(arm)}: the clients' federated NDCG@10 first reached 0.95x "
+                    f"{arm_label(arm)}: the clients' federated NDCG@{k} first reached {reach:g}x "
                     f"the reference ({hit['goal']:.4f}) in round {int(hit['round'])}, after "
                     f"{hit['elapsed_s'] / 60:.1f} min of federation."
                 )
             elif rounds:
                 best = max(p["ndcg@10_full"] for p in arm["curve"])
                 lines.append(
-                    f"{arm_label(arm)}: did not reach 0.95x the reference within {rounds} "
-                    f"evaluated rounds (best federated NDCG@10 {best:.4f})."
+                    f"{arm_label(arm)}: did not reach {reach:g}x the reference within {rounds} "
+                    f"evaluated rounds (best federated NDCG@{k} {best:.4f})."
                 )
     return "\n".join(lines) + "\n"
 

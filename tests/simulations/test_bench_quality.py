@@ -91,6 +91,8 @@ def _quality_result() -> dict[str, Any]:
         "machine": {"cpus": 2, "platform": "linux"},
         "split": "leave-last-out",
         "k": 10,
+        "sampled_negatives": 99,
+        "reach_fraction": 0.95,
         "baselines_only": False,
         "wall_s": 900.0,
         "baselines": {

@@ -12,7 +12,7 @@ from fedrec.shared.config import (
 )
 from fedrec.shared.errors import ConfigError
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def test_pyproject_flower_config_equals_typed_defaults() -> None:

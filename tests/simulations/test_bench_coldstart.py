@@ -20,17 +20,16 @@ from fedrec.simulations.bench_coldstart import (
     WEIGHT_ROW,
     ColdSplit,
     _best_weight,
-    _repeat_lines,
     best_reference,
     centralized_references,
     check_repeats,
     choose_cold,
-    coldstart_markdown,
     genre_text,
     run_coldstart_benchmark,
     user_cold_start,
     write_warm_dataset,
 )
+from fedrec.simulations.reports.coldstart import _repeat_lines, coldstart_markdown
 
 
 @settings(max_examples=40, deadline=None)
@@ -101,6 +100,9 @@ def _protocol(**extra: object) -> dict[str, object]:
         "loop": "plain",
         "train_settings": {},
         "k": 10,
+        "given": [1, 3, 5],
+        "random_liked_given": 3,
+        "goals": {"liked": {"given": 3, "ratio": 1.5}, "text": {"ratio": 1.2}},
         **extra,
     }
 
