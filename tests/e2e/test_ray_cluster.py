@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -29,9 +31,9 @@ FEDREC = Path(sys.executable).with_name("fedrec")
 
 def _ray_nodes(address: str, env: dict[str, str]) -> list[dict[str, object]]:
     script = (
-        "import json, ray; ray.init(address=%r, logging_level='ERROR'); "
+        f"import json, ray; ray.init(address={address!r}, logging_level='ERROR'); "
         "print(json.dumps([{'alive': n['Alive'], 'cpus': n['Resources'].get('CPU', 0)} "
-        "for n in ray.nodes()]))" % address
+        "for n in ray.nodes()]))"
     )
     out = subprocess.run(
         [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120
@@ -46,34 +48,30 @@ def test_a_simulation_runs_on_a_local_ray_head_and_worker(tmp_path: Path) -> Non
     address = f"127.0.0.1:{port}"
     env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
     common = ["--num-cpus", "1", "--block", "--disable-usage-stats"]
+    # Ray's socket paths live under its temp dir and must stay short (a Unix socket path
+    # is limited to about a hundred bytes), so not under pytest's long tmp_path.
+    ray_tmp = Path(tempfile.mkdtemp(prefix="ray-", dir="/tmp"))
+    logs = [(tmp_path / f"ray-{name}.log").open("wb") for name in ("head", "worker")]
     head = subprocess.Popen(
         [
-            str(RAY),
-            "start",
-            "--head",
-            "--node-ip-address",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--include-dashboard",
-            "false",
-            "--temp-dir",
-            str(tmp_path / "ray"),
-            *common,
+            str(RAY), "start", "--head", "--node-ip-address", "127.0.0.1", "--port", str(port),
+            "--include-dashboard", "false", "--temp-dir", str(ray_tmp), *common,
         ],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+        env=env, stdout=logs[0], stderr=subprocess.STDOUT,
+    )  # fmt: skip
     started = [head]
     try:
-        wait_port(port, timeout=120)
+        try:
+            wait_port(port, timeout=120)
+        except TimeoutError:
+            pytest.fail((tmp_path / "ray-head.log").read_text()[-3000:])
         worker = subprocess.Popen(
-            [str(RAY), "start", "--address", address, "--node-ip-address", "127.0.0.1", *common],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
+            [
+                str(RAY), "start", "--address", address, "--node-ip-address", "127.0.0.1",
+                *common,
+            ],
+            env=env, stdout=logs[1], stderr=subprocess.STDOUT,
+        )  # fmt: skip
         started.append(worker)
         deadline = time.monotonic() + 120
         while True:
@@ -116,3 +114,6 @@ def test_a_simulation_runs_on_a_local_ray_head_and_worker(tmp_path: Path) -> Non
         assert all(n["cpus"] == 1 for n in _ray_nodes(address, env))
     finally:
         kill_trees(started)
+        for log in logs:
+            log.close()
+        shutil.rmtree(ray_tmp, ignore_errors=True)
