@@ -180,6 +180,9 @@ class ClientStateStore:
         self.directory = Path(directory)
         self._key = key
         self.durable = key is not None
+        # The generation of the last successful read and the files' identity then: a save
+        # right after a read (the round's start) need not open and check them again.
+        self._seen: tuple[int, tuple[int, ...]] | None = None
 
     @property
     def key(self) -> StateKey:
@@ -263,7 +266,30 @@ class ClientStateStore:
         previous = None
         if "previous" in header:
             previous = _state(tensors[_PREVIOUS + "user_factors"], json.loads(header["previous"]))
+        self._seen = (generation, self._identity())
         return current, previous, generation
+
+    def _identity(self) -> tuple[int, ...]:
+        """Inode, size and modification time of the state file and its witness."""
+        out: list[int] = []
+        for path in (self.directory / STATE_FILE, self.witness_path):
+            st = path.stat()
+            out += [st.st_ino, st.st_size, st.st_mtime_ns]
+        return tuple(out)
+
+    def _generation(self) -> int | None:
+        """The saved generation, checked as :meth:`_read` checks it (``None``: never saved).
+
+        Reuses the last read when neither file changed since.
+        """
+        if self._seen is not None:
+            try:
+                if self._identity() == self._seen[1]:
+                    return self._seen[0]
+            except FileNotFoundError:
+                pass
+        read = self._read()
+        return read[2] if read else None
 
     def load(self) -> ClientState | None:
         """The saved state, or ``None`` for a client that has never trained."""
@@ -296,11 +322,11 @@ class ClientStateStore:
         witness: before a first save (so that deleting the state is noticed) and after.
         A state that fails its checks is never overwritten.
         """
-        read = self._read()
-        generation = read[2] if read else 0
+        saved = self._generation()
+        generation = saved or 0
         private_dir(self.directory.parent)
         private_dir(self.directory)
-        if read is None and not self.witness_path.exists():
+        if saved is None and not self.witness_path.exists():
             self._write_witness(0)
         tensors = {"user_factors": np.ascontiguousarray(state.user_factors, dtype=np.float32)}
         header = {
@@ -322,6 +348,7 @@ class ClientStateStore:
             durable=self.durable,
         )
         self._write_witness(generation + 1)
+        self._seen = (generation + 1, self._identity())
 
     def start_round(
         self,

@@ -301,3 +301,19 @@ def test_a_nodes_state_is_flushed_to_disk_and_a_simulations_is_not(
     got = simulated.load()  # still sealed and complete
     assert got is not None and got.epsilon == 1.0
     assert simulated.copy_to(tmp_path / "copy").durable is False
+
+
+def test_an_older_copy_put_back_between_a_read_and_a_save_is_refused(
+    tmp_path: Path, key: StateKey
+) -> None:
+    # The save after a round's start reuses that read only while neither file changed.
+    store = ClientStateStore(tmp_path / "state" / "run-aaaa", key)
+    store.save(_state([1], fill=0.1, epsilon=1.0))
+    old = (store.directory / "state.sealed").read_bytes()
+    store.save(_state([1, 2], fill=0.2, epsilon=2.0))
+    assert store.start_round(3) is not None  # the round's start reads and checks
+    replaced = store.directory / "state.sealed.old"
+    replaced.write_bytes(old)
+    replaced.replace(store.directory / "state.sealed")
+    with pytest.raises(ClientStateError, match="another copy"):
+        store.save(_state([1, 2, 3], fill=0.3, epsilon=3.0))
