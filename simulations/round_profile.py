@@ -58,13 +58,14 @@ def profile_round(cfg: FedRecConfig, n_clients: int, *, top: int = 12) -> dict[s
     for label, suffix, name in STAGES:
         seconds = sum(v for (f, n), v in cumulative.items() if n == name and f.endswith(suffix))
         stages.append({"stage": label, "function": f"{suffix}: {name}", "seconds": seconds})
-    hot = sorted(
-        (
-            {"function": f"{Path(f).name}: {n}", "self_s": float(row[2])}
-            for (f, _, n), row in stats.stats.items()  # type: ignore[attr-defined]
-        ),
-        key=lambda r: -float(r["self_s"]),
-    )[:top]
+    self_times = [
+        (f"{Path(f).name}: {n}", float(row[2]))
+        for (f, _, n), row in stats.stats.items()  # type: ignore[attr-defined]
+    ]
+    hot = [
+        {"function": name, "self_s": seconds}
+        for name, seconds in sorted(self_times, key=lambda r: -r[1])[:top]
+    ]
     return {
         "clients": len(parts),
         "wall_s_profiled": wall,
