@@ -347,6 +347,12 @@ def federation(
     catalogue_clients: Annotated[
         int, typer.Option(help="Clients per round in the catalogue-size arms.")
     ] = 10,
+    per_user: Annotated[
+        bool,
+        typer.Option(
+            help="Also time Flower with one user per node (simulation-users-per-message=1)."
+        ),
+    ] = True,
     output_dir: OutputDirOpt = Path("docs/benchmarks"),
     runs_dir: RunsDirOpt = Path("runs/bench"),
     name: Annotated[str, typer.Option(help="File name stem of the report.")] = "federation",
@@ -367,6 +373,7 @@ def federation(
         clients_per_round=_ints(clients),
         catalogue_sizes=_ints(items),
         catalogue_clients=catalogue_clients,
+        per_user=per_user,
         name=name,
     )
     console.print((output_dir / f"{name}.md").read_text())
