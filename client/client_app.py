@@ -198,8 +198,21 @@ def _release(
     return Message(content=RecordDict(content), reply_to=msg)
 
 
+def _simulation_worker(context: Context) -> None:
+    """Refuse a cohort on a node that holds its own data or state: only simulations have them.
+
+    A cohort names partitions of the run's data set; a real node trains its own users only.
+    """
+    if context.node_config.get("data-dir") or context.node_config.get("state-dir"):
+        raise ValueError(
+            "this node holds its own data or state, but the server sent a cohort (several "
+            "simulated users per message); only `fedrec simulate`'s worker nodes train those"
+        )
+
+
 def _train_cohort(msg: Message, cfg: FedRecConfig, cohort: Cohort, context: Context) -> Message:
     """A worker's train message: each member trains as its own client, one reply each."""
+    _simulation_worker(context)
     config = msg.content.config_records["config"]
     asker = _asker(config)
     members = simulated_members(cfg, cohort.partitions, cohort.num_partitions, asker["run_id"])
@@ -223,8 +236,9 @@ def _train_cohort(msg: Message, cfg: FedRecConfig, cohort: Cohort, context: Cont
     return Message(content=content, reply_to=msg)
 
 
-def _evaluate_cohort(msg: Message, cfg: FedRecConfig, cohort: Cohort) -> Message:
+def _evaluate_cohort(msg: Message, cfg: FedRecConfig, cohort: Cohort, context: Context) -> Message:
     """A worker's evaluate message: each member's metrics, as a one-user client sends them."""
+    _simulation_worker(context)
     config = msg.content.config_records["config"]
     members = simulated_members(cfg, cohort.partitions, cohort.num_partitions, _run_id(config))
     answers = evaluate_cohort(
@@ -306,7 +320,8 @@ def build_client_app(
     def evaluate(msg: Message, context: Context) -> Message:
         cohort = cohort_of(msg.content.config_records["config"])
         if cohort is not None:
-            return _evaluate_cohort(msg, resolve_config(context.run_config, overrides), cohort)
+            cfg = resolve_config(context.run_config, overrides)
+            return _evaluate_cohort(msg, cfg, cohort, context)
         cfg, data, store, pid, config = _setup(msg, context)
         metrics = evaluate_round(
             cfg,
