@@ -35,7 +35,10 @@ def setup_logging(verbose: bool = False) -> None:
     else:  # logs, CI: one unwrapped line per record
         handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S"))
-    logging.basicConfig(level=logging.INFO, handlers=[handler], force=True)
+    # Other libraries' INFO lines (e.g. alembic's "setup plugin ..." when Flower's state
+    # starts) are start-up noise: the root stays at WARNING, fedrec's own lines at INFO.
+    logging.basicConfig(level=logging.WARNING, handlers=[handler], force=True)
+    logging.getLogger("fedrec").setLevel(logging.INFO)
     quiet = logging.INFO if verbose else logging.WARNING
     for name in ("flwr", "ray", "opacus", "httpx", "uvicorn.access"):
         logging.getLogger(name).setLevel(quiet)

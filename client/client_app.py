@@ -5,6 +5,10 @@ The reply carries only the global tensors after local DP-SGD (noised again under
 refusal and the evaluation refusal under DP are the task's decisions
 (:func:`~fedrec.client.task.train_round`, :func:`~fedrec.client.evaluation.evaluate_round`).
 Private user factors and the privacy ledger stay in the client's state.
+
+A simulation worker's message names several simulated users (a cohort,
+:mod:`fedrec.shared.cohort_messages`): it trains or evaluates each of them as its own client
+(:mod:`fedrec.client.cohort`) and replies with one record pair per user.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from flwr.app import ConfigRecord, Context, Message, MetricRecord, RecordDict
 from flwr.clientapp import ClientApp
 from flwr.clientapp.typing import Mod
 
+from fedrec.client.cohort import evaluate_cohort, simulated_members, train_cohort
 from fedrec.client.cooccurrence import release_chunk
 from fedrec.client.dataview import ClientData, client_seed, load_client_data, state_dir
 from fedrec.client.evaluation import evaluate_round
@@ -27,6 +32,7 @@ from fedrec.client.secagg import secagg_mod
 from fedrec.client.state import ClientStateStore
 from fedrec.client.task import train_round
 from fedrec.shared import protocol as key
+from fedrec.shared.cohort_messages import Cohort, cohort_of, reply_content
 from fedrec.shared.config import FedRecConfig, resolve_config
 from fedrec.shared.device import device_code, node_device
 from fedrec.shared.errors import NodeConfigError
@@ -63,6 +69,22 @@ def _run_id(config: ConfigRecord) -> str | None:
     if value is not None and (not isinstance(value, str) or not value.isalnum()):
         raise ValueError(f"server config 'run-id' must be an alphanumeric token, got {value!r}")
     return value
+
+
+def _asker(config: ConfigRecord) -> dict[str, Any]:
+    """Which server process asks and where it resumed, as the task's keyword arguments.
+
+    Lets a client that trained a round the server lost roll it back even if not sampled
+    for its re-run.
+    """
+    resumed_from = config.get(key.RESUMED_FROM)
+    incarnation = config.get(key.SERVER_INCARNATION)
+    return {
+        "resumed_from": resumed_from if isinstance(resumed_from, int) else None,
+        "incarnation": incarnation if isinstance(incarnation, str) else None,
+        "committed": _committed(config.get(key.COMMITTED_INCARNATIONS)),
+        "run_id": _run_id(config),
+    }
 
 
 def user_round_of(cfg: FedRecConfig, config: ConfigRecord, num_partitions: int) -> UserRound | None:
@@ -177,6 +199,63 @@ def _release(
     return Message(content=RecordDict(content), reply_to=msg)
 
 
+def _simulation_worker(context: Context) -> None:
+    """Refuse a cohort on a node that holds its own data or state: only simulations have them.
+
+    A cohort names partitions of the run's data set; a real node trains its own users only.
+    """
+    if context.node_config.get("data-dir") or context.node_config.get("state-dir"):
+        raise ValueError(
+            "this node holds its own data or state, but the server sent a cohort (several "
+            "simulated users per message); only `fedrec simulate`'s worker nodes train those"
+        )
+
+
+def _train_cohort(msg: Message, cfg: FedRecConfig, cohort: Cohort, context: Context) -> Message:
+    """A worker's train message: each member trains as its own client, one reply each."""
+    _simulation_worker(context)
+    config = msg.content.config_records["config"]
+    asker = _asker(config)
+    members = simulated_members(cfg, cohort.partitions, cohort.num_partitions, asker["run_id"])
+    device = node_device(context.node_config)
+    replies = train_cohort(
+        cfg,
+        members,
+        arrays_to_numpy(msg.content["arrays"]),
+        server_round=_int(config, key.SERVER_ROUND),
+        device=device,
+        user_round=user_round_of(cfg, config, cohort.num_partitions),
+        **asker,
+    )
+    code = device_code(device)
+    content = reply_content(
+        {
+            m.partition_id: (r.arrays, {**r.metrics, key.DEVICE: code})
+            for m, r in zip(members, replies, strict=True)
+        },
+        errors={m.partition_id: r.error for m, r in zip(members, replies, strict=True) if r.error},
+    )
+    return Message(content=content, reply_to=msg)
+
+
+def _evaluate_cohort(msg: Message, cfg: FedRecConfig, cohort: Cohort, context: Context) -> Message:
+    """A worker's evaluate message: each member's metrics, as a one-user client sends them."""
+    _simulation_worker(context)
+    config = msg.content.config_records["config"]
+    members = simulated_members(cfg, cohort.partitions, cohort.num_partitions, _run_id(config))
+    answers = evaluate_cohort(
+        cfg,
+        members,
+        arrays_to_numpy(msg.content["arrays"]),
+        k=_int(config, key.EVAL_K, 10),
+        personalize_epochs=_int(config, key.PERSONALIZE_EPOCHS, 0),
+    )
+    content = reply_content(
+        {m.partition_id: (None, a) for m, a in zip(members, answers, strict=True)}
+    )
+    return Message(content=content, reply_to=msg)
+
+
 def build_client_app(
     overrides: dict[str, Any] | None = None, *, train_mods: Sequence[Mod] = ()
 ) -> ClientApp:
@@ -212,12 +291,14 @@ def build_client_app(
     @app.train(mods=[secagg_mod, *train_mods])
     def train(msg: Message, context: Context) -> Message:
         started = time.perf_counter()
+        cohort = cohort_of(msg.content.config_records["config"])
+        if cohort is not None:
+            cfg = resolve_config(context.run_config, overrides)
+            return _train_cohort(msg, cfg, cohort, context)
         cfg, data, store, pid, config = _setup(msg, context)
         survivors = _secagg_survivors(cfg, config)  # before any training
         if config.get(key.TASK) == key.TASK_COOCCURRENCE:
             return _release(msg, cfg, data, store, pid, config, survivors, _node(context)[1])
-        resumed_from = config.get(key.RESUMED_FROM)
-        incarnation = config.get(key.SERVER_INCARNATION)
         device = node_device(context.node_config)
         reply = train_round(
             cfg,
@@ -229,13 +310,8 @@ def build_client_app(
             device=device,
             user_round=user_round_of(cfg, config, _node(context)[1]),
             survivors=survivors,
-            # Which server process asks and where it resumed: lets a client that trained a
-            # round the server lost roll it back even if not sampled for its re-run.
-            resumed_from=resumed_from if isinstance(resumed_from, int) else None,
-            incarnation=incarnation if isinstance(incarnation, str) else None,
-            committed=_committed(config.get(key.COMMITTED_INCARNATIONS)),
-            run_id=_run_id(config),
             started=started,
+            **_asker(config),
         )
         # Where it trained says nothing about anyone's records: sent under DP too.
         metrics = {**reply.metrics, key.DEVICE: device_code(device)}
@@ -244,6 +320,10 @@ def build_client_app(
 
     @app.evaluate()
     def evaluate(msg: Message, context: Context) -> Message:
+        cohort = cohort_of(msg.content.config_records["config"])
+        if cohort is not None:
+            cfg = resolve_config(context.run_config, overrides)
+            return _evaluate_cohort(msg, cfg, cohort, context)
         cfg, data, store, pid, config = _setup(msg, context)
         metrics = evaluate_round(
             cfg,

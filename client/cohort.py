@@ -132,7 +132,7 @@ def train_cohort(
     for j, member in enumerate(members):
         seeds = (member.seed, server_round)
         try:
-            starts[j] = start_local_round(
+            start = start_local_round(
                 cfg,
                 member.data,
                 member.store,
@@ -146,6 +146,7 @@ def train_cohort(
             )
             if len(member.data.train_items) == 0:
                 raise ValueError("a client with no training interactions cannot train")
+            starts[j] = start
         except PrivacyBudgetExceeded as refusal:
             replies[j] = refusal_reply(
                 cfg, global_tensors, member.store, refusal, survivors=None, seeds=seeds

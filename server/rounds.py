@@ -131,7 +131,12 @@ class RoundRules:
                 )
 
     def note_devices(self, replies: Sequence[Reply]) -> None:
-        """Log the device of each node the first time it reports it, and when it changes."""
+        """Log the device of each node the first time it reports it, and when it changes.
+
+        One line per device for all the nodes that are new on it this round: a simulation
+        of hundreds of users would otherwise open with as many lines.
+        """
+        moved: dict[str, list[int | str]] = {}
         for r in replies:
             code = r.metrics.get(DEVICE) if r.error is None else None
             if code is None:
@@ -139,7 +144,14 @@ class RoundRules:
             label = device_label(float(code))
             if self.devices.get(r.node) != label:
                 self.devices[r.node] = label
-                logger.info("node %s trains on %s", r.node, label)
+                moved.setdefault(label, []).append(r.node)
+        for label, nodes in moved.items():
+            if len(nodes) == 1:
+                logger.info("node %s trains on %s", nodes[0], label)
+            else:
+                ordered = sorted(nodes, key=lambda n: (isinstance(n, str), n))
+                shown = ", ".join(map(str, ordered[:5])) + (", ..." if len(nodes) > 5 else "")
+                logger.info("%d nodes train on %s (%s)", len(nodes), label, shown)
 
     def aggregate(
         self, server_round: int, current: Arrays, replies: Sequence[Reply], *, sampled: int

@@ -19,6 +19,7 @@ from flwr.app import ConfigRecord, Context
 from flwr.serverapp import Grid, ServerApp
 
 from fedrec.server.aggregation import server_optimizer_for
+from fedrec.server.cohorts import SimulatedUsers
 from fedrec.server.cooccurrence import release_over_flower
 from fedrec.server.messaging import send_and_receive
 from fedrec.server.resume import committed_incarnations, start_of
@@ -51,8 +52,12 @@ def _federated_evaluation(cfg: FedRecConfig) -> bool:
     return evaluate
 
 
-def run_federation(grid: Grid, cfg: FedRecConfig) -> Path:
-    """Run (or resume) the federation described by ``cfg``; returns the run directory."""
+def run_federation(grid: Grid, cfg: FedRecConfig, *, users: SimulatedUsers | None = None) -> Path:
+    """Run (or resume) the federation described by ``cfg``; returns the run directory.
+
+    ``users``: a simulation whose nodes are workers that train these simulated users
+    (``fedrec simulate`` with cohorts); ``None``: every node is a client.
+    """
     if cfg.train.model == "cooccurrence":
         return release_over_flower(grid, cfg)
     # The server uses the public item catalogue only (under data-source=node it reads
@@ -75,7 +80,7 @@ def run_federation(grid: Grid, cfg: FedRecConfig) -> Path:
         return run_dir
     optimizer = server_optimizer_for(fed)
     optimizer.load_state_dict(start.server_state)
-    strategy = FedRecStrategy.from_config(cfg, optimizer)
+    strategy = FedRecStrategy.from_config(cfg, optimizer, users=users)
     # The run's privacy, continued from the checkpoints on resume.
     spent = RunPrivacy(
         cfg.privacy, UserLevelAccountant.for_run(cfg.privacy, run_dir), epsilon=start.epsilon
@@ -158,15 +163,20 @@ def run_federation(grid: Grid, cfg: FedRecConfig) -> Path:
     return run_dir
 
 
-def build_server_app(overrides: dict[str, Any] | None = None) -> ServerApp:
-    """A ServerApp whose settings are the run config with ``overrides`` on top."""
+def build_server_app(
+    overrides: dict[str, Any] | None = None, *, users: SimulatedUsers | None = None
+) -> ServerApp:
+    """A ServerApp whose settings are the run config with ``overrides`` on top.
+
+    ``users``: the simulated users its worker nodes train (see :func:`run_federation`).
+    """
     app = ServerApp()
 
     @app.main()
     def main(grid: Grid, context: Context) -> None:
         # In deployment this is a process of Flower's: without it fedrec's lines are lost.
         show_fedrec_logs()
-        run_federation(grid, resolve_config(context.run_config, overrides))
+        run_federation(grid, resolve_config(context.run_config, overrides), users=users)
 
     return app
 

@@ -3,8 +3,11 @@
 Sampling and message construction are Flower's (:class:`flwr.serverapp.strategy.FedAvg`).
 Aggregation is replaced by :class:`fedrec.server.rounds.RoundRules`, the same rules the
 plain loop applies: this class only turns Flower's messages into the round's replies and
-the round's result back into Flower's records. Updates are combined unweighted: weighting by
-example counts would make the server depend on -- and leak -- dataset sizes.
+the round's result back into Flower's records. In a simulation whose nodes are workers
+(:class:`fedrec.server.cohorts.SimulatedUsers`) it samples users instead of nodes, one
+message per worker, and splits each worker's reply into its users' replies. Updates are
+combined unweighted: weighting by example counts would make the server depend on -- and
+leak -- dataset sizes.
 """
 
 from __future__ import annotations
@@ -15,11 +18,12 @@ from collections.abc import Iterable
 from typing import Any, cast
 
 import numpy as np
-from flwr.app import ArrayRecord, ConfigRecord, Message, MetricRecord, RecordDict
+from flwr.app import ArrayRecord, ConfigRecord, Message, MessageType, MetricRecord, RecordDict
 from flwr.serverapp import Grid
 from flwr.serverapp.strategy import FedAvg
 
 from fedrec.server.aggregation import ServerOptimizer, ServerSGD
+from fedrec.server.cohorts import SimulatedUsers, evaluate_records, members_of, user_replies
 from fedrec.server.rounds import Reply, RoundResult, RoundRules, SecureSum
 from fedrec.server.user_dp import CentralNoise, central_noise_for
 from fedrec.shared.config import FedRecConfig
@@ -70,6 +74,7 @@ class FedRecStrategy(FedAvg):
         update_norm_factor: float = 0.0,
         accept_failures: bool = True,
         central_noise: CentralNoise | None = None,
+        users: SimulatedUsers | None = None,
     ) -> None:
         super().__init__(
             fraction_train=fraction_train,
@@ -94,10 +99,17 @@ class FedRecStrategy(FedAvg):
         self.last_round_stats: dict[str, Any] = {}
         self.last_available = 0  # connected clients when the round was sampled
         self._asked: list[Message] = []  # the messages of the round's last stage
+        # Set: the nodes are workers, and the users they train are sampled here.
+        self.users = users
 
     @classmethod
-    def from_config(cls, cfg: FedRecConfig, optimizer: ServerOptimizer) -> FedRecStrategy:
-        """The strategy a run's settings ask for, applying updates with ``optimizer``."""
+    def from_config(
+        cls, cfg: FedRecConfig, optimizer: ServerOptimizer, *, users: SimulatedUsers | None = None
+    ) -> FedRecStrategy:
+        """The strategy a run's settings ask for, applying updates with ``optimizer``.
+
+        ``users``: a simulation whose nodes are workers training these users.
+        """
         fed = cfg.federation
         central = central_noise_for(cfg) if cfg.privacy.user_dp == "central" else None
         return cls(
@@ -111,6 +123,7 @@ class FedRecStrategy(FedAvg):
             update_norm_factor=fed.update_norm_factor,
             accept_failures=fed.accept_failures,
             central_noise=central,
+            users=users,
         )
 
     def configure_train(
@@ -118,6 +131,15 @@ class FedRecStrategy(FedAvg):
     ) -> Iterable[Message]:
         """Remember the global model the clients start from, then sample as FedAvg does."""
         self._current = arrays_to_numpy(arrays)
+        if self.users is not None:
+            self.last_available = self.wait_for_clients(grid)
+            users = self._sample_users(self.fraction_train, self.min_train_nodes)
+            config["server-round"] = server_round  # as FedAvg injects it
+            self._asked = self.users.messages(
+                users, arrays, config, list(grid.get_node_ids()), MessageType.TRAIN
+            )
+            self._sent = len(users)
+            return self._asked
         grid = self._healthy(grid)
         self._wait_for_nodes(grid)
         self.last_available = len(list(grid.get_node_ids()))
@@ -126,10 +148,27 @@ class FedRecStrategy(FedAvg):
         self._asked = messages
         return messages
 
+    def _sample_users(self, fraction: float, minimum: int) -> list[int]:
+        assert self.users is not None
+        users = self.users.sample(fraction, minimum, excluded=self.rules.misconfigured)
+        logger.debug("sampled %d of %d users", len(users), self.users.num_users)
+        return users
+
     def configure_evaluate(
         self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid
     ) -> Iterable[Message]:
         """Sample as FedAvg does, once enough clients are connected."""
+        if self.users is not None:
+            self.wait_for_clients(grid)
+            if self.fraction_evaluate == 0.0:
+                self._asked = []
+                return []
+            users = self._sample_users(self.fraction_evaluate, self.min_evaluate_nodes)
+            config["server-round"] = server_round
+            self._asked = self.users.messages(
+                users, arrays, config, list(grid.get_node_ids()), MessageType.EVALUATE
+            )
+            return self._asked
         grid = self._healthy(grid)
         self._wait_for_nodes(grid)
         self._asked = list(super().configure_evaluate(server_round, arrays, config, grid))
@@ -140,13 +179,24 @@ class FedRecStrategy(FedAvg):
     ) -> MetricRecord | None:
         """FedAvg's weighted mean; a node that cannot run with its node config is left out."""
         replies = list(replies)
+        if self.users is not None:
+            answers = self._user_replies(replies)
+            self.rules.screen_failures(server_round, answers)
+            records = evaluate_records(answers)
+            return _aggregate_eval(records, WEIGHT) if records else None
         senders = self._senders()
         failed = [_reply(m, senders) for m in replies if m.has_error()]
         self.rules.screen_failures(server_round, failed)
         return super().aggregate_evaluate(server_round, replies)
 
     def wait_for_clients(self, grid: Grid) -> int:
-        """How many clients are connected, once at least ``min_available_nodes`` are."""
+        """How many clients are connected, once at least ``min_available_nodes`` are.
+
+        With simulated users on workers: the users, once every worker is connected.
+        """
+        if self.users is not None:
+            self._wait_for_nodes(grid, wanted=self.users.workers)
+            return self.users.num_users
         grid = self._healthy(grid)
         self._wait_for_nodes(grid)
         return len(list(grid.get_node_ids()))
@@ -174,24 +224,39 @@ class FedRecStrategy(FedAvg):
             )
         return cast(Grid, healthy)
 
-    def _wait_for_nodes(self, grid: Grid, poll_s: float = 0.05) -> None:
+    def _wait_for_nodes(
+        self, grid: Grid, poll_s: float = 0.05, *, wanted: int | None = None
+    ) -> None:
         # FedAvg sizes its sample from the nodes connected *before* it waits for
         # min_available_nodes, so round 1 of a simulation could sample a fraction of the
         # first few nodes to register. Waiting first makes fraction-train mean what it says.
-        if len(list(grid.get_node_ids())) < self.min_available_nodes:
-            logger.info("waiting for %d clients to connect", self.min_available_nodes)
-        while len(list(grid.get_node_ids())) < self.min_available_nodes:
+        wanted = self.min_available_nodes if wanted is None else wanted
+        if len(list(grid.get_node_ids())) < wanted:
+            logger.info("waiting for %d clients to connect", wanted)
+        while len(list(grid.get_node_ids())) < wanted:
             time.sleep(poll_s)
+
+    def _user_replies(self, replies: list[Message]) -> list[Reply]:
+        """The users' replies in the workers' replies (see :mod:`fedrec.server.cohorts`)."""
+        members = members_of(self._asked)
+        out: list[Reply] = []
+        for m in replies:
+            error = _short_reason(m.error.reason or "") if m.has_error() else None
+            out += user_replies(m, members.get(m.metadata.reply_to_message_id, []), error)
+        return out
 
     def aggregate_train(
         self, server_round: int, replies: Iterable[Message]
     ) -> tuple[ArrayRecord | None, MetricRecord | None]:
         """The round's new model from the clients' replies (:meth:`RoundRules.aggregate`)."""
         assert self._current is not None, "configure_train first: it fixes the round's model"
-        senders = self._senders()
-        result = self.rules.aggregate(
-            server_round, self._current, [_reply(m, senders) for m in replies], sampled=self._sent
-        )
+        replies = list(replies)
+        if self.users is not None:
+            answers = self._user_replies(replies)
+        else:
+            senders = self._senders()
+            answers = [_reply(m, senders) for m in replies]
+        result = self.rules.aggregate(server_round, self._current, answers, sampled=self._sent)
         return self._answer(result)
 
     def aggregate_secure(

@@ -21,6 +21,10 @@ TASK = "task"  # absent: a training round; TASK_COOCCURRENCE: a slice of the rel
 TASK_COOCCURRENCE = "cooccurrence"
 CHUNK_START = "chunk-start"  # the release's entries [start, end) this message asks for
 CHUNK_END = "chunk-end"
+# A simulation worker's message (shared/cohort_messages.py): the simulated users it trains
+# or evaluates (partition ids), and how many partitions the run's data set is cut into.
+COHORT_PARTITIONS = "cohort-partitions"
+COHORT_NUM_PARTITIONS = "cohort-num-partitions"
 
 # ---- evaluate message config (server -> client)
 EVAL_K = "k"

@@ -4,6 +4,9 @@
   same local training in a plain single-process loop (:mod:`fedrec.simulation.plain_loop`)
   over the same number of clients with the same settings, for several clients per round.
   Round 1 includes the actors' start-up (imports, data loading); round 2 is steady state.
+  The Flower arm runs as configured (by default the users on one worker per core,
+  ``simulation-users-per-message``); ``per_user`` adds the same rounds with one user per
+  node (Flower's default simulation) beside it.
 - **Cost growth**: round time and peak memory versus clients per round (ML-100K) and
   versus catalogue size (synthetic data, a fixed number of clients per round).
 
@@ -93,8 +96,13 @@ def _round_settings(base: dict[str, Any], run_name: str, fraction: float) -> dic
     }
 
 
-def overhead_arm(base: dict[str, Any], n_clients: int, runs_dir: Path) -> dict[str, Any]:
-    """Flower vs plain loop for ``n_clients`` clients per round on the base data set."""
+def overhead_arm(
+    base: dict[str, Any], n_clients: int, runs_dir: Path, *, per_user: bool = False
+) -> dict[str, Any]:
+    """Flower vs plain loop for ``n_clients`` clients per round on the base data set.
+
+    ``per_user``: also Flower with one user per node (``flower_per_user``).
+    """
     cfg = resolve_config({}, base)
     _, split = load_split(cfg.data)
     n = min(n_clients, split.n_users)
@@ -103,13 +111,21 @@ def overhead_arm(base: dict[str, Any], n_clients: int, runs_dir: Path) -> dict[s
         _round_settings(base, f"bench-overhead-{n}", _fraction(n, split.n_users)), split.n_users
     )
     plain = _plain_round(cfg, n, runs_dir / f"bench-plain-{n}")
-    return {
+    arm = {
         "clients_per_round": n,
         "flower": flower,
         "plain": plain,
         "overhead_round1": flower["round_s"][0] / plain["round_s"],
         "overhead_round2": flower["round_s"][1] / plain["round_s"],
     }
+    if per_user:
+        single = {**base, "simulation-users-per-message": 1}
+        fraction = _fraction(n, split.n_users)
+        arm["flower_per_user"] = _flower_rounds(
+            _round_settings(single, f"bench-overhead-per-user-{n}", fraction), split.n_users
+        )
+        arm["overhead_round2_per_user"] = arm["flower_per_user"]["round_s"][1] / plain["round_s"]
+    return arm
 
 
 def write_synthetic(folder: Path, *, n_users: int, n_items: int, per_user: int, seed: int) -> Path:
@@ -171,6 +187,7 @@ def run_federation_benchmark(
     clients_per_round: Sequence[int] = (10, 100, 943),
     catalogue_sizes: Sequence[int] = (1_000, 10_000, 100_000),
     catalogue_clients: int = 10,
+    per_user: bool = True,
     name: str = "federation",
 ) -> dict[str, Any]:
     """Run the arms, write JSON + Markdown + plot; returns the result.
@@ -189,7 +206,7 @@ def run_federation_benchmark(
         "dataset": cfg.data.dataset,
         "settings": cfg.to_run_config(),
         "machine": machine_stamp(),
-        "overhead": [overhead_arm(base, n, scratch) for n in clients_per_round],
+        "overhead": [overhead_arm(base, n, scratch, per_user=per_user) for n in clients_per_round],
         "catalogue": [catalogue_arm(base, n, catalogue_clients, scratch) for n in catalogue_sizes],
     }
     shutil.rmtree(scratch, ignore_errors=True)

@@ -61,8 +61,9 @@ class LoopbackGrid:
     ) -> list[Message]:
         out = []
         for sent in messages:
+            # Flower's grid sets the id on the message pushed, so the server can match replies.
+            sent.metadata.__dict__["_message_id"] = uuid.uuid4().hex
             msg = copy.deepcopy(sent)
-            msg.metadata.__dict__["_message_id"] = uuid.uuid4().hex
             try:
                 reply = self.app(msg, self.contexts[msg.metadata.dst_node_id])
             except Exception as err:  # noqa: BLE001 - what Flower's runtime does too

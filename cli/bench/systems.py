@@ -69,6 +69,12 @@ def federation(
     catalogue_clients: Annotated[
         int, typer.Option(help="Clients per round in the catalogue-size arms.")
     ] = 10,
+    per_user: Annotated[
+        bool,
+        typer.Option(
+            help="Also time Flower with one user per node (simulation-users-per-message=1)."
+        ),
+    ] = True,
     output_dir: OutputDirOpt = Path("docs/benchmarks"),
     runs_dir: RunsDirOpt = Path("runs/bench"),
     name: Annotated[str, typer.Option(help="File name stem of the report.")] = "federation",
@@ -89,6 +95,7 @@ def federation(
         clients_per_round=ints(clients),
         catalogue_sizes=ints(items),
         catalogue_clients=catalogue_clients,
+        per_user=per_user,
         name=name,
     )
     console.print((output_dir / f"{name}.md").read_text())

@@ -2,23 +2,38 @@
 
 ``flwr run .`` does the same from ``pyproject.toml``; this entry point exists so the CLI,
 the benchmarks and the tests can pass settings as a dict and pick the number of actors.
+
+By default the SuperNodes are a few *workers* (one per core) and the server samples the
+simulated users and sends each worker the users it trains
+(``simulation-users-per-message``; :mod:`fedrec.server.cohorts`): Flower's cost is then
+paid per worker message, not per user. Under ``user-dp = secagg``, with simulated faults
+and for the co-occurrence release every user is its own SuperNode, as before.
+
+Flower 1.42 has no in-process entry point besides the deprecated ``run_simulation``:
+``flwr run`` submits the app to a SuperLink, whose ``flwr-simulation`` process loads the
+apps from ``pyproject.toml`` (no programmatic overrides, no fault mods). So this keeps
+``run_simulation`` and prints its deprecation warning once instead of twice.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import warnings
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from fedrec.client.client_app import build_client_app
+from fedrec.client.cohort import check_cohorts_allowed
+from fedrec.server.cohorts import SimulatedUsers
 from fedrec.server.server_app import build_server_app
 from fedrec.shared.config import FedRecConfig, resolve_config
 from fedrec.shared.data import load_split
+from fedrec.shared.errors import ConfigError
 from fedrec.simulation.evaluate import write_federation_info
-from fedrec.simulation.faults import fault_mod, split_faults
+from fedrec.simulation.faults import FaultConfig, fault_mod, split_faults
 
 logger = logging.getLogger(__name__)
 
@@ -47,16 +62,50 @@ def backend_config(
     }
 
 
+def default_workers(num_cpus_per_client: float = 1.0) -> int:
+    """As many workers as the local Ray backend runs actors at once (one per core)."""
+    return max(1, int((os.cpu_count() or 1) / num_cpus_per_client))
+
+
+def simulated_users(
+    cfg: FedRecConfig, num_partitions: int, faults: FaultConfig, *, workers: int
+) -> SimulatedUsers | None:
+    """The users ``workers`` worker nodes train, or ``None``: one SuperNode per user.
+
+    Says in one line why a run that could use workers does not.
+    """
+    per_message = cfg.federation.simulation_users_per_message
+    if per_message == 1 or cfg.train.model == "cooccurrence":
+        return None  # asked for; the co-occurrence release has its own message plan
+    try:
+        check_cohorts_allowed(cfg)
+    except ConfigError as why:
+        logger.info("one SuperNode per user: %s", why)
+        return None
+    if faults.active:
+        logger.info(
+            "one SuperNode per user: simulated faults are drawn per node, and a worker's "
+            "failure would fail all of its users"
+        )
+        return None
+    return SimulatedUsers(num_partitions, min(workers, num_partitions), per_message)
+
+
 def simulate(
     overrides: dict[str, Any] | None = None,
     *,
     num_supernodes: int | None = None,
+    num_workers: int | None = None,
     num_cpus_per_client: float = 1.0,
     gpu_fraction: float | None = None,
     ray_address: str | None = None,
     verbose: bool = False,
 ) -> Path:
-    """Run the federation; ``num_supernodes`` defaults to one client per user.
+    """Run the federation; ``num_supernodes`` clients, by default one per user.
+
+    The clients are trained by ``num_workers`` worker SuperNodes (default: one per core),
+    unless ``simulation-users-per-message = 1`` or the run needs one SuperNode per client
+    (:func:`simulated_users`).
 
     ``overrides`` may also hold the simulated faults (``failure-rate``, ``straggler-rate``,
     ``straggler-seconds``; :mod:`fedrec.simulation.faults`), which only a simulation has.
@@ -91,18 +140,28 @@ def simulate(
             cfg.federation.fraction_train,
             "on" if cfg.privacy.dp_enabled else "off",
         )
-    if not cfg.federation.min_available_nodes:
+    users = simulated_users(
+        cfg, n, faults, workers=num_workers or default_workers(num_cpus_per_client)
+    )
+    if users is not None:
+        logger.info(
+            "%d workers train the sampled clients (%s per message)",
+            users.workers,
+            f"at most {users.per_message}" if users.per_message else "split evenly",
+        )
+    elif not cfg.federation.min_available_nodes:
         # Wait for every simulated client before round 1 samples (see FederationConfig).
         overrides["min-available-nodes"] = n
     run_dir = Path(cfg.output.output_dir) / cfg.output.run_name
     write_federation_info(run_dir, n)
+    _quiet_start_up()
     run_simulation(
-        server_app=build_server_app(overrides),
+        server_app=build_server_app(overrides, users=users),
         client_app=build_client_app(
             overrides,
             train_mods=[fault_mod(faults, seed=cfg.data.seed)] if faults.active else [],
         ),
-        num_supernodes=n,
+        num_supernodes=n if users is None else users.workers,
         backend_config=backend_config(  # type: ignore[arg-type]
             num_cpus_per_client=num_cpus_per_client,
             gpu_fraction=gpu_fraction,
@@ -111,3 +170,13 @@ def simulate(
         verbose_logging=verbose,
     )
     return run_dir
+
+
+def _quiet_start_up() -> None:
+    """Each of Flower's lines once, and none of Ray's tips about its own future defaults."""
+    # Flower's logger has its own console handler; passing its records on to the root
+    # logger's (the CLI's, or the one importing Opacus adds) printed each of them twice.
+    logging.getLogger("flwr").propagate = False
+    warnings.filterwarnings(
+        "ignore", message="Tip: In future versions of Ray", category=FutureWarning
+    )

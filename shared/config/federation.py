@@ -85,6 +85,12 @@ class FederationConfig:
     max_in_flight: int = 64
     # false: a round with any failed client is discarded (the global model stays as it was).
     accept_failures: bool = True
+    # fedrec simulate only: the simulated users one worker trains per message. 0: the round's
+    # users split evenly over one worker per core; 1: one user per node (Flower's default
+    # simulation, and the fallback under user-dp=secagg); K: at most K users per message.
+    # Flower's cost is per message, so fewer, larger messages make a round faster; what
+    # each user trains, sends and spends is the same (client/cohort.py).
+    simulation_users_per_message: int = 0
 
     def __post_init__(self) -> None:
         check(self.num_rounds >= 1, "num-rounds must be >= 1")
@@ -118,6 +124,10 @@ class FederationConfig:
         check(self.update_norm_factor >= 0, "update-norm-factor must be >= 0")
         check(self.round_timeout > 0, "round-timeout must be > 0")
         check(self.max_in_flight >= 0, "max-in-flight must be >= 0")
+        check(
+            self.simulation_users_per_message >= 0,
+            "simulation-users-per-message must be >= 0 (0: split over the workers)",
+        )
 
     @property
     def server_lr(self) -> float:

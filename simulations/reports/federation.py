@@ -22,6 +22,14 @@ def plot(result: dict[str, Any], path: Path) -> None:
     ax = axes[0]
     ax.plot(x, [a["flower"]["round_s"][0] for a in ov], "o--", label="Flower round 1 (start-up)")
     ax.plot(x, [a["flower"]["round_s"][1] for a in ov], "o-", label="Flower round 2")
+    single = [a for a in ov if "flower_per_user" in a]
+    if single:
+        ax.plot(
+            [a["clients_per_round"] for a in single],
+            [a["flower_per_user"]["round_s"][1] for a in single],
+            "^-",
+            label="Flower round 2, one user per node",
+        )
     ax.plot(x, [a["plain"]["round_s"] for a in ov], "s-", label="plain loop")
     ax.set(xscale="log", yscale="log", xlabel="clients per round", ylabel="round time (s)")
     ax.set_title(f"{result['dataset']}: round time")
@@ -59,6 +67,15 @@ def markdown_report(result: dict[str, Any], png: str) -> str:
         if s["dp-enabled"]
         else "no DP"
     )
+    # Results from before cohorts ran one user per node (the key did not exist then).
+    per_message = s.get("simulation-users-per-message", 1)
+    how = (
+        "one user per node"
+        if per_message == 1
+        else "the sampled users on one worker per core, "
+        + (f"at most {per_message} per message" if per_message else "split evenly")
+    )
+    single = any("flower_per_user" in a for a in result["overhead"])
     lines = [
         "# Federation benchmark",
         "",
@@ -69,22 +86,32 @@ def markdown_report(result: dict[str, Any], png: str) -> str:
         f"{s['strategy']}, {dp}"
         + (f", max-in-flight {s['max-in-flight']}" if "max-in-flight" in s else "")
         + "; training-only rounds "
-        "(no evaluation). Flower: simulation engine, Ray backend, one actor per core. "
-        "Plain loop: the same client and aggregation functions in one process.",
+        f"(no evaluation). Flower: simulation engine, Ray backend, one actor per core, {how}"
+        + ("; beside it, one user per node" if single and per_message != 1 else "")
+        + ". Plain loop: the same client and aggregation functions in one process.",
         "",
         "## Framework overhead (ML-100K)",
         "",
         "| clients/round | Flower round 1 s | Flower round 2 s | plain loop s "
-        "| overhead (round 2) | peak RSS MiB (Flower) |",
-        "|---|---|---|---|---|---|",
+        "| overhead (round 2) | peak RSS MiB (Flower) |"
+        + (" one user per node: round 2 s | overhead |" if single else ""),
+        "|---|---|---|---|---|---|" + ("---|---|" if single else ""),
     ]
     for a in result["overhead"]:
         f = a["flower"]
-        lines.append(
+        row = (
             f"| {a['clients_per_round']} | {f['round_s'][0]:.1f} | {f['round_s'][1]:.1f} | "
             f"{a['plain']['round_s']:.1f} | {a['overhead_round2']:.2f}x | "
             f"{f['peak_rss_mib']:.0f} |"
         )
+        if single:
+            p = a.get("flower_per_user")
+            row += (
+                f" {p['round_s'][1]:.1f} | {a['overhead_round2_per_user']:.2f}x |"
+                if p
+                else " – | – |"
+            )
+        lines.append(row)
     if not result["catalogue"]:
         return "\n".join([*lines, "", f"![round time and memory]({png})", ""])
     shape = result["catalogue"][0]

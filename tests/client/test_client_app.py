@@ -9,6 +9,7 @@ from flwr.app import ConfigRecord, Context, Message, RecordDict
 
 from fedrec.client.client_app import build_client_app
 from fedrec.client.replies import train_metrics
+from fedrec.shared.cohort_messages import Cohort
 from fedrec.shared.config import resolve_config
 from fedrec.shared.data import load_split
 from fedrec.shared.errors import NodeConfigError
@@ -86,4 +87,16 @@ def test_a_node_asking_for_cuda_without_it_fails_before_reading_any_data() -> No
     )
     msg = Message(RecordDict({"config": ConfigRecord({})}), dst_node_id=1, message_type="train")
     with pytest.raises(NodeConfigError, match="device='cuda'"):
+        app(msg, context)
+
+
+@pytest.mark.parametrize("message_type", ["train", "evaluate"])
+def test_a_node_with_its_own_data_refuses_a_cohort(tmp_path: Path, message_type: str) -> None:
+    # A cohort names partitions of a simulation's data set: a real node trains its own users.
+    app = build_client_app()
+    node = {"data-dir": str(tmp_path)}
+    context = Context(run_id=1, node_id=1, node_config=node, state=RecordDict(), run_config={})
+    config = ConfigRecord({"server-round": 1, **Cohort((0, 1), 4).config()})
+    msg = Message(RecordDict({"config": config}), dst_node_id=1, message_type=message_type)
+    with pytest.raises(ValueError, match="only `fedrec simulate`'s worker nodes"):
         app(msg, context)

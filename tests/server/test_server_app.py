@@ -205,7 +205,7 @@ def test_each_round_s_line_and_the_resume_decision_are_logged(
         " | clients 2 ok/0 failed/0 rejected | devices 2 cpu/0 cuda | eps 0.50 | " in line
         for line in rounds
     ), rounds
-    assert "node 1 trains on cpu" in lines
+    assert "2 nodes train on cpu (1, 2)" in lines  # one line for the nodes new on a device
 
 
 def test_a_node_with_an_invalid_node_config_is_asked_once_then_left_out(tmp_path: Path) -> None:

@@ -21,6 +21,9 @@ def test_two_runs_in_the_same_runs_dir_do_not_meet_each_others_checkpoints(
         assert not run_dir.exists(), "a previous invocation's run is in the way"
         run_dir.mkdir(parents=True)
         seen.append(run_dir)
+        # The arm beside the configured one: Flower with one user per node.
+        per_user = settings.get("simulation-users-per-message") == 1
+        assert per_user == ("per-user" in settings["run-name"])  # type: ignore[operator]
         return {"round_s": [2.0, 1.0], "clients_ok": [3, 3], "wall_s": 3.0, "peak_rss_mib": 1.0}
 
     def fake_plain(cfg: Any, n_clients: int, state_root: Path) -> dict[str, Any]:
@@ -40,6 +43,7 @@ def test_two_runs_in_the_same_runs_dir_do_not_meet_each_others_checkpoints(
             catalogue_sizes=(50,),
         )
         assert result["overhead"][0]["overhead_round2"] == 1.0
-    assert len(seen) == 4 and len(set(seen)) == 4
+        assert result["overhead"][0]["overhead_round2_per_user"] == 1.0
+    assert len(seen) == 6 and len(set(seen)) == 6
     assert not any(p.exists() for p in seen)  # the scratch folders are removed
     assert (tmp_path / "out" / "federation.md").is_file()

@@ -1,0 +1,147 @@
+"""Cohort messages: several simulated users in one Flower message, one reply for all of them.
+
+With cohorts, ``fedrec simulate``'s SuperNodes are *workers*, not users. The server samples
+users and packs them onto the workers (:func:`pack_users`); each worker's message names its
+members in the config record (:class:`Cohort`: ``cohort-partitions``, the partition ids, and
+``cohort-num-partitions``, how many partitions the data set is cut into). The worker replies
+with one ArrayRecord and one MetricRecord per member, keyed ``arrays.<partition id>`` and
+``metrics.<partition id>`` (:func:`reply_content`), and the server splits that back into one
+answer per user (:func:`member_replies`), so its round rules see what one user per node
+would have sent.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from flwr.app import ConfigRecord, MetricRecord, RecordDict
+
+from fedrec.shared.protocol import COHORT_NUM_PARTITIONS, COHORT_PARTITIONS
+from fedrec.shared.serialization import arrays_to_numpy, numpy_to_arrays
+
+ARRAYS_PREFIX = "arrays."
+METRICS_PREFIX = "metrics."
+ERROR_PREFIX = "error."
+
+
+@dataclass(frozen=True)
+class Cohort:
+    """The simulated users one worker message is for: partitions of ``num_partitions``."""
+
+    partitions: tuple[int, ...]
+    num_partitions: int
+
+    def __post_init__(self) -> None:
+        if not self.partitions:
+            raise ValueError("a cohort needs at least one partition id")
+        if self.num_partitions < 1:
+            raise ValueError(f"{COHORT_NUM_PARTITIONS} must be >= 1, got {self.num_partitions}")
+        if len(set(self.partitions)) != len(self.partitions):
+            raise ValueError(f"{COHORT_PARTITIONS} names a partition twice: {self.partitions}")
+        outside = [p for p in self.partitions if not 0 <= p < self.num_partitions]
+        if outside:
+            raise ValueError(f"{COHORT_PARTITIONS} {outside} outside 0..{self.num_partitions - 1}")
+
+    def config(self) -> dict[str, list[int] | int]:
+        """The entries that make a message's config record a cohort's."""
+        return {
+            COHORT_PARTITIONS: list(self.partitions),
+            COHORT_NUM_PARTITIONS: self.num_partitions,
+        }
+
+
+def _ints(value: object, name: str) -> list[int]:
+    items = value if isinstance(value, list) else [value]
+    out = [v for v in items if isinstance(v, int) and not isinstance(v, bool)]
+    if len(out) != len(items):
+        raise ValueError(f"server config {name!r} must hold integers, got {value!r}")
+    return out
+
+
+def cohort_of(config: ConfigRecord) -> Cohort | None:
+    """The cohort a message's config names, or ``None`` for a one-user message."""
+    if COHORT_PARTITIONS not in config:
+        return None
+    partitions = _ints(config[COHORT_PARTITIONS], COHORT_PARTITIONS)
+    num = _ints(config.get(COHORT_NUM_PARTITIONS), COHORT_NUM_PARTITIONS)
+    if len(num) != 1:
+        raise ValueError(f"server config {COHORT_NUM_PARTITIONS!r} must be one integer")
+    return Cohort(tuple(partitions), num[0])
+
+
+def pack_users(users: Sequence[int], workers: int, *, per_message: int = 0) -> list[list[int]]:
+    """``users`` in balanced consecutive groups, one message each.
+
+    One group per worker (``per_message`` 0), or as many as keep each group within
+    ``per_message`` users, never fewer than the workers (they would idle); group sizes
+    differ by one at most. Never an empty group.
+    """
+    if workers < 1:
+        raise ValueError(f"need at least one worker, got {workers}")
+    if not users:
+        return []
+    groups = workers if per_message <= 0 else max(workers, -(-len(users) // per_message))
+    groups = min(groups, len(users))
+    size, extra = divmod(len(users), groups)
+    out, start = [], 0
+    for g in range(groups):
+        end = start + size + (1 if g < extra else 0)
+        out.append([int(u) for u in users[start:end]])
+        start = end
+    return out
+
+
+@dataclass(frozen=True)
+class MemberReply:
+    """One member's part of a worker's reply: its tensors (train only) and its metrics."""
+
+    arrays: dict[str, np.ndarray] | None
+    metrics: dict[str, float]
+    error: str | None = None  # the member could not train: why (its worker's others did)
+
+
+def reply_content(
+    members: Mapping[int, tuple[Mapping[str, np.ndarray] | None, Mapping[str, float]]],
+    errors: Mapping[int, str] | None = None,
+) -> RecordDict:
+    """A worker's reply: per partition id, its tensors (if any) and its metrics.
+
+    A member in ``errors`` failed on its own: its reason is sent instead of a reply.
+    """
+    content = RecordDict()
+    for pid, reason in (errors or {}).items():
+        content[f"{ERROR_PREFIX}{pid}"] = ConfigRecord({"reason": str(reason)})
+    for pid, (arrays, metrics) in members.items():
+        if pid in (errors or {}):
+            continue
+        if arrays is not None:
+            content[f"{ARRAYS_PREFIX}{pid}"] = numpy_to_arrays(arrays)
+        content[f"{METRICS_PREFIX}{pid}"] = MetricRecord(dict(metrics))
+    return content
+
+
+def _pid(key: str, prefix: str) -> int | None:
+    rest = key[len(prefix) :]
+    return int(rest) if key.startswith(prefix) and rest.isdigit() else None
+
+
+def member_replies(content: RecordDict) -> dict[int, MemberReply]:
+    """Each member's reply in a worker's reply, by partition id (members with metrics)."""
+    arrays = {
+        pid: arrays_to_numpy(record)
+        for key, record in content.array_records.items()
+        if (pid := _pid(key, ARRAYS_PREFIX)) is not None
+    }
+    out: dict[int, MemberReply] = {}
+    for key, config in content.config_records.items():
+        pid = _pid(key, ERROR_PREFIX)
+        if pid is not None:
+            out[pid] = MemberReply(None, {}, error=str(config.get("reason", "failed")))
+    for key, record in content.metric_records.items():
+        pid = _pid(key, METRICS_PREFIX)
+        if pid is not None:
+            metrics = {k: float(v) for k, v in record.items()}  # type: ignore[arg-type]
+            out[pid] = MemberReply(arrays.get(pid), metrics)
+    return out
