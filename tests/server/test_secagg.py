@@ -8,7 +8,7 @@ import pytest
 from flwr.app import ConfigRecord, Context, Message, MetricRecord, RecordDict
 from flwr.clientapp import ClientApp
 
-import fedrec.client.task as task_module
+import fedrec.client.replies as replies_module
 from fedrec.client.client_app import build_client_app
 from fedrec.client.secagg import secagg_mod
 from fedrec.client.state import ClientStateStore
@@ -183,7 +183,7 @@ def test_secagg_federation_applies_the_noised_sum_and_keeps_ledgers(
 ) -> None:
     sent: list[tuple[dict[str, np.ndarray], dict[str, np.ndarray]]] = []
     clipped: list[dict[str, np.ndarray]] = []
-    noised = task_module.noised_update
+    noised = replies_module.noised_update
 
     def recording(cfg: Any, shared: Any, updated: Any, **kwargs: Any) -> dict[str, np.ndarray]:
         out = noised(cfg, shared, updated, **kwargs)
@@ -191,7 +191,7 @@ def test_secagg_federation_applies_the_noised_sum_and_keeps_ledgers(
         clipped.append(clip_update({k: updated[k] - shared[k] for k in updated}, 1.0)[0])
         return out
 
-    monkeypatch.setattr(task_module, "noised_update", recording)
+    monkeypatch.setattr(replies_module, "noised_update", recording)
     settings = _settings(tmp_path, "secagg", **{"num-rounds": 1, "embedding-dim": 16})
     cfg = resolve_config({}, settings)
     grid = loopback_grid(build_client_app(settings), 6, node_config=True)

@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 import fedrec.client.client_app as client_app_module
+import fedrec.client.replies as replies_module
 import fedrec.client.task as task_module
 from fedrec.server.server_app import run_federation
 from fedrec.shared.checkpoint import load_checkpoint
@@ -42,7 +43,7 @@ def _data(folder: Path) -> Path:
 def _run(tmp_path: Path, loopback_grid: type, monkeypatch: pytest.MonkeyPatch, placement: str):  # type: ignore[no-untyped-def]
     raw: list[tuple[dict[str, np.ndarray], dict[str, np.ndarray]]] = []
     sent: list[dict[str, np.ndarray]] = []
-    train, noised = task_module.local_train, task_module.noised_update
+    train, noised = task_module.local_train, replies_module.noised_update
 
     def recording_train(cfg: Any, data: Any, shared: Any, *args: Any, **kwargs: Any) -> Any:
         updated, result = train(cfg, data, shared, *args, **kwargs)
@@ -55,7 +56,7 @@ def _run(tmp_path: Path, loopback_grid: type, monkeypatch: pytest.MonkeyPatch, p
         return out
 
     monkeypatch.setattr(task_module, "local_train", recording_train)
-    monkeypatch.setattr(task_module, "noised_update", recording_noised)
+    monkeypatch.setattr(replies_module, "noised_update", recording_noised)
     settings = {
         "dataset": "generic",
         "data-path": str(_data(tmp_path)),
