@@ -25,6 +25,7 @@ import torch
 from fedrec.client.dataview import ClientData, client_seed, load_client_data, state_dir
 from fedrec.client.evaluation import evaluate_round
 from fedrec.client.replies import TrainReply, refusal_reply, trained_reply
+from fedrec.client.sealing import simulation_key
 from fedrec.client.state import ClientState, ClientStateStore
 from fedrec.client.task import (
     finish_local_round,
@@ -60,14 +61,18 @@ def simulated_members(
     Each keeps its state where a one-user simulated client would (:func:`state_dir`), so a
     run can switch between cohorts and one user per node and find the same states.
     """
+    if not partition_ids:
+        return []
+    dirs = [state_dir(cfg, int(pid), None, run_id) for pid in partition_ids]
+    key = simulation_key(dirs[0].parent)  # the run's key, read once for all its clients
     return [
         Member(
             partition_id=int(pid),
             data=load_client_data(cfg, int(pid), num_partitions),
-            store=ClientStateStore(state_dir(cfg, int(pid), None, run_id)),
+            store=ClientStateStore(folder, key, durable=False),
             seed=client_seed(cfg, int(pid)),
         )
-        for pid in partition_ids
+        for pid, folder in zip(partition_ids, dirs, strict=True)
     ]
 
 

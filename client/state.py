@@ -176,10 +176,15 @@ class ClientStateStore:
     but not flushed (``durable=False`` in :func:`~fedrec.client.sealing.write_sealed`).
     """
 
-    def __init__(self, directory: Path, key: StateKey | None = None) -> None:
+    def __init__(
+        self, directory: Path, key: StateKey | None = None, *, durable: bool | None = None
+    ) -> None:
         self.directory = Path(directory)
         self._key = key
-        self.durable = key is not None
+        # A simulation passes its run's key (read once for all its clients) but durable=False.
+        self.durable = key is not None if durable is None else durable
+        self._witness_path = self.directory.parent / WITNESS_DIR / self.directory.name
+        self._folders_made = False
         # The generation of the last successful read and the files' identity then: a save
         # right after a read (the round's start) need not open and check them again.
         self._seen: tuple[int, tuple[int, ...]] | None = None
@@ -194,7 +199,7 @@ class ClientStateStore:
     @property
     def witness_path(self) -> Path:
         """Where this state's witness lives: outside its folder, in the state root."""
-        return self.directory.parent / WITNESS_DIR / self.directory.name
+        return self._witness_path
 
     def _bound(self, what: str) -> str:
         return f"{_FORMAT}:{what}:{self.directory.name}"
@@ -207,7 +212,8 @@ class ClientStateStore:
         return int(data["generation"])
 
     def _write_witness(self, generation: int) -> None:
-        private_dir(self.witness_path.parent)
+        if not self._folders_made:
+            private_dir(self.witness_path.parent)
         payload = json.dumps({"generation": generation}).encode()
         write_sealed(
             self.witness_path,
@@ -306,8 +312,7 @@ class ClientStateStore:
 
         For work on a throw-away copy (the attack simulations train one and discard it).
         """
-        copy = ClientStateStore(Path(root) / self.directory.name, self.key)
-        copy.durable = self.durable
+        copy = ClientStateStore(Path(root) / self.directory.name, self.key, durable=self.durable)
         if self.directory.exists():
             shutil.copytree(self.directory, private_dir(copy.directory), dirs_exist_ok=True)
         if self.witness_path.exists():
@@ -324,8 +329,11 @@ class ClientStateStore:
         """
         saved = self._generation()
         generation = saved or 0
-        private_dir(self.directory.parent)
-        private_dir(self.directory)
+        if not self._folders_made:
+            private_dir(self.directory.parent)
+            private_dir(self.directory)
+            private_dir(self.witness_path.parent)
+            self._folders_made = True
         if saved is None and not self.witness_path.exists():
             self._write_witness(0)
         tensors = {"user_factors": np.ascontiguousarray(state.user_factors, dtype=np.float32)}

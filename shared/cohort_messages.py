@@ -4,10 +4,13 @@ With cohorts, ``fedrec simulate``'s SuperNodes are *workers*, not users. The ser
 users and packs them onto the workers (:func:`pack_users`); each worker's message names its
 members in the config record (:class:`Cohort`: ``cohort-partitions``, the partition ids, and
 ``cohort-num-partitions``, how many partitions the data set is cut into). The worker replies
-with one ArrayRecord and one MetricRecord per member, keyed ``arrays.<partition id>`` and
-``metrics.<partition id>`` (:func:`reply_content`), and the server splits that back into one
-answer per user (:func:`member_replies`), so its round rules see what one user per node
-would have sent.
+with one MetricRecord per member (``metrics.<partition id>``) and the members' tensors
+stacked: one ArrayRecord per group of members whose tensors have the same names and shapes
+(``stacked.<group>``, member ``k`` at index ``k`` of every array), its partition ids beside
+it (``stacked-ids.<group>``) -- a few large arrays serialise far faster than one small
+record per member. A member that failed sends its reason (``error.<partition id>``). The
+server splits the reply back into one answer per user (:func:`member_replies`), so its
+round rules see what one user per node would have sent.
 """
 
 from __future__ import annotations
@@ -21,7 +24,8 @@ from flwr.app import ConfigRecord, MetricRecord, RecordDict
 from fedrec.shared.protocol import COHORT_NUM_PARTITIONS, COHORT_PARTITIONS
 from fedrec.shared.serialization import arrays_to_numpy, numpy_to_arrays
 
-ARRAYS_PREFIX = "arrays."
+STACKED_PREFIX = "stacked."
+STACKED_IDS_PREFIX = "stacked-ids."
 METRICS_PREFIX = "metrics."
 ERROR_PREFIX = "error."
 
@@ -110,15 +114,27 @@ def reply_content(
 
     A member in ``errors`` failed on its own: its reason is sent instead of a reply.
     """
+    errors = errors or {}
     content = RecordDict()
-    for pid, reason in (errors or {}).items():
+    for pid, reason in errors.items():
         content[f"{ERROR_PREFIX}{pid}"] = ConfigRecord({"reason": str(reason)})
+    groups: dict[tuple[tuple[str, tuple[int, ...], str], ...], list[int]] = {}
     for pid, (arrays, metrics) in members.items():
-        if pid in (errors or {}):
+        if pid in errors:
             continue
-        if arrays is not None:
-            content[f"{ARRAYS_PREFIX}{pid}"] = numpy_to_arrays(arrays)
         content[f"{METRICS_PREFIX}{pid}"] = MetricRecord(dict(metrics))
+        if arrays is not None:
+            signature = tuple(
+                (name, tuple(np.shape(a)), str(np.asarray(a).dtype)) for name, a in arrays.items()
+            )
+            groups.setdefault(signature, []).append(pid)
+    for g, (signature, pids) in enumerate(groups.items()):
+        stacked = {
+            name: np.stack([np.asarray(members[pid][0][name]) for pid in pids])  # type: ignore[index]
+            for name, _, _ in signature
+        }
+        content[f"{STACKED_PREFIX}{g}"] = numpy_to_arrays(stacked)
+        content[f"{STACKED_IDS_PREFIX}{g}"] = ConfigRecord({"partitions": list(pids)})
     return content
 
 
@@ -129,19 +145,26 @@ def _pid(key: str, prefix: str) -> int | None:
 
 def member_replies(content: RecordDict) -> dict[int, MemberReply]:
     """Each member's reply in a worker's reply, by partition id (members with metrics)."""
-    arrays = {
-        pid: arrays_to_numpy(record)
-        for key, record in content.array_records.items()
-        if (pid := _pid(key, ARRAYS_PREFIX)) is not None
-    }
+    arrays: dict[int, dict[str, np.ndarray]] = {}
+    for key, record in content.array_records.items():
+        g = key[len(STACKED_PREFIX) :] if key.startswith(STACKED_PREFIX) else None
+        ids = content.config_records.get(f"{STACKED_IDS_PREFIX}{g}") if g is not None else None
+        if ids is None:
+            continue
+        pids = _ints(ids.get("partitions", []), "partitions")
+        stacked = arrays_to_numpy(record)
+        if any(len(v) != len(pids) for v in stacked.values()):
+            raise ValueError(f"a worker's {key} does not hold one row per member")
+        for k, member in enumerate(pids):
+            arrays[member] = {name: value[k] for name, value in stacked.items()}
     out: dict[int, MemberReply] = {}
     for key, config in content.config_records.items():
-        pid = _pid(key, ERROR_PREFIX)
-        if pid is not None:
-            out[pid] = MemberReply(None, {}, error=str(config.get("reason", "failed")))
-    for key, record in content.metric_records.items():
-        pid = _pid(key, METRICS_PREFIX)
-        if pid is not None:
-            metrics = {k: float(v) for k, v in record.items()}  # type: ignore[arg-type]
-            out[pid] = MemberReply(arrays.get(pid), metrics)
+        failed = _pid(key, ERROR_PREFIX)
+        if failed is not None:
+            out[failed] = MemberReply(None, {}, error=str(config.get("reason", "failed")))
+    for key, metric_record in content.metric_records.items():
+        answered = _pid(key, METRICS_PREFIX)
+        if answered is not None:
+            metrics = {k: float(v) for k, v in metric_record.items()}  # type: ignore[arg-type]
+            out[answered] = MemberReply(arrays.get(answered), metrics)
     return out

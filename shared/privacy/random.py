@@ -75,17 +75,18 @@ class DPRandom(ABC):
         half = (size + 1) // 2
         words = torch.from_numpy((self.words(2 * half) >> np.uint64(11)).view(np.int64))
         out = torch.empty(2 * half, dtype=torch.float64)
+        scratch = torch.empty(min(_CHUNK, half), dtype=torch.float64)
         for start in range(0, half, _CHUNK):
             end = min(start + _CHUNK, half)
-            cos, sin = out[start:end], out[half + start : half + end]
-            # Uniforms in (0, 1): radius from the first half of the words, angle from the
-            # second, written straight into the output slots they become.
-            r = cos.copy_(words[start:end]).add_(0.5).mul_(_MANTISSA).log_().mul_(-2.0)
-            r = r.sqrt_().mul_(std)
-            a = sin.copy_(words[half + start : half + end]).add_(0.5).mul_(_MANTISSA * _TWO_PI)
-            radius = r.clone()
-            torch.cos(a, out=cos).mul_(radius)
-            sin.sin_().mul_(radius)
+            # Uniforms in (0, 1) from the top 53 bits: the radius from the first half of the
+            # words, the angle from the second, each computed in the slot it ends up in.
+            r, a = out[start:end], out[half + start : half + end]
+            r.copy_(words[start:end]).add_(0.5).mul_(_MANTISSA)
+            r.log_().mul_(-2.0 * std * std).sqrt_()  # std * sqrt(-2 ln u1)
+            a.copy_(words[half + start : half + end]).add_(0.5).mul_(_MANTISSA * _TWO_PI)
+            cos = torch.cos(a, out=scratch[: end - start])
+            a.sin_().mul_(r)
+            r.mul_(cos)
         return out[:size].reshape(shape if isinstance(shape, int) else tuple(shape))
 
     def integers(self, high: int, shape: int | Sequence[int]) -> np.ndarray:
@@ -123,7 +124,7 @@ class DPRandom(ABC):
         noise = self.normal_torch(sum(sizes), std)
         out = []
         for value, part in zip(values, noise.split(sizes), strict=True):
-            summed = value.to(torch.float64) + part.view(value.shape).to(value.device)
+            summed = part.view(value.shape).to(value.device).add_(value)  # in float64
             out.append(summed.to(value.dtype))
         return out
 
