@@ -47,7 +47,7 @@ from fedrec.shared.training import LocalResult
 
 # Stacked parameters one chunk of members may hold (float32 elements): bounds memory on
 # large catalogues; members beyond it are trained in the next chunk.
-MAX_STACKED_ELEMENTS = 64 * 2**20
+MAX_STACKED_ELEMENTS = 16 * 2**20
 _CLIP_EPS = 1e-6  # Opacus' per-sample clip factor: C / (norm + 1e-6), at most 1
 
 
@@ -324,9 +324,11 @@ def _clipped_sums(
     if member.numel() == 0:
         return torch.zeros(0)
     spans = list(zip(batch.bounds, batch.bounds[1:], strict=False))
-    p = stack.user[user_row].detach().requires_grad_()
-    q = stack.item[member[:, None], items].detach().requires_grad_()
-    b = stack.bias[member[:, None], items].detach().requires_grad_()
+    n, d = stack.item.shape[1], stack.item.shape[2]
+    flat = (member[:, None] * n + items).reshape(-1)  # each read row of the stacked tables
+    p = stack.user.index_select(0, user_row).requires_grad_()
+    q = stack.item.view(-1, d).index_select(0, flat).view(*items.shape, d).requires_grad_()
+    b = stack.bias.view(-1).index_select(0, flat).view(items.shape).requires_grad_()
     scores = torch.einsum("bd,bmd->bm", p, q) + b
     loss = -F.logsigmoid(scores[:, :1] - scores[:, 1:]).mean(dim=1)
     leaves = [p, q, b]
@@ -362,8 +364,6 @@ def _clipped_sums(
     clip = (privacy.max_grad_norm / (sq.sqrt() + _CLIP_EPS)).clamp(max=1.0)
     with torch.no_grad():
         sums.user.index_add_(0, user_row, clip[:, None] * gp)
-        n, d = stack.item.shape[1], stack.item.shape[2]
-        flat = (member[:, None] * n + items).reshape(-1)
         sums.item.view(-1, d).index_add_(0, flat, (clip[:, None, None] * gq).reshape(-1, d))
         sums.bias.view(-1).index_add_(0, flat, (clip[:, None] * gb).reshape(-1))
         if heads:

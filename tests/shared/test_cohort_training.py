@@ -166,3 +166,23 @@ def test_unsupported_settings_are_refused() -> None:
             item_text=None,
             learning_rate=0.1,
         )
+
+
+def test_members_split_into_chunks_train_as_in_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A large catalogue trains its members a chunk at a time (bounded memory): same result.
+    import fedrec.shared.cohort_training as cohort
+
+    cfg = _cfg(**{"text-tower": "off"})
+    glob = _globals(False, np.zeros((N_ITEMS, TEXT), np.float32))
+    members = _members(5, seed=4)
+    kwargs = {"train": cfg.train, "privacy": cfg.privacy, "text": cfg.text, "item_text": None}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        whole = train_cohort_local(glob, members, learning_rate=0.3, **kwargs)  # type: ignore[arg-type]
+        monkeypatch.setattr(cohort, "MAX_STACKED_ELEMENTS", 2 * N_ITEMS * (DIM + 1))
+        chunked = train_cohort_local(glob, members, learning_rate=0.3, **kwargs)  # type: ignore[arg-type]
+    for a, b in zip(whole, chunked, strict=True):
+        np.testing.assert_allclose(
+            a.global_tensors["item_factors"], b.global_tensors["item_factors"]
+        )
+        np.testing.assert_allclose(a.user_factors, b.user_factors)
