@@ -37,6 +37,7 @@ from fedrec.simulation.runner import simulate
 from fedrec.simulations.bench import PeakMemory
 from fedrec.simulations.measure import machine_stamp
 from fedrec.simulations.report import save
+from fedrec.simulations.round_profile import profile_round
 
 logger = logging.getLogger(__name__)
 
@@ -44,6 +45,11 @@ K = 10
 # The synthetic catalogue arms' users and interactions per user (recorded in each arm).
 SYNTHETIC_USERS = 200
 SYNTHETIC_PER_USER = 40
+# The synthetic client-count arms: ML-100K's catalogue size, every user in every round.
+SCALE_ITEMS = 1682
+SCALE_PER_USER = 40
+# Memory the report extrapolates to (the development machine's).
+MEMORY_LIMIT_GIB = 24
 
 
 def _fraction(n_clients: int, total: int) -> float:
@@ -65,11 +71,12 @@ def _flower_rounds(settings: dict[str, Any], num_supernodes: int) -> dict[str, A
         "clients_ok": [int(r["clients-ok"]) for r in rows],
         "wall_s": time.perf_counter() - t0,
         "peak_rss_mib": mem.peak_bytes / 2**20,
+        "peak_pss_mib": mem.peak_pss_bytes / 2**20,
     }
 
 
 def _plain_round(cfg: FedRecConfig, n_clients: int, state_root: Path) -> dict[str, Any]:
-    """The same local training in one process (after one warm-up client)."""
+    """The same local training in one process: round 2, as Flower's steady-state round."""
     _, split = load_split(cfg.data)
     fed = PlainLoop(
         cfg,
@@ -78,10 +85,15 @@ def _plain_round(cfg: FedRecConfig, n_clients: int, state_root: Path) -> dict[st
         state_root,
     )
     parts = sample_partitions(split.n_users, n_clients / split.n_users, seed=cfg.data.seed, rnd=1)
-    fed.train_round(parts[:1], 0)  # imports, caches, allocator: not part of a round
+    fed.train_round(parts, 1)  # imports, caches, first states: Flower's round 1 has them too
     with PeakMemory() as mem:
-        seconds = fed.train_round(parts, 1)
-    return {"round_s": seconds, "clients": len(parts), "peak_rss_mib": mem.peak_bytes / 2**20}
+        seconds = fed.train_round(parts, 2)
+    return {
+        "round_s": seconds,
+        "clients": len(parts),
+        "timed_round": 2,
+        "peak_rss_mib": mem.peak_bytes / 2**20,
+    }
 
 
 def _round_settings(base: dict[str, Any], run_name: str, fraction: float) -> dict[str, Any]:
@@ -179,6 +191,37 @@ def catalogue_arm(
     }
 
 
+def clients_arm(base: dict[str, Any], n_users: int, runs_dir: Path) -> dict[str, Any]:
+    """Round time and memory of a federation of ``n_users`` synthetic users, all training."""
+    data = write_synthetic(
+        runs_dir / f"synthetic-users-{n_users}",
+        n_users=n_users,
+        n_items=SCALE_ITEMS,
+        per_user=SCALE_PER_USER,
+        seed=1,
+    )
+    settings = {**base, "dataset": "generic", "data-path": str(data)}
+    logger.info("clients: %d synthetic users, all of them every round", n_users)
+    flower = _flower_rounds(_round_settings(settings, f"bench-users-{n_users}", 1.0), n_users)
+    return {
+        "clients_per_round": n_users,
+        "n_items": SCALE_ITEMS,
+        "per_user": SCALE_PER_USER,
+        "flower": flower,
+    }
+
+
+def memory_fit(points: Sequence[tuple[float, float]], limit_mib: float) -> dict[str, float] | None:
+    """A least-squares line through (size, peak MiB) and the size where it reaches the limit."""
+    if len(points) < 2:
+        return None
+    x = np.array([p[0] for p in points], dtype=np.float64)
+    y = np.array([p[1] for p in points], dtype=np.float64)
+    slope, intercept = np.polyfit(x, y, 1)
+    reach = (limit_mib - intercept) / slope if slope > 0 else float("inf")
+    return {"mib_per_unit": float(slope), "base_mib": float(intercept), "reaches_limit_at": reach}
+
+
 def run_federation_benchmark(
     *,
     overrides: dict[str, Any] | None,
@@ -188,6 +231,7 @@ def run_federation_benchmark(
     catalogue_sizes: Sequence[int] = (1_000, 10_000, 100_000),
     catalogue_clients: int = 10,
     per_user: bool = True,
+    scale_clients: Sequence[int] = (10, 100, 1_000, 10_000),
     name: str = "federation",
 ) -> dict[str, Any]:
     """Run the arms, write JSON + Markdown + plot; returns the result.
@@ -208,6 +252,21 @@ def run_federation_benchmark(
         "machine": machine_stamp(),
         "overhead": [overhead_arm(base, n, scratch, per_user=per_user) for n in clients_per_round],
         "catalogue": [catalogue_arm(base, n, catalogue_clients, scratch) for n in catalogue_sizes],
+        "clients": [clients_arm(base, n, scratch) for n in scale_clients],
+    }
+    if clients_per_round:
+        # Where the time of the largest round goes (the plain loop: the same functions).
+        result["profile"] = profile_round(cfg, max(clients_per_round))
+    limit = MEMORY_LIMIT_GIB * 1024
+    result["memory_limit_gib"] = MEMORY_LIMIT_GIB
+    result["memory_fit"] = {
+        "clients": memory_fit(
+            [(a["clients_per_round"], a["flower"]["peak_rss_mib"]) for a in result["clients"]],
+            limit,
+        ),
+        "items": memory_fit(
+            [(a["n_items"], a["flower"]["peak_rss_mib"]) for a in result["catalogue"]], limit
+        ),
     }
     shutil.rmtree(scratch, ignore_errors=True)
     save(result, output_dir, name, kind="federation")

@@ -21,26 +21,33 @@ class PeakMemory:
     def __init__(self, interval_s: float = 0.2) -> None:
         self.interval_s = interval_s
         self.peak_bytes = 0
+        # Proportional set size: shared pages (torch's libraries in every Ray worker) are
+        # counted once across the processes instead of once per process.
+        self.peak_pss_bytes = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
-    def _sample(self) -> int:
+    def _sample_both(self) -> tuple[int, int]:
         me = psutil.Process()
-        total = 0
+        rss = pss = 0
         for proc in [me, *me.children(recursive=True)]:
             try:
-                total += proc.memory_info().rss
+                info = proc.memory_full_info()
             except psutil.Error:
                 continue
-        return total
+            rss += info.rss
+            pss += getattr(info, "pss", info.rss)
+        return rss, pss
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            self.peak_bytes = max(self.peak_bytes, self._sample())
+            rss, pss = self._sample_both()
+            self.peak_bytes = max(self.peak_bytes, rss)
+            self.peak_pss_bytes = max(self.peak_pss_bytes, pss)
             self._stop.wait(self.interval_s)
 
     def __enter__(self) -> PeakMemory:
-        self.peak_bytes = self._sample()
+        self.peak_bytes, self.peak_pss_bytes = self._sample_both()
         self._thread.start()
         return self
 

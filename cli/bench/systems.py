@@ -75,6 +75,10 @@ def federation(
             help="Also time Flower with one user per node (simulation-users-per-message=1)."
         ),
     ] = True,
+    scale_clients: Annotated[
+        str,
+        typer.Option(help="Synthetic federations to time, in users (comma-separated; '' none)."),
+    ] = "10,100,1000,10000",
     output_dir: OutputDirOpt = Path("docs/benchmarks"),
     runs_dir: RunsDirOpt = Path("runs/bench"),
     name: Annotated[str, typer.Option(help="File name stem of the report.")] = "federation",
@@ -96,6 +100,7 @@ def federation(
         catalogue_sizes=ints(items),
         catalogue_clients=catalogue_clients,
         per_user=per_user,
+        scale_clients=ints(scale_clients),
         name=name,
     )
     console.print((output_dir / f"{name}.md").read_text())

@@ -31,6 +31,14 @@ def plot(result: dict[str, Any], path: Path) -> None:
             label="Flower round 2, one user per node",
         )
     ax.plot(x, [a["plain"]["round_s"] for a in ov], "s-", label="plain loop")
+    scale = result.get("clients", [])
+    if scale:
+        ax.plot(
+            [a["clients_per_round"] for a in scale],
+            [a["flower"]["round_s"][1] for a in scale],
+            "d:",
+            label="Flower round 2, synthetic users",
+        )
     ax.set(xscale="log", yscale="log", xlabel="clients per round", ylabel="round time (s)")
     ax.set_title(f"{result['dataset']}: round time")
     ax.legend()
@@ -44,6 +52,13 @@ def plot(result: dict[str, Any], path: Path) -> None:
         ax.legend()
     ax = axes[-1]
     ax.plot(x, [a["flower"]["peak_rss_mib"] for a in ov], "o-", label="vs clients/round")
+    if scale:
+        ax.plot(
+            [a["clients_per_round"] for a in scale],
+            [a["flower"]["peak_rss_mib"] for a in scale],
+            "d:",
+            color="C0",
+        )
     if cat:
         ax2 = ax.twiny()
         ax2.plot(xi, [a["flower"]["peak_rss_mib"] for a in cat], "s-", color="C3")
@@ -67,12 +82,15 @@ def markdown_report(result: dict[str, Any], png: str) -> str:
         if s["dp-enabled"]
         else "no DP"
     )
-    # Results from before cohorts ran one user per node (the key did not exist then).
+    # Results from before cohorts ran one user per node (the key did not exist then, and
+    # their reports did not say it).
     per_message = s.get("simulation-users-per-message", 1)
     how = (
-        "one user per node"
+        ""
+        if "simulation-users-per-message" not in s
+        else ", one user per node"
         if per_message == 1
-        else "the sampled users on one worker per core, "
+        else ", the sampled users on one worker per core, "
         + (f"at most {per_message} per message" if per_message else "split evenly")
     )
     single = any("flower_per_user" in a for a in result["overhead"])
@@ -86,7 +104,7 @@ def markdown_report(result: dict[str, Any], png: str) -> str:
         f"{s['strategy']}, {dp}"
         + (f", max-in-flight {s['max-in-flight']}" if "max-in-flight" in s else "")
         + "; training-only rounds "
-        f"(no evaluation). Flower: simulation engine, Ray backend, one actor per core, {how}"
+        f"(no evaluation). Flower: simulation engine, Ray backend, one actor per core{how}"
         + ("; beside it, one user per node" if single and per_message != 1 else "")
         + ". Plain loop: the same client and aggregation functions in one process.",
         "",
@@ -132,8 +150,63 @@ def markdown_report(result: dict[str, Any], png: str) -> str:
             f"{a['plain']['round_s']:.1f} | {a['overhead_round2']:.2f}x | "
             f"{f['peak_rss_mib']:.0f} |"
         )
+    lines += _scale_section(result)
     lines += ["", f"![round time and memory]({png})", ""]
     return "\n".join(lines)
+
+
+def _scale_section(result: dict[str, Any]) -> list[str]:
+    """Synthetic federations by size, the memory extrapolation and the round's profile."""
+    lines: list[str] = []
+    scale = result.get("clients", [])
+    if scale:
+        lines += [
+            "",
+            f"## Clients per round (synthetic users, {scale[0]['n_items']} items x "
+            f"{scale[0]['per_user']} interactions, every user every round)",
+            "",
+            "| users | Flower round 1 s | Flower round 2 s | peak RSS MiB | peak PSS MiB |",
+            "|---|---|---|---|---|",
+        ]
+        for a in scale:
+            f = a["flower"]
+            pss = f.get("peak_pss_mib")
+            lines.append(
+                f"| {a['clients_per_round']} | {f['round_s'][0]:.1f} | {f['round_s'][1]:.1f} | "
+                f"{f['peak_rss_mib']:.0f} | " + (f"{pss:.0f} |" if pss is not None else "– |")
+            )
+    fits = result.get("memory_fit") or {}
+    limit = result.get("memory_limit_gib")
+    said = []
+    for what, unit in (("clients", "users"), ("items", "items")):
+        fit = fits.get(what)
+        if fit:
+            said.append(
+                f"{fit['mib_per_unit']:.3g} MiB per {unit[:-1]} over a {fit['base_mib']:.0f} MiB "
+                f"base, reaching {limit} GiB at about {fit['reaches_limit_at']:,.0f} {unit}"
+            )
+    if said:
+        lines += [
+            "",
+            "Peak RSS grows linearly (least-squares line through the arms above): "
+            + "; ".join(said)
+            + ". That is where a federation of this shape stops fitting this machine.",
+        ]
+    profile = result.get("profile")
+    if profile:
+        lines += [
+            "",
+            f"## Where a round's time goes ({profile['clients']} clients, plain loop, cProfile)",
+            "",
+            f"Round 2 took {profile['wall_s_profiled']:.2f} s under the profiler (which "
+            "slows every stage a little).",
+            "",
+            "| stage | function | seconds |",
+            "|---|---|---|",
+        ]
+        for row in profile["stages"]:
+            lines.append(f"| {row['stage']} | `{row['function']}` | {row['seconds']:.2f} |")
+    return lines
 
 
 def markdown(result: dict[str, Any], name: str) -> str:
