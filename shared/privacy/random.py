@@ -73,18 +73,20 @@ class DPRandom(ABC):
             raise ValueError(f"noise std must be >= 0, got {std}")
         size = int(np.prod(shape))
         half = (size + 1) // 2
-        words = torch.from_numpy((self.words(2 * half) >> np.uint64(11)).view(np.int64))
         out = torch.empty(2 * half, dtype=torch.float64)
         scratch = torch.empty(min(_CHUNK, half), dtype=torch.float64)
         for start in range(0, half, _CHUNK):
             end = min(start + _CHUNK, half)
-            # Uniforms in (0, 1) from the top 53 bits: the radius from the first half of the
-            # words, the angle from the second, each computed in the slot it ends up in.
+            k = end - start
+            # Each chunk of k pairs reads the next 2k words (kept in cache): the radius from
+            # the first k, the angle from the next k, as uniforms in (0, 1) from their top 53
+            # bits; each is computed in the output slot it ends up in.
+            words = torch.from_numpy((self.words(2 * k) >> np.uint64(11)).view(np.int64))
             r, a = out[start:end], out[half + start : half + end]
-            r.copy_(words[start:end]).add_(0.5).mul_(_MANTISSA)
+            r.copy_(words[:k]).add_(0.5).mul_(_MANTISSA)
             r.log_().mul_(-2.0 * std * std).sqrt_()  # std * sqrt(-2 ln u1)
-            a.copy_(words[half + start : half + end]).add_(0.5).mul_(_MANTISSA * _TWO_PI)
-            cos = torch.cos(a, out=scratch[: end - start])
+            a.copy_(words[k:]).add_(0.5).mul_(_MANTISSA * _TWO_PI)
+            cos = torch.cos(a, out=scratch[:k])
             a.sin_().mul_(r)
             r.mul_(cos)
         return out[:size].reshape(shape if isinstance(shape, int) else tuple(shape))

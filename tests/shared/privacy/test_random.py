@@ -39,14 +39,21 @@ def test_samplers_have_the_right_distributions(rng) -> None:  # type: ignore[no-
 
 
 def test_the_chunked_gaussian_is_box_muller_of_the_stream() -> None:
-    # The fast path transforms the words in chunks; every chunk boundary must pair the same
-    # uniforms as the textbook transform, over sizes around the chunk length.
-    for size in (1, 2, 7, 16_383, 16_384, 32_769, 50_001):
-        words = SeededRandom(9, size).words(2 * ((size + 1) // 2))
-        u = ((words >> np.uint64(11)).astype(np.float64) + 0.5) * 2.0**-53
-        half = len(u) // 2
-        radius = np.sqrt(-2.0 * np.log(u[:half]))
-        angle = 2.0 * np.pi * u[half:]
-        expected = np.concatenate([radius * np.cos(angle), radius * np.sin(angle)])[:size]
+    # The fast path reads the stream a chunk of pairs at a time (the radius's words, then
+    # the angle's); over sizes around the chunk length it must be the textbook transform
+    # of exactly those words, cosines first, sines second.
+    from fedrec.shared.privacy.random import _CHUNK
+
+    for size in (1, 2, 7, 2 * _CHUNK - 1, 2 * _CHUNK, 2 * _CHUNK + 1, 50_001):
+        half = (size + 1) // 2
+        stream = SeededRandom(9, size)
+        cos, sin = [], []
+        for start in range(0, half, _CHUNK):
+            k = min(_CHUNK, half - start)
+            u = ((stream.words(2 * k) >> np.uint64(11)).astype(np.float64) + 0.5) * 2.0**-53
+            radius = np.sqrt(-2.0 * np.log(u[:k]))
+            cos.append(radius * np.cos(2.0 * np.pi * u[k:]))
+            sin.append(radius * np.sin(2.0 * np.pi * u[k:]))
+        expected = np.concatenate(cos + sin)[:size]
         got = SeededRandom(9, size).normal((size,), std=1.5)
         np.testing.assert_allclose(got, 1.5 * expected, rtol=1e-12, atol=1e-12)
