@@ -23,7 +23,8 @@ import math
 import os
 import warnings
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from functools import cache
 
 import numpy as np
@@ -39,8 +40,22 @@ _MANTISSA = 2.0**-53
 # yield 2^32 blocks of 64 bytes.
 _COUNTER_BYTES = 4
 _MAX_BYTES = (2**32 - 1) * 64
-# Elements per elementwise op of the Gaussian transform: under torch's parallel grain size.
+# Pairs per chunk of the Gaussian transform: its buffers stay in the CPU's cache.
 _CHUNK = 16_384
+
+
+@contextmanager
+def _on_this_thread() -> Iterator[None]:
+    """Torch's intra-op threads off for the block (restored after)."""
+    threads = torch.get_num_threads()
+    if threads == 1:
+        yield
+        return
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
 
 
 class DPRandom(ABC):
@@ -65,12 +80,18 @@ class DPRandom(ABC):
     def normal_torch(self, shape: int | Sequence[int], std: float = 1.0) -> torch.Tensor:
         """:meth:`normal` as a CPU float64 tensor.
 
-        Computed in chunks below torch's parallel grain size: each op then runs on the
-        calling thread (vectorised), never waking an intra-op pool that other threads or
-        processes compete for; it is the cost of DP-SGD noise on a large item table.
+        Computed in cache-sized chunks on the calling thread alone (vectorised): torch
+        splits transcendental ops into small parallel pieces, and an intra-op pool that
+        other processes compete for (simulation workers, the co-occurrence release's
+        processes) then costs more than it gains. It is the cost of DP-SGD noise on a large
+        item table.
         """
         if std < 0:
             raise ValueError(f"noise std must be >= 0, got {std}")
+        with _on_this_thread():
+            return self._normal_torch(shape, std)
+
+    def _normal_torch(self, shape: int | Sequence[int], std: float) -> torch.Tensor:
         size = int(np.prod(shape))
         half = (size + 1) // 2
         out = torch.empty(2 * half, dtype=torch.float64)
