@@ -7,13 +7,15 @@ STAMP  := $(VENV)/.installed
 .PHONY: setup demo test test-fast lint typecheck unit bench clean
 
 # torch==2.13.0 goes in first, alone: it is the CPU build on disk here; letting pip resolve
-# torch through another package would download a multi-GB CUDA build.
+# torch through another package would download a multi-GB CUDA build. --no-compile: pip
+# would byte-compile every module of every package up front (most of set-up's time);
+# Python compiles the ones a command imports on first use instead.
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) on PATH (or make PYTHON=python3 ...)"; exit 1; }
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet "torch==2.13.0"
-	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	$(BIN)/python -m pip install --quiet --no-compile "torch==2.13.0"
+	$(BIN)/python -m pip install --quiet --no-compile -e ".[dev]"
 	touch $(STAMP)
 
 setup: $(STAMP)
