@@ -41,9 +41,12 @@ def test_two_runs_in_the_same_runs_dir_do_not_meet_each_others_checkpoints(
             runs_dir=runs,
             clients_per_round=(3,),
             catalogue_sizes=(50,),
+            scale_clients=(4,),
         )
         assert result["overhead"][0]["overhead_round2"] == 1.0
         assert result["overhead"][0]["overhead_round2_per_user"] == 1.0
-    assert len(seen) == 6 and len(set(seen)) == 6
+        assert result["clients"][0]["clients_per_round"] == 4
+    # Per invocation: Flower with cohorts and per user, a catalogue arm, a clients arm.
+    assert len(seen) == 8 and len(set(seen)) == 8
     assert not any(p.exists() for p in seen)  # the scratch folders are removed
     assert (tmp_path / "out" / "federation.md").is_file()
