@@ -157,7 +157,7 @@ def train_cohort(
                 cfg, global_tensors, member.store, refusal, survivors=None, seeds=seeds
             )
         except Exception as err:  # noqa: BLE001 - one member's failure is its own reply
-            replies[j] = TrainReply({}, {}, error=f"{type(err).__name__}: {err}")
+            replies[j] = _failure(err)
     order = sorted(starts)
     runs = [
         cohort_training.MemberRun(
@@ -212,7 +212,12 @@ def _guarded(train: Callable[[], TrainReply]) -> TrainReply:
     try:
         return train()
     except Exception as err:  # noqa: BLE001 - one member's failure is its own reply
-        return TrainReply({}, {}, error=f"{type(err).__name__}: {err}")
+        return _failure(err)
+
+
+def _failure(err: Exception) -> TrainReply:
+    """A member's failure as its reply: no update, the reason."""
+    return TrainReply({}, {}, error=f"{type(err).__name__}: {err}")
 
 
 def evaluate_cohort(

@@ -132,16 +132,12 @@ class DPRandom(ABC):
         noise = self.normal_torch(tuple(reference.shape), std)
         return noise.to(device=reference.device, dtype=reference.dtype)
 
-    def add_normal(self, value: torch.Tensor, std: float) -> torch.Tensor:
-        """``value + N(0, std²)``, summed in float64 and rounded once to ``value``'s dtype."""
-        noise = self.normal_torch(tuple(value.shape), std).to(value.device)
-        return (value.to(torch.float64) + noise).to(value.dtype)
-
     def add_normal_each(self, values: Sequence[torch.Tensor], std: float) -> list[torch.Tensor]:
-        """:meth:`add_normal` of every tensor in ``values``, from one draw split in order.
+        """``value + N(0, std²)`` for every tensor, summed in float64, rounded once to its dtype.
 
-        One draw per optimizer step rather than one per parameter: the same distribution
-        (independent noise on every coordinate), with the transform's fixed cost paid once.
+        The noise is one draw split over ``values`` in order (one draw per optimizer step
+        rather than one per parameter: the same distribution, independent noise on every
+        coordinate, with the transform's fixed cost paid once).
         """
         sizes = [int(v.numel()) for v in values]
         noise = self.normal_torch(sum(sizes), std)
