@@ -17,6 +17,9 @@ node_app = typer.Typer(no_args_is_help=True)
 DataDirOpt = Annotated[
     Path, typer.Option("--data-dir", help="The node's data folder (node config data-dir).")
 ]
+ServerOpt = Annotated[
+    str | None, typer.Option("--server", help="The service's base URL (fedrec serve).")
+]
 
 
 @node_app.command("keygen")
@@ -36,13 +39,49 @@ def keygen(
 @node_app.command("catalog")
 def catalog(
     data_dir: DataDirOpt,
-    path: Annotated[Path, typer.Argument(help="The run's catalogue file (fedrec-catalog/1).")],
+    path: Annotated[
+        Path | None,
+        typer.Argument(help="The run's catalogue file (fedrec-catalog/1); or use --server."),
+    ] = None,
+    server: ServerOpt = None,
 ) -> None:
-    """Import the catalogue (the server's data-path file, or a run's catalog.json)."""
+    """Import the catalogue: a file (the server's data-path, a run's catalog.json) or the service's."""
     from fedrec.client.localstore import NodeStore
 
-    version = NodeStore(data_dir).import_catalog(path)
+    store = NodeStore(data_dir)
+    if (path is None) == (server is None):
+        raise typer.BadParameter("give the catalogue file or --server URL (one of them)")
+    if server is not None:
+        from fedrec.client.model_pull import fetch_catalog
+
+        version = fetch_catalog(store, server)
+    else:
+        assert path is not None
+        version = store.import_catalog(path)
     typer.echo(f"catalogue {version[:12]} in {data_dir}")
+
+
+@node_app.command("pull")
+def pull(
+    data_dir: DataDirOpt,
+    server: Annotated[str, typer.Option("--server", help="The service's base URL.")],
+    public_key: Annotated[
+        str | None,
+        typer.Option(
+            help="The service's Ed25519 public key (base64, as GET /v1/signing-key shows it) "
+            "to pin; without it the key first seen is pinned."
+        ),
+    ] = None,
+) -> None:
+    """Fetch the global item model for on-device ranking, verified against the pinned key."""
+    import base64
+
+    from fedrec.client.model_pull import pull_item_model
+
+    key = base64.b64decode(public_key) if public_key else None
+    got = pull_item_model(data_dir, server, public_key=key)
+    state = "updated" if got.updated else "current"
+    typer.echo(f"item model {got.model_version} ({got.sha256[:12]}) {state} in {data_dir}")
 
 
 @node_app.command("record")
@@ -95,8 +134,13 @@ def recommend(
     data_dir: DataDirOpt,
     user: Annotated[str, typer.Option(help="The user's id on this device.")],
     model: Annotated[
-        Path, typer.Option("--model", help="The global model: a run or checkpoint folder.")
-    ],
+        Path | None,
+        typer.Option(
+            "--model",
+            help="The global model: a run or checkpoint folder (default: the model "
+            "`fedrec node pull` fetched).",
+        ),
+    ] = None,
     state_dir: Annotated[
         Path | None,
         typer.Option(help="The node's state-dir: use the user's private factor of that run."),
@@ -117,7 +161,13 @@ def recommend(
     from fedrec.client.sealing import node_key
     from fedrec.client.state import ClientStateStore
 
-    items = load_global_items(model)
+    store = NodeStore(data_dir)
+    if model is not None:
+        items = load_global_items(model)
+    else:
+        from fedrec.client.model_pull import global_items_of, load_pulled_model
+
+        items = global_items_of(load_pulled_model(data_dir), store)
     factors = None
     if state_dir is not None:
         run = run_id or items.run_id
@@ -127,7 +177,7 @@ def recommend(
         key = node_key(node_config, os.environ)
         state = ClientStateStore(state_dir / f"run-{run}", key).load()
         factors = state.user_factors if state is not None else None
-    found = recommend_on_device(NodeStore(data_dir), items, user, private_factors=factors, k=k)
+    found = recommend_on_device(store, items, user, private_factors=factors, k=k)
     for rank, rec in enumerate(found, 1):
         typer.echo(f"{rank:>3}  {rec.item}  {rec.score:8.4f}  {rec.title}")
 

@@ -25,12 +25,22 @@ FORMAT = "fedrec-item-model/1"
 
 @dataclass(frozen=True)
 class ItemModel:
-    """Item ids, factors ``[n, d]`` and biases ``[n]`` of one model version."""
+    """Item ids, factors ``[n, d]`` and biases ``[n]`` of one model version.
+
+    The rest says how a device makes its user vector for these factors (see
+    :mod:`fedrec.client.ranking`): the model's kind, a co-occurrence model's (collaborative
+    columns, fade), which ratings count as positives, and the trained run's catalogue.
+    """
 
     model_version: str
     item_ids: list[str]
     factors: np.ndarray
     bias: np.ndarray
+    kind: str = "mf"
+    content_split: tuple[int, float] | None = None
+    implicit_threshold: float = 0.0
+    catalog_sha256: str = ""
+    run_id: str = ""  # the trained run's identity: a node keeps its private state per run
 
 
 def pack_item_model(model: ItemModel) -> bytes:
@@ -41,6 +51,15 @@ def pack_item_model(model: ItemModel) -> bytes:
         "format": FORMAT,
         "model_version": model.model_version,
         "item_ids": json.dumps(model.item_ids),
+        "user_side": json.dumps(
+            {
+                "kind": model.kind,
+                "content_split": list(model.content_split) if model.content_split else None,
+                "implicit_threshold": model.implicit_threshold,
+                "catalog_sha256": model.catalog_sha256,
+                "run_id": model.run_id,
+            }
+        ),
     }
     tensors = {
         "item_factors": np.ascontiguousarray(model.factors, dtype=np.float32),
@@ -81,11 +100,18 @@ def verify_item_model(blob: bytes, signature: str, public_key: bytes) -> ItemMod
     metadata = _metadata(blob)
     if metadata.get("format") != FORMAT:
         raise SignatureError(f"unknown item-model format {metadata.get('format')!r}")
+    side = json.loads(metadata.get("user_side", "{}"))
+    split = side.get("content_split")
     return ItemModel(
         model_version=metadata["model_version"],
         item_ids=list(json.loads(metadata["item_ids"])),
         factors=tensors["item_factors"],
         bias=tensors["item_bias"],
+        kind=str(side.get("kind", "mf")),
+        content_split=(int(split[0]), float(split[1])) if split else None,
+        implicit_threshold=float(side.get("implicit_threshold", 0.0)),
+        catalog_sha256=str(side.get("catalog_sha256", "")),
+        run_id=str(side.get("run_id", "")),
     )
 
 

@@ -21,6 +21,8 @@ from fedrec.server.api.routing import ApiRoute
 from fedrec.server.api.schemas import ItemModelManifest, SignaturePublic, SigningKeyPublic
 from fedrec.server.api.signing import SigningKey
 from fedrec.server.api.state import ServedModel
+from fedrec.shared.config import config_of_checkpoint
+from fedrec.shared.data import catalog_json, catalog_version
 from fedrec.shared.item_model import FORMAT, ItemModel, pack_item_model, sha256_hex, sign
 
 router = APIRouter(tags=["item model"], route_class=ApiRoute, responses=problems())
@@ -48,11 +50,31 @@ def _artifact(served: ServedModel, key: SigningKey) -> _Artifact:
         if cached is not None and cached.revision == rec.revision:
             return cached
         revision, ids, q, b = rec.revision, list(rec.ids), rec.q, rec.b
-        blob = pack_item_model(ItemModel(served.version, ids, q, b))
+        manifest = served.checkpoint.manifest
+        model = ItemModel(
+            served.version,
+            ids,
+            q,
+            b,
+            kind="cooccurrence" if manifest.get("kind") == "cooccurrence" else "mf",
+            content_split=rec.content_split,
+            implicit_threshold=config_of_checkpoint(
+                manifest.get("config", {})
+            ).data.implicit_threshold,
+            catalog_sha256=str(manifest.get("catalog_sha256", "")),
+            run_id=_run_identity(served),
+        )
+        blob = pack_item_model(model)
         signature = sign(blob, key.private)
         made = _Artifact(revision, blob, sha256_hex(blob), signature, len(ids), int(q.shape[1]))
         served.cache["item-model"] = made
         return made
+
+
+def _run_identity(served: ServedModel) -> str:
+    """The trained run's RUN_ID, which names a node's private state of that run."""
+    path = served.checkpoint.path.parent.parent / "RUN_ID"
+    return path.read_text().strip() if path.is_file() else ""
 
 
 def _key(request: Request) -> SigningKey:
@@ -128,4 +150,29 @@ def signing_key(request: Request) -> SigningKeyPublic:
         public_key=key.public_b64,
         pem=key.public_pem,
         ephemeral=key.ephemeral,
+    )
+
+
+@router.get(
+    "/v1/catalog",
+    operation_id="getCatalog",
+    summary="The trained run's catalogue file (fedrec-catalog/1), for a node to import",
+    response_class=Response,
+    responses={
+        200: {
+            "content": {"application/json": {"schema": {"type": "object"}}},
+            "description": "The catalogue the model's rows follow, as a run's catalog.json "
+            "holds it; its ETag is its version (the SHA-256 of this text).",
+        },
+        **problems(503),
+    },
+)
+def catalog_file(served: ServedDep, pin: ModelVersionPin = None) -> Response:
+    """The catalogue a node imports (`fedrec node catalog --server URL`) before it trains."""
+    check_pin(served, pin)
+    text = catalog_json(served.checkpoint.catalog)
+    return Response(
+        text.encode("utf-8"),
+        media_type="application/json",
+        headers={"ETag": f'"{catalog_version(served.checkpoint.catalog)}"'},
     )
