@@ -45,7 +45,7 @@ def catalog(
     ] = None,
     server: ServerOpt = None,
 ) -> None:
-    """Import the catalogue: a file (the server's data-path, a run's catalog.json) or the service's."""
+    """Import the catalogue: a file (a run's catalog.json, the server's) or the service's."""
     from fedrec.client.localstore import NodeStore
 
     store = NodeStore(data_dir)

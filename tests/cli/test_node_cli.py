@@ -160,16 +160,19 @@ def test_bad_input_is_refused_with_a_clear_error(tmp_path: Path) -> None:
         assert out.returncode == 2 and message in out.stdout + out.stderr, line
 
 
+def _key_file(cwd: Path) -> Path:
+    """The service's signing key (as `openssl genpkey -algorithm ed25519` writes it)."""
+    path = cwd / "signing.pem"
+    key = Ed25519PrivateKey.generate()
+    pkcs8, pem = serialization.PrivateFormat.PKCS8, serialization.Encoding.PEM
+    path.write_bytes(key.private_bytes(pem, pkcs8, serialization.NoEncryption()))
+    return path
+
+
 def test_a_node_fetches_the_catalogue_and_a_verified_model_over_http(tmp_path: Path) -> None:
     # Prepare: a node after a round, the run served with a signing key.
     _node_after_one_round(tmp_path)
-    key = tmp_path / "signing.pem"
-    key.write_bytes(
-        Ed25519PrivateKey.generate().private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        )
-    )
-    served = serve(tmp_path / "runs" / "node-run", signing_key_path=str(key))
+    served = serve(tmp_path / "runs" / "node-run", signing_key_path=str(_key_file(tmp_path)))
     client = next(served)
     url = str(client.base_url).rstrip("/")
     try:
@@ -195,13 +198,7 @@ def test_a_node_fetches_the_catalogue_and_a_verified_model_over_http(tmp_path: P
 
 def test_a_pulled_model_changed_on_disk_is_refused(tmp_path: Path) -> None:
     _node_after_one_round(tmp_path)
-    key = tmp_path / "signing.pem"
-    key.write_bytes(
-        Ed25519PrivateKey.generate().private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        )
-    )
-    served = serve(tmp_path / "runs" / "node-run", signing_key_path=str(key))
+    served = serve(tmp_path / "runs" / "node-run", signing_key_path=str(_key_file(tmp_path)))
     url = str(next(served).base_url).rstrip("/")
     try:
         assert _fedrec(OVER_HTTP[1].replace(DOCS_URL, url), tmp_path).returncode == 0
