@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup demo test test-fast lint typecheck unit bench clean
+.PHONY: setup demo test test-e2e test-all test-fast lint typecheck unit bench clean
 
 # torch==2.13.0 goes in first, alone: it is the CPU build on disk here; letting pip resolve
 # torch through another package would download a multi-GB CUDA build. --no-compile: pip
@@ -31,10 +31,20 @@ typecheck: setup
 	$(BIN)/mypy fedrec shared server client simulations cli
 
 unit: setup
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -m "not slow"
 
-# Everything CI runs (.ci/run): lint, types, every test including the slow end-to-end ones.
+# Before a commit, and CI's first step (.ci/run): lint, types and every test but the
+# multi-process end-to-end ones.
 test: lint typecheck unit
+
+# The end-to-end tests on the real path (pytest -m slow): Flower's simulation and
+# deployment engines with their daemons, a Ray cluster, kills and restarts, the demo.
+# CI runs them after `make test`.
+test-e2e: setup
+	$(BIN)/python -m pytest -q -m slow
+
+# Everything CI runs.
+test-all: test test-e2e
 
 # While developing: the unit tests of the library (no slow end-to-end tests, no benchmark
 # drivers, no CLI), under two minutes on 2 CPU cores.

@@ -43,6 +43,7 @@ def encoder(
         rerender(output_dir, name, "encoder")
         console.print((output_dir / f"{name}.md").read_text())
         return
+    sizes = round_sizes(round_clients)  # a bad list fails before the slow imports
     from fedrec.simulations.bench_encoder import run_encoder_benchmark
 
     run_encoder_benchmark(
@@ -52,7 +53,7 @@ def encoder(
         requests=requests,
         clients=clients,
         lora_clients=lora_clients,
-        round_clients=round_sizes(round_clients),
+        round_clients=sizes,
     )
     console.print((output_dir / f"{name}.md").read_text())
 
