@@ -102,6 +102,7 @@ from fedrec.simulation.plain_loop import PlainLoop, sample_partitions
 from fedrec.simulation.scenarios import load_scenario
 from fedrec.simulations.measure import machine_stamp
 from fedrec.simulations.report import save
+from fedrec.simulations.result_keys import PRIOR
 
 logger = logging.getLogger(__name__)
 
@@ -111,7 +112,6 @@ MEMBERSHIP_ATTACKS = ("factor-row-norm", "bias-abs", "bias-signed", "direction")
 # The hybrid's user head: only positives pass through it (docs/privacy.md).
 TEXT_HEAD_ATTACK = "user-head-text"
 RATING_ATTACKS = ("update-magnitude", "taste")
-PRIOR = "public-prior"  # the global model's item bias: what the server knows without an update
 HIGH_RATING = 4.0  # rated >= 4: "high"; <= 3: "low"
 
 NODP_SCENARIO = "ml100k-nodp"
@@ -783,6 +783,7 @@ def run_attack_benchmark(
         "attacked_rounds": list(attack_rounds),
         "federation": {
             "scenario": NODP_SCENARIO,
+            "dp_scenario": DP_SCENARIO,
             "settings": cfg.to_run_config(),
             "clients": n_clients,
             "seconds": warmup_s,

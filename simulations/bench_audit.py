@@ -392,6 +392,7 @@ def run_privacy_audit(
             "record_canaries": record_canaries,
             "user_canaries": user_canaries,
             "background_clients": background if placements else 0,
+            "user_delta": USER_AUDIT_DELTA,
             "seed": seed,
             "record_sigma_scales": list(sigma_scales),
         },

@@ -233,6 +233,7 @@ def run_encoder_benchmark(
             "torch": torch.__version__,
         },
         "encoder": MODEL_NAME,
+        "dataset": resolve_config({}).data.dataset,  # the clients' data: the default data set
         "latency": encoder_latency(dev, requests),
         "local_training": local_training_cost(dev, clients, lora_clients),
     }

@@ -169,6 +169,7 @@ def _result() -> dict:
         "attacked_rounds": [1],
         "federation": {
             "scenario": "ml100k-nodp",
+            "dp_scenario": "ml100k-dp",
             "settings": FedRecConfig().to_run_config(),
             "clients": 943,
             "seconds": 0.0,

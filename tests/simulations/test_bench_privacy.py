@@ -200,6 +200,7 @@ def _result(user_ndcg_at_8: float) -> dict[str, Any]:
         "items": 1682,
         "rounds": 5,
         "clients_per_round": 943,
+        "scenario": "ml100k-nodp",
         "settings": {"fraction-train": 1.0, "server-learning-rate": 100.0, "text-tower": "off"},
         "evaluation": "personalised",
         "loop": "plain loop",

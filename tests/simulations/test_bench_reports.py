@@ -30,7 +30,9 @@ def _result() -> dict:
             "dp-sample-rate": 0.1,
         },
         "overhead": [arm(10, (9.0, 1.0), 0.5), arm(100, (12.0, 6.0), 5.0)],
-        "catalogue": [{**arm(10, (3.0, 2.0), 1.0), "n_items": 1000}],
+        "catalogue": [
+            {**arm(10, (3.0, 2.0), 1.0), "n_items": 1000, "n_users": 200, "per_user": 40}
+        ],
     }
 
 
