@@ -389,7 +389,7 @@ def _cold_users_items(full: Dataset, warm: Dataset, cold: ColdSplit) -> list[Col
 # optimistic bound, not a tuned method: it is chosen on the users it is scored on).
 KNN_POP_WEIGHTS = (0.5, 1.0, 2.0, 4.0, 8.0, 16.0)
 GENRE_POP_WEIGHTS = (0.05, 0.1, 0.25, 0.5, 1.0)
-RANDOM_GIVEN = 3  # the liked items given in the RANDOM_LIKED rows (of max(GIVEN) drawn)
+RANDOM_GIVEN = 3  # the liked items given in the rows of draw "random" (of max(GIVEN) drawn)
 
 
 def centralized_references(
