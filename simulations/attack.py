@@ -443,7 +443,7 @@ def attack_round(
     shared = fed.global_tensors
     nodp = fed.cfg
     dp_base = resolve_config({}, {**load_scenario(DP_SCENARIO), **base})
-    delta_pp = dp_base.privacy.target_delta
+    delta_pp = dp_base.privacy.dp_delta
     rows: list[dict[str, Any]] = []
 
     # No defense: the no-DP scenario's update, for the targets and the secure-aggregation pool.
@@ -476,8 +476,8 @@ def attack_round(
 
     # Record-level DP-SGD: the client's own accountant states epsilon for this round.
     for sigma in record_sigmas:
-        cfg = dp_base.replace(**{"dp-enabled": True, "noise-multiplier": sigma})
-        row = new_row("record-level DP-SGD", f"noise-multiplier {sigma:g}")
+        cfg = dp_base.replace(**{"dp-enabled": True, "dp-noise-multiplier": sigma})
+        row = new_row("record-level DP-SGD", f"dp-noise-multiplier {sigma:g}")
         eps_round, eps_run = [], []
         run_rounds = cfg.federation.num_rounds
         with _Timer(row):

@@ -195,9 +195,9 @@ def _privacy_spent(fed: PlainLoop) -> dict[str, Any]:
             {
                 "unit": "record (one interaction)",
                 "epsilon_max": max(eps) if eps else None,
-                "delta": privacy.target_delta,
-                "noise_multiplier": privacy.noise_multiplier,
-                "max_grad_norm": privacy.max_grad_norm,
+                "delta": privacy.dp_delta,
+                "noise_multiplier": privacy.dp_noise_multiplier,
+                "max_grad_norm": privacy.dp_max_grad_norm,
                 "dp_sample_rate": privacy.dp_sample_rate,
             }
         )

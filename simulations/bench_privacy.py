@@ -410,9 +410,9 @@ def _run(
         "popularity": {METRIC: popularity[METRIC], f"hr@{K}_full": popularity[f"hr@{K}_full"]},
         "random_ranking": {METRIC: random_ranking_ndcg(split)},
         "record": {
-            "max_grad_norm": record_base.privacy.max_grad_norm,
+            "max_grad_norm": record_base.privacy.dp_max_grad_norm,
             "dp_sample_rate": record_base.privacy.dp_sample_rate,
-            "delta": record_base.privacy.target_delta,
+            "delta": record_base.privacy.dp_delta,
             "settings": record_keys,
             "points": [],
         },
@@ -538,10 +538,8 @@ def _run(
             for (q, s), n in sorted(plans.items())
         ]
         for eps in sorted(epsilons, reverse=True):
-            rcal = calibrate_record(
-                eps, plans, rounds=rounds, delta=record_base.privacy.target_delta
-            )
-            cfg = record_base.replace(**{"dp-enabled": True, "noise-multiplier": rcal.sigma})
+            rcal = calibrate_record(eps, plans, rounds=rounds, delta=record_base.privacy.dp_delta)
+            cfg = record_base.replace(**{"dp-enabled": True, "dp-noise-multiplier": rcal.sigma})
             point = repeated(cfg, f"record eps={eps:g}", repeats)
             point["calibration"] = rcal.to_dict()
             result["record"]["points"].append(point)

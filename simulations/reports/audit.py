@@ -19,9 +19,10 @@ def markdown_report(result: dict[str, Any]) -> str:
         "benchmark: each must be caught, or the audit is too weak to mean anything.",
         "",
         f"- Record level: {audit['record_canaries']} canary clients (one canary record each), "
-        f"noise-multiplier {s['noise-multiplier']}, max-grad-norm {s['max-grad-norm']}, "
+        f"dp-noise-multiplier {s['dp-noise-multiplier']}, dp-max-grad-norm "
+        f"{s['dp-max-grad-norm']}, "
         f"dp-batch-size {s['dp-batch-size']}, dp-sample-rate {s['dp-sample-rate']}, "
-        f"local-epochs {s['local-epochs']}, δ = {s['target-delta']:g}.",
+        f"local-epochs {s['local-epochs']}, δ = {s['dp-delta']:g}.",
         f"- User level: {audit['user_canaries']} canary clients among "
         f"{audit['background_clients']} real clients' round-1 updates, user-clip "
         f"{s['user-clip']}, user-noise-multiplier {s['user-noise-multiplier']}; audited at "

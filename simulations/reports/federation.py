@@ -78,7 +78,7 @@ def markdown_report(result: dict[str, Any], png: str) -> str:
     """The Markdown table written next to the JSON."""
     s = result["settings"]
     dp = (
-        f"DP-SGD on (noise {s['noise-multiplier']}, sample-rate {s['dp-sample-rate']})"
+        f"DP-SGD on (noise {s['dp-noise-multiplier']}, sample-rate {s['dp-sample-rate']})"
         if s["dp-enabled"]
         else "no DP"
     )

@@ -306,7 +306,7 @@ def _tuning_caveat(result: dict[str, Any]) -> list[str]:
 def _record_bullet(result: dict[str, Any]) -> str:
     rec = result["record"]
     return (
-        f"- **Record level** (unit: one interaction): DP-SGD on every client, max-grad-norm "
+        f"- **Record level** (unit: one interaction): DP-SGD on every client, dp-max-grad-norm "
         f"{rec['max_grad_norm']}, Poisson sampling at dp-sample-rate {rec['dp_sample_rate']}, "
         f"δ = {rec['delta']:g}. The noise multiplier σ is calibrated for the target ε over all "
         f"{result['rounds']} rounds: "

@@ -121,8 +121,8 @@ def _tuning_line(key: str, tuning: Mapping[str, Any]) -> str:
 def _arm_line(arm: Mapping[str, Any]) -> str:
     s = arm["settings"]
     dp = (
-        f"DP-SGD noise-multiplier {s['noise-multiplier']}, max-grad-norm "
-        f"{s['max-grad-norm']}, sample-rate {s['dp-sample-rate']}, δ {s['target-delta']:g}"
+        f"DP-SGD dp-noise-multiplier {s['dp-noise-multiplier']}, dp-max-grad-norm "
+        f"{s['dp-max-grad-norm']}, sample-rate {s['dp-sample-rate']}, δ {s['dp-delta']:g}"
         if s["dp-enabled"]
         else "no DP"
     )
