@@ -7,7 +7,8 @@ drawn from the privacy package's CSPRNG unless ``reproducible-noise`` asked othe
 Validation and test items never enter it.
 
 Over Flower the release comes in slices (:func:`release_chunk`, one message or SecAgg+
-round each); the client notes each slice it released and never releases one twice.
+round each, answered by :func:`release_reply`); the client notes each slice it released
+and never releases one twice.
 """
 
 from __future__ import annotations
@@ -15,13 +16,17 @@ from __future__ import annotations
 from dataclasses import replace
 
 import numpy as np
+from flwr.app import ConfigRecord, Message, MetricRecord, RecordDict
 
-from fedrec.client.dataview import ClientData
+from fedrec.client.dataview import ClientData, client_seed
+from fedrec.client.message_config import config_int, user_delta_of
 from fedrec.client.state import ClientState, ClientStateStore
+from fedrec.shared import protocol as key
 from fedrec.shared.config import FedRecConfig
 from fedrec.shared.models.cooccurrence import contribution, vector_size
 from fedrec.shared.privacy import DPRandom, dp_random
 from fedrec.shared.privacy.cooccurrence import plan_release
+from fedrec.shared.serialization import arrays_to_numpy, numpy_to_arrays
 
 
 def cooccurrence_share(
@@ -102,3 +107,31 @@ def release_chunk(
         )
         chunk = chunk + rng.normal(chunk.shape, plan.client_std)
     return chunk
+
+
+def release_reply(
+    msg: Message,
+    cfg: FedRecConfig,
+    data: ClientData,
+    store: ClientStateStore,
+    *,
+    config: ConfigRecord,
+    partition_id: int,
+    n_clients: int,
+    survivors: int | None,
+) -> Message:
+    """The reply to a release message: the slice it asks for, and nothing else."""
+    chunk = release_chunk(
+        cfg,
+        data,
+        store,
+        start=config_int(config, key.CHUNK_START),
+        end=config_int(config, key.CHUNK_END),
+        n_clients=n_clients,
+        survivors=survivors,
+        delta=user_delta_of(config),
+        seeds=(client_seed(cfg, partition_id),),
+    )
+    arrays = {name: chunk for name in arrays_to_numpy(msg.content["arrays"])}
+    content = {"arrays": numpy_to_arrays(arrays), "metrics": MetricRecord({key.WEIGHT: 1.0})}
+    return Message(content=RecordDict(content), reply_to=msg)

@@ -15,7 +15,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from flwr.app import ConfigRecord, Context
+from flwr.app import Context
 from flwr.serverapp import Grid, ServerApp
 
 from fedrec.server.aggregation import server_optimizer_for
@@ -23,11 +23,11 @@ from fedrec.server.cohorts import SimulatedUsers
 from fedrec.server.cooccurrence import release_over_flower
 from fedrec.server.messaging import send_and_receive
 from fedrec.server.resume import committed_incarnations, start_of
+from fedrec.server.round_config import EVAL_K, Asker, federated_evaluation
 from fedrec.server.rounds import RunPrivacy, progress_line
 from fedrec.server.secagg import secure_sum
 from fedrec.server.strategy import FedRecStrategy
 from fedrec.server.user_dp import UserLevelAccountant
-from fedrec.shared import protocol as key
 from fedrec.shared.checkpoint import run_id, save_catalog, save_checkpoint
 from fedrec.shared.config import FedRecConfig, resolve_config
 from fedrec.shared.data import catalog_version, load_catalog
@@ -36,20 +36,6 @@ from fedrec.shared.models.factory import item_text_embeddings
 from fedrec.shared.serialization import arrays_to_numpy, numpy_to_arrays
 
 logger = logging.getLogger(__name__)
-
-EVAL_K = 10
-
-
-def _federated_evaluation(cfg: FedRecConfig) -> bool:
-    evaluate = cfg.federated_evaluation
-    if not evaluate and cfg.any_dp and cfg.federation.federated_evaluation == "auto":
-        logger.info(
-            "federated evaluation is off under DP: its metrics would be computed from the "
-            "clients' records without noise, which no guarantee covers "
-            "(federated-evaluation=on runs it anyway; `fedrec evaluate` measures a "
-            "simulation's checkpoints)"
-        )
-    return evaluate
 
 
 def run_federation(grid: Grid, cfg: FedRecConfig, *, users: SimulatedUsers | None = None) -> Path:
@@ -73,7 +59,7 @@ def run_federation(grid: Grid, cfg: FedRecConfig, *, users: SimulatedUsers | Non
     # Fixed before any client trains, so a restarted server sends the same identity and
     # every client finds its own per-run state and ledger.
     identity = run_id(run_dir)
-    evaluate = _federated_evaluation(cfg)
+    evaluate = federated_evaluation(cfg)
     fed = cfg.federation
     if start.round > fed.num_rounds:
         logger.info("%s is complete (%d rounds); nothing to train", run_dir, fed.num_rounds)
@@ -87,22 +73,19 @@ def run_federation(grid: Grid, cfg: FedRecConfig, *, users: SimulatedUsers | Non
     )
     # Which server process asks and where it resumed: a client whose latest round is >= start
     # and was trained for another process holds a lost round and rolls it back (client/state.py).
-    incarnation = uuid.uuid4().hex
-    committed = committed_incarnations(start.history)
+    asker = Asker(
+        run_id=identity,
+        catalog_sha256=catalog_version(catalog),
+        resumed_from=start.round,
+        incarnation=uuid.uuid4().hex,
+        committed=committed_incarnations(start.history),
+    )
     arrays, history = numpy_to_arrays(start.global_tensors), start.history
     for rnd in range(start.round, fed.num_rounds + 1):
         t0 = time.perf_counter()
         user = spent.user
-        train_config = ConfigRecord(
-            {
-                key.RUN_ID: identity,
-                key.CATALOG_SHA256: catalog_version(catalog),
-                key.RESUMED_FROM: start.round,
-                key.SERVER_INCARNATION: incarnation,
-                key.COMMITTED_INCARNATIONS: committed or [""],
-                # user-dp and the run's user-level delta, for the clients' ledgers
-                **(user.train_config(strategy.wait_for_clients(grid)) if user.enabled else {}),
-            }
+        train_config = asker.train_config(
+            user.train_config(strategy.wait_for_clients(grid)) if user.enabled else {}
         )
         messages = list(strategy.configure_train(rnd, arrays, train_config, grid))
         if cfg.privacy.user_dp == "secagg":
@@ -127,14 +110,7 @@ def run_federation(grid: Grid, cfg: FedRecConfig, *, users: SimulatedUsers | Non
             1.0 if final and fed.final_evaluate_all else fed.fraction_evaluate
         )
         if evaluate and strategy.fraction_evaluate > 0:
-            eval_config = ConfigRecord(
-                {
-                    key.EVAL_K: EVAL_K,
-                    key.PERSONALIZE_EPOCHS: fed.personalize_epochs,
-                    key.RUN_ID: identity,
-                    key.CATALOG_SHA256: catalog_version(catalog),
-                }
-            )
+            eval_config = asker.evaluate_config(personalize_epochs=fed.personalize_epochs)
             eval_replies = send_and_receive(
                 grid,
                 strategy.configure_evaluate(rnd, arrays, eval_config, grid),
@@ -144,7 +120,7 @@ def run_federation(grid: Grid, cfg: FedRecConfig, *, users: SimulatedUsers | Non
             eval_metrics = strategy.aggregate_evaluate(rnd, eval_replies)
             row.update({f"eval/{k}": float(v) for k, v in dict(eval_metrics or {}).items()})  # type: ignore[arg-type]
         row["seconds"] = time.perf_counter() - t0
-        row["server-incarnation"] = incarnation
+        row["server-incarnation"] = asker.incarnation
         history.append(row)
         save_checkpoint(
             run_dir,

@@ -2,7 +2,7 @@
 
 Each member is trained exactly as :func:`fedrec.shared.training.train_local` trains one
 client under DP -- its own copy of the global tensors, its own Poisson batches and
-negatives, each sample's gradient clipped to ``max-grad-norm``, the clipped sum noised with
+negatives, each sample's gradient clipped to ``dp-max-grad-norm``, the clipped sum noised with
 the member's own CSPRNG stream and divided by the public ``dp-batch-size``, SGD, and
 Opacus' RDP accountant stepped once per step -- but the members' samples go through one
 forward and one backward pass, over the members' parameters stacked along a first axis.
@@ -205,7 +205,7 @@ def _train_chunk(
     items = [torch.as_tensor(m.items, dtype=torch.long) for m in members]
     anchors = [t.clone() for t in stack.shared()] if train.proximal_mu > 0 else []
     rate, steps = sample_rate(privacy), steps_per_epoch(privacy)
-    std = privacy.noise_multiplier * privacy.max_grad_norm
+    std = privacy.dp_noise_multiplier * privacy.dp_max_grad_norm
     lr = float(learning_rate)
     losses = torch.zeros(len(members), dtype=torch.float64)
     sums = _zero_sums(stack)
@@ -224,7 +224,7 @@ def _train_chunk(
                 for anchor, param in zip(anchors, stack.shared() if anchors else [], strict=True):
                     param.sub_(lr * train.proximal_mu * (param - anchor))
             for accountant in accountants:
-                accountant.step(noise_multiplier=privacy.noise_multiplier, sample_rate=rate)
+                accountant.step(noise_multiplier=privacy.dp_noise_multiplier, sample_rate=rate)
             n_steps += 1
     out = []
     for m, member in enumerate(members):
@@ -244,7 +244,7 @@ def _train_chunk(
                     num_examples=n_records,
                     sample_rate=rate,
                     accountant_history=history,
-                    epsilon=_epsilon(tuple(history), privacy.target_delta),
+                    epsilon=_epsilon(tuple(history), privacy.dp_delta),
                 ),
             )
         )
@@ -361,7 +361,7 @@ def _clipped_sums(
         gy = grads[3]
         # A linear layer's per-sample norm: |grad out|^2 (|input|^2 + 1 for the bias).
         sq = sq + (gy * gy).sum(dim=1) * (text_sq[positives] + 1.0)
-    clip = (privacy.max_grad_norm / (sq.sqrt() + _CLIP_EPS)).clamp(max=1.0)
+    clip = (privacy.dp_max_grad_norm / (sq.sqrt() + _CLIP_EPS)).clamp(max=1.0)
     with torch.no_grad():
         sums.user.index_add_(0, user_row, clip[:, None] * gp)
         sums.item.view(-1, d).index_add_(0, flat, (clip[:, None, None] * gq).reshape(-1, d))

@@ -231,7 +231,7 @@ def train_local(
         num_examples=n,
         sample_rate=sample_rate(privacy),
         accountant_history=history,
-        epsilon=epsilon_of(history, privacy.target_delta),
+        epsilon=epsilon_of(history, privacy.dp_delta),
     )
 
 

@@ -102,6 +102,7 @@ from fedrec.simulation.plain_loop import PlainLoop, sample_partitions
 from fedrec.simulation.scenarios import load_scenario
 from fedrec.simulations.measure import machine_stamp
 from fedrec.simulations.report import save
+from fedrec.simulations.result_keys import PRIOR
 
 logger = logging.getLogger(__name__)
 
@@ -111,7 +112,6 @@ MEMBERSHIP_ATTACKS = ("factor-row-norm", "bias-abs", "bias-signed", "direction")
 # The hybrid's user head: only positives pass through it (docs/privacy.md).
 TEXT_HEAD_ATTACK = "user-head-text"
 RATING_ATTACKS = ("update-magnitude", "taste")
-PRIOR = "public-prior"  # the global model's item bias: what the server knows without an update
 HIGH_RATING = 4.0  # rated >= 4: "high"; <= 3: "low"
 
 NODP_SCENARIO = "ml100k-nodp"
@@ -443,7 +443,7 @@ def attack_round(
     shared = fed.global_tensors
     nodp = fed.cfg
     dp_base = resolve_config({}, {**load_scenario(DP_SCENARIO), **base})
-    delta_pp = dp_base.privacy.target_delta
+    delta_pp = dp_base.privacy.dp_delta
     rows: list[dict[str, Any]] = []
 
     # No defense: the no-DP scenario's update, for the targets and the secure-aggregation pool.
@@ -476,8 +476,8 @@ def attack_round(
 
     # Record-level DP-SGD: the client's own accountant states epsilon for this round.
     for sigma in record_sigmas:
-        cfg = dp_base.replace(**{"dp-enabled": True, "noise-multiplier": sigma})
-        row = new_row("record-level DP-SGD", f"noise-multiplier {sigma:g}")
+        cfg = dp_base.replace(**{"dp-enabled": True, "dp-noise-multiplier": sigma})
+        row = new_row("record-level DP-SGD", f"dp-noise-multiplier {sigma:g}")
         eps_round, eps_run = [], []
         run_rounds = cfg.federation.num_rounds
         with _Timer(row):
@@ -783,6 +783,7 @@ def run_attack_benchmark(
         "attacked_rounds": list(attack_rounds),
         "federation": {
             "scenario": NODP_SCENARIO,
+            "dp_scenario": DP_SCENARIO,
             "settings": cfg.to_run_config(),
             "clients": n_clients,
             "seconds": warmup_s,

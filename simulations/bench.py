@@ -34,13 +34,12 @@ from fedrec.simulation.scenarios import load_scenario
 from fedrec.simulations.bench_baselines import DP_EPSILONS, add_ratios, reference_of, run_baselines
 from fedrec.simulations.measure import PeakMemory, machine_stamp, measure
 from fedrec.simulations.report import save
+from fedrec.simulations.result_keys import NDCG, K
 
 __all__ = ["PeakMemory", "run_quality_benchmark"]
 
 logger = logging.getLogger(__name__)
 
-K = 10
-NDCG = f"ndcg@{K}_full"
 # A federated arm's curve is checked against this share of the reference's NDCG.
 REACH_FRACTION = 0.95
 
@@ -178,12 +177,3 @@ def _first_reaching(curve: list[dict[str, float]], goal: float) -> dict[str, flo
         if point["ndcg@10_full"] >= goal:
             return {"round": point["round"], "elapsed_s": point["elapsed_s"], "goal": goal}
     return None
-
-
-BASELINE_LABELS = {
-    "popularity": "popularity",
-    "item-knn": "item-kNN (cosine)",
-    "ease": "EASE",
-    "ials": "iALS (implicit)",
-    "mf": "MF/BPR, centralized",
-}

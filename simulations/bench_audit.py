@@ -160,18 +160,18 @@ def record_audit(
         scores["replay"].append(_distance(seen_update, without) - _distance(seen_update, with_it))
         if (j + 1) % 100 == 0:
             progress(f"record audit ({control or 'fedrec'}): {j + 1}/{len(pids)} canaries")
-    result = one_run_audit(scores, included, delta=cfg.privacy.target_delta, confidence=CONFIDENCE)
+    result = one_run_audit(scores, included, delta=cfg.privacy.dp_delta, confidence=CONFIDENCE)
     plan = dp_plan(cfg.train, cfg.privacy)
     sigma, q, steps = plan
     return {
         "level": "record",
         "placement": "client DP-SGD",
         "mechanism": control or "fedrec",
-        "claimed_epsilon": epsilon_of([plan], cfg.privacy.target_delta),
+        "claimed_epsilon": epsilon_of([plan], cfg.privacy.dp_delta),
         "claimed_epsilon_run": epsilon_of(
-            [(sigma, q, steps * cfg.federation.num_rounds)], cfg.privacy.target_delta
+            [(sigma, q, steps * cfg.federation.num_rounds)], cfg.privacy.dp_delta
         ),
-        "delta": cfg.privacy.target_delta,
+        "delta": cfg.privacy.dp_delta,
         "audit": result.to_dict(),
         "seconds": time.perf_counter() - t0,
     }
@@ -290,10 +290,10 @@ def _rows(
     for scale in sigma_scales:
         # A larger σ lowers the claim below what this many canaries can certify, so the
         # controls show the audit's power with the same code and attackers.
-        scaled = cfg.replace(**{"noise-multiplier": cfg.privacy.noise_multiplier * scale})
+        scaled = cfg.replace(**{"dp-noise-multiplier": cfg.privacy.dp_noise_multiplier * scale})
         for control in (None, *(RECORD_CONTROLS if controls else ())):
             row = record_audit(scaled, canaries=record_canaries, control=control, seed=seed)
-            row["noise_multiplier"] = scaled.privacy.noise_multiplier
+            row["noise_multiplier"] = scaled.privacy.dp_noise_multiplier
             rows.append(row)
             logger.info("%s at σ %g: %s", row["mechanism"], row["noise_multiplier"], verdict(row))
     if placements:
@@ -392,6 +392,7 @@ def run_privacy_audit(
             "record_canaries": record_canaries,
             "user_canaries": user_canaries,
             "background_clients": background if placements else 0,
+            "user_delta": USER_AUDIT_DELTA,
             "seed": seed,
             "record_sigma_scales": list(sigma_scales),
         },

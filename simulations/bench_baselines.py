@@ -34,11 +34,10 @@ from fedrec.shared.baselines import (
 from fedrec.shared.data.dataset import Split
 from fedrec.shared.evaluation import evaluate_model
 from fedrec.simulations.measure import measure
+from fedrec.simulations.result_keys import NDCG, K
 
 logger = logging.getLogger(__name__)
 
-K = 10
-NDCG = f"ndcg@{K}_full"
 
 # Validation grids. Kept to a few minutes on 2 cores; widen one when its chosen value lies
 # on the grid's edge in a report.

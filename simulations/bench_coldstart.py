@@ -58,14 +58,15 @@ from fedrec.shared.models.factory import init_global, item_text_embeddings
 from fedrec.shared.training import finetune_users
 from fedrec.simulation.plain_loop import PlainLoop
 from fedrec.simulations.coldstart_rows import (
-    BEST_REF,
-    PAIRED_ROW,
-    RANDOM_LIKED,
-    SERVED_ROW,
-    SERVED_TEXT_ROW,
-    WEIGHT_ROW,
+    CEILING,
+    FIRST,
+    MODEL_LABELS,
+    RANDOM,
     K,
+    Row,
     best_reference,
+    find,
+    metrics_of,
 )
 from fedrec.simulations.report import machine_stamp, save, timestamp
 
@@ -194,9 +195,9 @@ def _privacy_spent(fed: PlainLoop) -> dict[str, Any]:
             {
                 "unit": "record (one interaction)",
                 "epsilon_max": max(eps) if eps else None,
-                "delta": privacy.target_delta,
-                "noise_multiplier": privacy.noise_multiplier,
-                "max_grad_norm": privacy.max_grad_norm,
+                "delta": privacy.dp_delta,
+                "noise_multiplier": privacy.dp_noise_multiplier,
+                "max_grad_norm": privacy.dp_max_grad_norm,
                 "dp_sample_rate": privacy.dp_sample_rate,
             }
         )
@@ -251,70 +252,102 @@ def _summary(tops: list[np.ndarray], relevant: list[np.ndarray]) -> dict[str, fl
     }
 
 
+class _Tops:
+    """Each row's top-k lists and relevant items, per user, rows in the order first added."""
+
+    def __init__(self) -> None:
+        self._rows: dict[
+            tuple[tuple[str, Any], ...], tuple[Row, list[np.ndarray], list[np.ndarray]]
+        ]
+        self._rows = {}
+
+    def add(self, row: Row, scores: np.ndarray, exclude: np.ndarray, rel: np.ndarray) -> None:
+        """One user's list for ``row`` (its identity), and the items relevant to that user."""
+        _, tops, relevant = self._rows.setdefault(tuple(sorted(row.items())), (row, [], []))
+        tops.append(top_k(scores, exclude))
+        relevant.append(rel)
+
+    def summaries(self) -> list[Row]:
+        """Every row with its metrics (:func:`_summary`)."""
+        return [{**row, **_summary(t, rel)} for row, t, rel in self._rows.values()]
+
+    def ndcgs(self, row: Row) -> np.ndarray:
+        """Each user's NDCG@10 for ``row``."""
+        _, tops, relevant = self._rows[tuple(sorted(row.items()))]
+        return ndcg_multi_at_k(np.stack(tops), relevant)
+
+    def rows(self) -> list[Row]:
+        """The rows' identities, in order."""
+        return [row for row, _, _ in self._rows.values()]
+
+
+# How many of the catalogue's item texts nearest a new user's text its vector is read from.
+TEXT_NEIGHBOURS = 20
+
+
 def user_cold_start(
     full: Dataset, warm: Dataset, cold: ColdSplit, rec_mf: Recommender, rec_hy: Recommender
-) -> dict[str, dict[str, float]]:
-    """NDCG/HR@10 of each method for held-out users (see the module docstring)."""
+) -> dict[str, Any]:
+    """NDCG/HR@10 of each method for held-out users (see the module docstring).
+
+    ``rows``: one row a method (:mod:`fedrec.simulations.coldstart_rows`);
+    ``vs_popularity``: each served answer minus popularity, user by user;
+    ``skipped_users``: held-out users with too few liked items to be asked.
+    """
     pop = np.bincount(warm.interactions.items, minlength=warm.n_items).astype(np.float64)
-    tops: dict[str, list[np.ndarray]] = {}
-    relevant: list[np.ndarray] = []
-
-    def add(name: str, scores: np.ndarray, exclude: np.ndarray) -> None:
-        tops.setdefault(name, []).append(top_k(scores, exclude))
-
+    tops = _Tops()
     towers = rec_hy.towers
     assert towers is not None
     users = _cold_users_items(full, warm, cold)
     skipped = int(cold.users.size) - len(users)
+    served_weight = rec_hy.fold_in_weight if rec_hy.fold_in_enabled else None
     for user in users:
         given5 = user.given
         rest = np.setdiff1d(user.every, given5)
-        relevant.append(rest)
-        add("popularity", pop, given5)
-        add("hybrid: item bias alone (the model's learned popularity)", rec_hy.b, given5)
+
+        def add(
+            row: Row, scores: np.ndarray, ex: np.ndarray = given5, rel: np.ndarray = rest
+        ) -> None:
+            tops.add(row, scores, ex, rel)
+
+        add({"method": "popularity"}, pop)
+        add({"method": "item-bias", "model": "hybrid"}, rec_hy.b)
         for n in GIVEN:
             g = given5[:n]
 
-            def rank(
-                name: str, model: Recommender, user: np.ndarray, n: int = n, ex: np.ndarray = given5
-            ) -> None:
-                add(f"{name} ({n} liked)", model.q @ user + model.b, ex)
+            def rank(row: Row, model: Recommender, user: np.ndarray, n: int = n) -> None:
+                add({**row, "given": n}, model.q @ user + model.b)
 
             mf_mean = rec_mf.q[g].mean(0)
-            rank("MF-only: mean of liked factors", rec_mf, mf_mean)
-            rank("MF-only: fold-in", rec_mf, rec_mf.fold_in(g, start=mf_mean))
-            rank("hybrid: mean of item vectors", rec_hy, rec_hy.q[g].mean(0))
-            rank("hybrid: user tower only", rec_hy, towers.user_part(rec_hy.emb[g]).mean(0))
+            rank({"method": "mean-of-liked", "model": "mf"}, rec_mf, mf_mean)
+            rank({"method": "fold-in", "model": "mf"}, rec_mf, rec_mf.fold_in(g, start=mf_mean))
+            rank({"method": "mean-of-liked", "model": "hybrid"}, rec_hy, rec_hy.q[g].mean(0))
+            user_head = towers.user_part(rec_hy.emb[g]).mean(0)
+            rank({"method": "user-head", "model": "hybrid"}, rec_hy, user_head)
             scores, _, _ = rec_hy.user_scores(g)
-            served = (
-                f"then fold-in at weight {rec_hy.fold_in_weight:g}"
-                if rec_hy.fold_in_enabled
-                else "no fold-in (DP model)"
-            )
-            add(f"{SERVED_ROW}, {served} ({n} liked)", scores, given5)
+            served = {"method": "served", "model": "hybrid", "given": n}
+            add({**served, "fold_in_weight": served_weight}, scores)
             if rec_hy.fold_in_enabled:
                 u = rec_hy.fold_in(g, start=rec_hy.liked_vector(g))
                 for w in FOLD_IN_WEIGHTS:
-                    add(f"{WEIGHT_ROW}{w:g} ({n} liked)", rec_hy.b + w * (rec_hy.q @ u), given5)
+                    row = {"method": "fold-in-weight", "model": "hybrid", "given": n, "weight": w}
+                    add(row, rec_hy.b + w * (rec_hy.q @ u))
         text = genre_text([warm.items.genres[i] for i in given5])
         scores, _, _ = rec_hy.user_scores(np.zeros(0, np.int64), text)
-        add(SERVED_TEXT_ROW, scores, given5)
-        near, weights = rec_hy.text_neighbours(text)
+        add({"method": "served", "model": "hybrid", "text": True}, scores)
+        near, weights = rec_hy.text_neighbours(text, TEXT_NEIGHBOURS)
         u_near = rec_hy.fold_in(near, start=weights @ towers.user_part(rec_hy.emb[near]))
-        add(
-            "hybrid: text -> 20 nearest item texts -> fold-in", rec_hy.q @ u_near + rec_hy.b, given5
-        )
-    logger.info(
-        "user cold start: %d users evaluated, %d skipped (< 5 liked)", len(relevant), skipped
-    )
-    out = {name: _summary(t, relevant) for name, t in tops.items()}
-    out["_skipped_users"] = {"n": float(skipped)}
+        neighbours = {"method": "text-neighbours", "model": "hybrid", "text": True}
+        add({**neighbours, "neighbours": TEXT_NEIGHBOURS}, rec_hy.q @ u_near + rec_hy.b)
+    logger.info("user cold start: %d users evaluated, %d skipped (< 5 liked)", len(users), skipped)
     # The served answers against popularity, user by user (the same users and relevant items).
-    per_user = {name: ndcg_multi_at_k(np.stack(t), relevant) for name, t in tops.items()}
-    for name, ndcg in per_user.items():
-        if name.startswith("hybrid, served"):
-            out[f"{PAIRED_ROW}{name}"] = _paired(ndcg, per_user["popularity"])
-    return out
+    popularity = tops.ndcgs({"method": "popularity"})
+    paired = [
+        {**row, **_paired(tops.ndcgs(row), popularity)}
+        for row in tops.rows()
+        if row["method"] == "served"
+    ]
+    return {"rows": tops.summaries(), "vs_popularity": paired, "skipped_users": skipped}
 
 
 EASE_L2 = 500.0  # EASE's ridge weight; 50/200/500 were tried, 500 scored best here
@@ -356,17 +389,16 @@ def _cold_users_items(full: Dataset, warm: Dataset, cold: ColdSplit) -> list[Col
 # optimistic bound, not a tuned method: it is chosen on the users it is scored on).
 KNN_POP_WEIGHTS = (0.5, 1.0, 2.0, 4.0, 8.0, 16.0)
 GENRE_POP_WEIGHTS = (0.05, 0.1, 0.25, 0.5, 1.0)
-RANDOM_GIVEN = 3  # the liked items given in the RANDOM_LIKED rows (of max(GIVEN) drawn)
+RANDOM_GIVEN = 3  # the liked items given in the rows of draw "random" (of max(GIVEN) drawn)
 
 
 def centralized_references(
     full: Dataset, warm: Dataset, cold: ColdSplit, *, seed: int
-) -> dict[str, dict[str, float]]:
+) -> list[Row]:
     """Item-kNN / EASE / genre matches on the warm matrix for the held-out users.
 
-    See the module docstring. Rows named ``"<prefix>: ..."`` are ratios against the row
-    ``"<prefix>: popularity ..."`` (their own relevant items), the others against
-    ``"popularity"``.
+    See the module docstring. Each row's ``draw`` says which liked items it was given;
+    its ratio is against the popularity row of the same draw (their own relevant items).
     """
     x = np.zeros((warm.n_users, warm.n_items), np.float64)
     x[warm.interactions.users, warm.interactions.items] = 1.0
@@ -385,87 +417,69 @@ def centralized_references(
     ).reshape(warm.n_items, len(genres))
     rng = np.random.default_rng([seed, 13])
     draw = np.random.default_rng([seed, 17])  # its own stream: the ceiling's halves stay put
-    tops: dict[str, list[np.ndarray]] = {}
-    relevant: dict[str, list[np.ndarray]] = {}
-    sweeps: dict[str, dict[float, str]] = {}  # row -> {λ: the row of that weight}
-
-    def add(name: str, scores: np.ndarray, exclude: np.ndarray, rel: np.ndarray) -> None:
-        tops.setdefault(name, []).append(top_k(scores, exclude))
-        relevant.setdefault(name, []).append(rel)
+    tops = _Tops()
 
     def sweep(
-        row: str, weights: Sequence[float], sim: np.ndarray, ex: np.ndarray, rel: np.ndarray
+        row: Row, weights: Sequence[float], sim: np.ndarray, ex: np.ndarray, rel: np.ndarray
     ) -> None:
         for lam in weights:
-            sweeps.setdefault(row, {})[lam] = f"{row} λ={lam:g}"
-            add(f"{row} λ={lam:g}", log_pop + lam * sim, ex, rel)
+            tops.add({**row, "weight": lam}, log_pop + lam * sim, ex, rel)
 
     for user in _cold_users_items(full, warm, cold):
         liked, every = user.given, user.every
         rest = np.setdiff1d(every, liked)
-        add("popularity", pop, liked, rest)
+        tops.add({"method": "popularity", "draw": FIRST}, pop, liked, rest)
         for n in GIVEN[1:]:
             profile = np.zeros(warm.n_items)
             profile[liked[:n]] = 1.0
-            add(f"item-kNN, cosine ({n} liked)", profile @ cosine, liked, rest)
-            add(f"EASE, l2 {EASE_L2:g} ({n} liked)", profile @ ease, liked, rest)
-            sweep(
-                f"item-kNN + log popularity ({n} liked)",
-                KNN_POP_WEIGHTS,
-                profile @ cosine,
-                liked,
-                rest,
-            )
+            first = {"draw": FIRST, "given": n}
+            tops.add({"method": "item-knn", **first}, profile @ cosine, liked, rest)
+            tops.add({"method": "ease", "l2": EASE_L2, **first}, profile @ ease, liked, rest)
+            knn_pop = {"method": "item-knn-log-popularity", **first}
+            sweep(knn_pop, KNN_POP_WEIGHTS, profile @ cosine, liked, rest)
         # The text's own information: the genres named in the served text (genre_text).
         named = top_genres([warm.items.genres[i] for i in liked])
         match = has_genre[:, [genres.index(g) for g in named]].sum(1)
-        sweep(
-            "genres named in the text + log popularity (text)",
-            GENRE_POP_WEIGHTS,
-            match,
-            liked,
-            rest,
-        )
+        genre_pop = {"method": "genre-log-popularity", "draw": FIRST, "text": True}
+        sweep(genre_pop, GENRE_POP_WEIGHTS, match, liked, rest)
         # A friendlier protocol: 5 of the user's liked items drawn at random (the first ones
         # are mostly the popular films every new user was asked to rate).
         drawn = draw.permutation(user.liked)[: max(GIVEN)]
         rest_drawn = np.setdiff1d(every, drawn)
-        add(f"{RANDOM_LIKED}: popularity", pop, drawn, rest_drawn)
+        at_random = {"draw": RANDOM, "given": RANDOM_GIVEN}
+        tops.add({"method": "popularity", **at_random}, pop, drawn, rest_drawn)
         profile = np.zeros(warm.n_items)
         profile[drawn[:RANDOM_GIVEN]] = 1.0
-        sweep(
-            f"{RANDOM_LIKED}: item-kNN + log popularity",
-            KNN_POP_WEIGHTS,
-            profile @ cosine,
-            drawn,
-            rest_drawn,
-        )
+        knn_pop = {"method": "item-knn-log-popularity", **at_random}
+        sweep(knn_pop, KNN_POP_WEIGHTS, profile @ cosine, drawn, rest_drawn)
         shuffled = rng.permutation(every)
         known, hidden = shuffled[: every.size // 2], shuffled[every.size // 2 :]
         profile = np.zeros(warm.n_items)
         profile[known] = 1.0
-        add("ceiling: popularity (half of the user's items known)", pop, known, hidden)
-        add("ceiling: EASE (half of the user's items known)", profile @ ease, known, hidden)
-    out: dict[str, dict[str, float]] = {}
-    for name, t in tops.items():
-        row = name.split(" λ=")[0]
-        if row not in sweeps:
-            out[name] = _summary(t, relevant[name])
-        elif name == next(iter(sweeps[row].values())):  # the sweep's rows become its best one
-            out.update(
-                _best_weight(
-                    row, {lam: _summary(tops[n], relevant[n]) for lam, n in sweeps[row].items()}
-                )
-            )
-    return out
+        tops.add({"method": "popularity", "draw": CEILING}, pop, known, hidden)
+        tops.add({"method": "ease", "draw": CEILING}, profile @ ease, known, hidden)
+    out: list[Row] = []
+    sweeps: dict[tuple[tuple[str, Any], ...], tuple[Row, dict[float, dict[str, float]]]] = {}
+    for row in tops.summaries():
+        metrics = metrics_of(row)
+        identity = {k: v for k, v in row.items() if k not in metrics}
+        lam = identity.pop("weight", None)
+        if lam is None:
+            out.append(row)
+            continue
+        key = tuple(sorted(identity.items()))
+        if key not in sweeps:  # the sweep's rows become its best one, where its first stood
+            sweeps[key] = (identity, {})
+            out.append(identity)
+        sweeps[key][1][lam] = metrics
+    best = {id(base): _best_weight(base, by_weight) for base, by_weight in sweeps.values()}
+    return [best.get(id(row), row) for row in out]
 
 
-def _best_weight(row: str, by_weight: dict[float, dict[str, float]]) -> dict[str, dict[str, float]]:
-    """The best-scoring weight of a swept reference row, named with its weight and grid."""
+def _best_weight(row: Row, by_weight: dict[float, dict[str, float]]) -> Row:
+    """The best-scoring weight of a swept reference row, with the grid it came from."""
     best = max(by_weight, key=lambda lam: by_weight[lam][f"ndcg@{K}"])
-    grid = "/".join(f"{lam:g}" for lam in by_weight)
-    head, paren, tail = row.partition(" (")
-    return {f"{head}, λ {best:g} (best of {grid} here){paren}{tail}": by_weight[best]}
+    return {**row, "weight": best, "grid": list(by_weight), **by_weight[best]}
 
 
 def _user_factors(cfg: FedRecConfig, fed: PlainLoop) -> dict[int, np.ndarray]:
@@ -498,7 +512,7 @@ def item_cold_start(
     *,
     seed: int,
     mf: tuple[FedRecConfig, PlainLoop, Recommender] | None = None,
-) -> dict[str, dict[str, float]]:
+) -> list[Row]:
     """Ranking only the held-out items for warm users, by text alone vs baselines.
 
     The served placement (``Recommender.add_item``) against the hybrid's item head alone,
@@ -523,8 +537,8 @@ def item_cold_start(
     pos_of = {int(i): k for k, i in enumerate(cold.items)}
     inter = full.interactions
     rng = np.random.default_rng([seed, 5])
-    tops: dict[str, list[np.ndarray]] = {}
-    relevant: list[np.ndarray] = []
+    tops = _Tops()
+    evaluated = 0
     train_items = warm.interactions
     warm_emb = item_text_embeddings(cfg, warm.items.texts)
     full_user = {raw: u for u, raw in enumerate(full.user_raw_ids)}
@@ -534,24 +548,22 @@ def item_cold_start(
         rel = np.array(sorted({pos_of[int(i)] for i in inter.items[mask]}), np.int64)
         if rel.size == 0:
             continue
-        relevant.append(rel)
+        evaluated += 1
         none = np.zeros(0, np.int64)
-        served = "hybrid, served: text map" if rec_hy.text_map else "hybrid, served: item head"
-        tops.setdefault(served, []).append(top_k(q_new @ factors[wu] + b_new, none))
+        placement = "text-map" if rec_hy.text_map else "item-head"
+        served = {"method": placement, "model": "hybrid", "served": True}
+        tops.add(served, q_new @ factors[wu] + b_new, none, rel)
         if rec_hy.towers.has_item_head:
-            tops.setdefault("hybrid: item head alone", []).append(
-                top_k(head_q @ factors[wu] + head_b, none)
+            tops.add(
+                {"method": "item-head", "model": "hybrid"}, head_q @ factors[wu] + head_b, none, rel
             )
         if mf_factors:
-            tops.setdefault("MF only: text map", []).append(
-                top_k(mf_q @ mf_factors[wu] + mf_b, none)
-            )
+            tops.add({"method": "text-map", "model": "mf"}, mf_q @ mf_factors[wu] + mf_b, none, rel)
         profile = warm_emb[train_items.items[train_items.users == wu]].mean(0)
-        content = top_k(raw_new @ profile, none)
-        tops.setdefault("content only: frozen embeddings", []).append(content)
-        tops.setdefault("random", []).append(top_k(rng.random(len(new_idx)), none))
-    logger.info("item cold start: %d warm users rated held-out items", len(relevant))
-    return {name: _summary(t, relevant) for name, t in tops.items()}
+        tops.add({"method": "content"}, raw_new @ profile, none, rel)
+        tops.add({"method": "random"}, rng.random(len(new_idx)), none, rel)
+    logger.info("item cold start: %d warm users rated held-out items", evaluated)
+    return tops.summaries()
 
 
 def _warm_users(
@@ -633,25 +645,23 @@ def _train_and_evaluate(
 ) -> dict[str, Any]:
     """Train (or reuse) both models in ``work`` and evaluate warm users, new users, new items."""
     feds = {}
-    for model, cfg, folder in (
-        ("MF only", cfg_mf, "clients-mf"),
-        ("hybrid", cfg_hy, "clients-hybrid"),
-    ):
+    for model, cfg, folder in (("mf", cfg_mf, "clients-mf"), ("hybrid", cfg_hy, "clients-hybrid")):
         reused = (work / folder / "global.npz").is_file()
         t0 = time.perf_counter()
-        feds[model] = _train(cfg, rounds, work / folder, f"{label}{model}")
+        name = MODEL_LABELS[model]
+        feds[model] = _train(cfg, rounds, work / folder, f"{label}{name}")
         if reused:
             notes.append(
-                f"{label}{model} model reused from {work / folder} (training not timed here)"
+                f"{label}{name} model reused from {work / folder} (training not timed here)"
             )
         else:
-            timings[f"{label}train {model} (s)"] = time.perf_counter() - t0
-    fed_mf, fed_hy = feds["MF only"], feds["hybrid"]
+            timings[f"{label}train {name} (s)"] = time.perf_counter() - t0
+    fed_mf, fed_hy = feds["mf"], feds["hybrid"]
     warm_mf, warm_hy, warm_diff = _warm_users(fed_mf, fed_hy)
     rec_mf = _recommender(cfg_mf, fed_mf, warm)
     rec_hy = _recommender(cfg_hy, fed_hy, warm)
     return {
-        "privacy": {"MF only": _privacy_spent(fed_mf), "hybrid": _privacy_spent(fed_hy)},
+        "privacy": {"mf": _privacy_spent(fed_mf), "hybrid": _privacy_spent(fed_hy)},
         "warm_mf": warm_mf,
         "warm_hy": warm_hy,
         "warm_diff": warm_diff,
@@ -662,36 +672,29 @@ def _train_and_evaluate(
     }
 
 
-def _served_items(items: dict[str, dict[str, float]]) -> dict[str, float]:
-    """The served new-item row (older reports called it "text-only item vectors")."""
-    for key in ("hybrid, served: text map", "hybrid, served: item head"):
-        if key in items:
-            return items[key]
-    return items["hybrid: text-only item vectors"]
-
-
 def _repeat_summary(run: dict[str, Any]) -> dict[str, float]:
-    """One run's headline numbers (NDCG@10), as the repeats table lists them."""
-    users, items = run["user_cold_start"], run["item_cold_start"]
-    pop = users["popularity"][f"ndcg@{K}"]
-    served3 = next(
-        v
-        for k, v in users.items()
-        if k.startswith(SERVED_ROW) and k.endswith(f"({GOAL_GIVEN} liked)")
-    )
+    """One run's headline numbers (NDCG@10), as the repeats table lists them.
+
+    Keys are :data:`~fedrec.simulations.coldstart_rows.REPEAT_COLUMNS`'.
+    """
+    users, items = run["user_cold_start"]["rows"], run["item_cold_start"]
+    ndcg = f"ndcg@{K}"
+    pop = find(users, method="popularity")[ndcg]
+    served3 = find(users, method="served", given=GOAL_GIVEN)
     out = {
-        "warm MF only": run["warm_mf"][f"ndcg@{K}_full"],
-        "warm hybrid": run["warm_hy"][f"ndcg@{K}_full"],
-        "warm hybrid - MF only": run["warm_diff"]["mean"],
-        f"new user, {GOAL_GIVEN} liked (x popularity)": served3[f"ndcg@{K}"] / pop,
-        "new user, text (x popularity)": users[SERVED_TEXT_ROW][f"ndcg@{K}"] / pop,
-        "new items, text (x random)": _served_items(items)[f"ndcg@{K}"]
-        / items["random"][f"ndcg@{K}"],
+        "warm_mf": run["warm_mf"][f"{ndcg}_full"],
+        "warm_hybrid": run["warm_hy"][f"{ndcg}_full"],
+        "warm_diff": run["warm_diff"]["mean"],
+        "new_user_liked": served3[ndcg] / pop,
+        "new_user_text": find(users, method="served", text=True)[ndcg] / pop,
+        "new_items": find(items, served=True)[ndcg] / find(items, method="random")[ndcg],
     }
-    for key, suffix in ((f"{GOAL_GIVEN} liked", f"({GOAL_GIVEN} liked)"), ("text", "(text)")):
-        best = best_reference(run["references"], suffix)
+    for key, best in (
+        ("best_reference_liked", best_reference(run["references"], given=GOAL_GIVEN)),
+        ("best_reference_text", best_reference(run["references"], text=True)),
+    ):
         if best is not None:
-            out[f"{BEST_REF}{key} (x popularity)"] = best[1]
+            out[key] = best[1]
     return out
 
 
@@ -723,7 +726,7 @@ def run_coldstart_benchmark(
     timings: dict[str, float] = {}
     reused: list[str] = []
     runs, repeats_out = [], []
-    references: dict[int, dict[str, dict[str, float]]] = {}
+    references: dict[int, list[Row]] = {}
     for r in range(1, repeats + 1):
         # Fresh DP noise: the same split and seeds again. No noise: the next seed.
         seed = base_cfg.data.seed + (0 if fresh else r - 1)
@@ -774,7 +777,7 @@ def run_coldstart_benchmark(
         "item_cold_start": items,
         "user_cold_start_centralized_references": run["references"],
         "warm_users": {
-            "MF only": {k: warm_mf[k] for k in (f"ndcg@{K}_full", f"hr@{K}_full", "n_users")},
+            "mf": {k: warm_mf[k] for k in (f"ndcg@{K}_full", f"hr@{K}_full", "n_users")},
             "hybrid": {k: warm_hy[k] for k in (f"ndcg@{K}_full", f"hr@{K}_full", "n_users")},
         },
         "warm_users_paired": warm_diff,

@@ -110,7 +110,9 @@ def local_training_cost(
     rows = []
     for label, tower, mode in ARMS:
         for dp in (False, True):
-            cfg = base.replace(**{"text-tower": tower, "dp-enabled": dp, "grad-sample-mode": mode})
+            cfg = base.replace(
+                **{"text-tower": tower, "dp-enabled": dp, "dp-grad-sample-mode": mode}
+            )
             shared = init_global(cfg, split.n_items)
             seconds, steps = [], 0
             arm_users = users[: lora_clients or clients] if tower == "lora" else users
@@ -233,6 +235,7 @@ def run_encoder_benchmark(
             "torch": torch.__version__,
         },
         "encoder": MODEL_NAME,
+        "dataset": resolve_config({}).data.dataset,  # the clients' data: the default data set
         "latency": encoder_latency(dev, requests),
         "local_training": local_training_cost(dev, clients, lora_clients),
     }

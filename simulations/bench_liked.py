@@ -59,6 +59,7 @@ from fedrec.simulation.cooccurrence import train_cooccurrence
 from fedrec.simulations.bench_coldstart import (
     EASE_L2,
     KNN_POP_WEIGHTS,
+    LIKED_RATING,
     ColdSplit,
     _cold_users_items,
     choose_cold,
@@ -66,12 +67,13 @@ from fedrec.simulations.bench_coldstart import (
     write_warm_dataset,
 )
 from fedrec.simulations.report import machine_stamp, save
+from fedrec.simulations.result_keys import LIKED_DRAWS as DRAWS
+from fedrec.simulations.result_keys import LIKED_REFERENCES as REFERENCES
+from fedrec.simulations.result_keys import K
 
 logger = logging.getLogger(__name__)
 
-K = 10
 GIVEN = (1, 3, 5)
-DRAWS = ("first", "random")
 DEV_SEED = 41
 SEEDS = (42, 43, 44)
 HELD_OUT = 0.1
@@ -82,7 +84,6 @@ MODELS: dict[str, dict[str, Any]] = {
     "non-private": {"user-dp": "off", "cooccurrence-item-model": "ease"},
 }
 BOTH_GIVEN = 3  # liked items given with the text in the liked + text comparison
-REFERENCES = ("popularity", "item-kNN", "EASE", "item-kNN + log popularity")
 
 
 class _Arms:
@@ -332,6 +333,7 @@ def run_liked_bench(
         "seeds": list(seeds),
         "dev_seed": dev_seed,
         "given": list(GIVEN),
+        "liked_rating": LIKED_RATING,
         "both_given": BOTH_GIVEN,
         "knn_pop_weights": list(KNN_POP_WEIGHTS),
         "ease_l2": EASE_L2,

@@ -74,14 +74,12 @@ from fedrec.simulation.plain_loop import PlainLoop, sample_partitions
 from fedrec.simulation.scenarios import load_scenario
 from fedrec.simulations import report
 from fedrec.simulations.report import write_json
+from fedrec.simulations.result_keys import NDCG, PLACEMENT_LEVELS, K, point_at
 
 logger = logging.getLogger(__name__)
 
-K = 10
 EPSILONS: tuple[float, ...] = (0.5, 1.0, 2.0, 4.0, 8.0)
 LEVELS = ("record", "user", "local", "secagg")
-# The user-level curves: the level name of each placement, and how it is labelled.
-PLACEMENT_LEVELS = {"user": "central", "local": "local", "secagg": "secagg"}
 # Record-level points train with the product's DP-SGD defaults for these keys (a -c
 # override wins): the non-private tuning (local Adam) turns noisy gradients into steps of
 # the learning rate on every coordinate, which DP-SGD does not need.
@@ -90,7 +88,7 @@ SCENARIO = "ml100k-nodp"
 GOAL_EPSILON = 8.0
 GOAL_RATIO = 0.9
 GOAL_ISSUE = 4  # the issue that set the goal, named in the report
-METRIC = f"ndcg@{K}_full"
+METRIC = NDCG
 # Keys of the scenario that are about the run, not the training.
 _RUN_KEYS = ("num-rounds", "run-name", "fraction-evaluate")
 
@@ -391,6 +389,7 @@ def _run(
         "levels": list(levels),
         "repeats": repeats,
         "goal_repeats": goal_repeats,
+        "scenario": SCENARIO,
         "settings": settings,
         "notes": list(notes),
         "metric": METRIC,
@@ -411,9 +410,9 @@ def _run(
         "popularity": {METRIC: popularity[METRIC], f"hr@{K}_full": popularity[f"hr@{K}_full"]},
         "random_ranking": {METRIC: random_ranking_ndcg(split)},
         "record": {
-            "max_grad_norm": record_base.privacy.max_grad_norm,
+            "max_grad_norm": record_base.privacy.dp_max_grad_norm,
             "dp_sample_rate": record_base.privacy.dp_sample_rate,
-            "delta": record_base.privacy.target_delta,
+            "delta": record_base.privacy.dp_delta,
             "settings": record_keys,
             "points": [],
         },
@@ -539,10 +538,8 @@ def _run(
             for (q, s), n in sorted(plans.items())
         ]
         for eps in sorted(epsilons, reverse=True):
-            rcal = calibrate_record(
-                eps, plans, rounds=rounds, delta=record_base.privacy.target_delta
-            )
-            cfg = record_base.replace(**{"dp-enabled": True, "noise-multiplier": rcal.sigma})
+            rcal = calibrate_record(eps, plans, rounds=rounds, delta=record_base.privacy.dp_delta)
+            cfg = record_base.replace(**{"dp-enabled": True, "dp-noise-multiplier": rcal.sigma})
             point = repeated(cfg, f"record eps={eps:g}", repeats)
             point["calibration"] = rcal.to_dict()
             result["record"]["points"].append(point)
@@ -556,20 +553,13 @@ def _run(
     return result
 
 
-# -- report ---------------------------------------------------------------------------------
-
-
-def _point_at(points: Sequence[dict[str, Any]], eps: float) -> dict[str, Any] | None:
-    for p in points:
-        if math.isclose(float(p["calibration"]["target"]), eps):
-            return p
-    return None
+# -- the goal ----------------------------------------------------------------------------------
 
 
 def goal_check(result: dict[str, Any]) -> dict[str, Any]:
     """Whether user-level NDCG@10 at the goal ε is within 0.9x the non-private model's."""
     reference = float(result["no_dp"]["metrics"][METRIC])
-    point = _point_at(result["user"]["points"], GOAL_EPSILON)
+    point = point_at(result["user"]["points"], GOAL_EPSILON)
     out: dict[str, Any] = {
         "issue": GOAL_ISSUE,
         "epsilon": GOAL_EPSILON,

@@ -141,6 +141,8 @@ def describe_model(run_dir: Path) -> dict[str, Any]:
         "text_towers": "text.user_head.weight" in tensors,
         "user_dp": config.get("user-dp"),
         "item_model": config.get("cooccurrence-item-model"),
+        "dataset": config.get("dataset"),
+        "data_path": config.get("data-path"),
         "path": run_dir.name,
     }
 

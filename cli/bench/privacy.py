@@ -102,7 +102,7 @@ def privacy_audit(
     sigma_scales: Annotated[
         str,
         typer.Option(
-            help="Record level: audit at these multiples of noise-multiplier (comma-separated;"
+            help="Record level: audit at these multiples of dp-noise-multiplier (comma-separated;"
             " a larger σ brings the claim within what the canaries can certify)."
         ),
     ] = "1,3",

@@ -15,8 +15,10 @@ in fedrec takes the dataclasses. A test keeps the defaults here equal to ``pypro
 
 from fedrec.shared.config.parse import (
     ADVANCED_KEYS,
+    DEPRECATED_KEYS,
     RENAMED_KEYS,
     RETIRED_KEYS,
+    DeprecatedKeyWarning,
     config_of_checkpoint,
     default_config,
     from_run_config,
@@ -52,7 +54,9 @@ __all__ = [
     "AGGREGATIONS",
     "DATASETS",
     "STRATEGIES",
+    "DEPRECATED_KEYS",
     "RENAMED_KEYS",
+    "DeprecatedKeyWarning",
     "RETIRED_KEYS",
     "CooccurrenceConfig",
     "DataConfig",

@@ -1,12 +1,14 @@
 """Flower's flat run config <-> :class:`~fedrec.shared.config.settings.FedRecConfig`.
 
 Keys are the dataclass fields with ``-`` for ``_``; an unknown key is an error (usually a
-typo), a renamed key is refused with its new name, and a checkpoint written by an earlier
-version is read with its retired and renamed keys translated.
+typo), a deprecated key is read as its new name with a warning that names it, a key renamed
+longer ago is refused with its new name, and a checkpoint written by an earlier version is
+read with its retired and renamed keys translated.
 """
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping
 from dataclasses import fields
 from typing import Any
@@ -48,9 +50,53 @@ _TYPES = {"int": int, "float": float, "bool": bool, "str": str}
 # accepting both would leave two spellings of one setting in scenario files and manifests.
 RENAMED_KEYS = {"accountant": "user-accountant"}
 
+# Old name -> new name of the record-level keys that took the level's prefix (``dp-*``, as
+# ``user-*`` is the user level's). Still read, with a warning, so that scenario files and
+# scripts keep working until they are updated; a later version refuses them (RENAMED_KEYS).
+DEPRECATED_KEYS = {
+    "noise-multiplier": "dp-noise-multiplier",
+    "max-grad-norm": "dp-max-grad-norm",
+    "target-delta": "dp-delta",
+    "epsilon-budget": "dp-epsilon-budget",
+    "grad-sample-mode": "dp-grad-sample-mode",
+}
+
+
+class DeprecatedKeyWarning(FutureWarning):
+    """A run config used a key's old name (read as the new one)."""
+
+
+def current_names(run_config: Mapping[str, Any], *, warn: bool = True) -> dict[str, Any]:
+    """``run_config`` with every deprecated key under its new name (a warning for each).
+
+    A run config that holds both names keeps the old one's value where the new one still
+    has its default (Flower's run config is the defaults with the user's keys on top);
+    two different values set on purpose are refused.
+    """
+    out = dict(run_config)
+    defaults = FedRecConfig().to_run_config()
+    for old, new in DEPRECATED_KEYS.items():
+        if old not in out:
+            continue
+        value = out.pop(old)
+        if warn:
+            warnings.warn(
+                f"config key {old!r} is deprecated: write {new!r} (record-level keys are "
+                f"dp-*; a later version will refuse {old!r})",
+                DeprecatedKeyWarning,
+                stacklevel=3,
+            )
+        if new in out and out[new] != defaults[new] and out[new] != value:
+            raise ConfigError(
+                f"{old} (deprecated) and {new} are set to different values; set {new} only"
+            )
+        out[new] = value
+    return out
+
 
 def from_run_config(run_config: Mapping[str, Any]) -> FedRecConfig:
     """Parse Flower's flat run config; unknown keys are an error (they are usually typos)."""
+    run_config = current_names(run_config)
     renamed = sorted(k for k in run_config if k in RENAMED_KEYS)
     if renamed:
         raise ConfigError(
@@ -85,7 +131,7 @@ ADVANCED_KEYS = frozenset(
         "server-beta2",
         "server-tau",
         "dense-server-learning-rate",
-        "grad-sample-mode",
+        "dp-grad-sample-mode",
         "reproducible-noise",
         "secagg-num-shares",
         "secagg-reconstruction-threshold",
@@ -102,7 +148,7 @@ RETIRED_KEYS = frozenset({"failure-rate", "straggler-rate", "straggler-seconds"}
 def config_of_checkpoint(saved: Mapping[str, Any]) -> FedRecConfig:
     """The settings a checkpoint's manifest recorded, read by this version of fedrec."""
     current = {RENAMED_KEYS.get(k, k): v for k, v in saved.items() if k not in RETIRED_KEYS}
-    return from_run_config(current)
+    return from_run_config(current_names(current, warn=False))
 
 
 def resolve_config(
@@ -110,8 +156,8 @@ def resolve_config(
 ) -> FedRecConfig:
     """Defaults, then Flower's run config, then programmatic overrides (last wins)."""
     flat = FedRecConfig().to_run_config()
-    flat.update(run_config or {})
-    flat.update({k.replace("_", "-"): v for k, v in (overrides or {}).items()})
+    flat.update(current_names(run_config or {}))
+    flat.update(current_names({k.replace("_", "-"): v for k, v in (overrides or {}).items()}))
     return from_run_config(flat)
 
 

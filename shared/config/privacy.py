@@ -1,4 +1,4 @@
-"""Record- and user-level DP settings (``dp-*``, ``noise-multiplier``, ``user-*``, ``secagg-*``)."""
+"""Record- and user-level DP settings: ``dp-*`` (record level), ``user-*``, ``secagg-*``."""
 
 from __future__ import annotations
 
@@ -22,9 +22,9 @@ class PrivacyConfig:
     """
 
     dp_enabled: bool = True
-    noise_multiplier: float = 2.1
-    max_grad_norm: float = 1.0
-    target_delta: float = 1e-5
+    dp_noise_multiplier: float = 2.1
+    dp_max_grad_norm: float = 1.0
+    dp_delta: float = 1e-5
     # Poisson sampling rate of records per DP step. Every client runs round(1 / rate) steps
     # per epoch at rate 1 / round(1 / rate), so the step count and epsilon are the same for
     # every client whatever its data. 1.0 is full-batch DP-SGD (no amplification by
@@ -37,10 +37,10 @@ class PrivacyConfig:
     dp_batch_size: int = 64
     # How Opacus clips per sample: "ghost" (norms only; same clipped update, far less
     # memory for large catalogues) or "hooks" (materialised per-sample gradients).
-    grad_sample_mode: str = "ghost"
-    # Each client refuses to train a round that would take its epsilon (at target-delta)
+    dp_grad_sample_mode: str = "ghost"
+    # Each client refuses to train a round that would take its epsilon (at dp-delta)
     # above this budget, and says so; 0 means no budget.
-    epsilon_budget: float = 0.0
+    dp_epsilon_budget: float = 0.0
     # false (default): all DP randomness (noise, Poisson batch masks, negatives, dropout
     # masks; record and user level) comes from ChaCha20 keyed by the OS, so nobody can
     # regenerate it. true: drawn from the public run seed, for bit-reproducible experiments
@@ -71,20 +71,20 @@ class PrivacyConfig:
     secagg_max_colluders: int = 0
 
     def __post_init__(self) -> None:
-        check(self.noise_multiplier >= 0, "noise-multiplier must be >= 0")
+        check(self.dp_noise_multiplier >= 0, "dp-noise-multiplier must be >= 0")
         check(self.dp_batch_size >= 1, "dp-batch-size must be >= 1")
         check(self.secagg_max_colluders >= 0, "secagg-max-colluders must be >= 0")
-        check(self.max_grad_norm > 0, "max-grad-norm must be > 0")
-        check(0 < self.target_delta < 1, "target-delta must be in (0, 1)")
+        check(self.dp_max_grad_norm > 0, "dp-max-grad-norm must be > 0")
+        check(0 < self.dp_delta < 1, "dp-delta must be in (0, 1)")
         check(0 < self.dp_sample_rate <= 1, "dp-sample-rate must be in (0, 1]")
-        check(self.epsilon_budget >= 0, "epsilon-budget must be >= 0 (0 = no budget)")
+        check(self.dp_epsilon_budget >= 0, "dp-epsilon-budget must be >= 0 (0 = no budget)")
         check(
-            self.grad_sample_mode in ("ghost", "hooks"),
-            f"grad-sample-mode must be ghost or hooks, got {self.grad_sample_mode!r}",
+            self.dp_grad_sample_mode in ("ghost", "hooks"),
+            f"dp-grad-sample-mode must be ghost or hooks, got {self.dp_grad_sample_mode!r}",
         )
         check(
-            not self.dp_enabled or self.noise_multiplier > 0,
-            "dp-enabled needs noise-multiplier > 0 (set dp-enabled=false to train without DP)",
+            not self.dp_enabled or self.dp_noise_multiplier > 0,
+            "dp-enabled needs dp-noise-multiplier > 0 (set dp-enabled=false to train without DP)",
         )
         check(
             self.user_dp in USER_DP_PLACEMENTS,

@@ -110,9 +110,8 @@ class FedRecConfig:
 
     def replace(self, **overrides: Any) -> FedRecConfig:
         """A copy with some flat hyphenated (or underscored) keys changed."""
-        from fedrec.shared.config.parse import from_run_config
+        from fedrec.shared.config.parse import current_names, from_run_config
 
         flat = self.to_run_config()
-        for key, value in overrides.items():
-            flat[key.replace("_", "-")] = value
+        flat.update(current_names({k.replace("_", "-"): v for k, v in overrides.items()}))
         return from_run_config(flat)

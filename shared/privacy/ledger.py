@@ -4,7 +4,7 @@ Two mechanisms leave a client, each with its own unit and entry in the ledger:
 
 - **Record level** (DP-SGD): a history of ``(σ, q, steps)`` entries, one accountant for
   the whole run; :func:`check_record_budget` refuses a round that would pass
-  ``epsilon-budget``.
+  ``dp-epsilon-budget``.
 - **User level** with ``user-dp = local`` or ``secagg``: every round the client takes part
   in releases its clipped update under Gaussian noise of multiplier σ (all of it added by
   the client, or its share of a secure sum that carries all of it). Against the server,
@@ -119,14 +119,14 @@ def check_record_budget(
     history: Sequence[HistoryEntry], train: TrainConfig, privacy: PrivacyConfig
 ) -> None:
     """Refuse (raise) before training a round that would take epsilon over the budget."""
-    budget = privacy.epsilon_budget
+    budget = privacy.dp_epsilon_budget
     if not privacy.dp_enabled or budget <= 0:
         return
-    delta = privacy.target_delta
+    delta = privacy.dp_delta
     planned = epsilon_of([*history, dp_plan(train, privacy)], delta)
     if planned > budget:
         raise PrivacyBudgetExceeded(
             f"privacy budget reached: epsilon spent {epsilon_of(list(history), delta):.3f}, "
-            f"another round would make it {planned:.3f} > epsilon-budget {budget:g} (delta "
+            f"another round would make it {planned:.3f} > dp-epsilon-budget {budget:g} (delta "
             f"{delta:g}, per record); this client no longer trains"
         )

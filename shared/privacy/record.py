@@ -9,7 +9,7 @@ two things Opacus does by default break the guarantee for federated clients:
   reveals ``n``, and adding or removing one record changes it, which the accountant's
   add/remove relation does not allow. Here the sum is divided by ``dp-batch-size``, a public
   constant equal for every client, so one record moves the released update by at most
-  ``lr * max-grad-norm / dp-batch-size`` whatever else the client holds.
+  ``lr * dp-max-grad-norm / dp-batch-size`` whatever else the client holds.
 - **Randomness.** The noise comes from a :class:`~fedrec.shared.privacy.random.DPRandom`
   (ChaCha20 by default), not a ``torch.Generator`` (32 effective seed bits on CPU), and so do
   the Poisson batch masks (:class:`PoissonBatches`): the server cannot regenerate either.
@@ -54,7 +54,7 @@ def dp_plan(train: TrainConfig, privacy: PrivacyConfig) -> HistoryEntry:
     It depends on public settings only, never on the client's data.
     """
     return (
-        privacy.noise_multiplier,
+        privacy.dp_noise_multiplier,
         sample_rate(privacy),
         train.local_epochs * steps_per_epoch(privacy),
     )
@@ -160,8 +160,8 @@ def make_private(
     """
     ModuleValidator.validate(model, strict=True)
     common = {
-        "noise_multiplier": privacy.noise_multiplier,
-        "max_grad_norm": privacy.max_grad_norm,
+        "noise_multiplier": privacy.dp_noise_multiplier,
+        "max_grad_norm": privacy.dp_max_grad_norm,
         "expected_batch_size": privacy.dp_batch_size,  # unused under "sum"; stated anyway
         "loss_reduction": "sum",
         "noise_source": rng,
@@ -170,11 +170,11 @@ def make_private(
     module: torch.nn.Module
     dp_optimizer: DPOptimizer
     dp_criterion = None
-    if privacy.grad_sample_mode == "ghost":
+    if privacy.dp_grad_sample_mode == "ghost":
         # Ghost clipping: per-sample gradient *norms* without materialising per-sample
         # gradients, which for an embedding table are [batch, n_items, dim] dense.
         module = GradSampleModuleFastGradientClipping(
-            model, batch_first=True, loss_reduction="sum", max_grad_norm=privacy.max_grad_norm
+            model, batch_first=True, loss_reduction="sum", max_grad_norm=privacy.dp_max_grad_norm
         )
         dp_optimizer = FedrecGhostDPOptimizer(optimizer, **common)
         criterion.reduction = "sum"  # type: ignore[assignment]

@@ -33,7 +33,7 @@ def record_mechanism(cfg: PrivacyConfig) -> str:
         rate = 1.0 / steps_per_epoch(cfg)
         sampling = f"Poisson sampling at rate {rate:g}, {steps_per_epoch(cfg)} steps per epoch"
     return (
-        f"DP-SGD (Opacus; {sampling}; per-record gradients clipped to max-grad-norm, Gaussian "
+        f"DP-SGD (Opacus; {sampling}; per-record gradients clipped to dp-max-grad-norm, Gaussian "
         "noise from a ChaCha20 CSPRNG, the noised sum divided by the public dp-batch-size; "
         "RDP accountant)"
     )
@@ -60,7 +60,7 @@ def record_covers(cfg: PrivacyConfig, *, federated_evaluation: bool) -> str:
         "a client trains on its records (the private user factor, the shared item factors "
         "and biases, text heads and adapters) is trained by DP-SGD, so every update a client "
         "sends, and every model published from them, is covered. Each record moves the "
-        "noised sum by at most max-grad-norm, and the sum is divided by dp-batch-size, a "
+        "noised sum by at most dp-max-grad-norm, and the sum is divided by dp-batch-size, a "
         "public constant equal for every client, so the noise reveals nothing about how many "
         "records a client holds. Not covered: that a user took part and in which rounds; the "
         "number of a user's interactions beyond what one interaction changes (the update's "
@@ -111,9 +111,9 @@ def report_for(
         unit=RECORD_UNIT,
         mechanism=record_mechanism(cfg),
         epsilon=epsilon,
-        delta=cfg.target_delta,
-        noise_multiplier=cfg.noise_multiplier,
-        max_grad_norm=cfg.max_grad_norm,
+        delta=cfg.dp_delta,
+        noise_multiplier=cfg.dp_noise_multiplier,
+        max_grad_norm=cfg.dp_max_grad_norm,
         batch_size=cfg.dp_batch_size,
         covers=record_covers(cfg, federated_evaluation=federated_evaluation),
     ).to_dict()

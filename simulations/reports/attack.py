@@ -6,7 +6,7 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-from fedrec.simulations.attack import PRIOR
+from fedrec.simulations.result_keys import PRIOR
 
 
 def _auc_text(summary: Mapping[str, Any]) -> str:
@@ -52,7 +52,9 @@ def markdown_report(result: Mapping[str, Any]) -> str:
         "*gain* is the paired per-client difference (with minus without), the leak the "
         "client's own update causes.",
         f"- **Rating**: AUC over the items the client touched, rated ≥ "
-        f"{result['high_rating']:g} against ≤ 3. Update attacks: `update-magnitude`, "
+        # Ratings are whole stars: below the high rating is at most one star less.
+        f"{result['high_rating']:g} against ≤ {result['high_rating'] - 1:g}. Update attacks: "
+        "`update-magnitude`, "
         "`taste` (global item factors on the user direction estimated from the update); "
         "`public-prior` is the global item bias, which needs no update at all.",
         "- Mean ± standard error over clients. Wall time: training that row's updates plus "
@@ -63,7 +65,8 @@ def markdown_report(result: Mapping[str, Any]) -> str:
         + (f", text-tower {s['text-tower']}" if "text-tower" in s else "")
         + ") over all "
         f"{fed['clients']} clients, {fed['seconds']:.0f} s. Record-level DP rows use "
-        "scenario `ml100k-dp` with the noise multiplier shown; user-level and SecAgg+ rows "
+        f"scenario `{fed['dp_scenario']}` with the noise multiplier shown; user-level and "
+        "SecAgg+ rows "
         "post-process the no-DP scenario's updates with the project's user-level DP code "
         "(`shared/privacy/user.py`) at its `user-clip` C; "
         + "; ".join(

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from fedrec.simulations.bench_audit import USER_AUDIT_DELTA
-
 
 def markdown_report(result: dict[str, Any]) -> str:
     """The report: one row per audited mechanism, the bound next to the claim."""
@@ -21,13 +19,14 @@ def markdown_report(result: dict[str, Any]) -> str:
         "benchmark: each must be caught, or the audit is too weak to mean anything.",
         "",
         f"- Record level: {audit['record_canaries']} canary clients (one canary record each), "
-        f"noise-multiplier {s['noise-multiplier']}, max-grad-norm {s['max-grad-norm']}, "
+        f"dp-noise-multiplier {s['dp-noise-multiplier']}, dp-max-grad-norm "
+        f"{s['dp-max-grad-norm']}, "
         f"dp-batch-size {s['dp-batch-size']}, dp-sample-rate {s['dp-sample-rate']}, "
-        f"local-epochs {s['local-epochs']}, δ = {s['target-delta']:g}.",
+        f"local-epochs {s['local-epochs']}, δ = {s['dp-delta']:g}.",
         f"- User level: {audit['user_canaries']} canary clients among "
         f"{audit['background_clients']} real clients' round-1 updates, user-clip "
         f"{s['user-clip']}, user-noise-multiplier {s['user-noise-multiplier']}; audited at "
-        f"δ = {USER_AUDIT_DELTA:g} (the accountant restates each claim at that δ: the run's "
+        f"δ = {audit['user_delta']:g} (the accountant restates each claim at that δ: the run's "
         "own δ = 1/N^1.1 is too large for a one-run bound to say anything).",
         "",
         "| level | placement | mechanism | σ | δ | accounted ε (this round) | accounted ε (run) "

@@ -1,8 +1,8 @@
 """The cold-start report (``fedrec bench cold-start``): result -> Markdown tables.
 
-The measurement is :mod:`fedrec.simulations.bench_coldstart`; the rows are found by the
-names of :mod:`fedrec.simulations.coldstart_rows`, and every number in the prose is read
-from the result (its protocol: k, the liked items given, the goals).
+The measurement is :mod:`fedrec.simulations.bench_coldstart`; rows are found by their
+structured keys and labelled by :mod:`fedrec.simulations.coldstart_rows`, and every number
+in the prose is read from the result (its protocol: k, the liked items given, the goals).
 """
 
 from __future__ import annotations
@@ -14,15 +14,18 @@ import numpy as np
 
 from fedrec.shared.evaluation import paired_difference, standard_error
 from fedrec.simulations.coldstart_rows import (
-    BEST_REF,
-    PAIRED_ROW,
-    RANDOM_LIKED,
-    SERVED_ROW,
-    SERVED_TEXT_ROW,
-    WEIGHT_ROW,
+    MODEL_LABELS,
+    RANDOM,
+    REPEAT_COLUMNS,
     K,
+    Row,
     best_reference,
+    find_or_none,
+    is_text_map,
+    item_label,
     reference_base,
+    reference_label,
+    user_label,
 )
 
 
@@ -31,18 +34,25 @@ def _times(value: float, baseline: float) -> str:
     return f"{value / baseline:.2f}x" if baseline > 0 else "-"
 
 
-def _repeat_lines(repeats: list[dict[str, float]], vary: str, *, k: int = K) -> list[str]:
+def _repeat_lines(
+    repeats: list[dict[str, float]], vary: str, *, given: int, k: int = K
+) -> list[str]:
     """Each training run's headline numbers, their mean and its standard error."""
     if len(repeats) < 2:
         return []
     # The references depend on the split alone: repeats with fresh noise share theirs.
     same_split = vary == "dp-noise"
-    keys = [c for c in repeats[0] if c != "seed" and not (same_split and c.startswith(BEST_REF))]
+    keys = [
+        c
+        for c in REPEAT_COLUMNS
+        if c in repeats[0] and not (same_split and c.startswith("best_reference"))
+    ]
     how = (
         "same split and seeds, fresh DP noise"
         if vary == "dp-noise"
         else "one seed each: its own held-out users and items, partitions and initialisation"
     )
+    titles = [REPEAT_COLUMNS[c][0].format(given=given) for c in keys]
     lines = [
         "",
         f"## Repeated training ({len(repeats)} runs: {how})",
@@ -50,7 +60,7 @@ def _repeat_lines(repeats: list[dict[str, float]], vary: str, *, k: int = K) -> 
         f"Run 1 is the one reported above. NDCG@{k}; the last row is the mean over runs ± its "
         "standard error (sd / √runs).",
         "",
-        "| run | " + " | ".join(keys) + " |",
+        "| run | " + " | ".join(titles) + " |",
         "| --- |" + " ---: |" * len(keys),
     ]
     for r, row in enumerate(repeats, start=1):
@@ -63,7 +73,7 @@ def _repeat_lines(repeats: list[dict[str, float]], vary: str, *, k: int = K) -> 
         stats.append(f"{_fmt(v.mean(), c)} ± {se}")
     lines.append("| mean | " + " | ".join(stats) + " |")
     d = paired_difference(
-        [row["warm hybrid"] for row in repeats], [row["warm MF only"] for row in repeats]
+        [row["warm_hybrid"] for row in repeats], [row["warm_mf"] for row in repeats]
     )
     verdict = _verdict(d.low, d.high)
     lines += [
@@ -74,15 +84,14 @@ def _repeat_lines(repeats: list[dict[str, float]], vary: str, *, k: int = K) -> 
     return lines
 
 
-def _weight_lines(users: dict[str, dict[str, float]], protocol: dict[str, Any]) -> list[str]:
+def _weight_lines(users: list[Row], protocol: dict[str, Any]) -> list[str]:
     """The sweep of the served fold-in weight (absent for DP models, which skip fold-in)."""
-    rows = sorted(
-        {m[len(WEIGHT_ROW) :].split(" (")[0] for m in users if m.startswith(WEIGHT_ROW)}, key=float
-    )
-    if not rows:
+    sweep = [row for row in users if row["method"] == "fold-in-weight"]
+    weights = sorted({row["weight"] for row in sweep})
+    if not weights:
         return []
     k, given = protocol["k"], protocol["given"]
-    pop = users["popularity"][f"ndcg@{k}"]
+    pop = _row(users, method="popularity")[f"ndcg@{k}"]
     served = protocol.get("fold_in_weight")
     lines = [
         "",
@@ -97,17 +106,24 @@ def _weight_lines(users: dict[str, dict[str, float]], protocol: dict[str, Any]) 
         "| fold-in weight | " + " | ".join(f"{n} liked" for n in given) + " |",
         "| --- |" + " ---: |" * len(given),
     ]
-    for w in rows:
-        cells = [_times(users[f"{WEIGHT_ROW}{w} ({n} liked)"][f"ndcg@{k}"], pop) for n in given]
-        label = f"{w} (served)" if served is not None and float(w) == served else w
+    for w in weights:
+        cells = [_times(_row(sweep, weight=w, given=n)[f"ndcg@{k}"], pop) for n in given]
+        label = f"{w:g} (served)" if served is not None and w == served else f"{w:g}"
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
     return lines
 
 
-def _paired_lines(users: dict[str, dict[str, float]], *, k: int) -> list[str]:
+def _row(rows: list[Row], **identity: Any) -> Row:
+    """The row with ``identity`` (the first, where a result holds several)."""
+    row = find_or_none(rows, **identity)
+    if row is None:
+        raise KeyError(f"no row {identity} in the result")
+    return row
+
+
+def _paired_lines(paired: list[Row], *, k: int) -> list[str]:
     """Each served answer minus popularity, user by user, with its 95% interval."""
-    rows = [(m[len(PAIRED_ROW) :], d) for m, d in users.items() if m.startswith(PAIRED_ROW)]
-    if not rows:
+    if not paired:
         return []
     lines = [
         "",
@@ -115,10 +131,10 @@ def _paired_lines(users: dict[str, dict[str, float]], *, k: int) -> list[str]:
         "over these users):",
         "",
     ]
-    for name, d in rows:
+    for d in paired:
         verdict = _verdict(d["low"], d["high"])
         lines.append(
-            f"- {name}: {d['mean']:+.4f} ({d['low']:+.4f} to {d['high']:+.4f}, "
+            f"- {user_label(d)}: {d['mean']:+.4f} ({d['low']:+.4f} to {d['high']:+.4f}, "
             f"{int(d['n_users'])} users): {verdict}"
         )
     return lines
@@ -128,12 +144,11 @@ def _unseen_seed_lines(
     repeats: list[dict[str, float]], chosen_on: int | None, *, liked: int
 ) -> list[str]:
     """New users over the runs whose held-out users the served weight was not chosen on."""
-    key = f"new user, {liked} liked (x popularity)"  # the repeats' column
     unseen = [row for row in repeats if chosen_on is not None and int(row["seed"]) != chosen_on]
     if not unseen:
         return []
     seeds = ", ".join(str(int(row["seed"])) for row in unseen)
-    mean = float(np.mean([row[key] for row in unseen]))
+    mean = float(np.mean([row["new_user_liked"] for row in unseen]))
     return [
         "",
         f"On the held-out users the served fold-in weight was not chosen on (seeds {seeds}), "
@@ -142,20 +157,17 @@ def _unseen_seed_lines(
 
 
 def _goal_lines(
-    users: dict[str, dict[str, float]],
-    refs: dict[str, dict[str, float]],
+    users: list[Row],
+    refs: list[Row],
     repeats: list[dict[str, float]],
     protocol: dict[str, Any],
 ) -> list[str]:
     """The served new-user answers against the goals, beside the best centralized reference."""
     k, goals = protocol["k"], protocol["goals"]
     n = goals["liked"]["given"]
-    pop = users["popularity"][f"ndcg@{k}"]
-    served3 = next(
-        (v for m, v in users.items() if m.startswith(SERVED_ROW) and m.endswith(f"({n} liked)")),
-        None,
-    )
-    text = users.get(SERVED_TEXT_ROW)
+    pop = _row(users, method="popularity")[f"ndcg@{k}"]
+    served3 = find_or_none(users, method="served", given=n)
+    text = find_or_none(users, method="served", text=True)
     if served3 is None or text is None or pop <= 0:
         return []
     lines = [
@@ -167,31 +179,33 @@ def _goal_lines(
         "same users and protocol:",
         "",
     ]
-    for what, goal, served, given in (
-        (f"{n} liked items", goals["liked"]["ratio"], served3, f"{n} liked"),
-        ("text alone", goals["text"]["ratio"], text, "text"),
+    best_liked, best_text = best_reference(refs, given=n), best_reference(refs, text=True)
+    for what, goal, served, kind, best in (
+        (f"{n} liked items", goals["liked"]["ratio"], served3, "liked", best_liked),
+        ("text alone", goals["text"]["ratio"], text, "text", best_text),
     ):
         ratio = served[f"ndcg@{k}"] / pop
         parts = [f"served {ratio:.2f}x popularity"]
-        key = f"new user, {given} (x popularity)"  # the repeats' columns (_repeat_summary)
+        key = f"new_user_{kind}"  # the repeats' columns (REPEAT_COLUMNS)
         if len(repeats) > 1:
             parts.append(f"{np.mean([r[key] for r in repeats]):.2f}x over {len(repeats)} runs")
-        best = best_reference(refs, f"({given})")
         if best is not None:
-            ref_key = f"{BEST_REF}{given} (x popularity)"
+            ref_key = f"best_reference_{kind}"
             over = list({r.get("seed"): r[ref_key] for r in repeats if ref_key in r}.values())
             mean = f", {np.mean(over):.2f}x over the runs' seeds" if len(over) > 1 else ""
-            parts.append(f"best centralized reference {best[1]:.2f}x{mean} ({best[0]})")
+            parts.append(
+                f"best centralized reference {best[1]:.2f}x{mean} ({reference_label(best[0])})"
+            )
         lines.append(
             f"- From {what}, goal {goal:g}x: {'; '.join(parts)}. "
             f"{'Met' if round(ratio, 9) >= goal else 'Not met'}."
         )
-    drawn = best_reference(refs, prefix=RANDOM_LIKED)
+    drawn = best_reference(refs, draw=RANDOM)
     if drawn is not None:
         lines.append(
             f"- With {protocol['random_liked_given']} liked items drawn at random instead of the "
             "first (a friendlier choice): "
-            f"best centralized reference {drawn[1]:.2f}x ({drawn[0]})."
+            f"best centralized reference {drawn[1]:.2f}x ({reference_label(drawn[0])})."
         )
     return lines
 
@@ -202,9 +216,11 @@ def _verdict(low: float, high: float) -> str:
 
 
 def _fmt(value: float, key: str) -> str:
-    if key.endswith(")"):
+    """A repeats cell as its column's kind writes it (:data:`REPEAT_COLUMNS`)."""
+    kind = REPEAT_COLUMNS[key][1]
+    if kind == "ratio":
         return f"{value:.2f}x"
-    if "-" in key:
+    if kind == "difference":
         return f"{value if round(value, 4) else 0.0:+.4f}"  # no "-0.0000"
     return f"{value:.4f}"
 
@@ -228,7 +244,7 @@ def _privacy_lines(privacy: dict[str, Any]) -> list[str]:
                 f"user-level ({u['placement']}), ε = {u['epsilon']:.3g} per user, "
                 f"δ = {u['delta']:.3g}"
             )
-        lines.append(f"- {model}: " + ("; ".join(parts) if parts else "no DP"))
+        lines.append(f"- {MODEL_LABELS[model]}: " + ("; ".join(parts) if parts else "no DP"))
     lines.append(
         "- The serving-time inputs of a new user (liked items, text) are not training data "
         "and are not covered by these guarantees."
@@ -238,6 +254,11 @@ def _privacy_lines(privacy: dict[str, Any]) -> list[str]:
 
 def coldstart_markdown(result: dict[str, Any]) -> str:
     """The report as Markdown tables (ratios against popularity / random)."""
+    if "rows" not in result["user_cold_start"]:
+        raise ValueError(
+            "this cold-start result keys its rows by display labels (written before results "
+            "had structured rows); re-run `fedrec bench cold-start` to render it"
+        )
     p = result["protocol"]
     k = p["k"]
     lines = [
@@ -254,19 +275,20 @@ def coldstart_markdown(result: dict[str, Any]) -> str:
         f"| method | NDCG@{k} | HR@{k} | x popularity (NDCG) | users |",
         "| --- | ---: | ---: | ---: | ---: |",
     ]
-    users = result["user_cold_start"]
+    new_users = result["user_cold_start"]
+    users: list[Row] = new_users["rows"]
     repeats, vary = result.get("repeats") or [], result.get("repeats_vary", "dp-noise")
-    pop = users["popularity"][f"ndcg@{k}"]
-    for method, m in users.items():
-        if method.startswith(("_", WEIGHT_ROW)):
+    pop = _row(users, method="popularity")[f"ndcg@{k}"]
+    for m in users:
+        if m["method"] == "fold-in-weight":  # the sweep has its own table
             continue
         lines.append(
-            f"| {method} | {m[f'ndcg@{k}']:.4f} | {m[f'hr@{k}']:.4f} | "
+            f"| {user_label(m)} | {m[f'ndcg@{k}']:.4f} | {m[f'hr@{k}']:.4f} | "
             f"{_times(m[f'ndcg@{k}'], pop)} | {int(m['n_users'])} |"
         )
-    lines += _paired_lines(users, k=k)
+    lines += _paired_lines(new_users.get("vs_popularity") or [], k=k)
     lines += _weight_lines(users, p)
-    refs = result.get("user_cold_start_centralized_references")
+    refs: list[Row] = result.get("user_cold_start_centralized_references") or []
     if refs:
         lines += [
             "",
@@ -276,7 +298,8 @@ def coldstart_markdown(result: dict[str, Any]) -> str:
             "warm users, which a federated server never sees. '+ log popularity' rows score "
             "log(1 + count) + λ · similarity and report the best λ on these very users (an "
             "optimistic bound); the genre row's similarity is how many of the text's genres an "
-            f"item has. The '{RANDOM_LIKED}' rows give {p['random_liked_given']} of "
+            f"item has. The '{p['random_liked_given']} liked at random' rows give "
+            f"{p['random_liked_given']} of "
             f"{max(p['given'])} liked items drawn at random "
             "instead of the first ones (mostly the popular films every new user was asked to "
             "rate), against popularity on that draw. The ceiling rows rank a random half of "
@@ -285,15 +308,15 @@ def coldstart_markdown(result: dict[str, Any]) -> str:
             f"| method | NDCG@{k} | HR@{k} | x popularity (NDCG) | users |",
             "| --- | ---: | ---: | ---: | ---: |",
         ]
-        for method, m in refs.items():
-            base = refs[reference_base(method, refs)][f"ndcg@{k}"]
+        for m in refs:
+            base = reference_base(m, refs)[f"ndcg@{k}"]
             lines.append(
-                f"| {method} | {m[f'ndcg@{k}']:.4f} | {m[f'hr@{k}']:.4f} | "
+                f"| {reference_label(m)} | {m[f'ndcg@{k}']:.4f} | {m[f'hr@{k}']:.4f} | "
                 f"{_times(m[f'ndcg@{k}'], base)} | {int(m['n_users'])} |"
             )
-    lines += _goal_lines(users, refs or {}, repeats, p)
-    items = result["item_cold_start"]
-    rnd = items["random"][f"ndcg@{k}"]
+    lines += _goal_lines(users, refs, repeats, p)
+    items: list[Row] = result["item_cold_start"]
+    rnd = _row(items, method="random")[f"ndcg@{k}"]
     lines += [
         "",
         "## New items (ranked among the held-out items only)",
@@ -301,12 +324,12 @@ def coldstart_markdown(result: dict[str, Any]) -> str:
         f"| method | NDCG@{k} | HR@{k} | x random (NDCG) | users |",
         "| --- | ---: | ---: | ---: | ---: |",
     ]
-    for method, m in items.items():
+    for m in items:
         lines.append(
-            f"| {method} | {m[f'ndcg@{k}']:.4f} | {m[f'hr@{k}']:.4f} | "
+            f"| {item_label(m)} | {m[f'ndcg@{k}']:.4f} | {m[f'hr@{k}']:.4f} | "
             f"{_times(m[f'ndcg@{k}'], rnd)} | {int(m['n_users'])} |"
         )
-    if any("text map" in method for method in items):
+    if any(is_text_map(m) for m in items):
         lines += [
             "",
             "Text map: a ridge regression from the items' frozen text embeddings to the "
@@ -323,7 +346,7 @@ def coldstart_markdown(result: dict[str, Any]) -> str:
     ]
     for model, m in result["warm_users"].items():
         lines.append(
-            f"| {model} | {m[f'ndcg@{k}_full']:.4f} | {m[f'hr@{k}_full']:.4f} | "
+            f"| {MODEL_LABELS[model]} | {m[f'ndcg@{k}_full']:.4f} | {m[f'hr@{k}_full']:.4f} | "
             f"{int(m['n_users'])} |"
         )
     diff = result.get("warm_users_paired")
@@ -338,8 +361,8 @@ def coldstart_markdown(result: dict[str, Any]) -> str:
             "compare repeated runs for that.",
         ]
     liked = p["goals"]["liked"]["given"]
-    lines += _repeat_lines(repeats, vary, k=k)
-    if vary == "seed" and any(m.startswith(WEIGHT_ROW) for m in users):
+    lines += _repeat_lines(repeats, vary, given=liked, k=k)
+    if vary == "seed" and any(m["method"] == "fold-in-weight" for m in users):
         lines += _unseen_seed_lines(repeats, p.get("fold_in_weight_chosen_on_seed"), liked=liked)
     lines += _privacy_lines(result.get("privacy") or {})
     lines += ["", "## Time", ""]

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from fedrec.simulations.bench_cooccurrence import ARMS, GOAL_EPSILON, NDCG, _ci
+from fedrec.simulations.result_keys import NDCG, dataset_label, mean_interval
 
 
 def plot(result: dict[str, Any], path: Path) -> None:
@@ -25,7 +25,7 @@ def plot(result: dict[str, Any], path: Path) -> None:
     ):
         runs = [p["arms"][arm]["ndcg_runs"] for p in result["points"]]
         means = [float(np.mean(r)) for r in runs]
-        errs = [_ci(r)["high"] - _ci(r)["mean"] for r in runs]
+        errs = [mean_interval(r)["high"] - mean_interval(r)["mean"] for r in runs]
         line = ax.errorbar(
             xs, means, yerr=errs, fmt=style, capsize=3, label=f"{label}, {result['placement']}"
         )
@@ -89,10 +89,10 @@ def markdown_report(result: dict[str, Any], png: str) -> str:
     dp_at = {d["epsilon"]: d[NDCG] for d in result["dp_popularity"]}
     rows = [(None, result["no_dp"]), *((p["epsilon"], p) for p in result["points"])]
     for eps, point in rows:
-        for arm in ARMS:
+        for arm in point["arms"]:
             a = point["arms"][arm]
             m = a["metrics"]
-            ci = _ci(a["ndcg_runs"])
+            ci = mean_interval(a["ndcg_runs"])
             interval = "-" if len(a["ndcg_runs"]) < 2 else f"{ci['low']:.4f} – {ci['high']:.4f}"
             rel = _relevance_cell(a["relevance"])
             dp = f"{dp_at[eps]:.4f}" if eps in dp_at else "-"
@@ -102,7 +102,7 @@ def markdown_report(result: dict[str, Any], png: str) -> str:
                 f"| {m['ndcg@10_sampled']:.4f} | {m['coverage@10']:.3f} | {rel} |"
             )
     goal = result["goal"]
-    g = goal["best"]
+    g, goal_eps = goal["best"], goal["epsilon"]
     pop_relevance = float(np.mean(list(result["popularity"]["relevance"].values())))
     epsilons = ", ".join(f"{p['epsilon']:g}" for p in result["points"])
     lines += [
@@ -111,7 +111,7 @@ def markdown_report(result: dict[str, Any], png: str) -> str:
         "",
         f"**Goal** ({goal['rule']}): "
         + (
-            "no point at ε <= 4 with secagg or local noise."
+            f"no point at ε <= {goal_eps:g} with secagg or local noise."
             if g is None
             else f"{'met' if g['met'] else 'NOT met'} — best at ε = {g['epsilon']:g} ({g['arm']}): "
             f"{g['ratio']['mean']:.2f}x popularity, 95% interval {g['ratio']['low']:.2f}x – "
@@ -128,10 +128,10 @@ def markdown_report(result: dict[str, Any], png: str) -> str:
         f"popularity's list scores {pop_relevance:.2f}.",
         "",
         "| profile | liked items | genres counted | popularity | no DP, with text | ε "
-        f"{GOAL_EPSILON:g}, with text | ε {GOAL_EPSILON:g}, co-occurrence alone |",
+        f"{goal_eps:g}, with text | ε {goal_eps:g}, co-occurrence alone |",
         "|---|---|---|---|---|---|---|",
     ]
-    at_goal = next((p for p in result["points"] if p["epsilon"] == GOAL_EPSILON), None)
+    at_goal = next((p for p in result["points"] if p["epsilon"] == goal_eps), None)
     for key, prof in result["profiles"].items():
         if key not in result["popularity"]["relevance"]:
             continue  # a catalogue without this profile's films
@@ -153,7 +153,8 @@ def markdown_report(result: dict[str, Any], png: str) -> str:
         )
     lines += [
         "",
-        "Rank, content weight and fade are fixed defaults chosen once on ML-100K (looking at "
+        "Rank, content weight and fade are fixed defaults chosen once on "
+        f"{dataset_label(result['defaults_chosen_on'])} (looking at "
         "validation and test NDCG and at these profiles), not tuned per run: their choice is "
         "not in the privacy accounting, and the test figures of the with-text arm are "
         "optimistic by that choice. On validation a larger content weight scored higher; on "
@@ -209,7 +210,7 @@ def _exact_ease_lines(ease: dict[str, Any], best: float, best_name: str, pop: fl
             + "; ".join(
                 f"{arm} {paired[arm]['mean']:+.4f} NDCG (95% interval {paired[arm]['low']:+.4f} "
                 f"to {paired[arm]['high']:+.4f}, {paired[arm]['n']} users)"
-                for arm in ARMS
+                for arm in ease["arms"]
             )
             + ". No noise and one split: the uncertainty is the test users', and an interval "
             "that spans zero says the two are not told apart on this data.",

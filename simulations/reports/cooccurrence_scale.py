@@ -7,12 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from fedrec.simulations.bench_cooccurrence import GOAL_RATIO, NDCG
-
-
-def _goal_ratio(result: dict[str, Any]) -> float:
-    # Results written before the goal was recorded were measured against the same goal.
-    return float(result.get("goal_ratio", GOAL_RATIO))
+from fedrec.simulations.result_keys import NDCG, dataset_label
 
 
 def plot(result: dict[str, Any], path: Path) -> None:
@@ -22,7 +17,7 @@ def plot(result: dict[str, Any], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    pop, goal = result["popularity"][NDCG], _goal_ratio(result)
+    pop, goal = result["popularity"][NDCG], float(result["goal_ratio"])
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for eps in sorted({r["epsilon"] for r in result["rows"]}):
         rows = [r for r in result["rows"] if r["epsilon"] == eps]
@@ -35,7 +30,8 @@ def plot(result: dict[str, Any], path: Path) -> None:
     ax.axhline(1.0, color="black", lw=1, label="popularity")
     ax.axhline(goal, color="tab:red", lw=1, ls="--", label=f"{goal}x popularity")
     ax.set_xscale("log")
-    ax.set_xlabel("users in the federation (ML-100K-like, by the stated model)")
+    data = dataset_label(result["dataset"])
+    ax.set_xlabel(f"users in the federation ({data}-like, by the stated model)")
     ax.set_ylabel("test NDCG@10 / popularity")
     ax.set_title(f"Private co-occurrence model as the federation grows ({result['placement']})")
     ax.legend(fontsize=8)
@@ -47,7 +43,8 @@ def plot(result: dict[str, Any], path: Path) -> None:
 
 def markdown(result: dict[str, Any], name: str) -> str:
     """The report of ``result`` saved as ``<name>``: one row per (ε, federation size)."""
-    pop, goal = result["popularity"][NDCG], _goal_ratio(result)
+    pop, goal = result["popularity"][NDCG], float(result["goal_ratio"])
+    data = dataset_label(result["dataset"])
     lines = [
         "# Private co-occurrence model: utility at fixed ε as the federation grows",
         "",
@@ -55,9 +52,9 @@ def markdown(result: dict[str, Any], name: str) -> str:
         f"{result['draws']} noise draws per point, the served default (co-occurrence and the "
         "public-text part). **Model of a larger federation** "
         f"(an extrapolation, not a measurement on more users): m times "
-        f"{result['users']} users who look like ML-100K's, so the exact co-occurrence sum is m "
+        f"{result['users']} users who look like {data}'s, so the exact co-occurrence sum is m "
         "times the observed one, with the noise the placement adds for that many clients at "
-        "δ = 1/(mN)^1.1; evaluated on ML-100K's own test users (full ranking). Popularity "
+        f"δ = 1/(mN)^1.1; evaluated on {data}'s own test users (full ranking). Popularity "
         f"NDCG@10 {pop:.4f}.",
         "",
         "| ε | users | noise std on the sum | NDCG@10 (mean) | × popularity |",

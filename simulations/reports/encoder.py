@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from fedrec.simulations.result_keys import dataset_label
+
 
 def encoder_markdown(result: dict[str, Any]) -> str:
     """Two tables: latency, and local training cost per arm."""
     m = result["machine"]
     where = m["gpu"] or f"CPU ({m['torch_threads']} threads)"
+    data = dataset_label(result["dataset"])
     lines = [
         f"# Encoder and local training cost ({where})",
         "",
@@ -21,7 +24,7 @@ def encoder_markdown(result: dict[str, Any]) -> str:
     lines += [f"| {k} | {v:.2f} |" for k, v in result["latency"].items()]
     lines += [
         "",
-        "One client's local training, 1 epoch, typical ML-100K users (records near the median):",
+        f"One client's local training, 1 epoch, typical {data} users (records near the median):",
         "",
         "| model | DP | clipping | s per client | ms per step | DP overhead | clients |",
         "| --- | --- | --- | ---: | ---: | ---: | ---: |",
@@ -47,7 +50,7 @@ def encoder_markdown(result: dict[str, Any]) -> str:
             f"One federated round end to end (plain single-process federation, the same client "
             f"and aggregation code as a Flower round), product defaults: record-level DP-SGD "
             f"{'on' if r0['dp'] else 'off'}, {r0['local_epochs']} local epochs, sample rate "
-            f"{r0['dp_sample_rate']:g}; the first *clients* ML-100K users:",
+            f"{r0['dp_sample_rate']:g}; the first *clients* {data} users:",
             "",
             "| text tower | clients | round s | s per client | model per client (MB, each "
             "way) | of which text tower (MB) |",

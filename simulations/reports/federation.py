@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from fedrec.simulations.bench_federation import SYNTHETIC_PER_USER, SYNTHETIC_USERS
+from fedrec.simulations.result_keys import dataset_label
 
 
 def plot(result: dict[str, Any], path: Path) -> None:
@@ -78,7 +78,7 @@ def markdown_report(result: dict[str, Any], png: str) -> str:
     """The Markdown table written next to the JSON."""
     s = result["settings"]
     dp = (
-        f"DP-SGD on (noise {s['noise-multiplier']}, sample-rate {s['dp-sample-rate']})"
+        f"DP-SGD on (noise {s['dp-noise-multiplier']}, sample-rate {s['dp-sample-rate']})"
         if s["dp-enabled"]
         else "no DP"
     )
@@ -108,7 +108,7 @@ def markdown_report(result: dict[str, Any], png: str) -> str:
         + ("; beside it, one user per node" if single and per_message != 1 else "")
         + ". Plain loop: the same client and aggregation functions in one process.",
         "",
-        "## Framework overhead (ML-100K)",
+        f"## Framework overhead ({dataset_label(result['dataset'])})",
         "",
         "| clients/round | Flower round 1 s | Flower round 2 s | plain loop s "
         "| overhead (round 2) | peak RSS MiB (Flower) |"
@@ -135,9 +135,8 @@ def markdown_report(result: dict[str, Any], png: str) -> str:
     shape = result["catalogue"][0]
     lines += [
         "",
-        # Arms from before their shape was recorded used the same constants.
-        f"## Catalogue size (synthetic, {shape.get('n_users', SYNTHETIC_USERS)} users x "
-        f"{shape.get('per_user', SYNTHETIC_PER_USER)} interactions)",
+        f"## Catalogue size (synthetic, {shape['n_users']} users x "
+        f"{shape['per_user']} interactions)",
         "",
         "| items | clients/round | Flower round 2 s | plain loop s | overhead "
         "| peak RSS MiB (Flower) |",

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from fedrec.simulations.result_keys import dataset_label
+
 SHOWN = 8  # intents whose top 5 the report prints, the first of the set
 
 
@@ -18,7 +20,7 @@ def _selection_lines(result: dict[str, Any]) -> list[str]:
     lines = [
         f"Chosen on `{result['dev_query_set']}` (development intents, not reported above)"
         + (
-            f", `{result.get('dev_new_items', 'shared/evaluation/new-items-dev.toml')}` "
+            f", `{result['dev_new_items']}` "
             "(development new items) and validation items: among the weights that find at "
             f"least {sel['new_items_bar']:.0%} of the development new items by their paraphrase"
             + ("" if sel["new_items_bar_met"] else " (none did, so all were kept)")
@@ -33,8 +35,8 @@ def _selection_lines(result: dict[str, Any]) -> list[str]:
         + f"). Chosen similarity {sel['chosen']['similarity']:g}, popularity "
         f"{sel['chosen']['prior']:g}; the model's configured defaults are "
         f"{result['configured_weights'][0]:g} / {result['configured_weights'][1]:g}. Chosen "
-        f"once on {result['dataset'].upper()}; like the model's other defaults, the choice is "
-        "not in the privacy accounting.",
+        f"once on {dataset_label(result['dataset'])}; like the model's other defaults, the "
+        "choice is not in the privacy accounting.",
         "",
         "| similarity | popularity | dev precision | validation genre-text NDCG |"
         + (" dev new items found |" if items else ""),

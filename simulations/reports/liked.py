@@ -6,7 +6,24 @@ from typing import Any
 
 import numpy as np
 
-from fedrec.simulations.bench_liked import DRAWS, MODELS, REFERENCES, K
+from fedrec.simulations.result_keys import LIKED_DRAWS as DRAWS
+from fedrec.simulations.result_keys import LIKED_REFERENCES as REFERENCES
+from fedrec.simulations.result_keys import K
+
+# The protocol whose top-10 lists the report shows (every protocol's are in the result).
+LISTS_OF = ("first", 3)
+_WORDS = ("no", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten")
+
+
+def _count(n: int) -> str:
+    """A small count in words, as prose writes it."""
+    return _WORDS[n] if n < len(_WORDS) else str(n)
+
+
+def _either(values: list[int]) -> str:
+    """``"1, 3 or 5"``."""
+    listed = [str(v) for v in values]
+    return listed[0] if len(listed) == 1 else f"{', '.join(listed[:-1])} or {listed[-1]}"
 
 
 def _mean_over_seeds(result: dict[str, Any], row: str, arm: str | None, key: str) -> float:
@@ -28,15 +45,17 @@ def markdown(result: dict[str, Any], name: str) -> str:
     )
     users = sum(s["users"] for s in result["per_seed"])
     sel = result["selection"]
+    models, given = list(result["models"]), result["given"]
     lines = [
         "# New users from a few liked items (served default model)",
         "",
         f"{result['dataset']}, written by `fedrec bench cold-start --liked` at {result['date']}. "
         f"Seeds {', '.join(map(str, result['seeds']))}: each holds out "
         f"{result['held_out_fraction']:.0%} of the users from the release ({users} evaluated "
-        "users in all) and answers them from 1, 3 or 5 of their liked items (rated >= 4): the "
-        "first they rated, or drawn at random; their other items are the targets (the 5 given "
-        "are excluded). Models: **private default** (the co-occurrence release at "
+        f"users in all) and answers them from {_either(given)} of their liked items (rated "
+        f">= {result['liked_rating']:g}): the first they rated, or drawn at random; their other "
+        f"items are the targets (the {max(given)} given are excluded). Models: **private "
+        "default** (the co-occurrence release at "
         f"{privacy}) and **non-private** (the exact sum, EASE item model). References are "
         "centralized on the same warm users' training items and not private; item-kNN + log "
         "popularity takes the best of its weights "
@@ -83,7 +102,7 @@ def markdown(result: dict[str, Any], name: str) -> str:
     met_all = True
     for draw in DRAWS:
         for k in result["given"]:
-            for model in MODELS:
+            for model in models:
                 best = paired[f"{draw}/{k}/{model}/vs best"]
                 pop = paired[f"{draw}/{k}/{model}/vs popularity"]
                 met = best["mean"] >= 0
@@ -103,7 +122,8 @@ def markdown(result: dict[str, Any], name: str) -> str:
         "`cooccurrence-liked-similarity` scores a new user's items as log(release popularity) + "
         "w · (summed cosine of the liked items' factors). Chosen on seed "
         f"{result['dev_seed']}'s held-out users (never evaluated above): the best mean NDCG@10 "
-        "(six protocols, both models) among the weights whose answers to the fixed liked-item "
+        f"({_count(len(DRAWS) * len(given))} protocols, both models) among the weights whose "
+        "answers to the fixed liked-item "
         "profiles (`shared/evaluation/relevance.py`: Star Wars, animation, horror, romance) look "
         f"right for both models (every profile's top 10 at least {sel['min_share']:.0%} in its "
         f"genres, {sel['mean_share']:.0%} on average)"
@@ -119,7 +139,7 @@ def markdown(result: dict[str, Any], name: str) -> str:
     ]
     for row in sel["tried"]:
         cells = []
-        for model in MODELS:
+        for model in models:
             shares = " / ".join(f"{v:.1f}" for v in row[model]["shares"].values())
             cells += [f"{row[model]['mean']:.4f}", shares]
         lines.append(
@@ -134,7 +154,7 @@ def markdown(result: dict[str, Any], name: str) -> str:
         "| model | text only | liked only | both | both - liked | both - text |",
         "|---|---|---|---|---|---|",
     ]
-    for model in MODELS:
+    for model in models:
         text = _mean_over_seeds(result, f"text/{model}", None, n)
         liked = _mean_over_seeds(result, f"first/{both}", model, n)
         together = _mean_over_seeds(result, f"both/{model}", None, n)
@@ -144,7 +164,7 @@ def markdown(result: dict[str, Any], name: str) -> str:
         )
     lines += [
         "",
-        "## The lists (3 liked, first draw)",
+        f"## The lists ({LISTS_OF[1]} liked, {LISTS_OF[0]} draw)",
         "",
         "ILD: mean pairwise genre distance in a top 10. Popularity rank: 1 is the most watched. "
         "Franchise: the most items of one franchise in a top 10 (titles grouped before a colon, "
@@ -153,10 +173,10 @@ def markdown(result: dict[str, Any], name: str) -> str:
         "| arm | NDCG@10 | ILD genres | mean popularity rank | franchise mean | franchise max |",
         "|---|---|---|---|---|---|",
     ]
-    row = "first/3"
-    arms: list[tuple[str, str, str | None]] = [("popularity", "first/popularity", None)]
+    row = f"{LISTS_OF[0]}/{LISTS_OF[1]}"
+    arms: list[tuple[str, str, str | None]] = [("popularity", f"{LISTS_OF[0]}/popularity", None)]
     arms += [(r, row, r) for r in REFERENCES[1:]]
-    arms += [(m, row, m) for m in MODELS]
+    arms += [(m, row, m) for m in models]
     for label, key, arm in arms:
         vals = {}
         for metric in (n, f"ild_genres@{K}", f"mean_pop_rank@{K}", "largest_franchise_mean"):

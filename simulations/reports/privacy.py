@@ -9,16 +9,8 @@ from typing import Any
 
 import numpy as np
 
-from fedrec.simulations.bench_privacy import (
-    GOAL_EPSILON,
-    GOAL_RATIO,
-    METRIC,
-    PLACEMENT_LEVELS,
-    SCENARIO,
-    K,
-    _point_at,
-    goal_check,
-)
+from fedrec.simulations.result_keys import NDCG as METRIC
+from fedrec.simulations.result_keys import PLACEMENT_LEVELS, K, point_at
 
 
 def plot_curve(result: dict[str, Any], path: Path) -> None:
@@ -60,22 +52,17 @@ def plot_curve(result: dict[str, Any], path: Path) -> None:
     scaled = result["user"].get("scale") or []
     if scaled:
         ys = [float(p["metrics"][METRIC]) for p in scaled]
+        at = float(scaled[0]["scale"]["goal_epsilon"])
         ax.plot(
-            [GOAL_EPSILON] * len(ys),
+            [at] * len(ys),
             ys,
             "^",
             color="tab:green",
-            label=f"user level, noise of m x {result['users']} users at ε = {GOAL_EPSILON:g} "
-            "(extrapolation)",
+            label=f"user level, noise of m x {result['users']} users at ε = {at:g} (extrapolation)",
         )
         for p, y in zip(scaled, ys, strict=True):
-            ax.annotate(
-                f" m = {p['scale']['multiplier']:g}",
-                (GOAL_EPSILON, y),
-                fontsize=7,
-                va="center",
-            )
-        finite.append(GOAL_EPSILON)
+            ax.annotate(f" m = {p['scale']['multiplier']:g}", (at, y), fontsize=7, va="center")
+        finite.append(at)
     hi = max(finite) if finite else 8.0
     x_inf = hi * 4
     ref = float(result["no_dp"]["metrics"][METRIC])
@@ -90,9 +77,8 @@ def plot_curve(result: dict[str, Any], path: Path) -> None:
     )
     ax.axhline(ref, color="k", linewidth=0.8)
     ax.axvline(math.sqrt(hi * x_inf), color="lightgrey", linewidth=6, zorder=0)
-    ax.axhline(
-        ref * GOAL_RATIO, color="k", linestyle="--", linewidth=0.8, label=f"{GOAL_RATIO:g} x no DP"
-    )
+    ratio = float(result["goal"]["ratio_required"])
+    ax.axhline(ref * ratio, color="k", linestyle="--", linewidth=0.8, label=f"{ratio:g} x no DP")
     pop = float(result["popularity"][METRIC])
     ax.axhline(pop, color="grey", linestyle=":", label=f"popularity: {pop:.4f}")
     ax.set_xscale("log")
@@ -158,9 +144,9 @@ def markdown_report(result: dict[str, Any], png: str) -> str:
             else "Training, the same for every point"
         )
         + ": the tuned non-private settings of the "
-        f"`{SCENARIO}` scenario ({_settings_line(result['settings'])}), from the same seeded "
-        f"initial model, {result['clients_per_round']} of {result['users']} clients every "
-        f"round (one client per user), in the {result['loop']}. The text towers are off, as "
+        f"`{result['scenario']}` scenario ({_settings_line(result['settings'])}), from the "
+        f"same seeded initial model, {result['clients_per_round']} of {result['users']} clients "
+        f"every round (one client per user), in the {result['loop']}. The text towers are off, as "
         "in quality.md, to keep the runs cheap and comparable to it.",
         "",
         f"- **User level, central** (unit: everything one user contributed): the server clips "
@@ -217,18 +203,18 @@ def markdown_report(result: dict[str, Any], png: str) -> str:
         "of the mean per-user difference to the no-DP model (paired, same users).",
         "",
     ]
-    goal = result.get("goal") or goal_check(result)
-    lines += _goal_lines(goal, result)
+    lines += _goal_lines(result["goal"], result)
     if usr.get("scale"):
+        at = usr["scale"][0]["scale"]["goal_epsilon"]
         lines += [
             "",
             "### What it takes: the noise of a larger federation (extrapolation)",
             "",
             f"Runs of the same {result['clients_per_round']} clients whose averaged update "
             f"carries the noise it would have in a federation of m x {result['users']} users, "
-            f"all in every round, at user-level ε = {GOAL_EPSILON:g} (δ = 1/(mN)^1.1): σ = "
+            f"all in every round, at user-level ε = {at:g} (δ = 1/(mN)^1.1): σ = "
             "σ(that federation) / m. Assumes the extra users' updates look like these; the "
-            f"runs themselves are not ε = {GOAL_EPSILON:g} for these {result['users']} users.",
+            f"runs themselves are not ε = {at:g} for these {result['users']} users.",
             "",
             "| users (m x N) | σ there | σ here | noise std on average | NDCG@10 | x no DP "
             "| Δ NDCG@10 vs no DP |",
@@ -320,7 +306,7 @@ def _tuning_caveat(result: dict[str, Any]) -> list[str]:
 def _record_bullet(result: dict[str, Any]) -> str:
     rec = result["record"]
     return (
-        f"- **Record level** (unit: one interaction): DP-SGD on every client, max-grad-norm "
+        f"- **Record level** (unit: one interaction): DP-SGD on every client, dp-max-grad-norm "
         f"{rec['max_grad_norm']}, Poisson sampling at dp-sample-rate {rec['dp_sample_rate']}, "
         f"δ = {rec['delta']:g}. The noise multiplier σ is calibrated for the target ε over all "
         f"{result['rounds']} rounds: "
@@ -337,14 +323,6 @@ def _record_bullet(result: dict[str, Any]) -> str:
             else ""
         )
     )
-
-
-# SecAgg+'s reconstruction threshold that results from before it was recorded ran with.
-_OLD_RECONSTRUCTION_THRESHOLD = 0.7
-
-
-def _reconstruction(result: dict[str, Any]) -> float:
-    return float(result["secagg"].get("reconstruction_threshold", _OLD_RECONSTRUCTION_THRESHOLD))
 
 
 def _placements_bullet(result: dict[str, Any], levels: Sequence[str]) -> str:
@@ -365,7 +343,8 @@ def _placements_bullet(result: dict[str, Any], levels: Sequence[str]) -> str:
         t = result["secagg"].get("secagg_threshold")
         parts.append(
             f"*secagg*: each client adds a share σC/sqrt(t), t = {t} (SecAgg+'s threshold, "
-            f"{_reconstruction(result):g} x {k} shares), so the sum carries σC·sqrt(K/t) = "
+            f"{result['secagg']['reconstruction_threshold']:g} x {k} shares), so the sum "
+            "carries σC·sqrt(K/t) = "
             f"{math.sqrt(k / t) if t else float('nan'):.2f}x central's noise; the sum is "
             "computed with SecAgg+'s arithmetic (Flower's quantization, integer sum, "
             "dequantization) but without its masks, which cancel exactly -- the protocol "
@@ -448,11 +427,11 @@ def _plans_text(plans: Sequence[dict[str, Any]]) -> str:
 def _goal_lines(goal: dict[str, Any], result: dict[str, Any]) -> list[str]:
     if goal.get("met") is None:
         return [
-            f"Goal (user-level ε = {GOAL_EPSILON:g}, {GOAL_RATIO:g}x no DP): "
+            f"Goal (user-level ε = {goal['epsilon']:g}, {goal['ratio_required']:g}x no DP): "
             "not measured in this run."
         ]
     verdict = "**met**" if goal["met"] else "**not met**"
-    point = _point_at(result["user"]["points"], GOAL_EPSILON)
+    point = point_at(result["user"]["points"], goal["epsilon"])
     paired = f" ± {point['paired_se_vs_no_dp']:.4f}" if point else ""
     lines = [
         f"Goal of issue {goal['issue']}, user-level ε = {goal['epsilon']:g} "

@@ -6,7 +6,16 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from fedrec.simulations.bench import BASELINE_LABELS, NDCG, K
+from fedrec.simulations.result_keys import NDCG, K
+
+# How the report names the centralized baselines (the result keys them by id).
+BASELINE_LABELS = {
+    "popularity": "popularity",
+    "item-knn": "item-kNN (cosine)",
+    "ease": "EASE",
+    "ials": "iALS (implicit)",
+    "mf": "MF/BPR, centralized",
+}
 
 
 def baseline_label(key: str) -> str:
@@ -112,8 +121,8 @@ def _tuning_line(key: str, tuning: Mapping[str, Any]) -> str:
 def _arm_line(arm: Mapping[str, Any]) -> str:
     s = arm["settings"]
     dp = (
-        f"DP-SGD noise-multiplier {s['noise-multiplier']}, max-grad-norm "
-        f"{s['max-grad-norm']}, sample-rate {s['dp-sample-rate']}, δ {s['target-delta']:g}"
+        f"DP-SGD dp-noise-multiplier {s['dp-noise-multiplier']}, dp-max-grad-norm "
+        f"{s['dp-max-grad-norm']}, sample-rate {s['dp-sample-rate']}, δ {s['dp-delta']:g}"
         if s["dp-enabled"]
         else "no DP"
     )

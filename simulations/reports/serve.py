@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from fedrec.simulations.result_keys import dataset_label
+
 
 def _speedup(result: dict[str, Any], kind: str, c: int) -> float:
     rows = {r["concurrency"]: r["rps"] for r in result["throughput"] if r["kind"] == kind}
@@ -34,9 +36,12 @@ def _model_line(model: dict[str, Any]) -> str:
         f"{'text towers over the real encoder' if model['text_towers'] else 'no text towers'}"
     )
     if model.get("kind") == "cooccurrence":
+        data = dataset_label(model["dataset"])
+        # An empty data path is the data set fedrec ships (shared/data/load.py).
+        source = data if model["data_path"] else f"the embedded {data}"
         return (
             f"Model: the served default, a co-occurrence checkpoint (`fedrec train-cooccurrence` "
-            f"on the embedded ML-100K, user-dp {model.get('user_dp')}, item model "
+            f"on {source}, user-dp {model.get('user_dp')}, item model "
             f"{model.get('item_model')}; the private release serves at the same cost): {size}."
         )
     return f"Model: a hybrid checkpoint with synthetic titles: {size}."

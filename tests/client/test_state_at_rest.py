@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 from flwr.app import ConfigRecord, Context, Message, RecordDict
 
-from fedrec.client.client_app import build_client_app, state_store
+from fedrec.client.client_app import build_client_app
+from fedrec.client.node_context import state_store
 from fedrec.client.sealing import (
     KEY_ENV,
     SealError,

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from flwr.app import ConfigRecord
 
-from fedrec.client.client_app import user_round_of
+from fedrec.client.message_config import user_round_of
 from fedrec.client.state import ClientState, ClientStateStore
 from fedrec.shared.config import resolve_config
 from fedrec.shared.errors import PrivacyBudgetExceeded

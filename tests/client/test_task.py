@@ -16,13 +16,13 @@ def _state(history: list[tuple[float, float, int]]) -> ClientState:
 
 def test_refuses_the_round_that_would_cross_the_budget() -> None:
     cfg = resolve_config(
-        {}, {"epsilon-budget": 5.0, "noise-multiplier": 1.0, "dp-sample-rate": 0.1}
+        {}, {"dp-epsilon-budget": 5.0, "dp-noise-multiplier": 1.0, "dp-sample-rate": 0.1}
     )
     one_round = dp_plan(cfg.train, cfg.privacy)
     check_budget(cfg, _state([]), n_records=100)  # round 1: ~4.45 <= 5
     after_one = [one_round]
     assert epsilon_of([*after_one, one_round], 1e-5) > 5.0
-    with pytest.raises(PrivacyBudgetExceeded, match=r"epsilon spent 4\.\d+.*> epsilon-budget 5"):
+    with pytest.raises(PrivacyBudgetExceeded, match=r"epsilon spent 4\.\d+.*> dp-epsilon-budget 5"):
         check_budget(cfg, _state(after_one), n_records=100)
 
 
@@ -30,7 +30,7 @@ def test_no_budget_or_no_dp_never_refuses() -> None:
     spent = [(1.0, 0.1, 10_000)]
     check_budget(resolve_config({}, {}), _state(spent), n_records=100)
     check_budget(
-        resolve_config({}, {"epsilon-budget": 1.0, "dp-enabled": False}),
+        resolve_config({}, {"dp-epsilon-budget": 1.0, "dp-enabled": False}),
         _state(spent),
         n_records=100,
     )

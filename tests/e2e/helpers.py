@@ -1,4 +1,4 @@
-"""Shared pieces of the end-to-end tests: tiny data sets and Flower CLI invocations."""
+"""Shared pieces of the end-to-end tests: tiny data sets and runs, Flower CLI invocations."""
 
 import contextlib
 import os
@@ -6,6 +6,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import psutil
 
@@ -15,6 +16,32 @@ from fedrec.simulations.loopback import write_tiny_ratings as write_tiny_ratings
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
+
+
+def tiny_run_settings(
+    tmp_path: Path, name: str, *, users: int, num_rounds: int, **extra: object
+) -> dict[str, Any]:
+    """A run of ``users`` simulated users on one tiny data set (written once per test).
+
+    Runs named differently share the data and seeds but not their output folder, so two
+    paths of the same federation can be compared; with ``reproducible-noise`` (for tests
+    only) their DP noise is equal too.
+    """
+    data = tmp_path / "r.csv"
+    if not data.exists():
+        write_tiny_ratings(data, n_users=users, n_items=30, per_user=10)
+    return {
+        "dataset": "generic",
+        "data-path": str(data),
+        "num-rounds": num_rounds,
+        "embedding-dim": 4,
+        "text-tower": "off",
+        "fraction-train": 1.0,
+        "reproducible-noise": True,
+        "output-dir": str(tmp_path / name),
+        "run-name": "r",
+        **extra,
+    }
 
 
 def flwr_env(flwr_home: Path) -> dict[str, str]:

@@ -17,7 +17,7 @@ from fedrec.shared.data import load_split
 from fedrec.shared.models.factory import init_global
 from fedrec.simulation.plain_loop import PlainLoop
 from fedrec.simulation.runner import simulate
-from tests.e2e.helpers import write_tiny_ratings
+from tests.e2e.helpers import tiny_run_settings
 
 pytestmark = pytest.mark.slow
 
@@ -25,21 +25,7 @@ USERS = 12
 
 
 def _settings(tmp_path: Path, name: str, **extra: object) -> dict[str, object]:
-    data = tmp_path / "r.csv"
-    if not data.exists():
-        write_tiny_ratings(data, n_users=USERS, n_items=30, per_user=10)
-    return {
-        "dataset": "generic",
-        "data-path": str(data),
-        "num-rounds": 2,
-        "fraction-train": 1.0,
-        "embedding-dim": 4,
-        "text-tower": "off",
-        "reproducible-noise": True,  # for the test only: equal noise on every path
-        "output-dir": str(tmp_path / name),
-        "run-name": "r",
-        **extra,
-    }
+    return tiny_run_settings(tmp_path, name, users=USERS, num_rounds=2, **extra)
 
 
 def _epsilons(run_dir: Path, settings: dict[str, object]) -> dict[int, float]:

@@ -139,8 +139,8 @@ def test_clients_stop_at_their_privacy_budget(tmp_path: Path) -> None:
         **{
             "num-rounds": 2,
             "fraction-train": 1.0,
-            "epsilon-budget": 5.0,
-            "noise-multiplier": 1.0,
+            "dp-epsilon-budget": 5.0,
+            "dp-noise-multiplier": 1.0,
             "dp-sample-rate": 0.1,
         },
     )

@@ -25,7 +25,7 @@ from fedrec.shared.data import load_split
 from fedrec.shared.models.factory import init_global
 from fedrec.shared.serialization import arrays_to_numpy, numpy_to_arrays
 from fedrec.simulation.plain_loop import PlainLoop
-from tests.e2e.helpers import write_tiny_ratings
+from tests.e2e.helpers import tiny_run_settings
 
 pytestmark = pytest.mark.usefixtures("task_identity")
 
@@ -33,21 +33,7 @@ USERS, WORKERS = 12, 3
 
 
 def _settings(tmp_path: Path, name: str, **extra: object) -> dict[str, Any]:
-    data = tmp_path / "r.csv"
-    if not data.exists():
-        write_tiny_ratings(data, n_users=USERS, n_items=30, per_user=10)
-    return {
-        "dataset": "generic",
-        "data-path": str(data),
-        "num-rounds": 1,
-        "embedding-dim": 4,
-        "text-tower": "off",
-        "fraction-train": 1.0,
-        "reproducible-noise": True,  # for the test only: equal noise on both paths
-        "output-dir": str(tmp_path / name),
-        "run-name": "r",
-        **extra,
-    }
+    return tiny_run_settings(tmp_path, name, users=USERS, num_rounds=1, **extra)
 
 
 def _flower(

@@ -21,8 +21,8 @@ def _cfg(**over: object) -> FedRecConfig:
         "reproducible-noise": True,
         "embedding-dim": DIM,
         "local-epochs": 2,
-        "noise-multiplier": 1.3,
-        "max-grad-norm": 0.5,
+        "dp-noise-multiplier": 1.3,
+        "dp-max-grad-norm": 0.5,
         "dp-batch-size": 16,
         "learning-rate": 0.3,
     }
@@ -101,7 +101,7 @@ def _one_by_one(
         {"text-tower": "heads"},
         {"text-tower": "off"},
         {"text-tower": "heads", "dp-sample-rate": 0.34},  # Poisson batches, some empty
-        {"text-tower": "off", "proximal-mu": 0.5, "grad-sample-mode": "hooks"},
+        {"text-tower": "off", "proximal-mu": 0.5, "dp-grad-sample-mode": "hooks"},
     ],
 )
 def test_cohort_updates_equal_each_members_own_run(over: dict[str, object]) -> None:

@@ -30,7 +30,7 @@ def test_dp_step_accounts_and_touches_every_row() -> None:
         users,
         items,
         train=TrainConfig(local_epochs=1),
-        privacy=PrivacyConfig(noise_multiplier=1.0, dp_sample_rate=0.2),
+        privacy=PrivacyConfig(dp_noise_multiplier=1.0, dp_sample_rate=0.2),
         seed=1,
     )
     # Poisson sampling at q = 0.2 (expected batch 8 of 40) for one epoch of 5 steps.
@@ -64,7 +64,7 @@ def test_without_dp_only_touched_and_sampled_rows_move() -> None:
 def test_accountant_history_carries_over_rounds() -> None:
     users, items = _data()
     cfg = TrainConfig(local_epochs=1)
-    dp = PrivacyConfig(noise_multiplier=1.0, dp_sample_rate=0.2)
+    dp = PrivacyConfig(dp_noise_multiplier=1.0, dp_sample_rate=0.2)
     first = train_local(_model(), users, items, train=cfg, privacy=dp, seed=1)
     second = train_local(
         _model(),
@@ -93,7 +93,7 @@ def test_user_factor_is_trained_under_dp_too() -> None:
         users,
         items,
         train=TrainConfig(learning_rate=1.0),
-        privacy=PrivacyConfig(noise_multiplier=1e-6, max_grad_norm=1e-3, dp_sample_rate=1.0),
+        privacy=PrivacyConfig(dp_noise_multiplier=1e-6, dp_max_grad_norm=1e-3, dp_sample_rate=1.0),
         seed=3,
     )
     # Sample rate 1: one step over all 8 records, noise ~0; the step is at most lr * clip.
@@ -107,7 +107,7 @@ def test_dp_fails_loudly_without_data() -> None:
             np.zeros(0, dtype=np.int64),
             np.zeros(0, dtype=np.int64),
             train=TrainConfig(),
-            privacy=PrivacyConfig(noise_multiplier=1.0, dp_sample_rate=0.1),
+            privacy=PrivacyConfig(dp_noise_multiplier=1.0, dp_sample_rate=0.1),
         )
 
 
@@ -121,7 +121,7 @@ def test_epsilon_does_not_depend_on_how_many_records_a_user_has() -> None:
             users,
             items,
             train=TrainConfig(local_epochs=1),
-            privacy=PrivacyConfig(noise_multiplier=1.0, dp_sample_rate=0.1),
+            privacy=PrivacyConfig(dp_noise_multiplier=1.0, dp_sample_rate=0.1),
             seed=0,
         )
         assert res.accountant_history == [(1.0, 0.1, 10)]
@@ -185,10 +185,10 @@ def test_ghost_clipping_gives_the_same_update_as_per_sample_gradients() -> None:
             items,
             train=TrainConfig(local_epochs=2, learning_rate=0.5),
             privacy=PrivacyConfig(
-                noise_multiplier=1e-6,
-                max_grad_norm=0.01,
+                dp_noise_multiplier=1e-6,
+                dp_max_grad_norm=0.01,
                 dp_sample_rate=0.2,
-                grad_sample_mode=mode,
+                dp_grad_sample_mode=mode,
                 reproducible_noise=True,  # the same batches and negatives for both modes
             ),
             seed=2,
@@ -212,7 +212,7 @@ def test_empty_poisson_batches_are_noised_steps(mode: str) -> None:
         np.zeros(3, dtype=np.int64),
         np.arange(3, dtype=np.int64),
         train=TrainConfig(local_epochs=3),
-        privacy=PrivacyConfig(dp_sample_rate=0.1, grad_sample_mode=mode),
+        privacy=PrivacyConfig(dp_sample_rate=0.1, dp_grad_sample_mode=mode),
         seed=4,
     )
     assert res.steps == res.accountant_history[0][2]
@@ -300,7 +300,7 @@ def test_the_update_does_not_reveal_the_record_count() -> None:
     # Regression: the noised sum was divided by the client's own record count (Opacus'
     # expected batch size), so the noise std of an update was ~1/n and n could be read off
     # one update. Now the divisor is the public dp-batch-size: the noise scale is flat in n.
-    privacy = PrivacyConfig(noise_multiplier=1e4, max_grad_norm=1.0, dp_batch_size=64)
+    privacy = PrivacyConfig(dp_noise_multiplier=1e4, dp_max_grad_norm=1.0, dp_batch_size=64)
     counts = np.array([4, 16, 64, 256, 1024])
     stds = np.array([_noise_std_of_update(int(n), privacy) for n in counts])
     expected = 1.0 * 1e4 * 1.0 / 64  # lr * sigma * C / B, whatever n
@@ -318,7 +318,7 @@ def test_batches_and_negatives_are_secret_unless_reproducible(rate: float) -> No
         model = _model()
         users, items = _data()
         privacy = PrivacyConfig(
-            noise_multiplier=1e-9, dp_sample_rate=rate, reproducible_noise=reproducible
+            dp_noise_multiplier=1e-9, dp_sample_rate=rate, reproducible_noise=reproducible
         )
         train_local(model, users, items, train=TrainConfig(), privacy=privacy, seed=7)
         return model.get_global()["item_factors"]

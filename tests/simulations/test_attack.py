@@ -85,7 +85,7 @@ def test_heavy_noise_takes_the_attack_to_chance() -> None:
     heavy = membership_aucs(membership_scores(local_user_dp(delta, clip, 1.0, rng)), truth)
     assert light["direction"] > 0.95
     assert max(heavy.values()) < 0.65
-    dp = _update(items, PrivacyConfig(noise_multiplier=20.0, dp_sample_rate=0.2), seed=1)
+    dp = _update(items, PrivacyConfig(dp_noise_multiplier=20.0, dp_sample_rate=0.2), seed=1)
     assert max(membership_aucs(membership_scores(dp), truth).values()) < 0.7
 
 
@@ -169,6 +169,7 @@ def _result() -> dict:
         "attacked_rounds": [1],
         "federation": {
             "scenario": "ml100k-nodp",
+            "dp_scenario": "ml100k-dp",
             "settings": FedRecConfig().to_run_config(),
             "clients": 943,
             "seconds": 0.0,
@@ -246,7 +247,7 @@ def test_default_record_sigmas_reach_about_8_4_and_1_and_the_cli_agrees() -> Non
 
     cfg = FedRecConfig()
     _, q, steps = dp_plan(cfg.train, cfg.privacy)  # the product's plan, the same for every user
-    eps = [epsilon_of([(s, q, 5 * steps)], cfg.privacy.target_delta) for s in RECORD_SIGMAS]
+    eps = [epsilon_of([(s, q, 5 * steps)], cfg.privacy.dp_delta) for s in RECORD_SIGMAS]
     for got, want in zip(eps, (8.0, 4.0, 1.0), strict=True):
         assert 0.85 * want <= got <= 1.05 * want, eps
     option = next(p for p in bench_app.registered_commands if p.name == "attack")

@@ -45,7 +45,7 @@ def _cfg(tmp_path: Path, **extra: object):  # type: ignore[no-untyped-def]
             "data-path": str(_ratings(tmp_path / "data")),
             "text-tower": "off",
             "embedding-dim": 8,
-            "noise-multiplier": 6.0,
+            "dp-noise-multiplier": 6.0,
             "user-noise-multiplier": 2.0,
             "output-dir": str(tmp_path / "runs"),
             **extra,

@@ -4,11 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from fedrec.simulations.bench_deployment import (
-    deployment_markdown,
-    run_deployment_benchmark,
-    write_report,
-)
+from fedrec.simulations.bench_deployment import run_deployment_benchmark, write_report
+from fedrec.simulations.reports.deployment import deployment_markdown
 
 GOLDEN = Path(__file__).parent / "golden" / "deployment.md"
 

@@ -36,6 +36,7 @@ def test_a_round_of_heads_and_of_lora_is_timed_and_sized(tmp_path: Path) -> None
             "machine": {"gpu": None, "torch_threads": 1, "platform": "p", "torch": "t"},
             "created_at": "now",
             "encoder": "e",
+            "dataset": "ml-100k",
             "latency": {"batch 1: p50 ms": 1.0},
             "local_training": [
                 {

@@ -70,14 +70,14 @@ def test_record_level_sigma_hits_the_target_and_the_clients_accountants_agree(
     n_records = [int(np.sum(split.train.users == u)) for u in range(split.n_users)]
     plans = record_plans(n_records, cfg.train, cfg.privacy)
     assert len(plans) == 1 and sum(plans.values()) == split.n_users
-    rounds, target, delta = 2, 3.0, cfg.privacy.target_delta
+    rounds, target, delta = 2, 3.0, cfg.privacy.dp_delta
     cal = calibrate_record(target, plans, rounds=rounds, delta=delta)
     assert 0.97 * target <= cal.planned_epsilon <= target
     worst = max(epsilon_of([(cal.sigma, q, s * rounds)], delta) for q, s in plans)
     assert worst == pytest.approx(cal.planned_epsilon)
 
     # Train the run with that sigma: the clients' own accountants end at the planned epsilon.
-    run_cfg = cfg.replace(**{"noise-multiplier": cal.sigma})
+    run_cfg = cfg.replace(**{"dp-noise-multiplier": cal.sigma})
     fed = PlainLoop(run_cfg, split.n_users, init_global(run_cfg, split.n_items), tmp_path / "c")
     for rnd in range(1, rounds + 1):
         fed.train_round(list(range(split.n_users)), rnd)
@@ -200,6 +200,7 @@ def _result(user_ndcg_at_8: float) -> dict[str, Any]:
         "items": 1682,
         "rounds": 5,
         "clients_per_round": 943,
+        "scenario": "ml100k-nodp",
         "settings": {"fraction-train": 1.0, "server-learning-rate": 100.0, "text-tower": "off"},
         "evaluation": "personalised",
         "loop": "plain loop",

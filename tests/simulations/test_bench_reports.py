@@ -26,11 +26,13 @@ def _result() -> dict:
             "embedding-dim": 32,
             "strategy": "fedavg",
             "dp-enabled": True,
-            "noise-multiplier": 1.0,
+            "dp-noise-multiplier": 1.0,
             "dp-sample-rate": 0.1,
         },
         "overhead": [arm(10, (9.0, 1.0), 0.5), arm(100, (12.0, 6.0), 5.0)],
-        "catalogue": [{**arm(10, (3.0, 2.0), 1.0), "n_items": 1000}],
+        "catalogue": [
+            {**arm(10, (3.0, 2.0), 1.0), "n_items": 1000, "n_users": 200, "per_user": 40}
+        ],
     }
 
 

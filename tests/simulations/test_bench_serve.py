@@ -62,6 +62,8 @@ def test_the_report_names_the_served_model_and_shows_the_profile_and_threads() -
         "text_towers": True,
         "user_dp": "off",
         "item_model": "ease",
+        "dataset": "ml-100k",
+        "data_path": "",
     }
     result["settings"] = [
         {"compute_threads": 0, "encoder_passes": 1, **_row("text", 1, 4.0), "requests": 48},

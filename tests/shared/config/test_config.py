@@ -1,10 +1,13 @@
 import tomllib
+import warnings
 from pathlib import Path
 
 import pytest
 
 from fedrec.shared.config import (
     ADVANCED_KEYS,
+    DEPRECATED_KEYS,
+    DeprecatedKeyWarning,
     FedRecConfig,
     config_of_checkpoint,
     from_run_config,
@@ -37,7 +40,7 @@ def test_round_trip_and_overrides() -> None:
         ("embedding-dim", 2.5, "integer"),
         ("dp-enabled", "maybe", "true or false"),
         ("dataset", "netflix", "dataset must be one of"),
-        ("target-delta", 1.0, "target-delta"),
+        ("dp-delta", 1.0, "dp-delta"),
         ("run-name", "a/b", "run-name"),
         ("strategy", "fedsgd", "strategy must be one of"),
         ("aggregation", "mode", "aggregation must be one of"),
@@ -56,8 +59,8 @@ def test_unknown_key_is_an_error_listing_known_keys() -> None:
 
 
 def test_dp_needs_noise() -> None:
-    with pytest.raises(ConfigError, match="noise-multiplier"):
-        resolve_config({}, {"dp-enabled": True, "noise-multiplier": 0.0})
+    with pytest.raises(ConfigError, match="dp-noise-multiplier"):
+        resolve_config({}, {"dp-enabled": True, "dp-noise-multiplier": 0.0})
 
 
 @pytest.mark.parametrize(
@@ -111,6 +114,41 @@ def test_a_renamed_key_is_refused_with_its_new_name_and_old_checkpoints_still_re
     saved = {**FedRecConfig().to_run_config(), "accountant": "prv"}
     del saved["user-accountant"]
     assert config_of_checkpoint(saved).privacy.user_accountant == "prv"
+
+
+@pytest.mark.parametrize(("old", "new"), sorted(DEPRECATED_KEYS.items()))
+def test_a_deprecated_key_is_read_as_its_new_name_with_a_warning_naming_it(
+    old: str, new: str
+) -> None:
+    # Prepare: a value other than the default, under the old name.
+    value = {"dp-grad-sample-mode": "hooks"}.get(new, 0.5)
+    field = new.replace("-", "_")
+    # Execute / Assert: as an override and inside Flower's run config (defaults + user keys).
+    with pytest.warns(DeprecatedKeyWarning, match=f"'{old}' is deprecated: write '{new}'"):
+        cfg = resolve_config({}, {old: value})
+    assert getattr(cfg.privacy, field) == value
+    flower = {**FedRecConfig().to_run_config(), old: value}
+    with pytest.warns(DeprecatedKeyWarning):
+        assert getattr(from_run_config(flower).privacy, field) == value
+
+
+def test_an_old_and_a_new_name_with_different_values_are_refused() -> None:
+    with pytest.warns(DeprecatedKeyWarning), pytest.raises(ConfigError, match="set dp-delta only"):
+        resolve_config({"target-delta": 1e-6, "dp-delta": 1e-4})
+
+
+def test_a_checkpoint_with_the_old_record_level_names_reads_without_a_warning() -> None:
+    # Prepare: a manifest's config written before the dp-* names.
+    saved = FedRecConfig().to_run_config()
+    saved["noise-multiplier"] = saved.pop("dp-noise-multiplier") * 2
+    saved["target-delta"] = saved.pop("dp-delta")
+    # Execute
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        cfg = config_of_checkpoint(saved)
+    # Assert
+    assert cfg.privacy.dp_noise_multiplier == 2 * FedRecConfig().privacy.dp_noise_multiplier
+    assert cfg.privacy.dp_delta == FedRecConfig().privacy.dp_delta
 
 
 def test_the_advanced_keys_come_last_in_pyproject_and_every_key_is_documented() -> None:

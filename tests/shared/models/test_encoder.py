@@ -86,7 +86,7 @@ def test_lora_adapters_train_under_dp_and_start_identical(tmp_path: Path) -> Non
             "embedding-dim": 4,
             "lora-layers": 1,
             "lora-rank": 2,
-            "grad-sample-mode": "hooks",
+            "dp-grad-sample-mode": "hooks",
         }
     )
     texts = [f"Film {i}. Genres: {'Action' if i % 2 else 'Comedy'}." for i in range(12)]

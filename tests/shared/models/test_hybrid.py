@@ -76,7 +76,7 @@ def _dp_epoch(model: HybridMF, mode: str) -> dict[str, np.ndarray]:
         np.zeros(20, np.int64),
         np.arange(20, dtype=np.int64) % 5,
         train=TrainConfig(local_epochs=1),
-        privacy=PrivacyConfig(grad_sample_mode=mode),
+        privacy=PrivacyConfig(dp_grad_sample_mode=mode),
         seed=0,
     )
     assert res.epsilon is not None and res.epsilon > 0
@@ -105,10 +105,10 @@ def test_ghost_and_per_sample_clipping_agree_on_the_hybrid() -> None:
             np.arange(40, dtype=np.int64) % 10,
             train=TrainConfig(local_epochs=1, learning_rate=0.5),
             privacy=PrivacyConfig(
-                noise_multiplier=1e-6,
-                max_grad_norm=0.01,
+                dp_noise_multiplier=1e-6,
+                dp_max_grad_norm=0.01,
                 dp_sample_rate=0.2,
-                grad_sample_mode=mode,
+                dp_grad_sample_mode=mode,
                 reproducible_noise=True,  # the same batches, negatives and dropout for both
             ),
             seed=2,
