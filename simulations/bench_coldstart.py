@@ -68,6 +68,7 @@ from fedrec.simulations.coldstart_rows import (
     find,
     metrics_of,
 )
+from fedrec.simulations.coldstart_settings import TRAIN_SETTINGS, check_repeats
 from fedrec.simulations.report import machine_stamp, save, timestamp
 
 logger = logging.getLogger(__name__)
@@ -86,18 +87,9 @@ GOAL_GIVEN = 3  # the liked items of the first goal (and of the repeats' headlin
 GOAL_3_LIKED = 1.5
 GOAL_TEXT = 1.2
 
+
 # The federation both models are trained with unless overridden: the ml100k-nodp scenario
 # (no DP). A DP run overrides dp-enabled and the client optimizer (see the CLI's help).
-TRAIN_SETTINGS: dict[str, Any] = {
-    "dp-enabled": False,
-    "fraction-train": 1.0,
-    "local-epochs": 2,
-    "client-optimizer": "adam",
-    "learning-rate": 0.01,
-    "server-learning-rate": 100.0,
-}
-
-
 @dataclass(frozen=True)
 class ColdSplit:
     """Full-data indices of the users and items held out of training."""
@@ -584,22 +576,6 @@ def _warm_users(
         summarize(evals_hy, k=K, n_items=n_items),
         _paired(ndcg[1], ndcg[0]),
     )
-
-
-def check_repeats(overrides: dict[str, Any] | None, repeats: int) -> bool:
-    """Whether repeated runs draw fresh DP noise (else each repeat takes the next seed).
-
-    A repeat with the same seed and no fresh noise would be the same run again, so a run
-    with DP but reproducible (seeded) noise cannot be repeated.
-    """
-    cfg = resolve_config({}, {**TRAIN_SETTINGS, **(overrides or {})})
-    dp = cfg.privacy.dp_enabled or cfg.privacy.user_dp != "off"
-    if repeats > 1 and dp and cfg.privacy.reproducible_noise:
-        raise ValueError(
-            "--repeats > 1 with reproducible-noise=true would repeat the same noise: "
-            "drop reproducible-noise, or vary -c seed=N"
-        )
-    return dp and not cfg.privacy.reproducible_noise
 
 
 def _setup(

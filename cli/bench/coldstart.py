@@ -69,7 +69,7 @@ def cold_start(
     Trains without DP by default; `-c dp-enabled=true -c client-optimizer=sgd -c
     learning-rate=0.1` trains both models under the product's record-level DP-SGD.
     """
-    from fedrec.simulations.bench_coldstart import check_repeats, run_coldstart_benchmark
+    from fedrec.simulations.coldstart_settings import check_repeats
 
     setup_logging()
     if liked:
@@ -109,6 +109,8 @@ def cold_start(
     if render_only:
         rerender(output_dir, name, "coldstart")
     else:
+        from fedrec.simulations.bench_coldstart import run_coldstart_benchmark
+
         run_coldstart_benchmark(
             output_dir=output_dir,
             runs_dir=runs_dir.resolve(),

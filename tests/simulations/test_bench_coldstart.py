@@ -18,7 +18,6 @@ from fedrec.simulations.bench_coldstart import (
     ColdSplit,
     _best_weight,
     centralized_references,
-    check_repeats,
     choose_cold,
     genre_text,
     run_coldstart_benchmark,
@@ -32,6 +31,7 @@ from fedrec.simulations.coldstart_rows import (
     reference_label,
     user_label,
 )
+from fedrec.simulations.coldstart_settings import check_repeats
 from fedrec.simulations.reports.coldstart import _repeat_lines, coldstart_markdown
 
 
