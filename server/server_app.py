@@ -112,10 +112,14 @@ def run_federation(grid: Grid, cfg: FedRecConfig, *, users: SimulatedUsers | Non
             )
             new_arrays, train_metrics = strategy.aggregate_secure(rnd, secure)
         else:
-            replies = send_and_receive(
-                grid, messages, timeout=fed.round_timeout, max_in_flight=fed.max_in_flight
+            # Passed on, never named here: the round's replies are freed once aggregated,
+            # before the next round's arrive.
+            new_arrays, train_metrics = strategy.aggregate_train(
+                rnd,
+                send_and_receive(
+                    grid, messages, timeout=fed.round_timeout, max_in_flight=fed.max_in_flight
+                ),
             )
-            new_arrays, train_metrics = strategy.aggregate_train(rnd, replies)
         if new_arrays is not None:
             arrays = new_arrays
         row: dict[str, Any] = {"round": rnd, **dict(train_metrics or {})}
