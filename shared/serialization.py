@@ -69,5 +69,5 @@ def stacked_array(rows: Sequence[np.ndarray]) -> Array:
         value = np.asarray(row, dtype=first.dtype)
         if value.shape != first.shape:
             raise ValueError(f"rows of one stack must share a shape: {value.shape} vs {shape[1:]}")
-        parts.append(memoryview(np.ascontiguousarray(value).reshape(-1)).cast("B"))
+        parts.append(np.ascontiguousarray(value).reshape(-1).data.cast("B"))
     return Array(dtype=str(first.dtype), shape=shape, stype=NUMPY_STYPE, data=b"".join(parts))
