@@ -6,6 +6,10 @@ refusal and the evaluation refusal under DP are the task's decisions
 (:func:`~fedrec.client.task.train_round`, :func:`~fedrec.client.evaluation.evaluate_round`).
 Private user factors and the privacy ledger stay in the client's state.
 
+The training and evaluation code (torch, and Opacus where a client trains alone) is
+imported by the handlers that run it: ``fedrec simulate``'s server process builds this app
+to hand it to the simulation engine and never trains.
+
 A simulation worker's message names several simulated users (a cohort,
 :mod:`fedrec.shared.cohort_messages`): it trains or evaluates each of them as its own client
 (:mod:`fedrec.client.cohort`) and replies with one record pair per user.
@@ -23,14 +27,11 @@ from flwr.app import ConfigRecord, Context, Message, MetricRecord, RecordDict
 from flwr.clientapp import ClientApp
 from flwr.clientapp.typing import Mod
 
-from fedrec.client.cohort import evaluate_cohort, simulated_members, train_cohort
 from fedrec.client.cooccurrence import release_chunk
 from fedrec.client.dataview import ClientData, client_seed, load_client_data, state_dir
-from fedrec.client.evaluation import evaluate_round
 from fedrec.client.sealing import node_key
 from fedrec.client.secagg import secagg_mod
 from fedrec.client.state import ClientStateStore
-from fedrec.client.task import train_round
 from fedrec.shared import protocol as key
 from fedrec.shared.cohort_messages import Cohort, cohort_of, reply_content
 from fedrec.shared.config import FedRecConfig, resolve_config
@@ -213,6 +214,8 @@ def _simulation_worker(context: Context) -> None:
 
 def _train_cohort(msg: Message, cfg: FedRecConfig, cohort: Cohort, context: Context) -> Message:
     """A worker's train message: each member trains as its own client, one reply each."""
+    from fedrec.client.cohort import simulated_members, train_cohort
+
     _simulation_worker(context)
     config = msg.content.config_records["config"]
     asker = _asker(config)
@@ -240,6 +243,8 @@ def _train_cohort(msg: Message, cfg: FedRecConfig, cohort: Cohort, context: Cont
 
 def _evaluate_cohort(msg: Message, cfg: FedRecConfig, cohort: Cohort, context: Context) -> Message:
     """A worker's evaluate message: each member's metrics, as a one-user client sends them."""
+    from fedrec.client.cohort import evaluate_cohort, simulated_members
+
     _simulation_worker(context)
     config = msg.content.config_records["config"]
     members = simulated_members(cfg, cohort.partitions, cohort.num_partitions, _run_id(config))
@@ -290,6 +295,8 @@ def build_client_app(
     # secagg_mod runs Flower's SecAgg+ stages (and passes every other message through).
     @app.train(mods=[secagg_mod, *train_mods])
     def train(msg: Message, context: Context) -> Message:
+        from fedrec.client.task import train_round
+
         started = time.perf_counter()
         cohort = cohort_of(msg.content.config_records["config"])
         if cohort is not None:
@@ -320,6 +327,8 @@ def build_client_app(
 
     @app.evaluate()
     def evaluate(msg: Message, context: Context) -> Message:
+        from fedrec.client.evaluation import evaluate_round
+
         cohort = cohort_of(msg.content.config_records["config"])
         if cohort is not None:
             cfg = resolve_config(context.run_config, overrides)

@@ -21,6 +21,8 @@ from dataclasses import dataclass
 import numpy as np
 from flwr.app import ArrayRecord, ConfigRecord, MetricRecord, RecordDict
 
+from fedrec.shared.config import FedRecConfig
+from fedrec.shared.errors import ConfigError
 from fedrec.shared.protocol import COHORT_NUM_PARTITIONS, COHORT_PARTITIONS
 from fedrec.shared.serialization import arrays_view, stacked_array
 
@@ -54,6 +56,20 @@ class Cohort:
             COHORT_PARTITIONS: list(self.partitions),
             COHORT_NUM_PARTITIONS: self.num_partitions,
         }
+
+
+def check_cohorts_allowed(cfg: FedRecConfig) -> None:
+    """Refuse settings under which members cannot share a worker call.
+
+    Under ``user-dp = secagg`` every user is a party of SecAgg+ with its own masks and
+    noise share: a cohort would be one party, so its members' updates would be summed
+    before the secure sum and its dropout would drop them all.
+    """
+    if cfg.privacy.user_dp == "secagg":
+        raise ConfigError(
+            "cohorts (several simulated users per worker call) cannot run user-dp=secagg: "
+            "each user must be its own SecAgg+ party; simulate one user per node instead"
+        )
 
 
 def _ints(value: object, name: str) -> list[int]:
