@@ -10,6 +10,10 @@ A simulation worker's message names several simulated users (a cohort,
 :mod:`fedrec.shared.cohort_messages`): :mod:`fedrec.client.cohort_reply` trains or
 evaluates each of them as its own client and replies with one record pair per user.
 A co-occurrence release message is answered by :func:`~fedrec.client.cooccurrence.release_reply`.
+
+The training and evaluation code (torch, and Opacus where a client trains alone) is
+imported by the handlers that run it: ``fedrec simulate``'s server process builds this app
+to hand it to the simulation engine and never trains.
 """
 
 from __future__ import annotations
@@ -26,7 +30,6 @@ from flwr.clientapp.typing import Mod
 from fedrec.client.cohort_reply import evaluate_cohort_reply, train_cohort_reply
 from fedrec.client.cooccurrence import release_reply
 from fedrec.client.dataview import ClientData, client_seed
-from fedrec.client.evaluation import evaluate_round
 from fedrec.client.message_config import (
     asker_of,
     config_int,
@@ -37,7 +40,6 @@ from fedrec.client.message_config import (
 from fedrec.client.node_context import client_data, node_of, state_store
 from fedrec.client.secagg import secagg_mod
 from fedrec.client.state import ClientStateStore
-from fedrec.client.task import train_round
 from fedrec.shared import protocol as key
 from fedrec.shared.cohort_messages import cohort_of
 from fedrec.shared.config import FedRecConfig, resolve_config
@@ -80,6 +82,8 @@ def build_client_app(
     # secagg_mod runs Flower's SecAgg+ stages (and passes every other message through).
     @app.train(mods=[secagg_mod, *train_mods])
     def train(msg: Message, context: Context) -> Message:
+        from fedrec.client.task import train_round
+
         started = time.perf_counter()
         cohort = cohort_of(msg.content.config_records["config"])
         if cohort is not None:
@@ -120,6 +124,8 @@ def build_client_app(
 
     @app.evaluate()
     def evaluate(msg: Message, context: Context) -> Message:
+        from fedrec.client.evaluation import evaluate_round
+
         cohort = cohort_of(msg.content.config_records["config"])
         if cohort is not None:
             cfg = resolve_config(context.run_config, overrides)

@@ -35,8 +35,9 @@ from fedrec.client.task import (
     user_factors_for,
 )
 from fedrec.shared import cohort_training
+from fedrec.shared.cohort_messages import check_cohorts_allowed
 from fedrec.shared.config import FedRecConfig
-from fedrec.shared.errors import ConfigError, PrivacyBudgetExceeded
+from fedrec.shared.errors import PrivacyBudgetExceeded
 from fedrec.shared.models.factory import item_text_embeddings
 from fedrec.shared.privacy import UserRound
 
@@ -74,20 +75,6 @@ def simulated_members(
         )
         for pid, folder in zip(partition_ids, dirs, strict=True)
     ]
-
-
-def check_cohorts_allowed(cfg: FedRecConfig) -> None:
-    """Refuse settings under which members cannot share a worker call.
-
-    Under ``user-dp = secagg`` every user is a party of SecAgg+ with its own masks and
-    noise share: a cohort would be one party, so its members' updates would be summed
-    before the secure sum and its dropout would drop them all.
-    """
-    if cfg.privacy.user_dp == "secagg":
-        raise ConfigError(
-            "cohorts (several simulated users per worker call) cannot run user-dp=secagg: "
-            "each user must be its own SecAgg+ party; simulate one user per node instead"
-        )
 
 
 def train_cohort(

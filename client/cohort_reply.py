@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from flwr.app import Context, Message
 
-from fedrec.client.cohort import evaluate_cohort, simulated_members, train_cohort
 from fedrec.client.message_config import asker_of, config_int, run_id_of, user_round_of
 from fedrec.client.node_context import refuse_cohort_on_own_node
 from fedrec.shared import protocol as key
@@ -23,6 +22,8 @@ def train_cohort_reply(
     msg: Message, cfg: FedRecConfig, cohort: Cohort, context: Context
 ) -> Message:
     """A worker's train message: each member trains as its own client, one reply each."""
+    from fedrec.client.cohort import simulated_members, train_cohort  # torch: see client_app
+
     refuse_cohort_on_own_node(context)
     config = msg.content.config_records["config"]
     asker = asker_of(config)
@@ -52,6 +53,8 @@ def evaluate_cohort_reply(
     msg: Message, cfg: FedRecConfig, cohort: Cohort, context: Context
 ) -> Message:
     """A worker's evaluate message: each member's metrics, as a one-user client sends them."""
+    from fedrec.client.cohort import evaluate_cohort, simulated_members
+
     refuse_cohort_on_own_node(context)
     config = msg.content.config_records["config"]
     members = simulated_members(cfg, cohort.partitions, cohort.num_partitions, run_id_of(config))

@@ -33,7 +33,7 @@ from fedrec.shared.config import DataConfig, FedRecConfig, config_of_checkpoint
 from fedrec.shared.data import catalog_version
 from fedrec.shared.errors import ConfigError, DataError
 from fedrec.shared.models.cooccurrence import user_vector
-from fedrec.shared.models.hybrid import ITEM_HEAD_W, LORA_PREFIX
+from fedrec.shared.models.initial import ITEM_HEAD_W, LORA_PREFIX
 
 
 @dataclass(frozen=True)

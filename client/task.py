@@ -22,7 +22,8 @@ from fedrec.client.state import ClientState, ClientStateStore
 from fedrec.shared.config import FedRecConfig
 from fedrec.shared.errors import PrivacyBudgetExceeded
 from fedrec.shared.models.factory import make_model
-from fedrec.shared.models.mf import MatrixFactorization, init_user_factors
+from fedrec.shared.models.initial import init_user_factors
+from fedrec.shared.models.mf import MatrixFactorization
 from fedrec.shared.privacy import UserRound, check_record_budget, check_user_budget
 from fedrec.shared.training import LocalResult, train_local
 

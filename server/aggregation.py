@@ -20,8 +20,8 @@ where it stopped, and Flower's strategies keep it only in memory.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
-from typing import Protocol
+from collections.abc import Callable, Mapping, Sequence
+from typing import Protocol, overload
 
 import numpy as np
 
@@ -57,9 +57,37 @@ def norm_bound(norms: Sequence[float], factor: float) -> float | None:
     return factor * float(np.median(norms))
 
 
+class LazyDeltas(Sequence[Arrays]):
+    """``size`` deltas, the ``i``-th computed by ``read(i)`` whenever it is read.
+
+    A round's updates as a list of arrays would be another copy of every update the server
+    holds; the norms and the running sum read them one at a time instead.
+    """
+
+    def __init__(self, size: int, read: Callable[[int], Arrays]) -> None:
+        self._size = size
+        self._read = read
+
+    def __len__(self) -> int:
+        return self._size
+
+    @overload
+    def __getitem__(self, index: int) -> Arrays: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[Arrays]: ...
+
+    def __getitem__(self, index: int | slice) -> Arrays | list[Arrays]:
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(self._size))]
+        if not -self._size <= index < self._size:
+            raise IndexError(index)
+        return self._read(index % self._size)
+
+
 def bound_updates(
     deltas: Sequence[Arrays], factor: float
-) -> tuple[list[Arrays], list[float], list[int]]:
+) -> tuple[Sequence[Arrays], list[float], list[int]]:
     """Each delta scaled down to ``factor`` x the median norm if above it; norms; who was.
 
     Returns the (possibly scaled) deltas, every delta's norm before scaling, and the
@@ -69,15 +97,16 @@ def bound_updates(
     norms = [update_norm(d) for d in deltas]
     bound = norm_bound(norms, factor)
     if bound is None:
-        return list(deltas), norms, []
-    out, scaled = [], []
-    for i, (delta, norm) in enumerate(zip(deltas, norms, strict=True)):
-        if norm > bound > 0:
-            out.append({k: np.asarray(v, np.float64) * (bound / norm) for k, v in delta.items()})
-            scaled.append(i)
-        else:
-            out.append(delta)
-    return out, norms, scaled
+        return deltas, norms, []
+    scales = {i: bound / norm for i, norm in enumerate(norms) if norm > bound > 0}
+
+    def read(i: int) -> Arrays:
+        scale = scales.get(i)
+        if scale is None:
+            return deltas[i]
+        return {k: np.asarray(v, np.float64) * scale for k, v in deltas[i].items()}
+
+    return LazyDeltas(len(deltas), read), norms, sorted(scales)
 
 
 def combine(deltas: Sequence[Arrays], method: str, trim_fraction: float = 0.1) -> Arrays:
@@ -86,15 +115,17 @@ def combine(deltas: Sequence[Arrays], method: str, trim_fraction: float = 0.1) -
         raise ValueError("no updates to combine")
     if method not in AGGREGATIONS:
         raise ValueError(f"aggregation must be one of {AGGREGATIONS}, got {method!r}")
+    if method == "mean":
+        # A running float64 sum, each delta read once: no [clients, ...] stack in memory.
+        totals: Arrays = {}
+        for d in deltas:
+            if not totals:
+                totals = {name: np.zeros(np.shape(v), dtype=np.float64) for name, v in d.items()}
+            for name, total in totals.items():
+                total += d[name]
+        return {name: total / len(deltas) for name, total in totals.items()}
     out: Arrays = {}
     for name in deltas[0]:
-        if method == "mean":
-            # A running float64 sum: no [clients, ...] stack of a large table in memory.
-            total = np.zeros(np.shape(deltas[0][name]), dtype=np.float64)
-            for d in deltas:
-                total += d[name]
-            out[name] = total / len(deltas)
-            continue
         stack = np.stack([d[name] for d in deltas]).astype(np.float64)
         if method == "median":
             out[name] = np.median(stack, axis=0)

@@ -3,10 +3,11 @@
 In ``fedrec simulate`` with cohorts (``simulation-users-per-message`` not 1) the SuperNodes
 are a few workers and the run's users are partitions of the data set. The strategy samples
 *users* here exactly as FedAvg samples nodes (uniform, ``int(N * fraction)`` of them but at
-least the minimum, without replacement), packs them into one message per worker
-(:func:`fedrec.shared.cohort_messages.pack_users`) and turns each worker's reply back into
-one :class:`~fedrec.server.rounds.Reply` per user, whose ``node`` is the user's partition
-id. A worker message that failed or never came back stands for each of its members.
+least the minimum, without replacement), packs them into messages, at least one per worker
+(:func:`fedrec.shared.cohort_messages.pack_users`; :data:`MAX_REPLY_BYTES`), and turns
+each worker's reply back into one :class:`~fedrec.server.rounds.Reply` per user, whose
+``node`` is the user's partition id. A worker message that failed or never came back
+stands for each of its members.
 """
 
 from __future__ import annotations
@@ -15,11 +16,17 @@ import random
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
-from flwr.app import ArrayRecord, ConfigRecord, Message, MetricRecord, RecordDict
+from flwr.app import ArrayRecord, ConfigRecord, Message, MessageType, MetricRecord, RecordDict
 
 from fedrec.server.rounds import Reply
 from fedrec.shared.cohort_messages import Cohort, cohort_of, member_replies, pack_users
 from fedrec.shared.errors import ConfigError
+
+# A worker's train reply holds the model of every user it trained, and is copied on its way
+# (serialised, Ray's object store, the server's receipt): one message per worker would make
+# each worker's memory grow with the federation. Unless a cap is set, train messages hold
+# at most as many users as keep a reply within this many bytes of models.
+MAX_REPLY_BYTES = 16 * 2**20
 
 
 @dataclass(frozen=True)
@@ -28,7 +35,9 @@ class SimulatedUsers:
 
     num_users: int
     workers: int
-    per_message: int = 0  # at most this many users per message (0: one message per worker)
+    # At most this many users per message; 0: as few messages as keep each train reply
+    # within MAX_REPLY_BYTES (one per worker where that fits).
+    per_message: int = 0
 
     def __post_init__(self) -> None:
         if self.num_users < 1 or self.workers < 1:
@@ -49,6 +58,16 @@ class SimulatedUsers:
             )
         return sorted(random.sample(available, size))
 
+    def users_per_message(self, arrays: ArrayRecord, message_type: str) -> int:
+        """The cap on a message's users: ``per_message``, else the reply's byte budget.
+
+        0 (no cap) for evaluation messages, whose replies hold metrics only.
+        """
+        if self.per_message or message_type != MessageType.TRAIN:
+            return self.per_message
+        model_bytes = sum(len(array.data) for array in arrays.values())
+        return max(1, MAX_REPLY_BYTES // max(model_bytes, 1))
+
     def messages(
         self,
         users: Sequence[int],
@@ -58,7 +77,9 @@ class SimulatedUsers:
         message_type: str,
     ) -> list[Message]:
         """One message per group of ``users``, the groups dealt out over ``node_ids``."""
-        groups = pack_users(users, len(node_ids), per_message=self.per_message)
+        groups = pack_users(
+            users, len(node_ids), per_message=self.users_per_message(arrays, message_type)
+        )
         out = []
         for i, group in enumerate(groups):
             cohort = Cohort(tuple(group), self.num_users)

@@ -49,7 +49,7 @@ from fedrec.shared.models.cooccurrence import (
     vector_size,
 )
 from fedrec.shared.models.factory import item_text_embeddings
-from fedrec.shared.models.hybrid import USER_HEAD_B, USER_HEAD_W
+from fedrec.shared.models.initial import USER_HEAD_B, USER_HEAD_W
 from fedrec.shared.privacy import DPRandom, dp_random
 from fedrec.shared.privacy.cooccurrence import ReleasePlan, plan_release, release_report
 from fedrec.shared.serialization import arrays_to_numpy, numpy_to_arrays

@@ -19,7 +19,7 @@ import numpy as np
 from fedrec.shared.checkpoint import latest_round, load_checkpoint
 from fedrec.shared.config import FedRecConfig
 from fedrec.shared.errors import ConfigError
-from fedrec.shared.models.factory import init_global
+from fedrec.shared.models.initial import init_global
 
 logger = logging.getLogger(__name__)
 

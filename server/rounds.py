@@ -37,7 +37,7 @@ from typing import Any
 
 import numpy as np
 
-from fedrec.server.aggregation import ServerOptimizer, apply_updates, mean_of_sum
+from fedrec.server.aggregation import LazyDeltas, ServerOptimizer, apply_updates, mean_of_sum
 from fedrec.server.user_dp import CentralNoise, UserLevelAccountant
 from fedrec.shared.config import PrivacyConfig
 from fedrec.shared.device import device_label
@@ -163,10 +163,7 @@ class RoundRules:
         answered = [r for r in replies if r.error is None]
         out_of_budget = sum(1 for r in answered if r.refused)
         valid = [r for r in answered if not r.refused and _valid(r, current)]
-        deltas = [
-            {k: np.asarray(r.arrays[k]) - ref for k, ref in current.items()}  # type: ignore[index]
-            for r in valid
-        ]
+        deltas = LazyDeltas(len(valid), lambda i: _delta(valid[i], current))
         counts = _Counts(
             sampled=max(sampled, len(replies)),
             timed_out=max(sampled - len(replies), 0),
@@ -246,6 +243,12 @@ class RoundRules:
         new = self.optimizer.step(current, mean_of_sum(secure.total, secure.sampled))
         metrics.update(summarise_train([r for r in secure.metrics if not r.get(BUDGET_EXHAUSTED)]))
         return RoundResult(new, metrics)
+
+
+def _delta(reply: Reply, current: Arrays) -> Arrays:
+    """A valid reply's update: its model minus the round's."""
+    assert reply.arrays is not None, "only a reply holding a model has an update"
+    return {k: np.asarray(reply.arrays[k]) - ref for k, ref in current.items()}
 
 
 def _valid(reply: Reply, current: Arrays) -> bool:

@@ -20,7 +20,6 @@ from flwr.serverapp import Grid, ServerApp
 
 from fedrec.server.aggregation import server_optimizer_for
 from fedrec.server.cohorts import SimulatedUsers
-from fedrec.server.cooccurrence import release_over_flower
 from fedrec.server.messaging import send_and_receive
 from fedrec.server.resume import committed_incarnations, start_of
 from fedrec.server.round_config import EVAL_K, Asker, federated_evaluation
@@ -32,7 +31,7 @@ from fedrec.shared.checkpoint import run_id, save_catalog, save_checkpoint
 from fedrec.shared.config import FedRecConfig, resolve_config
 from fedrec.shared.data import catalog_version, load_catalog
 from fedrec.shared.logs import show_fedrec_logs
-from fedrec.shared.models.factory import item_text_embeddings
+from fedrec.shared.models.text_cache import item_text_embeddings
 from fedrec.shared.serialization import arrays_to_numpy, numpy_to_arrays
 
 logger = logging.getLogger(__name__)
@@ -45,6 +44,9 @@ def run_federation(grid: Grid, cfg: FedRecConfig, *, users: SimulatedUsers | Non
     (``fedrec simulate`` with cohorts); ``None``: every node is a client.
     """
     if cfg.train.model == "cooccurrence":
+        # Imported for it alone: it loads the model code (torch) the MF server never needs.
+        from fedrec.server.cooccurrence import release_over_flower
+
         return release_over_flower(grid, cfg)
     # The server uses the public item catalogue only (under data-source=node it reads
     # nothing else: the clients hold their own data).
@@ -95,10 +97,14 @@ def run_federation(grid: Grid, cfg: FedRecConfig, *, users: SimulatedUsers | Non
             )
             new_arrays, train_metrics = strategy.aggregate_secure(rnd, secure)
         else:
-            replies = send_and_receive(
-                grid, messages, timeout=fed.round_timeout, max_in_flight=fed.max_in_flight
+            # Passed on, never named here: the round's replies are freed once aggregated,
+            # before the next round's arrive.
+            new_arrays, train_metrics = strategy.aggregate_train(
+                rnd,
+                send_and_receive(
+                    grid, messages, timeout=fed.round_timeout, max_in_flight=fed.max_in_flight
+                ),
             )
-            new_arrays, train_metrics = strategy.aggregate_train(rnd, replies)
         if new_arrays is not None:
             arrays = new_arrays
         row: dict[str, Any] = {"round": rnd, **dict(train_metrics or {})}

@@ -30,7 +30,7 @@ from fedrec.shared.config import FedRecConfig
 from fedrec.shared.errors import ConfigError
 from fedrec.shared.evaluation import aggregate_client_metrics
 from fedrec.shared.protocol import WEIGHT
-from fedrec.shared.serialization import arrays_to_numpy, numpy_to_arrays
+from fedrec.shared.serialization import arrays_to_numpy, arrays_view, numpy_to_arrays
 
 logger = logging.getLogger(__name__)
 
@@ -282,7 +282,7 @@ def _reply(message: Message, senders: dict[str, int] | None = None) -> Reply:
     if message.has_error():
         return Reply(node, None, error=_short_reason(message.error.reason or ""))
     metrics = dict(message.content["metrics"])
-    return Reply(node, arrays_to_numpy(message.content["arrays"]), metrics)
+    return Reply(node, arrays_view(message.content["arrays"]), metrics)
 
 
 def _short_reason(reason: str, limit: int = 300) -> str:

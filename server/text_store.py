@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fedrec.shared.models.encoder import MODEL_NAME, TEXT_DIM
+from fedrec.shared.models.text_cache import MODEL_NAME, TEXT_DIM
 
 logger = logging.getLogger(__name__)
 

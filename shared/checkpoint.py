@@ -37,10 +37,17 @@ from fedrec.shared.data.dataset import ItemCatalog
 from fedrec.shared.errors import CheckpointError
 
 FORMAT = "fedrec-checkpoint/1"
+FEDERATION_FILE = "federation.json"  # a simulated run's partition count
 
 
 def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def write_federation_info(run_dir: Path, num_partitions: int) -> None:
+    """Record how many clients a simulated run used (needed to re-create partitions)."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / FEDERATION_FILE).write_text(json.dumps({"num-partitions": num_partitions}))
 
 
 def save_catalog(run_dir: Path, catalog: ItemCatalog) -> None:

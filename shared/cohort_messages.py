@@ -19,10 +19,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from flwr.app import ConfigRecord, MetricRecord, RecordDict
+from flwr.app import ArrayRecord, ConfigRecord, MetricRecord, RecordDict
 
+from fedrec.shared.config import FedRecConfig
+from fedrec.shared.errors import ConfigError
 from fedrec.shared.protocol import COHORT_NUM_PARTITIONS, COHORT_PARTITIONS
-from fedrec.shared.serialization import arrays_to_numpy, numpy_to_arrays
+from fedrec.shared.serialization import arrays_view, stacked_array
 
 STACKED_PREFIX = "stacked."
 STACKED_IDS_PREFIX = "stacked-ids."
@@ -54,6 +56,20 @@ class Cohort:
             COHORT_PARTITIONS: list(self.partitions),
             COHORT_NUM_PARTITIONS: self.num_partitions,
         }
+
+
+def check_cohorts_allowed(cfg: FedRecConfig) -> None:
+    """Refuse settings under which members cannot share a worker call.
+
+    Under ``user-dp = secagg`` every user is a party of SecAgg+ with its own masks and
+    noise share: a cohort would be one party, so its members' updates would be summed
+    before the secure sum and its dropout would drop them all.
+    """
+    if cfg.privacy.user_dp == "secagg":
+        raise ConfigError(
+            "cohorts (several simulated users per worker call) cannot run user-dp=secagg: "
+            "each user must be its own SecAgg+ party; simulate one user per node instead"
+        )
 
 
 def _ints(value: object, name: str) -> list[int]:
@@ -129,11 +145,12 @@ def reply_content(
             )
             groups.setdefault(signature, []).append(pid)
     for g, (signature, pids) in enumerate(groups.items()):
-        stacked = {
-            name: np.stack([np.asarray(members[pid][0][name]) for pid in pids])  # type: ignore[index]
-            for name, _, _ in signature
-        }
-        content[f"{STACKED_PREFIX}{g}"] = numpy_to_arrays(stacked)
+        content[f"{STACKED_PREFIX}{g}"] = ArrayRecord(
+            {
+                name: stacked_array([members[pid][0][name] for pid in pids])  # type: ignore[index]
+                for name, _, _ in signature
+            }
+        )
         content[f"{STACKED_IDS_PREFIX}{g}"] = ConfigRecord({"partitions": list(pids)})
     return content
 
@@ -152,7 +169,8 @@ def member_replies(content: RecordDict) -> dict[int, MemberReply]:
         if ids is None:
             continue
         pids = _ints(ids.get("partitions", []), "partitions")
-        stacked = arrays_to_numpy(record)
+        # Views of the reply's bytes: a server holding a round's replies holds them once.
+        stacked = arrays_view(record)
         if any(len(v) != len(pids) for v in stacked.values()):
             raise ValueError(f"a worker's {key} does not hold one row per member")
         for k, member in enumerate(pids):

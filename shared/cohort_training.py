@@ -33,13 +33,13 @@ import torch
 import torch.nn.functional as F
 
 from fedrec.shared.config import PrivacyConfig, TextConfig, TrainConfig
-from fedrec.shared.models.hybrid import USER_HEAD_B, USER_HEAD_W
+from fedrec.shared.models.initial import USER_HEAD_B, USER_HEAD_W
 from fedrec.shared.privacy import (
     DPRandom,
+    StepHistory,
     dp_random,
     epsilon_of,
     history_of,
-    make_accountant,
     sample_rate,
     steps_per_epoch,
 )
@@ -200,7 +200,7 @@ def _train_chunk(
         )
         for m in members
     ]
-    accountants = [make_accountant(m.accountant_history) for m in members]
+    accountants = [StepHistory(m.accountant_history) for m in members]
     users = [torch.as_tensor(m.users, dtype=torch.long) for m in members]
     items = [torch.as_tensor(m.items, dtype=torch.long) for m in members]
     anchors = [t.clone() for t in stack.shared()] if train.proximal_mu > 0 else []

@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-
-import torch
+from typing import TYPE_CHECKING
 
 from fedrec.shared.errors import ConfigError, NodeConfigError
+
+# torch is imported where a device is made: the server only reads device codes.
+if TYPE_CHECKING:
+    import torch
 
 
 def resolve_device(preference: str = "auto") -> torch.device:
     """``auto`` picks CUDA when available; ``cpu``/``cuda``/``cuda:N`` are taken as given."""
+    import torch
+
     if preference == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
@@ -46,6 +51,8 @@ def device_code(device: torch.device) -> float:
     """How a client reports its device in its reply: the CUDA index, ``-1`` for the CPU."""
     if device.type != "cuda":
         return -1.0
+    import torch
+
     return float(device.index if device.index is not None else torch.cuda.current_device())
 
 

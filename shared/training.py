@@ -23,12 +23,9 @@ from fedrec.shared.config import PrivacyConfig, TrainConfig
 from fedrec.shared.models.mf import MatrixFactorization
 from fedrec.shared.privacy import (
     HistoryEntry,
-    PoissonBatches,
-    PrivateTraining,
     dp_random,
     epsilon_of,
     history_of,
-    make_private,
     sample_rate,
     steps_per_epoch,
 )
@@ -126,6 +123,10 @@ def train_local(
     all steps so far. ``seed`` seeds initialisation-free randomness only when DP is off or
     ``reproducible-noise`` is on.
     """
+    # Opacus' machinery, imported here: the batched cohort trainer imports this module (for
+    # LocalResult) and must not carry it.
+    from fedrec.shared.privacy.record import PoissonBatches, PrivateTraining, make_private
+
     device = device or torch.device("cpu")
     model.to(device)
     n = int(len(items))

@@ -84,8 +84,8 @@ from fedrec.client.task import local_train
 from fedrec.shared.config import FedRecConfig, PrivacyConfig, resolve_config
 from fedrec.shared.data import load_dataset, load_split
 from fedrec.shared.evaluation import auc, mean_and_se, tpr_at_fpr
-from fedrec.shared.models.factory import init_global, item_text_embeddings
-from fedrec.shared.models.hybrid import USER_HEAD_W
+from fedrec.shared.models.factory import item_text_embeddings
+from fedrec.shared.models.initial import USER_HEAD_W, init_global
 from fedrec.shared.privacy import (
     DPRandom,
     SeededRandom,

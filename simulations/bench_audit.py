@@ -46,8 +46,7 @@ from fedrec.server.secagg import secagg_threshold, unmasked_secure_sum
 from fedrec.server.user_dp import CentralNoise, central_noise_for
 from fedrec.shared.config import FedRecConfig, PrivacyConfig, resolve_config
 from fedrec.shared.data import load_split
-from fedrec.shared.models.factory import init_global
-from fedrec.shared.models.mf import init_user_factors
+from fedrec.shared.models.initial import init_global, init_user_factors
 from fedrec.shared.privacy import (
     SecureRandom,
     account,

@@ -54,7 +54,8 @@ from fedrec.shared.data.dataset import Dataset
 from fedrec.shared.evaluation import paired_difference, summarize
 from fedrec.shared.evaluation.metrics import hit_multi_at_k, ndcg_at_k, ndcg_multi_at_k
 from fedrec.shared.evaluation.ranking import top_k as _top_k
-from fedrec.shared.models.factory import init_global, item_text_embeddings
+from fedrec.shared.models.factory import item_text_embeddings
+from fedrec.shared.models.initial import init_global
 from fedrec.shared.training import finetune_users
 from fedrec.simulation.plain_loop import PlainLoop
 from fedrec.simulations.coldstart_rows import (

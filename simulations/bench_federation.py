@@ -31,7 +31,7 @@ import numpy as np
 
 from fedrec.shared.config import FedRecConfig, resolve_config
 from fedrec.shared.data import load_split
-from fedrec.shared.models.factory import init_global
+from fedrec.shared.models.initial import init_global
 from fedrec.simulation.plain_loop import PlainLoop, sample_partitions
 from fedrec.simulation.runner import simulate
 from fedrec.simulations.bench import PeakMemory

@@ -61,7 +61,7 @@ from fedrec.shared.evaluation import (
     summarize,
 )
 from fedrec.shared.evaluation.metrics import ndcg_at_k
-from fedrec.shared.models.factory import init_global
+from fedrec.shared.models.initial import init_global
 from fedrec.shared.privacy import (
     calibrate_record,
     calibrate_user,

@@ -18,7 +18,7 @@ from typing import Any
 
 from fedrec.shared.config import FedRecConfig
 from fedrec.shared.data import load_split
-from fedrec.shared.models.factory import init_global
+from fedrec.shared.models.initial import init_global
 from fedrec.simulation.plain_loop import PlainLoop, sample_partitions
 
 # (stage, file suffix, function name): the profiled functions each stage is made of.

@@ -22,20 +22,12 @@ from fedrec.client.dataview import client_seed, load_client_data, state_dir
 from fedrec.client.evaluation import local_user_evals
 from fedrec.client.state import ClientStateStore
 from fedrec.shared.central import score_fn_of
-from fedrec.shared.checkpoint import load_checkpoint
+from fedrec.shared.checkpoint import FEDERATION_FILE, load_checkpoint
 from fedrec.shared.config import config_of_checkpoint
 from fedrec.shared.data import load_split
 from fedrec.shared.errors import CheckpointError
 from fedrec.shared.evaluation import evaluate_model, list_metrics, summarize
 from fedrec.shared.models.mf import MatrixFactorization
-
-FEDERATION_FILE = "federation.json"
-
-
-def write_federation_info(run_dir: Path, num_partitions: int) -> None:
-    """Record how many clients a simulated run used (needed to re-create partitions)."""
-    run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / FEDERATION_FILE).write_text(json.dumps({"num-partitions": num_partitions}))
 
 
 def evaluate_run(path: Path, *, personalize_epochs: int = 5, k: int = 10) -> dict[str, Any]:

@@ -23,17 +23,18 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from fedrec.client.client_app import build_client_app
-from fedrec.client.cohort import check_cohorts_allowed
 from fedrec.server.cohorts import SimulatedUsers
 from fedrec.server.server_app import build_server_app
+from fedrec.shared.checkpoint import write_federation_info
+from fedrec.shared.cohort_messages import check_cohorts_allowed
 from fedrec.shared.config import FedRecConfig, resolve_config
 from fedrec.shared.data import load_split
 from fedrec.shared.errors import ConfigError
-from fedrec.simulation.evaluate import write_federation_info
 from fedrec.simulation.faults import FaultConfig, fault_mod, split_faults
+
+# Device files a GPU driver creates (NVIDIA's, AMD's for ROCm builds of torch).
+GPU_DEVICE_FILES = ("/dev/nvidiactl", "/dev/kfd")
 
 logger = logging.getLogger(__name__)
 
@@ -50,7 +51,7 @@ def backend_config(
     local one; the cluster's own resources are used then.
     """
     if gpu_fraction is None:
-        gpu_fraction = 0.25 if torch.cuda.is_available() else 0.0
+        gpu_fraction = 0.25 if cuda_available() else 0.0
     init_args: dict[str, Any] = {"include_dashboard": False}
     if ray_address:
         init_args["address"] = ray_address
@@ -60,6 +61,19 @@ def backend_config(
         "client_resources": {"num_cpus": num_cpus_per_client, "num_gpus": gpu_fraction},
         "init_args": init_args,
     }
+
+
+def cuda_available() -> bool:
+    """``torch.cuda.is_available()``, without importing torch on a machine with no GPU driver.
+
+    The server process trains nothing; importing torch only to learn there is no GPU would
+    be most of its memory.
+    """
+    if not any(os.path.exists(path) for path in GPU_DEVICE_FILES):
+        return False
+    import torch
+
+    return bool(torch.cuda.is_available())
 
 
 def default_workers(num_cpus_per_client: float = 1.0) -> int:

@@ -11,7 +11,7 @@ from collections.abc import Collection, Mapping
 from typing import Any
 
 from fedrec.shared.models.cooccurrence import ITEM_PRIOR
-from fedrec.shared.models.hybrid import USER_HEAD_W
+from fedrec.shared.models.initial import USER_HEAD_W
 
 ENCODER = "the pretrained all-MiniLM-L6-v2 encoder (public weights, not trained here)"
 

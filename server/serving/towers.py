@@ -21,14 +21,14 @@ import torch.nn.functional as F
 from fedrec.server.serving.batching import Batcher
 from fedrec.shared.checkpoint import Checkpoint
 from fedrec.shared.models.encoder import TEXT_DIM, TextEncoder, add_lora, lora_state
-from fedrec.shared.models.hybrid import (
+from fedrec.shared.models.hybrid import hybrid_item_vectors
+from fedrec.shared.models.initial import (
     ITEM_HEAD_B,
     ITEM_HEAD_W,
     LORA_PREFIX,
     USER_HEAD_B,
     USER_HEAD_KEYS,
     USER_HEAD_W,
-    hybrid_item_vectors,
 )
 from fedrec.shared.models.text_cache import default_cache_dir, text_embeddings
 

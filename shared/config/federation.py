@@ -86,8 +86,9 @@ class FederationConfig:
     # false: a round with any failed client is discarded (the global model stays as it was).
     accept_failures: bool = True
     # fedrec simulate only: the simulated users one worker trains per message. 0: the round's
-    # users split evenly over one worker per core; 1: one user per node (Flower's default
-    # simulation, and the fallback under user-dp=secagg); K: at most K users per message.
+    # users split evenly over one worker per core, in messages whose replies stay within a
+    # byte budget (server/cohorts.py); 1: one user per node (Flower's default simulation,
+    # and the fallback under user-dp=secagg); K: at most K users per message.
     # Flower's cost is per message, so fewer, larger messages make a round faster; what
     # each user trains, sends and spends is the same (client/cohort.py).
     simulation_users_per_message: int = 0

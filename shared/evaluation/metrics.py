@@ -17,7 +17,6 @@ import re
 from collections.abc import Sequence
 
 import numpy as np
-from scipy.stats import rankdata
 
 from fedrec.shared.evaluation.ranking import _check_k
 
@@ -218,6 +217,8 @@ def popularity_rank(counts: np.ndarray | Sequence[float]) -> np.ndarray:
     values = np.asarray(counts, dtype=np.float64)
     if values.ndim != 1:
         raise ValueError(f"counts must be a 1-D [n_items] array, got shape {values.shape}")
+    from scipy.stats import rankdata  # scipy.stats is slow and large to import: only here
+
     return np.asarray(rankdata(-values, method="average"), dtype=np.float64)
 
 

@@ -12,7 +12,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.stats import t as student_t
 
 
 def auc(scores: np.ndarray, labels: np.ndarray) -> float:
@@ -108,5 +107,7 @@ def paired_difference(
     d = x - y
     mean = float(d.mean())
     se = standard_error(d)
+    from scipy.stats import t as student_t  # scipy.stats is slow and large to import: only here
+
     t = float(student_t.ppf(0.975, d.size - 1))
     return PairedDifference(mean, se, mean - t * se, mean + t * se, int(d.size))

@@ -20,10 +20,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-logger = logging.getLogger(__name__)
+from fedrec.shared.models.text_cache import TEXT_DIM
 
-MODEL_NAME = "sentence-transformers/all-MiniLM-L6-v2"
-TEXT_DIM = 384
+logger = logging.getLogger(__name__)
 
 
 def model_dir() -> Path:

@@ -9,33 +9,15 @@ process agrees on the initial model.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
 
-import numpy as np
 import torch
 
 from fedrec.shared.config import FedRecConfig
-from fedrec.shared.models.encoder import TextEncoder, add_lora, lora_state
-from fedrec.shared.models.hybrid import LORA_PREFIX, HybridMF, init_text_shared
-from fedrec.shared.models.mf import MatrixFactorization, init_shared
-from fedrec.shared.models.text_cache import catalogue_tokens, default_cache_dir, text_embeddings
-
-
-def text_cache_dir(cfg: FedRecConfig) -> Path:
-    """Where frozen text embeddings are cached: ``text-cache-dir``, else ~/.cache/fedrec.
-
-    Entries are keyed by a hash of model and texts, so one cache serves every run.
-    """
-    return Path(cfg.text.text_cache_dir) if cfg.text.text_cache_dir else default_cache_dir()
-
-
-def item_text_embeddings(
-    cfg: FedRecConfig, texts: Sequence[str], device: torch.device | None = None
-) -> np.ndarray:
-    """The frozen encoder's embeddings of the catalogue texts (cached on disk)."""
-    return text_embeddings(
-        texts, text_cache_dir(cfg), max_length=cfg.text.text_max_length, device=device
-    )
+from fedrec.shared.models.encoder import TextEncoder, add_lora
+from fedrec.shared.models.hybrid import HybridMF
+from fedrec.shared.models.initial import init_global as init_global
+from fedrec.shared.models.mf import MatrixFactorization
+from fedrec.shared.models.text_cache import catalogue_tokens, item_text_embeddings
 
 
 def _lora_encoder(cfg: FedRecConfig, seed: int) -> TextEncoder:
@@ -74,17 +56,3 @@ def make_model(
         user_encoder=encoder,
         item_tokens=tokens,
     )
-
-
-def init_global(cfg: FedRecConfig, n_items: int) -> dict[str, np.ndarray]:
-    """The seeded round-0 global tensors of the model ``cfg`` asks for."""
-    dim, seed = cfg.train.embedding_dim, cfg.data.seed
-    shared = init_shared(n_items, dim, seed=seed)
-    if cfg.text.text_tower == "off":
-        return shared
-    shared.update(init_text_shared(dim, seed=seed, item_head=cfg.text.item_head))
-    if cfg.text.text_tower == "lora":
-        encoder = _lora_encoder(cfg, seed)
-        for name, p in lora_state(encoder).items():
-            shared[LORA_PREFIX + name] = p.detach().numpy().astype(np.float32, copy=True)
-    return shared

@@ -36,15 +36,14 @@ import torch.nn.functional as F
 from torch import nn
 
 from fedrec.shared.models.encoder import TEXT_DIM, TextEncoder, Tokens, lora_state
+from fedrec.shared.models.initial import (
+    ITEM_HEAD_B,
+    ITEM_HEAD_W,
+    LORA_PREFIX,
+    USER_HEAD_B,
+    USER_HEAD_W,
+)
 from fedrec.shared.models.mf import MatrixFactorization
-
-ITEM_HEAD_W = "text.item_head.weight"
-ITEM_HEAD_B = "text.item_head.bias"
-USER_HEAD_W = "text.user_head.weight"
-USER_HEAD_B = "text.user_head.bias"
-HEAD_KEYS = (ITEM_HEAD_W, ITEM_HEAD_B, USER_HEAD_W, USER_HEAD_B)
-USER_HEAD_KEYS = (USER_HEAD_W, USER_HEAD_B)  # present in every hybrid (item-head optional)
-LORA_PREFIX = "text.lora."
 
 
 def hybrid_item_vectors(
@@ -61,22 +60,6 @@ def hybrid_item_vectors(
     """
     h = item_head(text)
     return factors + h[..., :-1], bias + h[..., -1]
-
-
-def init_text_shared(
-    dim: int, *, seed: int, std: float = 0.01, item_head: bool = True
-) -> dict[str, np.ndarray]:
-    """Seeded initial head tensors (the server's round-0 text towers)."""
-    rng = np.random.default_rng([seed, 7])
-    # Drawn even without an item head, so the user head starts the same either way.
-    item_w = (rng.standard_normal((dim + 1, TEXT_DIM)) * std).astype(np.float32)
-    out = {
-        USER_HEAD_W: (rng.standard_normal((dim, TEXT_DIM)) * std).astype(np.float32),
-        USER_HEAD_B: np.zeros(dim, dtype=np.float32),
-    }
-    if item_head:
-        out.update({ITEM_HEAD_W: item_w, ITEM_HEAD_B: np.zeros(dim + 1, dtype=np.float32)})
-    return out
 
 
 class HybridMF(MatrixFactorization):

@@ -13,9 +13,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-SHARED_KEYS = ("item_factors", "item_bias")
-"""Names of the global tensors, as sent over the wire and stored in checkpoints."""
-
 
 class MatrixFactorization(nn.Module):
     """MF scorer for ``n_users`` users (one on a cross-device client) and ``n_items`` items."""
@@ -97,20 +94,3 @@ class MatrixFactorization(nn.Module):
                 f"user factors {tuple(t.shape)} do not fit {tuple(self.user.weight.shape)}"
             )
         self.user.weight.copy_(t.to(self.user.weight.device))
-
-
-def init_shared(
-    n_items: int, dim: int, *, seed: int, init_std: float = 0.1
-) -> dict[str, np.ndarray]:
-    """Seeded initial global tensors (the server's round-0 model)."""
-    rng = np.random.default_rng(seed)
-    return {
-        "item_factors": (rng.standard_normal((n_items, dim)) * init_std).astype(np.float32),
-        "item_bias": np.zeros(n_items, dtype=np.float32),
-    }
-
-
-def init_user_factors(n_users: int, dim: int, *, seed: int, init_std: float = 0.1) -> np.ndarray:
-    """Seeded initial private user factors."""
-    rng = np.random.default_rng(seed)
-    return (rng.standard_normal((n_users, dim)) * init_std).astype(np.float32)

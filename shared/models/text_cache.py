@@ -16,25 +16,45 @@ import os
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
-from fedrec.shared.models.encoder import (
-    MODEL_NAME,
-    TEXT_DIM,
-    TextEncoder,
-    Tokens,
-    load_tokenizer,
-    tokenize,
-)
+from fedrec.shared.config import FedRecConfig
+
+# torch and the encoder are imported where texts are encoded: a process that only reads
+# the cache (the server, the clients once it is written) does not load them.
+if TYPE_CHECKING:
+    import torch
+
+    from fedrec.shared.models.encoder import Tokens
 
 logger = logging.getLogger(__name__)
+
+MODEL_NAME = "sentence-transformers/all-MiniLM-L6-v2"
+TEXT_DIM = 384  # the encoder's output size
 
 
 def default_cache_dir() -> Path:
     """Where embeddings are cached when ``text-cache-dir`` is empty: ~/.cache/fedrec/."""
     return Path.home() / ".cache" / "fedrec" / "text-embeddings"
+
+
+def text_cache_dir(cfg: FedRecConfig) -> Path:
+    """Where frozen text embeddings are cached: ``text-cache-dir``, else ~/.cache/fedrec.
+
+    Entries are keyed by a hash of model and texts, so one cache serves every run.
+    """
+    return Path(cfg.text.text_cache_dir) if cfg.text.text_cache_dir else default_cache_dir()
+
+
+def item_text_embeddings(
+    cfg: FedRecConfig, texts: Sequence[str], device: torch.device | None = None
+) -> np.ndarray:
+    """The frozen encoder's embeddings of the catalogue texts (cached on disk)."""
+    return text_embeddings(
+        texts, text_cache_dir(cfg), max_length=cfg.text.text_max_length, device=device
+    )
 
 
 def cache_key(texts: Sequence[str], max_length: int) -> str:
@@ -82,6 +102,10 @@ def _load_or_encode(path: str, texts: tuple[str, ...], max_length: int, device: 
         except (OSError, ValueError) as err:
             logger.warning("ignoring unreadable embedding cache %s (%s)", file, err)
     logger.info("encoding %d texts with %s (cached at %s)", len(texts), MODEL_NAME, file)
+    import torch
+
+    from fedrec.shared.models.encoder import TextEncoder
+
     encoder = TextEncoder(max_length=max_length, device=torch.device(device))
     array = encoder.encode(list(texts))
     _atomic_save(file, array)
@@ -101,4 +125,6 @@ def catalogue_tokens(texts: Sequence[str], *, max_length: int = 64) -> Tokens:
 
 @functools.lru_cache(maxsize=4)
 def _tokens(texts: tuple[str, ...], max_length: int) -> Tokens:
+    from fedrec.shared.models.encoder import load_tokenizer, tokenize
+
     return tokenize(load_tokenizer(), texts, max_length)

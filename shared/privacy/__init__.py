@@ -3,7 +3,8 @@
 - :mod:`~fedrec.shared.privacy.random`: the randomness every guarantee rests on (a CSPRNG
   unless ``reproducible-noise`` asks for a seeded stream).
 - :mod:`~fedrec.shared.privacy.record`: record-level DP-SGD on a client (Opacus' clipping
-  and accountant, fedrec's noise and public normalisation, Poisson batches).
+  and accountant, fedrec's noise and public normalisation, Poisson batches); its public
+  shape (steps, rate, a round's plan) is :mod:`~fedrec.shared.privacy.plan`.
 - :mod:`~fedrec.shared.privacy.user`: user-level primitives (clip a whole update, noise it,
   the share each party adds).
 - :mod:`~fedrec.shared.privacy.accounting`: (ε, δ) of a history of Gaussian mechanisms, by
@@ -15,10 +16,13 @@
 - :mod:`~fedrec.shared.privacy.audit`: empirical lower bounds on ε from canaries.
 """
 
+from typing import TYPE_CHECKING, Any
+
 from fedrec.shared.privacy.accounting import (
     RDP_ORDERS,
     Accounted,
     HistoryEntry,
+    StepHistory,
     account,
     compress,
     default_delta,
@@ -47,15 +51,8 @@ from fedrec.shared.privacy.ledger import (
     spend_user_round,
     user_round_for,
 )
+from fedrec.shared.privacy.plan import dp_plan, sample_rate, steps_per_epoch
 from fedrec.shared.privacy.random import DPRandom, SecureRandom, SeededRandom, dp_random
-from fedrec.shared.privacy.record import (
-    PoissonBatches,
-    PrivateTraining,
-    dp_plan,
-    make_private,
-    sample_rate,
-    steps_per_epoch,
-)
 from fedrec.shared.privacy.report import report_for, user_report
 from fedrec.shared.privacy.user import (
     clip_update,
@@ -64,6 +61,22 @@ from fedrec.shared.privacy.user import (
     privatize,
     update_norm,
 )
+
+if TYPE_CHECKING:
+    from fedrec.shared.privacy.record import PoissonBatches, PrivateTraining, make_private
+
+# DP-SGD's training machinery is Opacus' (torch, its grad samplers and optimizers): loaded
+# when first asked for, so that accounting, ledgers and user-level noise come without it.
+_TRAINING = ("PoissonBatches", "PrivateTraining", "make_private")
+
+
+def __getattr__(name: str) -> Any:
+    if name in _TRAINING:
+        from fedrec.shared.privacy import record
+
+        return getattr(record, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "RDP_ORDERS",
@@ -75,6 +88,7 @@ __all__ = [
     "RecordCalibration",
     "SecureRandom",
     "SeededRandom",
+    "StepHistory",
     "UserRound",
     "account",
     "calibrate_record",

@@ -17,21 +17,29 @@ has spent.
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import math
+import sys
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache, lru_cache
+from pathlib import Path
+from types import ModuleType
+from typing import TYPE_CHECKING
 
 import numpy as np
-from opacus.accountants import RDPAccountant
-from opacus.accountants.analysis import rdp as rdp_analysis
 
 from fedrec.shared.config import PrivacyConfig
 from fedrec.shared.errors import AccountingError
 
+if TYPE_CHECKING:
+    from opacus.accountants import RDPAccountant
+
 logger = logging.getLogger(__name__)
+
+_RDP_MODULE = "opacus.accountants.analysis.rdp"
 
 # RDP orders used to convert to (epsilon, delta). Any set of orders gives a valid bound;
 # Opacus' default grid adds many fractional orders whose evaluation dominated a client's
@@ -52,8 +60,56 @@ RDP_ORDERS: tuple[float, ...] = (
 HistoryEntry = tuple[float, float, int]  # (noise_multiplier, sample_rate, steps)
 
 
+@cache
+def rdp_analysis() -> ModuleType:
+    """Opacus' RDP analysis (``opacus.accountants.analysis.rdp``), without Opacus' package.
+
+    Importing ``opacus`` runs its ``__init__``, which loads its grad samplers, optimizers,
+    ``torch.distributed`` and ``scipy.stats``: a server or a batched simulation worker that
+    only accounts would carry all of it. The analysis is one file needing numpy and
+    ``scipy.special``; it is loaded from Opacus' installation as it is, so the arithmetic is
+    Opacus' own. Where Opacus is imported already its module is used.
+    """
+    loaded = sys.modules.get(_RDP_MODULE)
+    if loaded is not None:
+        return loaded
+    package = importlib.util.find_spec("opacus")  # locates the package, runs none of it
+    if package is None or package.origin is None:
+        raise ModuleNotFoundError("opacus is not installed")
+    path = Path(package.origin).parent / "accountants" / "analysis" / "rdp.py"
+    spec = importlib.util.spec_from_file_location("fedrec._opacus_rdp_analysis", path)
+    if spec is None or spec.loader is None:
+        raise ModuleNotFoundError(f"cannot load Opacus' RDP analysis from {path}")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+class StepHistory:
+    """The steps of DP-SGD as Opacus' ``RDPAccountant`` records them, and nothing else.
+
+    The batched cohort trainer needs only the history (ε comes from :func:`epsilon_of`);
+    this keeps Opacus out of its process. Consecutive steps at the same (σ, q) merge into one
+    entry, as ``RDPAccountant.step`` merges them.
+    """
+
+    def __init__(self, history: Sequence[Sequence[float]] | None = None) -> None:
+        entries = history or ()
+        self.history: list[HistoryEntry] = [(float(s), float(q), int(n)) for s, q, n in entries]
+
+    def step(self, *, noise_multiplier: float, sample_rate: float) -> None:
+        """Record one step at ``noise_multiplier`` and ``sample_rate``."""
+        if self.history and self.history[-1][:2] == (noise_multiplier, sample_rate):
+            s, q, n = self.history[-1]
+            self.history[-1] = (s, q, n + 1)
+        else:
+            self.history.append((noise_multiplier, sample_rate, 1))
+
+
 def make_accountant(history: Sequence[Sequence[float]] | None = None) -> RDPAccountant:
     """An RDP accountant restored from a saved history (empty when ``None``)."""
+    from opacus.accountants import RDPAccountant
+
     accountant = RDPAccountant()
     if history:
         accountant.load_state_dict(
@@ -62,7 +118,7 @@ def make_accountant(history: Sequence[Sequence[float]] | None = None) -> RDPAcco
     return accountant
 
 
-def history_of(accountant: RDPAccountant) -> list[HistoryEntry]:
+def history_of(accountant: RDPAccountant | StepHistory) -> list[HistoryEntry]:
     """The accountant's history as plain tuples, ready for JSON/records."""
     return [(float(s), float(q), int(n)) for s, q, n in accountant.history]
 
@@ -73,7 +129,7 @@ def _rdp_per_step(sample_rate: float, noise_multiplier: float) -> np.ndarray:
     # many clients with the same (q, sigma), and this pure-Python series was a third of a
     # DP client's round time.
     return np.asarray(
-        rdp_analysis.compute_rdp(
+        rdp_analysis().compute_rdp(
             q=sample_rate, noise_multiplier=noise_multiplier, steps=1, orders=list(RDP_ORDERS)
         ),
         dtype=np.float64,
@@ -89,7 +145,7 @@ def epsilon_of(history: Sequence[Sequence[float]], delta: float) -> float:
     if not history:
         return 0.0
     rdp = sum(int(n) * _rdp_per_step(float(q), float(s)) for s, q, n in history)
-    eps, _ = rdp_analysis.get_privacy_spent(orders=list(RDP_ORDERS), rdp=rdp, delta=delta)
+    eps, _ = rdp_analysis().get_privacy_spent(orders=list(RDP_ORDERS), rdp=rdp, delta=delta)
     return float(eps)
 
 

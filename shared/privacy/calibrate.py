@@ -23,7 +23,7 @@ from typing import Any
 
 from fedrec.shared.config import PrivacyConfig, TrainConfig
 from fedrec.shared.privacy.accounting import account, epsilon_of
-from fedrec.shared.privacy.record import dp_plan
+from fedrec.shared.privacy.plan import dp_plan
 
 # No search goes past this σ: a target it cannot reach is an error, not a hang.
 MAX_SIGMA = 1e6

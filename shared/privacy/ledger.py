@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from fedrec.shared.config import PrivacyConfig, TrainConfig
 from fedrec.shared.errors import PrivacyBudgetExceeded
 from fedrec.shared.privacy.accounting import HistoryEntry, account, compress, epsilon_of
-from fedrec.shared.privacy.record import dp_plan
+from fedrec.shared.privacy.plan import dp_plan
 
 LEDGER_PLACEMENTS = ("local", "secagg")
 

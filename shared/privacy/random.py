@@ -26,10 +26,15 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from functools import cache
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms
+
+# torch is imported by the methods that return tensors: a server drawing numpy noise, or
+# none at all, need not load it.
+if TYPE_CHECKING:
+    import torch
 
 logger = logging.getLogger(__name__)
 
@@ -47,6 +52,8 @@ _CHUNK = 16_384
 @contextmanager
 def _on_this_thread() -> Iterator[None]:
     """Torch's intra-op threads off for the block (restored after)."""
+    import torch
+
     threads = torch.get_num_threads()
     if threads == 1:
         yield
@@ -92,6 +99,8 @@ class DPRandom(ABC):
             return self._normal_torch(shape, std)
 
     def _normal_torch(self, shape: int | Sequence[int], std: float) -> torch.Tensor:
+        import torch
+
         size = int(np.prod(shape))
         half = (size + 1) // 2
         out = torch.empty(2 * half, dtype=torch.float64)
@@ -149,10 +158,14 @@ class DPRandom(ABC):
 
     def integers_torch(self, high: int, shape: Sequence[int]) -> torch.Tensor:
         """:meth:`integers` as a CPU ``torch.long`` tensor."""
+        import torch
+
         return torch.from_numpy(self.integers(high, shape))
 
     def uniform_torch(self, shape: Sequence[int]) -> torch.Tensor:
         """:meth:`uniform` as a CPU float32 tensor (masks)."""
+        import torch
+
         return torch.from_numpy(self.uniform(shape).astype(np.float32))
 
 

@@ -33,31 +33,10 @@ from opacus.optimizers.optimizer import _check_processed_flag, _mark_as_processe
 from opacus.utils.fast_gradient_clipping_utils import DPLossFastGradientClipping
 from opacus.validators import ModuleValidator
 
-from fedrec.shared.config import PrivacyConfig, TrainConfig
-from fedrec.shared.privacy.accounting import HistoryEntry, make_accountant
+from fedrec.shared.config import PrivacyConfig
+from fedrec.shared.privacy.accounting import make_accountant
+from fedrec.shared.privacy.plan import sample_rate
 from fedrec.shared.privacy.random import DPRandom
-
-
-def steps_per_epoch(privacy: PrivacyConfig) -> int:
-    """DP steps per local epoch: ``round(1 / dp-sample-rate)``, the same for every client."""
-    return max(1, round(1.0 / privacy.dp_sample_rate))
-
-
-def sample_rate(privacy: PrivacyConfig) -> float:
-    """The Poisson rate each record is sampled with in a step (1.0: full batch)."""
-    return 1.0 / steps_per_epoch(privacy)
-
-
-def dp_plan(train: TrainConfig, privacy: PrivacyConfig) -> HistoryEntry:
-    """The ``(noise_multiplier, sample_rate, steps)`` one round of local DP-SGD runs.
-
-    It depends on public settings only, never on the client's data.
-    """
-    return (
-        privacy.dp_noise_multiplier,
-        sample_rate(privacy),
-        train.local_epochs * steps_per_epoch(privacy),
-    )
 
 
 class PoissonBatches:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from fedrec.shared.config import PrivacyConfig
 from fedrec.shared.privacy.accounting import HistoryEntry, account
-from fedrec.shared.privacy.record import steps_per_epoch
+from fedrec.shared.privacy.plan import steps_per_epoch
 
 RECORD_UNIT = "record"
 USER_UNIT = "user"

@@ -24,7 +24,7 @@ from fedrec.client.task import train_round
 from fedrec.shared.checkpoint import run_id, save_catalog, save_checkpoint
 from fedrec.shared.config import resolve_config
 from fedrec.shared.data import read_catalog
-from fedrec.shared.models.factory import init_global
+from fedrec.shared.models.initial import init_global
 from tests.server.api.conftest import serve
 
 ROOT = Path(__file__).resolve().parents[2]

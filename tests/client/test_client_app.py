@@ -13,7 +13,7 @@ from fedrec.shared.cohort_messages import Cohort
 from fedrec.shared.config import resolve_config
 from fedrec.shared.data import load_split
 from fedrec.shared.errors import NodeConfigError
-from fedrec.shared.models.factory import init_global
+from fedrec.shared.models.initial import init_global
 from fedrec.shared.serialization import numpy_to_arrays
 from fedrec.shared.training import LocalResult
 

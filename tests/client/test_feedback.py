@@ -18,7 +18,7 @@ from fedrec.client.task import train_round
 from fedrec.shared.config import resolve_config
 from fedrec.shared.data.catalog import catalog_from_ids
 from fedrec.shared.data.catalog_file import catalog_json
-from fedrec.shared.models.factory import init_global
+from fedrec.shared.models.initial import init_global
 
 ITEMS = [f"m{i}" for i in range(12)]
 HISTORY = [("m0", 100), ("m1", 200), ("m2", 300), ("m3", 400), ("m4", 500)]

@@ -13,7 +13,7 @@ from fedrec.shared.data.catalog import catalog_from_ids
 from fedrec.shared.data.catalog_file import catalog_json
 from fedrec.shared.errors import ConfigError, DataError
 from fedrec.shared.models.cooccurrence import ITEM_PRIOR, user_vector
-from fedrec.shared.models.hybrid import ITEM_HEAD_W, USER_HEAD_W
+from fedrec.shared.models.initial import ITEM_HEAD_W, USER_HEAD_W
 
 ITEMS = [f"m{i}" for i in range(6)]
 # Item i points in direction i % 3 (checkerboard-like): a user along axis a likes items a, a+3.

@@ -9,7 +9,7 @@ from fedrec.client.dataview import ClientData
 from fedrec.client.state import ClientState, ClientStateError, ClientStateStore
 from fedrec.client.task import local_train
 from fedrec.shared.config import FedRecConfig, resolve_config
-from fedrec.shared.models.mf import init_shared
+from fedrec.shared.models.initial import init_shared
 
 
 def test_state_round_trip(tmp_path) -> None:  # type: ignore[no-untyped-def]

@@ -26,7 +26,7 @@ from fedrec.client.state import ClientState, ClientStateError, ClientStateStore
 from fedrec.shared.config import FedRecConfig, resolve_config
 from fedrec.shared.data import load_split
 from fedrec.shared.errors import ConfigError
-from fedrec.shared.models.factory import init_global
+from fedrec.shared.models.initial import init_global
 from fedrec.shared.serialization import numpy_to_arrays
 
 

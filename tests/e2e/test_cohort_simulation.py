@@ -14,7 +14,7 @@ from fedrec.client.state import ClientStateStore
 from fedrec.shared.checkpoint import load_checkpoint, run_id
 from fedrec.shared.config import resolve_config
 from fedrec.shared.data import load_split
-from fedrec.shared.models.factory import init_global
+from fedrec.shared.models.initial import init_global
 from fedrec.simulation.plain_loop import PlainLoop
 from fedrec.simulation.runner import simulate
 from tests.e2e.helpers import tiny_run_settings

@@ -7,6 +7,7 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from fedrec.server.aggregation import (
+    LazyDeltas,
     ServerAdaptive,
     ServerSGD,
     bound_updates,
@@ -153,3 +154,46 @@ def test_dense_tensors_get_their_own_server_learning_rate() -> None:
         np.testing.assert_allclose(out["text.user_head.weight"], 1.0)
     same = make_server_optimizer("fedavg", lr=3.0, momentum=0.0, beta2=0.99, tau=1e-3)
     np.testing.assert_allclose(same.step(params, delta)["text.user_head.weight"], 3.0)
+
+
+def _reference_round(deltas: list[dict[str, np.ndarray]], factor: float) -> dict[str, np.ndarray]:
+    """The round's combined update as a list of scaled copies summed name by name."""
+    norms = [update_norm(d) for d in deltas]
+    bound = factor * float(np.median(norms))
+    scaled = [
+        {k: np.asarray(v, np.float64) * (bound / n) for k, v in d.items()} if n > bound else d
+        for d, n in zip(deltas, norms, strict=True)
+    ]
+    out = {}
+    for name in deltas[0]:
+        total = np.zeros(np.shape(deltas[0][name]), np.float64)
+        for d in scaled:
+            total += d[name]
+        out[name] = total / len(deltas)
+    return out
+
+
+def test_deltas_read_one_at_a_time_give_the_batch_round_bit_for_bit() -> None:
+    rng = np.random.default_rng(3)
+    deltas = [
+        {"item_factors": rng.standard_normal((7, 3)).astype(np.float32) * s, "item_bias": b}
+        for s, b in zip([1.0, 0.8, 1.3, 40.0, 0.9], rng.standard_normal((5, 7)), strict=True)
+    ]
+    reads: list[int] = []
+
+    def read(i: int) -> dict[str, np.ndarray]:
+        reads.append(i)
+        return deltas[i]
+
+    lazy = LazyDeltas(len(deltas), read)
+    bounded, norms, scaled = bound_updates(lazy, factor=10.0)
+    got = combine(bounded, "mean")
+    assert scaled == [3]
+    expected = _reference_round(deltas, 10.0)
+    for name, value in expected.items():
+        np.testing.assert_array_equal(got[name], value)
+    # Each update read twice (its norm, then the sum), never held as a list.
+    assert sorted(reads) == sorted([*range(5), *range(5)])
+    assert bounded[1:3] == deltas[1:3] and len(bounded) == 5
+    with pytest.raises(IndexError):
+        lazy[5]

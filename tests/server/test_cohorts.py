@@ -9,20 +9,20 @@ from typing import Any
 
 import numpy as np
 import pytest
-from flwr.app import ArrayRecord, ConfigRecord, Error, Message
+from flwr.app import ArrayRecord, ConfigRecord, Error, Message, MessageType
 
 from fedrec.client.client_app import build_client_app
 from fedrec.client.dataview import state_dir
 from fedrec.client.state import ClientStateStore
 from fedrec.server.aggregation import ServerSGD
-from fedrec.server.cohorts import SimulatedUsers
+from fedrec.server.cohorts import MAX_REPLY_BYTES, SimulatedUsers
 from fedrec.server.server_app import run_federation
 from fedrec.server.strategy import FedRecStrategy
 from fedrec.shared.checkpoint import load_checkpoint, run_id
 from fedrec.shared.cohort_messages import cohort_of, reply_content
 from fedrec.shared.config import FedRecConfig, resolve_config
 from fedrec.shared.data import load_split
-from fedrec.shared.models.factory import init_global
+from fedrec.shared.models.initial import init_global
 from fedrec.shared.serialization import arrays_to_numpy, numpy_to_arrays
 from fedrec.simulation.plain_loop import PlainLoop
 from tests.e2e.helpers import tiny_run_settings
@@ -163,3 +163,22 @@ def test_a_failed_or_silent_worker_counts_for_each_of_its_users(
     assert metrics["clients-timed-out"] == (3 if silent else 0)
     assert isinstance(arrays, ArrayRecord)
     assert np.allclose(arrays_to_numpy(arrays)["item_factors"], 1.0)
+
+
+def test_train_messages_are_cut_to_keep_each_reply_within_its_byte_budget() -> None:
+    users = list(range(100))
+    config = ConfigRecord({})
+    # A model of about a tenth of the budget: 9 users per message (with the npy header).
+    model = numpy_to_arrays({"q": np.zeros(MAX_REPLY_BYTES // 40, np.float32)})
+    model_bytes = sum(len(a.data) for a in model.values())
+    train = SimulatedUsers(100, 3).messages(users, model, config, [1, 2, 3], MessageType.TRAIN)
+    sizes = [len(cohort_of(m.content.config_records["config"]).partitions) for m in train]  # type: ignore[union-attr]
+    assert sum(sizes) == 100 and len(train) == 12 and max(sizes) - min(sizes) <= 1
+    assert max(sizes) * model_bytes <= MAX_REPLY_BYTES < (max(sizes) + 1) * model_bytes
+    assert {m.metadata.dst_node_id for m in train} == {1, 2, 3}
+    # A small model, evaluation (metrics only), or a cap asked for: the budget does not cut.
+    small = numpy_to_arrays({"q": np.zeros(10, np.float32)})
+    assert len(SimulatedUsers(100, 3).messages(users, small, config, [1, 2, 3], "train")) == 3
+    assert len(SimulatedUsers(100, 3).messages(users, model, config, [1, 2, 3], "evaluate")) == 3
+    capped = SimulatedUsers(100, 3, per_message=50)
+    assert len(capped.messages(users, model, config, [1, 2, 3], MessageType.TRAIN)) == 3

@@ -9,8 +9,9 @@ import pytest
 
 from fedrec.shared.cohort_training import MemberRun, supports, train_cohort_local
 from fedrec.shared.config import FedRecConfig, resolve_config
-from fedrec.shared.models.hybrid import HybridMF, init_text_shared
-from fedrec.shared.models.mf import MatrixFactorization, init_user_factors
+from fedrec.shared.models.hybrid import HybridMF
+from fedrec.shared.models.initial import init_text_shared, init_user_factors
+from fedrec.shared.models.mf import MatrixFactorization
 from fedrec.shared.training import train_local
 
 N_ITEMS, DIM, TEXT = 40, 8, 384

@@ -256,7 +256,7 @@ def test_default_record_sigmas_reach_about_8_4_and_1_and_the_cli_agrees() -> Non
 
 
 def test_the_user_head_of_a_hybrid_update_points_at_the_liked_items_texts() -> None:
-    from fedrec.shared.models.hybrid import USER_HEAD_W
+    from fedrec.shared.models.initial import USER_HEAD_W
 
     rng = np.random.default_rng(3)
     n_items, dim = 60, 8

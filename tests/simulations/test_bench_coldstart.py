@@ -13,7 +13,7 @@ from fedrec.shared.config import DataConfig
 from fedrec.shared.data import load_dataset
 from fedrec.shared.data.catalog import item_text
 from fedrec.shared.data.dataset import Dataset, Interactions, ItemCatalog
-from fedrec.shared.models.hybrid import USER_HEAD_B, USER_HEAD_W
+from fedrec.shared.models.initial import USER_HEAD_B, USER_HEAD_W
 from fedrec.simulations.bench_coldstart import (
     ColdSplit,
     _best_weight,

@@ -14,7 +14,7 @@ from fedrec.client.state import ClientStateStore
 from fedrec.server.user_dp import CentralNoise
 from fedrec.shared.config import FedRecConfig, resolve_config
 from fedrec.shared.data import load_split
-from fedrec.shared.models.factory import init_global
+from fedrec.shared.models.initial import init_global
 from fedrec.shared.privacy import (
     SeededRandom,
     account,

@@ -13,7 +13,7 @@ from fedrec.shared.config import CooccurrenceConfig, resolve_config
 from fedrec.shared.data import load_split
 from fedrec.shared.errors import ConfigError
 from fedrec.shared.models.cooccurrence import contribution
-from fedrec.shared.models.hybrid import USER_HEAD_B, USER_HEAD_W
+from fedrec.shared.models.initial import USER_HEAD_B, USER_HEAD_W
 from fedrec.shared.privacy.cooccurrence import plan_release
 from fedrec.simulation.cooccurrence import released_sum, train_cooccurrence
 from fedrec.simulation.evaluate import evaluate_run

@@ -21,7 +21,7 @@ from fedrec.server.server_app import run_federation
 from fedrec.shared.checkpoint import load_checkpoint
 from fedrec.shared.config import resolve_config
 from fedrec.shared.data import load_split
-from fedrec.shared.models.factory import init_global
+from fedrec.shared.models.initial import init_global
 from fedrec.simulation.plain_loop import PlainLoop, sample_partitions
 from tests.e2e.helpers import write_tiny_ratings
 

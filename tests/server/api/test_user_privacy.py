@@ -68,7 +68,7 @@ def test_model_route_says_which_parts_are_private_and_which_public(tmp_path: Pat
 def test_components_of_a_cooccurrence_model_separate_the_release_from_public_text() -> None:
     from fedrec.server.serving.provenance import components
     from fedrec.shared.models.cooccurrence import ITEM_PRIOR
-    from fedrec.shared.models.hybrid import USER_HEAD_B, USER_HEAD_W
+    from fedrec.shared.models.initial import USER_HEAD_B, USER_HEAD_W
 
     tensors = {"item_factors", "item_bias", USER_HEAD_W, USER_HEAD_B, ITEM_PRIOR}
     manifest = {

@@ -10,8 +10,8 @@ from fedrec.server.serving import Recommender, TextTowers
 from fedrec.shared.config import FedRecConfig
 from fedrec.shared.data.dataset import ItemCatalog
 from fedrec.shared.models.encoder import TEXT_DIM, lora_state
-from fedrec.shared.models.factory import init_global
-from fedrec.shared.models.hybrid import LORA_PREFIX, HybridMF
+from fedrec.shared.models.hybrid import HybridMF
+from fedrec.shared.models.initial import LORA_PREFIX, init_global
 from tests.server.serving.conftest import numbered_catalog, served
 
 

@@ -7,10 +7,12 @@ import pytest
 import torch
 
 from fedrec.shared.config import FedRecConfig
+from fedrec.shared.models import encoder as encoder_module
 from fedrec.shared.models import text_cache
 from fedrec.shared.models.encoder import TEXT_DIM, TextEncoder
-from fedrec.shared.models.factory import init_global, make_model
-from fedrec.shared.models.hybrid import LORA_PREFIX, HybridMF
+from fedrec.shared.models.factory import make_model
+from fedrec.shared.models.hybrid import HybridMF
+from fedrec.shared.models.initial import LORA_PREFIX, init_global
 from fedrec.shared.training import train_local
 
 
@@ -71,7 +73,7 @@ def test_embeddings_are_cached_by_content(tmp_path: Path, monkeypatch) -> None: 
     def no_encoder(*args: object, **kwargs: object) -> None:
         raise AssertionError("the cache should have been used")
 
-    monkeypatch.setattr(text_cache, "TextEncoder", no_encoder)
+    monkeypatch.setattr(encoder_module, "TextEncoder", no_encoder)
     np.testing.assert_array_equal(text_cache.text_embeddings(texts, tmp_path, max_length=32), first)
     # Other texts or another token limit are another entry, never a stale hit.
     assert text_cache.cache_key(texts, 32) != text_cache.cache_key(texts[:1], 32)

@@ -5,8 +5,8 @@ import pytest
 import torch
 
 from fedrec.shared.config import PrivacyConfig, TrainConfig
-from fedrec.shared.models.hybrid import HEAD_KEYS, HybridMF, init_text_shared
-from fedrec.shared.models.mf import init_shared
+from fedrec.shared.models.hybrid import HybridMF
+from fedrec.shared.models.initial import HEAD_KEYS, init_shared, init_text_shared
 from fedrec.shared.training import finetune_users, train_local
 
 N_ITEMS, DIM = 30, 4

@@ -1,12 +1,22 @@
 """The epsilon fedrec reports is Opacus' RDP accounting, never optimistic."""
 
+import subprocess
+import sys
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from opacus.accountants import RDPAccountant
 
 from fedrec.shared.config import PrivacyConfig
-from fedrec.shared.privacy import RDP_ORDERS, epsilon_of, make_accountant, report_for
+from fedrec.shared.privacy import (
+    RDP_ORDERS,
+    StepHistory,
+    epsilon_of,
+    history_of,
+    make_accountant,
+    report_for,
+)
 
 
 @settings(max_examples=25, deadline=None)
@@ -62,3 +72,29 @@ def test_the_report_says_how_records_are_sampled_into_steps() -> None:
     assert full is not None and poisson is not None
     assert "full batch" in str(full["mechanism"]) and "Poisson" not in str(full["mechanism"])
     assert "Poisson sampling at rate 0.1" in str(poisson["mechanism"])
+
+
+def test_the_cohort_trainers_step_history_is_opacus_accountants() -> None:
+    steps = [(1.0, 0.1)] * 3 + [(1.3, 0.05)] * 2 + [(1.0, 0.1)]
+    for history in ([], [(1.0, 0.1, 4)], [(2.0, 1.0, 2)]):
+        ours, reference = StepHistory(history), make_accountant(history)
+        for sigma, q in steps:
+            ours.step(noise_multiplier=sigma, sample_rate=q)
+            reference.step(noise_multiplier=sigma, sample_rate=q)
+        assert history_of(ours) == history_of(reference)
+
+
+def test_accounting_alone_loads_opacus_rdp_analysis_without_opacus() -> None:
+    # A fresh interpreter: Opacus' package (torch, sympy, scipy.stats) must stay unloaded,
+    # and the epsilon be the one Opacus' own module gives.
+    history = [(1.0, 0.1, 40), (1.3, 0.05, 7)]
+    code = (
+        "import sys; from fedrec.shared.privacy import epsilon_of; "
+        f"print(repr(epsilon_of({history!r}, 1e-6))); "
+        "print(sorted(m for m in ('opacus', 'torch', 'sympy') if m in sys.modules))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout.split("\n")
+    assert out[1] == "[]"
+    assert float(out[0]) == epsilon_of(history, 1e-6)  # here Opacus is imported: its module
