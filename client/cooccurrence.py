@@ -19,7 +19,7 @@ import numpy as np
 from fedrec.client.dataview import ClientData
 from fedrec.client.state import ClientState, ClientStateStore
 from fedrec.shared.config import FedRecConfig
-from fedrec.shared.models.cooccurrence import contribution, vector_size
+from fedrec.shared.models.cooccurrence import contribution, contribution_entries, vector_size
 from fedrec.shared.privacy import DPRandom, dp_random
 from fedrec.shared.privacy.cooccurrence import plan_release
 
@@ -40,12 +40,25 @@ class ReleaseRefused(ValueError):
     """A request for entries this client already released in this run."""
 
 
-def users_terms(data: ClientData) -> np.ndarray:
-    """The sum of this client's users' terms (each of L2 norm 1): one vector per user."""
-    total = np.zeros(vector_size(data.n_items), np.float64)
+def users_terms(data: ClientData, start: int, end: int) -> np.ndarray:
+    """Entries ``[start, end)`` of the sum of this client's users' terms (each of L2 norm 1).
+
+    Built from each user's pairs of items alone (:func:`contribution_entries`): a slice
+    costs what the client's pairs in it cost, not a vector of the whole catalogue's pairs
+    per user and slice.
+    """
+    order = np.argsort(data.train_users, kind="stable")
+    bounds = np.searchsorted(data.train_users[order], np.arange(len(data.users) + 1))
+    positions, values = [np.zeros(0, np.int64)], [np.zeros(0, np.float64)]
     for local in range(len(data.users)):
-        total += contribution(data.train_items[data.train_users == local], data.n_items)
-    return total
+        items = data.train_items[order[bounds[local] : bounds[local + 1]]]
+        pos, val = contribution_entries(items, data.n_items)
+        lo, hi = np.searchsorted(pos, [start, end])
+        positions.append(pos[lo:hi] - start)
+        values.append(val[lo:hi])
+    return np.bincount(
+        np.concatenate(positions), weights=np.concatenate(values), minlength=end - start
+    ).astype(np.float64)
 
 
 def record_release(store: ClientStateStore, start: int, end: int) -> None:
@@ -93,7 +106,7 @@ def release_chunk(
         cfg.privacy, cfg.cooccurrence, max(n_clients, 1), survivors=survivors, delta=delta
     )
     record_release(store, start, end)
-    chunk = users_terms(data)[start:end]
+    chunk = users_terms(data, start, end)
     if plan.client_std > 0:
         rng = dp_random(
             reproducible=cfg.privacy.reproducible_noise,
