@@ -34,8 +34,9 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Sequence
-from dataclasses import dataclass
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import asdict, dataclass
 from typing import Any, cast
 
 import numpy as np
@@ -58,18 +59,21 @@ from flwr.server.strategy import Strategy
 from flwr.server.workflow import SecAggPlusWorkflow
 from flwr.server.workflow.constant import MAIN_CONFIGS_RECORD, MAIN_PARAMS_RECORD
 from flwr.server.workflow.constant import Key as WorkflowKey
+from flwr.server.workflow.secure_aggregation.secaggplus_workflow import WorkflowState
 from flwr.serverapp import Grid
 
 from fedrec.server.rounds import SecureSum
 from fedrec.shared.config import PrivacyConfig
 from fedrec.shared.protocol import SECAGG_TENSORS
-from fedrec.shared.serialization import arrays_to_numpy
+from fedrec.shared.serialization import arrays_to_numpy, content_bytes
 
 Arrays = dict[str, np.ndarray]
 
 logger = logging.getLogger(__name__)
 
 MODULUS = 2**32
+# Flower's SecAgg+ stages, in the order a round runs them (the names its costs go by).
+STAGES = ("setup", "share-keys", "collect-masked-vectors", "unmask")
 MAX_LEVELS = 2**22
 NOISE_MARGIN = 10.0  # clipping range = C + this many std of the largest noise share
 
@@ -207,6 +211,106 @@ class _SampledClients(Strategy):
         return None
 
 
+@dataclass
+class StageCost:
+    """One SecAgg+ stage of one round as the server saw it: its time and its messages.
+
+    ``seconds`` is the whole stage on the server; ``wait_seconds`` the part spent waiting
+    for the clients' replies (their work and the transport), the rest the server's own
+    (building the messages, summing the masked vectors, removing the masks). Bytes are
+    :func:`~fedrec.shared.serialization.content_bytes` of what was sent and received.
+    """
+
+    stage: str
+    seconds: float = 0.0
+    wait_seconds: float = 0.0
+    messages: int = 0  # sent, one per client still in the round
+    replies: int = 0  # received without an error
+    sent_bytes: int = 0  # to all clients together
+    received_bytes: int = 0  # from all clients together
+    largest_reply_bytes: int = 0  # from one client
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready."""
+        return asdict(self)
+
+
+class _MeteredGrid:
+    """The round's grid as it is; each ``send_and_receive`` timed and weighed into ``cost``."""
+
+    def __init__(self, grid: Grid, cost: StageCost) -> None:
+        self.grid, self.cost = grid, cost
+
+    def send_and_receive(
+        self, messages: Iterable[Message], *, timeout: float | None = None
+    ) -> Iterable[Message]:
+        """The grid's, with the wait and the contents' bytes added to the stage's cost."""
+        sent = list(messages)
+        started = time.perf_counter()
+        replies = list(self.grid.send_and_receive(sent, timeout=timeout))
+        cost = self.cost
+        cost.wait_seconds += time.perf_counter() - started
+        cost.messages += len(sent)
+        cost.sent_bytes += sum(content_bytes(m.content) for m in sent)
+        for reply in replies:
+            if not reply.has_error():
+                size = content_bytes(reply.content)
+                cost.replies += 1
+                cost.received_bytes += size
+                cost.largest_reply_bytes = max(cost.largest_reply_bytes, size)
+        return replies
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.grid, name)
+
+
+Stage = Callable[[Grid, LegacyContext, WorkflowState], bool]
+
+
+class _TimedWorkflow(SecAggPlusWorkflow):
+    """Flower's SecAgg+ workflow unchanged, each of its four stages timed and weighed."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.costs: list[StageCost] = []
+
+    def _timed(
+        self, name: str, stage: Stage, grid: Grid, context: LegacyContext, state: WorkflowState
+    ) -> bool:
+        cost = StageCost(name)
+        self.costs.append(cost)
+        started = time.perf_counter()
+        try:
+            return stage(cast(Grid, _MeteredGrid(grid, cost)), context, state)
+        finally:
+            cost.seconds = time.perf_counter() - started
+
+    def setup_stage(self, grid: Grid, context: LegacyContext, state: WorkflowState) -> bool:
+        """Flower's setup stage: protocol parameters out, public keys back."""
+        return self._timed(STAGES[0], super().setup_stage, grid, context, state)
+
+    def share_keys_stage(self, grid: Grid, context: LegacyContext, state: WorkflowState) -> bool:
+        """Flower's share-keys stage: public keys out, encrypted key shares back."""
+        return self._timed(STAGES[1], super().share_keys_stage, grid, context, state)
+
+    def collect_masked_vectors_stage(
+        self, grid: Grid, context: LegacyContext, state: WorkflowState
+    ) -> bool:
+        """Flower's collect stage: key shares and the instructions out, masked vectors back."""
+        return self._timed(STAGES[2], super().collect_masked_vectors_stage, grid, context, state)
+
+    def unmask_stage(self, grid: Grid, context: LegacyContext, state: WorkflowState) -> bool:
+        """Flower's unmask stage: who survived out, the shares that remove the masks back."""
+        return self._timed(STAGES[3], super().unmask_stage, grid, context, state)
+
+
+def stages_line(costs: Sequence[StageCost]) -> str:
+    """A round's stages for the log: seconds each, and what a client sent in all."""
+    parts = ", ".join(f"{c.stage} {c.seconds:.1f} s" for c in costs)
+    sent = sum(c.received_bytes / c.replies for c in costs if c.replies)
+    return f"{parts}; each client sent {sent / 2**20:.2f} MiB"
+
+
 def _fitins(message: Message, names: Sequence[str]) -> FitIns:
     arrays = arrays_to_numpy(message.content["arrays"])
     config: dict[str, Any] = dict(message.content["config"])
@@ -248,7 +352,7 @@ def secure_sum(
     warning = key_pairs_warning(privacy, len(messages))
     if warning is not None:
         logger.warning(warning)
-    workflow = SecAggPlusWorkflow(
+    workflow = _TimedWorkflow(
         num_shares=shares_fraction(privacy, len(messages)),
         reconstruction_threshold=float(privacy.secagg_reconstruction_threshold),
         max_weight=1.0,
@@ -258,6 +362,8 @@ def secure_sum(
         timeout=timeout,
     )
     workflow(grid, context)
+    out.stages = [c.to_dict() for c in workflow.costs]
+    logger.info("round %d: SecAgg+ %s", server_round, stages_line(workflow.costs))
     out.failures = out.sampled - len(strategy.results)
     if strategy.aggregate is None:
         logger.warning(
