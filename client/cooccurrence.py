@@ -19,7 +19,12 @@ import numpy as np
 from fedrec.client.dataview import ClientData
 from fedrec.client.state import ClientState, ClientStateStore
 from fedrec.shared.config import FedRecConfig
-from fedrec.shared.models.cooccurrence import contribution, contribution_entries, vector_size
+from fedrec.shared.models.cooccurrence import (
+    contribution,
+    contribution_entries,
+    rows_of,
+    vector_size,
+)
 from fedrec.shared.privacy import DPRandom, dp_random
 from fedrec.shared.privacy.cooccurrence import plan_release
 
@@ -43,16 +48,17 @@ class ReleaseRefused(ValueError):
 def users_terms(data: ClientData, start: int, end: int) -> np.ndarray:
     """Entries ``[start, end)`` of the sum of this client's users' terms (each of L2 norm 1).
 
-    Built from each user's pairs of items alone (:func:`contribution_entries`): a slice
-    costs what the client's pairs in it cost, not a vector of the whole catalogue's pairs
-    per user and slice.
+    Built from the pairs of each user's items that fall in the slice's rows
+    (:func:`contribution_entries`): a slice costs what the client's pairs in it cost, not a
+    vector of the whole catalogue's pairs per user and slice.
     """
+    rows = rows_of(start, end, data.n_items)
     order = np.argsort(data.train_users, kind="stable")
     bounds = np.searchsorted(data.train_users[order], np.arange(len(data.users) + 1))
     positions, values = [np.zeros(0, np.int64)], [np.zeros(0, np.float64)]
     for local in range(len(data.users)):
         items = data.train_items[order[bounds[local] : bounds[local + 1]]]
-        pos, val = contribution_entries(items, data.n_items)
+        pos, val = contribution_entries(items, data.n_items, rows)
         lo, hi = np.searchsorted(pos, [start, end])
         positions.append(pos[lo:hi] - start)
         values.append(val[lo:hi])

@@ -6,12 +6,19 @@ import tracemalloc
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from fedrec.client.cooccurrence import users_terms
 from fedrec.client.dataview import ClientData, load_client_data
 from fedrec.shared.config import resolve_config
 from fedrec.shared.data import load_split
-from fedrec.shared.models.cooccurrence import contribution, contribution_entries, vector_size
+from fedrec.shared.models.cooccurrence import (
+    contribution,
+    contribution_entries,
+    rows_of,
+    vector_size,
+)
 
 
 @pytest.mark.parametrize("num_partitions", [943, 20])
@@ -65,3 +72,24 @@ def test_a_slice_costs_the_clients_pairs_not_the_whole_catalogues() -> None:
     assert peak < 1_000_000  # bytes; the whole vector would be 100 MB
     expected = sum(contribution(i, n_items)[start : start + 1_000] for i in items)
     np.testing.assert_allclose(part, expected, rtol=0, atol=1e-12)
+
+
+@given(
+    items=st.lists(st.integers(0, 30), max_size=25),
+    start=st.integers(0, vector_size(31) - 1),
+    length=st.integers(1, 200),
+)
+@settings(max_examples=80, deadline=None)
+def test_the_rows_of_a_slice_hold_every_pair_in_it(
+    items: list[int], start: int, length: int
+) -> None:
+    end = min(start + length, vector_size(31))
+    first, last = rows_of(start, end, 31)
+    row = np.array([i * 31 - i * (i - 1) // 2 for i in range(31)])  # where each row starts
+    assert row[first] <= start and (first == 30 or row[first + 1] > start)
+    assert row[last] <= end - 1 and (last == 30 or row[last + 1] > end - 1)
+    every, values = contribution_entries(np.array(items, np.int64), 31)
+    some, some_values = contribution_entries(np.array(items, np.int64), 31, (first, last))
+    inside = (every >= start) & (every < end)
+    assert set(every[inside]) <= set(some) <= set(every)
+    np.testing.assert_array_equal(some_values, values[np.isin(every, some)])
