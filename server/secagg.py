@@ -119,18 +119,28 @@ def key_pairs_warning(privacy: PrivacyConfig, n_sampled: int) -> str | None:
     )
 
 
-def secagg_threshold(privacy: PrivacyConfig, n_sampled: int) -> int:
-    """The fewest survivors SecAgg+ unmasks for, by Flower's rule for float parameters.
+def secagg_shares(privacy: PrivacyConfig, n_sampled: int) -> int:
+    """How many clients each client shares its keys with, itself included (Flower's rule).
 
-    Flower 1.42's ``SecAggPlusWorkflow``: shares = round(fraction x sampled), made odd when
-    below all of them, all of them when at most 2; threshold = max(round(reconstruction
-    threshold x shares), 2). Each client's noise share is sized for this many survivors.
+    Flower 1.42's ``SecAggPlusWorkflow``: round(fraction x sampled), made odd when below
+    all of them, all of them when at most 2. The clients form a ring, each with the
+    ``shares // 2`` on either side as neighbours.
     """
     shares = round(shares_fraction(privacy, n_sampled) * n_sampled)
     if shares < n_sampled and shares % 2 == 0:
         shares += 1
     if shares <= 2:
         shares = n_sampled
+    return shares
+
+
+def secagg_threshold(privacy: PrivacyConfig, n_sampled: int) -> int:
+    """The fewest survivors SecAgg+ unmasks for, by Flower's rule for float parameters.
+
+    threshold = max(round(reconstruction threshold x shares), 2), shares as
+    :func:`secagg_shares`. Each client's noise share is sized for this many survivors.
+    """
+    shares = secagg_shares(privacy, n_sampled)
     return max(round(privacy.secagg_reconstruction_threshold * shares), 2)
 
 

@@ -24,12 +24,15 @@ class PeakMemory:
         # Proportional set size: shared pages (torch's libraries in every Ray worker) are
         # counted once across the processes instead of once per process.
         self.peak_pss_bytes = 0
+        # This process alone (a simulation's driver: the ServerApp and Flower's in-memory
+        # SuperLink), without the Ray workers and daemons it started.
+        self.peak_own_bytes = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
-    def _sample_both(self) -> tuple[int, int]:
+    def _sample(self) -> tuple[int, int, int]:
         me = psutil.Process()
-        rss = pss = 0
+        rss = pss = own = 0
         for proc in [me, *me.children(recursive=True)]:
             try:
                 info = proc.memory_full_info()
@@ -37,17 +40,23 @@ class PeakMemory:
                 continue
             rss += info.rss
             pss += getattr(info, "pss", info.rss)
-        return rss, pss
+            if proc is me:
+                own = info.rss
+        return rss, pss, own
+
+    def _note(self) -> None:
+        rss, pss, own = self._sample()
+        self.peak_bytes = max(self.peak_bytes, rss)
+        self.peak_pss_bytes = max(self.peak_pss_bytes, pss)
+        self.peak_own_bytes = max(self.peak_own_bytes, own)
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            rss, pss = self._sample_both()
-            self.peak_bytes = max(self.peak_bytes, rss)
-            self.peak_pss_bytes = max(self.peak_pss_bytes, pss)
+            self._note()
             self._stop.wait(self.interval_s)
 
     def __enter__(self) -> PeakMemory:
-        self.peak_bytes, self.peak_pss_bytes = self._sample_both()
+        self._note()
         self._thread.start()
         return self
 

@@ -20,8 +20,9 @@ from __future__ import annotations
 import logging
 import os
 import warnings
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -34,6 +35,9 @@ from fedrec.shared.data import load_split
 from fedrec.shared.errors import ConfigError
 from fedrec.simulation.evaluate import write_federation_info
 from fedrec.simulation.faults import FaultConfig, fault_mod, split_faults
+
+if TYPE_CHECKING:
+    from flwr.serverapp import ServerApp
 
 logger = logging.getLogger(__name__)
 
@@ -100,6 +104,7 @@ def simulate(
     gpu_fraction: float | None = None,
     ray_address: str | None = None,
     verbose: bool = False,
+    server_app: Callable[[dict[str, Any]], ServerApp] | None = None,
 ) -> Path:
     """Run the federation; ``num_supernodes`` clients, by default one per user.
 
@@ -112,6 +117,9 @@ def simulate(
 
     ``output-dir`` is made absolute first so the server and every Ray actor agree on where
     checkpoints and client state live, whatever their working directory.
+
+    ``server_app`` builds the ServerApp from the run's final overrides (a benchmark's, that
+    runs part of a federation and measures it); by default the product's.
     """
     from flwr.simulation import run_simulation
 
@@ -156,7 +164,11 @@ def simulate(
     write_federation_info(run_dir, n)
     _quiet_start_up()
     run_simulation(
-        server_app=build_server_app(overrides, users=users),
+        server_app=(
+            build_server_app(overrides, users=users)
+            if server_app is None
+            else server_app(overrides)
+        ),
         client_app=build_client_app(
             overrides,
             train_mods=[fault_mod(faults, seed=cfg.data.seed)] if faults.active else [],
