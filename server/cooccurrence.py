@@ -282,6 +282,7 @@ def release_slices(grid: Grid, cfg: FedRecConfig, release: ReleaseRound) -> Iter
                 privacy=privacy,
                 timeout=cfg.federation.round_timeout,
                 clipping=release_clipping(release.plan),
+                max_in_flight=cfg.federation.max_in_flight,
             )
             if secure.total is None:
                 raise RuntimeError(

@@ -62,6 +62,7 @@ from flwr.server.workflow.constant import Key as WorkflowKey
 from flwr.server.workflow.secure_aggregation.secaggplus_workflow import WorkflowState
 from flwr.serverapp import Grid
 
+from fedrec.server.messaging import send_and_receive
 from fedrec.server.rounds import SecureSum
 from fedrec.shared.config import PrivacyConfig
 from fedrec.shared.protocol import SECAGG_TENSORS
@@ -246,18 +247,25 @@ class StageCost:
 
 
 class _MeteredGrid:
-    """The round's grid as it is; each ``send_and_receive`` timed and weighed into ``cost``."""
+    """The round's grid, each ``send_and_receive`` windowed, timed and weighed into ``cost``.
 
-    def __init__(self, grid: Grid, cost: StageCost) -> None:
-        self.grid, self.cost = grid, cost
+    Flower's workflow sends a stage's messages to every client at once; here they go out at
+    most ``max_in_flight`` at a time (:func:`fedrec.server.messaging.send_and_receive`, as
+    fedrec's own rounds do), with the same replies.
+    """
+
+    def __init__(self, grid: Grid, cost: StageCost, max_in_flight: int) -> None:
+        self.grid, self.cost, self.max_in_flight = grid, cost, max_in_flight
 
     def send_and_receive(
         self, messages: Iterable[Message], *, timeout: float | None = None
     ) -> Iterable[Message]:
-        """The grid's, with the wait and the contents' bytes added to the stage's cost."""
+        """The stage's messages, windowed; the wait and the contents' bytes into its cost."""
         sent = list(messages)
         started = time.perf_counter()
-        replies = list(self.grid.send_and_receive(sent, timeout=timeout))
+        replies = send_and_receive(
+            self.grid, sent, timeout=timeout, max_in_flight=self.max_in_flight
+        )
         cost = self.cost
         cost.wait_seconds += time.perf_counter() - started
         cost.messages += len(sent)
@@ -278,10 +286,15 @@ Stage = Callable[[Grid, LegacyContext, WorkflowState], bool]
 
 
 class _TimedWorkflow(SecAggPlusWorkflow):
-    """Flower's SecAgg+ workflow unchanged, each of its four stages timed and weighed."""
+    """Flower's SecAgg+ workflow, each of its four stages windowed, timed and weighed.
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    The protocol is Flower's, unchanged; only how its messages reach the grid differs
+    (:class:`_MeteredGrid`).
+    """
+
+    def __init__(self, *args: Any, max_in_flight: int = 0, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        self.max_in_flight = max_in_flight
         self.costs: list[StageCost] = []
 
     def _timed(
@@ -291,7 +304,7 @@ class _TimedWorkflow(SecAggPlusWorkflow):
         self.costs.append(cost)
         started = time.perf_counter()
         try:
-            return stage(cast(Grid, _MeteredGrid(grid, cost)), context, state)
+            return stage(cast(Grid, _MeteredGrid(grid, cost, self.max_in_flight)), context, state)
         finally:
             cost.seconds = time.perf_counter() - started
 
@@ -336,13 +349,15 @@ def secure_sum(
     privacy: PrivacyConfig,
     timeout: float | None,
     clipping: float | None = None,
+    max_in_flight: int = 0,
 ) -> SecureSum:
     """Run SecAgg+ over the clients ``messages`` are for; the sum of what they sent.
 
     ``messages`` are the round's ``train`` messages from fedrec's strategy (one per sampled
     client, all with the same global model). The clients answer with their clipped, noised
     update; the server learns only the sum over the clients that survived until their masked
-    vectors were collected (``survivors``), or nothing if too few survived.
+    vectors were collected (``survivors``), or nothing if too few survived. Each stage's
+    messages go out at most ``max_in_flight`` at a time (0: all at once, as Flower does).
     """
     out = SecureSum(sampled=len(messages))
     if not messages:
@@ -370,6 +385,7 @@ def secure_sum(
         quantization_range=quantization_levels(len(messages)),
         modulus_range=MODULUS,
         timeout=timeout,
+        max_in_flight=max_in_flight,
     )
     workflow(grid, context)
     out.stages = [c.to_dict() for c in workflow.costs]

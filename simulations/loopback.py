@@ -94,7 +94,9 @@ class LoopbackGrid:
     Each message is copied (the real transport serializes it) and each node keeps its
     Context across messages, which is all Flower's SecAgg+ stages need; an exception in the
     app becomes an error reply, as in Flower's runtime. Every reply is kept in ``replies``,
-    so tests can check what the server actually received.
+    so tests can check what the server actually received. ``push_messages`` stores, and
+    ``pull_messages`` answers, the way fedrec's windowed sending uses a grid; ``most_stored``
+    is the most messages ever stored unanswered.
     """
 
     def __init__(self, app: ClientApp, n: int, node_config: bool = False) -> None:
@@ -110,20 +112,31 @@ class LoopbackGrid:
             for nid in range(1, n + 1)
         }
         self.replies: list[Message] = []
+        self.stored: dict[str, Message] = {}
+        self.most_stored = 0
 
     def get_node_ids(self) -> Iterable[int]:
         """Every node's id, as Flower's Grid answers."""
         return list(self.contexts)
 
-    def send_and_receive(
-        self, messages: Iterable[Message], *, timeout: float | None = None
-    ) -> list[Message]:
-        """Each message to its node's app, one after the other; their replies."""
-        out = []
+    def push_messages(self, messages: Iterable[Message]) -> list[str]:
+        """Store copies of ``messages`` for their nodes; their ids."""
+        ids = []
         for sent in messages:
             # Flower's grid sets the id on the message pushed, so the server can match replies.
             sent.metadata.__dict__["_message_id"] = uuid.uuid4().hex
-            msg = copy.deepcopy(sent)
+            self.stored[sent.metadata.message_id] = copy.deepcopy(sent)
+            ids.append(sent.metadata.message_id)
+        self.most_stored = max(self.most_stored, len(self.stored))
+        return ids
+
+    def pull_messages(self, message_ids: Iterable[str]) -> list[Message]:
+        """The replies to the stored messages among ``message_ids`` (each answered once)."""
+        out = []
+        for mid in list(message_ids):
+            msg = self.stored.pop(mid, None)
+            if msg is None:
+                continue
             try:
                 reply = self.app(msg, self.contexts[msg.metadata.dst_node_id])
             except Exception as err:  # noqa: BLE001 - what Flower's runtime does too
@@ -131,3 +144,9 @@ class LoopbackGrid:
             out.append(reply)
         self.replies += out
         return out
+
+    def send_and_receive(
+        self, messages: Iterable[Message], *, timeout: float | None = None
+    ) -> list[Message]:
+        """Each message to its node's app, one after the other; their replies."""
+        return self.pull_messages(self.push_messages(messages))
