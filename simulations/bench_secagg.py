@@ -15,7 +15,9 @@ clients, so every arm releases the same catalogue's statistic, the same slices):
 - the bytes each client sends and receives per slice, by stage, counted from the messages'
   contents (:func:`fedrec.shared.serialization.content_bytes`);
 - peak RSS of the driver process (the ServerApp and Flower's in-memory SuperLink) and of
-  the whole process tree (with Ray's workers);
+  the whole process tree (with Ray's workers), RSS alone every 0.5 s (PSS would cost the
+  driver, the bottleneck, CPU of its own);
+- where the driver's threads are during the steady slices (:class:`ThreadSampler`);
 - the share graph's privacy, from the product's functions: shares per client, the
   threshold ``t`` each noise share is sized for, each client's noise std, and the noise on
   the sum when every client survives, against central placement's σ.
@@ -52,7 +54,7 @@ from fedrec.shared.logs import show_fedrec_logs
 from fedrec.shared.privacy.accounting import account
 from fedrec.shared.privacy.cooccurrence import plan_release
 from fedrec.simulation.runner import simulate
-from fedrec.simulations.measure import PeakMemory, machine_stamp
+from fedrec.simulations.measure import PeakMemory, ThreadSampler, machine_stamp
 from fedrec.simulations.report import run_settings, save, timestamp
 
 logger = logging.getLogger(__name__)
@@ -70,7 +72,12 @@ MIB = 2**20
 
 
 def _release_app(overrides: dict[str, Any], slices: int, out: dict[str, Any]) -> ServerApp:
-    """A ServerApp that runs the first ``slices`` slices of the release and keeps their costs."""
+    """A ServerApp that runs the first ``slices`` slices of the release and keeps their costs.
+
+    From the second slice on it samples where the driver's threads are (its ServerApp,
+    Flower's engine pumping messages to and from the actors, Ray's client side): the
+    steady slices' ``threads``.
+    """
     app = ServerApp()
 
     @app.main()
@@ -83,9 +90,11 @@ def _release_app(overrides: dict[str, Any], slices: int, out: dict[str, Any]) ->
         out["clients"] = len(release.nodes)
         out["slices_total"] = len(release.slices)
         out["entries"] = release.size
-        out["slices"] = [
-            part.cost() for part in islice(release_slices(grid, cfg, release), slices or None)
-        ]
+        parts = release_slices(grid, cfg, release)
+        out["slices"] = [next(parts).cost()]
+        with ThreadSampler() as sampler:
+            out["slices"] += [part.cost() for part in islice(parts, slices - 1 if slices else None)]
+        out["threads"] = sampler.summary()
 
     return app
 
@@ -417,7 +426,7 @@ def run_arm(
     load_before = os.getloadavg()
     logger.info("SecAgg+ arm: %d clients, secagg-num-shares %g", clients, shares)
     started = time.perf_counter()
-    with PeakMemory() as mem:
+    with PeakMemory(interval_s=0.5, pss=False) as mem:
         simulate(
             settings,
             num_supernodes=clients,
@@ -436,7 +445,7 @@ def run_arm(
         "wall_s": wall,
         "peak_driver_rss_mib": mem.peak_own_bytes / MIB,
         "peak_tree_rss_mib": mem.peak_bytes / MIB,
-        "peak_tree_pss_mib": mem.peak_pss_bytes / MIB,
+        "threads": out["threads"],
         "load_average": [load_before[0], os.getloadavg()[0]],
         "privacy": share_graph(resolve_config({}, settings), clients),
     }

@@ -7,6 +7,8 @@ from typing import Any
 from fedrec.server.secagg import STAGES
 
 MIB = 2**20
+# Flower's simulation engine: the driver's thread that hands each node its next message.
+ENGINE_THREAD = "add_messages_to_queue"
 STAGE_NAMES = {
     "setup": "setup",
     "share-keys": "share keys",
@@ -36,21 +38,25 @@ def _arm_rows(result: dict[str, Any], arms: list[dict[str, Any]]) -> list[str]:
     lines = [
         "| clients | users per client | shares (t) | slices measured | first slice | steady "
         "slice | " + " | ".join(STAGE_NAMES[s] for s in STAGES) + " | server's own | a client "
-        "sends per slice | receives | peak RSS, driver | peak RSS, all processes | load avg. |",
-        "|---|---|---|---|---|---|" + "---|" * len(STAGES) + "---|---|---|---|---|---|",
+        "sends per slice | receives | engine thread's CPU | peak RSS, driver | peak RSS, all "
+        "processes | load avg. |",
+        "|---|---|---|---|---|---|" + "---|" * len(STAGES) + "---|---|---|---|---|---|---|",
     ]
     for arm in arms:
         s, p = arm["summary"], arm["privacy"]
         own = sum(s["stage_s"][k] - s["stage_wait_s"][k] for k in STAGES)
         measured = f"{s['measured_slices']} of {arm['slices_total']}"
         load = "–".join(f"{x:.1f}" for x in arm["load_average"])
+        engine = next((t for t in arm["threads"] if t["thread"] == ENGINE_THREAD), None)
+        engine_cpu = f"{engine['cpu_share']:.0%}" if engine else "-"
         lines.append(
             f"| {arm['clients']} | {_users_per_client(result, arm['clients'])} "
             f"| {p['shares']} ({p['threshold']}) | {measured} | {s['first_slice_s']:.1f} s "
             f"| {s['steady_slice_s']:.1f} s | "
             + " | ".join(f"{s['stage_s'][k]:.2f} s" for k in STAGES)
             + f" | {own:.2f} s | {_mib(s['bytes_per_client']['sent'])} "
-            f"| {_kib(s['bytes_per_client']['received'])} | {arm['peak_driver_rss_mib']:,.0f} MiB "
+            f"| {_kib(s['bytes_per_client']['received'])} | {engine_cpu} "
+            f"| {arm['peak_driver_rss_mib']:,.0f} MiB "
             f"| {arm['peak_tree_rss_mib']:,.0f} MiB | {load} |"
         )
     return lines
@@ -143,6 +149,33 @@ def _sweep_lines(result: dict[str, Any]) -> list[str]:
         *_arm_rows(result, sweep),
         "",
     ]
+
+
+def _thread_lines(result: dict[str, Any]) -> list[str]:
+    arm = max(result["arms"], key=lambda a: a["clients"])
+    if not arm.get("threads"):
+        return []
+    lines = [
+        f"## Where the driver's CPU goes ({arm['clients']} clients, steady slices, measured)",
+        "",
+        "The driver process runs the ServerApp and Flower's simulation engine, whose threads "
+        "share one GIL. CPU seconds per thread over the steady slices (the kernel's count), "
+        "and where each thread was in samples every 20 ms (its innermost Python frame: a "
+        "thread blocked in C, a sleep or Ray's object store, shows the function that called "
+        f"it). `{ENGINE_THREAD}` is Flower's engine handing each node its next message: for "
+        "every node in turn it asks the in-memory LinkState, which scans every stored "
+        "message (`get_message_ins`, `_check_stored_messages`), so a pass costs nodes × "
+        "stored messages; fedrec keeps at most `max-in-flight` = "
+        f"{result['settings']['max-in-flight']} of them stored per stage.",
+        "",
+        "| thread | CPU seconds | share of one core | where (share of samples) |",
+        "|---|---|---|---|",
+    ]
+    for row in arm["threads"]:
+        where = "; ".join(f"`{w['function']}` {w['samples']:.0%}" for w in row["where"])
+        lines.append(f"| {row['thread']} | {row['cpu_s']:.1f} | {row['cpu_share']:.0%} | {where} |")
+    lines.append("")
+    return lines
 
 
 def _profile_lines(result: dict[str, Any]) -> list[str]:
@@ -287,13 +320,14 @@ def markdown(result: dict[str, Any], name: str) -> str:
         "",
         *_fit_lines(result),
         *_sweep_lines(result),
+        *_thread_lines(result),
         *_profile_lines(result),
         *_shamir_lines(result),
         *_graph_lines(result),
         "## Measured and extrapolated",
         "",
         "- Measured: every slice's and stage's seconds in the per-slice table, the bytes, the "
-        "peak RSS (sampled every 0.2 s: the driver process, which holds the ServerApp and "
+        "peak RSS (sampled every 0.5 s: the driver process, which holds the ServerApp and "
         "Flower's in-memory SuperLink, and the driver with all its child processes, Ray's "
         "workers among them), the Shamir timings, the profile.",
         "- Extrapolated, and said so where they stand: a whole release where fewer slices "
