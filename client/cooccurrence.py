@@ -23,7 +23,12 @@ from fedrec.client.message_config import config_int, user_delta_of
 from fedrec.client.state import ClientState, ClientStateStore
 from fedrec.shared import protocol as key
 from fedrec.shared.config import FedRecConfig
-from fedrec.shared.models.cooccurrence import contribution, vector_size
+from fedrec.shared.models.cooccurrence import (
+    contribution,
+    contribution_entries,
+    rows_of,
+    vector_size,
+)
 from fedrec.shared.privacy import DPRandom, dp_random
 from fedrec.shared.privacy.cooccurrence import plan_release
 from fedrec.shared.serialization import arrays_to_numpy, numpy_to_arrays
@@ -45,12 +50,26 @@ class ReleaseRefused(ValueError):
     """A request for entries this client already released in this run."""
 
 
-def users_terms(data: ClientData) -> np.ndarray:
-    """The sum of this client's users' terms (each of L2 norm 1): one vector per user."""
-    total = np.zeros(vector_size(data.n_items), np.float64)
+def users_terms(data: ClientData, start: int, end: int) -> np.ndarray:
+    """Entries ``[start, end)`` of the sum of this client's users' terms (each of L2 norm 1).
+
+    Built from the pairs of each user's items that fall in the slice's rows
+    (:func:`contribution_entries`): a slice costs what the client's pairs in it cost, not a
+    vector of the whole catalogue's pairs per user and slice.
+    """
+    rows = rows_of(start, end, data.n_items)
+    order = np.argsort(data.train_users, kind="stable")
+    bounds = np.searchsorted(data.train_users[order], np.arange(len(data.users) + 1))
+    positions, values = [np.zeros(0, np.int64)], [np.zeros(0, np.float64)]
     for local in range(len(data.users)):
-        total += contribution(data.train_items[data.train_users == local], data.n_items)
-    return total
+        items = data.train_items[order[bounds[local] : bounds[local + 1]]]
+        pos, val = contribution_entries(items, data.n_items, rows)
+        lo, hi = np.searchsorted(pos, [start, end])
+        positions.append(pos[lo:hi] - start)
+        values.append(val[lo:hi])
+    return np.bincount(
+        np.concatenate(positions), weights=np.concatenate(values), minlength=end - start
+    ).astype(np.float64)
 
 
 def record_release(store: ClientStateStore, start: int, end: int) -> None:
@@ -98,7 +117,7 @@ def release_chunk(
         cfg.privacy, cfg.cooccurrence, max(n_clients, 1), survivors=survivors, delta=delta
     )
     record_release(store, start, end)
-    chunk = users_terms(data)[start:end]
+    chunk = users_terms(data, start, end)
     if plan.client_std > 0:
         rng = dp_random(
             reproducible=cfg.privacy.reproducible_noise,

@@ -26,6 +26,8 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +41,7 @@ from fedrec.server.secagg import NOISE_MARGIN, secagg_threshold, secure_sum
 from fedrec.shared import protocol as key
 from fedrec.shared.checkpoint import run_id, save_catalog, save_checkpoint
 from fedrec.shared.config import CooccurrenceConfig, FedRecConfig
-from fedrec.shared.data import catalog_version, load_catalog
+from fedrec.shared.data import ItemCatalog, catalog_version, load_catalog
 from fedrec.shared.models.cooccurrence import (
     ITEM_PRIOR,
     ease_factors,
@@ -199,12 +201,127 @@ def _plain_sum(replies: list[Message], length: int) -> tuple[np.ndarray, int]:
     return total, arrived
 
 
+@dataclass(frozen=True)
+class ReleaseRound:
+    """What the server fixed before asking for any slice: who, how noised, which slices."""
+
+    nodes: list[int]
+    plan: ReleasePlan
+    survivors: int | None  # secagg: the fewest survivors SecAgg+ unmasks for
+    config: dict[str, Any]  # what every slice's message carries
+    size: int  # entries of the whole release
+    step: int  # entries per slice (the last may have fewer)
+
+    @property
+    def slices(self) -> list[tuple[int, int]]:
+        """Each slice's entries ``[start, end)``, in the order they are asked for."""
+        return [(a, min(a + self.step, self.size)) for a in range(0, self.size, self.step)]
+
+
+@dataclass(frozen=True)
+class SliceSum:
+    """One slice as the server received it: its sum, who is in it, what it cost."""
+
+    number: int  # from 1
+    start: int
+    end: int
+    total: np.ndarray
+    arrived: int
+    seconds: float
+    stages: list[dict[str, Any]]  # under SecAgg+: each stage's time and bytes (StageCost)
+
+    def cost(self) -> dict[str, Any]:
+        """The slice's row in the release's history (everything but the sum)."""
+        return {
+            "slice": self.number,
+            "entries": self.end - self.start,
+            "clients": self.arrived,
+            "seconds": self.seconds,
+            "stages": self.stages,
+        }
+
+
+def plan_over_flower(
+    grid: Grid, cfg: FedRecConfig, catalog: ItemCatalog, identity: str
+) -> ReleaseRound:
+    """Wait for the federation, then fix the release's clients, noise and slices."""
+    wanted = cfg.federation.min_available_nodes or cfg.federation.min_train_nodes
+    while len(list(grid.get_node_ids())) < wanted:
+        time.sleep(0.05)
+    nodes = sorted(grid.get_node_ids())
+    privacy = cfg.privacy
+    survivors = secagg_threshold(privacy, len(nodes)) if privacy.user_dp == "secagg" else None
+    plan = plan_release(privacy, cfg.cooccurrence, len(nodes), survivors=survivors)
+    config: dict[str, Any] = {
+        key.RUN_ID: identity,
+        key.TASK: key.TASK_COOCCURRENCE,
+        key.CATALOG_SHA256: catalog_version(catalog),
+    }
+    if plan.delta is not None:
+        config[key.USER_DELTA] = plan.delta
+    size, step = vector_size(len(catalog)), cfg.cooccurrence.cooccurrence_chunk_size
+    return ReleaseRound(nodes, plan, survivors, config, size, step)
+
+
+def release_slices(grid: Grid, cfg: FedRecConfig, release: ReleaseRound) -> Iterator[SliceSum]:
+    """Ask every client for each slice in turn; each slice's sum as it arrives.
+
+    Under ``user-dp = secagg`` each slice is one SecAgg+ round. A slice that too few clients
+    answered ends the release with an error: an incomplete release is never modelled.
+    """
+    privacy, nodes, slices = cfg.privacy, release.nodes, release.slices
+    for number, (start, end) in enumerate(slices, 1):
+        started = time.perf_counter()
+        messages = _messages(nodes, release.config, start, end)
+        stages: list[dict[str, Any]] = []
+        if privacy.user_dp == "secagg":
+            secure = secure_sum(
+                grid,
+                messages,
+                server_round=number,
+                privacy=privacy,
+                timeout=cfg.federation.round_timeout,
+                clipping=release_clipping(release.plan),
+                max_in_flight=cfg.federation.max_in_flight,
+            )
+            if secure.total is None:
+                raise RuntimeError(
+                    f"slice {number}: SecAgg+ halted (fewer than {release.survivors} clients "
+                    "survived); the release is incomplete and no model is written"
+                )
+            total, arrived, stages = secure.total[RELEASE_TENSOR], secure.survivors, secure.stages
+        else:
+            replies = send_and_receive(
+                grid,
+                messages,
+                timeout=cfg.federation.round_timeout,
+                max_in_flight=cfg.federation.max_in_flight,
+            )
+            total, arrived = _plain_sum(replies, end - start)
+        if arrived < max(cfg.federation.min_train_nodes, 1):
+            raise RuntimeError(
+                f"slice {number}: only {arrived} of {len(nodes)} clients answered (fewer than "
+                "min-train-nodes); the release is incomplete and no model is written"
+            )
+        seconds = time.perf_counter() - started
+        logger.info(
+            "slice %d/%d: %d of %d clients, %.1f s",
+            number,
+            len(slices),
+            arrived,
+            len(nodes),
+            seconds,
+        )
+        yield SliceSum(number, start, end, total, arrived, seconds, stages)
+
+
 def release_over_flower(grid: Grid, cfg: FedRecConfig) -> Path:
     """The co-occurrence release as a Flower run: slices, each summed (under SecAgg+).
 
-    Every connected client is asked for each slice of ``cooccurrence-chunk-size`` entries;
-    under ``user-dp = secagg`` each slice is one SecAgg+ round, so the server only ever
-    holds the sum. The model is built and checkpointed as by the single-process driver.
+    Every connected client is asked for each slice of ``cooccurrence-chunk-size`` entries
+    (:func:`release_slices`); under ``user-dp = secagg`` each slice is one SecAgg+ round, so
+    the server only ever holds the sum. The model is built and checkpointed as by the
+    single-process driver; the history records each slice's time (and SecAgg+ stages').
     """
     catalog = load_catalog(cfg.data)  # the public catalogue only
     n_items = len(catalog)
@@ -215,66 +332,21 @@ def release_over_flower(grid: Grid, cfg: FedRecConfig) -> Path:
         logger.info("%s already holds its co-occurrence release; nothing to do", run_dir)
         return run_dir
     save_catalog(run_dir, catalog)
-    wanted = cfg.federation.min_available_nodes or cfg.federation.min_train_nodes
-    while len(list(grid.get_node_ids())) < wanted:
-        time.sleep(0.05)
-    nodes = sorted(grid.get_node_ids())
-    privacy = cfg.privacy
-    survivors = secagg_threshold(privacy, len(nodes)) if privacy.user_dp == "secagg" else None
-    plan = plan_release(privacy, cfg.cooccurrence, len(nodes), survivors=survivors)
-    identity = run_id(run_dir)
-    config: dict[str, Any] = {
-        key.RUN_ID: identity,
-        key.TASK: key.TASK_COOCCURRENCE,
-        key.CATALOG_SHA256: catalog_version(catalog),
-    }
-    if plan.delta is not None:
-        config[key.USER_DELTA] = plan.delta
-    size, step = vector_size(n_items), cfg.cooccurrence.cooccurrence_chunk_size
-    total = np.zeros(size, np.float64)
-    slices = list(range(0, size, step))
+    release = plan_over_flower(grid, cfg, catalog, run_id(run_dir))
+    plan, nodes = release.plan, release.nodes
     logger.info(
         "co-occurrence release over Flower: %d clients, %d entries in %d slice(s), user-dp %s",
         len(nodes),
-        size,
-        len(slices),
-        privacy.user_dp,
+        release.size,
+        len(release.slices),
+        cfg.privacy.user_dp,
     )
-    fewest = len(nodes)
-    for number, start in enumerate(slices, 1):
-        end = min(start + step, size)
-        messages = _messages(nodes, config, start, end)
-        if privacy.user_dp == "secagg":
-            secure = secure_sum(
-                grid,
-                messages,
-                server_round=number,
-                privacy=privacy,
-                timeout=cfg.federation.round_timeout,
-                clipping=release_clipping(plan),
-            )
-            if secure.total is None:
-                raise RuntimeError(
-                    f"slice {number}: SecAgg+ halted (fewer than {survivors} clients survived); "
-                    "the release is incomplete and no model is written"
-                )
-            total[start:end] = secure.total[RELEASE_TENSOR]
-            arrived = secure.survivors
-        else:
-            replies = send_and_receive(
-                grid,
-                messages,
-                timeout=cfg.federation.round_timeout,
-                max_in_flight=cfg.federation.max_in_flight,
-            )
-            total[start:end], arrived = _plain_sum(replies, end - start)
-        if arrived < max(cfg.federation.min_train_nodes, 1):
-            raise RuntimeError(
-                f"slice {number}: only {arrived} of {len(nodes)} clients answered (fewer than "
-                "min-train-nodes); the release is incomplete and no model is written"
-            )
-        fewest = min(fewest, arrived)
-        logger.info("slice %d/%d: %d of %d clients", number, len(slices), arrived, len(nodes))
+    total = np.zeros(release.size, np.float64)
+    fewest, costs = len(nodes), []
+    for part in release_slices(grid, cfg, release):
+        total[part.start : part.end] = part.total
+        fewest = min(fewest, part.arrived)
+        costs.append(part.cost())
     tensors = model_of_release(cfg, release_sum(cfg, total, plan), n_items, catalog.texts)
     save_checkpoint(
         run_dir,
@@ -284,9 +356,16 @@ def release_over_flower(grid: Grid, cfg: FedRecConfig) -> Path:
         kind="cooccurrence",
         config=cfg.to_run_config(),
         metrics={"clients": float(len(nodes)), "fewest-clients-per-slice": float(fewest)},
-        history=[{"round": 1, "release": plan.to_dict(), "slices": len(slices)}],
+        history=[
+            {
+                "round": 1,
+                "release": plan.to_dict(),
+                "slices": len(costs),
+                "slice_costs": costs,
+            }
+        ],
         privacy=None,
-        user_privacy=release_report(plan, reproducible_noise=privacy.reproducible_noise),
+        user_privacy=release_report(plan, reproducible_noise=cfg.privacy.reproducible_noise),
     )
     logger.info("co-occurrence model written to %s", run_dir)
     return run_dir

@@ -7,7 +7,9 @@ thread of the server process that competes with the client actors for the cores.
 at most ``max-in-flight`` messages stored at a time bounds each sweep to (nodes x
 max-in-flight); new messages are pushed as replies arrive, so the clients stay busy. The
 replies are the same as with ``send_and_receive``. The profile and the round times with and
-without the window are in docs/benchmarks/README.md ("Reading federation.md").
+without the window are in docs/benchmarks/README.md ("Reading federation.md"). SecAgg+'s
+four stages go through it too (:mod:`fedrec.server.secagg`): Flower's workflow would send
+each stage to every client at once.
 """
 
 from __future__ import annotations

@@ -79,6 +79,7 @@ class SecureSum:
     survivors: int = 0
     metrics: list[dict[str, Any]] = field(default_factory=list)  # per survivor, plaintext
     failures: int = 0
+    stages: list[dict[str, Any]] = field(default_factory=list)  # per stage: its time, bytes
 
 
 @dataclass

@@ -34,8 +34,9 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Sequence
-from dataclasses import dataclass
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import asdict, dataclass
 from typing import Any, cast
 
 import numpy as np
@@ -58,18 +59,22 @@ from flwr.server.strategy import Strategy
 from flwr.server.workflow import SecAggPlusWorkflow
 from flwr.server.workflow.constant import MAIN_CONFIGS_RECORD, MAIN_PARAMS_RECORD
 from flwr.server.workflow.constant import Key as WorkflowKey
+from flwr.server.workflow.secure_aggregation.secaggplus_workflow import WorkflowState
 from flwr.serverapp import Grid
 
+from fedrec.server.messaging import send_and_receive
 from fedrec.server.rounds import SecureSum
 from fedrec.shared.config import PrivacyConfig
 from fedrec.shared.protocol import SECAGG_TENSORS
-from fedrec.shared.serialization import arrays_to_numpy
+from fedrec.shared.serialization import arrays_to_numpy, content_bytes
 
 Arrays = dict[str, np.ndarray]
 
 logger = logging.getLogger(__name__)
 
 MODULUS = 2**32
+# Flower's SecAgg+ stages, in the order a round runs them (the names its costs go by).
+STAGES = ("setup", "share-keys", "collect-masked-vectors", "unmask")
 MAX_LEVELS = 2**22
 NOISE_MARGIN = 10.0  # clipping range = C + this many std of the largest noise share
 
@@ -115,18 +120,28 @@ def key_pairs_warning(privacy: PrivacyConfig, n_sampled: int) -> str | None:
     )
 
 
-def secagg_threshold(privacy: PrivacyConfig, n_sampled: int) -> int:
-    """The fewest survivors SecAgg+ unmasks for, by Flower's rule for float parameters.
+def secagg_shares(privacy: PrivacyConfig, n_sampled: int) -> int:
+    """How many clients each client shares its keys with, itself included (Flower's rule).
 
-    Flower 1.42's ``SecAggPlusWorkflow``: shares = round(fraction x sampled), made odd when
-    below all of them, all of them when at most 2; threshold = max(round(reconstruction
-    threshold x shares), 2). Each client's noise share is sized for this many survivors.
+    Flower 1.42's ``SecAggPlusWorkflow``: round(fraction x sampled), made odd when below
+    all of them, all of them when at most 2. The clients form a ring, each with the
+    ``shares // 2`` on either side as neighbours.
     """
     shares = round(shares_fraction(privacy, n_sampled) * n_sampled)
     if shares < n_sampled and shares % 2 == 0:
         shares += 1
     if shares <= 2:
         shares = n_sampled
+    return shares
+
+
+def secagg_threshold(privacy: PrivacyConfig, n_sampled: int) -> int:
+    """The fewest survivors SecAgg+ unmasks for, by Flower's rule for float parameters.
+
+    threshold = max(round(reconstruction threshold x shares), 2), shares as
+    :func:`secagg_shares`. Each client's noise share is sized for this many survivors.
+    """
+    shares = secagg_shares(privacy, n_sampled)
     return max(round(privacy.secagg_reconstruction_threshold * shares), 2)
 
 
@@ -207,6 +222,118 @@ class _SampledClients(Strategy):
         return None
 
 
+@dataclass
+class StageCost:
+    """One SecAgg+ stage of one round as the server saw it: its time and its messages.
+
+    ``seconds`` is the whole stage on the server; ``wait_seconds`` the part spent waiting
+    for the clients' replies (their work and the transport), the rest the server's own
+    (building the messages, summing the masked vectors, removing the masks). Bytes are
+    :func:`~fedrec.shared.serialization.content_bytes` of what was sent and received.
+    """
+
+    stage: str
+    seconds: float = 0.0
+    wait_seconds: float = 0.0
+    messages: int = 0  # sent, one per client still in the round
+    replies: int = 0  # received without an error
+    sent_bytes: int = 0  # to all clients together
+    received_bytes: int = 0  # from all clients together
+    largest_reply_bytes: int = 0  # from one client
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready."""
+        return asdict(self)
+
+
+class _MeteredGrid:
+    """The round's grid, each ``send_and_receive`` windowed, timed and weighed into ``cost``.
+
+    Flower's workflow sends a stage's messages to every client at once; here they go out at
+    most ``max_in_flight`` at a time (:func:`fedrec.server.messaging.send_and_receive`, as
+    fedrec's own rounds do), with the same replies.
+    """
+
+    def __init__(self, grid: Grid, cost: StageCost, max_in_flight: int) -> None:
+        self.grid, self.cost, self.max_in_flight = grid, cost, max_in_flight
+
+    def send_and_receive(
+        self, messages: Iterable[Message], *, timeout: float | None = None
+    ) -> Iterable[Message]:
+        """The stage's messages, windowed; the wait and the contents' bytes into its cost."""
+        sent = list(messages)
+        started = time.perf_counter()
+        replies = send_and_receive(
+            self.grid, sent, timeout=timeout, max_in_flight=self.max_in_flight
+        )
+        cost = self.cost
+        cost.wait_seconds += time.perf_counter() - started
+        cost.messages += len(sent)
+        cost.sent_bytes += sum(content_bytes(m.content) for m in sent)
+        for reply in replies:
+            if not reply.has_error():
+                size = content_bytes(reply.content)
+                cost.replies += 1
+                cost.received_bytes += size
+                cost.largest_reply_bytes = max(cost.largest_reply_bytes, size)
+        return replies
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.grid, name)
+
+
+Stage = Callable[[Grid, LegacyContext, WorkflowState], bool]
+
+
+class _TimedWorkflow(SecAggPlusWorkflow):
+    """Flower's SecAgg+ workflow, each of its four stages windowed, timed and weighed.
+
+    The protocol is Flower's, unchanged; only how its messages reach the grid differs
+    (:class:`_MeteredGrid`).
+    """
+
+    def __init__(self, *args: Any, max_in_flight: int = 0, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.max_in_flight = max_in_flight
+        self.costs: list[StageCost] = []
+
+    def _timed(
+        self, name: str, stage: Stage, grid: Grid, context: LegacyContext, state: WorkflowState
+    ) -> bool:
+        cost = StageCost(name)
+        self.costs.append(cost)
+        started = time.perf_counter()
+        try:
+            return stage(cast(Grid, _MeteredGrid(grid, cost, self.max_in_flight)), context, state)
+        finally:
+            cost.seconds = time.perf_counter() - started
+
+    def setup_stage(self, grid: Grid, context: LegacyContext, state: WorkflowState) -> bool:
+        """Flower's setup stage: protocol parameters out, public keys back."""
+        return self._timed(STAGES[0], super().setup_stage, grid, context, state)
+
+    def share_keys_stage(self, grid: Grid, context: LegacyContext, state: WorkflowState) -> bool:
+        """Flower's share-keys stage: public keys out, encrypted key shares back."""
+        return self._timed(STAGES[1], super().share_keys_stage, grid, context, state)
+
+    def collect_masked_vectors_stage(
+        self, grid: Grid, context: LegacyContext, state: WorkflowState
+    ) -> bool:
+        """Flower's collect stage: key shares and the instructions out, masked vectors back."""
+        return self._timed(STAGES[2], super().collect_masked_vectors_stage, grid, context, state)
+
+    def unmask_stage(self, grid: Grid, context: LegacyContext, state: WorkflowState) -> bool:
+        """Flower's unmask stage: who survived out, the shares that remove the masks back."""
+        return self._timed(STAGES[3], super().unmask_stage, grid, context, state)
+
+
+def stages_line(costs: Sequence[StageCost]) -> str:
+    """A round's stages for the log: seconds each, and what a client sent in all."""
+    parts = ", ".join(f"{c.stage} {c.seconds:.1f} s" for c in costs)
+    sent = sum(c.received_bytes / c.replies for c in costs if c.replies)
+    return f"{parts}; each client sent {sent / 2**20:.2f} MiB"
+
+
 def _fitins(message: Message, names: Sequence[str]) -> FitIns:
     arrays = arrays_to_numpy(message.content["arrays"])
     config: dict[str, Any] = dict(message.content["config"])
@@ -222,13 +349,15 @@ def secure_sum(
     privacy: PrivacyConfig,
     timeout: float | None,
     clipping: float | None = None,
+    max_in_flight: int = 0,
 ) -> SecureSum:
     """Run SecAgg+ over the clients ``messages`` are for; the sum of what they sent.
 
     ``messages`` are the round's ``train`` messages from fedrec's strategy (one per sampled
     client, all with the same global model). The clients answer with their clipped, noised
     update; the server learns only the sum over the clients that survived until their masked
-    vectors were collected (``survivors``), or nothing if too few survived.
+    vectors were collected (``survivors``), or nothing if too few survived. Each stage's
+    messages go out at most ``max_in_flight`` at a time (0: all at once, as Flower does).
     """
     out = SecureSum(sampled=len(messages))
     if not messages:
@@ -248,7 +377,7 @@ def secure_sum(
     warning = key_pairs_warning(privacy, len(messages))
     if warning is not None:
         logger.warning(warning)
-    workflow = SecAggPlusWorkflow(
+    workflow = _TimedWorkflow(
         num_shares=shares_fraction(privacy, len(messages)),
         reconstruction_threshold=float(privacy.secagg_reconstruction_threshold),
         max_weight=1.0,
@@ -256,8 +385,11 @@ def secure_sum(
         quantization_range=quantization_levels(len(messages)),
         modulus_range=MODULUS,
         timeout=timeout,
+        max_in_flight=max_in_flight,
     )
     workflow(grid, context)
+    out.stages = [c.to_dict() for c in workflow.costs]
+    logger.info("round %d: SecAgg+ %s", server_round, stages_line(workflow.costs))
     out.failures = out.sampled - len(strategy.results)
     if strategy.aggregate is None:
         logger.warning(

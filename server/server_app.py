@@ -93,7 +93,12 @@ def run_federation(grid: Grid, cfg: FedRecConfig, *, users: SimulatedUsers | Non
         if cfg.privacy.user_dp == "secagg":
             # Flower's SecAgg+ over the sampled clients: the server learns the sum only.
             secure = secure_sum(
-                grid, messages, server_round=rnd, privacy=cfg.privacy, timeout=fed.round_timeout
+                grid,
+                messages,
+                server_round=rnd,
+                privacy=cfg.privacy,
+                timeout=fed.round_timeout,
+                max_in_flight=fed.max_in_flight,
             )
             new_arrays, train_metrics = strategy.aggregate_secure(rnd, secure)
         else:

@@ -6,7 +6,7 @@ import io
 from collections.abc import Mapping, Sequence
 
 import numpy as np
-from flwr.app import Array, ArrayRecord
+from flwr.app import Array, ArrayRecord, RecordDict
 
 # Flower's Array.stype of an ``np.save`` payload.
 NUMPY_STYPE = "numpy.ndarray"
@@ -71,3 +71,29 @@ def stacked_array(rows: Sequence[np.ndarray]) -> Array:
             raise ValueError(f"rows of one stack must share a shape: {value.shape} vs {shape[1:]}")
         parts.append(np.ascontiguousarray(value).reshape(-1).data.cast("B"))
     return Array(dtype=str(first.dtype), shape=shape, stype=NUMPY_STYPE, data=b"".join(parts))
+
+
+def _value_bytes(value: object) -> int:
+    if isinstance(value, bytes):
+        return len(value)
+    if isinstance(value, str):
+        return len(value.encode())
+    if isinstance(value, list):
+        return sum(_value_bytes(v) for v in value)
+    return 1 if isinstance(value, bool) else 8  # an int or a float
+
+
+def content_bytes(content: RecordDict) -> int:
+    """The bytes a message's content carries: array data, bytes, strings, 8 per number.
+
+    What a message weighs on the wire without the protocol's own framing (field tags,
+    lengths, the message's metadata), which adds a few bytes per value; counted from the
+    records themselves, so it costs no serialization.
+    """
+    total = 0
+    for name, record in content.items():
+        total += len(name.encode())
+        for key, value in record.items():
+            total += len(key.encode())
+            total += len(value.data) if isinstance(value, Array) else _value_bytes(value)
+    return total

@@ -1,13 +1,20 @@
-"""Wall time and peak memory of a benchmark step (this process and all its children)."""
+"""Wall time, peak memory and where the threads are, of a benchmark step.
+
+Memory: this process and all its children; threads: this process's, sampled in process.
+"""
 
 from __future__ import annotations
 
 import logging
 import os
 import platform
+import re
+import sys
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import psutil
@@ -16,44 +23,151 @@ logger = logging.getLogger(__name__)
 
 
 class PeakMemory:
-    """Samples the RSS of this process and all its descendants; keeps the maximum."""
+    """Samples the RSS of this process and all its descendants; keeps the maximum.
 
-    def __init__(self, interval_s: float = 0.2) -> None:
+    ``pss = False`` reads RSS alone: PSS makes the kernel walk every mapping of every
+    process (``smaps_rollup``), which costs the sampled process real CPU; a benchmark whose
+    driver is its bottleneck turns it off.
+    """
+
+    def __init__(self, interval_s: float = 0.2, *, pss: bool = True) -> None:
         self.interval_s = interval_s
+        self.pss = pss
         self.peak_bytes = 0
         # Proportional set size: shared pages (torch's libraries in every Ray worker) are
         # counted once across the processes instead of once per process.
         self.peak_pss_bytes = 0
+        # This process alone (a simulation's driver: the ServerApp and Flower's in-memory
+        # SuperLink), without the Ray workers and daemons it started.
+        self.peak_own_bytes = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
-    def _sample_both(self) -> tuple[int, int]:
+    def _sample(self) -> tuple[int, int, int]:
         me = psutil.Process()
-        rss = pss = 0
+        rss = pss = own = 0
         for proc in [me, *me.children(recursive=True)]:
             try:
-                info = proc.memory_full_info()
+                info = proc.memory_full_info() if self.pss else proc.memory_info()
             except psutil.Error:
                 continue
             rss += info.rss
             pss += getattr(info, "pss", info.rss)
-        return rss, pss
+            if proc is me:
+                own = info.rss
+        return rss, pss, own
+
+    def _note(self) -> None:
+        rss, pss, own = self._sample()
+        self.peak_bytes = max(self.peak_bytes, rss)
+        self.peak_pss_bytes = max(self.peak_pss_bytes, pss)
+        self.peak_own_bytes = max(self.peak_own_bytes, own)
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            rss, pss = self._sample_both()
-            self.peak_bytes = max(self.peak_bytes, rss)
-            self.peak_pss_bytes = max(self.peak_pss_bytes, pss)
+            self._note()
             self._stop.wait(self.interval_s)
 
     def __enter__(self) -> PeakMemory:
-        self.peak_bytes, self.peak_pss_bytes = self._sample_both()
+        self._note()
         self._thread.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
         self._thread.join()
+
+
+class ThreadSampler:
+    """CPU seconds of each thread of this process over a window, and where it spent them.
+
+    For a process whose threads share one GIL (a Flower simulation's driver: the ServerApp,
+    the engine's threads that pump messages to and from the actors, Ray's client side).
+    CPU time per thread is the kernel's (``psutil``: user + system per native thread) from
+    entering to leaving; *where* is sampled every ``interval_s``: each thread's innermost
+    Python frame (a thread blocked in C, a socket or a sleep, shows the function that
+    called it, so the samples say where, the CPU seconds say how much). Thread names are
+    folded (``Thread-28 (add_messages_to_queue)`` -> ``add_messages_to_queue``;
+    ``ThreadPoolExecutor-3_1`` -> ``ThreadPoolExecutor-N_N``): threads of one role add up.
+    """
+
+    def __init__(self, interval_s: float = 0.02) -> None:
+        self.interval_s = interval_s
+        self.samples = 0
+        self.counts: Counter[tuple[str, str]] = Counter()
+        self.roles: dict[int, str] = {}  # native thread id -> role
+        self.wall_s = 0.0
+        self.cpu_s: dict[str, float] = {}  # CPU seconds per role over the window
+        self._cpu: dict[int, float] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    @staticmethod
+    def role(name: str) -> str:
+        """A thread's name without its serial numbers."""
+        match = re.fullmatch(r"Thread-\d+ \((.+)\)", name)
+        return match.group(1) if match else re.sub(r"\d+", "N", name)
+
+    @staticmethod
+    def _cpu_now() -> dict[int, float]:
+        return {t.id: t.user_time + t.system_time for t in psutil.Process().threads()}
+
+    def _note_roles(self) -> dict[int | None, str]:
+        names: dict[int | None, str] = {}
+        for t in threading.enumerate():
+            role = self.role(t.name)
+            names[t.ident] = role
+            if t.native_id is not None:
+                self.roles[t.native_id] = role
+        return names
+
+    def _run(self) -> None:
+        me = threading.get_ident()
+        while not self._stop.is_set():
+            names = self._note_roles()
+            for ident, frame in sys._current_frames().items():
+                if ident != me:
+                    where = f"{Path(frame.f_code.co_filename).name}:{frame.f_code.co_name}"
+                    self.counts[(names.get(ident, "?"), where)] += 1
+            self.samples += 1
+            self._stop.wait(self.interval_s)
+
+    def __enter__(self) -> ThreadSampler:
+        self._note_roles()
+        self._cpu = self._cpu_now()
+        self._started = time.perf_counter()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.wall_s = time.perf_counter() - self._started
+        self._note_roles()
+        after = self._cpu_now()
+        for tid, seconds in after.items():
+            if self._thread.native_id != tid:
+                role = self.roles.get(tid, "other")
+                self.cpu_s[role] = self.cpu_s.get(role, 0.0) + seconds - self._cpu.get(tid, 0.0)
+
+    def summary(self, threads: int = 6, functions: int = 3) -> list[dict[str, Any]]:
+        """The ``threads`` roles that used the most CPU: seconds, share of the window, where."""
+        where: dict[str, Counter[str]] = {}
+        for (role, place), n in self.counts.items():
+            where.setdefault(role, Counter())[place] += n
+        total = max(self.samples, 1)
+        return [
+            {
+                "thread": role,
+                "cpu_s": seconds,
+                "cpu_share": seconds / max(self.wall_s, 1e-9),
+                "where": [
+                    {"function": f, "samples": c / total}
+                    for f, c in where.get(role, Counter()).most_common(functions)
+                ],
+            }
+            for role, seconds in sorted(self.cpu_s.items(), key=lambda kv: -kv[1])[:threads]
+        ]
 
 
 def measure(name: str, fn: Callable[[], dict[str, Any]]) -> dict[str, Any]:

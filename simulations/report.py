@@ -76,6 +76,7 @@ REPORTS: dict[str, Report] = {
     "privacy": Report("privacy", plot=True),
     "privacy-audit": Report("audit"),
     "quality": Report("quality", plot=True),
+    "secagg": Report("secagg"),
     "serve": Report("serve"),
 }
 

@@ -18,6 +18,7 @@ for _name, _command in (
     ("deployment", systems.deployment),
     ("privacy-audit", privacy.privacy_audit),
     ("cooccurrence", cooccurrence.cooccurrence),
+    ("secagg", cooccurrence.secagg),
 ):
     bench_app.command(_name)(_command)
 

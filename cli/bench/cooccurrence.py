@@ -1,4 +1,7 @@
-"""``fedrec bench cooccurrence`` (and its --scale): the private co-occurrence model."""
+"""``fedrec bench cooccurrence`` (and its --scale): the private co-occurrence model.
+
+``fedrec bench secagg``: what its release costs over Flower's SecAgg+.
+"""
 
 from __future__ import annotations
 
@@ -10,8 +13,10 @@ import typer
 from fedrec.cli.bench.common import (
     OutputDirOpt,
     RenderOnlyOpt,
+    RunsDirOpt,
     console,
     floats,
+    ints,
     rerender,
 )
 from fedrec.cli.options import ConfigOpt, ScenarioOpt, overrides_from, setup_logging
@@ -71,5 +76,57 @@ def cooccurrence(
             draws=draws,
             placement=placement,
             baselines_path=baselines,
+        )
+    console.print((output_dir / f"{name}.md").read_text())
+
+
+def secagg(
+    config: ConfigOpt = None,
+    scenario: ScenarioOpt = None,
+    clients: Annotated[
+        str, typer.Option(help="Federation sizes to run, in clients (comma-separated).")
+    ] = "50,100,200,400,943",
+    shares: Annotated[
+        float,
+        typer.Option(help="secagg-num-shares of every arm (a count above 1, or a fraction)."),
+    ] = 7.0,
+    slices: Annotated[
+        int, typer.Option(min=2, help="Slices measured per arm (the first warms up).")
+    ] = 2,
+    full_up_to: Annotated[
+        int, typer.Option(help="Arms of at most this many clients measure every slice.")
+    ] = 50,
+    share_sweep: Annotated[
+        str,
+        typer.Option(help="Other secagg-num-shares to time at --sweep-clients ('' none)."),
+    ] = "",
+    sweep_clients: Annotated[int, typer.Option(min=2, help="Clients of the share sweep.")] = 100,
+    profile_clients: Annotated[
+        int, typer.Option(min=0, help="Clients of the in-process profile of a slice (0: none).")
+    ] = 100,
+    output_dir: OutputDirOpt = Path("docs/benchmarks"),
+    runs_dir: RunsDirOpt = Path("runs/bench"),
+    name: Annotated[str, typer.Option(help="File name stem of the report.")] = "secagg",
+    render_only: RenderOnlyOpt = False,
+) -> None:
+    """The co-occurrence release over Flower's SecAgg+: seconds per slice and stage, bytes."""
+    from fedrec.simulations.bench_secagg import run_secagg_bench
+
+    setup_logging()
+    if render_only:
+        rerender(output_dir, name, "secagg")
+    else:
+        run_secagg_bench(
+            overrides=overrides_from(config, scenario),
+            output_dir=output_dir,
+            runs_dir=runs_dir.resolve(),
+            clients=ints(clients),
+            shares=shares,
+            slices=slices,
+            full_up_to=full_up_to,
+            share_sweep=floats(share_sweep),
+            sweep_clients=sweep_clients,
+            profile_clients=profile_clients,
+            name=name,
         )
     console.print((output_dir / f"{name}.md").read_text())

@@ -20,8 +20,9 @@ from __future__ import annotations
 import logging
 import os
 import warnings
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fedrec.client.client_app import build_client_app
 from fedrec.server.cohorts import SimulatedUsers
@@ -35,6 +36,9 @@ from fedrec.simulation.faults import FaultConfig, fault_mod, split_faults
 
 # Device files a GPU driver creates (NVIDIA's, AMD's for ROCm builds of torch).
 GPU_DEVICE_FILES = ("/dev/nvidiactl", "/dev/kfd")
+
+if TYPE_CHECKING:
+    from flwr.serverapp import ServerApp
 
 logger = logging.getLogger(__name__)
 
@@ -114,6 +118,7 @@ def simulate(
     gpu_fraction: float | None = None,
     ray_address: str | None = None,
     verbose: bool = False,
+    server_app: Callable[[dict[str, Any]], ServerApp] | None = None,
 ) -> Path:
     """Run the federation; ``num_supernodes`` clients, by default one per user.
 
@@ -126,6 +131,9 @@ def simulate(
 
     ``output-dir`` is made absolute first so the server and every Ray actor agree on where
     checkpoints and client state live, whatever their working directory.
+
+    ``server_app`` builds the ServerApp from the run's final overrides (a benchmark's, that
+    runs part of a federation and measures it); by default the product's.
     """
     from flwr.simulation import run_simulation
 
@@ -170,7 +178,11 @@ def simulate(
     write_federation_info(run_dir, n)
     _quiet_start_up()
     run_simulation(
-        server_app=build_server_app(overrides, users=users),
+        server_app=(
+            build_server_app(overrides, users=users)
+            if server_app is None
+            else server_app(overrides)
+        ),
         client_app=build_client_app(
             overrides,
             train_mods=[fault_mod(faults, seed=cfg.data.seed)] if faults.active else [],

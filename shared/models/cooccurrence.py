@@ -41,21 +41,46 @@ def vector_size(n_items: int) -> int:
     return n_items * (n_items + 1) // 2
 
 
+def rows_of(start: int, end: int, n_items: int) -> tuple[int, int]:
+    """The first and last row of the upper triangle that entries ``[start, end)`` fall in."""
+    i = np.arange(n_items, dtype=np.int64)
+    row_starts = i * n_items - (i * (i - 1)) // 2
+    first, last = np.searchsorted(row_starts, [start, end - 1], side="right") - 1
+    return int(first), int(last)
+
+
+def contribution_entries(
+    items: np.ndarray, n_items: int, rows: tuple[int, int] | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """A user's term as (positions, values): the nonzero entries of :func:`contribution`.
+
+    One entry per pair of the user's items, ``n_u (n_u + 1) / 2`` of them, positions
+    increasing; with ``rows`` (first, last: :func:`rows_of`) only the pairs whose smaller
+    item is in those rows, so a slice of the release costs its own pairs, not all of them.
+    """
+    unique = np.unique(np.asarray(items, dtype=np.int64))
+    if unique.size and (unique[0] < 0 or unique[-1] >= n_items):
+        raise ValueError(f"item indices must be in [0, {n_items}), got {unique[[0, -1]]}")
+    lo, hi = (0, unique.size) if rows is None else np.searchsorted(unique, [rows[0], rows[1] + 1])
+    # Pairs a <= b of indices into ``unique``, a in [lo, hi), row-major as np.triu_indices.
+    counts = unique.size - np.arange(lo, hi, dtype=np.int64)
+    a = np.repeat(np.arange(lo, hi, dtype=np.int64), counts)
+    b = a + np.arange(a.size, dtype=np.int64) - np.repeat(np.cumsum(counts) - counts, counts)
+    i, j = unique[a], unique[b]  # i <= j: the pairs of the user's items
+    # Row i of the upper triangle starts at i*n - i*(i-1)/2 (row-major, as np.triu_indices).
+    positions = i * n_items - (i * (i - 1)) // 2 + (j - i)
+    values = np.where(i == j, 1.0, SQRT2) / max(unique.size, 1)
+    return positions, values
+
+
 def contribution(items: np.ndarray, n_items: int) -> np.ndarray:
     """A user's co-occurrence term as the vector it releases (float64, L2 norm 1).
 
     Repeated items count once; a user without items contributes zeros.
     """
-    unique = np.unique(np.asarray(items, dtype=np.int64))
-    if unique.size and (unique[0] < 0 or unique[-1] >= n_items):
-        raise ValueError(f"item indices must be in [0, {n_items}), got {unique[[0, -1]]}")
+    positions, values = contribution_entries(items, n_items)
     out = np.zeros(vector_size(n_items), dtype=np.float64)
-    if unique.size == 0:
-        return out
-    a, b = np.triu_indices(unique.size)
-    i, j = unique[a], unique[b]  # i <= j: the pairs of the user's items
-    # Row i of the upper triangle starts at i*n - i*(i-1)/2 (row-major, as np.triu_indices).
-    out[i * n_items - (i * (i - 1)) // 2 + (j - i)] = np.where(i == j, 1.0, SQRT2) / unique.size
+    out[positions] = values
     return out
 
 

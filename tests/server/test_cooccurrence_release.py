@@ -8,6 +8,7 @@ import pytest
 from fedrec.client import client_app as client_app_module
 from fedrec.client.cooccurrence import ReleaseRefused, record_release
 from fedrec.client.state import ClientStateStore
+from fedrec.server.secagg import STAGES
 from fedrec.server.server_app import run_federation
 from fedrec.shared.checkpoint import load_checkpoint
 from fedrec.shared.config import resolve_config
@@ -92,6 +93,17 @@ def test_under_secagg_the_server_gets_only_a_noised_sum(
     assert report["placement"] == "secagg" and report["epsilon"] <= 2.0
     assert report["unit"] == "user" and report["secagg_survivors"] >= 2
     assert ckpt.manifest["metrics"]["fewest-clients-per-slice"] == USERS
+    # Each slice is one SecAgg+ round whose four stages are timed and weighed.
+    costs = ckpt.manifest["history"][0]["slice_costs"]
+    assert [c["entries"] for c in costs] == [50, 50, 36] and len(costs) == 3
+    for cost in costs:
+        assert [s["stage"] for s in cost["stages"]] == list(STAGES)
+        assert all(s["replies"] == s["messages"] == USERS for s in cost["stages"])
+        assert cost["seconds"] >= sum(s["seconds"] for s in cost["stages"]) > 0
+        masked = cost["stages"][2]  # the masked vectors: int64 per entry, plus np.save's header
+        per_client = masked["received_bytes"] / USERS
+        assert 8 * cost["entries"] < per_client <= masked["largest_reply_bytes"]
+        assert masked["largest_reply_bytes"] < 8 * cost["entries"] + 512
 
 
 def test_a_client_never_releases_the_same_entries_twice(tmp_path: Path) -> None:

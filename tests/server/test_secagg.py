@@ -54,12 +54,19 @@ def _vector_app(vectors: dict[int, dict[str, np.ndarray]], fail: set[int]) -> Cl
     return app
 
 
-def _round(grid: Any, **privacy: Any) -> Any:
+def _round(grid: Any, max_in_flight: int = 0, **privacy: Any) -> Any:
     cfg = resolve_config({}, {"user-dp": "secagg", **privacy})
     strategy = FedRecStrategy(fraction_train=1.0, fraction_evaluate=0.0, min_train_nodes=2)
     arrays = numpy_to_arrays({k: np.zeros(s, np.float32) for k, s in SHAPES.items()})
     messages = list(strategy.configure_train(1, arrays, ConfigRecord({"x": 1}), grid))
-    return secure_sum(grid, messages, server_round=1, privacy=cfg.privacy, timeout=None)
+    return secure_sum(
+        grid,
+        messages,
+        server_round=1,
+        privacy=cfg.privacy,
+        timeout=None,
+        max_in_flight=max_in_flight,
+    )
 
 
 def _vectors(n: int, seed: int = 0) -> dict[int, dict[str, np.ndarray]]:
@@ -86,6 +93,23 @@ def test_the_server_gets_the_sum_of_what_the_clients_sent_and_nothing_else(
     # SecAgg+ config record, every array record came back empty.
     for reply in grid.replies:
         assert all(len(rec) == 0 for rec in reply.content.array_records.values())
+
+
+def test_a_windowed_round_stores_few_messages_and_sums_the_same(loopback_grid: type) -> None:
+    # Flower's in-memory message store scans every stored message per node: each SecAgg+
+    # stage goes out at most max-in-flight messages at a time, as fedrec's own rounds do.
+    vectors = _vectors(7, seed=3)
+    grid = loopback_grid(_vector_app(vectors, fail=set()), 7)
+    result = _round(grid, max_in_flight=2)
+    assert grid.most_stored == 2 and result.survivors == 7
+    assert [s["messages"] for s in result.stages] == [7, 7, 7, 7]
+    step = 2 * clipping_range(resolve_config({}, {}).privacy) / quantization_levels(7)
+    for k in SHAPES:
+        expected = sum(v[k].astype(np.float64) for v in vectors.values())
+        np.testing.assert_allclose(result.total[k], expected, atol=7 * step)
+    unbounded = loopback_grid(_vector_app(vectors, fail=set()), 7)
+    _round(unbounded)
+    assert unbounded.most_stored == 7  # Flower's own: the whole stage at once
 
 
 @pytest.mark.parametrize(
