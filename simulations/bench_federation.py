@@ -21,6 +21,8 @@ from __future__ import annotations
 import json
 import logging
 import shutil
+import subprocess
+import sys
 import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -33,9 +35,7 @@ from fedrec.shared.config import FedRecConfig, resolve_config
 from fedrec.shared.data import load_split
 from fedrec.shared.models.initial import init_global
 from fedrec.simulation.plain_loop import PlainLoop, sample_partitions
-from fedrec.simulation.runner import simulate
-from fedrec.simulations.bench import PeakMemory
-from fedrec.simulations.measure import machine_stamp
+from fedrec.simulations.measure import PeakMemory, import_rss, machine_stamp
 from fedrec.simulations.report import save
 from fedrec.simulations.round_profile import profile_round
 
@@ -50,6 +50,16 @@ SCALE_ITEMS = 1682
 SCALE_PER_USER = 40
 # Memory the report extrapolates to (the development machine's).
 MEMORY_LIMIT_GIB = 24
+# What each kind of process of a simulation imports, measured alone in a fresh interpreter.
+IMPORTS: dict[str, tuple[str, ...]] = {
+    "server process (fedrec simulate)": ("fedrec.cli.main", "fedrec.simulation.runner"),
+    "worker: Ray, Flower and the cohort trainer": (
+        "ray",
+        "fedrec.client.client_app",
+        "fedrec.client.cohort",
+    ),
+    "torch alone": ("torch",),
+}
 
 
 def _fraction(n_clients: int, total: int) -> float:
@@ -57,11 +67,32 @@ def _fraction(n_clients: int, total: int) -> float:
     return min(1.0, (n_clients + 0.5) / total)
 
 
+def _cli_setting(key: str, value: Any) -> str:
+    """``KEY=VALUE`` for ``fedrec simulate -c`` (JSON's literals read as TOML's)."""
+    return f"{key}={json.dumps(value)}"
+
+
 def _flower_rounds(settings: dict[str, Any], num_supernodes: int) -> dict[str, Any]:
-    """Two training-only rounds on Flower's simulation engine; per-round seconds + memory."""
+    """Two training-only rounds on Flower's simulation engine; per-round seconds + memory.
+
+    The federation runs as ``fedrec simulate`` in a process of its own, and its memory is
+    that process's tree (the server, Ray's processes, the workers): the benchmark's own
+    process, holding the plain-loop arms' imports and data, is not part of a federation.
+    """
+    run_dir = Path(settings["output-dir"]) / str(settings["run-name"])
+    run_dir.parent.mkdir(parents=True, exist_ok=True)
+    command = [sys.executable, "-m", "fedrec", "simulate", "--num-supernodes", str(num_supernodes)]
+    for key, value in settings.items():
+        command += ["-c", _cli_setting(key, value)]
+    log = run_dir.parent / f"{run_dir.name}.log"
     t0 = time.perf_counter()
-    with PeakMemory() as mem:
-        run_dir = simulate(settings, num_supernodes=num_supernodes)
+    with log.open("w") as out:
+        child = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT)
+        with PeakMemory(pid=child.pid) as mem:
+            code = child.wait()
+    if code != 0:
+        tail = "\n".join(log.read_text().splitlines()[-20:])
+        raise RuntimeError(f"fedrec simulate failed ({code}); the end of {log}:\n{tail}")
     manifest = json.loads(
         (run_dir / "checkpoints" / f"round-{2:05d}" / "manifest.json").read_text()
     )
@@ -72,6 +103,7 @@ def _flower_rounds(settings: dict[str, Any], num_supernodes: int) -> dict[str, A
         "wall_s": time.perf_counter() - t0,
         "peak_rss_mib": mem.peak_bytes / 2**20,
         "peak_pss_mib": mem.peak_pss_bytes / 2**20,
+        "processes": mem.breakdown_mib(),
     }
 
 
@@ -253,6 +285,7 @@ def run_federation_benchmark(
         "overhead": [overhead_arm(base, n, scratch, per_user=per_user) for n in clients_per_round],
         "catalogue": [catalogue_arm(base, n, catalogue_clients, scratch) for n in catalogue_sizes],
         "clients": [clients_arm(base, n, scratch) for n in scale_clients],
+        "imports": {what: import_rss(modules) for what, modules in IMPORTS.items()},
     }
     if clients_per_round:
         # Where the time of the largest round goes (the plain loop: the same functions).

@@ -94,6 +94,7 @@ def markdown_report(result: dict[str, Any], png: str) -> str:
         + (f"at most {per_message} per message" if per_message else "split evenly")
     )
     single = any("flower_per_user" in a for a in result["overhead"])
+    pss = all("peak_pss_mib" in a["flower"] for a in result["overhead"])
     lines = [
         "# Federation benchmark",
         "",
@@ -112,15 +113,16 @@ def markdown_report(result: dict[str, Any], png: str) -> str:
         "",
         "| clients/round | Flower round 1 s | Flower round 2 s | plain loop s "
         "| overhead (round 2) | peak RSS MiB (Flower) |"
+        + (" peak PSS MiB (Flower) |" if pss else "")
         + (" one user per node: round 2 s | overhead |" if single else ""),
-        "|---|---|---|---|---|---|" + ("---|---|" if single else ""),
+        "|---|---|---|---|---|---|" + ("---|" if pss else "") + ("---|---|" if single else ""),
     ]
     for a in result["overhead"]:
         f = a["flower"]
         row = (
             f"| {a['clients_per_round']} | {f['round_s'][0]:.1f} | {f['round_s'][1]:.1f} | "
             f"{a['plain']['round_s']:.1f} | {a['overhead_round2']:.2f}x | "
-            f"{f['peak_rss_mib']:.0f} |"
+            f"{f['peak_rss_mib']:.0f} |" + (f" {f['peak_pss_mib']:.0f} |" if pss else "")
         )
         if single:
             p = a.get("flower_per_user")
@@ -130,6 +132,7 @@ def markdown_report(result: dict[str, Any], png: str) -> str:
                 else " – | – |"
             )
         lines.append(row)
+    lines += memory_section(result)
     if not result["catalogue"]:
         return "\n".join([*lines, "", f"![round time and memory]({png})", ""])
     shape = result["catalogue"][0]
@@ -152,6 +155,50 @@ def markdown_report(result: dict[str, Any], png: str) -> str:
     lines += _scale_section(result)
     lines += ["", f"![round time and memory]({png})", ""]
     return "\n".join(lines)
+
+
+def memory_section(result: dict[str, Any]) -> list[str]:
+    """The largest overhead arm's processes at its peak, and what each kind imports."""
+    arms = [a for a in result["overhead"] if a["flower"].get("processes")]
+    lines: list[str] = []
+    if arms:
+        arm = max(arms, key=lambda a: a["clients_per_round"])
+        f, rows = arm["flower"], arm["flower"]["processes"]
+        lines += [
+            "",
+            f"## Memory at the peak ({arm['clients_per_round']} clients, `fedrec simulate`)",
+            "",
+            "Summed over the federation's processes, sampled every 0.2 s. RSS counts a page "
+            "shared by several processes (torch's libraries in every worker, Ray's object "
+            "store) once in each; PSS splits it between them; USS is what a process alone "
+            f"holds. Peak RSS {f['peak_rss_mib']:.0f} MiB, peak PSS "
+            f"{f.get('peak_pss_mib', 0.0):.0f} MiB; the processes at the sample of the "
+            "largest RSS:",
+            "",
+            "| process | RSS MiB | USS MiB | PSS MiB |",
+            "|---|---|---|---|",
+        ]
+        lines += [
+            f"| {r['role']} | {r['rss']:.0f} | {r['uss']:.0f} | {r['pss']:.0f} |" for r in rows
+        ]
+        total = {k: sum(r[k] for r in rows) for k in ("rss", "uss", "pss")}
+        lines.append(
+            f"| all {len(rows)} | {total['rss']:.0f} | {total['uss']:.0f} | {total['pss']:.0f} |"
+        )
+    imports = result.get("imports") or {}
+    if imports:
+        lines += [
+            "",
+            "What each kind of process holds after its imports alone (a fresh interpreter):",
+            "",
+            "| imports of | RSS MiB | USS MiB | PSS MiB |",
+            "|---|---|---|---|",
+        ]
+        lines += [
+            f"| {what} | {m['rss']:.0f} | {m['uss']:.0f} | {m['pss']:.0f} |"
+            for what, m in imports.items()
+        ]
+    return lines
 
 
 def _scale_section(result: dict[str, Any]) -> list[str]:

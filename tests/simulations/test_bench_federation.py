@@ -32,6 +32,9 @@ def test_two_runs_in_the_same_runs_dir_do_not_meet_each_others_checkpoints(
 
     monkeypatch.setattr(bench_federation, "_flower_rounds", fake_flower)
     monkeypatch.setattr(bench_federation, "_plain_round", fake_plain)
+    monkeypatch.setattr(
+        bench_federation, "import_rss", lambda modules: dict.fromkeys(("rss", "uss", "pss"), 1.0)
+    )
     data = write_tiny_ratings(tmp_path / "r.csv", n_users=5, n_items=20, per_user=8)
     runs = tmp_path / "runs"
     for _ in range(2):

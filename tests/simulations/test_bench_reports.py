@@ -50,6 +50,29 @@ def test_federation_report_states_measured_ratios(tmp_path: Path) -> None:
     assert (tmp_path / "f.png").stat().st_size > 1000
 
 
+def test_the_memory_section_lists_the_peaks_processes_and_the_import_costs() -> None:
+    result = _result()
+    rows = [
+        {"role": "worker (ClientAppActor)", "rss": 500.0, "uss": 300.0, "pss": 380.0},
+        {
+            "role": "driver (server, SuperLink, simulation engine)",
+            "rss": 400,
+            "uss": 350,
+            "pss": 360,
+        },
+    ]
+    result["overhead"][-1]["flower"].update(peak_pss_mib=740.0, processes=rows)
+    for arm in result["overhead"]:
+        arm["flower"].setdefault("peak_pss_mib", 50.0)
+    result["imports"] = {"torch alone": {"rss": 221.0, "uss": 208.0, "pss": 210.0}}
+    text = markdown_report(result, "federation.png")
+    assert "## Memory at the peak (100 clients, `fedrec simulate`)" in text
+    assert "| worker (ClientAppActor) | 500 | 300 | 380 |" in text
+    assert "| all 2 | 900 | 650 | 740 |" in text
+    assert "| torch alone | 221 | 208 | 210 |" in text
+    assert "| 100 | 12.0 | 6.0 | 5.0 | 1.20x | 200 | 740 |" in text  # RSS, then PSS
+
+
 def test_first_round_reaching_the_goal() -> None:
     curve = [
         {"round": 1.0, "elapsed_s": 10.0, "ndcg@10_full": 0.02},
