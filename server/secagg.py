@@ -101,22 +101,23 @@ def shares_fraction(privacy: PrivacyConfig, n_sampled: int) -> float:
     return float(shares)
 
 
-# Past this many pairs of clients sharing keys, a SecAgg+ round's key stages take minutes on
-# a small machine (every pair agrees a key and exchanges shares).
-MANY_PAIRS = 50_000
+# Past this much Shamir work per round (clients x shares x threshold: each client evaluates
+# a polynomial of degree t - 1 at each of its shares, Flower's Shamir sharing in Python), a
+# SecAgg+ round's key stages take minutes on a small machine (docs/benchmarks/secagg.md).
+MANY_SHARE_TERMS = 500_000
 
 
 def key_pairs_warning(privacy: PrivacyConfig, n_sampled: int) -> str | None:
     """A warning when the share graph makes a round's key stages slow, else None."""
-    shares = round(shares_fraction(privacy, n_sampled) * n_sampled)
-    pairs = n_sampled * shares // 2
-    if pairs < MANY_PAIRS:
+    shares, t = secagg_shares(privacy, n_sampled), secagg_threshold(privacy, n_sampled)
+    if n_sampled * shares * t < MANY_SHARE_TERMS:
         return None
     return (
-        f"SecAgg+ over {n_sampled} clients with {shares} shares each: about {pairs} key pairs "
-        "per round, whose key stages grow with their number; fewer shares "
-        "(secagg-num-shares) cost less but lower the survivors each noise share is sized for, "
-        "so the sum carries more noise (docs/privacy.md)"
+        f"SecAgg+ over {n_sampled} clients with {shares} shares each (threshold {t}): each "
+        "client's key stage grows with shares x threshold, the round's with clients times that "
+        "(docs/benchmarks/secagg.md); fewer shares (secagg-num-shares) cost less but lower the "
+        "survivors each noise share is sized for, so the sum carries more noise "
+        "(docs/privacy.md)"
     )
 
 

@@ -25,7 +25,7 @@ clients, so every arm releases the same catalogue's statistic, the same slices):
 What is extrapolated is computed here and stored beside its inputs: the seconds of a whole
 release where fewer than all slices were measured (the measured slices, plus each slice
 not measured at the mean of the measured slices after the first), and a least-squares
-line of that steady slice time against the number of clients.
+quadratic of that steady slice time in the number of clients.
 """
 
 from __future__ import annotations
@@ -68,6 +68,8 @@ FULL_UP_TO = 50  # arms with at most this many clients measure every slice
 SHARE_GRAPHS = (7.0, 15.0, 31.0, 63.0, 127.0, 1.0)
 # Share graphs whose Shamir sharing (one client's share-keys work) is timed, then fitted.
 SHAMIR_SHARES = (7.0, 15.0, 31.0, 63.0)
+# Other max-in-flight (messages stored at once per stage) timed at the largest federation.
+WINDOWS = (16,)
 MIB = 2**20
 
 
@@ -179,18 +181,28 @@ def summarise(arm: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def line_fit(points: Sequence[tuple[float, float]]) -> dict[str, Any] | None:
-    """Least squares ``y = a + b x`` through ``points`` (at least two), with its inputs."""
-    if len({x for x, _ in points}) < 2:
+def growth_fit(points: Sequence[tuple[float, float]]) -> dict[str, Any] | None:
+    """Least squares ``y = a + b x + c x²`` through ``points`` (a line through two), inputs kept.
+
+    The steady slice grows faster than the clients: Flower's engine pass costs nodes x
+    stored messages, so a line would not describe it.
+    """
+    xs = sorted({x for x, _ in points})
+    if len(xs) < 2:
         return None
     x, y = np.array(points, dtype=np.float64).T
-    b, a = np.polyfit(x, y, 1)
+    degree = min(2, len(xs) - 1)
+    coefficients = [float(c) for c in np.polyfit(x, y, degree)[::-1]]  # a, b[, c]
     return {
         "inputs": [[float(p), float(q)] for p, q in points],
-        "intercept": float(a),
-        "slope": float(b),
-        "fitted": [float(a + b * p) for p in x],
+        "coefficients": coefficients,
+        "fitted": [fitted_value(coefficients, p) for p in x],
     }
+
+
+def fitted_value(coefficients: Sequence[float], x: float) -> float:
+    """``a + b x + c x² ...`` of a fit's coefficients (constant first)."""
+    return float(sum(c * x**k for k, c in enumerate(coefficients)))
 
 
 # Where a profiled slice's self time is counted, by the file the code is in (first match).
@@ -438,6 +450,7 @@ def run_arm(
     arm = {
         "clients": clients,
         "secagg_num_shares": float(shares),
+        "max_in_flight": resolve_config({}, settings).federation.max_in_flight,
         "slices_total": out["slices_total"],
         "entries": out["entries"],
         "slices": out["slices"],
@@ -476,7 +489,7 @@ def whole_release(
         }
     if fit is None or not arms:
         return None
-    steady = fit["intercept"] + fit["slope"] * clients
+    steady = fitted_value(fit["coefficients"], clients)
     slices = arms[-1]["slices_total"]
     return {
         "clients": clients,
@@ -498,6 +511,7 @@ def run_secagg_bench(
     full_up_to: int = FULL_UP_TO,
     share_sweep: Sequence[float] = (),
     sweep_clients: int = 100,
+    windows: Sequence[int] = WINDOWS,
     profile_clients: int = 100,
     shamir_shares: Sequence[float] = SHAMIR_SHARES,
     name: str = "secagg",
@@ -506,8 +520,10 @@ def run_secagg_bench(
     """Run the arms, write JSON + Markdown; returns the result.
 
     ``share_sweep``: other ``secagg-num-shares`` to time at ``sweep_clients`` clients, the
-    cost side of the share graph's trade-off. ``profile_clients``: the in-process profile of
-    one slice (0: none); ``shamir_shares``: the share graphs whose Shamir sharing is timed.
+    cost side of the share graph's trade-off. ``windows``: other ``max-in-flight`` to time
+    at the largest federation, the engine's cost against the messages stored at once.
+    ``profile_clients``: the in-process profile of one slice (0: none); ``shamir_shares``:
+    the share graphs whose Shamir sharing is timed.
     """
     if slices < 2:
         raise ValueError("an arm needs at least 2 slices: the first warms the actors up")
@@ -523,7 +539,12 @@ def run_secagg_bench(
         if n <= split.n_users
     ]
     sweep = [run_arm(base, sweep_clients, s, slices, scratch) for s in share_sweep]
-    fit = line_fit([(a["clients"], a["summary"]["steady_slice_s"]) for a in arms])
+    largest = max((n for n in clients if n <= split.n_users), default=0)
+    window_arms = [
+        run_arm({**base, "max-in-flight": w}, largest, shares, slices, scratch)
+        for w in (windows if largest else ())
+    ]
+    fit = growth_fit([(a["clients"], a["summary"]["steady_slice_s"]) for a in arms])
     profile = profile_slice(base, profile_clients, shares) if profile_clients else None
     graphs = [
         share_graph(
@@ -545,11 +566,13 @@ def run_secagg_bench(
             full_up_to=full_up_to,
             share_sweep=list(share_sweep),
             sweep_clients=sweep_clients,
+            windows=list(windows),
             profile_clients=profile_clients,
         ),
         "machine": machine_stamp(),
         "arms": arms,
         "share_sweep": sweep,
+        "window_arms": window_arms,
         "steady_slice_fit": fit,
         "release_at_all_users": whole_release(arms, fit, split.n_users),
         "profile": profile,

@@ -104,6 +104,10 @@ def secagg(
     profile_clients: Annotated[
         int, typer.Option(min=0, help="Clients of the in-process profile of a slice (0: none).")
     ] = 100,
+    windows: Annotated[
+        str,
+        typer.Option(help="Other max-in-flight to time at the largest federation ('' none)."),
+    ] = "16",
     output_dir: OutputDirOpt = Path("docs/benchmarks"),
     runs_dir: RunsDirOpt = Path("runs/bench"),
     name: Annotated[str, typer.Option(help="File name stem of the report.")] = "secagg",
@@ -127,6 +131,7 @@ def secagg(
             share_sweep=floats(share_sweep),
             sweep_clients=sweep_clients,
             profile_clients=profile_clients,
+            windows=ints(windows),
             name=name,
         )
     console.print((output_dir / f"{name}.md").read_text())

@@ -46,9 +46,7 @@ def _arm_rows(result: dict[str, Any], arms: list[dict[str, Any]]) -> list[str]:
         s, p = arm["summary"], arm["privacy"]
         own = sum(s["stage_s"][k] - s["stage_wait_s"][k] for k in STAGES)
         measured = f"{s['measured_slices']} of {arm['slices_total']}"
-        load = "–".join(f"{x:.1f}" for x in arm["load_average"])
-        engine = next((t for t in arm["threads"] if t["thread"] == ENGINE_THREAD), None)
-        engine_cpu = f"{engine['cpu_share']:.0%}" if engine else "-"
+        load, engine_cpu = _load(arm), _engine_cpu(arm)
         lines.append(
             f"| {arm['clients']} | {_users_per_client(result, arm['clients'])} "
             f"| {p['shares']} ({p['threshold']}) | {measured} | {s['first_slice_s']:.1f} s "
@@ -91,17 +89,23 @@ def _fit_lines(result: dict[str, Any]) -> list[str]:
     if fit:
         inputs = ", ".join(f"({n:.0f}, {s:.1f} s)" for n, s in fit["inputs"])
         fitted = ", ".join(f"{v:.1f} s" for v in fit["fitted"])
+        terms = " + ".join(
+            f"{c:.3g}" + ("" if k == 0 else " × clients" if k == 1 else f" × clients^{k}")
+            for k, c in enumerate(fit["coefficients"])
+        )
         lines += [
-            f"**Fit** (least squares, steady slice seconds = a + b × clients, over the arms' "
-            f"(clients, steady slice): {inputs}): a = {fit['intercept']:.2f} s, b = "
-            f"{fit['slope'] * 1000:.1f} ms per client; fitted {fitted}.",
+            f"**Growth** (least squares over the arms' (clients, steady slice): {inputs}): "
+            f"steady slice seconds ≈ {terms}; fitted {fitted}. Per client and slice the "
+            "steady slice costs "
+            + ", ".join(f"{1000 * s / n:.0f} ms ({n:.0f})" for n, s in fit["inputs"])
+            + ": it grows with the federation, where a client's own work does not.",
             "",
         ]
     if whole:
         source = {
             "measured": "measured, every slice",
             "arm": "its measured slices, the others at its steady slice: extrapolated",
-            "fit": "the fit above at that many clients, times the slices: extrapolated",
+            "fit": "the growth fit above at that many clients, times the slices: extrapolated",
         }[whole["from"]]
         lines += [
             f"**The whole ML-100K release at {whole['clients']} clients** ({whole['slices']} "
@@ -137,6 +141,45 @@ def _bytes_lines(result: dict[str, Any]) -> list[str]:
         "",
     ]
     return lines
+
+
+def _window_lines(result: dict[str, Any]) -> list[str]:
+    windows = result.get("window_arms") or []
+    if not windows:
+        return []
+    n = windows[0]["clients"]
+    default = next((a for a in result["arms"] if a["clients"] == n), None)
+    rows = ([default] if default else []) + windows
+    return [
+        f"## The message window at {n} clients (measured)",
+        "",
+        "Each stage's messages go out at most `max-in-flight` at a time (the first row: the "
+        "default, the arm above). Flower's engine thread scans every stored message for "
+        "every node, so fewer stored messages cost it less; two Ray actors only ever run "
+        "two clients at once.",
+        "",
+        "| max-in-flight | first slice | steady slice | per client and slice | masked vectors "
+        "| engine thread's CPU | load avg. |",
+        "|---|---|---|---|---|---|---|",
+        *(
+            f"| {a['max_in_flight']} | {a['summary']['first_slice_s']:.1f} s "
+            f"| {a['summary']['steady_slice_s']:.1f} s "
+            f"| {1000 * a['summary']['steady_slice_s'] / n:.0f} ms "
+            f"| {a['summary']['stage_s']['collect-masked-vectors']:.1f} s "
+            f"| {_engine_cpu(a)} | {_load(a)} |"
+            for a in rows
+        ),
+        "",
+    ]
+
+
+def _engine_cpu(arm: dict[str, Any]) -> str:
+    engine = next((t for t in arm["threads"] if t["thread"] == ENGINE_THREAD), None)
+    return f"{engine['cpu_share']:.0%}" if engine else "-"
+
+
+def _load(arm: dict[str, Any]) -> str:
+    return "–".join(f"{x:.1f}" for x in arm["load_average"])
 
 
 def _sweep_lines(result: dict[str, Any]) -> list[str]:
@@ -321,6 +364,7 @@ def markdown(result: dict[str, Any], name: str) -> str:
         *_fit_lines(result),
         *_sweep_lines(result),
         *_thread_lines(result),
+        *_window_lines(result),
         *_profile_lines(result),
         *_shamir_lines(result),
         *_graph_lines(result),

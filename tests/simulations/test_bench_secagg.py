@@ -10,7 +10,7 @@ import pytest
 
 from fedrec.server.secagg import STAGES
 from fedrec.shared.models.cooccurrence import vector_size
-from fedrec.simulations.bench_secagg import line_fit, run_secagg_bench, summarise, whole_release
+from fedrec.simulations.bench_secagg import growth_fit, run_secagg_bench, summarise, whole_release
 from fedrec.simulations.report import render
 from tests.e2e.helpers import write_tiny_ratings
 
@@ -46,8 +46,10 @@ def test_a_partly_measured_release_is_extrapolated_from_its_steady_slices() -> N
     )
     assert full["steady_slices"] == [2] and full["release_s"] == 12.0  # the short last is not
     assert full["release_bytes_per_client"]["sent"] == pytest.approx(830 + 830 + 350)
-    fit = line_fit([(10, 2.0), (20, 4.0)])
-    assert fit is not None and fit["slope"] == pytest.approx(0.2)
+    fit = growth_fit([(10, 2.0), (20, 4.0)])  # two sizes: a line
+    assert fit is not None and fit["coefficients"] == pytest.approx([0.0, 0.2], abs=1e-9)
+    curve = growth_fit([(10, 1.0), (20, 4.0), (30, 9.0)])  # y = x² / 100
+    assert curve is not None and curve["coefficients"] == pytest.approx([0, 0, 0.01], abs=1e-9)
     arms = [{"clients": 10, "slices_total": 3, "summary": s}]
     assert whole_release(arms, fit, 40) == {  # type: ignore[arg-type]
         "clients": 40,
@@ -76,10 +78,12 @@ def test_the_benchmark_runs_flowers_secagg_release_and_reports_it(tmp_path: Path
         full_up_to=0,
         profile_clients=3,
         shamir_shares=(3.0,),
+        windows=(),  # another Ray start; the committed report's window arms re-render
         save_report=False,
     )
     (arm,) = result["arms"]
     assert arm["clients"] == USERS and arm["entries"] == vector_size(result["items"])
+    assert arm["max_in_flight"] == 64 and result["window_arms"] == []
     assert arm["slices_total"] == -(-arm["entries"] // 150) > 2
     assert [c["slice"] for c in arm["slices"]] == [1, 2]  # the first two slices, measured
     for cost in arm["slices"]:
