@@ -28,6 +28,7 @@ import numpy as np
 from fedrec.client.localstore import NodeStore
 from fedrec.client.ranking import GlobalItems
 from fedrec.shared.data import catalog_version
+from fedrec.shared.data.sources import write_atomic
 from fedrec.shared.errors import ConfigError, DataError, SignatureError
 from fedrec.shared.item_model import ItemModel, sha256_hex, verify_item_model
 
@@ -65,18 +66,10 @@ def _get(client: httpx.Client, path: str, **kwargs: object) -> httpx.Response:
 
 
 def _write_atomic(path: Path, data: bytes) -> None:
+    """:func:`~fedrec.shared.data.sources.write_atomic` into a private (0700) folder."""
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     os.chmod(path.parent, 0o700)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_atomic(path, data)
 
 
 def fetch_catalog(store: NodeStore, server: str, *, client: httpx.Client | None = None) -> str:

