@@ -32,9 +32,10 @@ import torch
 from fedrec.shared.config import resolve_config
 from fedrec.shared.data import load_split
 from fedrec.shared.device import resolve_device
-from fedrec.shared.models.encoder import MODEL_NAME, TextEncoder
+from fedrec.shared.models.encoder import TextEncoder
 from fedrec.shared.models.factory import make_model
 from fedrec.shared.models.initial import init_global
+from fedrec.shared.models.text_cache import MODEL_NAME
 from fedrec.shared.training import train_local
 from fedrec.simulation.plain_loop import PlainLoop
 from fedrec.simulations.report import save
