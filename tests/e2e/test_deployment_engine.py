@@ -137,7 +137,8 @@ def test_superlink_supernodes_flwr_run(
         "run-name='deployed' fraction-train=1.0 min-train-nodes=2 embedding-dim=8 "
         f"personalize-epochs=1 {extra}"
     )
-    out = deploy_run("test", run_config, env)
+    # SecAgg+ starts a ClientApp process per node for each of its four stages: slow on 2 cores.
+    out = deploy_run("test", run_config, env, timeout=600)
     diag = out.stdout[-2000:] + out.stderr[-2000:]
     for log in sorted(logs.iterdir()):
         diag += f"\n--- {log.name}\n" + log.read_text(errors="replace")[-1500:]
