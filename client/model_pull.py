@@ -129,12 +129,14 @@ def pull_item_model(
     key = _pinned_key(folder, public_key, http)
     headers = {}
     kept = folder / ARTIFACT
+    kept_sha = ""
     if kept.is_file() and (folder / MANIFEST).is_file():
-        headers["If-None-Match"] = f'"{sha256_hex(kept.read_bytes())}"'
+        kept_sha = sha256_hex(kept.read_bytes())
+        headers["If-None-Match"] = f'"{kept_sha}"'
     response = _get(http, "/v1/item-model", headers=headers)
     if response.status_code == 304:
         model = load_pulled_model(data_dir)
-        return Pulled(model.model_version, False, sha256_hex(kept.read_bytes()))
+        return Pulled(model.model_version, False, kept_sha)
     blob = response.content
     version = response.headers.get("x-model-version", "")
     # The manifest of the same version: a hot reload between the two requests answers 412.
