@@ -6,6 +6,7 @@ Everything runs on 127.0.0.1 with free ports, --insecure (local test only), and 
 at the end whatever happens.
 """
 
+import re
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -145,7 +146,10 @@ def test_superlink_supernodes_flwr_run(
     assert out.returncode == 0, diag
     assert ": finished:completed" in out.stdout, diag
     # fedrec's own lines reach what the operator sees: the ServerApp's output, streamed.
-    rounds_logged = [line for line in out.stdout.splitlines() if "fedrec: round " in line]
+    # The summary line of each round ("round 1/1 | ..."), not its SecAgg+ stage-cost line.
+    rounds_logged = [
+        line for line in out.stdout.splitlines() if re.search(r"fedrec: round \d+/\d+ \|", line)
+    ]
     assert (
         len(rounds_logged) == rounds
         and " clients 2 ok/0 failed/0 rejected | devices " in rounds_logged[-1]
