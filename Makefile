@@ -27,8 +27,14 @@ lint: setup
 	$(BIN)/ruff check fedrec cli server client shared simulations tests
 	$(BIN)/ruff format --check fedrec cli server client shared simulations tests
 
+# mypy cannot see setuptools' editable import hook that maps fedrec.server -> server/ etc.,
+# so it checks a link tree laid out as the installed package (build/ is ignored).
+TYPECHECK_TREE := build/typecheck
 typecheck: setup
-	$(BIN)/mypy fedrec shared server client simulations cli
+	rm -rf $(TYPECHECK_TREE) && mkdir -p $(TYPECHECK_TREE)/fedrec
+	for f in __init__.py __main__.py simulation; do ln -s ../../../fedrec/$$f $(TYPECHECK_TREE)/fedrec/$$f; done
+	for d in cli server client shared simulations; do ln -s ../../../$$d $(TYPECHECK_TREE)/fedrec/$$d; done
+	MYPYPATH=$(TYPECHECK_TREE) $(BIN)/mypy -p fedrec
 
 unit: setup
 	$(BIN)/python -m pytest -q -m "not slow"
