@@ -98,7 +98,7 @@ def _fit_lines(result: dict[str, Any]) -> list[str]:
             f"steady slice seconds ≈ {terms}; fitted {fitted}. Per client and slice the "
             "steady slice costs "
             + ", ".join(f"{1000 * s / n:.0f} ms ({n:.0f})" for n, s in fit["inputs"])
-            + ": it grows with the federation, where a client's own work does not.",
+            + ".",
             "",
         ]
     if whole:
@@ -287,6 +287,11 @@ def _shamir_lines(result: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _num_shares(value: float) -> str:
+    """``secagg-num-shares`` as set: a count, or a fraction of the clients (1.0: all)."""
+    return f"{value:g}" if value > 1 else f"{value:.1f} (a fraction{': all' if value == 1 else ''})"
+
+
 def _graph_lines(result: dict[str, Any]) -> list[str]:
     graphs = result["share_graphs"]
     g0 = graphs[0]
@@ -307,7 +312,7 @@ def _graph_lines(result: dict[str, Any]) -> list[str]:
     ]
     for g in graphs:
         lines.append(
-            f"| {g['secagg_num_shares']:g} | {g['shares']} | {g['threshold']} "
+            f"| {_num_shares(g['secagg_num_shares'])} | {g['shares']} | {g['threshold']} "
             f"| {g['client_std']:.4f} | {g['sum_sigma_all_survive']:.2f} "
             f"| {g['vs_central']:.2f}x | {g['epsilon_of_that_noise_if_central']:.2f} |"
         )
