@@ -6,21 +6,23 @@ import threading
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import numpy as np
 
+X = TypeVar("X")  # what a run says of each text besides its row (e.g. whether it was cut)
+
 
 @dataclass
-class _Job:
+class _Job(Generic[X]):
     texts: list[str]
-    result: tuple[np.ndarray, list[bool]] | None = None
+    result: tuple[np.ndarray, list[X]] | None = None
     error: BaseException | None = None
     taken: bool = False  # a pass has it
     done: bool = False
 
 
-class Batcher:
+class Batcher(Generic[X]):
     """Concurrent encoder calls combined into one forward pass.
 
     A caller that finds fewer than ``passes`` passes running runs every call queued by then
@@ -32,7 +34,7 @@ class Batcher:
 
     def __init__(
         self,
-        run: Callable[[list[str]], tuple[np.ndarray, list[bool]]],
+        run: Callable[[list[str]], tuple[np.ndarray, list[X]]],
         slots: AbstractContextManager[Any],
         *,
         passes: int = 1,
@@ -43,13 +45,13 @@ class Batcher:
         self._slots = slots
         self._passes = passes
         self._cond = threading.Condition()
-        self._queue: list[_Job] = []
+        self._queue: list[_Job[X]] = []
         self._running = 0
 
-    def __call__(self, texts: Sequence[str]) -> tuple[np.ndarray, list[bool]]:
+    def __call__(self, texts: Sequence[str]) -> tuple[np.ndarray, list[X]]:
         """``run(texts)``'s rows for these texts, run in a batch with whatever else is queued."""
-        job = _Job(list(texts))
-        batch: list[_Job] = []
+        job: _Job[X] = _Job(list(texts))
+        batch: list[_Job[X]] = []
         with self._cond:
             self._queue.append(job)
             while not job.taken and self._running >= self._passes:
@@ -62,11 +64,11 @@ class Batcher:
         if batch:
             try:
                 with self._slots:
-                    emb, truncated = self._run([t for j in batch for t in j.texts])
+                    emb, extra = self._run([t for j in batch for t in j.texts])
                 start = 0
                 for j in batch:
                     end = start + len(j.texts)
-                    j.result = (emb[start:end], truncated[start:end])
+                    j.result = (emb[start:end], extra[start:end])
                     start = end
             except BaseException as err:  # every caller of the batch hears of it
                 for j in batch:

@@ -57,10 +57,13 @@ def explain(
     return [b for _, b in best]
 
 
-def without_word(text: str, word: str) -> str:
-    """``text`` with every whole-word occurrence of ``word`` removed (any case)."""
-    cut = re.sub(rf"(?<![\w'-]){re.escape(word)}(?![\w'-])", " ", text, flags=re.IGNORECASE)
-    return " ".join(cut.split()) or "."
+def _whole_word(word: str) -> re.Pattern[str]:
+    return re.compile(rf"(?<![\w'-]){re.escape(word)}(?![\w'-])", flags=re.IGNORECASE)
+
+
+def word_spans(text: str, word: str) -> list[tuple[int, int]]:
+    """Character spans ``[start, end)`` of every whole-word occurrence of ``word`` (any case)."""
+    return [m.span() for m in _whole_word(word).finditer(text)]
 
 
 def explain_by_removal(

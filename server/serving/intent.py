@@ -113,14 +113,26 @@ class IntentScorer:
 
     def scores(self, t: Tables, query: np.ndarray) -> np.ndarray:
         """Every item's score for the raw (encoder) embedding ``query``."""
+        return self.scores_many(t, np.asarray(query)[None, :])[0]
+
+    def scores_many(self, t: Tables, queries: np.ndarray) -> np.ndarray:
+        """:meth:`scores` of each row of ``queries [n, 384]``: ``[n, items]``, in one product."""
         p = self._prepare(t)
-        q = _unit(np.asarray(query, np.float64)[None, :])[0]
-        similarity = standard_score(p.unit_emb @ q)
+        q = _unit(np.asarray(queries, np.float64))
+        raw = q @ p.unit_emb.T  # [n, items]
+        spread = raw.std(axis=1, keepdims=True)
+        similarity = np.divide(
+            raw - raw.mean(axis=1, keepdims=True),
+            spread,
+            out=np.zeros_like(raw),
+            where=spread > 0,
+        )  # standard_score per row
         out = self.similarity_weight * np.maximum(similarity - SIMILARITY_HINGE, 0.0)
         if p.genre_names:
-            affinity = p.genre_vectors @ q
-            weights = np.exp((affinity - affinity.max()) / GENRE_TEMPERATURE)
-            out = out + np.log(p.members @ (weights / weights.sum()) + GENRE_FLOOR)
+            affinity = q @ p.genre_vectors.T  # [n, genres]
+            weights = np.exp((affinity - affinity.max(axis=1, keepdims=True)) / GENRE_TEMPERATURE)
+            weights /= weights.sum(axis=1, keepdims=True)
+            out = out + np.log(weights @ p.members.T + GENRE_FLOOR)
         if p.prior is not None:
             out = out + self.prior_weight * p.prior
         return out

@@ -19,7 +19,7 @@ import torch
 from fedrec.server.serving import scoring
 from fedrec.server.serving.admin import EditableCatalogue
 from fedrec.server.serving.errors import NoTextTower
-from fedrec.server.serving.explain import explain, explain_by_removal, without_word, words_of
+from fedrec.server.serving.explain import explain, explain_by_removal
 from fedrec.server.serving.intent import IntentScorer, standard_score
 from fedrec.server.serving.placement import text_map_for
 from fedrec.server.serving.scoring import FOLD_IN_WEIGHT
@@ -272,11 +272,10 @@ class Recommender(EditableCatalogue):
             if text_scores is not None:
                 rest = standard_score(rest) + text_scores if liked.size > 1 else text_scores
             without.append(rest)
-        if text_scores is not None and self.intent is not None:
+        if text_scores is not None and self.intent is not None and words:
             liked_part = standard_score(prior + self.liked_weight * total)
-            for word, emb in zip(words, evidence, strict=True):
-                labels.append(f"text: {word}")
-                without.append(liked_part + self.intent.scores(t, emb))
+            labels += [f"text: {word}" for word in words]
+            without += list(liked_part + self.intent.scores_many(t, evidence))
         return labels, without
 
     def _without_each_rescored(
@@ -292,10 +291,13 @@ class Recommender(EditableCatalogue):
         for j in range(liked.size):
             labels.append(t.ids[int(liked[j])])
             without.append(self._evidence_scores(t, np.delete(liked, j), text_part))
-        if text_part is not None and self.intent is not None:
-            for word, emb in zip(words, evidence, strict=True):
-                labels.append(f"text: {word}")
-                without.append(self._evidence_scores(t, liked, text_part._replace(raw=emb)))
+        if text_part is not None and self.intent is not None and words:
+            labels += [f"text: {word}" for word in words]
+            if not liked.size:  # the text alone: its scores are the intent's, all in one
+                without += list(self.intent.scores_many(t, evidence))
+            else:
+                for emb in evidence:
+                    without.append(self._evidence_scores(t, liked, text_part._replace(raw=emb)))
         return labels, without
 
     def _evidence_scores(
@@ -354,14 +356,14 @@ class Recommender(EditableCatalogue):
 
         The evidence is each word's user-space vector, or, where text is read as an intent,
         the embedding of the text without that word (what :func:`explain_by_removal` compares).
-        The text and the evidence go through the encoder in one pass.
+        All of it comes from one encoder pass over the text (:class:`.towers.UserText`).
         """
         if text is None or not text.strip():
             return None, [], np.zeros((0, 0), np.float32)
         towers = self._text_towers("describe the user with liked_item_ids instead")
-        words = words_of(text)
-        others = [without_word(text, w) for w in words] if self.intent is not None else words
-        emb, truncated = towers.encode_user([text, *others])
-        vectors = towers.user_part(emb)
-        part = TextPart(vectors[0], truncated[0], emb[0])
-        return part, words, (emb[1:] if self.intent is not None else vectors[1:])
+        read = towers.read_user([text])[0]
+        part = TextPart(towers.user_part(read.embedding[None])[0], read.truncated, read.embedding)
+        words = list(read.words)
+        if self.intent is not None:
+            return part, words, read.without
+        return part, words, towers.user_part(read.alone) if words else read.alone

@@ -11,6 +11,7 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from fedrec.server.serving.batching import Batcher
+from fedrec.server.serving.explain import word_spans, words_of
 from fedrec.shared.checkpoint import Checkpoint
 from fedrec.shared.models.encoder import TEXT_DIM, TextEncoder, add_lora, lora_state
 from fedrec.shared.models.hybrid import hybrid_item_vectors
@@ -32,8 +34,24 @@ from fedrec.shared.models.initial import (
 )
 from fedrec.shared.models.text_cache import default_cache_dir, text_embeddings
 
-# User-side texts whose embeddings are kept (queries and their without-a-word variants).
+# User-side texts whose readings are kept (a query asked again skips the encoder).
 USER_CACHE_SIZE = 4096
+
+
+@dataclass(frozen=True)
+class UserText:
+    """A user's text as the user tower reads it, from one encoder pass.
+
+    ``without[i]`` is the text's embedding with ``words[i]``'s tokens left out of the mean,
+    ``alone[i]`` the mean of that word's tokens (both unit norm, the word's tokens read in
+    the context of the whole text): what an explanation weighs each word by.
+    """
+
+    embedding: np.ndarray  # [384]
+    truncated: bool  # the encoder cut the text at its token limit
+    words: tuple[str, ...]  # its content words (explain.words_of)
+    without: np.ndarray  # [len(words), 384]
+    alone: np.ndarray  # [len(words), 384]
 
 
 def _tensor(array: np.ndarray) -> torch.Tensor:
@@ -45,8 +63,8 @@ class TextTowers:
     """The trained heads and the encoder(s), as numpy maps text -> factor space.
 
     Safe to call from many threads: encoder calls go through a :class:`Batcher`. User-side
-    embeddings are kept for the last :data:`USER_CACHE_SIZE` distinct texts: a query seen
-    again, and the without-a-word variants its explanation needs, skip the encoder.
+    readings (:class:`UserText`) are kept for the last :data:`USER_CACHE_SIZE` distinct
+    texts: a query seen again skips the encoder.
     """
 
     def __init__(
@@ -79,10 +97,10 @@ class TextTowers:
         self.max_length = max_length
         # Encoder passes at once, user and item side together (see Batcher).
         slots = threading.BoundedSemaphore(passes)
-        self._user_batcher = Batcher(self._encode_user_now, slots, passes=passes)
-        self._item_batcher = Batcher(self._encode_items_now, slots, passes=passes)
-        # (token limit, text) -> (embedding, cut), least recently used first.
-        self._user_cache: OrderedDict[tuple[int, str], tuple[np.ndarray, bool]] = OrderedDict()
+        self._user_batcher: Batcher[UserText] = Batcher(self._encode_user_now, slots, passes=passes)
+        self._item_batcher: Batcher[bool] = Batcher(self._encode_items_now, slots, passes=passes)
+        # (token limit, text) -> its reading, least recently used first.
+        self._user_cache: OrderedDict[tuple[int, str], UserText] = OrderedDict()
         self._cache_lock = threading.Lock()
         self.user_cache_size = USER_CACHE_SIZE
 
@@ -118,8 +136,15 @@ class TextTowers:
 
     def encode_user(self, texts: Sequence[str]) -> tuple[np.ndarray, list[bool]]:
         """User-side embeddings (through the adapters, if any) and which texts were cut."""
+        read = self.read_user(texts)
+        if not read:
+            return np.zeros((0, TEXT_DIM), np.float32), []
+        return np.stack([r.embedding for r in read]), [r.truncated for r in read]
+
+    def read_user(self, texts: Sequence[str]) -> list[UserText]:
+        """Each text's :class:`UserText`, from the cache or one encoder pass for the rest."""
         limit = self.max_length
-        found: dict[str, tuple[np.ndarray, bool]] = {}
+        found: dict[str, UserText] = {}
         with self._cache_lock:
             for text in texts:
                 hit = self._user_cache.get((limit, text))
@@ -128,28 +153,34 @@ class TextTowers:
                     found[text] = hit
         missing = list(dict.fromkeys(t for t in texts if t not in found))
         if missing:
-            emb, truncated = self._user_batcher(missing)
+            _, read = self._user_batcher(missing)
             with self._cache_lock:
-                for text, row, cut in zip(missing, emb, truncated, strict=True):
-                    row = row.copy()
-                    row.flags.writeable = False  # shared by every later hit
-                    found[text] = (row, bool(cut))
-                    self._user_cache[(limit, text)] = found[text]
+                for text, reading in zip(missing, read, strict=True):
+                    found[text] = reading
+                    self._user_cache[(limit, text)] = reading
                 while len(self._user_cache) > self.user_cache_size:
                     self._user_cache.popitem(last=False)
-        if not texts:
-            return np.zeros((0, TEXT_DIM), np.float32), []
-        return np.stack([found[t][0] for t in texts]), [found[t][1] for t in texts]
+        return [found[t] for t in texts]
 
     def encode_items(self, texts: Sequence[str]) -> np.ndarray:
         """Frozen item-side embeddings."""
         return self._item_batcher(texts)[0]
 
-    def _encode_user_now(self, texts: list[str]) -> tuple[np.ndarray, list[bool]]:
-        if not texts:
-            return np.zeros((0, TEXT_DIM), np.float32), []
+    def _encode_user_now(self, texts: list[str]) -> tuple[np.ndarray, list[UserText]]:
+        """One pass of the user encoder over ``texts``, with each content word's parts."""
+        words = [tuple(words_of(t)) for t in texts]
+        groups = [[word_spans(t, w) for w in ws] for t, ws in zip(texts, words, strict=True)]
         # The user and item encoders may be one module: the user side's limit is per call.
-        return self.user_encoder.encode_flagged(list(texts), max_length=self.max_length)
+        emb, truncated, parts = self.user_encoder.encode_parts(
+            texts, groups, max_length=self.max_length
+        )
+        read = []
+        for row, cut, ws, p in zip(emb, truncated, words, parts, strict=True):
+            row, p = row.copy(), p.astype(np.float32)
+            for a in (row, p):
+                a.flags.writeable = False  # shared by every later cache hit
+            read.append(UserText(row, bool(cut), ws, p[:, 0], p[:, 1]))
+        return emb, read
 
     def _encode_items_now(self, texts: list[str]) -> tuple[np.ndarray, list[bool]]:
         return self.item_encoder.encode(texts), [False] * len(texts)

@@ -50,6 +50,9 @@ class Tokens:
     input_ids: torch.Tensor  # [n, L] long
     attention_mask: torch.Tensor  # [n, L] long
     truncated: list[bool]
+    # [n, L, 2] character (start, end) of each token in its text; (0, 0) for special and
+    # padding tokens. Only when asked for (``offsets=True``).
+    offsets: torch.Tensor | None = None
 
 
 def load_tokenizer() -> Any:
@@ -59,13 +62,23 @@ def load_tokenizer() -> Any:
     return AutoTokenizer.from_pretrained(model_dir(), local_files_only=True)
 
 
-def tokenize(tokenizer: Any, texts: Sequence[str], max_length: int) -> Tokens:
-    """Token ids for ``texts``, right-padded to the longest, cut at ``max_length`` (flagged)."""
+def tokenize(
+    tokenizer: Any, texts: Sequence[str], max_length: int, *, offsets: bool = False
+) -> Tokens:
+    """Token ids for ``texts``, right-padded to the longest, cut at ``max_length`` (flagged).
+
+    ``offsets``: also each token's character span (:attr:`Tokens.offsets`).
+    """
     if tokenizer.padding_side != "right":
         # HybridMF trims a batch's trailing padding columns; left padding would lose tokens.
         raise ValueError(f"expected right padding, the tokenizer pads {tokenizer.padding_side}")
     batch = tokenizer(
-        list(texts), padding=True, truncation=True, max_length=max_length, return_tensors="pt"
+        list(texts),
+        padding=True,
+        truncation=True,
+        max_length=max_length,
+        return_tensors="pt",
+        return_offsets_mapping=offsets,
     )
     lengths = batch["attention_mask"].sum(dim=1).tolist()
     # Only a text that fills the limit may have been cut: tokenise just those in full.
@@ -76,8 +89,39 @@ def tokenize(tokenizer: Any, texts: Sequence[str], max_length: int) -> Tokens:
         for i, ids in zip(full, whole, strict=True):
             truncated[i] = len(ids) > max_length
     return Tokens(
-        input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], truncated=truncated
+        input_ids=batch["input_ids"],
+        attention_mask=batch["attention_mask"],
+        truncated=truncated,
+        offsets=batch["offset_mapping"] if offsets else None,
     )
+
+
+Spans = Sequence[tuple[int, int]]  # character ranges [start, end) of one text
+
+
+def pooled_parts(
+    hidden: torch.Tensor, mask: torch.Tensor, offsets: torch.Tensor, groups: Sequence[Spans]
+) -> torch.Tensor:
+    """Per span group: the text's vector without the group's tokens, and them alone.
+
+    Both are pooled as the whole text is (mean, unit norm): ``[g, 2, H]``.
+    ``hidden [L, H]``, ``mask [L]`` and ``offsets [L, 2]`` are one text's. A token belongs to
+    a group when its characters overlap one of the group's spans; a group whose tokens were
+    all cut off gets the whole text's vector and a zero vector.
+    """
+    weights = mask.to(hidden.dtype).unsqueeze(-1)
+    total = (hidden * weights).sum(dim=0)
+    start, end = offsets[:, 0], offsets[:, 1]
+    real = (end > start) & mask.bool()
+    out = torch.zeros((len(groups), 2, hidden.shape[-1]), dtype=hidden.dtype)
+    for g, spans in enumerate(groups):
+        member = torch.zeros_like(real)
+        for a, b in spans:
+            member |= real & (start < b) & (end > a)
+        part = (hidden * member.to(hidden.dtype).unsqueeze(-1)).sum(dim=0)
+        out[g, 0] = F.normalize(total - part, dim=-1)
+        out[g, 1] = F.normalize(part, dim=-1)  # zero stays zero
+    return out
 
 
 class TextEncoder(nn.Module):
@@ -108,10 +152,12 @@ class TextEncoder(nn.Module):
         """The device the weights are on."""
         return next(self.backbone.parameters()).device
 
-    def tokenize(self, texts: Sequence[str], *, max_length: int | None = None) -> Tokens:
+    def tokenize(
+        self, texts: Sequence[str], *, max_length: int | None = None, offsets: bool = False
+    ) -> Tokens:
         """Token ids for ``texts`` (cut at ``max_length`` tokens; cut ones are flagged)."""
         with self._tokenizer_lock:
-            return tokenize(self.tokenizer, texts, max_length or self.max_length)
+            return tokenize(self.tokenizer, texts, max_length or self.max_length, offsets=offsets)
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         """Unit-norm sentence vectors ``[B, 384]`` (differentiable through adapters)."""
@@ -153,6 +199,46 @@ class TextEncoder(nn.Module):
             if was_training:
                 self.train(True)
         return out, truncated
+
+    @torch.no_grad()
+    def encode_parts(
+        self,
+        texts: Sequence[str],
+        groups: Sequence[Sequence[Spans]],
+        *,
+        max_length: int | None = None,
+    ) -> tuple[np.ndarray, list[bool], list[np.ndarray]]:
+        """:meth:`encode_flagged`'s embeddings and flags, and each text's span-group parts.
+
+        ``parts[i]`` is :func:`pooled_parts` of ``groups[i]`` (text ``i``'s), ``[g, 2, 384]``.
+        One forward pass for everything: what a text says without one of its words is read
+        off the tokens of the text itself (the word's tokens left out of the mean), not from
+        a second encoding of the shortened text.
+        """
+        if len(groups) != len(texts):
+            raise ValueError(f"{len(texts)} texts but {len(groups)} span groups")
+        if not texts:
+            return np.zeros((0, TEXT_DIM), dtype=np.float32), [], []
+        was_training = self.training
+        if was_training:
+            self.eval()
+        try:
+            tokens = self.tokenize(texts, max_length=max_length, offsets=True)
+            assert tokens.offsets is not None
+            mask = tokens.attention_mask.to(self.device)
+            hidden = self.backbone(
+                input_ids=tokens.input_ids.to(self.device), attention_mask=mask
+            ).last_hidden_state.float()
+            emb = F.normalize(mean_pool(hidden, mask), dim=-1).cpu().numpy()
+            hidden, mask = hidden.cpu(), mask.cpu()
+            parts = [
+                pooled_parts(hidden[i], mask[i], tokens.offsets[i], groups[i]).numpy()
+                for i in range(len(texts))
+            ]
+        finally:
+            if was_training:
+                self.train(True)
+        return emb, tokens.truncated, parts
 
 
 def add_lora(encoder: TextEncoder, *, rank: int, top_layers: int) -> list[str]:

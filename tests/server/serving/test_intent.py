@@ -105,13 +105,13 @@ def _word_encode(texts: list[str]) -> np.ndarray:
 
 
 def test_because_names_the_word_that_raised_the_item_or_says_popularity() -> None:
-    from fedrec.server.serving.explain import POPULARITY, explain_by_removal, without_word
+    from fedrec.server.serving.explain import POPULARITY, explain_by_removal
 
     t = _tables([1.0, 3.0, 9.0, 9.0, 2.0])
     scorer = IntentScorer(_word_encode, similarity_weight=1.0, prior_weight=0.5)
     text, words = "a horror musical", ["horror", "musical"]
     scores = scorer.scores(t, _word_encode([text])[0])
-    variants = _word_encode([without_word(text, w) for w in words])
+    variants = _word_encode([text.replace(w, "") for w in words])
     without = [scorer.scores(t, v) for v in variants]
     top = np.argsort(-scores)[:5]
     reasons = dict(
@@ -128,8 +128,20 @@ def test_because_names_the_word_that_raised_the_item_or_says_popularity() -> Non
             assert without[words.index(why.removeprefix("text: "))][item] < scores[item]
 
 
-def test_a_word_is_removed_whole_and_in_any_case() -> None:
-    from fedrec.server.serving.explain import without_word
+def test_a_word_is_found_whole_and_in_any_case() -> None:
+    from fedrec.server.serving.explain import word_spans
 
-    assert without_word("Horror and horror-comedy", "horror") == "and horror-comedy"
-    assert without_word("horror", "horror") == "."
+    text = "Horror and horror-comedy, HORROR"
+    assert [text[a:b] for a, b in word_spans(text, "horror")] == ["Horror", "HORROR"]
+    assert word_spans("horror", "horror") == [(0, 6)]
+    assert word_spans("horrors", "horror") == []
+
+
+def test_scores_of_many_queries_are_each_querys_scores() -> None:
+    t = _tables([1.0, 3.0, 9.0, 9.0, 2.0])
+    scorer = IntentScorer(_word_encode, similarity_weight=1.0, prior_weight=0.5)
+    queries = _word_encode(["a horror musical", "a musical", "a western", "horror"])
+    many = scorer.scores_many(t, queries)
+    assert many.shape == (4, 5)
+    for q, row in zip(queries, many, strict=True):
+        np.testing.assert_allclose(row, scorer.scores(t, q), atol=1e-12)

@@ -64,6 +64,39 @@ def test_encode_flagged_is_encode_with_the_tokenizers_flags(encoder: TextEncoder
         encoder.eval()
 
 
+def test_encode_parts_reads_each_word_off_one_pass(encoder: TextEncoder) -> None:
+    texts = ["space adventure with robots", "word " * 50, "a quiet romantic drama"]
+
+    def span(text: str, word: str) -> list[tuple[int, int]]:
+        at = text.find(word)
+        return [(at, at + len(word))] if at >= 0 else []
+
+    groups = [
+        [span(texts[0], "space"), span(texts[0], "robots"), []],
+        [],
+        [span(texts[2], "romantic")],
+    ]
+    emb, truncated, parts = encoder.encode_parts(texts, groups)
+    full, cut = encoder.encode_flagged(texts)
+    np.testing.assert_allclose(emb, full, atol=1e-5)  # the same sentence vectors and flags
+    assert truncated == cut == [False, True, False]
+    assert [p.shape for p in parts] == [(3, 2, TEXT_DIM), (0, 2, TEXT_DIM), (1, 2, TEXT_DIM)]
+    # A group with no tokens leaves the text whole and is nothing alone.
+    np.testing.assert_allclose(parts[0][2, 0], emb[0], atol=1e-5)
+    np.testing.assert_array_equal(parts[0][2, 1], 0.0)
+    np.testing.assert_allclose(np.linalg.norm(parts[0][:2], axis=-1), 1.0, rtol=1e-5)
+    # Leaving a word's tokens out moves the vector toward the text re-encoded without it,
+    # and a word alone is nearer that word than another of the text's words is.
+    shorter = encoder.encode(["adventure with robots", "a quiet drama"])
+    assert parts[0][0, 0] @ shorter[0] > emb[0] @ shorter[0]
+    assert parts[2][0, 0] @ shorter[1] > emb[2] @ shorter[1]
+    alone = encoder.encode(["space", "robots"])
+    assert parts[0][0, 1] @ alone[0] > parts[0][0, 1] @ alone[1]
+    assert parts[0][1, 1] @ alone[1] > parts[0][1, 1] @ alone[0]
+    with pytest.raises(ValueError, match="span groups"):
+        encoder.encode_parts(texts, groups[:2])
+
+
 def test_embeddings_are_cached_by_content(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     texts = ["Heat (1995). Genres: Action, Crime.", "Babe (1995). Genres: Comedy."]
     first = text_cache.text_embeddings(texts, tmp_path, max_length=32)
