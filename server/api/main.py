@@ -36,14 +36,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        limit_compute_threads(settings.compute_threads)
         holder = ModelHolder(settings)
         app.state.holder = holder
         metrics.watch(holder)
+
+        # The first load is all the process does (encoding added items' texts, say): it
+        # runs on every core, and requests get their per-operation limit once it is done.
+        def limit() -> None:
+            limit_compute_threads(settings.compute_threads)
+
         if settings.load_in_background:
-            holder.start()  # the port opens now; /ready says when the model serves
+            holder.start(then=limit)  # the port opens now; /ready says when the model serves
         else:
             await anyio.to_thread.run_sync(holder.load)
+            limit()
         if settings.reload_interval_s > 0:
             holder.watch(settings.reload_interval_s)
         try:

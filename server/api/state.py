@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -134,9 +135,20 @@ class ModelHolder:
             return
         self.served, self.status = served, "ready"
 
-    def start(self) -> threading.Thread:
-        """Load in a background thread (the port answers meanwhile, ``loading``)."""
-        thread = threading.Thread(target=self.load, name="fedrec-model-load", daemon=True)
+    def start(self, then: Callable[[], None] | None = None) -> threading.Thread:
+        """Load in a background thread (the port answers meanwhile, ``loading``).
+
+        ``then`` runs in that thread after the load, whatever its outcome.
+        """
+
+        def run() -> None:
+            try:
+                self.load()
+            finally:
+                if then is not None:
+                    then()
+
+        thread = threading.Thread(target=run, name="fedrec-model-load", daemon=True)
         thread.start()
         return thread
 

@@ -1,5 +1,6 @@
 """The serving process's thread limit: torch's and BLAS's pools, applied at start-up."""
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -49,3 +50,27 @@ def test_the_app_applies_its_setting_at_start_up(
         client.get("/health")
     assert seen == [3]
     assert Settings().compute_threads == 1  # the default: one thread per operation
+
+
+@pytest.mark.parametrize("background", [False, True])
+def test_the_first_load_runs_before_the_limit_on_every_core(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, background: bool
+) -> None:
+    from fedrec.server.api.state import ModelHolder
+
+    events: list[object] = []
+    monkeypatch.setattr(main, "limit_compute_threads", lambda n: events.append(("limit", n)))
+    real_load = ModelHolder.load
+
+    def load(self: ModelHolder) -> None:
+        events.append("load")
+        real_load(self)
+
+    monkeypatch.setattr(ModelHolder, "load", load)
+    settings = Settings(model_path=str(tmp_path), compute_threads=2, load_in_background=background)
+    with TestClient(main.create_app(settings)) as client:
+        deadline = time.monotonic() + 30
+        while ("limit", 2) not in events and time.monotonic() < deadline:
+            time.sleep(0.01)
+        client.get("/health")
+    assert events == ["load", ("limit", 2)]
