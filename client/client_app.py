@@ -107,7 +107,7 @@ def build_client_app(
         reply = train_round(
             cfg,
             data,
-            arrays_to_numpy(msg.content["arrays"]),
+            arrays_to_numpy(msg.content.array_records["arrays"]),
             store,
             server_round=config_int(config, key.SERVER_ROUND),
             seed=client_seed(cfg, pid),
@@ -119,8 +119,10 @@ def build_client_app(
         )
         # Where it trained says nothing about anyone's records: sent under DP too.
         metrics = {**reply.metrics, key.DEVICE: device_code(device)}
-        content = {"arrays": numpy_to_arrays(reply.arrays), "metrics": MetricRecord(metrics)}
-        return Message(content=RecordDict(content), reply_to=msg)
+        content = RecordDict(
+            {"arrays": numpy_to_arrays(reply.arrays), "metrics": MetricRecord(dict(metrics))}
+        )
+        return Message(content=content, reply_to=msg)
 
     @app.evaluate()
     def evaluate(msg: Message, context: Context) -> Message:
@@ -134,13 +136,13 @@ def build_client_app(
         metrics = evaluate_round(
             cfg,
             data,
-            arrays_to_numpy(msg.content["arrays"]),
+            arrays_to_numpy(msg.content.array_records["arrays"]),
             store,
             k=config_int(config, key.EVAL_K, 10),
             personalize_epochs=config_int(config, key.PERSONALIZE_EPOCHS, 0),
             seed=client_seed(cfg, pid),
         )
-        return Message(content=RecordDict({"metrics": MetricRecord(metrics)}), reply_to=msg)
+        return Message(content=RecordDict({"metrics": MetricRecord(dict(metrics))}), reply_to=msg)
 
     return app
 

@@ -32,7 +32,7 @@ def train_cohort_reply(
     replies = train_cohort(
         cfg,
         members,
-        arrays_to_numpy(msg.content["arrays"]),
+        arrays_to_numpy(msg.content.array_records["arrays"]),
         server_round=config_int(config, key.SERVER_ROUND),
         device=device,
         user_round=user_round_of(cfg, config, cohort.num_partitions),
@@ -61,7 +61,7 @@ def evaluate_cohort_reply(
     answers = evaluate_cohort(
         cfg,
         members,
-        arrays_to_numpy(msg.content["arrays"]),
+        arrays_to_numpy(msg.content.array_records["arrays"]),
         k=config_int(config, key.EVAL_K, 10),
         personalize_epochs=config_int(config, key.PERSONALIZE_EPOCHS, 0),
     )

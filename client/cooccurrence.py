@@ -151,6 +151,8 @@ def release_reply(
         delta=user_delta_of(config),
         seeds=(client_seed(cfg, partition_id),),
     )
-    arrays = {name: chunk for name in arrays_to_numpy(msg.content["arrays"])}
-    content = {"arrays": numpy_to_arrays(arrays), "metrics": MetricRecord({key.WEIGHT: 1.0})}
-    return Message(content=RecordDict(content), reply_to=msg)
+    arrays = {name: chunk for name in arrays_to_numpy(msg.content.array_records["arrays"])}
+    content = RecordDict(
+        {"arrays": numpy_to_arrays(arrays), "metrics": MetricRecord({key.WEIGHT: 1.0})}
+    )
+    return Message(content=content, reply_to=msg)

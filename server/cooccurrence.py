@@ -174,13 +174,15 @@ def item_tensors(
 
 
 def _messages(node_ids: list[int], config: dict[str, Any], start: int, end: int) -> list[Message]:
-    content = {
-        # Placeholder: SecAgg+ sums whatever tensor comes back under this name.
-        "arrays": numpy_to_arrays({RELEASE_TENSOR: np.zeros(1, np.float32)}),
-        "config": ConfigRecord({**config, key.CHUNK_START: start, key.CHUNK_END: end}),
-    }
+    # Placeholder: SecAgg+ sums whatever tensor comes back under this name.
+    arrays = numpy_to_arrays({RELEASE_TENSOR: np.zeros(1, np.float32)})
+    chunk = ConfigRecord({**config, key.CHUNK_START: start, key.CHUNK_END: end})
     return [
-        Message(content=RecordDict(content), dst_node_id=nid, message_type=MessageType.TRAIN)
+        Message(
+            content=RecordDict({"arrays": arrays, "config": chunk}),
+            dst_node_id=nid,
+            message_type=MessageType.TRAIN,
+        )
         for nid in node_ids
     ]
 
@@ -192,7 +194,7 @@ def _plain_sum(replies: list[Message], length: int) -> tuple[np.ndarray, int]:
         if reply.has_error():
             logger.warning("a client failed its slice of the release: %s", reply.error.reason)
             continue
-        chunk = arrays_to_numpy(reply.content["arrays"]).get(RELEASE_TENSOR)
+        chunk = arrays_to_numpy(reply.content.array_records["arrays"]).get(RELEASE_TENSOR)
         if chunk is None or chunk.shape != (length,) or not np.isfinite(chunk).all():
             logger.warning("a client sent a malformed slice of the release; left out")
             continue

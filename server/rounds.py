@@ -183,6 +183,7 @@ class RoundRules:
             return RoundResult(None, counts.metrics(norms, None), norms)
         if not deltas:
             return RoundResult(None, counts.metrics([], []))
+        new: Arrays | None
         if self.central_noise is not None:
             total = self.central_noise.noised_sum(deltas)
             new = self.optimizer.step(current, mean_of_sum(total, max(sampled, 1)))

@@ -336,7 +336,7 @@ def stages_line(costs: Sequence[StageCost]) -> str:
 
 
 def _fitins(message: Message, names: Sequence[str]) -> FitIns:
-    arrays = arrays_to_numpy(message.content["arrays"])
+    arrays = arrays_to_numpy(message.content.array_records["arrays"])
     config: dict[str, Any] = dict(message.content["config"])
     config[SECAGG_TENSORS] = list(names)
     return FitIns(ndarrays_to_parameters([arrays[n] for n in names]), config)

@@ -54,7 +54,7 @@ def _aggregate_eval(records: list[RecordDict], weight_key: str) -> MetricRecord:
     for rec in records:
         metrics = next(iter(rec.metric_records.values()))
         rows.append({k: float(v) for k, v in metrics.items() if k != weight_key})  # type: ignore[arg-type]
-    return MetricRecord(aggregate_client_metrics(rows))
+    return MetricRecord(dict(aggregate_client_metrics(rows)))
 
 
 class FedRecStrategy(FedAvg):
@@ -269,7 +269,7 @@ class FedRecStrategy(FedAvg):
     def _answer(self, result: RoundResult) -> tuple[ArrayRecord | None, MetricRecord]:
         self.last_round_stats = dict(result.metrics)
         arrays = None if result.model is None else numpy_to_arrays(result.model)
-        return arrays, MetricRecord(result.metrics)
+        return arrays, MetricRecord(dict(result.metrics))
 
 
 def _reply(message: Message, senders: dict[str, int] | None = None) -> Reply:
@@ -282,7 +282,7 @@ def _reply(message: Message, senders: dict[str, int] | None = None) -> Reply:
     if message.has_error():
         return Reply(node, None, error=_short_reason(message.error.reason or ""))
     metrics = dict(message.content["metrics"])
-    return Reply(node, arrays_view(message.content["arrays"]), metrics)
+    return Reply(node, arrays_view(message.content.array_records["arrays"]), metrics)
 
 
 def _short_reason(reason: str, limit: int = 300) -> str:

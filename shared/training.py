@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from fedrec.shared.config import PrivacyConfig, TrainConfig
+from fedrec.shared.models.hybrid import HybridMF
 from fedrec.shared.models.mf import MatrixFactorization
 from fedrec.shared.privacy import (
     HistoryEntry,
@@ -168,13 +169,13 @@ def train_local(
             )
         )
         negatives: NegativeDraw = lambda high, shape: rng.integers_torch(high, shape)  # noqa: E731
-        if hasattr(model, "dropout_mask"):
+        if isinstance(model, HybridMF):
             model.dropout_mask = rng.uniform_torch
     else:
         gen = torch.Generator().manual_seed(int(seed))
         batches = _minibatches(n, train.batch_size, train.local_epochs, gen)
         negatives = _torch_negatives(gen)
-        if hasattr(model, "dropout_mask"):
+        if isinstance(model, HybridMF):
             dropout_gen = torch.Generator().manual_seed(int(seed) + 2)
             model.dropout_mask = lambda shape: torch.rand(shape, generator=dropout_gen)
 
@@ -192,7 +193,10 @@ def train_local(
             for param in trainable:
                 param.grad = torch.zeros_like(param)
                 if private.criterion is None:  # per-sample mode clips what grad_sample holds
-                    param.grad_sample = torch.zeros((0, *param.shape), device=param.device)
+                    # Opacus' own attribute on a Parameter, which torch's stubs do not know.
+                    param.grad_sample = torch.zeros(  # type: ignore[attr-defined]
+                        (0, *param.shape), device=param.device
+                    )
             loss_value = 0.0
         else:
             scores = module(u.to(device), batch_items.to(device))
@@ -213,13 +217,13 @@ def train_local(
             # record, so under DP it is post-processing (Opacus would drop a loss term
             # that is not per-sample anyway).
             with torch.no_grad():
-                for param, anchor in zip(shared_params, anchors, strict=True):
-                    param.sub_(lr * train.proximal_mu * (param - anchor))
+                for shared, anchor in zip(shared_params, anchors, strict=True):
+                    shared.sub_(lr * train.proximal_mu * (shared - anchor))
         total += loss_value * u.shape[0]
         steps += 1
     if private is not None:
         private.close()  # remove Opacus hooks; the plain model keeps the trained weights
-    if hasattr(model, "dropout_mask"):
+    if isinstance(model, HybridMF):
         model.dropout_mask = None
 
     mean_loss = total / max(n * train.local_epochs, 1)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping, Sequence
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -134,7 +135,7 @@ def run_baselines(
     dp = [
         measure(
             f"dp-popularity eps {eps:g}",
-            lambda eps=eps: _dp_popularity(split, eps, dp_draws, accountant, genres, seed),
+            partial(_dp_popularity, split, eps, dp_draws, accountant, genres, seed),
         )
         for eps in dp_epsilons
     ]

@@ -25,6 +25,7 @@ import json
 import logging
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -284,7 +285,7 @@ def run_cooccurrence_bench(
     points = [
         measure(
             f"{placement} ε {eps:g}",
-            lambda eps=eps: _point(cfg, dataset, split, emb, placement, eps, draws),
+            partial(_point, cfg, dataset, split, emb, placement, eps, draws),
         )
         for eps in epsilons
     ]

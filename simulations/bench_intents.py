@@ -150,11 +150,12 @@ def choose_weights(
     # The bar: the private model's own popularity, the best it can do without the text.
     private = rec.tables.prior.astype(np.float64)
     popularity = genre_text_ndcg(lambda _t: private, split, texts, users, "valid")
-    tried = []
+    tried: list[dict[str, float]] = []
     served = _arms(rec, counts)["served"]
     for similarity, prior in GRID:
         rec.intent.similarity_weight, rec.intent.prior_weight = similarity, prior
         precision = intent_metrics(dev, _answers(served), catalog, counts)[f"precision@{K}"]
+        assert isinstance(precision, float)  # a mean; the dict's other values are not floats
         ndcg = genre_text_ndcg(served, split, texts, users, "valid")
         ranks = new_item_ranks(rec, path=NEW_ITEMS_DEV_FILE)
         found = float(np.mean([r["rank"] <= K for r in ranks]))

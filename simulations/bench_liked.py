@@ -27,6 +27,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -103,6 +104,10 @@ class _Arms:
 
 def _served(rec: Recommender, liked: np.ndarray, text: str | None = None) -> np.ndarray:
     return rec.user_scores(liked, text)[0]
+
+
+def _served_top_ten(rec: Recommender, liked: np.ndarray) -> np.ndarray:
+    return top_ten(_served(rec, liked), liked)
 
 
 def _seed_arms(
@@ -183,9 +188,7 @@ def relevance(
         out[model] = {}
         for w in grid:
             rec.liked_weight = w
-            out[model][f"{w:g}"] = profile_relevance(
-                catalog, lambda liked, r=rec: top_ten(_served(r, liked), liked)
-            )
+            out[model][f"{w:g}"] = profile_relevance(catalog, partial(_served_top_ten, rec))
     return out
 
 

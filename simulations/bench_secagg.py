@@ -330,9 +330,10 @@ def profile_slice(base: dict[str, Any], clients: int, shares: float) -> dict[str
     with tempfile.TemporaryDirectory() as root, outside_flower():
         settings = _release_settings(base, clients, shares, Path(root))
         cfg = resolve_config({}, settings)
-        grid = LoopbackGrid(build_client_app(settings), clients, node_config=True)
+        # A Grid by what it answers, not by class (Flower's Grid is an ABC it does not extend).
+        grid = cast(Grid, LoopbackGrid(build_client_app(settings), clients, node_config=True))
         release = plan_over_flower(grid, cfg, load_catalog(cfg.data), run_id(Path(root) / "r"))
-        parts = release_slices(cast(Grid, grid), cfg, release)
+        parts = release_slices(grid, cfg, release)
         next(parts)
         profiler = cProfile.Profile()
         started = time.perf_counter()

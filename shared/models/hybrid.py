@@ -65,6 +65,12 @@ def hybrid_item_vectors(
 class HybridMF(MatrixFactorization):
     """MF whose item vectors and biases get a text part, plus a text -> user head."""
 
+    # Registered buffers (nn.Module's __getattr__ types them ``Tensor | Module``); the token
+    # buffers exist in LoRA mode only.
+    item_text: torch.Tensor
+    item_input_ids: torch.Tensor
+    item_attention_mask: torch.Tensor
+
     def __init__(
         self,
         n_users: int,
@@ -115,7 +121,7 @@ class HybridMF(MatrixFactorization):
 
     def _positive_text(self, positives: torch.Tensor) -> torch.Tensor:
         if self.user_encoder is None:
-            return self.item_text[positives]  # type: ignore[no-any-return]
+            return self.item_text[positives]
         ids, mask = self.item_input_ids[positives], self.item_attention_mask[positives]
         # The catalogue is padded to its longest text; this batch needs only its own longest
         # (padding is on the right and masked out, so the vectors are the same, for less work).

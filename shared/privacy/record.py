@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal, TypedDict
 
 import torch
 from opacus.accountants import RDPAccountant
@@ -37,6 +37,17 @@ from fedrec.shared.config import PrivacyConfig
 from fedrec.shared.privacy.accounting import make_accountant
 from fedrec.shared.privacy.plan import sample_rate
 from fedrec.shared.privacy.random import DPRandom
+
+
+class _DPOptimizerArgs(TypedDict):
+    """The keyword arguments both fedrec DP optimizers take (typed for ``**`` unpacking)."""
+
+    noise_multiplier: float
+    max_grad_norm: float
+    expected_batch_size: int
+    loss_reduction: Literal["sum"]
+    noise_source: DPRandom
+    public_batch_size: int
 
 
 class PoissonBatches:
@@ -138,7 +149,7 @@ def make_private(
     stepped at rate :func:`sample_rate` on every optimizer step.
     """
     ModuleValidator.validate(model, strict=True)
-    common = {
+    common: _DPOptimizerArgs = {
         "noise_multiplier": privacy.dp_noise_multiplier,
         "max_grad_norm": privacy.dp_max_grad_norm,
         "expected_batch_size": privacy.dp_batch_size,  # unused under "sum"; stated anyway
