@@ -31,7 +31,7 @@ STAGES = {
 }
 # Inside the encoding stage: (stage key, file suffix, function) wherever they are called.
 INNER = {
-    "encode.forward": ("models/encoder.py", "forward"),
+    "encode.forward": ("models/encoder.py", "hidden_states"),
     "encode.tokenize": ("models/encoder.py", "tokenize"),
 }
 COLD_START = ("serving/recommender.py", "cold_start")

@@ -159,10 +159,16 @@ class TextEncoder(nn.Module):
         with self._tokenizer_lock:
             return tokenize(self.tokenizer, texts, max_length or self.max_length, offsets=offsets)
 
+    def hidden_states(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """The backbone's last hidden states ``[B, L, 384]``: the encoder's forward pass."""
+        return self.backbone(  # type: ignore[no-any-return]
+            input_ids=input_ids, attention_mask=attention_mask
+        ).last_hidden_state
+
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         """Unit-norm sentence vectors ``[B, 384]`` (differentiable through adapters)."""
-        hidden = self.backbone(input_ids=input_ids, attention_mask=attention_mask)
-        return F.normalize(mean_pool(hidden.last_hidden_state, attention_mask), dim=-1)
+        hidden = self.hidden_states(input_ids, attention_mask)
+        return F.normalize(mean_pool(hidden, attention_mask), dim=-1)
 
     def encode(self, texts: Sequence[str], *, batch_size: int = 128) -> np.ndarray:
         """Unit-norm float32 embeddings ``[len(texts), 384]``."""
@@ -226,9 +232,7 @@ class TextEncoder(nn.Module):
             tokens = self.tokenize(texts, max_length=max_length, offsets=True)
             assert tokens.offsets is not None
             mask = tokens.attention_mask.to(self.device)
-            hidden = self.backbone(
-                input_ids=tokens.input_ids.to(self.device), attention_mask=mask
-            ).last_hidden_state.float()
+            hidden = self.hidden_states(tokens.input_ids.to(self.device), mask).float()
             emb = F.normalize(mean_pool(hidden, mask), dim=-1).cpu().numpy()
             hidden, mask = hidden.cpu(), mask.cpu()
             parts = [

@@ -18,7 +18,7 @@ LATENCY_LABELS = {
     "text_repeated": "text, asked before",
 }
 STAGE_LABELS = {
-    "encode": "encode the text and its without-a-word variants",
+    "encode": "encode the text (its words' parts for the explanation from the same pass)",
     "encode.forward": "... of which the encoder's forward pass",
     "encode.tokenize": "... of which the tokenizer",
     "liked_similarity": "liked items' cosine similarities",
