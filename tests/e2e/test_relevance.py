@@ -1,7 +1,8 @@
 """A person's check, kept as a test: new users get lists of the genres they showed.
 
 The private co-occurrence model on the embedded ML-100K at user-level ε = 4 (central
-placement, for speed: secagg differs only in where the same noise is added), served by the
+placement, for speed: secagg adds the noise of the same guarantee as clients' shares, sized
+for dropouts, so somewhat more of it in all), served by the
 product's recommender; for fixed liked-item profiles the genre share of the top 10 must be
 high, and well above popularity's.
 """
