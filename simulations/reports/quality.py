@@ -98,7 +98,7 @@ def _tuning_line(key: str, tuning: Mapping[str, Any]) -> str:
         axis
         for axis, values in tuning["grid"].items()
         # The lowest value of an axis starting at 0 (no shrinkage, no decay) is a floor.
-        if len(values) > 2 and chosen[axis] in ({min(values), max(values)} - {0})
+        if len(values) > 1 and chosen[axis] in ({min(values), max(values)} - {0})
     ]
     valid = next(t["valid"] for t in tuning["trials"] if t["params"] == chosen)
     fitted = tuning.get("fitted") or {}

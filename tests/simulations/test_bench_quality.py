@@ -246,3 +246,21 @@ def test_a_result_from_before_the_baselines_is_refused_with_the_fix(tmp_path: Pa
 def test_quality_benchmark_refuses_unknown_models(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="models must be some of MF, hybrid"):
         run_quality_benchmark(output_dir=tmp_path, runs_dir=tmp_path, models=["ncf"])
+
+
+def test_a_choice_on_any_grid_edge_is_flagged_but_a_zero_floor_is_not() -> None:
+    from fedrec.simulations.reports.quality import _tuning_line
+
+    grid = {"factors": [64, 128], "reg": [0.0, 1.0, 3.0], "alpha": [1.0, 2.0, 4.0]}
+
+    def line(chosen: dict[str, float]) -> str:
+        trials = [{"params": chosen, "valid": {"ndcg@10_full": 0.05}}]
+        return _tuning_line("ials", {"grid": grid, "chosen": chosen, "trials": trials})
+
+    # a two-value axis has edges too; no shrinkage/decay (0) is a floor, not an edge
+    assert line({"factors": 64, "reg": 0.0, "alpha": 2.0}).endswith("on the grid's edge: factors.")
+    assert line({"factors": 128, "reg": 3.0, "alpha": 4.0}).endswith(
+        "on the grid's edge: factors, reg, alpha."
+    )
+    grid = {"reg": [0.0, 1.0, 3.0], "alpha": [1.0, 2.0, 4.0]}
+    assert "edge" not in line({"reg": 1.0, "alpha": 2.0})
