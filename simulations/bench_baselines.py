@@ -46,12 +46,16 @@ GRIDS: dict[str, dict[str, tuple[Any, ...]]] = {
     "item-knn": {"neighbours": (100, 200, 400, 800, 1600), "shrinkage": (0.0, 10.0, 50.0)},
     "ease": {"l2": (30.0, 100.0, 200.0, 300.0, 500.0, 1000.0, 2000.0)},
     "ials": {
-        "factors": (64, 128),
+        "factors": (32, 64, 128),
         "regularization": (3.0, 10.0, 30.0),
         "alpha": (0.5, 1.0, 2.0),
-        "iterations": (15, 30),
+        "iterations": (5, 10, 15, 30),
     },
-    "mf": {"dim": (64, 128, 256), "learning_rate": (0.005, 0.01), "weight_decay": (1e-5, 3e-5)},
+    "mf": {
+        "dim": (64, 128, 256),
+        "learning_rate": (0.002, 0.005, 0.01),
+        "weight_decay": (0.0, 1e-5, 3e-5),
+    },
 }
 DP_EPSILONS = (1.0, 4.0, 8.0)
 MF_EPOCHS = 40  # the tuned MF's epoch cap (it stops early on validation)
