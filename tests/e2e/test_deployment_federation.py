@@ -209,8 +209,10 @@ def test_a_tls_federation_of_own_data_nodes_survives_kills_and_learns_from_feedb
     # fedrec's line of round 2 reaches the operator (round 1's may be lost with the SuperLink
     # it was streamed through): node-3 is back.
     assert "fedrec: round 2/2 | clients 3 ok/0 failed/0 rejected | devices 3 cpu/0 cuda" in log
-    # The node supervisor restarted the killed SuperNode (the SuperLink refused it first).
+    # The node supervisor restarted the killed SuperNode (the SuperLink refused it first);
+    # every node is still up, none was given up on.
     assert "fedrec node start: flower-supernode exited with status" in deploy.log("node-3")
+    assert all(deploy.started[node].poll() is None for node in NODES), deploy.diagnostics()
 
     # Assert: the checkpoints. Each round once, round 2 by another ServerApp; the server
     # got SecAgg+'s sum of 2 then 3 nodes; user-level ε spent; no federated evaluation (its
