@@ -286,6 +286,27 @@ class _MeteredGrid:
 Stage = Callable[[Grid, LegacyContext, WorkflowState], bool]
 
 
+def forget_early_dropouts(state: WorkflowState) -> None:
+    """Drop from the round the nodes that failed before their key shares went out.
+
+    A node that fails in the setup or share-keys stage (a SuperNode killed as the round
+    starts) sent no key shares that reached anyone: no other node masks its vector with
+    it (a client masks with the nodes whose shares it received) and no one holds shares of
+    its keys. Flower 1.42's workflow still counts it among the sampled nodes, so its unmask
+    stage asks for shares of its key, finds none and halts the round that the others
+    trained for, and spent their privacy budget on. Without it in the round the sum of the
+    others is unmasked as usual (each noise share is sized for the threshold, which the
+    survivors must still reach). A node lost later, after its shares went out, stays
+    sampled: its pairwise masks are in the others' vectors and its key shares remove them.
+    """
+    gone = state.sampled_node_ids - state.active_node_ids
+    if not gone:
+        return
+    state.sampled_node_ids = state.sampled_node_ids - gone
+    for nid in state.sampled_node_ids:
+        state.nid_to_neighbours[nid] = state.nid_to_neighbours[nid] - gone
+
+
 class _TimedWorkflow(SecAggPlusWorkflow):
     """Flower's SecAgg+ workflow, each of its four stages windowed, timed and weighed.
 
@@ -311,11 +332,15 @@ class _TimedWorkflow(SecAggPlusWorkflow):
 
     def setup_stage(self, grid: Grid, context: LegacyContext, state: WorkflowState) -> bool:
         """Flower's setup stage: protocol parameters out, public keys back."""
-        return self._timed(STAGES[0], super().setup_stage, grid, context, state)
+        ok = self._timed(STAGES[0], super().setup_stage, grid, context, state)
+        forget_early_dropouts(state)
+        return ok
 
     def share_keys_stage(self, grid: Grid, context: LegacyContext, state: WorkflowState) -> bool:
         """Flower's share-keys stage: public keys out, encrypted key shares back."""
-        return self._timed(STAGES[1], super().share_keys_stage, grid, context, state)
+        ok = self._timed(STAGES[1], super().share_keys_stage, grid, context, state)
+        forget_early_dropouts(state)
+        return ok
 
     def collect_masked_vectors_stage(
         self, grid: Grid, context: LegacyContext, state: WorkflowState

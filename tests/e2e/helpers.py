@@ -1,16 +1,18 @@
 """Shared pieces of the end-to-end tests: tiny data sets and runs, Flower CLI invocations."""
 
 import contextlib
+import json
 import os
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import psutil
 
-from fedrec.simulations.loopback import kill_trees
+from fedrec.simulations.loopback import free_port, kill_trees
 from fedrec.simulations.loopback import process_tree as process_tree  # the tests' import
 from fedrec.simulations.loopback import write_tiny_ratings as write_tiny_ratings
 
@@ -109,6 +111,31 @@ class Daemons:
         """Kill the named daemons and what they started (SuperExec, ServerApp, ClientApps)."""
         kill_trees([self.started.pop(name) for name in names])
 
+    def kill_supervised(self, name: str) -> None:
+        """SIGKILL the process a supervisor daemon runs (``fedrec node start``'s SuperNode)
+        and everything it started, as a crash would; the supervisor itself lives on."""
+        (child,) = psutil.Process(self.started[name].pid).children()
+        for proc in process_tree(child.pid):
+            with contextlib.suppress(psutil.NoSuchProcess):
+                proc.kill()
+
+    def run(self, *command: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+        """Run a command of this venv to its end in the daemons' folder and environment."""
+        return subprocess.run(
+            [str(BIN / command[0]), *command[1:]],
+            cwd=self.cwd,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+
+    def ok(self, *command: str, timeout: float = 120) -> str:
+        """:meth:`run`, which must succeed; its output."""
+        out = self.run(*command, timeout=timeout)
+        assert out.returncode == 0, f"{command}\n{out.stdout}{out.stderr}" + self.diagnostics()
+        return out.stdout
+
     def wait(self, name: str, timeout: float) -> int | None:
         """The exit code of a daemon expected to stop by itself; None if it still runs."""
         try:
@@ -143,8 +170,108 @@ class Daemons:
                     left.append(proc)
         psutil.wait_procs(left, timeout=30)
 
-    def diagnostics(self) -> str:
+    def diagnostics(self, tail: int = 1500) -> str:
+        """The last ``tail`` characters of every daemon's log."""
         return "".join(
-            f"\n--- {log.name}\n" + log.read_text(errors="replace")[-1500:]
+            f"\n--- {log.name}\n" + log.read_text(errors="replace")[-tail:]
             for log in sorted(self.logs.iterdir())
         )
+
+    def connect(self, name: str, port: int, *, root_certificates: Path | None = None) -> None:
+        """Flower's config.toml with one default connection, over TLS when a CA is given
+        (``flwr`` wants its path absolute), else ``insecure``."""
+        home = Path(self.env["FLWR_HOME"])
+        home.mkdir(exist_ok=True)  # the SuperLink may have made it
+        security = (
+            f'root-certificates = "{root_certificates.resolve()}"\n'
+            if root_certificates is not None
+            else "insecure = true\n"
+        )
+        (home / "config.toml").write_text(
+            f'[superlink]\ndefault = "{name}"\n\n[superlink.{name}]\n'
+            f'address = "127.0.0.1:{port}"\n{security}'
+        )
+
+    def supernodes(self, connection: str) -> list[dict[str, Any]]:
+        """``flwr supernode list CONNECTION --format json``: the nodes the SuperLink knows."""
+        out = self.ok("flwr", "supernode", "list", connection, "--format", "json")
+        return list(json.loads(out)["nodes"])
+
+    def wait_online(self, connection: str, node_ids: Sequence[str], timeout: float = 90) -> None:
+        """Wait until every one of ``node_ids`` (as `list` gives them: strings) is online."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            online = {n["node-id"] for n in self.supernodes(connection) if n["status"] == "online"}
+            if online >= set(node_ids):
+                return
+            time.sleep(1)
+        raise AssertionError(f"nodes {node_ids} never all came online" + self.diagnostics())
+
+
+def tls_superlink(port: int) -> tuple[str, ...]:
+    """docs/deployment.md's SuperLink command: TLS from `fedrec certs`, SuperNode
+    authentication, a database; on 127.0.0.1:``port``, paths relative to the working folder."""
+    return (
+        "flower-superlink",
+        "--ssl-ca-certfile",
+        "certs/ca/ca.crt",
+        "--ssl-certfile",
+        "certs/superlink/server.crt",
+        "--ssl-keyfile",
+        "certs/superlink/server.key",
+        "--enable-supernode-auth",
+        "--database",
+        "superlink.db",
+        "--disable-runtime-dependency-installation",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+    )
+
+
+def tls_supernode(port: int, key: str, *extra: str) -> tuple[str, ...]:
+    """docs/deployment.md's SuperNode command for node key ``key`` (its own local port)."""
+    return (
+        "flower-supernode",
+        "--root-certificates",
+        "certs/ca/ca.crt",
+        "--superlink",
+        f"127.0.0.1:{port}",
+        "--auth-supernode-private-key",
+        f"certs/nodes/{key}.key",
+        "--port",
+        str(free_port()),
+        *extra,
+    )
+
+
+def own_data(
+    daemons: Daemons, ratings: Path, nodes: Sequence[str], *, n_items: int
+) -> dict[str, list[str]]:
+    """docs/deployment.md, "Node-local data and feedback", for ``nodes``: the server's
+    catalogue (``catalog.json``) and each node's own users (user u on node u mod n) in
+    ``NODE/data``, imported with `fedrec node`. The ratings file is deleted: nobody holds
+    all ratings, not the server, not the nodes. Returns each user's items."""
+    lines = ratings.read_text().splitlines()
+    rows = [row.split(",") for row in lines[1:]]
+    items = daemons.cwd / "items.csv"
+    items.write_text("item,title\n" + "".join(f"{i},Item {i}\n" for i in range(n_items)))
+    daemons.ok("fedrec", "catalog", "--items", "items.csv", "--out", "catalog.json")
+    for k, node in enumerate(nodes):
+        history = daemons.cwd / "history.csv"
+        mine = [
+            line for line, row in zip(lines[1:], rows, strict=True) if int(row[0]) % len(nodes) == k
+        ]
+        history.write_text("\n".join([lines[0], *mine]) + "\n")
+        daemons.ok("fedrec", "node", "catalog", "--data-dir", f"{node}/data", "catalog.json")
+        daemons.ok(
+            "fedrec", "node", "import", "--data-dir", f"{node}/data", "history.csv",
+            "--hold-out-newest",
+        )  # fmt: skip
+        history.unlink()  # the device's history is in its store now
+    ratings.unlink()
+    seen: dict[str, list[str]] = {}
+    for user, item, *_ in rows:
+        seen.setdefault(user, []).append(item)
+    return seen
