@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from fedrec.simulations.bench_serve import GOALS, run_serve_benchmark, unique_text
-from fedrec.simulations.reports.serve import serve_markdown
+from fedrec.simulations.reports.serve import STAGE_LABELS, serve_markdown
 
 
 def _row(kind: str, c: int, rps: float) -> dict:
@@ -86,8 +86,8 @@ def test_the_report_names_the_served_model_and_shows_the_profile_and_threads() -
     assert "| 0 | 1 | 1 | 4.0 | 5.00 | 9.00 | 48 |" in text
     assert "| 1 | 2 | 8 | 30.0 | 5.00 | 9.00 | 48 |" in text
     assert "text: 36.00 ms a request over 40" in text
-    assert "| encode the text and its without-a-word variants | 30.00 | 75% |" in text
-    assert "| ... of which the encoder's forward pass | 27.00 | 68% |" in text
+    assert f"| {STAGE_LABELS['encode']} | 30.00 | 75% |" in text
+    assert f"| {STAGE_LABELS['encode.forward']} | 27.00 | 68% |" in text
     assert "| profiled request | 40.00 | 100% |" in text
 
 
