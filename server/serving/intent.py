@@ -39,10 +39,11 @@ SIMILARITY_HINGE = 2.0  # standard scores of text similarity below this count as
 
 
 def standard_score(values: np.ndarray) -> np.ndarray:
-    """``(x - mean) / std`` over the items (all zeros for a constant vector)."""
+    """``(x - mean) / std`` over the items, the last axis (all zeros where it is constant)."""
     values = np.asarray(values, np.float64)
-    spread = float(values.std())
-    return (values - values.mean()) / spread if spread > 0 else np.zeros_like(values)
+    spread = values.std(axis=-1, keepdims=True)
+    centred = values - values.mean(axis=-1, keepdims=True)
+    return np.divide(centred, spread, out=np.zeros_like(values), where=spread > 0)
 
 
 def genre_text(genre: str) -> str:
@@ -119,14 +120,7 @@ class IntentScorer:
         """:meth:`scores` of each row of ``queries [n, 384]``: ``[n, items]``, in one product."""
         p = self._prepare(t)
         q = _unit(np.asarray(queries, np.float64))
-        raw = q @ p.unit_emb.T  # [n, items]
-        spread = raw.std(axis=1, keepdims=True)
-        similarity = np.divide(
-            raw - raw.mean(axis=1, keepdims=True),
-            spread,
-            out=np.zeros_like(raw),
-            where=spread > 0,
-        )  # standard_score per row
+        similarity = standard_score(q @ p.unit_emb.T)  # [n, items], each row its own
         out = self.similarity_weight * np.maximum(similarity - SIMILARITY_HINGE, 0.0)
         if p.genre_names:
             affinity = q @ p.genre_vectors.T  # [n, genres]

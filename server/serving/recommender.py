@@ -366,4 +366,4 @@ class Recommender(EditableCatalogue):
         words = list(read.words)
         if self.intent is not None:
             return part, words, read.without
-        return part, words, towers.user_part(read.alone) if words else read.alone
+        return part, words, towers.user_part(read.alone)

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -189,11 +190,7 @@ class TextEncoder(nn.Module):
         # Sorting by length keeps padding (wasted work) small within each batch.
         order = np.argsort([len(t) for t in texts], kind="stable")
         out = np.zeros((len(texts), TEXT_DIM), dtype=np.float32)
-        # Switching modes walks every submodule: on a serving path, only when needed.
-        was_training = self.training
-        if was_training:
-            self.eval()
-        try:
+        with self._eval_mode():
             for start in range(0, len(texts), batch_size):
                 idx = order[start : start + batch_size]
                 tokens = self.tokenize([texts[i] for i in idx], max_length=max_length)
@@ -201,9 +198,6 @@ class TextEncoder(nn.Module):
                 out[idx] = vec.float().cpu().numpy()
                 for i, cut in zip(idx, tokens.truncated, strict=True):
                     truncated[int(i)] = cut
-        finally:
-            if was_training:
-                self.train(True)
         return out, truncated
 
     @torch.no_grad()
@@ -225,24 +219,33 @@ class TextEncoder(nn.Module):
             raise ValueError(f"{len(texts)} texts but {len(groups)} span groups")
         if not texts:
             return np.zeros((0, TEXT_DIM), dtype=np.float32), [], []
-        was_training = self.training
-        if was_training:
-            self.eval()
-        try:
+        with self._eval_mode():
             tokens = self.tokenize(texts, max_length=max_length, offsets=True)
             assert tokens.offsets is not None
             mask = tokens.attention_mask.to(self.device)
             hidden = self.hidden_states(tokens.input_ids.to(self.device), mask).float()
-            emb = F.normalize(mean_pool(hidden, mask), dim=-1).cpu().numpy()
-            hidden, mask = hidden.cpu(), mask.cpu()
-            parts = [
-                pooled_parts(hidden[i], mask[i], tokens.offsets[i], groups[i]).numpy()
-                for i in range(len(texts))
-            ]
+        emb = F.normalize(mean_pool(hidden, mask), dim=-1).cpu().numpy()
+        hidden, mask = hidden.cpu(), mask.cpu()
+        parts = [
+            pooled_parts(hidden[i], mask[i], tokens.offsets[i], groups[i]).numpy()
+            for i in range(len(texts))
+        ]
+        return emb, tokens.truncated, parts
+
+    @contextmanager
+    def _eval_mode(self) -> Iterator[None]:
+        """Eval mode for a pass, the encoder's own mode after it.
+
+        Switching modes walks every submodule: on a serving path, only when needed.
+        """
+        was_training = self.training
+        if was_training:
+            self.eval()
+        try:
+            yield
         finally:
             if was_training:
                 self.train(True)
-        return emb, tokens.truncated, parts
 
 
 def add_lora(encoder: TextEncoder, *, rank: int, top_layers: int) -> list[str]:
