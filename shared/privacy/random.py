@@ -47,6 +47,11 @@ _COUNTER_BYTES = 4
 _MAX_BYTES = (2**32 - 1) * 64
 # Pairs per chunk of the Gaussian transform: its buffers stay in the CPU's cache.
 _CHUNK = 16_384
+# Keystream bytes per cipher call, and the zeros they encrypt: the cipher writes straight
+# into the caller's array (allocating the plaintext and the ciphertext per call cost more
+# than ChaCha20 itself).
+_STREAM_CHUNK = 1 << 20
+_ZEROS = memoryview(bytes(_STREAM_CHUNK))
 
 
 @contextmanager
@@ -187,7 +192,12 @@ class SecureRandom(DPRandom):
         self._used += size
         if self._used > _MAX_BYTES:
             raise RuntimeError("a SecureRandom's keystream is spent; make a new one")
-        return np.frombuffer(self._stream.update(bytes(size)), dtype=np.uint64)
+        out = np.empty(int(n), dtype=np.uint64)
+        view = memoryview(out).cast("B")
+        for start in range(0, size, _STREAM_CHUNK):
+            end = min(start + _STREAM_CHUNK, size)
+            self._stream.update_into(_ZEROS[: end - start], view[start:end])
+        return out
 
 
 class SeededRandom(DPRandom):

@@ -57,3 +57,21 @@ def test_the_chunked_gaussian_is_box_muller_of_the_stream() -> None:
         expected = np.concatenate(cos + sin)[:size]
         got = SeededRandom(9, size).normal((size,), std=1.5)
         np.testing.assert_allclose(got, 1.5 * expected, rtol=1e-12, atol=1e-12)
+
+
+def test_secure_words_are_the_chacha20_keystream(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    # The words are written by the cipher straight into the output array, a chunk at a
+    # time: across chunk boundaries and odd sizes they must be exactly the keystream that
+    # encrypting zeros under the same key and nonce gives.
+    from cryptography.hazmat.primitives.ciphers import Cipher, algorithms
+
+    from fedrec.shared.privacy import random as dprandom
+
+    fixed = iter([bytes(range(12)), bytes(range(32))])  # nonce tail, then key
+    monkeypatch.setattr(dprandom.os, "urandom", lambda n: next(fixed)[:n])
+    rng = dprandom.SecureRandom()
+    reference = Cipher(algorithms.ChaCha20(bytes(range(32)), rng.nonce), mode=None).encryptor()
+    chunk_words = dprandom._STREAM_CHUNK // 8
+    for n in (1, 3, chunk_words - 1, chunk_words, chunk_words + 1, 2 * chunk_words + 5, 0):
+        expected = np.frombuffer(reference.update(bytes(8 * n)), dtype=np.uint64)
+        np.testing.assert_array_equal(rng.words(n), expected)
