@@ -32,14 +32,18 @@ def send_and_receive(
 ) -> list[Message]:
     """Push ``messages`` and collect their replies, at most ``max_in_flight`` outstanding.
 
-    ``max_in_flight`` 0 (or at least the number of messages) is Flower's own
-    ``grid.send_and_receive``. ``timeout`` bounds the whole call, as there: messages still
+    ``max_in_flight`` 0 is Flower's own ``grid.send_and_receive``. Otherwise replies are
+    pulled every ``POLL_SECONDS`` even when every message fits the window: Flower's
+    in-memory grid waits a tenth of a second between pulls, a fixed cost on every short
+    round of a simulation. ``timeout`` bounds the whole call, as there: messages still
     unsent or unanswered when it expires get no reply (the strategy counts them as timed
     out).
     """
     pending = list(messages)
-    if max_in_flight <= 0 or len(pending) <= max_in_flight:
+    if max_in_flight <= 0:
         return list(grid.send_and_receive(pending, timeout=timeout))
+    if not pending:
+        return []
     deadline = None if timeout is None else time.monotonic() + timeout
     in_flight: set[str] = set()
     replies: list[Message] = []

@@ -193,7 +193,7 @@ class SecureRandom(DPRandom):
         if self._used > _MAX_BYTES:
             raise RuntimeError("a SecureRandom's keystream is spent; make a new one")
         out = np.empty(int(n), dtype=np.uint64)
-        view = memoryview(out).cast("B")
+        view = out.view(np.uint8).data  # a writable buffer the cipher fills in place
         for start in range(0, size, _STREAM_CHUNK):
             end = min(start + _STREAM_CHUNK, size)
             self._stream.update_into(_ZEROS[: end - start], view[start:end])

@@ -60,7 +60,8 @@ def test_every_message_is_answered_once_and_never_more_than_the_window_is_stored
     replies = send_and_receive(grid, list(range(n)), timeout=None, max_in_flight=window)  # type: ignore[arg-type]
     assert sorted(r.payload for r in replies) == list(range(n))
     assert grid.most_stored <= window
-    assert grid.plain_calls == (1 if n <= window else 0)
+    # Even a round that fits the window is pulled by fedrec's loop, not at Flower's pace.
+    assert grid.plain_calls == 0
 
 
 def test_window_zero_is_flowers_own_send_and_receive() -> None:

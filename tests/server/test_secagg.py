@@ -12,10 +12,13 @@ from flwr.common.secure_aggregation.secaggplus_constants import Key as SecAggKey
 
 import fedrec.client.replies as replies_module
 from fedrec.client.client_app import build_client_app
+from fedrec.client.message_config import secagg_survivors
 from fedrec.client.secagg import secagg_mod
 from fedrec.client.state import ClientStateStore
 from fedrec.server.secagg import (
+    STAGES,
     clipping_range,
+    noise_survivors,
     quantization_levels,
     secagg_threshold,
     secure_sum,
@@ -133,6 +136,37 @@ def test_each_client_learns_the_threshold_it_must_noise_for(
         assert config["x"] == 1 and config["server-round"] == 1  # the round's own config
     cfg = resolve_config({}, {"user-dp": "secagg", **privacy})
     assert secagg_threshold(cfg.privacy, n) == expected
+
+
+def test_the_survivor_floor_raises_what_each_share_is_sized_for(loopback_grid: type) -> None:
+    # A ring of 5 shares among 9 clients: SecAgg+'s threshold is 4, so without a floor each
+    # share would be sized for 4 survivors; a floor of 0.9 makes it ceil(8.1) = 9. The
+    # client computes it from the protocol's parameters and its own settings, the server
+    # from its settings alone: they must agree.
+    app = _vector_app(_vectors(9), fail=set())
+    privacy = {"secagg-num-shares": 4.0, "secagg-min-survivors": 0.9}
+    result = _round(loopback_grid(app, 9), **privacy)
+    assert result.survivors == 9
+    cfg = resolve_config({}, {"user-dp": "secagg", **privacy})
+    for config in app.seen.values():  # type: ignore[attr-defined]
+        assert config[SECAGG_MIN_SURVIVORS] == 4  # the protocol's threshold
+        assert secagg_survivors(cfg, ConfigRecord(config)) == 9
+    assert noise_survivors(cfg.privacy, 9) == 9
+    without = resolve_config({}, {"user-dp": "secagg", "secagg-num-shares": 4.0})
+    assert noise_survivors(without.privacy, 9) == 4
+
+
+def test_below_the_survivor_floor_the_sum_stays_masked(loopback_grid: type) -> None:
+    # One of 5 drops out: SecAgg+ alone (threshold 4) would unmask the other 4, but their
+    # shares were sized for a floor of 5, so the server halts before the unmask stage.
+    vectors = _vectors(5, seed=4)
+    halted = _round(
+        loopback_grid(_vector_app(vectors, fail={2}), 5), **{"secagg-min-survivors": 1.0}
+    )
+    assert halted.total is None and halted.survivors == 0
+    assert [s["stage"] for s in halted.stages] == list(STAGES[:3])  # no unmask messages
+    kept = _round(loopback_grid(_vector_app(vectors, fail={2}), 5), **{"secagg-min-survivors": 0.8})
+    assert kept.survivors == 4 and kept.total is not None
 
 
 def test_a_dropout_leaves_the_sum_of_the_survivors(loopback_grid: type) -> None:
@@ -330,7 +364,7 @@ def test_a_secagg_run_killed_before_unmasking_resumes_without_losing_or_repeatin
     class DiesInRound3(loopback_grid):  # type: ignore[misc, valid-type]
         """Round 3's clients trained and sent masked vectors; the server dies unmasking."""
 
-        def send_and_receive(self, messages: Any, *, timeout: float | None = None) -> Any:
+        def push_messages(self, messages: Any) -> Any:
             messages = list(messages)
             stages = {
                 m.content.config_records[RECORD_KEY_CONFIGS].get(Key.STAGE)
@@ -341,7 +375,7 @@ def test_a_secagg_run_killed_before_unmasking_resumes_without_losing_or_repeatin
                 if self.rounds_unmasked == 2:
                     raise _ServerDied
                 self.rounds_unmasked += 1
-            return super().send_and_receive(messages, timeout=timeout)
+            return super().push_messages(messages)
 
     grid = DiesInRound3(app, 6, node_config=True)
     grid.rounds_unmasked = 0

@@ -1,5 +1,6 @@
 """The round loop, driven through a fake Grid: what the train messages tell the clients."""
 
+import uuid
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -22,9 +23,23 @@ class _Grid:
     def __init__(self, n: int) -> None:
         self.nodes = list(range(1, n + 1))
         self.sent: list[Message] = []
+        self.stored: dict[str, Message] = {}
 
     def get_node_ids(self) -> Iterable[int]:
         return self.nodes
+
+    def push_messages(self, messages: Iterable[Message]) -> list[str]:
+        """Stored for :meth:`pull_messages`, which answers as :meth:`send_and_receive` does."""
+        ids = []
+        for msg in messages:
+            msg.metadata.__dict__["_message_id"] = uuid.uuid4().hex  # as Flower's grid sets it
+            self.stored[msg.metadata.message_id] = msg
+            ids.append(msg.metadata.message_id)
+        return ids
+
+    def pull_messages(self, ids: Iterable[str]):  # type: ignore[no-untyped-def]
+        ready = [self.stored.pop(i) for i in list(ids) if i in self.stored]
+        return self.send_and_receive(ready) if ready else []
 
     def send_and_receive(self, messages: Iterable[Message], timeout: float | None = None):  # type: ignore[no-untyped-def]
         replies = []
