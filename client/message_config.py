@@ -12,7 +12,7 @@ from flwr.app import ConfigRecord
 
 from fedrec.shared import protocol as key
 from fedrec.shared.config import FedRecConfig
-from fedrec.shared.privacy import UserRound, resolve_delta, user_round_for
+from fedrec.shared.privacy import UserRound, resolve_delta, share_survivors, user_round_for
 
 
 def config_int(config: ConfigRecord, name: str, default: int | None = None) -> int:
@@ -76,13 +76,22 @@ def user_round_of(cfg: FedRecConfig, config: ConfigRecord, num_partitions: int) 
 
 
 def secagg_survivors(cfg: FedRecConfig, config: ConfigRecord) -> int | None:
-    """Under ``user-dp = secagg``: SecAgg+'s threshold; refuses a message outside SecAgg+."""
+    """Under ``user-dp = secagg``: the survivors this client's noise share is sized for.
+
+    SecAgg+'s threshold as the protocol set it up, raised to the run's survivor floor
+    (``secagg-min-survivors`` of the round's clients, from this client's own settings) when
+    that is higher. Refuses a message that did not come through SecAgg+.
+    """
     if cfg.privacy.user_dp != "secagg":
         return None
-    survivors = config.get(key.SECAGG_MIN_SURVIVORS)
-    if isinstance(survivors, bool) or not isinstance(survivors, int) or survivors < 1:
-        raise ValueError(
-            "user-dp=secagg, but this train message did not come through SecAgg+ (no "
-            f"{key.SECAGG_MIN_SURVIVORS}); refusing to send an update the server could read"
-        )
-    return survivors
+    counts = []
+    for name in (key.SECAGG_MIN_SURVIVORS, key.SECAGG_CLIENTS):
+        value = config.get(name)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(
+                f"user-dp=secagg, but this train message did not come through SecAgg+ (no "
+                f"{name}); refusing to send an update the server could read"
+            )
+        counts.append(value)
+    threshold, sampled = counts
+    return share_survivors(threshold, sampled, cfg.privacy.secagg_min_survivors)

@@ -37,7 +37,7 @@ from flwr.app.message_type import MessageType
 from flwr.serverapp import Grid
 
 from fedrec.server.messaging import send_and_receive
-from fedrec.server.secagg import NOISE_MARGIN, secagg_threshold, secure_sum
+from fedrec.server.secagg import NOISE_MARGIN, noise_survivors, secure_sum
 from fedrec.shared import protocol as key
 from fedrec.shared.checkpoint import run_id, save_catalog, save_checkpoint
 from fedrec.shared.config import CooccurrenceConfig, FedRecConfig
@@ -252,7 +252,7 @@ def plan_over_flower(
         time.sleep(0.05)
     nodes = sorted(grid.get_node_ids())
     privacy = cfg.privacy
-    survivors = secagg_threshold(privacy, len(nodes)) if privacy.user_dp == "secagg" else None
+    survivors = noise_survivors(privacy, len(nodes)) if privacy.user_dp == "secagg" else None
     plan = plan_release(privacy, cfg.cooccurrence, len(nodes), survivors=survivors)
     config: dict[str, Any] = {
         key.RUN_ID: identity,

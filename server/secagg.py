@@ -65,6 +65,7 @@ from flwr.serverapp import Grid
 from fedrec.server.messaging import send_and_receive
 from fedrec.server.rounds import SecureSum
 from fedrec.shared.config import PrivacyConfig
+from fedrec.shared.privacy import share_survivors, survivor_floor
 from fedrec.shared.protocol import SECAGG_TENSORS
 from fedrec.shared.serialization import arrays_to_numpy, content_bytes
 
@@ -116,7 +117,8 @@ def key_pairs_warning(privacy: PrivacyConfig, n_sampled: int) -> str | None:
         f"SecAgg+ over {n_sampled} clients with {shares} shares each (threshold {t}): each "
         "client's key stage grows with shares x threshold, the round's with clients times that "
         "(docs/benchmarks/secagg.md); fewer shares (secagg-num-shares) cost less but lower the "
-        "survivors each noise share is sized for, so the sum carries more noise "
+        "survivors each noise share is sized for, so the sum carries more noise, unless a "
+        "survivor floor (secagg-min-survivors) keeps it near central placement's "
         "(docs/privacy.md)"
     )
 
@@ -144,6 +146,18 @@ def secagg_threshold(privacy: PrivacyConfig, n_sampled: int) -> int:
     """
     shares = secagg_shares(privacy, n_sampled)
     return max(round(privacy.secagg_reconstruction_threshold * shares), 2)
+
+
+def noise_survivors(privacy: PrivacyConfig, n_sampled: int) -> int:
+    """The survivors each client's noise share is sized for in a round of ``n_sampled``.
+
+    :func:`secagg_threshold`, or the server's survivor floor (``secagg-min-survivors``)
+    where that is higher; the clients compute the same from the protocol's parameters
+    (``client/message_config.py``), and the workflow unmasks no sum of fewer.
+    """
+    return share_survivors(
+        secagg_threshold(privacy, n_sampled), n_sampled, privacy.secagg_min_survivors
+    )
 
 
 def quantization_levels(n_clients: int) -> int:
@@ -311,12 +325,16 @@ class _TimedWorkflow(SecAggPlusWorkflow):
     """Flower's SecAgg+ workflow, each of its four stages windowed, timed and weighed.
 
     The protocol is Flower's, unchanged; only how its messages reach the grid differs
-    (:class:`_MeteredGrid`).
+    (:class:`_MeteredGrid`), and the round halts before unmasking a sum of fewer than
+    ``min_survivors`` masked vectors (the survivor floor the noise shares are sized for).
     """
 
-    def __init__(self, *args: Any, max_in_flight: int = 0, **kwargs: Any) -> None:
+    def __init__(
+        self, *args: Any, max_in_flight: int = 0, min_survivors: int = 0, **kwargs: Any
+    ) -> None:
         super().__init__(*args, **kwargs)
         self.max_in_flight = max_in_flight
+        self.min_survivors = min_survivors
         self.costs: list[StageCost] = []
 
     def _timed(
@@ -345,8 +363,23 @@ class _TimedWorkflow(SecAggPlusWorkflow):
     def collect_masked_vectors_stage(
         self, grid: Grid, context: LegacyContext, state: WorkflowState
     ) -> bool:
-        """Flower's collect stage: key shares and the instructions out, masked vectors back."""
-        return self._timed(STAGES[2], super().collect_masked_vectors_stage, grid, context, state)
+        """Flower's collect stage: key shares and the instructions out, masked vectors back.
+
+        Halts when fewer than the survivor floor sent their vectors: the sum would carry
+        less noise than each client's share was sized for.
+        """
+        ok = self._timed(STAGES[2], super().collect_masked_vectors_stage, grid, context, state)
+        if ok and len(state.active_node_ids) < self.min_survivors:
+            logger.warning(
+                "SecAgg+: %d of %d clients sent masked vectors, below the survivor floor %d "
+                "(secagg-min-survivors) their noise shares are sized for; the sum is not "
+                "unmasked",
+                len(state.active_node_ids),
+                len(state.sampled_node_ids),
+                self.min_survivors,
+            )
+            return False
+        return ok
 
     def unmask_stage(self, grid: Grid, context: LegacyContext, state: WorkflowState) -> bool:
         """Flower's unmask stage: who survived out, the shares that remove the masks back."""
@@ -412,6 +445,7 @@ def secure_sum(
         modulus_range=MODULUS,
         timeout=timeout,
         max_in_flight=max_in_flight,
+        min_survivors=survivor_floor(len(messages), privacy.secagg_min_survivors),
     )
     workflow(grid, context)
     out.stages = [c.to_dict() for c in workflow.costs]
@@ -419,7 +453,8 @@ def secure_sum(
     out.failures = out.sampled - len(strategy.results)
     if strategy.aggregate is None:
         logger.warning(
-            "round %d: SecAgg+ halted (too few clients survived to unmask the sum); no update",
+            "round %d: SecAgg+ halted (too few clients survived to unmask the sum, or fewer "
+            "than the survivor floor); no update",
             server_round,
         )
         return out

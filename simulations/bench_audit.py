@@ -42,7 +42,7 @@ import torch
 
 from fedrec.client.dataview import ClientData, client_seed, load_client_data
 from fedrec.client.task import build_model
-from fedrec.server.secagg import secagg_threshold, unmasked_secure_sum
+from fedrec.server.secagg import noise_survivors, unmasked_secure_sum
 from fedrec.server.user_dp import CentralNoise, central_noise_for
 from fedrec.shared.config import FedRecConfig, PrivacyConfig, resolve_config
 from fedrec.shared.data import load_split
@@ -228,7 +228,7 @@ def user_audit(
         noise: CentralNoise = central_noise_for(run_cfg)
         seen = [noise.noised_sum(everyone)]
     else:
-        survivors = secagg_threshold(privacy, len(everyone)) if placement == "secagg" else None
+        survivors = noise_survivors(privacy, len(everyone)) if placement == "secagg" else None
         std = noise_std(
             placement,
             privacy.user_noise_multiplier,

@@ -38,7 +38,7 @@ import numpy as np
 
 from fedrec.client.cooccurrence import cooccurrence_share
 from fedrec.server.cooccurrence import release_clipping, release_sum
-from fedrec.server.secagg import SecureSumAccumulator, quantization_levels, secagg_threshold
+from fedrec.server.secagg import SecureSumAccumulator, noise_survivors, quantization_levels
 from fedrec.shared.config import FedRecConfig
 from fedrec.shared.data import load_split
 from fedrec.shared.models.cooccurrence import contribution, vector_size
@@ -142,7 +142,7 @@ def _share(
 def _plan(cfg: FedRecConfig, n_users: int) -> ReleasePlan:
     survivors = None
     if cfg.privacy.user_dp == "secagg":
-        survivors = secagg_threshold(cfg.privacy, n_users)
+        survivors = noise_survivors(cfg.privacy, n_users)
     return plan_release(cfg.privacy, cfg.cooccurrence, n_users, survivors=survivors)
 
 

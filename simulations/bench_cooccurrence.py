@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from fedrec.server.cooccurrence import collaborative_factors, item_tensors
-from fedrec.server.secagg import secagg_threshold
+from fedrec.server.secagg import noise_survivors
 from fedrec.shared.baselines import DPPopularity, Popularity
 from fedrec.shared.config import FedRecConfig, resolve_config
 from fedrec.shared.data import load_split
@@ -141,9 +141,7 @@ def _point(
     point_cfg = cfg.replace(
         **{"user-dp": placement, "cooccurrence-epsilon": epsilon or GOAL_EPSILON}
     )
-    survivors = (
-        secagg_threshold(point_cfg.privacy, split.n_users) if placement == "secagg" else None
-    )
+    survivors = noise_survivors(point_cfg.privacy, split.n_users) if placement == "secagg" else None
     plan = plan_release(
         point_cfg.privacy, point_cfg.cooccurrence, split.n_users, survivors=survivors
     )
@@ -349,7 +347,7 @@ SCALE_EPSILONS = (1.0, 4.0)
 def _noise_on_sum(cfg: FedRecConfig, users: int, epsilon: float, placement: str) -> float:
     """The std of the noise the sum carries for ``users`` clients at ``epsilon``."""
     point = cfg.replace(**{"user-dp": placement, "cooccurrence-epsilon": epsilon})
-    survivors = secagg_threshold(point.privacy, users) if placement == "secagg" else None
+    survivors = noise_survivors(point.privacy, users) if placement == "secagg" else None
     plan = plan_release(point.privacy, point.cooccurrence, users, survivors=survivors)
     if placement == "central":
         return plan.server_std

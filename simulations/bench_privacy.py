@@ -49,7 +49,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from fedrec.server.secagg import secagg_threshold
+from fedrec.server.secagg import noise_survivors, secagg_threshold
 from fedrec.shared.baselines import popularity_score_fn
 from fedrec.shared.config import FedRecConfig, resolve_config
 from fedrec.shared.data import load_split
@@ -482,7 +482,7 @@ def _run(
             }
         )
 
-    threshold = secagg_threshold(base.privacy, k_per_round)
+    threshold = noise_survivors(base.privacy, k_per_round)
     for level, placement in PLACEMENT_LEVELS.items():
         if level not in levels:
             continue

@@ -46,7 +46,7 @@ from flwr.app import Context
 from flwr.serverapp import Grid, ServerApp
 
 from fedrec.server.cooccurrence import plan_over_flower, release_slices
-from fedrec.server.secagg import STAGES, secagg_shares, secagg_threshold
+from fedrec.server.secagg import STAGES, noise_survivors, secagg_shares, secagg_threshold
 from fedrec.shared.checkpoint import run_id
 from fedrec.shared.config import FedRecConfig, resolve_config
 from fedrec.shared.data import load_catalog, load_split
@@ -105,7 +105,8 @@ def share_graph(cfg: FedRecConfig, clients: int) -> dict[str, Any]:
     """What a share graph costs in noise, by the product's own rules and release plan."""
     privacy = cfg.privacy
     t = secagg_threshold(privacy, clients)
-    plan = plan_release(privacy, cfg.cooccurrence, clients, survivors=t)
+    sized_for = noise_survivors(privacy, clients)
+    plan = plan_release(privacy, cfg.cooccurrence, clients, survivors=sized_for)
     assert plan.delta is not None and plan.accountant is not None
     # Every client adds its share; with all of them in the sum their variances add up.
     all_survive = plan.client_std * math.sqrt(clients)
@@ -115,6 +116,8 @@ def share_graph(cfg: FedRecConfig, clients: int) -> dict[str, Any]:
         "secagg_num_shares": privacy.secagg_num_shares,
         "shares": secagg_shares(privacy, clients),
         "threshold": t,
+        "min_survivors": privacy.secagg_min_survivors,
+        "noise_survivors": sized_for,
         "colluders": plan.colluders,
         "epsilon": plan.epsilon,
         "delta": plan.delta,

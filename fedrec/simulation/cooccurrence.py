@@ -38,8 +38,8 @@ from fedrec.server.cooccurrence import (
 )
 from fedrec.server.secagg import (
     SecureSumAccumulator,
+    noise_survivors,
     quantization_levels,
-    secagg_threshold,
 )
 from fedrec.shared.checkpoint import save_catalog, save_checkpoint
 from fedrec.shared.config import CooccurrenceConfig, FedRecConfig, resolve_config
@@ -204,7 +204,7 @@ def train_cooccurrence(
         )
     survivors = None
     if cfg.privacy.user_dp == "secagg":
-        survivors = secagg_threshold(cfg.privacy, split.n_users)
+        survivors = noise_survivors(cfg.privacy, split.n_users)
     plan = plan_release(cfg.privacy, cfg.cooccurrence, split.n_users, survivors=survivors)
     logger.info(
         "co-occurrence release: %d clients, user-dp %s, σ on the sum %.3f, each client adds "

@@ -9,8 +9,8 @@ the messaging, serialization and actor scheduling. It is the baseline of the
 framework-overhead benchmark and what the quality, privacy and cold-start benchmarks train
 with.
 
-Under ``user-dp = secagg`` each client adds its noise share for the threshold Flower's
-SecAgg+ workflow would set (:func:`fedrec.server.secagg.secagg_threshold`), and the sum is
+Under ``user-dp = secagg`` each client adds its noise share for the survivors Flower's
+SecAgg+ workflow would size it for (:func:`fedrec.server.secagg.noise_survivors`), and the sum is
 computed with SecAgg+'s own arithmetic without the masks
 (:func:`fedrec.server.secagg.unmasked_secure_sum`); the protocol itself (keys, shares,
 dropouts) runs only under Flower (``fedrec simulate``; tests/server/test_secagg.py).
@@ -34,7 +34,7 @@ from fedrec.client.state import ClientStateStore
 from fedrec.client.task import train_round
 from fedrec.server.aggregation import ServerOptimizer, server_optimizer_for
 from fedrec.server.rounds import Reply, RoundRules, RunPrivacy, SecureSum
-from fedrec.server.secagg import secagg_threshold, unmasked_secure_sum
+from fedrec.server.secagg import noise_survivors, unmasked_secure_sum
 from fedrec.server.user_dp import CentralNoise, UserLevelAccountant, central_noise_for
 from fedrec.shared.config import FedRecConfig
 from fedrec.shared.evaluation import UserEval, summarize
@@ -96,7 +96,7 @@ class PlainLoop:
             user_round = user_round_for(privacy, delta)  # the clients' ledgers (local/secagg)
         survivors = None
         if privacy.user_dp == "secagg":
-            survivors = secagg_threshold(privacy, len(partitions))  # as the workflow sets it
+            survivors = noise_survivors(privacy, len(partitions))  # as the workflow sets it
         if privacy.user_dp == "secagg":
             # Every user is its own SecAgg+ party: trained one by one, with its share.
             replies = [

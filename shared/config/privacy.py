@@ -69,11 +69,21 @@ class PrivacyConfig:
     # Each client sizes its noise share so that the sum keeps N(0, (σC)²) even if this many
     # surviving clients collude with the server and subtract their own shares.
     secagg_max_colluders: int = 0
+    # The server unmasks a SecAgg+ sum only if at least this fraction of the round's sampled
+    # clients sent their masked vectors (0: SecAgg+'s threshold alone), and each client sizes
+    # its noise share for that many survivors. Above the threshold this floor is the
+    # server's promise (an honest-but-curious server keeps it), not SecAgg+'s cryptography;
+    # with a sparse share graph it is what keeps the noise near central placement's.
+    secagg_min_survivors: float = 0.0
 
     def __post_init__(self) -> None:
         check(self.dp_noise_multiplier >= 0, "dp-noise-multiplier must be >= 0")
         check(self.dp_batch_size >= 1, "dp-batch-size must be >= 1")
         check(self.secagg_max_colluders >= 0, "secagg-max-colluders must be >= 0")
+        check(
+            0 <= self.secagg_min_survivors <= 1,
+            "secagg-min-survivors must be in [0, 1] (a fraction of the round's clients)",
+        )
         check(self.dp_max_grad_norm > 0, "dp-max-grad-norm must be > 0")
         check(0 < self.dp_delta < 1, "dp-delta must be in (0, 1)")
         check(0 < self.dp_sample_rate <= 1, "dp-sample-rate must be in (0, 1]")

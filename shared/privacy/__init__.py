@@ -59,6 +59,8 @@ from fedrec.shared.privacy.user import (
     gaussian_noise_like,
     noise_std,
     privatize,
+    share_survivors,
+    survivor_floor,
     update_norm,
 )
 
@@ -116,9 +118,11 @@ __all__ = [
     "reported_user_epsilon",
     "resolve_delta",
     "sample_rate",
+    "share_survivors",
     "smallest_sigma",
     "spend_user_round",
     "steps_per_epoch",
+    "survivor_floor",
     "update_norm",
     "user_epsilon",
     "user_report",

@@ -43,7 +43,8 @@ COVERS = (
 AGAINST_SERVER = {
     "central": "none: the server sees each user's exact term before it adds the noise",
     "secagg": "the server sees only the SecAgg+ sum, which carries at least σ of noise if "
-    "at most secagg-max-colluders survivors collude with it",
+    "at most secagg-max-colluders survivors collude with it (and, with secagg-min-survivors "
+    "above SecAgg+'s threshold, if it keeps its survivor floor)",
     "local": "each user's own vector is already (ε, δ)-DP",
 }
 

@@ -133,7 +133,9 @@ USER_MECHANISMS = {
         "Gaussian mechanism on the sum of clipped client updates, noise distributed: each "
         "client clips its update to user-clip and adds N(0, (user-noise-multiplier * "
         "user-clip)^2 / (t - c)), t = the fewest survivors with which Flower's SecAgg+ can "
-        "still unmask the sum, c = secagg-max-colluders; the server only learns the sum"
+        "still unmask the sum or, where higher, the server's survivor floor "
+        "(secagg-min-survivors of the round's clients; it unmasks no sum of fewer), "
+        "c = secagg-max-colluders; the server only learns the sum"
     ),
 }
 _USER_COVERS = {

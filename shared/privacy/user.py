@@ -11,6 +11,7 @@ asked for), in float64, rounded once when it is added.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 
 import numpy as np
@@ -43,6 +44,27 @@ def gaussian_noise_like(
 ) -> dict[str, np.ndarray]:
     """Independent N(0, std^2) float64 noise of the same shapes as ``delta`` (every coordinate)."""
     return {k: rng.normal(np.shape(v), std) for k, v in delta.items()}
+
+
+def survivor_floor(n_sampled: int, fraction: float) -> int:
+    """``secagg-min-survivors``' count: the fewest of ``n_sampled`` a sum may be unmasked for.
+
+    0 when the floor is off. Rounded up (with a little slack for ``0.7 * 10`` being
+    ``7.000000000000001`` in floating point).
+    """
+    if not 0 <= fraction <= 1:
+        raise ValueError(f"the survivor floor must be a fraction in [0, 1], got {fraction}")
+    return max(0, math.ceil(fraction * n_sampled - 1e-9))
+
+
+def share_survivors(threshold: int, n_sampled: int, fraction: float) -> int:
+    """How many survivors each SecAgg+ noise share is sized for.
+
+    SecAgg+'s reconstruction ``threshold`` (no sum of fewer can be unmasked), or the
+    server's survivor floor (``secagg-min-survivors`` of the ``n_sampled`` clients) where
+    that is higher: the server then refuses to unmask a sum of fewer.
+    """
+    return max(int(threshold), survivor_floor(n_sampled, fraction))
 
 
 def noise_std(

@@ -106,6 +106,25 @@ def test_under_secagg_the_server_gets_only_a_noised_sum(
         assert masked["largest_reply_bytes"] < 8 * cost["entries"] + 512
 
 
+def test_a_survivor_floor_sizes_the_release_for_every_client_on_a_sparse_graph(
+    tmp_path: Path, loopback_grid: type
+) -> None:
+    # A ring of 3 shares: SecAgg+'s own threshold is 2 survivors, so without a floor each
+    # share carries sigma / sqrt(2); with every client required to survive, sigma / sqrt(N).
+    ring = {"cooccurrence-epsilon": 2.0, "secagg-num-shares": 3.0}
+    runs = {}
+    for floor in (0.0, 1.0):
+        (tmp_path / str(floor)).mkdir()
+        settings = _settings(
+            tmp_path / str(floor), "secagg", **ring, **{"secagg-min-survivors": floor}
+        )
+        runs[floor] = load_checkpoint(_flower(tmp_path / str(floor), loopback_grid, settings))
+    sparse, floored = (runs[f].manifest["user_privacy"] for f in (0.0, 1.0))
+    assert sparse["secagg_survivors"] == 2 and floored["secagg_survivors"] == USERS
+    assert floored["noise_multiplier"] == sparse["noise_multiplier"]  # the same sigma on the sum
+    assert floored["epsilon"] == sparse["epsilon"] <= 2.0
+
+
 def test_a_client_never_releases_the_same_entries_twice(tmp_path: Path) -> None:
     record_release(ClientStateStore(tmp_path / "c"), 0, 50)
     record_release(ClientStateStore(tmp_path / "c"), 50, 100)

@@ -2,6 +2,8 @@
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from fedrec.shared.privacy import (
     SecureRandom,
@@ -10,6 +12,8 @@ from fedrec.shared.privacy import (
     gaussian_noise_like,
     noise_std,
     privatize,
+    share_survivors,
+    survivor_floor,
     update_norm,
 )
 
@@ -76,3 +80,21 @@ def test_secagg_shares_are_sized_for_colluders() -> None:
     assert noise_std("secagg", 2.0, 0.5, survivors=10) == pytest.approx(1.0 / 10**0.5)
     with pytest.raises(ValueError, match="needs more than that many survivors"):
         noise_std("secagg", 2.0, 0.5, survivors=3, colluders=3)
+
+
+@given(n=st.integers(1, 100_000), fraction=st.floats(0, 1), threshold=st.integers(2, 50))
+def test_shares_are_sized_for_at_least_the_floor_and_the_threshold(
+    n: int, fraction: float, threshold: int
+) -> None:
+    floor = survivor_floor(n, fraction)
+    assert 0 <= floor <= n and floor >= fraction * n - 1e-6  # never below the fraction
+    assert floor < fraction * n + 1  # and no more than rounding up
+    assert share_survivors(threshold, n, fraction) == max(threshold, floor)
+
+
+def test_the_survivor_floor_rounds_up_and_is_off_at_zero() -> None:
+    assert survivor_floor(943, 0.9) == 849  # 848.7
+    assert survivor_floor(10, 0.7) == 7  # 7.000000000000001 in floating point
+    assert survivor_floor(943, 0.0) == 0 and share_survivors(5, 943, 0.0) == 5
+    with pytest.raises(ValueError, match="fraction"):
+        survivor_floor(10, 1.5)
