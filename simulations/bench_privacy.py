@@ -103,7 +103,8 @@ def client_noise_on_average(placement: str, sigma: float, clip: float, k: int, t
     """The std of the noise on each coordinate of the averaged update, per placement.
 
     central: σC once on the sum; local: σC from each of the K clients; secagg: σC/sqrt(t)
-    from each of the K clients (t = SecAgg+'s threshold). Divided by K.
+    from each of the K clients (t = the survivors each share is sized for: SecAgg+'s threshold
+    or the survivor floor). Divided by K.
     """
     # One party's std is the project's own noise_std; the K clients' shares add in variance.
     per_party = noise_std(placement, sigma, clip, survivors=t if placement == "secagg" else None)
@@ -482,7 +483,7 @@ def _run(
             }
         )
 
-    threshold = noise_survivors(base.privacy, k_per_round)
+    survivors = noise_survivors(base.privacy, k_per_round)
     for level, placement in PLACEMENT_LEVELS.items():
         if level not in levels:
             continue
@@ -500,7 +501,7 @@ def _run(
             point = repeated(user_cfg(cal["sigma"], placement), label, n)
             point["calibration"] = cal
             point["noise_std_on_average"] = client_noise_on_average(
-                placement, cal["sigma"], clip, k_per_round, threshold
+                placement, cal["sigma"], clip, k_per_round, survivors
             )
             result[level]["points"].append(point)
             save()
