@@ -70,6 +70,7 @@ REPORTS: dict[str, Report] = {
     "coldstart-liked": Report("liked"),
     "cooccurrence": Report("cooccurrence", plot=True),
     "cooccurrence-scale": Report("cooccurrence_scale", plot=True),
+    "cooccurrence-tuning": Report("cooccurrence_tuning"),
     "deployment": Report("deployment"),
     "encoder": Report("encoder"),
     "federation": Report("federation", plot=True),
@@ -84,6 +85,8 @@ REPORTS: dict[str, Report] = {
 ALIASES: dict[str, str] = {
     "baselines": "quality",
     "coldstart-dp": "coldstart",
+    "cooccurrence-tuned": "cooccurrence",
+    "coldstart-tuned-liked": "coldstart-liked",
     "coldstart-dp-itemhead": "coldstart",
     "coldstart-itemhead": "coldstart",
     "encoder-h200": "encoder",

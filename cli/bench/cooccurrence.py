@@ -46,6 +46,13 @@ def cooccurrence(
             "written to NAME-scale.*"
         ),
     ] = False,
+    tune: Annotated[
+        bool,
+        typer.Option(
+            help="Instead: choose rank, content weight and fade on validation at ε 4 "
+            "(--draws fresh draws each), written to NAME-tuning.*"
+        ),
+    ] = False,
 ) -> None:
     """The private co-occurrence model vs popularity, DP popularity, the best baseline."""
     from fedrec.simulations.bench_cooccurrence import run_cooccurrence_bench, run_scale_bench
@@ -53,7 +60,23 @@ def cooccurrence(
     setup_logging()
     if placement not in ("secagg", "central", "local"):
         raise typer.BadParameter(f"placement must be secagg, central or local, got {placement!r}")
-    if scale:
+    if scale and tune:
+        raise typer.BadParameter("--scale and --tune are two different reports: pick one")
+    if tune:
+        from fedrec.simulations.bench_cooccurrence_tuning import run_tuning_bench
+
+        name = f"{name}-tuning"
+        if render_only:
+            rerender(output_dir, name, "cooccurrence-tuning")
+        else:
+            run_tuning_bench(
+                overrides=overrides_from(config, scenario),
+                output_dir=output_dir,
+                name=name,
+                draws=draws,
+                placement=placement,
+            )
+    elif scale:
         name = f"{name}-scale"
         if render_only:
             rerender(output_dir, name, "cooccurrence-scale")

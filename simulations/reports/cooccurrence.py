@@ -83,8 +83,8 @@ def markdown_report(result: dict[str, Any], png: str) -> str:
         "",
         "| ε | arm | NDCG@10 (mean of draws) | 95% interval | × popularity | × best "
         "centralized | DP popularity at ε | HR@10 | NDCG@10 (99 sampled) | coverage@10 "
-        "| new-user genre relevance |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| ILD genres@10 | mean pop. rank@10 | new-user genre relevance |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     dp_at = {d["epsilon"]: d[NDCG] for d in result["dp_popularity"]}
     rows = [(None, result["no_dp"]), *((p["epsilon"], p) for p in result["points"])]
@@ -99,7 +99,9 @@ def markdown_report(result: dict[str, Any], png: str) -> str:
             lines.append(
                 f"| {'no DP' if eps is None else f'{eps:g}'} | {arm} | {m[NDCG]:.4f} | {interval} "
                 f"| {m[NDCG] / pop:.2f}x | {m[NDCG] / best:.2f}x | {dp} | {m['hr@10_full']:.4f} "
-                f"| {m['ndcg@10_sampled']:.4f} | {m['coverage@10']:.3f} | {rel} |"
+                f"| {m['ndcg@10_sampled']:.4f} | {m['coverage@10']:.3f} "
+                f"| {_cell(m, 'ild_genres@10', '.3f')} | {_cell(m, 'mean_pop_rank@10', '.0f')} "
+                f"| {rel} |"
             )
     goal = result["goal"]
     g, goal_eps = goal["best"], goal["epsilon"]
@@ -151,14 +153,8 @@ def markdown_report(result: dict[str, Any], png: str) -> str:
             + " | ".join(cells)
             + " |"
         )
+    lines += ["", *_cost_lines(result), "", *_defaults_lines(result)]
     lines += [
-        "",
-        "Rank, content weight and fade are fixed defaults chosen once on "
-        f"{dataset_label(result['defaults_chosen_on'])} (looking at "
-        "validation and test NDCG and at these profiles), not tuned per run: their choice is "
-        "not in the privacy accounting, and the test figures of the with-text arm are "
-        "optimistic by that choice. On validation a larger content weight scored higher; on "
-        "test it scored lower, which is why the content part fades with a user's history.",
         "",
         f"Regenerate: `fedrec bench cooccurrence` (ε {epsilons}, "
         f"{result['draws']} draws, placement {result['placement']}); after `fedrec bench quality "
@@ -166,6 +162,71 @@ def markdown_report(result: dict[str, Any], png: str) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def _cell(metrics: dict[str, float], key: str, fmt: str) -> str:
+    return format(metrics[key], fmt) if key in metrics else "-"
+
+
+def _cost_lines(result: dict[str, Any]) -> list[str]:
+    """What each point cost to measure, and what a client sends and a device downloads."""
+    lines = []
+    if "bytes_per_client" in result:
+        lines.append(
+            f"**Sizes**: each client sends one vector of {result['bytes_per_client']:,} bytes "
+            "(the upper triangle of its co-occurrence, float32, before SecAgg+'s encoding: "
+            "secagg.md has the bytes on the wire); a device downloads an item model of "
+            + ", ".join(f"{v:,} bytes ({arm})" for arm, v in result["item_model_bytes"].items())
+            + " to rank on its own (item factors and biases, float32)."
+        )
+    timed = [p for p in result["points"] if "wall_s" in p]
+    if timed:
+        lines += [
+            "",
+            "| ε | survivors the noise is sized for | wall time, all draws | peak RSS |",
+            "|---|---|---|---|",
+        ]
+        for p in timed:
+            lines.append(
+                f"| {p['epsilon']:g} | {p['plan'].get('survivors') or '-'} "
+                f"| {p['wall_s']:.0f} s | {p['peak_rss_mib']:,.0f} MiB |"
+            )
+    return lines
+
+
+def _defaults_lines(result: dict[str, Any]) -> list[str]:
+    """Where rank, content weight and fade came from, and what that choice costs."""
+    s, tuning = result["settings"], result.get("defaults_tuning")
+    chosen_looking = (
+        "Rank, content weight and fade are fixed defaults chosen once on "
+        f"{dataset_label(result['defaults_chosen_on'])} (looking at "
+        "validation and test NDCG and at these profiles), not tuned per run: their choice "
+        "is not in the privacy accounting, and the test figures of the with-text arm are "
+        "optimistic by that choice."
+    )
+    if tuning is None:
+        return [
+            chosen_looking + " On validation a larger content weight scored higher; on test it "
+            "scored lower, which is why the content part fades with a user's history."
+        ]
+    chosen = tuning["chosen"]
+    if all(float(s[k]) == float(v) for k, v in chosen.items()):
+        return [
+            "Rank, content weight and fade are the defaults `fedrec bench cooccurrence "
+            f"--tune` chose on held-out items, never a test item ({tuning['source']}, "
+            f"{tuning['date']}, {tuning['draws']} draws at ε {tuning['epsilon']:g}); the test "
+            "figures above are their first look at test. The choice read the users' held-out "
+            "items, which the privacy accounting does not cover; a deployment that re-tunes "
+            "on its own users must account for it."
+        ]
+    return [
+        chosen_looking
+        + " `fedrec bench cooccurrence --tune`, which never looks at a test item, chose "
+        + ", ".join(f"{k} = {v:g}" for k, v in chosen.items())
+        + f" instead ({tuning['source']}, {tuning['date']}); this run kept "
+        + ", ".join(f"{k} = {s[k]}" for k in chosen)
+        + (f": {result['defaults_note']}" if result.get("defaults_note") else ".")
+    ]
 
 
 def _relevance_cell(relevance: dict[str, float]) -> str:

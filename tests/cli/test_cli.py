@@ -180,7 +180,7 @@ def test_bench_cooccurrence_reports_the_exact_ease_arm_against_the_best_baseline
     assert len(ease["tried"]) == 15 and ease["chosen"] in [
         {k: row[k] for k in ease["chosen"]} for row in ease["tried"]
     ]
-    best = max(ease["tried"], key=lambda row: row["valid"])
+    best = max(ease["tried"], key=lambda row: row["heldout"])
     assert ease["chosen"]["cooccurrence-l2"] == best["cooccurrence-l2"]  # chosen on validation
     paired = ease["paired"]
     assert paired["baseline"] == result["baselines"]["best"]
@@ -211,3 +211,22 @@ def test_bench_cooccurrence_scale_writes_its_report_and_rerenders_it(tmp_path: P
     before = (tmp_path / "cooccurrence-scale.md").read_text()
     again = _fedrec("bench", "cooccurrence", "--render-only", *common)
     assert again.returncode == 0 and (tmp_path / "cooccurrence-scale.md").read_text() == before
+
+
+def test_bench_cooccurrence_tune_writes_its_report_and_rerenders_it(tmp_path: Path) -> None:
+    import json
+
+    ratings = _tiny_ratings(tmp_path / "ratings.csv")
+    common = ("--output-dir", str(tmp_path), "--draws", "1", "--tune")
+    out = _fedrec(
+        *("bench", "cooccurrence", *common),
+        *("-c", "dataset=generic", "-c", f"data-path={ratings}"),
+    )
+    assert out.returncode == 0, out.stderr
+    result = json.loads((tmp_path / "cooccurrence-tuning.json").read_text())
+    assert "outer valid" in result["targets"] and len(result["rows"]) == 175
+    before = (tmp_path / "cooccurrence-tuning.md").read_text()
+    again = _fedrec("bench", "cooccurrence", "--render-only", *common)
+    assert again.returncode == 0 and (tmp_path / "cooccurrence-tuning.md").read_text() == before
+    both = _fedrec("bench", "cooccurrence", "--scale", *common)
+    assert both.returncode == 2 and "pick one" in both.stdout + both.stderr
