@@ -89,9 +89,14 @@ def _train_cooccurrence(overrides: dict[str, Any], console: Console) -> tuple[Pa
     from fedrec.shared.baselines import DPPopularity, popularity_score_fn
     from fedrec.shared.data import load_split
     from fedrec.shared.evaluation import evaluate_model
-    from fedrec.simulation.cooccurrence import train_cooccurrence
+    from fedrec.simulation.cooccurrence import DEPLOYABLE_SECAGG, train_cooccurrence
 
-    overrides = {"user-dp": "secagg", "run-name": "cooccurrence", **overrides}
+    overrides = {
+        "user-dp": "secagg",
+        "run-name": "cooccurrence",
+        **DEPLOYABLE_SECAGG,
+        **overrides,
+    }
     cfg = resolve_config({}, overrides)
     run_dir = Path(cfg.output.output_dir) / cfg.output.run_name
     if (run_dir / "LATEST").exists():
