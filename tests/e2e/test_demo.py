@@ -7,6 +7,8 @@ import pytest
 from rich.console import Console
 
 from fedrec.cli.demo import run_demo
+from fedrec.shared.checkpoint import load_checkpoint
+from fedrec.simulation.cooccurrence import DEPLOYABLE_SECAGG
 from tests.e2e.helpers import write_tiny_ratings
 
 pytestmark = pytest.mark.slow
@@ -34,6 +36,12 @@ def test_the_default_demo_trains_privately_and_serves(tmp_path: Path) -> None:
     assert "popularity NDCG@10" in out and "DP popularity" in out  # next to the baselines
     assert "-DP per user" in out and "secagg" in out  # the guarantee, its unit, its placement
     assert "POST /v1/recommendations/cold-start" in out
+    # Released as it would over Flower: a ring of shares, noise sized for the survivor floor.
+    ckpt = load_checkpoint(tmp_path / "runs" / "demo")
+    assert (
+        ckpt.manifest["config"]["secagg-min-survivors"] == DEPLOYABLE_SECAGG["secagg-min-survivors"]
+    )
+    assert ckpt.manifest["history"][0]["release"]["survivors"] == 27  # ceil(0.9 x 30 clients)
     # Run again: the release is served, not repeated (that would spend the budget twice).
     again = Console(record=True, width=200)
     run_demo(overrides, port=_port(), console=again)
