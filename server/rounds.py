@@ -78,6 +78,9 @@ class SecureSum:
     total: dict[str, np.ndarray] | None = None  # None: the protocol halted
     survivors: int = 0
     metrics: list[dict[str, Any]] = field(default_factory=list)  # per survivor, plaintext
+    # Why each failed node failed, from its error reply (a node config it cannot train
+    # with, an exception); nodes that went silent have the SuperLink's reason.
+    errors: dict[int, str] = field(default_factory=dict)
     failures: int = 0
     stages: list[dict[str, Any]] = field(default_factory=list)  # per stage: its time, bytes
 

@@ -269,8 +269,11 @@ class _MeteredGrid:
     fedrec's own rounds do), with the same replies.
     """
 
-    def __init__(self, grid: Grid, cost: StageCost, max_in_flight: int) -> None:
+    def __init__(
+        self, grid: Grid, cost: StageCost, max_in_flight: int, errors: dict[int, str]
+    ) -> None:
         self.grid, self.cost, self.max_in_flight = grid, cost, max_in_flight
+        self.errors = errors  # node -> why it failed, the round's first reason per node
 
     def send_and_receive(
         self, messages: Iterable[Message], *, timeout: float | None = None
@@ -285,8 +288,14 @@ class _MeteredGrid:
         cost.wait_seconds += time.perf_counter() - started
         cost.messages += len(sent)
         cost.sent_bytes += sum(content_bytes(m.content) for m in sent)
+        # An error reply the SuperLink writes for a silent node comes from the SuperLink:
+        # the node is the one the answered message went to.
+        to = {m.metadata.message_id: m.metadata.dst_node_id for m in sent}
         for reply in replies:
-            if not reply.has_error():
+            if reply.has_error():
+                node = to.get(reply.metadata.reply_to_message_id, reply.metadata.src_node_id)
+                self.errors.setdefault(node, reply.error.reason or "")
+            else:
                 size = content_bytes(reply.content)
                 cost.replies += 1
                 cost.received_bytes += size
@@ -336,6 +345,7 @@ class _TimedWorkflow(SecAggPlusWorkflow):
         self.max_in_flight = max_in_flight
         self.min_survivors = min_survivors
         self.costs: list[StageCost] = []
+        self.errors: dict[int, str] = {}  # node -> why its reply was an error
 
     def _timed(
         self, name: str, stage: Stage, grid: Grid, context: LegacyContext, state: WorkflowState
@@ -344,7 +354,8 @@ class _TimedWorkflow(SecAggPlusWorkflow):
         self.costs.append(cost)
         started = time.perf_counter()
         try:
-            return stage(cast(Grid, _MeteredGrid(grid, cost, self.max_in_flight)), context, state)
+            metered = _MeteredGrid(grid, cost, self.max_in_flight, self.errors)
+            return stage(cast(Grid, metered), context, state)
         finally:
             cost.seconds = time.perf_counter() - started
 
@@ -449,6 +460,7 @@ def secure_sum(
     )
     workflow(grid, context)
     out.stages = [c.to_dict() for c in workflow.costs]
+    out.errors = dict(workflow.errors)
     logger.info("round %d: SecAgg+ %s", server_round, stages_line(workflow.costs))
     out.failures = out.sampled - len(strategy.results)
     if strategy.aggregate is None:

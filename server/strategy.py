@@ -264,6 +264,11 @@ class FedRecStrategy(FedAvg):
     ) -> tuple[ArrayRecord | None, MetricRecord | None]:
         """The round's new model from a SecAgg+ sum (:meth:`RoundRules.aggregate_secure`)."""
         assert self._current is not None, "configure_train first: it fixes the round's model"
+        # Failures are screened as in plain rounds: logged, and a node that cannot train
+        # with its node config is left out of the rest of the run instead of only counting
+        # as a dropout every round.
+        failed = [Reply(n, None, error=_short_reason(r)) for n, r in secure.errors.items()]
+        self.rules.screen_failures(server_round, failed)
         return self._answer(self.rules.aggregate_secure(server_round, self._current, secure))
 
     def _answer(self, result: RoundResult) -> tuple[ArrayRecord | None, MetricRecord]:

@@ -27,7 +27,7 @@ from fedrec.server.server_app import run_federation
 from fedrec.server.strategy import FedRecStrategy
 from fedrec.shared.checkpoint import load_checkpoint
 from fedrec.shared.config import resolve_config
-from fedrec.shared.errors import CheckpointError
+from fedrec.shared.errors import CheckpointError, NodeConfigError
 from fedrec.shared.privacy import clip_update
 from fedrec.shared.protocol import SECAGG_CLIENTS, SECAGG_MIN_SURVIVORS
 from fedrec.shared.serialization import numpy_to_arrays
@@ -203,6 +203,34 @@ def test_a_node_gone_before_it_shared_its_keys_leaves_the_sum_of_the_others(
     assert result.survivors == 2 and result.failures == 1 and result.sampled == 3
     expected = sum(v["item_bias"].astype(np.float64) for n, v in vectors.items() if n != 3)
     np.testing.assert_allclose(result.total["item_bias"], expected, atol=1e-4)
+
+
+def test_a_misconfigured_node_is_named_and_left_out_of_later_secagg_rounds(
+    loopback_grid: type, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A node that cannot train with its node config (device='cuda' on a CPU node) fails
+    # inside SecAgg+: the server learns why from its error reply, says so once, and does
+    # not sample it again, instead of counting it as one more dropout every round.
+    vectors = _vectors(4, seed=5)
+    inner = _vector_app(vectors, fail=set())
+
+    def app(msg: Message, context: Context) -> Message:
+        if context.node_id == 2:
+            raise NodeConfigError("node config device='cuda': no CUDA device on this node")
+        return inner(msg, context)
+
+    grid = loopback_grid(app, 4)
+    cfg = resolve_config({}, {"user-dp": "secagg"})
+    strategy = FedRecStrategy(fraction_train=1.0, fraction_evaluate=0.0, min_train_nodes=2)
+    arrays = numpy_to_arrays({k: np.zeros(s, np.float32) for k, s in SHAPES.items()})
+    messages = list(strategy.configure_train(1, arrays, ConfigRecord({"x": 1}), grid))
+    secure = secure_sum(grid, messages, server_round=1, privacy=cfg.privacy, timeout=None)
+    assert secure.survivors == 3 and "device='cuda'" in secure.errors[2]
+    with caplog.at_level("ERROR", logger="fedrec.server.rounds"):
+        strategy.aggregate_secure(1, secure)
+    assert "node 2 cannot train with its node config" in caplog.text
+    later = strategy.configure_train(2, arrays, ConfigRecord({"x": 1}), grid)
+    assert {m.metadata.dst_node_id for m in later} == {1, 3, 4}
 
 
 def test_too_many_dropouts_reveal_nothing(loopback_grid: type) -> None:
