@@ -46,7 +46,8 @@ def markdown(result: dict[str, Any], name: str) -> str:
         f"the sum {result['noise_std_on_sum']:.3f}: the exact sum plus one Gaussian draw of "
         "the std the clients' shares add up to), "
         f"{result['draws']} fresh draws per candidate, every candidate post-processing of the "
-        f"same draws. Grid, fixed before any result: {grid}.",
+        "same draws. Grid (fixed in advance; widened past ends that earlier runs chose, never "
+        f"narrowed): {grid}.",
         "",
         f"Popularity on the same held-out items: NDCG@10 {pop:.4f}.",
         "",
