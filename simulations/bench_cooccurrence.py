@@ -72,13 +72,13 @@ DEFAULTS_NOTE = (
 )
 
 
-# Without DP the exact sum is released, so its EASE item model can be tuned on validation at
-# no privacy cost: the grid, fixed before any result was seen.
 def deployable(placement: str) -> dict[str, float]:
     """The settings under the user's overrides: the deployable share graph under secagg."""
     return dict(DEPLOYABLE_SECAGG) if placement == "secagg" else {}
 
 
+# Without DP the exact sum is released, so its EASE item model can be tuned on validation at
+# no privacy cost: the grid, fixed before any result was seen.
 EASE_GRID: dict[str, tuple[float, ...]] = {
     "cooccurrence-l2": (0.3, 1.0, 3.0),
     "cooccurrence-dropout": (0.0, 0.2, 0.33, 0.5, 0.67),
@@ -342,7 +342,7 @@ def run_cooccurrence_bench(
 
 
 def _tuning(path: Path, cfg: FedRecConfig) -> dict[str, Any] | None:
-    """The validation choice of rank, content weight and fade (``--tune``), if made here."""
+    """The held-out choice of rank, content weight and fade (``--tune``), if made here."""
     if not path.exists():
         return None
     saved = json.loads(path.read_text())

@@ -1,4 +1,4 @@
-"""``fedrec bench cooccurrence --tune``: choose rank, content weight and fade on validation.
+"""``fedrec bench cooccurrence --tune``: choose rank, content weight and fade on held-out items.
 
 The co-occurrence model's three post-processing knobs (``cooccurrence-rank``,
 ``cooccurrence-content-weight``, ``cooccurrence-content-fade``) are fixed defaults. This
@@ -17,9 +17,11 @@ to (:func:`fedrec.simulations.bench_cooccurrence.noise_on_sum`): the release's
 distribution, less SecAgg+'s quantization, at a fraction of the cost of simulating every
 client's share.
 
-What this choice costs: it reads the users' validation items, which the privacy accounting
-does not cover (docs/privacy.md, "What is not accounted"). It is made once, on ML-100K, and
-shipped as defaults; a deployment that re-tunes on its own users must account for it.
+What this choice costs: it reads the users' held-out items, which the privacy accounting
+does not cover (docs/privacy.md, "What is not accounted"); a deployment that re-tunes on
+its own users must account for it. It scores warm users only: the shipped defaults are not
+its choice, since the service's answers to new users use the same factors
+(:data:`fedrec.simulations.bench_cooccurrence.DEFAULTS_NOTE`).
 """
 
 from __future__ import annotations
@@ -121,7 +123,7 @@ def run_tuning_bench(
     cache = Path(cfg.text.text_cache_dir or default_cache_dir())
     emb = text_embeddings(dataset.items.texts, cache, max_length=cfg.text.text_max_length)
     splits = {"outer": split, "inner": inner_split(split, cfg.data.seed)}
-    pop_valid = float(
+    pop_heldout = float(
         np.mean(
             [
                 evaluate_model(
@@ -171,7 +173,7 @@ def run_tuning_bench(
         "draws": draws,
         "settings": cfg.to_run_config(),
         "grid": {k: list(v) for k, v in grid.items()},
-        "popularity_heldout": pop_valid,
+        "popularity_heldout": pop_heldout,
         "rows": rows,
         "chosen": {k: chosen[k] for k in KEYS},
         "shipped": shipped,
