@@ -180,7 +180,7 @@ def test_bench_cooccurrence_reports_the_exact_ease_arm_against_the_best_baseline
     assert len(ease["tried"]) == 15 and ease["chosen"] in [
         {k: row[k] for k in ease["chosen"]} for row in ease["tried"]
     ]
-    best = max(ease["tried"], key=lambda row: row["heldout"])
+    best = max(ease["tried"], key=lambda row: row["valid"])
     assert ease["chosen"]["cooccurrence-l2"] == best["cooccurrence-l2"]  # chosen on validation
     paired = ease["paired"]
     assert paired["baseline"] == result["baselines"]["best"]
