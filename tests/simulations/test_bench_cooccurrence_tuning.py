@@ -9,6 +9,7 @@ import pytest
 from fedrec.shared.config import resolve_config
 from fedrec.shared.data import load_split
 from fedrec.simulations import bench_cooccurrence_tuning as tuning
+from fedrec.simulations.loopback import write_tiny_ratings
 from fedrec.simulations.reports.cooccurrence_tuning import markdown
 
 GRID = {
@@ -18,18 +19,10 @@ GRID = {
 }
 
 
-def _ratings(path: Path, users: int = 30) -> Path:
-    rows = ["user,item,rating,timestamp"]
-    for u in range(users):
-        base = 0 if u % 2 == 0 else 10
-        rows += [f"{u},{base + (u + t) % 10},5,{t}" for t in range(7)]
-    path.write_text("\n".join(rows) + "\n")
-    return path
-
-
 @pytest.fixture
 def overrides(tmp_path: Path) -> dict[str, Any]:
-    return {"dataset": "generic", "data-path": str(_ratings(tmp_path / "ratings.csv"))}
+    ratings = write_tiny_ratings(tmp_path / "ratings.csv", n_users=30, n_items=20, per_user=7)
+    return {"dataset": "generic", "data-path": str(ratings)}
 
 
 def test_tuning_never_holds_out_a_test_item_and_chooses_the_best_mean(
