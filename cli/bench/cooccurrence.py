@@ -49,8 +49,8 @@ def cooccurrence(
     tune: Annotated[
         bool,
         typer.Option(
-            help="Instead: choose rank, content weight and fade on validation at ε 4 "
-            "(--draws fresh draws each), written to NAME-tuning.*"
+            help="Instead: choose rank, content weight and fade on held-out items, never a "
+            "test item, at ε 4 (--draws fresh draws each), written to NAME-tuning.*"
         ),
     ] = False,
 ) -> None:
@@ -62,26 +62,17 @@ def cooccurrence(
         raise typer.BadParameter(f"placement must be secagg, central or local, got {placement!r}")
     if scale and tune:
         raise typer.BadParameter("--scale and --tune are two different reports: pick one")
-    if tune:
+    if tune or scale:
         from fedrec.simulations.bench_cooccurrence_tuning import run_tuning_bench
 
-        name = f"{name}-tuning"
+        # Two reports of their own, run and re-rendered alike: NAME-tuning.*, NAME-scale.*
+        suffix = "tuning" if tune else "scale"
+        name = f"{name}-{suffix}"
         if render_only:
-            rerender(output_dir, name, "cooccurrence-tuning")
+            rerender(output_dir, name, f"cooccurrence-{suffix}")
         else:
-            run_tuning_bench(
-                overrides=overrides_from(config, scenario),
-                output_dir=output_dir,
-                name=name,
-                draws=draws,
-                placement=placement,
-            )
-    elif scale:
-        name = f"{name}-scale"
-        if render_only:
-            rerender(output_dir, name, "cooccurrence-scale")
-        else:
-            run_scale_bench(
+            run = run_tuning_bench if tune else run_scale_bench
+            run(
                 overrides=overrides_from(config, scenario),
                 output_dir=output_dir,
                 name=name,
