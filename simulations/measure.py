@@ -156,6 +156,8 @@ class ThreadSampler:
     called it, so the samples say where, the CPU seconds say how much). Thread names are
     folded (``Thread-28 (add_messages_to_queue)`` -> ``add_messages_to_queue``;
     ``ThreadPoolExecutor-3_1`` -> ``ThreadPoolExecutor-N_N``): threads of one role add up.
+    A thread that ends inside the window is sampled but its CPU seconds are lost (the
+    kernel's counters go with it), so it is missing from the CPU table.
     """
 
     def __init__(self, interval_s: float = 0.02) -> None:

@@ -92,8 +92,11 @@ def test_the_benchmark_runs_flowers_secagg_release_and_reports_it(tmp_path: Path
         masked = cost["stages"][2]["received_bytes"] / USERS
         assert masked > 8 * cost["entries"] == 8 * 150  # the int64 masked vector, per client
     assert arm["peak_tree_rss_mib"] > arm["peak_driver_rss_mib"] > 50
-    threads = {t["thread"]: t for t in arm["threads"]}  # the driver's, over the steady slice
-    assert "server_th_with_start_checks" in threads and all(t["cpu_s"] >= 0 for t in arm["threads"])
+    # The driver's busiest threads over the steady slice; which ones lead depends on the
+    # machine's load (CI once ranked the ServerApp's thread below six others), so only the
+    # shape is checked here and the sampler itself in test_measure.
+    cpu = [t["cpu_s"] for t in arm["threads"]]
+    assert 0 < len(cpu) <= 6 and cpu == sorted(cpu, reverse=True) and min(cpu) >= 0
     assert arm["privacy"]["shares"] == 3 and arm["privacy"]["threshold"] == 2
     summary = arm["summary"]
     assert summary["release_s_extrapolated"] and summary["steady_slices"] == [2]

@@ -1,12 +1,13 @@
-"""Peak memory over a process tree: summed RSS and PSS, and who held what at the peak."""
+"""Peak memory over a process tree (summed RSS and PSS, who held what) and CPU per thread."""
 
 import subprocess
 import sys
+import threading
 import time
 
 import psutil
 
-from fedrec.simulations.measure import PeakMemory, import_rss, process_role
+from fedrec.simulations.measure import PeakMemory, ThreadSampler, import_rss, process_role
 
 _HOLD = "import time; x = bytearray(64 * 2**20); x[::4096] = b'1' * len(x[::4096]); time.sleep(2)"
 
@@ -45,3 +46,26 @@ def test_ray_processes_are_named_by_their_titles_and_scripts() -> None:
 def test_import_costs_are_measured_in_a_fresh_interpreter() -> None:
     alone, numpy = import_rss(()), import_rss(("numpy",))
     assert set(alone) == {"rss", "uss", "pss"} and numpy["rss"] > alone["rss"]
+
+
+def _spin(stop: threading.Event) -> None:
+    while not stop.is_set():
+        sum(range(1000))
+
+
+def test_a_busy_thread_is_charged_its_cpu_under_its_folded_role() -> None:
+    stop = threading.Event()
+    worker = threading.Thread(target=_spin, args=(stop,), name="Thread-41 (spin)")
+    with ThreadSampler(interval_s=0.005) as sampler:
+        worker.start()
+        time.sleep(0.5)
+    stop.set()  # after the window: a thread that ends inside it leaves no CPU to read
+    worker.join()
+    rows = {row["thread"]: row for row in sampler.summary(threads=50)}
+    assert rows["spin"]["cpu_s"] > 0.1  # a spinning thread holds the GIL most of the window
+    assert rows["spin"]["where"] and rows["spin"]["where"][0]["function"].startswith(
+        "test_measure.py:"
+    )
+    shares = [row["cpu_s"] for row in sampler.summary(threads=50)]
+    assert shares == sorted(shares, reverse=True)
+    assert ThreadSampler.role("ThreadPoolExecutor-3_1") == "ThreadPoolExecutor-N_N"
