@@ -9,7 +9,12 @@ STAMP  := $(VENV)/.installed
 # torch==2.13.0 goes in first, alone: it is the CPU build on disk here; letting pip resolve
 # torch through another package would download a multi-GB CUDA build. --no-compile: pip
 # would byte-compile every module of every package up front (most of set-up's time);
-# Python compiles the ones a command imports on first use instead.
+# Python compiles the ones a command imports on first use instead, and keeps them: so the
+# targets below write bytecode even where the environment says not to
+# (PYTHONDONTWRITEBYTECODE, set in many container images). Without it every process (the
+# service, each Flower and Ray worker, each test's subprocess) compiles transformers,
+# torch and flwr from source again, several seconds each.
+unexport PYTHONDONTWRITEBYTECODE
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) on PATH (or make PYTHON=python3 ...)"; exit 1; }
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
