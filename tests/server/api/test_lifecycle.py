@@ -1,7 +1,9 @@
 """Readiness apart from liveness, and hot reload, over real HTTP."""
 
+import gc
 import threading
 import time
+import weakref
 from pathlib import Path
 
 import httpx
@@ -149,3 +151,28 @@ def test_a_request_in_flight_finishes_on_the_model_it_started_with(tmp_path: Pat
 def _holder_of(client: httpx.Client) -> state.ModelHolder:
     """The holder of the in-process server behind ``client`` (its app is in this process)."""
     return SERVED_APPS[str(client.base_url.port)].state.holder  # type: ignore[no-any-return]
+
+
+def test_the_served_model_is_kept_out_of_collections_and_a_replaced_one_is_freed(
+    tmp_path: Path,
+) -> None:
+    run = make_run(tmp_path / "tiny")
+    server = serve(run, admin_token=ADMIN_TOKEN)
+    client = next(server)
+    try:
+        holder = _holder_of(client)
+        served = holder.served
+        assert served is not None and gc.is_tracked(served.recommender)
+        # Frozen: in no generation, so no collection walks it while requests wait.
+        assert gc.get_freeze_count() > 0
+        assert not any(o is served.recommender for o in gc.get_objects(generation=2))
+        old = weakref.ref(served.recommender)
+        del served
+        _round(run, 4)
+        assert client.post("/v1/admin/reload", headers=OK).json()["reloaded"] is True
+        assert old() is None  # freed with the reload, not kept frozen
+        new = holder.served
+        assert new is not None
+        assert not any(o is new.recommender for o in gc.get_objects(generation=2))
+    finally:
+        server.close()
