@@ -137,6 +137,12 @@ def serve_markdown(result: dict[str, Any]) -> str:
             " -- the machine was not idle, so latencies are upper bounds."
             if max(m["load_avg_before"][:1]) > 0.5
             else "."
+        )
+        + (
+            " The service kept Python's bytecode cache, as `make` runs it: a start does not"
+            " compile its libraries again."
+            if m.get("service_bytecode_cache")
+            else ""
         ),
         "",
         _model_line(result["model"]),
