@@ -90,8 +90,14 @@ class Recommender(EditableCatalogue):
         if towers is not None and item_text_emb is not None:
             emb = item_text_emb.astype(np.float32)
             q, b = towers.item_vectors(q, b, emb)
+        # Liked items as item-kNN on the factors (.scoring.similar_to_liked) where the model
+        # says how to weigh them next to its popularity; else through a user vector.
+        self.liked_weight = (
+            liked_weight if content_split is not None and item_prior is not None else None
+        )
         super().__init__(
-            Tables.of(q, b, emb, catalog, item_prior),
+            # item-kNN reads the trained items' cosines: kept with the tables (Tables.gram)
+            Tables.of(q, b, emb, catalog, item_prior, gram=self.liked_weight is not None),
             towers=towers,
             text_map=text_map_for(towers, emb, q, b),
         )
@@ -104,11 +110,6 @@ class Recommender(EditableCatalogue):
                 similarity_weight=intent_weights[0],
                 prior_weight=intent_weights[1],
             )
-        # Liked items as item-kNN on the factors (.scoring.similar_to_liked) where the model
-        # says how to weigh them next to its popularity; else through a user vector.
-        self.liked_weight = (
-            liked_weight if content_split is not None and item_prior is not None else None
-        )
 
     @classmethod
     def from_checkpoint(

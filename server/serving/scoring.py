@@ -63,9 +63,21 @@ def liked_similarity(t: Tables, liked: np.ndarray) -> np.ndarray:
 
     A co-occurrence model's factors hold its collaborative part and the items' public text
     part, so an item whose collaborative part is mostly noise (a rarely held one, under DP)
-    is still placed by its text.
+    is still placed by its text. A trained liked item's cosines with the trained items are
+    read off :attr:`Tables.gram` where the tables keep it; the rest are computed.
     """
-    return (t.unit @ t.unit[liked].T).astype(np.float64)  # type: ignore[no-any-return]
+    if t.gram is None:
+        return (t.unit @ t.unit[liked].T).astype(np.float64)  # type: ignore[no-any-return]
+    n0 = len(t.gram)
+    out = np.empty((len(t.ids), liked.size), np.float64)
+    trained = liked < n0
+    held, added = liked[trained], liked[~trained]
+    if held.size:
+        out[:n0, trained] = t.gram[held].T  # symmetric: the liked items' rows
+        out[n0:, trained] = t.unit[n0:] @ t.unit[held].T
+    if added.size:
+        out[:, ~trained] = t.unit @ t.unit[added].T
+    return out
 
 
 def similar_to_liked(

@@ -34,6 +34,13 @@ def unit_rows(q: np.ndarray) -> np.ndarray:
     return q / np.maximum(np.linalg.norm(q, axis=1, keepdims=True), 1e-12)  # type: ignore[no-any-return]
 
 
+# The trained items' cosines (Tables.gram) are kept up to this many items (a float32
+# matrix of 256 MiB), and past GRAM_ANY_WIDTH_ITEMS only where they are no larger than
+# the item vectors themselves (a co-occurrence model's are as wide as the catalogue).
+GRAM_MAX_ITEMS = 8192
+GRAM_ANY_WIDTH_ITEMS = 2048
+
+
 @dataclass(frozen=True)
 class Tables:
     """The served items, as one value: replaced whole by a change, never edited in place."""
@@ -49,6 +56,10 @@ class Tables:
     index_of: dict[str, int]
     # [n] the model's item popularity (free-text queries, .intent); [0] when it has none
     prior: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
+    # [n0, n0] cosines among the trained items (``unit @ unit.T``), where asked for: a
+    # liked item's similarities are then a row read, not a pass over every item's vector.
+    # Trained items never change, so added items leave it valid (``.scoring``).
+    gram: np.ndarray | None = None
 
     @classmethod
     def of(
@@ -58,15 +69,24 @@ class Tables:
         emb: np.ndarray,
         catalog: ItemCatalog,
         prior: np.ndarray | None = None,
+        *,
+        gram: bool = False,
     ) -> Tables:
-        """The tables of a trained catalogue and its served vectors, biases and embeddings."""
+        """The tables of a trained catalogue and its served vectors, biases and embeddings.
+
+        ``gram``: also the trained items' cosines (:attr:`gram`), unless the catalogue is
+        larger than :data:`GRAM_MAX_ITEMS` or the matrix would outweigh the vectors.
+        """
         ids = tuple(catalog.raw_ids)
         if prior is not None and prior.shape != (len(ids),):
             raise ValueError(f"item_prior has shape {prior.shape}, expected ({len(ids)},)")
+        unit = unit_rows(q)
+        n, d = unit.shape
+        keep_gram = gram and n <= GRAM_MAX_ITEMS and n <= max(d, GRAM_ANY_WIDTH_ITEMS)
         return cls(
             q=q,
             b=b,
-            unit=unit_rows(q),
+            unit=unit,
             emb=emb,
             ids=ids,
             titles=tuple(catalog.titles),
@@ -74,6 +94,7 @@ class Tables:
             texts=tuple(catalog.texts),
             index_of={raw: i for i, raw in enumerate(ids)},
             prior=np.zeros(0, np.float32) if prior is None else prior.astype(np.float32),
+            gram=(unit @ unit.T).astype(np.float32) if keep_gram else None,
         )
 
     # -- look-ups ----------------------------------------------------------------------
@@ -131,6 +152,7 @@ class Tables:
             prior=np.concatenate([self.prior, np.full(len(ids), _typical(self.prior))])
             if self.prior.size
             else self.prior,
+            gram=self.gram,
         )
 
     def replaced(
@@ -154,6 +176,7 @@ class Tables:
 
         return replace(
             self,
+            gram=self._gram_without(index),
             q=vectors,
             b=bias,
             emb=embs,
@@ -181,7 +204,12 @@ class Tables:
             texts=drop(self.texts),
             index_of={raw: i for i, raw in enumerate(ids)},
             prior=np.delete(self.prior, index) if self.prior.size else self.prior,
+            gram=self._gram_without(index),
         )
+
+    def _gram_without(self, index: int) -> np.ndarray | None:
+        """:attr:`gram` after item ``index`` changes: kept unless ``index`` is a trained item."""
+        return self.gram if self.gram is not None and index >= len(self.gram) else None
 
 
 def _typical(prior: np.ndarray) -> float:

@@ -3,6 +3,8 @@
 from pathlib import Path
 
 import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from pytest import MonkeyPatch
 
 from fedrec.server.serving import Recommender, scoring
@@ -118,3 +120,62 @@ def test_an_answer_computes_the_liked_similarities_once(monkeypatch: MonkeyPatch
     answer = rec.cold_start(["0", "3"], k=4)
     assert len(calls) == 1  # the scores and the explanation share them
     assert [(it.id, it.score, it.because) for it in answer.items] == expected
+
+
+def _direct(t: Tables, liked: np.ndarray) -> np.ndarray:
+    return (t.unit @ t.unit[liked].T).astype(np.float64)  # type: ignore[no-any-return]
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    n=st.integers(2, 30),
+    width=st.integers(1, 40),
+    added=st.integers(0, 5),
+    picks=st.lists(st.integers(0, 10_000), min_size=1, max_size=6),
+    seed=st.integers(0, 2**16),
+)
+def test_the_kept_cosines_answer_as_computing_them_does_with_added_items(
+    n: int, width: int, added: int, picks: list[int], seed: int
+) -> None:
+    rng = np.random.default_rng(seed)
+    q = rng.normal(size=(n, width)).astype(np.float32)
+    kept = Tables.of(q, np.zeros(n), np.zeros((n, 0)), numbered_catalog(n), gram=True)
+    assert kept.gram is not None and kept.gram.shape == (n, n)
+    if added:
+        kept = kept.appended(
+            rng.normal(size=(added, width)).astype(np.float32),
+            np.zeros(added),
+            np.zeros((added, 0)),
+            ids=[f"new{j}" for j in range(added)],
+            titles=[f"New {j}" for j in range(added)],
+            genres=[["Drama"]] * added,
+            texts=[""] * added,
+        )
+    liked = np.unique(np.array(picks) % len(kept.ids))
+    np.testing.assert_allclose(
+        scoring.liked_similarity(kept, liked), _direct(kept, liked), rtol=1e-5, atol=1e-6
+    )
+    if added:  # changing or removing an added item keeps the trained cosines valid
+        changed = kept.replaced(
+            n, rng.normal(size=width), 0.0, np.zeros(0), title="x", genres=[], text=""
+        )
+        assert changed.gram is kept.gram
+        liked = np.unique(np.array(picks) % len(changed.ids))
+        np.testing.assert_allclose(
+            scoring.liked_similarity(changed, liked), _direct(changed, liked), atol=1e-5
+        )
+        assert kept.without(n).gram is kept.gram
+    assert kept.without(0).gram is None  # a trained item gone: computed again, not misread
+
+
+def test_the_cosines_are_kept_only_where_asked_and_within_their_size_limits() -> None:
+    from fedrec.server.serving import tables
+
+    def of(n: int, width: int, gram: bool = True) -> Tables:
+        q = np.ones((n, width), np.float32)
+        return Tables.of(q, np.zeros(n), np.zeros((n, 0)), numbered_catalog(n), gram=gram)
+
+    assert of(6, 4, gram=False).gram is None
+    assert of(tables.GRAM_ANY_WIDTH_ITEMS + 1, 4).gram is None  # would outweigh the vectors
+    assert of(tables.GRAM_ANY_WIDTH_ITEMS + 1, tables.GRAM_ANY_WIDTH_ITEMS + 1).gram is not None
+    assert _rec().tables.gram is not None  # item-kNN on liked items keeps them
