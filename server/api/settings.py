@@ -84,6 +84,11 @@ class Settings(BaseSettings):
         "concurrent texts queued meanwhile share the next pass. More than one helps only "
         "with cores to spare: otherwise one pass over a bigger batch does more.",
     )
+    freeze_heap: bool = Field(
+        True,
+        description="After each load, collect once and keep the model's objects out of later "
+        "garbage collections (gc.freeze), so none walks them while requests wait.",
+    )
     fold_in_weight: float = Field(
         FOLD_IN_WEIGHT,
         ge=0.0,

@@ -151,7 +151,7 @@ class ModelHolder:
             self.status = "no-model"
             return
         self.served, self.status = served, "ready"
-        logger.debug("heap settled in %.2f s", settle_heap())
+        self._settle()
 
     def start(self, then: Callable[[], None] | None = None) -> threading.Thread:
         """Load in a background thread (the port answers meanwhile, ``loading``).
@@ -190,10 +190,14 @@ class ModelHolder:
                 self.served, self.status, self.error = served, "ready", None
                 old = current.version if current is not None else "nothing"
                 del current  # the replaced model: gone before the heap is settled
-                logger.debug("heap settled in %.2f s", settle_heap())
+                self._settle()
             self.reloads["ok"] += 1
             logger.info("reloaded: serving %s (was %s)", served.version, old)
             return ReloadResult(True, served.version, f"now serving {served.version}")
+
+    def _settle(self) -> None:
+        if self.settings.freeze_heap:
+            logger.debug("heap settled in %.2f s", settle_heap())
 
     def _refused(self, current: ServedModel | None, why: str) -> ReloadResult:
         self.reloads["failed"] += 1

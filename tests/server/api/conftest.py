@@ -125,6 +125,9 @@ def wait_loaded(client: httpx.Client, timeout: float = 60) -> None:
 
 
 def _serve(model_path: Path, **extra: object) -> Iterator[httpx.Client]:
+    # A test process's heap is the whole test run's: freezing it at every load would only
+    # cost a full collection each time (test_lifecycle turns it on to test it).
+    extra.setdefault("freeze_heap", False)
     settings = Settings(model_path=str(model_path), port=_free_port(), max_k=5, **extra)
     app = SERVED_APPS[str(settings.port)] = create_app(settings)
     server = uvicorn.Server(

@@ -157,7 +157,7 @@ def test_the_served_model_is_kept_out_of_collections_and_a_replaced_one_is_freed
     tmp_path: Path,
 ) -> None:
     run = make_run(tmp_path / "tiny")
-    server = serve(run, admin_token=ADMIN_TOKEN)
+    server = serve(run, admin_token=ADMIN_TOKEN, freeze_heap=True)
     client = next(server)
     try:
         holder = _holder_of(client)
@@ -176,3 +176,4 @@ def test_the_served_model_is_kept_out_of_collections_and_a_replaced_one_is_freed
         assert not any(o is new.recommender for o in gc.get_objects(generation=2))
     finally:
         server.close()
+        gc.unfreeze()  # the rest of the test run collects as usual
